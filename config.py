@@ -1,0 +1,222 @@
+"""One typed, frozen settings object, built once from defaults <- .env <- environment.
+
+Every number the agent uses lives here. `load_settings()` validates each value and raises
+`SettingsError` with one line that names the variable, the bad value and the rule, so a
+trader who mistyped `.env` learns what to fix instead of reading a traceback.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from dotenv import dotenv_values
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+MODES = ("paper", "testnet", "live")
+MAINNET_FAPI = "https://fapi.binance.com"
+TESTNET_FAPI = "https://demo-fapi.binance.com"
+DEFAULT_TRADE_URL = {"paper": MAINNET_FAPI, "testnet": TESTNET_FAPI, "live": MAINNET_FAPI}
+LIVE_CONFIRM_PHRASE = "I_UNDERSTAND_REAL_MONEY"
+_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}USDT$|^[A-Z0-9]{2,20}USDC$")
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message is one line a trader can act on."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration. Secrets are excluded from repr."""
+
+    trading_mode: str = "paper"
+    api_key: str = field(default="", repr=False)
+    api_secret: str = field(default="", repr=False)
+    live_confirm: str = field(default="", repr=False)
+    market_data_url: str = MAINNET_FAPI
+    trade_url: str = MAINNET_FAPI
+    symbols: tuple[str, ...] = ("BTCUSDT",)
+    leverage: int = 10
+    max_risk_percent: float = 2.0
+    min_trades_for_adjust: int = 30
+    check_interval_flat: float = 60.0
+    check_interval_position: float = 30.0
+    db_path: Path = PROJECT_ROOT / "data" / "agent.db"
+    host: str = "127.0.0.1"
+    port: int = 5000
+    paper_balance: float = 10000.0
+    maker_fee: float = 0.0002
+    taker_fee: float = 0.0005
+    ioc_offset_bps: float = 5.0
+    replay_dir: Path | None = None
+    replay_speed: float = 60.0
+    data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
+    language: str = "zh"
+    log_level: str = "INFO"
+    request_timeout: float = 30.0
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self.api_key and self.api_secret)
+
+    @property
+    def replaying(self) -> bool:
+        return self.replay_dir is not None
+
+    @property
+    def mode_label(self) -> str:
+        """What the dashboard badge shows: replay overrides the trading mode (it is paper)."""
+        return "replay" if self.replaying else self.trading_mode
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings safe to show in the dashboard / API: never keys or secrets."""
+        hidden = {"api_key", "api_secret", "live_confirm"}
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in hidden:
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = str(value) if isinstance(value, Path) else (
+                list(value) if isinstance(value, tuple) else value)
+        out["has_keys"] = self.has_keys
+        out["mode_label"] = self.mode_label
+        return out
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        """A copy with some fields replaced (CLI flags), validated like the original."""
+        return _validate(replace(self, **changes))
+
+
+# --- parsing helpers: each returns the parsed value or raises SettingsError naming the var ---
+
+def _fail(name: str, raw: str, rule: str) -> SettingsError:
+    return SettingsError(f"{name}={raw!r} is invalid: {rule}")
+
+
+def _int(name: str, raw: str, lo: int, hi: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise _fail(name, raw, f"{name} must be an integer {lo}..{hi}") from None
+    if not lo <= value <= hi:
+        raise _fail(name, raw, f"{name} must be an integer {lo}..{hi}")
+    return value
+
+
+def _float(name: str, raw: str, lo: float, hi: float, lo_open: bool = False) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = float("nan")
+    bad_lo = value <= lo if lo_open else value < lo
+    if value != value or bad_lo or value > hi:
+        bound = f"> {lo:g}" if lo_open else f">= {lo:g}"
+        raise _fail(name, raw, f"{name} must be a number {bound} and <= {hi:g}")
+    return value
+
+
+def _url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise _fail(name, raw, f"{name} must be an http(s) URL such as {MAINNET_FAPI}")
+    return value
+
+
+def _symbols(name: str, raw: str) -> tuple[str, ...]:
+    items = tuple(s.strip().upper() for s in raw.split(",") if s.strip())
+    if not items:
+        raise _fail(name, raw, f"{name} must list at least one symbol, e.g. BTCUSDT,ETHUSDT")
+    for s in items:
+        if not _SYMBOL_RE.match(s):
+            raise _fail(name, raw, f"{name} entries must be USDⓈ-M perpetual symbols like BTCUSDT ({s!r})")
+    if len(set(items)) != len(items):
+        raise _fail(name, raw, f"{name} must not repeat a symbol")
+    return items
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise _fail(name, raw, f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+def _path(name: str, raw: str) -> Path:
+    if not raw.strip():
+        raise _fail(name, raw, f"{name} must be a file or directory path")
+    p = Path(raw.strip()).expanduser()
+    return p if p.is_absolute() else (PROJECT_ROOT / p)
+
+
+# variable name -> (field name, parser)
+_PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "TRADING_MODE": ("trading_mode", lambda n, r: _choice(n, r, MODES)),
+    "API_KEY": ("api_key", lambda n, r: r.strip()),
+    "API_SECRET": ("api_secret", lambda n, r: r.strip()),
+    "LIVE_TRADING_CONFIRM": ("live_confirm", lambda n, r: r.strip()),
+    "MARKET_DATA_URL": ("market_data_url", _url),
+    "TRADE_URL": ("trade_url", _url),
+    "SYMBOLS": ("symbols", _symbols),
+    "LEVERAGE": ("leverage", lambda n, r: _int(n, r, 1, 125)),
+    "MAX_RISK_PERCENT": ("max_risk_percent", lambda n, r: _float(n, r, 0.0, 100.0, lo_open=True)),
+    "MIN_TRADES_FOR_ADJUST": ("min_trades_for_adjust", lambda n, r: _int(n, r, 1, 100000)),
+    "CHECK_INTERVAL_FLAT": ("check_interval_flat", lambda n, r: _float(n, r, 1.0, 86400.0)),
+    "CHECK_INTERVAL_POSITION": ("check_interval_position", lambda n, r: _float(n, r, 1.0, 86400.0)),
+    "DB_PATH": ("db_path", _path),
+    "HOST": ("host", lambda n, r: r.strip() or "127.0.0.1"),
+    "PORT": ("port", lambda n, r: _int(n, r, 1, 65535)),
+    "PAPER_BALANCE": ("paper_balance", lambda n, r: _float(n, r, 0.0, 1e12, lo_open=True)),
+    "MAKER_FEE": ("maker_fee", lambda n, r: _float(n, r, -0.01, 0.01)),
+    "TAKER_FEE": ("taker_fee", lambda n, r: _float(n, r, 0.0, 0.01)),
+    "IOC_OFFSET_BPS": ("ioc_offset_bps", lambda n, r: _float(n, r, 0.0, 500.0)),
+    "REPLAY_DIR": ("replay_dir", _path),
+    "REPLAY_SPEED": ("replay_speed", lambda n, r: _float(n, r, 0.0, 1e9, lo_open=True)),
+    "BINANCE_DATA_DIR": ("data_dir", _path),
+    "LANGUAGE": ("language", lambda n, r: _choice(n, r, ("zh", "en"))),
+    "LOG_LEVEL": ("log_level", lambda n, r: _choice(n, r, ("debug", "info", "warning", "error")).upper()),
+    "REQUEST_TIMEOUT": ("request_timeout", lambda n, r: _float(n, r, 1.0, 120.0)),
+}
+
+
+def _validate(s: Settings) -> Settings:
+    """Rules that involve more than one field."""
+    if s.trading_mode in ("testnet", "live") and not s.has_keys:
+        raise SettingsError(
+            f"TRADING_MODE={s.trading_mode!r} needs API_KEY and API_SECRET: set both in .env, "
+            "or use TRADING_MODE=paper (no keys needed)")
+    if s.trading_mode == "live" and s.live_confirm != LIVE_CONFIRM_PHRASE:
+        raise SettingsError(
+            "TRADING_MODE='live' trades real money and refuses to start: set "
+            f"LIVE_TRADING_CONFIRM={LIVE_CONFIRM_PHRASE} in .env if you really mean it")
+    if s.trading_mode == "live" and s.trade_url != MAINNET_FAPI and "binance.com" not in s.trade_url:
+        raise SettingsError(f"TRADE_URL={s.trade_url!r} is invalid: live mode must trade on {MAINNET_FAPI}")
+    if s.check_interval_position > s.check_interval_flat:
+        raise SettingsError(
+            f"CHECK_INTERVAL_POSITION={s.check_interval_position:g} is invalid: it must not be "
+            f"longer than CHECK_INTERVAL_FLAT={s.check_interval_flat:g}")
+    if s.maker_fee > s.taker_fee:
+        raise SettingsError(f"MAKER_FEE={s.maker_fee:g} is invalid: it must not exceed TAKER_FEE={s.taker_fee:g}")
+    return s
+
+
+def load_settings(environ: Mapping[str, str] | None = None,
+                  dotenv_path: str | Path | None = None) -> Settings:
+    """Defaults <- .env file <- environment (environment wins). Raises SettingsError."""
+    env_file = Path(dotenv_path) if dotenv_path is not None else PROJECT_ROOT / ".env"
+    merged: dict[str, str] = {}
+    if env_file.is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+
+    values: dict[str, Any] = {}
+    for var, (attr, parse) in _PARSERS.items():
+        raw = merged.get(var)
+        if raw is None or (raw.strip() == "" and var not in ("HOST",)):
+            continue
+        values[attr] = parse(var, raw)
+    mode = values.get("trading_mode", "paper")
+    values.setdefault("trade_url", DEFAULT_TRADE_URL[mode])
+    return _validate(Settings(**values))

@@ -1,0 +1,114 @@
+"""Settings: defaults, precedence, and one clear line for each invalid value."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import config
+from config import SettingsError, load_settings
+
+NO_FILE = "/nonexistent/.env"
+
+
+def load(**env: str) -> config.Settings:
+    return load_settings(env, dotenv_path=NO_FILE)
+
+
+def test_defaults_are_paper_on_mainnet_data() -> None:
+    s = load()
+    assert s.trading_mode == "paper"
+    assert s.market_data_url == "https://fapi.binance.com"
+    assert s.symbols == ("BTCUSDT",)
+    assert (s.leverage, s.max_risk_percent, s.min_trades_for_adjust) == (10, 2.0, 30)
+    assert (s.check_interval_flat, s.check_interval_position) == (60.0, 30.0)
+    assert (s.host, s.port, s.paper_balance) == ("127.0.0.1", 5000, 10000.0)
+    assert (s.maker_fee, s.taker_fee) == (0.0002, 0.0005)
+    assert s.replay_dir is None and s.mode_label == "paper"
+
+
+def test_testnet_defaults_to_demo_host() -> None:
+    s = load(TRADING_MODE="testnet", API_KEY="k" * 64, API_SECRET="s" * 64)
+    assert s.trade_url == "https://demo-fapi.binance.com"
+    assert s.has_keys
+
+
+def test_environment_overrides_dotenv(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("LEVERAGE=5\nSYMBOLS=ethusdt, btcusdt\nPORT=5050\n", encoding="utf-8")
+    s = load_settings({"LEVERAGE": "7"}, dotenv_path=env_file)
+    assert s.leverage == 7          # environment wins
+    assert s.symbols == ("ETHUSDT", "BTCUSDT")   # .env used, normalised
+    assert s.port == 5050
+
+
+@pytest.mark.parametrize("var, value, fragment", [
+    ("LEVERAGE", "200", "LEVERAGE must be an integer 1..125"),
+    ("LEVERAGE", "ten", "LEVERAGE must be an integer 1..125"),
+    ("TRADING_MODE", "real", "TRADING_MODE must be one of paper, testnet, live"),
+    ("MAX_RISK_PERCENT", "0", "MAX_RISK_PERCENT must be a number > 0"),
+    ("MAX_RISK_PERCENT", "abc", "MAX_RISK_PERCENT must be a number"),
+    ("PORT", "70000", "PORT must be an integer 1..65535"),
+    ("SYMBOLS", "BTC-USDT", "SYMBOLS entries must be USDⓈ-M perpetual symbols"),
+    ("SYMBOLS", ",", "SYMBOLS must list at least one symbol"),
+    ("SYMBOLS", "BTCUSDT,BTCUSDT", "SYMBOLS must not repeat a symbol"),
+    ("MARKET_DATA_URL", "fapi.binance.com", "MARKET_DATA_URL must be an http(s) URL"),
+    ("MIN_TRADES_FOR_ADJUST", "0", "MIN_TRADES_FOR_ADJUST must be an integer 1..100000"),
+    ("CHECK_INTERVAL_FLAT", "0.1", "CHECK_INTERVAL_FLAT must be a number >= 1"),
+    ("PAPER_BALANCE", "-5", "PAPER_BALANCE must be a number > 0"),
+    ("TAKER_FEE", "0.5", "TAKER_FEE must be a number >= 0 and <= 0.01"),
+    ("REPLAY_SPEED", "0", "REPLAY_SPEED must be a number > 0"),
+    ("LANGUAGE", "fr", "LANGUAGE must be one of zh, en"),
+])
+def test_each_rule_names_variable_value_and_rule(var: str, value: str, fragment: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load(**{var: value})
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{var}={value!r} is invalid")
+    assert fragment in message
+
+
+def test_cross_field_rules() -> None:
+    with pytest.raises(SettingsError, match="CHECK_INTERVAL_POSITION=90 is invalid"):
+        load(CHECK_INTERVAL_POSITION="90")
+    with pytest.raises(SettingsError, match="MAKER_FEE=0.001 is invalid"):
+        load(MAKER_FEE="0.001", TAKER_FEE="0.0005")
+
+
+def test_testnet_without_keys_is_refused() -> None:
+    with pytest.raises(SettingsError, match="needs API_KEY and API_SECRET"):
+        load(TRADING_MODE="testnet")
+
+
+def test_live_requires_explicit_confirmation() -> None:
+    keys = {"API_KEY": "k" * 64, "API_SECRET": "s" * 64}
+    with pytest.raises(SettingsError, match="LIVE_TRADING_CONFIRM=I_UNDERSTAND_REAL_MONEY"):
+        load(TRADING_MODE="live", **keys)
+    with pytest.raises(SettingsError, match="refuses to start"):
+        load(TRADING_MODE="live", LIVE_TRADING_CONFIRM="yes", **keys)
+    s = load(TRADING_MODE="live", LIVE_TRADING_CONFIRM=config.LIVE_CONFIRM_PHRASE, **keys)
+    assert s.trade_url == "https://fapi.binance.com"
+
+
+def test_secrets_never_in_repr_or_public_dict() -> None:
+    key, secret = "AKEY" + "x" * 60, "SECRET" + "y" * 58
+    s = load(TRADING_MODE="testnet", API_KEY=key, API_SECRET=secret)
+    for text in (repr(s), str(s), str(s.public_dict())):
+        assert key not in text and secret not in text
+    assert s.public_dict()["has_keys"] is True
+
+
+def test_settings_are_frozen_and_overrides_revalidate() -> None:
+    s = load()
+    with pytest.raises(Exception):
+        s.leverage = 20  # type: ignore[misc]
+    assert s.with_overrides(port=5123).port == 5123
+    with pytest.raises(SettingsError):
+        s.with_overrides(check_interval_position=120.0)
+
+
+def test_relative_paths_resolve_against_project_root() -> None:
+    s = load(DB_PATH="data/x.db", REPLAY_DIR="../shared/data")
+    assert s.db_path == config.PROJECT_ROOT / "data" / "x.db"
+    assert s.replay_dir is not None and s.mode_label == "replay"
