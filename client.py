@@ -1,0 +1,615 @@
+"""Binance USDⓈ-M futures REST client (public market data + signed trading).
+
+Why it is built the way it is:
+- One code path (`_request`) owns signing, timeouts, retries, rate-limit blocks and error
+  mapping, so every endpoint behaves the same under failure.
+- GETs are idempotent and retried with backoff; order POSTs are NEVER blindly re-sent. Every
+  order carries a client id, and when its outcome is unknown (timeout, 5xx, -1007) we look the
+  id up: found → return it, -2013 → it was not placed (safe to retry), lookup failed →
+  `UnknownOrderStatus`. This is what keeps a flaky network from doubling a position.
+- Numbers are handled as Decimal and sent as plain strings, so float noise (0.1+0.2) never
+  reaches Binance as a -1111 precision reject.
+- Secrets live in `_Secret` wrappers whose repr is redacted; messages never include them.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+import requests
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+AUTH_CODES = frozenset({-2014, -2015, -2008, -1022})
+NOT_FOUND = -2013           # "Order does not exist." → the order was never placed
+UNKNOWN_STATUS = -1007      # backend timeout: send status unknown
+CLOCK_SKEW = -1021          # timestamp outside recvWindow
+MARGIN_NO_CHANGE = -4046    # "No need to change margin type." → already as asked
+KLINES_MAX = 1500
+ALGO_TYPES = frozenset({"STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT",
+                        "TRAILING_STOP_MARKET"})
+
+
+# ----------------------------------------------------------------------------- errors
+class BinanceError(Exception):
+    """Any failure talking to Binance; carries HTTP status, Binance code and msg."""
+
+    def __init__(self, msg: str = "", code: int | None = None, status: int | None = None):
+        self.msg = msg
+        self.code = code
+        self.status = status
+        super().__init__(f"{msg} (status={status}, code={code})")
+
+
+class NetworkError(BinanceError):
+    """Connection error / timeout / 5xx: retryable (nothing happened, or it was a GET)."""
+
+
+class RateLimitError(BinanceError):
+    """429/418: stop sending until `retry_after` seconds have passed."""
+
+    def __init__(self, msg: str = "", code: int | None = None, status: int | None = None,
+                 retry_after: float = 0.0):
+        self.retry_after = float(retry_after)
+        super().__init__(msg, code, status)
+
+
+class AuthError(BinanceError):
+    """Missing/invalid API key, bad signature or missing permission."""
+
+
+class OrderRejected(BinanceError):
+    """An order/cancel call answered with a Binance error code (4xx)."""
+
+
+class UnknownOrderStatus(BinanceError):
+    """Order outcome could not be determined even after looking its client id up."""
+
+    def __init__(self, msg: str = "", code: int | None = None, status: int | None = None,
+                 client_order_id: str = ""):
+        self.client_order_id = client_order_id
+        super().__init__(msg, code, status)
+
+
+class _OutcomeUnknown(NetworkError):
+    """Internal: an order request may or may not have reached the matching engine."""
+
+
+# ----------------------------------------------------------------------------- helpers
+class _Secret:
+    """Holds a credential; its repr/str never shows the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<redacted>"
+
+    __str__ = __repr__
+
+
+def sign(query_string: str, secret: str) -> str:
+    """HMAC-SHA256 of the exact query string with the API secret, lowercase hex."""
+    return hmac.new(secret.encode(), query_string.encode(), hashlib.sha256).hexdigest()
+
+
+def new_client_order_id(prefix: str = "ag") -> str:
+    """A fresh id matching Binance's rule ^[.A-Z:/a-z0-9_-]{1,36}$ (prefix + '-' + random hex)."""
+    room = 36 - len(prefix) - 1
+    if room < 16 or not CLIENT_ID_RE.match(prefix + "-"):
+        raise ValueError(f"prefix: must be at most 19 chars of [.A-Z:/a-z0-9_-], got {prefix!r}")
+    return f"{prefix}-{uuid.uuid4().hex[:room]}"
+
+
+# `BinanceClient.new_order(new_client_order_id=...)` shadows the function inside that method;
+# this alias keeps the generator reachable there.
+new_client_order_id_default = new_client_order_id
+
+
+def _check_client_id(field: str, value: str) -> str:
+    if not isinstance(value, str) or not CLIENT_ID_RE.match(value):
+        raise ValueError(f"{field}: must match ^[.A-Z:/a-z0-9_-]{{1,36}}$, got {value!r}")
+    return value
+
+
+def _dec(value: float | int | str | Decimal, field: str = "value") -> Decimal:
+    """Decimal from user input; floats go through 15 significant digits to drop binary noise."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, float):
+            d = Decimal(format(value, ".15g"))
+        else:
+            d = Decimal(str(value))
+    except (InvalidOperation, TypeError, ValueError):
+        raise ValueError(f"{field}: must be a number, got {value!r}") from None
+    if not d.is_finite():
+        raise ValueError(f"{field}: must be finite, got {value!r}")
+    return d
+
+
+def _plain(d: Decimal) -> str:
+    """Decimal → plain string, no exponent, no trailing zeros ('1E+1' → '10', '0.10' → '0.1')."""
+    s = format(d.normalize(), "f")
+    return "0" if s in ("-0", "") else s
+
+
+def _fmt(value: Any, field: str) -> str:
+    """Format one request parameter the way Binance expects it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (float, Decimal)):
+        return _plain(_dec(value, field))
+    return str(value)
+
+
+def _decimals(d: Decimal) -> int:
+    exp = d.normalize().as_tuple().exponent
+    return max(0, -exp) if isinstance(exp, int) else 0
+
+
+# ----------------------------------------------------------------------------- filters
+@dataclass(frozen=True)
+class SymbolFilters:
+    """A symbol's exchange filters, with Decimal rounding helpers (inputs/outputs are floats)."""
+
+    symbol: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    market_step_size: Decimal
+    market_min_qty: Decimal
+    market_max_qty: Decimal
+    min_notional: Decimal
+    price_precision: int
+    quantity_precision: int
+
+    def _lot(self, market: bool) -> tuple[Decimal, Decimal, Decimal]:
+        if market and self.market_step_size > 0:
+            return self.market_step_size, self.market_min_qty, self.market_max_qty
+        return self.step_size, self.min_qty, self.max_qty
+
+    def floor_qty(self, qty: float, market: bool = False) -> float:
+        """Largest multiple of the step not above qty (never rounds a size up)."""
+        q = _dec(qty, "qty")
+        if q < 0:
+            raise ValueError(f"qty: must be >= 0, got {qty!r}")
+        step = self._lot(market)[0]
+        return float((q / step).to_integral_value(ROUND_FLOOR) * step)
+
+    def round_price(self, price: float, direction: str = "nearest") -> float:
+        """Price on the tick grid: 'nearest' (half up), 'down' or 'up'."""
+        modes = {"nearest": ROUND_HALF_UP, "down": ROUND_FLOOR, "up": ROUND_CEILING}
+        if direction not in modes:
+            raise ValueError(f"direction: must be one of {sorted(modes)}, got {direction!r}")
+        p = _dec(price, "price")
+        if p <= 0:
+            raise ValueError(f"price: must be > 0, got {price!r}")
+        return float((p / self.tick_size).to_integral_value(modes[direction]) * self.tick_size)
+
+    def check_notional(self, price: float, qty: float) -> bool:
+        """True when price*qty meets MIN_NOTIONAL (exact Decimal arithmetic)."""
+        return _dec(price, "price") * _dec(qty, "qty") >= self.min_notional
+
+    def validate(self, price: float | None, qty: float, market: bool = False) -> None:
+        """Reject locally what Binance would reject, with Binance's own code and msg.
+
+        For market orders `price` is optional and only used for the notional check.
+        """
+        q = _dec(qty, "qty")
+        step, lo, hi = self._lot(market)
+        if _decimals(q) > self.quantity_precision:
+            raise OrderRejected("Precision is over the maximum defined for this asset.", -1111)
+        p = None if price is None else _dec(price, "price")
+        if p is not None and not market:
+            if _decimals(p) > self.price_precision:
+                raise OrderRejected("Precision is over the maximum defined for this asset.",
+                                    -1111)
+            if p <= 0 or p % self.tick_size != 0:
+                raise OrderRejected("Price not increased by tick size.", -4014)
+        if q <= 0:
+            raise OrderRejected("Quantity less than or equal to zero.", -4003)
+        if q % step != 0:
+            raise OrderRejected("Quantity not increased by step size.", -4023)
+        if q < lo:
+            raise OrderRejected("Quantity less than minimum quantity.", -4004)
+        if hi > 0 and q > hi:
+            raise OrderRejected("Quantity greater than maximum quantity.", -4005)
+        if p is not None and p * q < self.min_notional:
+            raise OrderRejected(f"Order's notional must be no smaller than "
+                                f"{_plain(self.min_notional)} (unless you choose reduce only).",
+                                -4164)
+
+
+def parse_symbol_filters(exchange_info: dict) -> dict[str, SymbolFilters]:
+    """exchangeInfo payload → {symbol: SymbolFilters}. Missing required filters raise ValueError."""
+    symbols = exchange_info.get("symbols") if isinstance(exchange_info, dict) else None
+    if not isinstance(symbols, list):
+        raise ValueError("exchange_info.symbols: must be a list")
+    out: dict[str, SymbolFilters] = {}
+    for s in symbols:
+        name = s.get("symbol")
+        f = {x.get("filterType"): x for x in s.get("filters", [])}
+        for need in ("PRICE_FILTER", "LOT_SIZE"):
+            if need not in f:
+                raise ValueError(f"exchange_info.symbols[{name}].filters: {need} is missing")
+        pf, lot = f["PRICE_FILTER"], f["LOT_SIZE"]
+        mkt = f.get("MARKET_LOT_SIZE", lot)
+        tick, step = _dec(pf["tickSize"], "tickSize"), _dec(lot["stepSize"], "stepSize")
+        if tick <= 0 or step <= 0:
+            raise ValueError(f"exchange_info.symbols[{name}]: tickSize and stepSize must be > 0")
+        out[name] = SymbolFilters(
+            symbol=name, tick_size=tick, step_size=step,
+            min_qty=_dec(lot["minQty"], "minQty"), max_qty=_dec(lot["maxQty"], "maxQty"),
+            market_step_size=_dec(mkt.get("stepSize", "0"), "stepSize"),
+            market_min_qty=_dec(mkt.get("minQty", "0"), "minQty"),
+            market_max_qty=_dec(mkt.get("maxQty", "0"), "maxQty"),
+            min_notional=_dec(f.get("MIN_NOTIONAL", {}).get("notional", "0"), "notional"),
+            price_precision=int(s.get("pricePrecision", _decimals(tick))),
+            quantity_precision=int(s.get("quantityPrecision", _decimals(step))),
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- client
+class BinanceClient:
+    """REST client: public data from `market_url`, signed calls (and filters) on `trade_url`."""
+
+    max_retries = 3          # extra attempts for idempotent GETs
+    backoff_base = 0.5       # seconds; doubles per retry
+    lookup_delay = 1.0       # wait before looking up an order of unknown outcome
+    default_retry_after = 60.0
+
+    def __init__(self, market_url: str = "https://fapi.binance.com",
+                 trade_url: str = "https://demo-fapi.binance.com",
+                 api_key: str | None = None, api_secret: str | None = None,
+                 timeout: float = 30.0, recv_window: int = 5000,
+                 session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 now: Callable[[], float] = time.time):
+        if not 0 < recv_window <= 60000:
+            raise ValueError(f"recv_window: must be in 1..60000 ms, got {recv_window}")
+        if timeout <= 0:
+            raise ValueError(f"timeout: must be > 0, got {timeout}")
+        self.market_url = market_url.rstrip("/")
+        self.trade_url = trade_url.rstrip("/")
+        self._key = _Secret(api_key) if api_key else None
+        self._secret = _Secret(api_secret) if api_secret else None
+        self.timeout = timeout
+        self.recv_window = recv_window
+        self.session = session or requests.Session()
+        self.sleep = sleep
+        self.now = now
+        self.time_offset_ms = 0          # serverTime - local clock, learned on -1021
+        self.used_weight: int | None = None
+        self.order_count_10s: int | None = None
+        self.order_count_1m: int | None = None
+        self._blocked_until = 0.0
+        self._filters: dict[str, SymbolFilters] | None = None
+
+    def __repr__(self) -> str:
+        return (f"BinanceClient(market_url={self.market_url!r}, trade_url={self.trade_url!r}, "
+                f"api_key={'<redacted>' if self._key else None}, "
+                f"api_secret={'<redacted>' if self._secret else None})")
+
+    # ------------------------------------------------------------------ transport
+    def _request(self, method: str, path: str, params: dict | None = None, *,
+                 signed: bool = False, trade: bool = False, order: bool = False) -> Any:
+        """Send one logical call. GETs retry on NetworkError; -1021 resyncs and retries once."""
+        retries, resynced = 0, False
+        while True:
+            try:
+                return self._once(method, path, params or {}, signed, trade or signed, order)
+            except _OutcomeUnknown:
+                raise
+            except NetworkError:
+                if method != "GET" or retries >= self.max_retries:
+                    raise
+                self.sleep(self.backoff_base * 2 ** retries)
+                retries += 1
+            except BinanceError as exc:
+                if not (signed and exc.code == CLOCK_SKEW) or resynced:
+                    raise
+                resynced = True
+                self.sync_time()
+
+    def _once(self, method: str, path: str, params: dict, signed: bool, trade: bool,
+              order: bool) -> Any:
+        wait = self._blocked_until - self.now()
+        if wait > 0:
+            raise RateLimitError(f"rate limited: blocked for {wait:.1f} s more, not sent",
+                                 retry_after=wait)
+        pairs = [(k, _fmt(v, k)) for k, v in params.items() if v is not None]
+        headers = {}
+        if signed:
+            if self._key is None or self._secret is None:
+                raise AuthError(f"{method} {path} needs api_key and api_secret; none configured")
+            pairs += [("recvWindow", str(self.recv_window)),
+                      ("timestamp", str(int(self.now() * 1000) + self.time_offset_ms))]
+            query = urlencode(pairs)
+            query += "&signature=" + sign(query, self._secret.get())
+            headers["X-MBX-APIKEY"] = self._key.get()
+        else:
+            query = urlencode(pairs)
+        url = (self.trade_url if trade else self.market_url) + path + ("?" + query if query else "")
+        try:
+            resp = self.session.request(method, url, headers=headers, timeout=self.timeout)
+        except requests.exceptions.ConnectTimeout as exc:
+            # Never connected: the request cannot have reached Binance.
+            raise NetworkError(f"{method} {path}: connect timeout") from exc
+        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+            cls = _OutcomeUnknown if order else NetworkError
+            raise cls(f"{method} {path}: {type(exc).__name__}") from exc
+        self._track(resp.headers)
+        status = resp.status_code
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        code, msg = None, ""
+        if isinstance(body, dict) and "code" in body:
+            try:
+                code = int(body["code"])
+            except (TypeError, ValueError):
+                code = None
+            msg = str(body.get("msg", ""))
+        log.debug("%s %s -> %s code=%s weight=%s", method, path, status, code, self.used_weight)
+        if status in (418, 429):
+            retry_after = self._retry_after(resp.headers.get("Retry-After"))
+            self._blocked_until = max(self._blocked_until, self.now() + retry_after)
+            raise RateLimitError(msg or f"HTTP {status} rate limit", code, status, retry_after)
+        if code == UNKNOWN_STATUS or status >= 500:
+            cls = _OutcomeUnknown if order else NetworkError
+            raise cls(msg or f"{method} {path}: HTTP {status}", code, status)
+        if status >= 400 or (code is not None and code < 0):
+            if status == 401 or code in AUTH_CODES:
+                raise AuthError(msg or f"HTTP {status}", code, status)
+            raise (OrderRejected if order else BinanceError)(msg or f"HTTP {status}", code, status)
+        return body
+
+    def _track(self, headers: Any) -> None:
+        for name, attr in (("X-MBX-USED-WEIGHT-1M", "used_weight"),
+                           ("X-MBX-ORDER-COUNT-10S", "order_count_10s"),
+                           ("X-MBX-ORDER-COUNT-1M", "order_count_1m")):
+            value = headers.get(name)
+            if value is not None:
+                try:
+                    setattr(self, attr, int(value))
+                except ValueError:
+                    pass
+
+    def _retry_after(self, header: str | None) -> float:
+        try:
+            return max(0.0, float(header)) if header is not None else self.default_retry_after
+        except ValueError:
+            return self.default_retry_after
+
+    def _resolve(self, lookup: Callable[[], dict], client_id: str, cause: Exception) -> dict:
+        """Outcome unknown: find the order by its client id, or prove it was never placed."""
+        self.sleep(self.lookup_delay)
+        try:
+            found = lookup()
+        except BinanceError as exc:
+            if exc.code == NOT_FOUND:
+                raise NetworkError(f"order {client_id} was not placed ({cause}); safe to retry",
+                                   getattr(cause, "code", None),
+                                   getattr(cause, "status", None)) from cause
+            raise UnknownOrderStatus(f"order {client_id}: outcome unknown and lookup failed "
+                                     f"({exc})", exc.code, exc.status,
+                                     client_order_id=client_id) from exc
+        log.warning("order %s outcome was unknown (%s); found it on lookup", client_id, cause)
+        return found
+
+    # ------------------------------------------------------------------ public
+    def server_time(self, trade_host: bool = False) -> int:
+        return int(self._request("GET", "/fapi/v1/time", trade=trade_host)["serverTime"])
+
+    def sync_time(self) -> int:
+        """Learn the trade host's clock offset (ms), midpoint-corrected; returns it."""
+        t0 = self.now()
+        server = self.server_time(trade_host=True)
+        t1 = self.now()
+        self.time_offset_ms = int(server - (t0 + t1) * 500)
+        return self.time_offset_ms
+
+    def exchange_info(self, trade_host: bool = True) -> dict:
+        return self._request("GET", "/fapi/v1/exchangeInfo", trade=trade_host)
+
+    def symbol_filters(self, symbol: str) -> SymbolFilters:
+        """Filters from the trade host's exchangeInfo (cached; refetched once if unknown)."""
+        if self._filters is None or symbol not in self._filters:
+            self._filters = parse_symbol_filters(self.exchange_info(trade_host=True))
+        if symbol not in self._filters:
+            raise BinanceError(f"Invalid symbol: {symbol!r} not in exchangeInfo", -1121)
+        return self._filters[symbol]
+
+    def klines(self, symbol: str, interval: str, limit: int = 500,
+               start_time: int | None = None, end_time: int | None = None) -> list[list]:
+        if not 1 <= int(limit) <= KLINES_MAX:
+            raise ValueError(f"limit: must be in 1..{KLINES_MAX}, got {limit}")
+        return self._request("GET", "/fapi/v1/klines", {
+            "symbol": symbol, "interval": interval, "startTime": start_time,
+            "endTime": end_time, "limit": int(limit)})
+
+    def klines_range(self, symbol: str, interval: str, start_ms: int,
+                     end_ms: int) -> list[list]:
+        """All rows with open time in [start_ms, end_ms], paged 1500 at a time."""
+        if start_ms > end_ms:
+            raise ValueError(f"start_ms: must be <= end_ms, got {start_ms} > {end_ms}")
+        rows: list[list] = []
+        cursor = start_ms
+        while cursor <= end_ms:
+            page = self.klines(symbol, interval, KLINES_MAX, cursor, end_ms)
+            page = [r for r in page if int(r[0]) >= cursor]
+            if not page:
+                break
+            rows.extend(page)
+            if len(page) < KLINES_MAX:
+                break
+            cursor = int(page[-1][0]) + 1
+        return rows
+
+    def book_ticker(self, symbol: str, trade_host: bool = False) -> dict:
+        return self._request("GET", "/fapi/v1/ticker/bookTicker", {"symbol": symbol},
+                             trade=trade_host)
+
+    def ticker_price(self, symbol: str, trade_host: bool = False) -> float:
+        return float(self._request("GET", "/fapi/v2/ticker/price", {"symbol": symbol},
+                                   trade=trade_host)["price"])
+
+    def premium_index(self, symbol: str, trade_host: bool = False) -> dict:
+        return self._request("GET", "/fapi/v1/premiumIndex", {"symbol": symbol},
+                             trade=trade_host)
+
+    # ------------------------------------------------------------------ account
+    def account(self) -> dict:
+        return self._request("GET", "/fapi/v3/account", signed=True)
+
+    def balance(self) -> list[dict]:
+        return self._request("GET", "/fapi/v3/balance", signed=True)
+
+    def position_risk(self, symbol: str | None = None) -> list[dict]:
+        return self._request("GET", "/fapi/v3/positionRisk", {"symbol": symbol}, signed=True)
+
+    def commission_rate(self, symbol: str) -> dict:
+        return self._request("GET", "/fapi/v1/commissionRate", {"symbol": symbol}, signed=True)
+
+    def set_leverage(self, symbol: str, leverage: int) -> dict:
+        if isinstance(leverage, bool) or not isinstance(leverage, int) or not 1 <= leverage <= 125:
+            raise ValueError(f"leverage: must be an integer in 1..125, got {leverage!r}")
+        return self._request("POST", "/fapi/v1/leverage",
+                             {"symbol": symbol, "leverage": leverage}, signed=True)
+
+    def set_margin_type(self, symbol: str, margin_type: str) -> None:
+        """ISOLATED or CROSSED; 'no need to change' (-4046) counts as success."""
+        if margin_type not in ("ISOLATED", "CROSSED"):
+            raise ValueError(f"margin_type: must be ISOLATED or CROSSED, got {margin_type!r}")
+        try:
+            self._request("POST", "/fapi/v1/marginType",
+                          {"symbol": symbol, "marginType": margin_type}, signed=True)
+        except BinanceError as exc:
+            if exc.code != MARGIN_NO_CHANGE:
+                raise
+
+    # ------------------------------------------------------------------ orders
+    def new_order(self, symbol: str, side: str, type: str, quantity: float | str | None = None,
+                  price: float | str | None = None, time_in_force: str | None = None,
+                  reduce_only: bool = False, new_client_order_id: str | None = None,
+                  **extra: Any) -> dict:
+        """Place an order (newOrderRespType=RESULT); never sent twice (see module doc)."""
+        if type.upper() in ALGO_TYPES:
+            raise ValueError(f"type: {type} orders go through new_algo_order (Binance -4120)")
+        cid = _check_client_id("new_client_order_id",
+                               new_client_order_id or new_client_order_id_default())
+        params: dict[str, Any] = {
+            "symbol": symbol, "side": side, "type": type,
+            "quantity": None if quantity is None else _dec(quantity, "quantity"),
+            "price": None if price is None else _dec(price, "price"),
+            "timeInForce": time_in_force, "reduceOnly": True if reduce_only else None,
+            "newClientOrderId": cid, "newOrderRespType": "RESULT", **extra}
+        try:
+            return self._request("POST", "/fapi/v1/order", params, signed=True, order=True)
+        except _OutcomeUnknown as exc:
+            return self._resolve(lambda: self.query_order(symbol, orig_client_order_id=cid),
+                                 cid, exc)
+
+    def query_order(self, symbol: str, order_id: int | None = None,
+                    orig_client_order_id: str | None = None) -> dict:
+        return self._request("GET", "/fapi/v1/order",
+                             self._order_ref(symbol, order_id, orig_client_order_id), signed=True)
+
+    def cancel_order(self, symbol: str, order_id: int | None = None,
+                     orig_client_order_id: str | None = None) -> dict:
+        return self._request("DELETE", "/fapi/v1/order",
+                             self._order_ref(symbol, order_id, orig_client_order_id),
+                             signed=True, order=True)
+
+    @staticmethod
+    def _order_ref(symbol: str, order_id: int | None, client_id: str | None) -> dict:
+        if order_id is None and client_id is None:
+            raise ValueError("order_id or orig_client_order_id: one is required")
+        return {"symbol": symbol, "orderId": order_id, "origClientOrderId": client_id}
+
+    def open_orders(self, symbol: str | None = None) -> list[dict]:
+        return self._request("GET", "/fapi/v1/openOrders", {"symbol": symbol}, signed=True)
+
+    def cancel_all_orders(self, symbol: str) -> dict:
+        return self._request("DELETE", "/fapi/v1/allOpenOrders", {"symbol": symbol},
+                             signed=True, order=True)
+
+    def user_trades(self, symbol: str, start_time: int | None = None,
+                    end_time: int | None = None, limit: int = 500) -> list[dict]:
+        if not 1 <= int(limit) <= 1000:
+            raise ValueError(f"limit: must be in 1..1000, got {limit}")
+        return self._request("GET", "/fapi/v1/userTrades", {
+            "symbol": symbol, "startTime": start_time, "endTime": end_time,
+            "limit": int(limit)}, signed=True)
+
+    # ------------------------------------------------------------------ algo orders
+    def new_algo_order(self, symbol: str, side: str, type: str, trigger_price: float | str,
+                       quantity: float | str | None = None, close_position: bool = False,
+                       reduce_only: bool | None = None, working_type: str = "MARK_PRICE",
+                       client_algo_id: str | None = None, **extra: Any) -> dict:
+        """Conditional (stop / take-profit) order via the Algo API; same no-duplicate rule."""
+        if type not in ALGO_TYPES:
+            raise ValueError(f"type: must be one of {sorted(ALGO_TYPES)}, got {type!r}")
+        if close_position and (quantity is not None or reduce_only is not None):
+            raise ValueError("close_position: cannot be combined with quantity or reduce_only")
+        if not close_position and quantity is None:
+            raise ValueError("quantity: required unless close_position=True")
+        if working_type not in ("MARK_PRICE", "CONTRACT_PRICE"):
+            raise ValueError(f"working_type: must be MARK_PRICE or CONTRACT_PRICE, "
+                             f"got {working_type!r}")
+        cid = _check_client_id("client_algo_id", client_algo_id or new_client_order_id_default())
+        params: dict[str, Any] = {
+            "algoType": "CONDITIONAL", "symbol": symbol, "side": side, "type": type,
+            "quantity": None if quantity is None else _dec(quantity, "quantity"),
+            "triggerPrice": _dec(trigger_price, "trigger_price"),
+            "workingType": working_type,
+            "closePosition": True if close_position else None,
+            "reduceOnly": reduce_only, "clientAlgoId": cid,
+            "newOrderRespType": "RESULT", **extra}
+        try:
+            return self._request("POST", "/fapi/v1/algoOrder", params, signed=True, order=True)
+        except _OutcomeUnknown as exc:
+            return self._resolve(lambda: self.query_algo_order(client_algo_id=cid), cid, exc)
+
+    @staticmethod
+    def _algo_ref(algo_id: int | None, client_algo_id: str | None) -> dict:
+        if algo_id is None and client_algo_id is None:
+            raise ValueError("algo_id or client_algo_id: one is required")
+        return {"algoId": algo_id, "clientAlgoId": client_algo_id}
+
+    def query_algo_order(self, algo_id: int | None = None,
+                         client_algo_id: str | None = None) -> dict:
+        return self._request("GET", "/fapi/v1/algoOrder", self._algo_ref(algo_id, client_algo_id),
+                             signed=True)
+
+    def cancel_algo_order(self, algo_id: int | None = None,
+                          client_algo_id: str | None = None) -> dict:
+        return self._request("DELETE", "/fapi/v1/algoOrder",
+                             self._algo_ref(algo_id, client_algo_id), signed=True, order=True)
+
+    def open_algo_orders(self, symbol: str | None = None) -> list[dict]:
+        return self._request("GET", "/fapi/v1/openAlgoOrders", {"symbol": symbol}, signed=True)
+
+    def cancel_all_algo_orders(self, symbol: str) -> dict:
+        return self._request("DELETE", "/fapi/v1/algoOpenOrders", {"symbol": symbol},
+                             signed=True, order=True)
