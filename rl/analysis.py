@@ -1,0 +1,338 @@
+"""One facade over the analysis brain: `analyze(...)` and the incremental `IncrementalAnalyzer`.
+
+Inputs are CLOSED candles only (callers drop the forming candle), plus the live price where
+a rule compares price with a band or a level: signals never repaint, live or in backtests.
+
+Incremental path (backtests): indicator values of 15m/8h/1w advance in O(1) per closed
+candle (`IndicatorState`), levels are rescanned only when a 15m/8h/1w candle closes, and the
+per-1m-bar work is re-scoring the two price-dependent components (level, Bollinger) against
+cached values. 1m indicators feed only the charts, so they are computed lazily on first
+access. The result equals a fresh `analyze()` on the same candles (to float rounding).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from rl import indicators as ind
+from rl import signals as sig
+from rl.level_finder import BestLevelFinder, LevelBook, ScoredLevel
+from rl.levels import Bars
+
+TIMEFRAMES = ("1m", "15m", "8h", "1w")
+INDICATOR_KEYS = ("rsi", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower",
+                  "atr", "ema_fast", "ema_slow", "k", "d", "j", "vwap")
+EMA_FAST, EMA_SLOW = 20, 50
+MAX_BARS = 500
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe copy: NaN/inf -> None, numpy scalars -> Python, tuples -> lists."""
+    if isinstance(x, dict) or isinstance(x, Mapping):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        f = float(x)
+        return f if math.isfinite(f) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+class LazyIndicators(Mapping):
+    """timeframe -> indicator dict; entries given as thunks are computed on first access
+    (the 1m values are only needed by the charts, never by the backtest's decisions)."""
+
+    def __init__(self, ready: dict[str, dict], lazy: dict[str, Callable[[], dict]] | None = None) -> None:
+        self._ready = dict(ready)
+        self._lazy = dict(lazy or {})
+        self._order = [tf for tf in TIMEFRAMES if tf in self._ready or tf in self._lazy]
+
+    def __getitem__(self, tf: str) -> dict:
+        if tf not in self._ready:
+            if tf not in self._lazy:
+                raise KeyError(tf)
+            self._ready[tf] = self._lazy.pop(tf)()
+        return self._ready[tf]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __repr__(self) -> str:
+        return f"LazyIndicators({dict(self)!r})"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    symbol: str
+    price: float
+    time_ms: int
+    long_score: float
+    short_score: float
+    long_breakdown: dict[str, dict]
+    short_breakdown: dict[str, dict]
+    levels: list[ScoredLevel]
+    best_support: ScoredLevel | None
+    best_resistance: ScoredLevel | None
+    indicators: Mapping[str, dict[str, float]]
+    atr_15m: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return _clean({
+            "symbol": self.symbol, "price": self.price, "time_ms": self.time_ms,
+            "long_score": self.long_score, "short_score": self.short_score,
+            "long_breakdown": self.long_breakdown, "short_breakdown": self.short_breakdown,
+            "levels": [x.to_dict() for x in self.levels],
+            "best_support": self.best_support.to_dict() if self.best_support else None,
+            "best_resistance": self.best_resistance.to_dict() if self.best_resistance else None,
+            "indicators": {tf: dict(v) for tf, v in self.indicators.items()},
+            "atr_15m": self.atr_15m, "notes": list(self.notes)})
+
+
+# ------------------------------------------------------------------------------ snapshots
+def snapshot(b: Bars) -> dict[str, float]:
+    """Last value of every indicator on closed candles, plus what the scoring rules read."""
+    n = len(b)
+    nan = float("nan")
+    if n == 0:
+        return {**{k: nan for k in INDICATOR_KEYS}, "close": nan, "open": nan, "volume": nan,
+                "vol_avg": nan, "hist_prev1": nan, "hist_prev2": nan, "bars": 0}
+    c = b.c
+    line, sg, hist = ind.macd(c)
+    up, mid, lo = ind.bollinger(c)
+    k, d, j = ind.kdj(b.h, b.l, c)
+    last = {
+        "rsi": ind.rsi(c)[-1], "macd": line[-1], "macd_signal": sg[-1], "macd_hist": hist[-1],
+        "bb_upper": up[-1], "bb_middle": mid[-1], "bb_lower": lo[-1],
+        "atr": ind.atr(b.h, b.l, c)[-1], "ema_fast": ind.ema(c, EMA_FAST)[-1],
+        "ema_slow": ind.ema(c, EMA_SLOW)[-1], "k": k[-1], "d": d[-1], "j": j[-1],
+        "vwap": ind._vwap_arrays(b.h, b.l, c, b.v, b.t)[-1],
+    }
+    out = {key: float(v) for key, v in last.items()}
+    out.update(close=float(c[-1]), open=float(b.o[-1]), volume=float(b.v[-1]),
+               vol_avg=float(np.mean(b.v[-21:-1])) if n >= 21 else nan,
+               hist_prev1=float(hist[-2]) if n >= 2 else nan,
+               hist_prev2=float(hist[-3]) if n >= 3 else nan, bars=n)
+    return out
+
+
+def _state_snapshot(st: ind.IndicatorState, b_last: tuple[float, float, float]) -> dict[str, float]:
+    nan = float("nan")
+    h = list(st.hist)
+    vols = list(st.vols)
+    out = dict(st.last)
+    out.update(close=b_last[0], open=b_last[1], volume=b_last[2],
+               vol_avg=float(np.mean(np.asarray(vols[:-1]))) if len(vols) == 21 else nan,
+               hist_prev1=h[-2] if len(h) >= 2 else nan, hist_prev2=h[-3] if len(h) >= 3 else nan,
+               bars=st.count)
+    return out
+
+
+def _public(s: dict[str, float]) -> dict[str, float]:
+    return {k: s[k] for k in INDICATOR_KEYS}
+
+
+def _check_inputs(symbol: str, price: float, time_ms: int) -> None:
+    if not isinstance(symbol, str) or not symbol:
+        raise ValueError(f"symbol: must be a non-empty string, got {symbol!r}")
+    if isinstance(price, bool) or not isinstance(price, (int, float, np.floating)) or not (
+            math.isfinite(price) and price > 0):
+        raise ValueError(f"price: must be a positive finite number, got {price!r}")
+    if isinstance(time_ms, bool) or not isinstance(time_ms, (int, np.integer)):
+        raise ValueError(f"time_ms: must be an integer (ms since epoch), got {time_ms!r}")
+
+
+def _assemble(symbol: str, price: float, time_ms: int, snaps: dict[str, dict], book: LevelBook,
+              static: tuple[dict, dict], static_notes: list[str], indicators: Mapping) -> Analysis:
+    levels, bs, br = book.view(price)
+    notes = list(static_notes)
+    pl, ps = sig.price_components(snaps, book, bs, br, price, notes)
+    lb = {**static[0], **pl}
+    sb = {**static[1], **ps}
+    lb = {k: lb[k] for k in sig.COMPONENTS}
+    sb = {k: sb[k] for k in sig.COMPONENTS}
+    s15 = snaps.get("15m") or {}
+    return Analysis(symbol, float(price), int(time_ms), sig.total(lb), sig.total(sb), lb, sb, levels, bs, br,
+                    indicators, float(s15.get("atr", float("nan"))), notes)
+
+
+def _static(snaps: dict[str, dict], book: LevelBook) -> tuple[tuple[dict, dict], list[str]]:
+    notes = list(book.notes)
+    return sig.static_components(snaps, notes), notes
+
+
+def _scan(finder: BestLevelFinder, bars: dict[str, Bars], snaps: dict[str, dict]) -> LevelBook:
+    atrs = {tf: snaps[tf]["atr"] for tf in ("15m", "8h", "1w") if tf in snaps}
+    ref = next((snaps[tf]["close"] for tf in ("15m", "8h", "1w") if tf in snaps and snaps[tf]["bars"] > 0),
+               float("nan"))
+    if ref != ref:
+        return LevelBook([], float("nan"), ["levels: no closed 15m/8h/1w candles"])
+    return finder.scan({tf: b for tf, b in bars.items() if tf != "1m"}, atrs, ref)
+
+
+def _frames_to_bars(frames: dict[str, pd.DataFrame]) -> dict[str, Bars]:
+    if not isinstance(frames, dict):
+        raise ValueError("frames: must be a dict timeframe -> DataFrame of closed candles")
+    unknown = sorted(set(frames) - set(TIMEFRAMES))
+    if unknown:
+        raise ValueError(f"frames: unknown timeframe(s) {unknown}; expected {list(TIMEFRAMES)}")
+    return {tf: Bars.from_frame(df.iloc[-MAX_BARS:], f"frames[{tf!r}]") for tf, df in frames.items()}
+
+
+def analyze(symbol: str, frames: dict[str, pd.DataFrame], price: float, time_ms: int,
+            weights: dict[str, float] | None = None) -> Analysis:
+    """Full analysis from scratch. `frames`: per timeframe, CLOSED candles only (UTC
+    open_time index; float open/high/low/close/volume); the last MAX_BARS are used. Missing
+    or short timeframes degrade the affected components (see `notes`); nothing raises for
+    lack of history."""
+    _check_inputs(symbol, price, time_ms)
+    finder = BestLevelFinder(weights)
+    bars = _frames_to_bars(frames)
+    snaps = {tf: snapshot(b) for tf, b in bars.items()}
+    notes = [f"{tf}: no candles supplied" for tf in TIMEFRAMES if tf not in bars]
+    book = _scan(finder, bars, snaps)
+    static, snotes = _static(snaps, book)
+    empty = _public(snapshot(Bars(*(np.zeros(0),) * 6)))
+    inds = LazyIndicators({tf: _public(snaps[tf]) if tf in snaps else dict(empty) for tf in TIMEFRAMES})
+    return _assemble(symbol, price, time_ms, snaps, book, static, notes + snotes, inds)
+
+
+# ------------------------------------------------------------------------------ incremental
+class _Ring:
+    """Last `cap` closed candles of one timeframe in preallocated arrays (amortised O(1) push).
+
+    When the buffer fills, the live window moves to a NEW buffer instead of being copied in
+    place, so a `Bars` view handed out earlier never changes under its holder.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.n, self.start = cap, 0, 0
+        self.t = np.zeros(2 * cap, dtype=np.int64)
+        self.f = np.zeros((5, 2 * cap))
+
+    def push(self, t: int, o: float, h: float, l: float, c: float, v: float) -> None:
+        end = self.start + self.n
+        if end == len(self.t):
+            keep = min(self.n, self.cap - 1)
+            nt, nf = np.zeros_like(self.t), np.zeros_like(self.f)
+            nt[:keep], nf[:, :keep] = self.t[end - keep:end], self.f[:, end - keep:end]
+            self.t, self.f, self.start, self.n, end = nt, nf, 0, keep, keep
+        self.t[end] = t
+        col = self.f[:, end]
+        col[0], col[1], col[2], col[3], col[4] = o, h, l, c, v
+        if self.n == self.cap:
+            self.start += 1
+        else:
+            self.n += 1
+
+    def last_time(self) -> int | None:
+        return int(self.t[self.start + self.n - 1]) if self.n else None
+
+    def bars(self) -> Bars:
+        a, b = self.start, self.start + self.n
+        f = self.f
+        return Bars(self.t[a:b], f[0, a:b], f[1, a:b], f[2, a:b], f[3, a:b], f[4, a:b])
+
+
+class IncrementalAnalyzer:
+    """Same result as `analyze()`, computing only what changed since the last call.
+
+    Feed closed candles with `push_candle` (cheapest, for backtests) or whole frames with
+    `update`; then `score(price, time_ms)` re-scores against the new price in microseconds
+    when no 15m/8h/1w candle closed.
+    """
+
+    def __init__(self, symbol: str, weights: dict[str, float] | None = None, max_bars: int = MAX_BARS) -> None:
+        if not isinstance(max_bars, int) or max_bars < 60:
+            raise ValueError(f"max_bars: must be an integer >= 60, got {max_bars!r}")
+        if not isinstance(symbol, str) or not symbol:
+            raise ValueError(f"symbol: must be a non-empty string, got {symbol!r}")
+        self.symbol = symbol
+        self.finder = BestLevelFinder(weights)
+        self.max_bars = max_bars
+        self.rings: dict[str, _Ring] = {}
+        self.states: dict[str, ind.IndicatorState] = {}
+        self.snaps: dict[str, dict] = {}
+        self._dirty_levels = True
+        self._dirty_static = True
+        self._book: LevelBook | None = None
+        self._static: tuple[dict, dict] = ({}, {})
+        self._static_notes: list[str] = []
+        self._public: dict[str, dict] = {}
+
+    def set_weights(self, weights: dict[str, float]) -> None:
+        """New level-feature weights (from learning); levels are rescored on the next call."""
+        self.finder = BestLevelFinder(weights)
+        self._dirty_levels = True
+
+    def push_candle(self, tf: str, open_time_ms: int, o: float, h: float, l: float, c: float, v: float) -> None:
+        """Append one newly CLOSED candle of timeframe `tf` (must be newer than the last)."""
+        if tf not in TIMEFRAMES:
+            raise ValueError(f"tf: unknown timeframe {tf!r}; expected {list(TIMEFRAMES)}")
+        ring = self.rings.get(tf)
+        if ring is None:
+            ring = self.rings[tf] = _Ring(self.max_bars)
+        last = ring.last_time()
+        if last is not None and open_time_ms <= last:
+            raise ValueError(f"open_time_ms: {tf} candle at {open_time_ms} is not after the last one ({last})")
+        ring.push(open_time_ms, o, h, l, c, v)
+        if tf == "1m":
+            return  # chart-only: computed lazily from the ring
+        st = self.states.get(tf)
+        if st is None:
+            st = self.states[tf] = ind.IndicatorState(ema_fast=EMA_FAST, ema_slow=EMA_SLOW)
+        st.push(open_time_ms, o, h, l, c, v)
+        self.snaps[tf] = _state_snapshot(st, (c, o, v))
+        self._public[tf] = _public(self.snaps[tf])
+        self._dirty_levels = True
+
+    def update(self, frames_closed: dict[str, pd.DataFrame], price: float, time_ms: int) -> Analysis:
+        """Take closed-candle frames (any subset of timeframes; absent = unchanged), push the
+        candles newer than what is held, and score at `price`."""
+        for tf, df in frames_closed.items():
+            if tf not in TIMEFRAMES:
+                raise ValueError(f"frames_closed: unknown timeframe {tf!r}")
+            if not len(df):
+                continue
+            ring = self.rings.get(tf)
+            last = ring.last_time() if ring else None
+            if last is not None and int(df.index[-1].value // 1_000_000) == last:
+                continue
+            b = Bars.from_frame(df, f"frames_closed[{tf!r}]")
+            new = np.flatnonzero(b.t > last) if last is not None else np.arange(len(b))
+            for i in new:
+                self.push_candle(tf, int(b.t[i]), b.o[i], b.h[i], b.l[i], b.c[i], b.v[i])
+        return self.score(price, time_ms)
+
+    def _indicators(self) -> LazyIndicators:
+        lazy = {}
+        if "1m" in self.rings:
+            ring = self.rings["1m"]
+            lazy["1m"] = lambda b=ring.bars(): _public(snapshot(b))
+        ready = dict(self._public)
+        for tf in TIMEFRAMES:
+            if tf not in ready and tf not in lazy:
+                ready[tf] = {k: float("nan") for k in INDICATOR_KEYS}
+        return LazyIndicators(ready, lazy)
+
+    def score(self, price: float, time_ms: int) -> Analysis:
+        """Analysis at `price` from the cached state (rescans levels only if a candle closed)."""
+        _check_inputs(self.symbol, price, time_ms)
+        if self._dirty_levels:
+            bars = {tf: r.bars() for tf, r in self.rings.items() if tf != "1m"}
+            self._book = _scan(self.finder, bars, self.snaps)
+            self._static, self._static_notes = _static(self.snaps, self._book)
+            self._dirty_levels = False
+        notes = [f"{tf}: no candles supplied" for tf in TIMEFRAMES if tf not in self.rings]
+        return _assemble(self.symbol, price, time_ms, self.snaps, self._book, self._static,
+                         notes + self._static_notes, self._indicators())

@@ -1,0 +1,152 @@
+"""Entry scores: long and short points out of 100 from the six confirmations of design 3.3.
+
+trend 25 (1w + 8h direction), level 25 (best level score x proximity), RSI 15, MACD 20,
+Bollinger 15, volume 5. Oscillators are read on closed 15m candles (the trading
+timeframe); only the level and Bollinger components compare the *current* price with a
+level or band. Every rule is written for a direction d (+1 long, -1 short) on signed
+quantities, which is what makes the mirror property hold: flip the chart and the long and
+short scores swap. Missing data scores 0 for that component and says so; nothing raises.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+MAX_POINTS = {"trend": 25.0, "level": 25.0, "rsi": 15.0, "macd": 20.0, "bollinger": 15.0, "volume": 5.0}
+COMPONENTS = tuple(MAX_POINTS)
+TREND_WEIGHTS = {"8h": 0.6, "1w": 0.4}   # 8h is nearer the trading timeframe
+RSI_FULL = 20.0        # RSI 30 (or 70) gives full points, 50 none
+VOLUME_FULL = 1.0      # volume 2x its 20-candle average gives full points
+
+
+def _ok(x: Any) -> bool:
+    return x is not None and x == x
+
+
+def _clip01(x: float) -> float:
+    return 0.0 if x < 0 else 1.0 if x > 1 else x
+
+
+def _pair(long_pts: float, short_pts: float, name: str, reason_long: str, reason_short: str | None = None):
+    m = MAX_POINTS[name]
+    return ({"points": round(long_pts, 6), "max": m, "reason": reason_long},
+            {"points": round(short_pts, 6), "max": m, "reason": reason_short or reason_long})
+
+
+def trend_direction(snap: dict | None, tf: str, notes: list[str]) -> float | None:
+    """-1..+1: (EMA20 - EMA50) / ATR, clipped; with < 50 candles (close - EMA20) / ATR."""
+    n = int(snap.get("bars", 0)) if snap else 0
+    if not snap or not _ok(snap.get("atr")) or snap["atr"] <= 0:
+        notes.append(f"{tf}: only {n} closed candles, no trend direction")
+        return None
+    if _ok(snap.get("ema_slow")) and _ok(snap.get("ema_fast")):
+        return max(-1.0, min(1.0, (snap["ema_fast"] - snap["ema_slow"]) / snap["atr"]))
+    if _ok(snap.get("ema_fast")):
+        notes.append(f"{tf}: only {n} closed candles, EMA50 undefined; trend from close vs EMA20")
+        return max(-1.0, min(1.0, (snap["close"] - snap["ema_fast"]) / snap["atr"]))
+    notes.append(f"{tf}: only {n} closed candles, no trend direction")
+    return None
+
+
+def trend_component(snaps: dict[str, dict], notes: list[str]):
+    dirs = {tf: trend_direction(snaps.get(tf), tf, notes) for tf in TREND_WEIGHTS}
+    have = {tf: d for tf, d in dirs.items() if d is not None}
+    if not have:
+        return _pair(0.0, 0.0, "trend", "no timeframe has enough candles for a trend")
+    wsum = sum(TREND_WEIGHTS[tf] for tf in have)
+    comb = sum(TREND_WEIGHTS[tf] * d for tf, d in have.items()) / wsum
+    if len(have) == 1:
+        notes.append(f"trend uses {next(iter(have))} only")
+    desc = ", ".join(f"{tf} {d:+.2f}" for tf, d in have.items())
+    return _pair(25.0 * max(0.0, comb), 25.0 * max(0.0, -comb), "trend", f"direction {comb:+.2f} ({desc})")
+
+
+def level_component(book, best_support, best_resistance, price: float, notes: list[str]):
+    def side(x, word: str) -> tuple[float, str]:
+        if x is None:
+            return 0.0, f"no {word} on this side of price"
+        prox = book.proximity(x, price)
+        dist = abs(price - x.price) / book.atr if book.atr == book.atr and book.atr > 0 else float("nan")
+        return (25.0 * x.score / 100.0 * prox,
+                f"{word} {x.price:.6g} (score {x.score:.0f}, {x.timeframe}) {dist:.2f} ATR away, proximity {prox:.2f}")
+    if book is None or not book.ranked:
+        notes.append("levels: none found")
+        return _pair(0.0, 0.0, "level", "no levels found")
+    lp, lr = side(best_support, "support")
+    sp, sr = side(best_resistance, "resistance")
+    return _pair(lp, sp, "level", lr, sr)
+
+
+def rsi_component(s: dict | None, notes: list[str]):
+    r = s.get("rsi") if s else None
+    if not _ok(r):
+        notes.append("15m: RSI needs 15 closed candles; RSI scores 0")
+        return _pair(0.0, 0.0, "rsi", "RSI undefined (short history)")
+    return _pair(15.0 * _clip01((50.0 - r) / RSI_FULL), 15.0 * _clip01((r - 50.0) / RSI_FULL), "rsi",
+                 f"RSI(14) 15m = {r:.1f}")
+
+
+def macd_points(h0: float, h1: float, h2: float, d: int) -> tuple[float, str]:
+    """Tiers for direction d on the 15m histogram (h0 latest closed, h1, h2 before)."""
+    a0, a1, a2 = d * h0, (d * h1 if _ok(h1) else float("nan")), (d * h2 if _ok(h2) else float("nan"))
+    if (a1 <= 0 < a0) or (a2 <= 0 < a1 and a0 > 0):
+        return 20.0, "fresh " + ("golden" if d > 0 else "death") + " cross (last 2 candles)"
+    if a0 > 0 and a0 > a1:
+        return 14.0, "histogram on our side and expanding"
+    if a0 > 0:
+        return 8.0, "histogram on our side"
+    if a0 > a1:
+        return 4.0, "histogram against us but converging"
+    return 0.0, "histogram against us"
+
+
+def macd_component(s: dict | None, notes: list[str]):
+    h0 = s.get("macd_hist") if s else None
+    if not _ok(h0):
+        notes.append("15m: MACD needs 34 closed candles; MACD scores 0")
+        return _pair(0.0, 0.0, "macd", "MACD undefined (short history)")
+    h1, h2 = s.get("hist_prev1", float("nan")), s.get("hist_prev2", float("nan"))
+    lp, lr = macd_points(h0, h1, h2, 1)
+    sp, sr = macd_points(h0, h1, h2, -1)
+    return _pair(lp, sp, "macd", f"{lr}; hist {h0:.6g}", f"{sr}; hist {h0:.6g}")
+
+
+def bollinger_component(s: dict | None, price: float, notes: list[str]):
+    up, lo = (s.get("bb_upper"), s.get("bb_lower")) if s else (None, None)
+    if not (_ok(up) and _ok(lo)) or up - lo <= 0:
+        notes.append("15m: Bollinger bands undefined or zero width; Bollinger scores 0")
+        return _pair(0.0, 0.0, "bollinger", "bands undefined")
+    pb = (price - lo) / (up - lo)
+    return _pair(15.0 * _clip01((0.5 - pb) / 0.5), 15.0 * _clip01((pb - 0.5) / 0.5), "bollinger",
+                 f"%B = {pb:.2f} (price {price:.6g}, bands {lo:.6g}..{up:.6g})")
+
+
+def volume_component(s: dict | None, notes: list[str]):
+    avg = s.get("vol_avg") if s else None
+    if not _ok(avg) or avg <= 0:
+        notes.append("15m: volume needs 21 closed candles; volume scores 0")
+        return _pair(0.0, 0.0, "volume", "volume average undefined")
+    r = s["volume"] / avg
+    pts = 5.0 * _clip01((r - 1.0) / VOLUME_FULL)
+    body = s["close"] - s["open"]
+    why = f"last 15m volume {r:.2f}x its 20-candle average, candle {'up' if body > 0 else 'down' if body < 0 else 'flat'}"
+    return _pair(pts if body > 0 else 0.0, pts if body < 0 else 0.0, "volume", why)
+
+
+def static_components(snaps: dict[str, dict], notes: list[str]) -> tuple[dict, dict]:
+    """The components that do not depend on the live price (cached between candle closes)."""
+    s15 = snaps.get("15m")
+    parts = {"trend": trend_component(snaps, notes), "rsi": rsi_component(s15, notes),
+             "macd": macd_component(s15, notes), "volume": volume_component(s15, notes)}
+    return {k: v[0] for k, v in parts.items()}, {k: v[1] for k, v in parts.items()}
+
+
+def price_components(snaps: dict[str, dict], book, best_support, best_resistance, price: float,
+                     notes: list[str]) -> tuple[dict, dict]:
+    """The components comparing the live price with a level or a band."""
+    lvl = level_component(book, best_support, best_resistance, price, notes)
+    bb = bollinger_component(snaps.get("15m"), price, notes)
+    return {"level": lvl[0], "bollinger": bb[0]}, {"level": lvl[1], "bollinger": bb[1]}
+
+
+def total(breakdown: dict[str, dict]) -> float:
+    return round(min(100.0, max(0.0, sum(c["points"] for c in breakdown.values()))), 6)

@@ -1,0 +1,89 @@
+"""The facade: analyze() shape, degradation on short histories, and incremental == fresh."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rl.analysis import TIMEFRAMES, IncrementalAnalyzer, analyze
+from tests.conftest import make_candles
+from tests.test_signals import aggregate
+
+M1 = make_candles(6 * 24 * 60, seed=21, price=50.0, vol=0.0012)
+
+
+def test_analysis_shape_and_json_safe():
+    frames = aggregate(M1, M1.index[-1])
+    price = float(M1.close.iloc[-2])
+    a = analyze("ABCUSDT", frames, price, 123)
+    assert set(a.indicators) == set(TIMEFRAMES)
+    assert set(a.indicators["15m"]) == {"rsi", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle",
+                                        "bb_lower", "atr", "ema_fast", "ema_slow", "k", "d", "j", "vwap"}
+    assert a.long_score == pytest.approx(sum(c["points"] for c in a.long_breakdown.values()))
+    assert {c["max"] for c in a.long_breakdown.values()} == {25, 15, 20, 5}
+    assert a.atr_15m > 0 and a.levels
+    assert a.best_support is None or a.best_support.price <= price
+    d = a.to_dict()
+    json.dumps(d, allow_nan=False)                   # NaN became None
+    assert d["indicators"]["1w"]["ema_slow"] is None  # 6 days: no weekly EMA50
+
+
+def test_short_history_degrades_without_raising():
+    tiny = {"15m": make_candles(10, freq="15min"), "8h": make_candles(3, freq="8h")}
+    a = analyze("NEWUSDT", tiny, 30000.0, 0)
+    assert 0 <= a.long_score <= 100 and 0 <= a.short_score <= 100
+    assert a.long_breakdown["rsi"]["points"] == 0 and a.long_breakdown["macd"]["points"] == 0
+    assert any("1w" in n for n in a.notes) and any("MACD" in n for n in a.notes)
+    empty = analyze("NEWUSDT", {}, 1.0, 0)
+    assert empty.long_score == 0 and empty.levels == [] and empty.best_support is None
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(price=-1.0), "price"), (dict(price=float("nan")), "price"), (dict(time_ms=1.5), "time_ms"),
+    (dict(frames={"5m": M1}), "5m"), (dict(weights={"volume_density": 1.0}), "missing")])
+def test_bad_inputs_name_the_field(bad, match):
+    kw = dict(symbol="X", frames={"1m": M1.iloc[:100]}, price=50.0, time_ms=0) | bad
+    with pytest.raises(ValueError, match=match):
+        analyze(**kw)
+
+
+def _ms(ts):
+    return int(ts.value // 1_000_000)
+
+
+def test_incremental_equals_fresh_analyze():
+    inc = IncrementalAnalyzer("X")
+    start = 5 * 24 * 60
+    inc.update(aggregate(M1, M1.index[start]), float(M1.close.iloc[start - 1]), 0)
+    m15 = aggregate(M1, M1.index[-1])["15m"]
+    checked = 0
+    for i in range(start, start + 120):
+        r = M1.iloc[i]
+        inc.push_candle("1m", _ms(M1.index[i]), r.open, r.high, r.low, r.close, r.volume)
+        end = M1.index[i] + pd.Timedelta("1min")
+        if end.minute % 15 == 0:
+            t15 = end - pd.Timedelta("15min")
+            g = m15.loc[t15]
+            inc.push_candle("15m", _ms(t15), g.open, g.high, g.low, g.close, g.volume)
+        price = float(r.close) * (1 + 0.0005 * np.sin(i))
+        got = inc.score(price, i)
+        if i % 17 == 0 or end.minute % 15 == 0:
+            want = analyze("X", aggregate(M1, end), price, i)
+            assert got.long_score == pytest.approx(want.long_score, abs=1e-9)
+            assert got.short_score == pytest.approx(want.short_score, abs=1e-9)
+            assert [x.price for x in got.levels] == pytest.approx([x.price for x in want.levels])
+            assert got.long_breakdown.keys() == want.long_breakdown.keys()
+            for tf in TIMEFRAMES:
+                for k, v in want.indicators[tf].items():
+                    assert got.indicators[tf][k] == pytest.approx(v, rel=1e-9, nan_ok=True), (tf, k)
+            checked += 1
+    assert checked >= 10
+
+
+def test_incremental_rejects_out_of_order_candles():
+    inc = IncrementalAnalyzer("X")
+    inc.push_candle("15m", 900_000, 1, 2, 0.5, 1.5, 10)
+    with pytest.raises(ValueError, match="open_time_ms"):
+        inc.push_candle("15m", 900_000, 1, 2, 0.5, 1.5, 10)
+    with pytest.raises(ValueError, match="tf"):
+        inc.push_candle("4h", 0, 1, 2, 0.5, 1.5, 10)

@@ -1,0 +1,132 @@
+"""Entry scores: component rules, bounds, and the mirror property (generated and real data)."""
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rl import signals as sig
+from rl.analysis import analyze
+from tests.conftest import make_candles, shared_kline_files
+
+TF = {"1m": "1min", "15m": "15min", "8h": "8h", "1w": "7D"}
+MONDAY = pd.Timestamp("1970-01-05", tz="UTC")
+
+
+def aggregate(m1: pd.DataFrame, cut: pd.Timestamp) -> dict[str, pd.DataFrame]:
+    """Closed candles of every timeframe as of `cut`, built from 1m candles (weeks on Mondays)."""
+    out = {}
+    m1 = m1[m1.index < cut]
+    agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    for tf, rule in TF.items():
+        if tf == "1w":  # Binance weeks open on Monday 00:00 UTC
+            key = (m1.index - MONDAY) // pd.Timedelta("7D")
+            df = m1.groupby(key).agg(agg)
+            df.index = pd.DatetimeIndex(MONDAY + df.index * pd.Timedelta("7D"), name="open_time")
+        else:
+            df = m1.resample(rule, label="left", closed="left").agg(agg).dropna()
+        df = df[df.index + pd.Timedelta(rule) <= cut]
+        out[tf] = df.iloc[-500:]
+    return out
+
+
+def mirror(frames, K):
+    out = {}
+    for tf, df in frames.items():
+        out[tf] = pd.DataFrame({"open": K - df.open, "high": K - df.low, "low": K - df.high,
+                                "close": K - df.close, "volume": df.volume}, index=df.index)
+    return out
+
+
+def assert_mirrored(frames, price, K):
+    a = analyze("T", frames, price, 0)
+    b = analyze("T", mirror(frames, K), K - price, 0)
+    assert a.long_score == pytest.approx(b.short_score, abs=1e-6)
+    assert a.short_score == pytest.approx(b.long_score, abs=1e-6)
+    for comp in sig.COMPONENTS:
+        assert a.long_breakdown[comp]["points"] == pytest.approx(b.short_breakdown[comp]["points"], abs=1e-6), comp
+    for s in (a.long_score, a.short_score):
+        assert 0.0 <= s <= 100.0
+    return a
+
+
+def generated_m1(seed, n=8 * 24 * 60 * 3):
+    return make_candles(n, seed=seed, price=100.0, vol=0.0012)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_mirror_symmetry_generated(seed):
+    m1 = generated_m1(seed)
+    for cut_i in (len(m1) // 2, len(m1) - 7):
+        cut = m1.index[cut_i]
+        frames = aggregate(m1, cut)
+        price = float(m1.close.iloc[cut_i - 1]) * 1.001
+        assert_mirrored(frames, price, K=2 * float(m1.high.max()) + 1)
+
+
+def read_archive(path) -> pd.DataFrame:
+    with zipfile.ZipFile(path) as z:
+        name = z.namelist()[0]
+        with z.open(name) as f:
+            df = pd.read_csv(f, header=None)
+    if not str(df.iloc[0, 0]).isdigit():  # newer files have a header row
+        df = df.iloc[1:]
+    df = df.iloc[:, :6].astype(float)
+    df.columns = ["open_time", "open", "high", "low", "close", "volume"]
+    df.index = pd.to_datetime(df.open_time.astype("int64"), unit="ms", utc=True).rename("open_time")
+    return df.drop(columns="open_time")
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("symbol", ["FILUSDT", "NEARUSDT", "AVAXUSDT"])
+def test_mirror_symmetry_real_data(shared_data_dir, symbol):
+    files = shared_kline_files(symbol)
+    if not files:
+        pytest.skip(f"no archive files for {symbol}")
+    m1 = read_archive(files[0])
+    K = 2 * float(m1.high.max())
+    for frac in (0.5, 0.97):
+        i = int(len(m1) * frac)
+        frames = aggregate(m1, m1.index[i])
+        a = assert_mirrored(frames, float(m1.close.iloc[i - 1]), K)
+        assert any("1w" in n for n in a.notes)      # a month holds few weekly candles: said, not raised
+
+
+def test_component_rules_rsi_bollinger_volume():
+    notes = []
+    lo, sh = sig.rsi_component({"rsi": 30.0}, notes)
+    assert lo["points"] == 15 and sh["points"] == 0
+    lo, sh = sig.rsi_component({"rsi": 60.0}, notes)
+    assert lo["points"] == 0 and sh["points"] == pytest.approx(7.5)
+    s = {"bb_upper": 110.0, "bb_lower": 90.0}
+    assert sig.bollinger_component(s, 90.0, notes)[0]["points"] == 15
+    assert sig.bollinger_component(s, 100.0, notes)[0]["points"] == 0
+    assert sig.bollinger_component(s, 105.0, notes)[1]["points"] == pytest.approx(7.5)
+    v = {"vol_avg": 10.0, "volume": 20.0, "close": 101.0, "open": 100.0}
+    lo, sh = sig.volume_component(v, notes)
+    assert lo["points"] == 5 and sh["points"] == 0
+    assert notes == []
+
+
+def test_macd_tiers_and_symmetry():
+    assert sig.macd_points(0.5, -0.1, -0.3, 1)[0] == 20       # fresh golden cross
+    assert sig.macd_points(-0.5, 0.1, 0.3, -1)[0] == 20       # fresh death cross
+    assert sig.macd_points(0.5, 0.3, 0.1, 1)[0] == 14
+    assert sig.macd_points(0.5, 0.7, 0.9, 1)[0] == 8
+    assert sig.macd_points(-0.5, -0.7, -0.9, 1)[0] == 4
+    assert sig.macd_points(-0.5, -0.3, -0.1, 1)[0] == 0
+    for h in [(0.2, -0.1, 0.3), (0.0, 0.1, -0.2), (-1.0, -2.0, float("nan"))]:
+        assert sig.macd_points(*h, 1)[0] == sig.macd_points(*(-x for x in h), -1)[0]
+
+
+def test_trend_uses_what_exists():
+    notes = []
+    snaps = {"8h": {"atr": 2.0, "ema_fast": 104.0, "ema_slow": 100.0, "close": 105.0, "bars": 200},
+             "1w": {"atr": 10.0, "ema_fast": 90.0, "ema_slow": float("nan"), "close": 95.0, "bars": 30}}
+    lo, sh = sig.trend_component(snaps, notes)
+    # 8h: +1 (clipped), 1w: (95-90)/10 = +0.5 -> 0.6*1 + 0.4*0.5 = 0.8
+    assert lo["points"] == pytest.approx(20.0) and sh["points"] == 0
+    assert any("1w" in n and "EMA50" in n for n in notes)
+    notes = []
+    lo, sh = sig.trend_component({}, notes)
+    assert lo["points"] == sh["points"] == 0 and len(notes) == 2
