@@ -1,0 +1,102 @@
+"""Exit rules for an open position (pure): what to do now, and why.
+
+Rules, in priority order:
+1. a strong opposite signal closes everything (the reason to hold is gone);
+2. the target reached closes everything;
+3. at `partial_at_r` (1R) take `partial_fraction` (half) off and, from then on, the stop goes
+   to break-even plus the fees of both legs, so the trade can no longer lose;
+4. after that the rest trails `trail_atr` ATRs behind the best price seen.
+A stop only ever moves in the position's favour. Every action carries its reason, which the
+knowledge store keeps with the trade.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Union
+
+from rl.position import PositionState
+
+
+@dataclass(frozen=True)
+class PartialClose:
+    qty: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class MoveStop:
+    new_stop: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class CloseAll:
+    reason: str
+
+
+ExitAction = Union[PartialClose, MoveStop, CloseAll]
+
+
+@dataclass(frozen=True)
+class ExitRules:
+    partial_at_r: float = 1.0
+    partial_fraction: float = 0.5
+    trail_atr: float = 2.0
+    opposite_score_exit: float = 70.0     # opposite-direction decision score (0..100)
+    fee_rate: float = 0.0005              # taker, per leg: break-even covers entry + exit fees
+
+    def __post_init__(self) -> None:
+        if not 0 < self.partial_fraction < 1:
+            raise ValueError(f"partial_fraction: must be in (0, 1), got {self.partial_fraction!r}")
+        if self.partial_at_r <= 0 or self.trail_atr <= 0:
+            raise ValueError("partial_at_r/trail_atr: must be > 0")
+
+
+def breakeven_stop(state: PositionState, fee_rate: float) -> float:
+    """The stop price at which closing the rest pays back entry and both fees."""
+    return state.entry_price * (1 + state.sign * 2 * fee_rate)
+
+
+def _floor(qty: float, step: float) -> float:
+    if step <= 0:
+        return qty
+    return math.floor(qty / step + 1e-9) * step
+
+
+def evaluate_exit(state: PositionState, price: float, high: float, low: float, atr: float,
+                  opposite_score: float = 0.0, rules: ExitRules = ExitRules(),
+                  step: float = 0.0, min_qty: float = 0.0) -> list[ExitAction]:
+    """Actions for this bar/tick. `step`/`min_qty` keep partial sizes tradeable."""
+    if price <= 0 or high < low:
+        raise ValueError(f"price/high/low: need price > 0 and high >= low, got {price}/{high}/{low}")
+    if atr < 0 or atr != atr:
+        raise ValueError(f"atr: must be >= 0, got {atr!r}")
+    sign = state.sign
+    if opposite_score >= rules.opposite_score_exit:
+        return [CloseAll(f"strong opposite signal: score {opposite_score:.0f} >= "
+                         f"{rules.opposite_score_exit:.0f}")]
+    favourable = high if sign > 0 else low
+    if state.target is not None and (favourable - state.target) * sign >= 0:
+        return [CloseAll(f"target {state.target:g} reached")]
+    actions: list[ExitAction] = []
+    best = max(state.best_price, high) if sign > 0 else min(state.best_price, low)
+    stop = state.stop
+    reached_r = state.r_multiple(favourable)
+    if not state.partial_exits and reached_r >= rules.partial_at_r:
+        qty = _floor(state.qty * rules.partial_fraction, step)
+        rest = state.qty - qty
+        if qty >= max(min_qty, 1e-12) and rest >= max(min_qty, 1e-12):
+            actions.append(PartialClose(qty, f"partial take-profit: {rules.partial_fraction:.0%} "
+                                             f"at {rules.partial_at_r:g}R"))
+        be = breakeven_stop(state, rules.fee_rate)
+        if (be - stop) * sign > 0 and (price - be) * sign > 0:
+            actions.append(MoveStop(be, f"stop to break-even + fees after {rules.partial_at_r:g}R"))
+            stop = be
+    if state.partial_exits or state.breakeven_done or actions:
+        trail = best - sign * rules.trail_atr * atr
+        if atr > 0 and (trail - stop) * sign > 0 and (price - trail) * sign > 0:
+            actions = [a for a in actions if not isinstance(a, MoveStop)]
+            actions.append(MoveStop(trail, f"ATR trailing stop: {rules.trail_atr:g} ATR "
+                                           f"behind best price {best:g}"))
+    return actions

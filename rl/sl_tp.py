@@ -1,0 +1,134 @@
+"""Stop, target and size for a new position (pure).
+
+The stop goes beyond the support/resistance level the trade leans on, by an ATR buffer, so
+ordinary noise around the level does not take us out; never closer than a minimum distance,
+because a stop inside the spread/fees is a guaranteed loss. Size comes from risk: lose at most
+equity × MAX_RISK_PERCENT if the stop is hit, fees of both legs included, then capped by
+leverage and available margin and floored to the exchange step. When the result cannot be
+traded (below min qty / min notional) the plan says why instead of letting the exchange
+answer -4164.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from client import SymbolFilters
+
+
+@dataclass(frozen=True)
+class TradePlan:
+    side: str                    # "LONG" | "SHORT"
+    entry: float
+    stop: float
+    target: float
+    qty: float                   # 0 when not tradeable (see reasons)
+    risk: float                  # quote lost at the stop incl. both fees, for qty
+    reward_ratio: float          # |target - entry| / |entry - stop|
+    notional: float
+    margin: float
+    ok: bool
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        return {"side": self.side, "entry": self.entry, "stop": self.stop, "target": self.target,
+                "qty": self.qty, "risk": self.risk, "reward_ratio": self.reward_ratio,
+                "notional": self.notional, "margin": self.margin, "ok": self.ok,
+                "reasons": list(self.reasons)}
+
+
+def _positive(name: str, value: float) -> float:
+    if value is None or not isinstance(value, (int, float)) or value != value or value <= 0:
+        raise ValueError(f"{name}: must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def stop_price(side: str, entry: float, level: float, atr: float, atr_buffer: float = 0.5,
+               min_stop_pct: float = 0.002) -> float:
+    """Stop beyond `level` by atr*atr_buffer, and at least entry*min_stop_pct from entry."""
+    _positive("entry", entry)
+    _positive("level", level)
+    if atr is None or atr != atr or atr < 0:
+        raise ValueError(f"atr: must be a number >= 0, got {atr!r}")
+    min_dist = entry * min_stop_pct
+    if side == "LONG":
+        return min(level - atr * atr_buffer, entry - min_dist)
+    if side == "SHORT":
+        return max(level + atr * atr_buffer, entry + min_dist)
+    raise ValueError(f"side: must be LONG or SHORT, got {side!r}")
+
+
+def target_price(side: str, entry: float, stop: float, opposing_level: float | None = None,
+                 reward_multiple: float = 2.0) -> tuple[float, str]:
+    """The next opposing level when it lies on the profit side, else entry ± reward_multiple × R."""
+    dist = abs(entry - stop)
+    sign = 1.0 if side == "LONG" else -1.0
+    if opposing_level is not None and (opposing_level - entry) * sign > 0:
+        return float(opposing_level), f"target at the next {'resistance' if sign > 0 else 'support'} {opposing_level:g}"
+    return entry + sign * reward_multiple * dist, f"target at {reward_multiple:g}R (no opposing level beyond entry)"
+
+
+def plan_trade(side: str, entry: float, level: float, atr: float, equity: float,
+               available: float, *, opposing_level: float | None = None,
+               risk_percent: float = 2.0, leverage: int = 10, atr_buffer: float = 0.5,
+               min_stop_pct: float = 0.002, reward_multiple: float = 2.0,
+               taker_fee: float = 0.0005, filters: SymbolFilters | None = None) -> TradePlan:
+    """Full plan: stop, target, risk-sized quantity rounded to the exchange's filters."""
+    if side not in ("LONG", "SHORT"):
+        raise ValueError(f"side: must be LONG or SHORT, got {side!r}")
+    _positive("entry", entry)
+    _positive("equity", equity)
+    if available is None or available != available:
+        raise ValueError(f"available: must be a number, got {available!r}")
+    if not 0 < risk_percent <= 100:
+        raise ValueError(f"risk_percent: must be in (0, 100], got {risk_percent!r}")
+    if not 1 <= int(leverage) <= 125:
+        raise ValueError(f"leverage: must be 1..125, got {leverage!r}")
+    if not 0 <= taker_fee < 0.01:
+        raise ValueError(f"taker_fee: must be in [0, 0.01), got {taker_fee!r}")
+    reasons: list[str] = []
+    sign = 1.0 if side == "LONG" else -1.0
+    stop = stop_price(side, entry, level, atr, atr_buffer, min_stop_pct)
+    if filters is not None:     # round the stop away from entry: never tighter than computed
+        stop = filters.round_price(stop, "down" if side == "LONG" else "up")
+    if stop <= 0:
+        raise ValueError(f"level: gives a stop <= 0 ({stop:g}); level/atr are implausible")
+    target, why = target_price(side, entry, stop, opposing_level, reward_multiple)
+    if filters is not None:
+        target = filters.round_price(target, "nearest")
+    reasons.append(f"stop {stop:g}: {atr_buffer:g} ATR beyond level {level:g}, "
+                   f"at least {min_stop_pct * 100:g}% from entry")
+    reasons.append(why)
+    dist = abs(entry - stop)
+    # Loss per unit at the stop: the price move plus taker fees on entry and on the stop fill.
+    per_unit = dist + taker_fee * (entry + stop)
+    budget = equity * risk_percent / 100.0
+    qty_risk = budget / per_unit
+    # Margin for the entry plus its fee must fit in what is available.
+    qty_margin = max(available, 0.0) / (entry * (1.0 / leverage + taker_fee))
+    qty = min(qty_risk, qty_margin)
+    if qty_margin < qty_risk:
+        reasons.append(f"size capped by available margin {available:.2f} at {leverage}x "
+                       f"(risk alone allowed {qty_risk:.6g})")
+    if filters is not None:
+        qty = filters.floor_qty(qty)
+    ok = qty > 0
+    if filters is not None:
+        min_qty = float(filters.min_qty)
+        if qty < min_qty:
+            ok = False
+            reasons.append(f"quantity {qty:g} below the exchange minimum {min_qty:g} (min notional "
+                           f"{float(filters.min_notional):g}): risk budget {budget:.2f} too small "
+                           f"for a stop {dist:g} away, or too little margin")
+        elif not filters.check_notional(entry, qty):
+            ok = False
+            reasons.append(f"order notional {entry * qty:.2f} below the exchange minimum "
+                           f"{float(filters.min_notional):g}: risk budget {budget:.2f} too small "
+                           f"for a stop {dist:g} away, or too little margin")
+    elif not ok:
+        reasons.append("quantity is 0: no risk budget or no available margin")
+    if not ok:
+        qty = 0.0
+    return TradePlan(side=side, entry=float(entry), stop=float(stop), target=float(target),
+                     qty=float(qty), risk=qty * per_unit, reward_ratio=abs(target - entry) / dist,
+                     notional=qty * entry, margin=qty * entry / leverage, ok=ok,
+                     reasons=tuple(reasons))

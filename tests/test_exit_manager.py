@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from rl.exit_manager import CloseAll, ExitRules, MoveStop, PartialClose, breakeven_stop, evaluate_exit
+from rl.position import PositionState, reconcile
+from rl.exchange import PositionSnapshot, StopOrderInfo
+
+
+def long_state(**kw):
+    d = dict(symbol="BTCUSDT", side="LONG", entry_price=100.0, qty=1.0, initial_qty=1.0,
+             stop=98.0, initial_stop=98.0, target=110.0)
+    d.update(kw)
+    return PositionState(**d)
+
+
+def test_nothing_before_1r():
+    assert evaluate_exit(long_state(), 101.0, 101.5, 100.5, atr=0.5) == []
+
+
+def test_half_at_1r_then_breakeven_plus_fees():
+    acts = evaluate_exit(long_state(), 102.1, 102.2, 101.0, atr=0.5, step=0.001,
+                         rules=ExitRules(trail_atr=10))
+    assert acts[0] == PartialClose(0.5, acts[0].reason) and "1R" in acts[0].reason
+    be = breakeven_stop(long_state(), 0.0005)
+    assert be == pytest.approx(100.1)
+    assert isinstance(acts[1], MoveStop) and acts[1].new_stop == pytest.approx(be)
+
+
+def test_trailing_after_partial_only_moves_in_favour():
+    s = long_state(qty=0.5, stop=100.1, partial_exits=[{"qty": 0.5}], best_price=104.0)
+    acts = evaluate_exit(s, 105.0, 106.0, 104.5, atr=1.0, rules=ExitRules(trail_atr=2.0))
+    assert acts == [MoveStop(104.0, acts[0].reason)] and "ATR" in acts[0].reason
+    s.stop = 104.5
+    assert evaluate_exit(s, 105.0, 106.0, 104.5, atr=1.0) == []
+
+
+def test_target_and_opposite_signal_close_all_with_reason():
+    a = evaluate_exit(long_state(), 109.0, 110.5, 108.0, atr=1.0)
+    assert a == [CloseAll("target 110 reached")]
+    b = evaluate_exit(long_state(), 100.5, 101.0, 100.0, atr=1.0, opposite_score=80)
+    assert isinstance(b[0], CloseAll) and "opposite" in b[0].reason
+
+
+def test_short_mirror():
+    s = long_state(side="SHORT", stop=102.0, initial_stop=102.0, target=90.0)
+    acts = evaluate_exit(s, 97.9, 99.0, 97.8, atr=0.1, rules=ExitRules(trail_atr=50))
+    assert isinstance(acts[0], PartialClose)
+    assert acts[1].new_stop == pytest.approx(99.9)
+
+
+def test_position_state_roundtrip_and_reconcile():
+    s = long_state(stop_client_algo_id="s1", trade_id=3)
+    assert PositionState.from_dict(s.to_dict()) == s
+    snap = PositionSnapshot("BTCUSDT", 1.0, 100.0, 100.0, 0.0, 90.0, 10, 10.0)
+    stop = StopOrderInfo("BTCUSDT", "9", "s1", "SELL", "STOP_MARKET", 98.0, 1.0, False, "NEW")
+    assert reconcile(s, snap, [stop]).in_sync
+    r = reconcile(s, snap, [])
+    assert r.place_stop and not r.adopt
+    r = reconcile(s, None, [stop])
+    assert r.drop and r.cancel_stops == ("s1",)
+    r = reconcile(None, snap, [])
+    assert r.adopt and r.place_stop
+    half = PositionSnapshot("BTCUSDT", 0.5, 100.0, 100.0, 0.0, 90.0, 10, 5.0)
+    assert reconcile(s, half, [stop]).new_qty == 0.5

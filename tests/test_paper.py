@@ -1,0 +1,276 @@
+"""PaperExchange: fills, fees, margin arithmetic, rejects with Binance codes, stops, funding,
+liquidation and restart — numbers checked by hand in the comments."""
+from __future__ import annotations
+
+import pytest
+
+from client import NetworkError, OrderRejected
+from rl.paper import PaperExchange, default_filters, liquidation_price, maintenance_bracket
+
+SYM = "BTCUSDT"
+
+
+def make(tmp_path=None, **kw) -> PaperExchange:
+    kw.setdefault("balance", 10_000.0)
+    ex = PaperExchange(tmp_path / "paper.db" if tmp_path else None, **kw)
+    ex.on_price(SYM, 50_000.0, 1_000)
+    return ex
+
+
+def test_market_buy_fee_and_margin_by_hand():
+    ex = make()
+    r = ex.place_order(SYM, "BUY", "MARKET", 0.1, client_order_id="m1")
+    assert (r.status, r.executed_qty, r.avg_price) == ("FILLED", 0.1, 50_000.0)
+    assert r.commission == pytest.approx(2.5)           # 5000 notional * 0.05 % taker
+    a = ex.account()
+    assert a.wallet_balance == pytest.approx(9_997.5)
+    assert a.initial_margin == pytest.approx(500.0)      # 5000 / 10x
+    assert a.available_balance == pytest.approx(9_497.5)
+    ex.on_price(SYM, 51_000.0, 2_000)
+    a = ex.account()
+    assert a.unrealized_pnl == pytest.approx(100.0)      # 0.1 * 1000
+    assert a.margin_balance == pytest.approx(10_097.5)
+    p = ex.position(SYM)
+    assert p.amount == 0.1 and p.entry_price == 50_000.0 and p.margin == pytest.approx(500.0)
+    # long 10x, bracket 1 (MMR 0.4 %, cum 0): LP = (500 - 5000) / (0.1*0.004 - 0.1)
+    assert p.liquidation_price == pytest.approx(4500 / 0.0996)
+
+
+def test_close_realizes_pnl_minus_fees():
+    ex = make()
+    ex.place_order(SYM, "BUY", "MARKET", 0.1)
+    ex.on_price(SYM, 51_000.0, 2_000)
+    r = ex.place_order(SYM, "SELL", "MARKET", 0.1, reduce_only=True)
+    assert r.commission == pytest.approx(2.55)
+    assert ex.position(SYM) is None
+    # 10000 - 2.5 + 100 - 2.55
+    assert ex.account().wallet_balance == pytest.approx(10_094.95)
+    fills = ex.fills_since(SYM, 0)
+    assert [f.realized_pnl for f in fills] == [0.0, pytest.approx(100.0)]
+
+
+def test_limit_ioc_marketable_fills_at_current_price_unmarketable_expires():
+    ex = make()
+    r = ex.place_order(SYM, "BUY", "LIMIT", 0.1, price=50_025.0, time_in_force="IOC")
+    assert r.status == "FILLED" and r.avg_price == 50_000.0
+    r2 = ex.place_order(SYM, "BUY", "LIMIT", 0.1, price=49_000.0, time_in_force="IOC")
+    assert r2.status == "EXPIRED" and r2.executed_qty == 0
+    assert ex.position(SYM).amount == pytest.approx(0.1)
+
+
+def test_partial_ioc_when_quantity_limit_hit():
+    ex = make(max_fill_qty=0.04)
+    r = ex.place_order(SYM, "BUY", "LIMIT", 0.1, price=50_010.0, time_in_force="IOC")
+    assert r.status == "EXPIRED" and r.executed_qty == pytest.approx(0.04)
+    assert ex.position(SYM).amount == pytest.approx(0.04)
+
+
+def test_gtc_rests_reserves_margin_and_fills_as_maker_on_bar():
+    ex = make()
+    r = ex.place_order(SYM, "BUY", "LIMIT", 0.1, price=49_500.0, time_in_force="GTC", client_order_id="g1")
+    assert r.status == "NEW"
+    assert ex.account().initial_margin == pytest.approx(495.0)
+    ex.on_bar(SYM, 50_000, 50_100, 49_400, 49_800, 60_000)
+    o = ex.get_order(SYM, "g1")
+    assert o.status == "FILLED" and o.avg_price == 49_500.0
+    assert o.commission == pytest.approx(4950 * 0.0002)
+    assert ex.account().initial_margin == pytest.approx(495.0)      # now position margin
+
+
+@pytest.mark.parametrize("qty,price,mark,code", [
+    (0.0015, None, 50_000.0, -1111),     # 4 decimals > quantity precision 3
+    (0.1, 49_000.05, 50_000.0, -1111),   # 2 decimals > price precision 1
+    (0.001, None, 40_000.0, -4164),      # 0.001 * 40000 = 40 < 50 USDT min notional
+    (0.1, 49_999.3, 50_000.0, None),     # valid: rests
+])
+def test_rejects_use_binance_codes(qty, price, mark, code):
+    ex = make()
+    ex.on_price(SYM, mark, 2_000)
+    assert ex.filters(SYM).min_notional == 50
+    if code is None:
+        assert ex.place_order(SYM, "BUY", "LIMIT", qty, price=price, time_in_force="GTC").status == "NEW"
+        return
+    with pytest.raises(OrderRejected) as e:
+        if price is None:
+            ex.place_order(SYM, "BUY", "MARKET", qty)
+        else:
+            ex.place_order(SYM, "BUY", "LIMIT", qty, price=price, time_in_force="GTC")
+    assert e.value.code == code
+    assert ex.open_orders(SYM) == [] and ex.position(SYM) is None
+
+
+def test_tick_and_insufficient_margin_and_reduce_only():
+    from decimal import Decimal
+    ex = make()
+    ex2 = make(filters={SYM: default_filters(SYM, 50_000.0).__class__(
+        **{**default_filters(SYM, 50_000.0).__dict__, "tick_size": Decimal("0.5")})})
+    with pytest.raises(OrderRejected) as e:
+        ex2.place_order(SYM, "BUY", "LIMIT", 0.1, price=50_000.2, time_in_force="GTC")
+    assert e.value.code == -4014
+    with pytest.raises(OrderRejected) as e:              # 3 BTC = 150k notional, 15k margin
+        ex.place_order(SYM, "BUY", "MARKET", 3.0)
+    assert e.value.code == -2019
+    with pytest.raises(OrderRejected) as e:
+        ex.place_order(SYM, "SELL", "MARKET", 0.1, reduce_only=True)
+    assert e.value.code == -2022
+    with pytest.raises(OrderRejected) as e:
+        ex.place_order(SYM, "BUY", "MARKET", 0.1, client_order_id="dup")
+        ex.place_order(SYM, "BUY", "MARKET", 0.1, client_order_id="dup")
+    assert e.value.code == -4116
+    with pytest.raises(ValueError, match="time_in_force"):
+        ex.place_order(SYM, "BUY", "LIMIT", 0.1, price=50_000.0)
+
+
+def test_no_price_is_a_network_error_and_nothing_happens():
+    ex = PaperExchange(None)
+    with pytest.raises(NetworkError):
+        ex.place_order("ETHUSDT", "BUY", "MARKET", 1.0)
+    assert ex.open_orders("ETHUSDT") == []
+
+
+def _long_with_stop_and_tp(ex, stop=49_000.0, tp=52_000.0):
+    ex.place_order(SYM, "BUY", "MARKET", 0.1)
+    ex.place_stop(SYM, "SELL", "STOP_MARKET", stop, 0.1, "sl")
+    ex.place_stop(SYM, "SELL", "TAKE_PROFIT_MARKET", tp, 0.1, "tp")
+
+
+def test_stop_triggers_on_bar_low_at_trigger_price():
+    ex = make()
+    _long_with_stop_and_tp(ex)
+    ex.on_bar(SYM, 50_000, 50_500, 48_800, 49_200, 60_000)
+    assert ex.position(SYM) is None
+    last = ex.fills_since(SYM, 0)[-1]
+    assert last.price == 49_000.0 and last.realized_pnl == pytest.approx(-100.0)
+    assert {s.client_algo_id for s in ex.open_stops(SYM)} == set()
+
+
+def test_gap_through_stop_fills_at_open():
+    ex = make()
+    _long_with_stop_and_tp(ex)
+    ex.on_bar(SYM, 48_500, 48_900, 48_000, 48_700, 60_000)
+    assert ex.fills_since(SYM, 0)[-1].price == 48_500.0
+
+
+def test_stop_and_target_in_one_bar_assumes_stop_first():
+    ex = make()
+    _long_with_stop_and_tp(ex)
+    ex.on_bar(SYM, 50_000, 52_500, 48_500, 52_000, 60_000)
+    last = ex.fills_since(SYM, 0)[-1]
+    assert last.price == 49_000.0                        # not 52000
+    assert ex.position(SYM) is None
+
+
+def test_target_triggers_on_high_and_short_side_mirror():
+    ex = make()
+    _long_with_stop_and_tp(ex)
+    ex.on_bar(SYM, 50_000, 52_100, 49_900, 52_000, 60_000)
+    assert ex.fills_since(SYM, 0)[-1].price == 52_000.0
+    ex.place_order(SYM, "SELL", "MARKET", 0.1)
+    ex.place_stop(SYM, "BUY", "STOP_MARKET", 53_000.0, 0.1, "ssl")
+    with pytest.raises(OrderRejected) as e:             # buy stop below price: would trigger
+        ex.place_stop(SYM, "BUY", "STOP_MARKET", 51_000.0, 0.1, "bad")
+    assert e.value.code == -2021
+    ex.on_price(SYM, 53_100.0, 70_000)                   # live tick through the stop
+    assert ex.position(SYM) is None
+    assert ex.fills_since(SYM, 0)[-1].price == 53_100.0
+
+
+def test_funding_every_8h_long_pays_positive_rate():
+    h8 = 8 * 3600 * 1000
+    ex = PaperExchange(None, funding_rate=0.0001)
+    ex.on_price(SYM, 50_000.0, h8 - 120_000)
+    ex.place_order(SYM, "BUY", "MARKET", 0.1)
+    w = ex.account().wallet_balance
+    ex.on_bar(SYM, 50_000, 50_100, 49_900, 50_000, h8 - 60_000)      # before 08:00: nothing
+    assert ex.account().wallet_balance == w
+    ex.on_bar(SYM, 50_000, 50_100, 49_900, 50_000, h8)               # crosses 08:00
+    assert ex.account().wallet_balance == pytest.approx(w - 0.5)     # 5000 * 0.0001
+    assert ex.position(SYM).margin == pytest.approx(499.5)
+    ex.on_bar(SYM, 50_000, 50_100, 49_900, 50_000, h8 + 60_000)      # same slot: once only
+    assert ex.account().wallet_balance == pytest.approx(w - 0.5)
+    calls = []
+    ex2 = PaperExchange(None, funding_rate=lambda s, t: calls.append(t) or -0.001)
+    ex2.on_price(SYM, 50_000.0, 1)
+    ex2.place_order(SYM, "SELL", "MARKET", 0.1)
+    w2 = ex2.account().wallet_balance
+    ex2.on_price(SYM, 50_000.0, h8 + 5)
+    assert calls == [h8]
+    assert ex2.account().wallet_balance == pytest.approx(w2 - 5.0)   # short pays a negative rate
+
+
+def test_liquidation_loses_isolated_margin_only():
+    ex = make()
+    ex.set_leverage(SYM, 20)
+    ex.place_order(SYM, "BUY", "MARKET", 0.1)
+    p = ex.position(SYM)
+    assert p.margin == pytest.approx(250.0)
+    lp = liquidation_price(0.1, 50_000.0, 250.0)
+    assert lp == pytest.approx(p.liquidation_price) and 47_000 < lp < 48_000
+    w = ex.account().wallet_balance
+    ex.on_bar(SYM, 49_000, 49_100, 47_000, 47_500, 60_000)
+    assert ex.position(SYM) is None
+    assert ex.account().wallet_balance == pytest.approx(w - 250.0)
+    assert any(o.client_order_id.startswith("autoclose-") for o in
+               [ex.get_order(SYM, c) for c in ex._orders])    # liquidation order recorded
+
+
+def test_stop_above_liquidation_fires_before_it():
+    ex = make()
+    ex.set_leverage(SYM, 20)
+    ex.place_order(SYM, "BUY", "MARKET", 0.1)
+    ex.place_stop(SYM, "SELL", "STOP_MARKET", 48_500.0, 0.1, "sl")
+    ex.on_bar(SYM, 49_000, 49_100, 47_000, 47_500, 60_000)
+    assert ex.fills_since(SYM, 0)[-1].price == 48_500.0
+
+
+def test_bracket_table_is_continuous():
+    mmr1, cum1 = maintenance_bracket(49_999.0)
+    mmr2, cum2 = maintenance_bracket(50_000.0)
+    assert (mmr1, cum1, mmr2, cum2) == (0.004, 0.0, 0.005, pytest.approx(50.0))
+    n = 50_000.0
+    assert n * mmr2 - cum2 == pytest.approx(n * mmr1 - cum1)
+
+
+def test_restart_from_same_db_file(tmp_path):
+    ex = make(tmp_path)
+    ex.set_leverage(SYM, 5)
+    ex.place_order(SYM, "BUY", "MARKET", 0.1, client_order_id="a1")
+    ex.place_stop(SYM, "SELL", "STOP_MARKET", 49_000.0, 0.1, "sl1")
+    ex.place_order(SYM, "SELL", "LIMIT", 0.05, price=51_000.0, time_in_force="GTC",
+                   reduce_only=True, client_order_id="tp1")
+    before = (ex.account(), ex.position(SYM), ex.open_orders(SYM), ex.open_stops(SYM),
+              ex.fills_since(SYM, 0))
+    ex.close()
+    ex2 = PaperExchange(tmp_path / "paper.db", balance=1.0)   # balance ignored: account exists
+    after = (ex2.account(), ex2.position(SYM), ex2.open_orders(SYM), ex2.open_stops(SYM),
+             ex2.fills_since(SYM, 0))
+    assert after == before
+    assert ex2.get_order(SYM, "a1").status == "FILLED"
+    ex2.on_bar(SYM, 50_000, 50_100, 48_900, 49_000, 120_000)     # the stop still works
+    assert ex2.position(SYM) is None
+    ex3 = PaperExchange(tmp_path / "paper.db")
+    assert ex3.position(SYM) is None and ex3.open_stops(SYM) == []
+    assert ex3.account().wallet_balance == pytest.approx(ex2.account().wallet_balance)
+
+
+def test_idle_bars_write_nothing(tmp_path):
+    ex = make(tmp_path)
+    ex.close = ex.close
+    calls = []
+    ex._store.save = lambda *a, **k: calls.append(1)
+    for i in range(1000):
+        ex.on_bar("ETHUSDT", 3000, 3001, 2999, 3000, 10_000 + i)
+        ex.on_bar(SYM, 50_000, 50_001, 49_999, 50_000, 10_000 + i)
+    assert calls == []
+    assert ex.account().wallet_balance == 10_000.0
+
+
+def test_default_filters_sensible():
+    f = default_filters("BTCUSDT", 90_000.0)
+    assert (float(f.tick_size), float(f.step_size), float(f.min_notional)) == (0.1, 0.001, 50.0)
+    e = default_filters("ETHUSDT", 3_000.0)
+    assert float(e.tick_size) == 0.01
+    d = default_filters("DOGEUSDT", 0.1)
+    assert float(d.step_size) == 1.0 and float(d.min_notional) == 5.0
+    with pytest.raises(ValueError, match="price"):
+        default_filters("X", 0)

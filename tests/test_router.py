@@ -1,0 +1,309 @@
+"""OrderRouter against PaperExchange and against BinanceExchange (HTTP mocked with `responses`,
+payloads shaped as in Binance's docs): same position, same orders; no duplicate orders on
+unknown outcomes; never unprotected for more than one cycle."""
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import responses
+
+from client import BinanceClient, OrderRejected, UnknownOrderStatus, parse_symbol_filters
+from rl.exchange import BinanceExchange
+from rl.exit_manager import CloseAll, MoveStop, PartialClose
+from rl.paper import PaperExchange
+from rl.router import OrderRouter
+
+SYM = "BTCUSDT"
+BASE = "https://demo-fapi.binance.com"
+EXCHANGE_INFO = {"timezone": "UTC", "serverTime": 1, "rateLimits": [], "symbols": [{
+    "symbol": SYM, "status": "TRADING", "pricePrecision": 2, "quantityPrecision": 3,
+    "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "556.80", "maxPrice": "4529764", "tickSize": "0.10"},
+        {"filterType": "LOT_SIZE", "stepSize": "0.001", "maxQty": "1000", "minQty": "0.001"},
+        {"filterType": "MARKET_LOT_SIZE", "stepSize": "0.001", "maxQty": "120", "minQty": "0.001"},
+        {"filterType": "MIN_NOTIONAL", "notional": "100"}]}]}
+FILTERS = parse_symbol_filters(EXCHANGE_INFO)
+
+
+class Recorder:
+    def __init__(self):
+        self.rows = []
+
+    def record_order(self, order, purpose, trade_id=None):
+        self.rows.append((purpose, order))
+
+    def summary(self):
+        out = []
+        for purpose, o in self.rows:
+            if hasattr(o, "executed_qty"):
+                out.append((purpose, o.side, o.type, o.status, o.executed_qty, o.avg_price))
+            else:
+                out.append((purpose, o.side, o.type, o.status, o.quantity, o.trigger_price))
+        return out
+
+
+def paper():
+    ex = PaperExchange(None, filters=FILTERS)
+    ex.on_price(SYM, 50_000.0, 1_000)
+    return ex
+
+
+class FakeBinance:
+    """Just enough of the futures API for the scenario, answering in the documented shapes."""
+
+    def __init__(self, rs: responses.RequestsMock, price: float = 50_000.0):
+        self.price, self.amount, self.entry = price, 0.0, 0.0
+        self.orders, self.algos, self.trades = {}, {}, []
+        self.next_id = 1000
+        self.fail_algo = 0
+        self.timeout_next_order = False
+        self.order_posts = 0
+        rs.add(responses.GET, BASE + "/fapi/v1/exchangeInfo", json=EXCHANGE_INFO)
+        rs.add_callback(responses.POST, BASE + "/fapi/v1/order", callback=self.new_order)
+        rs.add_callback(responses.GET, BASE + "/fapi/v1/order", callback=self.query_order)
+        rs.add_callback(responses.POST, BASE + "/fapi/v1/algoOrder", callback=self.new_algo)
+        rs.add_callback(responses.DELETE, BASE + "/fapi/v1/algoOrder", callback=self.cancel_algo)
+        rs.add_callback(responses.GET, BASE + "/fapi/v1/openAlgoOrders", callback=self.open_algos)
+        rs.add_callback(responses.GET, BASE + "/fapi/v3/positionRisk", callback=self.position_risk)
+        rs.add_callback(responses.GET, BASE + "/fapi/v1/userTrades", callback=self.user_trades)
+
+    @staticmethod
+    def q(req):
+        return {k: v[0] for k, v in parse_qs(urlparse(req.url).query).items()}
+
+    def new_order(self, req):
+        p = self.q(req)
+        self.order_posts += 1
+        qty = float(p["quantity"])
+        sign = 1 if p["side"] == "BUY" else -1
+        if p.get("reduceOnly") == "true":
+            qty = min(qty, abs(self.amount))
+        self.next_id += 1
+        oid = self.next_id
+        if self.amount == 0 or self.amount * sign > 0:
+            new = self.amount + sign * qty
+            self.entry = (abs(self.amount) * self.entry + qty * self.price) / abs(new)
+            pnl = 0.0
+        else:
+            pnl = qty * (self.price - self.entry) * (1 if self.amount > 0 else -1)
+            new = round(self.amount + sign * qty, 9)
+        self.amount = round(new, 9)
+        self.trades.append({"buyer": sign > 0, "commission": f"{-qty * self.price * 0.0005:.8f}",
+                            "commissionAsset": "USDT", "id": oid + 500000, "maker": False,
+                            "orderId": oid, "price": f"{self.price}", "qty": f"{qty}",
+                            "quoteQty": f"{qty * self.price}", "realizedPnl": f"{pnl:.8f}",
+                            "side": p["side"], "positionSide": "BOTH", "symbol": SYM, "time": 1000 + oid})
+        body = {"clientOrderId": p["newClientOrderId"], "cumQty": f"{qty}",
+                "cumQuote": f"{qty * self.price}", "executedQty": f"{qty}", "orderId": oid,
+                "avgPrice": f"{self.price:.5f}", "origQty": p["quantity"], "price": p.get("price", "0"),
+                "reduceOnly": p.get("reduceOnly") == "true", "side": p["side"], "positionSide": "BOTH",
+                "status": "FILLED", "stopPrice": "0", "closePosition": False, "symbol": SYM,
+                "timeInForce": p.get("timeInForce", "GTC"), "type": p["type"], "origType": p["type"],
+                "updateTime": 1000 + oid, "workingType": "CONTRACT_PRICE", "priceProtect": False,
+                "priceMatch": "NONE", "selfTradePreventionMode": "NONE", "goodTillDate": 0}
+        self.orders[p["newClientOrderId"]] = body
+        if self.timeout_next_order:
+            self.timeout_next_order = False
+            return (503, {}, json.dumps({"code": -1007, "msg": "Timeout waiting for response from "
+                                         "backend server. Send status unknown; execution status unknown."}))
+        return (200, {}, json.dumps(body))
+
+    def query_order(self, req):
+        cid = self.q(req).get("origClientOrderId")
+        if cid not in self.orders:
+            return (400, {}, json.dumps({"code": -2013, "msg": "Order does not exist."}))
+        return (200, {}, json.dumps(self.orders[cid]))
+
+    def new_algo(self, req):
+        p = self.q(req)
+        if self.fail_algo:
+            self.fail_algo -= 1
+            return (503, {}, json.dumps({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}))
+        self.next_id += 1
+        body = {"algoId": self.next_id, "clientAlgoId": p["clientAlgoId"], "algoType": "CONDITIONAL",
+                "orderType": p["type"], "symbol": SYM, "side": p["side"], "positionSide": "BOTH",
+                "timeInForce": "GTC", "quantity": p.get("quantity", "0"), "algoStatus": "NEW",
+                "triggerPrice": p["triggerPrice"], "price": "0.00", "icebergQuantity": None,
+                "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": p["workingType"],
+                "priceMatch": "NONE", "closePosition": p.get("closePosition") == "true",
+                "priceProtect": False, "reduceOnly": p.get("reduceOnly") == "true",
+                "activatePrice": "", "callbackRate": "", "createTime": 1750485492076,
+                "updateTime": 1750485492076, "triggerTime": 0, "goodTillDate": 0}
+        self.algos[p["clientAlgoId"]] = body
+        return (200, {}, json.dumps(body))
+
+    def cancel_algo(self, req):
+        cid = self.q(req)["clientAlgoId"]
+        body = self.algos.pop(cid, None)
+        if body is None:
+            return (400, {}, json.dumps({"code": -2011, "msg": "Unknown order sent."}))
+        return (200, {}, json.dumps({"algoId": body["algoId"], "clientAlgoId": cid, "code": "200", "msg": "success"}))
+
+    def open_algos(self, req):
+        return (200, {}, json.dumps(list(self.algos.values())))
+
+    def position_risk(self, req):
+        row = {"symbol": SYM, "positionSide": "BOTH", "positionAmt": f"{self.amount}",
+               "entryPrice": f"{self.entry}", "breakEvenPrice": f"{self.entry}",
+               "markPrice": f"{self.price}", "unRealizedProfit": f"{self.amount * (self.price - self.entry)}",
+               "liquidationPrice": "45180.7", "isolatedMargin": f"{abs(self.amount) * self.entry / 10}",
+               "notional": f"{self.amount * self.price}", "marginAsset": "USDT",
+               "isolatedWallet": f"{abs(self.amount) * self.entry / 10}",
+               "initialMargin": f"{abs(self.amount) * self.price / 10}", "maintMargin": "0",
+               "positionInitialMargin": f"{abs(self.amount) * self.price / 10}",
+               "openOrderInitialMargin": "0", "adl": 2, "bidNotional": "0", "askNotional": "0",
+               "updateTime": 1720736417660}
+        return (200, {}, json.dumps([row] if self.amount else []))
+
+    def user_trades(self, req):
+        return (200, {}, json.dumps(self.trades))
+
+
+def binance(rs):
+    fake = FakeBinance(rs)
+    client = BinanceClient(trade_url=BASE, api_key="k", api_secret="s", sleep=lambda s: None)
+    return BinanceExchange(client, name="testnet"), fake
+
+
+def scenario(ex, set_price):
+    rec = Recorder()
+    router = OrderRouter(ex, rec, ioc_offset_bps=5.0)
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0, target=53_000.0, trade_id=7)
+    state = out.state
+    assert state is not None and out.order.status == "FILLED"
+    set_price(51_000.0)
+    state, closes = router.apply(state, [PartialClose(0.05, "1R"), MoveStop(50_050.0, "break-even")])
+    set_price(52_000.0)
+    state, closes2 = router.apply(state, [CloseAll("target")])
+    return state, rec, closes + closes2
+
+
+def test_same_scenario_paper_and_binance_give_same_positions_and_orders():
+    px = paper()
+    st_p, rec_p, closes_p = scenario(px, lambda p: px.on_price(SYM, p, 5_000))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        st_b, rec_b, closes_b = scenario(bx, lambda p: setattr(fake, "price", p))
+        assert fake.algos == {}                       # every stop cancelled at the close
+    assert st_p is None and st_b is None
+    assert rec_p.summary() == rec_b.summary()
+    purposes = [r[0] for r in rec_p.summary()]
+    assert purposes == ["entry", "stop", "partial_exit", "stop", "stop", "exit"]
+    assert [(c.qty, c.exit_price, c.realized_pnl) for c in closes_p] == \
+           [(c.qty, c.exit_price, c.realized_pnl) for c in closes_b]
+    assert [c.fees for c in closes_p] == pytest.approx([c.fees for c in closes_b])
+    assert px.open_stops(SYM) == [] and px.position(SYM) is None
+
+
+def test_entry_limit_is_offset_and_partial_ioc_is_the_position():
+    ex = PaperExchange(None, filters=FILTERS, max_fill_qty=0.03)
+    ex.on_price(SYM, 50_000.0, 1_000)
+    router = OrderRouter(ex, ioc_offset_bps=5.0)
+    assert router.entry_limit(SYM, "LONG", 50_000.0) == 50_025.0
+    assert router.entry_limit(SYM, "SHORT", 50_000.0) == 49_975.0
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+    assert out.order.status == "EXPIRED" and out.state.qty == pytest.approx(0.03)
+    assert [s.quantity for s in ex.open_stops(SYM)] == [pytest.approx(0.03)]
+    ex.on_price(SYM, 51_000.0, 2_000)
+    miss = router.open_position(SYM, "SHORT", 0.1, 60_000.0, stop=61_000.0)   # limit above market
+    assert miss.state is None and miss.order.executed_qty == 0
+
+
+def test_unknown_outcome_is_looked_up_never_resent():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        fake.timeout_next_order = True                # the order DID execute; the answer was lost
+        router = OrderRouter(bx)
+        out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+        assert fake.order_posts == 1                  # looked up by clientOrderId, not re-sent
+        assert out.state is not None and out.state.qty == pytest.approx(0.1)
+        assert len(fake.algos) == 1
+
+
+class FlakyPaper(PaperExchange):
+    """Paper account whose order/stop answers can be made to fail like a network would."""
+
+    unknown_orders = 0
+    stop_failures = 0
+
+    def place_order(self, *a, **k):
+        r = super().place_order(*a, **k)
+        if self.unknown_orders:
+            self.unknown_orders -= 1
+            raise UnknownOrderStatus("lost answer", -1007, 503, client_order_id=r.client_order_id)
+        return r
+
+    def place_stop(self, *a, **k):
+        if self.stop_failures:
+            self.stop_failures -= 1
+            raise OrderRejected("Internal error", -1001, 400)
+        return super().place_stop(*a, **k)
+
+
+def flaky():
+    ex = FlakyPaper(None, filters=FILTERS)
+    ex.on_price(SYM, 50_000.0, 1_000)
+    return ex
+
+
+def test_unknown_entry_resolved_next_cycle_without_duplicate():
+    ex = flaky()
+    ex.unknown_orders = 1
+    router = OrderRouter(ex)
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+    assert out.pending and out.state is None
+    again = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)   # agent retries
+    assert again.state is not None                                           # found, not re-sent
+    assert ex.position(SYM).amount == pytest.approx(0.1)
+    assert len(ex.fills_since(SYM, 0)) == 1
+    assert len(ex.open_stops(SYM)) == 1
+
+
+def test_stop_failure_retried_next_cycle():
+    ex = flaky()
+    ex.stop_failures = 1
+    router = OrderRouter(ex)
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+    assert out.state.unprotected_cycles == 1 and ex.open_stops(SYM) == []
+    sync = router.sync(SYM, out.state)
+    assert sync.state is not None and sync.state.unprotected_cycles == 0
+    assert [s.trigger_price for s in ex.open_stops(SYM)] == [49_000.0]
+
+
+def test_position_closed_when_it_cannot_be_protected():
+    ex = flaky()
+    ex.stop_failures = 5
+    router = OrderRouter(ex)
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+    sync = router.sync(SYM, out.state)
+    assert sync.state is None and sync.closed.closed
+    assert ex.position(SYM) is None
+
+
+def test_stop_hit_on_exchange_is_reported_by_sync_with_real_fill():
+    ex = paper()
+    router = OrderRouter(ex)
+    state = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0).state
+    ex.on_bar(SYM, 50_000, 50_100, 48_000, 48_500, 60_000)
+    sync = router.sync(SYM, state)
+    assert sync.state is None
+    assert sync.closed.exit_price == 49_000.0 and sync.closed.realized_pnl == pytest.approx(-100.0)
+
+
+def test_stop_already_crossed_at_fill_closes_at_once():
+    ex = paper()
+    router = OrderRouter(ex)
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=50_010.0)
+    assert out.state is None and ex.position(SYM) is None
+
+
+def test_sync_adopts_unknown_position_and_protects_it():
+    ex = paper()
+    ex.place_order(SYM, "SELL", "MARKET", 0.1)
+    router = OrderRouter(ex, adopt_stop_pct=0.02)
+    sync = router.sync(SYM, None)
+    assert sync.state.side == "SHORT" and sync.state.qty == pytest.approx(0.1)
+    assert [s.trigger_price for s in ex.open_stops(SYM)] == [51_000.0]

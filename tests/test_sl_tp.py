@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from client import parse_symbol_filters
+from rl.sl_tp import plan_trade, stop_price, target_price
+from tests.test_router import EXCHANGE_INFO
+
+F = parse_symbol_filters(EXCHANGE_INFO)["BTCUSDT"]
+
+
+def test_stop_beyond_level_by_atr_and_min_distance():
+    assert stop_price("LONG", 50_000, 49_500, 200, atr_buffer=0.5) == 49_400
+    assert stop_price("LONG", 50_000, 49_990, 10, min_stop_pct=0.002) == 49_900   # min distance wins
+    assert stop_price("SHORT", 50_000, 50_500, 200) == 50_600
+    with pytest.raises(ValueError, match="side"):
+        stop_price("UP", 1, 1, 1)
+
+
+def test_target_uses_opposing_level_else_reward_multiple():
+    assert target_price("LONG", 100, 98, 105)[0] == 105
+    assert target_price("LONG", 100, 98, 95)[0] == 104          # level on the wrong side: 2R
+    assert target_price("SHORT", 100, 102, None, 3)[0] == 94
+
+
+def test_quantity_from_risk_including_fees_by_hand():
+    p = plan_trade("LONG", 50_000, 49_500, 200, equity=10_000, available=10_000, filters=F,
+                   risk_percent=2.0, leverage=10, taker_fee=0.0005)
+    # stop 49400; per unit = 600 + 0.0005*(50000+49400) = 649.7; budget 200 → 0.3078 → 0.307
+    assert p.stop == 49_400 and p.qty == 0.307 and p.ok
+    assert p.risk == pytest.approx(0.307 * 649.7)
+    assert p.risk <= 200
+    assert p.target == 50_000 + 2 * 600
+
+
+def test_capped_by_available_margin():
+    p = plan_trade("LONG", 50_000, 49_950, 0, equity=10_000, available=100, filters=F,
+                   min_stop_pct=0.001, leverage=10)
+    # 100 / (50000 * (0.1 + 0.0005)) = 0.0199 → 0.019
+    assert p.qty == 0.019 and any("available margin" in r for r in p.reasons)
+
+
+def test_below_min_notional_gives_reason_not_exchange_error():
+    p = plan_trade("LONG", 50_000, 45_000, 500, equity=100, available=100, filters=F)
+    assert not p.ok and p.qty == 0
+    assert any("minimum" in r for r in p.reasons)
+
+
+def test_bad_input_names_field():
+    with pytest.raises(ValueError, match="equity"):
+        plan_trade("LONG", 50_000, 49_000, 100, equity=-1, available=1)
+    with pytest.raises(ValueError, match="entry"):
+        plan_trade("LONG", 0, 49_000, 100, equity=1, available=1)
