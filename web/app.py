@@ -1,0 +1,213 @@
+"""Flask app factory and `python -m web.app`, served by waitress.
+
+    python -m web.app                                   # paper trading on live Binance klines
+    python -m web.app --replay ../shared/data --symbol FILUSDT --speed 60
+    python -m web.app --host 127.0.0.1 --port 5000 --db data/agent.db [--debug]
+
+The agent never starts by itself: the page (or POST /api/agent/start) starts it in one
+background thread. `--debug` uses Flask's development server WITHOUT the reloader, because the
+reloader runs the module twice and would own two agents and two tokens.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import secrets
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from config import Settings, SettingsError, load_settings
+from web.api import api
+from web.pages import pages
+from web.service import DashboardService, ServiceError
+
+log = logging.getLogger("web")
+
+# Loopback names a browser may send as Host when the app is bound to loopback. Anything else
+# reaching a loopback-bound app is a DNS-rebinding page trying to read the token: refuse it.
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+# No external requests: scripts, styles, images and fetches only from this origin.
+# style-src needs 'unsafe-inline' because the chart library sets style attributes.
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(settings: Settings, *, market: Any | None = None, runner: Any | None = None,
+               service: DashboardService | None = None, token: str | None = None,
+               market_note: str | None = None, runner_note: str | None = None,
+               replay: dict[str, Any] | None = None) -> Flask:
+    """Build the dashboard app over one DashboardService.
+
+    `market` is a MarketDataPort, `runner` an AgentRunner (or anything with its interface);
+    either may be None, with a note saying why, and the page shows that note.
+    """
+    app = Flask(__name__, static_folder="static", template_folder="templates")
+    app.config["DASHBOARD_TOKEN"] = token or secrets.token_urlsafe(32)
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    svc = service or DashboardService(settings, market, runner, market_note=market_note,
+                                      runner_note=runner_note, replay=replay)
+    app.extensions["dashboard_service"] = svc
+    app.register_blueprint(api)
+    app.register_blueprint(pages)
+    guard_host = is_loopback(settings.host)
+
+    @app.before_request
+    def _check_host() -> Any:
+        if not guard_host:
+            return None
+        host = _host_name(request.host or "")
+        if host.lower() not in _LOOPBACK_HOSTS:
+            return _error(403, f"forbidden: Host {request.host!r} is not this loopback dashboard")
+        return None
+
+    @app.after_request
+    def _headers(resp: Any) -> Any:
+        resp.headers.setdefault("Content-Security-Policy", _CSP)
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.path.startswith("/api/") or request.path == "/":
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError) -> Any:
+        if exc.status >= 500:
+            log.warning("%s %s -> %d %s", request.method, request.path, exc.status, exc.message)
+        return _error(exc.status, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        if request.path.startswith("/api/"):
+            return _error(exc.code or 500, f"{exc.name}: {exc.description}")
+        return exc
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+    return app
+
+
+def _host_name(host: str) -> str:
+    """'localhost:5000' -> 'localhost'; '[::1]:5000' -> '[::1]'."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _error(status: int, message: str) -> Any:
+    return jsonify({"error": message}), status
+
+
+# ------------------------------------------------------------------------------------- CLI
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m web.app",
+                                description="Trading agent dashboard (Flask app served by waitress).")
+    p.add_argument("--host", help="address to bind (default from HOST, 127.0.0.1)")
+    p.add_argument("--port", help="port to bind (default from PORT, 5000)")
+    p.add_argument("--db", help="SQLite database path (default from DB_PATH)")
+    p.add_argument("--replay", metavar="PATH",
+                   help="replay Binance archive klines from PATH (a data root, directory or zip)")
+    p.add_argument("--speed", help="replay speed: world seconds per wall second (default 60)")
+    p.add_argument("--symbol", help="symbol to replay when PATH holds several")
+    p.add_argument("--debug", action="store_true",
+                   help="Flask development server with debug (no reloader)")
+    return p.parse_args(argv)
+
+
+def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
+    """load_settings() then the CLI flags, all validated with the same one-line errors."""
+    env = dict(environ) if environ is not None else None
+    if env is None:
+        import os
+        env = dict(os.environ)
+    if args.host is not None:
+        env["HOST"] = args.host
+    if args.port is not None:
+        env["PORT"] = args.port
+    if args.db is not None:
+        env["DB_PATH"] = str(Path(args.db).expanduser().resolve())
+    if args.replay is not None:
+        replay = Path(args.replay).expanduser().resolve()
+        if not replay.exists():
+            raise SettingsError(f"--replay={args.replay!r} is invalid: no such file or directory")
+        env["REPLAY_DIR"] = str(replay)
+    if args.speed is not None:
+        if args.replay is None and not env.get("REPLAY_DIR"):
+            raise SettingsError(f"--speed={args.speed!r} is invalid: it only applies with --replay PATH")
+        env["REPLAY_SPEED"] = args.speed
+    if args.symbol is not None:
+        env["SYMBOLS"] = args.symbol
+    return load_settings(env)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from web.world import build_world  # late: the CLI error path must not need pandas-heavy imports
+
+    try:
+        settings = settings_from_args(args)
+        logging.getLogger().setLevel(settings.log_level)
+        world = build_world(settings, replay_symbol=args.symbol)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = world.settings
+    app = create_app(settings, market=world.market, runner=world.runner,
+                     market_note=world.market_note, runner_note=world.runner_note,
+                     replay=world.replay)
+    svc: DashboardService = app.extensions["dashboard_service"]
+    if world.market is not None and not settings.replaying:
+        if not svc.probe_market():
+            log.warning("Binance is unreachable (%s). The dashboard still serves the page; to "
+                        "work offline replay archive data: python -m web.app --replay "
+                        "../shared/data --symbol FILUSDT --speed 60",
+                        svc.meta()["connectivity"]["error"])
+    if world.runner is None:
+        log.warning("agent unavailable: %s", world.runner_note)
+    if not is_loopback(settings.host):
+        log.warning("bound to %s, NOT loopback: anyone who can reach this address can see the "
+                    "dashboard; POSTs still need the page's token. Use --host 127.0.0.1 unless "
+                    "you know why.", settings.host)
+    url_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    log.info("dashboard on http://%s:%d  (mode: %s)", url_host, settings.port, settings.mode_label)
+    try:
+        if args.debug:
+            app.run(host=settings.host, port=settings.port, debug=True, use_reloader=False,
+                    threaded=True)
+        else:
+            from waitress import serve
+            serve(app, host=settings.host, port=settings.port, threads=8, ident="dashboard")
+    except OSError as exc:
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    finally:
+        if world.runner is not None and getattr(world.runner, "running", False):
+            world.runner.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

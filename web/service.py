@@ -1,0 +1,356 @@
+"""The one service layer between the HTTP views and the trading core.
+
+Views stay thin: they parse the request, call one method here, and turn the result (or a
+`ServiceError`) into JSON. Everything that decides *what* is allowed lives here, so it can be
+tested without HTTP and so the API and the page can never disagree about a rule.
+
+The agent runner and the market-data port are taken by duck typing (see docs/internals.md):
+the service needs only the methods listed there. Errors raised by the core are recognised by
+their class name, not by importing their modules, because the web layer must start (and say
+clearly what is wrong) even when a core module failed to import or the network is down.
+"""
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from typing import Any, Callable, Protocol
+
+import pandas as pd
+
+from config import Settings
+
+# Every kline interval Binance USDⓈ-M futures accepts; the dashboard shows four of them.
+BINANCE_INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
+                     "1d", "3d", "1w", "1M")
+DASHBOARD_INTERVALS = ("1m", "15m", "8h", "1w")
+MAX_KLINES_LIMIT = 1500          # Binance's own cap on /fapi/v1/klines
+DEFAULT_KLINES_LIMIT = 500
+ORDER_SIDES = ("BUY", "SELL")
+ORDER_TYPES = ("MARKET", "LIMIT")
+_SYMBOL_SHAPE = re.compile(r"^[A-Z0-9]{2,30}$")
+
+# Core exceptions, by class name (anywhere in the MRO) -> HTTP status.
+_ERROR_STATUS = {
+    "AgentAlreadyRunning": 409,
+    "MarketUnavailable": 503,
+    "NetworkError": 503,
+    "RateLimitError": 503,       # Binance asked us to back off: try again later
+    "AuthError": 502,            # our API key was refused upstream: a server-side setting
+    "UnknownOrderStatus": 502,   # the exchange may or may not have filled: not the user's fault
+    "OrderRejected": 400,        # Binance (or paper) refused the order: the user can fix it
+}
+
+
+class ServiceError(Exception):
+    """A failure the API reports as JSON `{"error": message}` with `status`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class MarketPort(Protocol):
+    def klines(self, symbol: str, interval: str, limit: int = 500) -> pd.DataFrame: ...
+    def last_price(self, symbol: str) -> float: ...
+    def now_ms(self) -> int: ...
+
+
+def translate_error(exc: BaseException, context: str) -> ServiceError:
+    """Map a core exception to a ServiceError; unknown exceptions become 500."""
+    if isinstance(exc, ServiceError):
+        return exc
+    for cls in type(exc).__mro__:
+        status = _ERROR_STATUS.get(cls.__name__)
+        if status is not None:
+            return ServiceError(status, f"{context}: {exc}")
+    if isinstance(exc, ValueError):
+        return ServiceError(400, f"{context}: {exc}")
+    return ServiceError(500, f"{context}: {type(exc).__name__}: {exc}")
+
+
+def _is_network_failure(exc: BaseException) -> bool:
+    return any(c.__name__ in ("MarketUnavailable", "NetworkError", "RateLimitError") for c in type(exc).__mro__)
+
+
+def frame_to_candles(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Binance-shaped kline frame -> chart rows. `time` is UTC seconds (what the chart wants)."""
+    if frame is None or len(frame) == 0:
+        return []
+    idx = frame.index
+    if not isinstance(idx, pd.DatetimeIndex):
+        raise TypeError("kline frame must have a DatetimeIndex named open_time")
+    if idx.tz is None:
+        idx = idx.tz_localize("UTC")
+    # pandas 2 indexes may be ns, us, ms or s resolution: normalise to ms.
+    unit = getattr(idx, "unit", "ns")
+    raw = idx.asi8
+    if unit == "s":
+        ms = (raw * 1000).tolist()
+    else:
+        ms = (raw // {"ns": 1_000_000, "us": 1_000, "ms": 1}.get(unit, 1_000_000)).tolist()
+    cols = {c: frame[c].to_numpy(dtype=float).tolist() for c in ("open", "high", "low", "close", "volume")}
+    out = []
+    for i, t in enumerate(ms):
+        out.append({"time": int(t // 1000), "open_time_ms": int(t),
+                    "open": cols["open"][i], "high": cols["high"][i], "low": cols["low"][i],
+                    "close": cols["close"][i], "volume": cols["volume"][i]})
+    return out
+
+
+def _number(payload: dict[str, Any], name: str, required: bool) -> float | None:
+    """A finite positive number from JSON (number or numeric string), or a 400 naming it."""
+    raw = payload.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise ServiceError(400, f"{name} is required: a number > 0")
+        return None
+    if isinstance(raw, bool):
+        raise ServiceError(400, f"{name}={raw!r} is invalid: it must be a number > 0")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ServiceError(400, f"{name}={raw!r} is invalid: it must be a number > 0") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ServiceError(400, f"{name}={raw!r} is invalid: it must be a number > 0")
+    return value
+
+
+class DashboardService:
+    """What the dashboard can see and do. Thread-safe: waitress serves from several threads."""
+
+    def __init__(self, settings: Settings, market: MarketPort | None = None,
+                 runner: Any | None = None, *, market_note: str | None = None,
+                 runner_note: str | None = None, replay: dict[str, Any] | None = None,
+                 wall_ms: Callable[[], int] | None = None) -> None:
+        """`market_note`/`runner_note` explain why a piece is missing (shown in page and API)."""
+        self.settings = settings
+        self.market = market
+        self.runner = runner
+        self.market_note = market_note
+        self.runner_note = runner_note
+        self.replay = replay
+        self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
+        self._lock = threading.Lock()
+        # Connectivity as last observed by a market call: "unknown" until the first one.
+        self._connectivity = "unknown" if market is not None else "unreachable"
+        self._connectivity_error: str | None = market_note
+        self._connectivity_checked_ms: int | None = None
+
+    # ---- validation -------------------------------------------------------------------
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self.settings.symbols)
+
+    def check_symbol(self, symbol: str, field: str = "symbol") -> str:
+        sym = (symbol or "").strip().upper()
+        if not _SYMBOL_SHAPE.match(sym):
+            raise ServiceError(400, f"{field}={symbol!r} is invalid: it must be a symbol like BTCUSDT")
+        if sym not in self.symbols:
+            raise ServiceError(404, f"{field}={sym!r} is unknown here: this dashboard serves "
+                                    f"{', '.join(self.symbols)}")
+        return sym
+
+    @staticmethod
+    def check_interval(interval: str) -> str:
+        if interval not in BINANCE_INTERVALS:
+            raise ServiceError(400, f"interval={interval!r} is invalid: it must be one of "
+                                    f"{', '.join(BINANCE_INTERVALS)}")
+        return interval
+
+    @staticmethod
+    def check_limit(raw: str | None, default: int = DEFAULT_KLINES_LIMIT,
+                    maximum: int = MAX_KLINES_LIMIT) -> int:
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            value = 0
+        if not 1 <= value <= maximum:
+            raise ServiceError(400, f"limit={raw!r} is invalid: it must be an integer 1..{maximum}")
+        return value
+
+    # ---- market data --------------------------------------------------------------------
+    def _market_call(self, fn: Callable[[], Any], context: str) -> Any:
+        if self.market is None:
+            raise ServiceError(503, self.market_note or "market data is unavailable")
+        try:
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a clear JSON error
+            if _is_network_failure(exc):
+                self._note_connectivity("unreachable", str(exc))
+            raise translate_error(exc, context) from exc
+        self._note_connectivity("ok", None)
+        return result
+
+    def _note_connectivity(self, state: str, error: str | None) -> None:
+        with self._lock:
+            self._connectivity = state
+            self._connectivity_error = error
+            self._connectivity_checked_ms = self._wall_ms()
+
+    def klines(self, symbol: str, interval: str, limit: int = DEFAULT_KLINES_LIMIT) -> dict[str, Any]:
+        sym = self.check_symbol(symbol)
+        itv = self.check_interval(interval)
+        frame = self._market_call(lambda: self.market.klines(sym, itv, limit),
+                                  f"klines {sym} {itv}")
+        return {"symbol": sym, "interval": itv, "forming_last": True,
+                "candles": frame_to_candles(frame)}
+
+    def klines_all(self, symbol: str, limit: int = DEFAULT_KLINES_LIMIT) -> dict[str, Any]:
+        sym = self.check_symbol(symbol)
+        out = {}
+        for itv in DASHBOARD_INTERVALS:
+            frame = self._market_call(lambda i=itv: self.market.klines(sym, i, limit),
+                                      f"klines {sym} {itv}")
+            out[itv] = frame_to_candles(frame)
+        return {"symbol": sym, "intervals": list(DASHBOARD_INTERVALS), "forming_last": True,
+                "klines": out}
+
+    def probe_market(self) -> bool:
+        """One cheap market call at start-up so the page and log can say if Binance is reachable."""
+        if self.market is None:
+            return False
+        try:
+            self._market_call(lambda: self.market.last_price(self.symbols[0]), "probe")
+        except ServiceError:
+            return False
+        return True
+
+    # ---- meta (what the page needs to draw badges and banners) ---------------------------
+    def meta(self) -> dict[str, Any]:
+        with self._lock:
+            conn = {"state": self._connectivity, "error": self._connectivity_error,
+                    "checked_ms": self._connectivity_checked_ms}
+        if self.runner is not None:
+            try:
+                runner_conn = self.runner.status().get("connectivity")
+            except Exception:  # noqa: BLE001 - meta must always answer
+                runner_conn = None
+            if runner_conn is not None:
+                conn["agent"] = runner_conn
+        world_ms = None
+        if self.market is not None:
+            try:
+                world_ms = int(self.market.now_ms())
+            except Exception:  # noqa: BLE001
+                world_ms = None
+        return {
+            "mode": self.settings.mode_label,
+            "trading_mode": self.settings.trading_mode,
+            "symbols": list(self.symbols),
+            "intervals": list(DASHBOARD_INTERVALS),
+            "language": self.settings.language,
+            "connectivity": conn,
+            "market_note": self.market_note,
+            "agent_available": self.runner is not None,
+            "agent_note": self.runner_note,
+            "replay": self.replay,
+            "world_time_ms": world_ms,
+            "replay_hint": "python -m web.app --replay ../shared/data --symbol FILUSDT --speed 60",
+        }
+
+    # ---- agent ----------------------------------------------------------------------------
+    def _need_runner(self) -> Any:
+        if self.runner is None:
+            raise ServiceError(503, self.runner_note or "the trading agent is not available")
+        return self.runner
+
+    def _runner_call(self, fn: Callable[[], Any], context: str) -> Any:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001
+            raise translate_error(exc, context) from exc
+
+    def agent_start(self) -> dict[str, Any]:
+        runner = self._need_runner()
+        # The lock makes check-then-start atomic across waitress threads: two clicks, one agent.
+        with self._lock:
+            if getattr(runner, "running", False):
+                raise ServiceError(409, "agent is already running: stop it first")
+            self._runner_call(runner.start, "agent start")
+        return self._runner_call(runner.status, "agent status")
+
+    def agent_stop(self) -> dict[str, Any]:
+        runner = self._need_runner()
+        with self._lock:
+            if not getattr(runner, "running", False):
+                raise ServiceError(409, "agent is not running")
+            self._runner_call(runner.stop, "agent stop")
+        return self._runner_call(runner.status, "agent status")
+
+    def agent_status(self) -> dict[str, Any]:
+        return self._runner_call(self._need_runner().status, "agent status")
+
+    def agent_logs(self, limit: int = 200, after_id: int | None = None) -> list[dict[str, Any]]:
+        runner = self._need_runner()
+        return self._runner_call(lambda: runner.logs(limit=limit, after_id=after_id), "agent logs")
+
+    def agent_levels(self, symbol: str) -> dict[str, Any]:
+        sym = self.check_symbol(symbol)
+        runner = self._need_runner()
+        levels = self._runner_call(lambda: runner.levels(sym), f"levels {sym}")
+        return {"symbol": sym, "levels": levels}
+
+    # ---- account and orders ------------------------------------------------------------------
+    def account(self) -> dict[str, Any]:
+        return self._runner_call(self._need_runner().account, "account")
+
+    def positions(self) -> list[dict[str, Any]]:
+        return self._runner_call(self._need_runner().positions, "positions")
+
+    def validate_order(self, payload: Any) -> dict[str, Any]:
+        """Check a manual order; every problem names the field and the rule (400)."""
+        if not isinstance(payload, dict):
+            raise ServiceError(400, "body is invalid: it must be a JSON object")
+        if payload.get("symbol") in (None, ""):
+            raise ServiceError(400, "symbol is required: a symbol like BTCUSDT")
+        sym = self.check_symbol(str(payload["symbol"]))
+        side = str(payload.get("side") or "").strip().upper()
+        if side not in ORDER_SIDES:
+            raise ServiceError(400, f"side={payload.get('side')!r} is invalid: it must be BUY or SELL")
+        otype = str(payload.get("type") or "MARKET").strip().upper()
+        if otype not in ORDER_TYPES:
+            raise ServiceError(400, f"type={payload.get('type')!r} is invalid: it must be MARKET or LIMIT")
+        quantity = _number(payload, "quantity", required=True)
+        price = _number(payload, "price", required=(otype == "LIMIT"))
+        if otype == "MARKET" and price is not None:
+            raise ServiceError(400, "price is invalid for a MARKET order: leave it empty or use LIMIT")
+        return {"symbol": sym, "side": side, "type": otype, "quantity": quantity, "price": price}
+
+    def place_order(self, payload: Any) -> dict[str, Any]:
+        order = self.validate_order(payload)
+        runner = self._need_runner()
+        return self._runner_call(lambda: runner.manual_order(
+            order["symbol"], order["side"], order["type"], order["quantity"], order["price"]),
+            f"order {order['symbol']}")
+
+    def close_position(self, payload: Any) -> dict[str, Any]:
+        if not isinstance(payload, dict):
+            raise ServiceError(400, "body is invalid: it must be a JSON object")
+        if payload.get("symbol") in (None, ""):
+            raise ServiceError(400, "symbol is required: the symbol of the position to close")
+        sym = self.check_symbol(str(payload["symbol"]))
+        runner = self._need_runner()
+        return self._runner_call(lambda: runner.close_position(sym), f"close {sym}")
+
+    # ---- history -------------------------------------------------------------------------------
+    def trades(self, limit: int = 100) -> list[dict[str, Any]]:
+        runner = self._need_runner()
+        return self._runner_call(lambda: runner.trades(limit=limit), "trades")
+
+    def trade(self, trade_id: int) -> dict[str, Any]:
+        runner = self._need_runner()
+        found = self._runner_call(lambda: runner.trade(trade_id), f"trade {trade_id}")
+        if found is None:
+            raise ServiceError(404, f"trade id={trade_id} does not exist")
+        return found
+
+    def equity_curve(self) -> list[dict[str, Any]]:
+        return self._runner_call(self._need_runner().equity_curve, "equity")
+
+    def weight_history(self) -> list[dict[str, Any]]:
+        return self._runner_call(self._need_runner().weight_history, "weight history")

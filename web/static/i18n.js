@@ -1,0 +1,219 @@
+// Chinese by default, English on request; the choice is remembered in localStorage.
+// Static text carries data-i18n="key" (textContent) or data-i18n-ph="key" (placeholder);
+// dynamic text calls t(key, vars).
+
+const STORE_KEY = "dashboard.lang";
+
+const DICT = {
+  zh: {
+    title: "自学习交易代理",
+    symbol: "交易对",
+    lang_switch: "English",
+    start: "启动Agent",
+    stop: "停止Agent",
+    running: "运行中",
+    stopped: "已停止",
+    mode_paper: "模拟盘",
+    mode_testnet: "测试网",
+    mode_live: "实盘",
+    mode_replay: "回放",
+    conn_ok: "币安已连接",
+    conn_unreachable: "币安不可达",
+    conn_unknown: "连接未知",
+    world_time: "行情时间",
+    unreachable_banner: "无法连接币安（{error}）。页面照常运行；离线时可回放归档数据：",
+    agent_unavailable: "Agent不可用：{note}",
+    charts: "K线图表",
+    account: "账户信息",
+    total: "总额",
+    available: "可用",
+    used: "占用保证金",
+    upnl: "未实现盈亏",
+    positions: "持仓",
+    no_positions: "无持仓",
+    entry: "开仓价",
+    size: "数量",
+    pnl: "盈亏",
+    stop_loss: "止损",
+    target: "止盈",
+    close: "平仓",
+    order: "手动下单",
+    side: "方向",
+    buy: "买入/做多",
+    sell: "卖出/做空",
+    type: "类型",
+    market: "市价",
+    limit: "限价",
+    quantity: "数量",
+    price: "价格",
+    submit: "下单",
+    order_ok: "订单已提交：{status}",
+    err_quantity: "数量必须是大于0的数字",
+    err_price: "限价单需要大于0的价格",
+    err_price_market: "市价单不填价格",
+    training: "特征训练进度",
+    phase_next: "{count}/{next}笔",
+    phase_final: "{count}笔（最终阶段）",
+    min_score: "入场门槛 ≥{min}分，多空分差 ≥{gap}分",
+    weights: "特征权重",
+    weight_history: "权重历史",
+    w_volume_density: "成交量密集",
+    w_touch_bounce_count: "触及反弹",
+    w_bounce_magnitude: "反弹幅度",
+    w_failed_breakout_count: "假突破",
+    w_duration_days: "持续天数",
+    w_multi_tf_confirm: "多周期确认",
+    logs: "运行日志",
+    no_logs: "暂无日志",
+    trades: "交易记录",
+    no_trades: "暂无交易",
+    time: "时间",
+    dir: "方向",
+    exit: "平仓价",
+    status: "状态",
+    long: "做多",
+    short: "做空",
+    open: "持仓中",
+    closed: "已平仓",
+    equity: "权益曲线",
+    thought: "思维链",
+    perception: "感知",
+    action: "行动",
+    reward: "奖励",
+    summary: "总结",
+    close_dialog: "关闭",
+    last_error: "最近错误",
+    levels_none: "暂无支撑阻力位",
+    confirm_close: "确定平掉 {symbol} 的持仓？",
+  },
+  en: {
+    title: "Self-learning trading agent",
+    symbol: "Symbol",
+    lang_switch: "中文",
+    start: "Start agent",
+    stop: "Stop agent",
+    running: "running",
+    stopped: "stopped",
+    mode_paper: "paper",
+    mode_testnet: "testnet",
+    mode_live: "LIVE",
+    mode_replay: "replay",
+    conn_ok: "Binance reachable",
+    conn_unreachable: "Binance unreachable",
+    conn_unknown: "connectivity unknown",
+    world_time: "Market time",
+    unreachable_banner: "Binance is unreachable ({error}). The page keeps working; to work offline, replay archive data:",
+    agent_unavailable: "Agent unavailable: {note}",
+    charts: "Charts",
+    account: "Account",
+    total: "Total",
+    available: "Available",
+    used: "Used margin",
+    upnl: "Unrealized PnL",
+    positions: "Positions",
+    no_positions: "No open positions",
+    entry: "Entry",
+    size: "Size",
+    pnl: "PnL",
+    stop_loss: "Stop",
+    target: "Target",
+    close: "Close",
+    order: "Manual order",
+    side: "Side",
+    buy: "Buy / long",
+    sell: "Sell / short",
+    type: "Type",
+    market: "Market",
+    limit: "Limit",
+    quantity: "Quantity",
+    price: "Price",
+    submit: "Place order",
+    order_ok: "Order sent: {status}",
+    err_quantity: "Quantity must be a number greater than 0",
+    err_price: "A limit order needs a price greater than 0",
+    err_price_market: "Leave the price empty for a market order",
+    training: "Feature training",
+    phase_next: "{count}/{next} trades",
+    phase_final: "{count} trades (final phase)",
+    min_score: "Entry needs ≥{min} points and a gap ≥{gap}",
+    weights: "Feature weights",
+    weight_history: "Weight history",
+    w_volume_density: "Volume density",
+    w_touch_bounce_count: "Touch & bounce",
+    w_bounce_magnitude: "Bounce size",
+    w_failed_breakout_count: "Failed breakouts",
+    w_duration_days: "Duration (days)",
+    w_multi_tf_confirm: "Multi-timeframe",
+    logs: "Run log",
+    no_logs: "No log lines yet",
+    trades: "Trades",
+    no_trades: "No trades yet",
+    time: "Time",
+    dir: "Side",
+    exit: "Exit",
+    status: "Status",
+    long: "Long",
+    short: "Short",
+    open: "open",
+    closed: "closed",
+    equity: "Equity curve",
+    thought: "Thought chain",
+    perception: "Perception",
+    action: "Action",
+    reward: "Reward",
+    summary: "Summary",
+    close_dialog: "Close",
+    last_error: "Last error",
+    levels_none: "No support/resistance levels yet",
+    confirm_close: "Close the {symbol} position?",
+  },
+};
+
+let current = "zh";
+const listeners = [];
+
+export function lang() {
+  return current;
+}
+
+export function t(key, vars) {
+  let s = (DICT[current] && DICT[current][key]) ?? DICT.zh[key] ?? key;
+  if (vars) {
+    for (const [k, v] of Object.entries(vars)) s = s.split(`{${k}}`).join(String(v));
+  }
+  return s;
+}
+
+export function has(key) {
+  return key in DICT.zh;
+}
+
+export function applyStatic(root = document) {
+  root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  root.querySelectorAll("[data-i18n-ph]").forEach((el) => { el.placeholder = t(el.dataset.i18nPh); });
+  document.documentElement.lang = current === "zh" ? "zh-CN" : "en";
+}
+
+export function setLang(value) {
+  current = value === "en" ? "en" : "zh";
+  try { localStorage.setItem(STORE_KEY, current); } catch (e) { /* private mode: not remembered */ }
+  applyStatic();
+  listeners.forEach((fn) => fn(current));
+}
+
+export function initLang(serverDefault) {
+  let stored = null;
+  try { stored = localStorage.getItem(STORE_KEY); } catch (e) { stored = null; }
+  current = stored === "en" || stored === "zh" ? stored : (serverDefault === "en" ? "en" : "zh");
+  applyStatic();
+}
+
+export function onLangChange(fn) {
+  listeners.push(fn);
+}
+
+// A message in the current language from a {message_zh, message_en}-style record.
+export function pick(obj, base) {
+  if (!obj) return "";
+  return obj[`${base}_${current}`] ?? obj[`${base}_zh`] ?? obj[base] ?? "";
+}

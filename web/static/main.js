@@ -1,0 +1,188 @@
+// Bootstraps the page and keeps it live by polling the API (no websockets: one process,
+// loopback, a few requests a second at most). Slow data is polled less often.
+
+import { api } from "./api.js";
+import { t, initLang, setLang, lang, onLangChange } from "./i18n.js";
+import { KlineChart, formatDateTime } from "./charts.js";
+import * as panels from "./panels.js";
+
+const $ = (id) => document.getElementById(id);
+const INTERVALS = ["1m", "15m", "8h", "1w"];
+const boot = JSON.parse($("boot-data").textContent);
+
+const state = {
+  symbol: boot.symbols[0],
+  meta: boot,
+  status: null,
+  trades: [],
+  charts: {},
+  tick: 0,
+  klinesFailing: false,
+};
+
+function setBadge(id, text, cls) {
+  const b = $(id);
+  b.textContent = text;
+  b.className = `badge ${cls}`;
+}
+
+function renderMeta() {
+  const m = state.meta;
+  setBadge("badge-mode", t(`mode_${m.mode}`), `mode-${m.mode}`);
+  const conn = (m.connectivity && m.connectivity.state) || "unknown";
+  setBadge("badge-conn", t(`conn_${conn}`), `conn-${conn}`);
+  $("world-time").textContent = m.world_time_ms ? formatDateTime(m.world_time_ms) : "—";
+  const banner = $("banner");
+  const parts = [];
+  if (conn === "unreachable" && m.mode !== "replay") {
+    parts.push(`${t("unreachable_banner", { error: (m.connectivity.error || m.market_note || "").slice(0, 200) })} `);
+  }
+  if (!m.agent_available) parts.push(t("agent_unavailable", { note: m.agent_note || "" }));
+  $("banner-text").textContent = parts.join(" ");
+  $("banner-hint").hidden = !(conn === "unreachable" && m.mode !== "replay");
+  $("banner-hint").textContent = m.replay_hint;
+  banner.hidden = parts.length === 0;
+}
+
+function renderAgentState() {
+  const running = !!(state.status && state.status.running);
+  setBadge("badge-agent", running ? t("running") : t("stopped"), running ? "on" : "off");
+  $("btn-start").disabled = running || !state.meta.agent_available;
+  $("btn-stop").disabled = !running;
+}
+
+async function refreshMeta() {
+  try {
+    state.meta = await api.meta();
+    renderMeta();
+  } catch (e) { /* server gone: the next tick retries */ }
+}
+
+async function refreshStatus() {
+  if (!state.meta.agent_available) return;
+  try {
+    state.status = await api.status();
+    renderAgentState();
+    panels.renderTraining(state.status);
+  } catch (e) { /* shown via last_error / banner */ }
+}
+
+async function refreshLogs() {
+  if (!state.meta.agent_available) return;
+  try {
+    const res = await api.logs(panels.lastLogId());
+    if (panels.mergeLogs(res.logs)) panels.renderLogs();
+  } catch (e) { /* keep old lines */ }
+}
+
+async function refreshAccount() {
+  if (!state.meta.agent_available) return;
+  try { panels.renderAccount(await api.account()); } catch (e) { /* e.g. 503 while offline */ }
+  try { panels.renderPositions((await api.positions()).positions, refreshAccount); } catch (e) { /* idem */ }
+}
+
+async function refreshKlines() {
+  try {
+    const res = await api.klinesAll(state.symbol, 300);
+    INTERVALS.forEach((itv) => {
+      const chart = state.charts[itv];
+      chart.setCandles(res.klines[itv]);
+      chart.setTrades(state.trades.filter((tr) => tr.symbol === state.symbol));
+      $(`last-${itv}`).textContent = res.klines[itv].length
+        ? String(res.klines[itv][res.klines[itv].length - 1].close) : "";
+    });
+    state.klinesFailing = false;
+    $("charts-error").hidden = true;
+  } catch (e) {
+    state.klinesFailing = true;
+    $("charts-error").hidden = false;
+    $("charts-error").textContent = e.message;
+  }
+}
+
+async function refreshLevels() {
+  if (!state.meta.agent_available) return;
+  try {
+    const res = await api.levels(state.symbol);
+    INTERVALS.forEach((itv) => state.charts[itv].setLevels(res.levels));
+  } catch (e) { /* levels appear once the agent has analysed */ }
+}
+
+async function refreshHistory() {
+  if (!state.meta.agent_available) return;
+  try {
+    state.trades = (await api.trades(100)).trades;
+    panels.renderTrades(state.trades);
+    const mine = state.trades.filter((tr) => tr.symbol === state.symbol);
+    INTERVALS.forEach((itv) => state.charts[itv].setTrades(mine));
+  } catch (e) { /* idem */ }
+  try { panels.renderEquity((await api.equity()).equity); } catch (e) { /* idem */ }
+  try { panels.renderWeightHistory((await api.weightHistory()).history); } catch (e) { /* idem */ }
+}
+
+async function tick() {
+  state.tick += 1;
+  const n = state.tick;
+  await Promise.all([refreshMeta(), refreshStatus(), refreshLogs()]);
+  const jobs = [];
+  if (n % 2 === 0) jobs.push(refreshAccount());
+  // Offline, the kline call fails fast but there is no point asking every 2 s.
+  if (n % (state.klinesFailing ? 15 : 3) === 0) jobs.push(refreshKlines());
+  if (n % 3 === 0) jobs.push(refreshLevels(), refreshHistory());
+  await Promise.all(jobs);
+}
+
+function loop() {
+  tick().finally(() => setTimeout(loop, 2000));
+}
+
+async function agentAction(which) {
+  const btn = $(which === "start" ? "btn-start" : "btn-stop");
+  btn.disabled = true;
+  try {
+    state.status = await (which === "start" ? api.start() : api.stop());
+    renderAgentState();
+    panels.renderTraining(state.status);
+    await Promise.all([refreshLogs(), refreshHistory(), refreshLevels()]);
+  } catch (e) {
+    panels.toast(e.message, "error");
+    renderAgentState();
+  }
+}
+
+function init() {
+  initLang(boot.language);
+  const select = $("symbol");
+  boot.symbols.forEach((s) => select.append(new Option(s, s)));
+  select.addEventListener("change", () => {
+    state.symbol = select.value;
+    INTERVALS.forEach((itv) => { state.charts[itv].fitted = false; });
+    refreshKlines();
+    refreshLevels();
+  });
+  INTERVALS.forEach((itv) => { state.charts[itv] = new KlineChart($(`chart-${itv}`), itv); });
+  $("btn-lang").addEventListener("click", () => setLang(lang() === "zh" ? "en" : "zh"));
+  $("btn-start").addEventListener("click", () => agentAction("start"));
+  $("btn-stop").addEventListener("click", () => agentAction("stop"));
+  $("thought-close").addEventListener("click", () => $("thought-dialog").close());
+  panels.bindOrderForm(() => state.symbol, refreshAccount);
+  onLangChange(() => {
+    renderMeta();
+    renderAgentState();
+    if (state.status) panels.renderTraining(state.status);
+    panels.renderLogs();
+    panels.renderTrades(state.trades);
+  });
+  renderMeta();
+  renderAgentState();
+  panels.renderLogs();
+  panels.renderTrades([]);
+  Promise.all([refreshKlines(), refreshStatus(), refreshLogs(), refreshAccount(), refreshHistory()])
+    .then(refreshLevels)
+    .finally(() => {
+      document.body.dataset.ready = "1";
+      setTimeout(loop, 2000);
+    });
+}
+
+init();

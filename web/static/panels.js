@@ -1,0 +1,280 @@
+// The side and bottom panels: account, positions, order form, training progress, run log,
+// trades with their thought chains, equity and weight history. Each render* function takes
+// API data and redraws its panel; none of them fetch except the user actions.
+
+import { api } from "./api.js";
+import { t, lang, pick } from "./i18n.js";
+import { formatDateTime, isLong, LineChart } from "./charts.js";
+
+const $ = (id) => document.getElementById(id);
+
+const FEATURES = ["volume_density", "touch_bounce_count", "bounce_magnitude",
+  "failed_breakout_count", "duration_days", "multi_tf_confirm"];
+const FEATURE_COLORS = ["#2962ff", "#26a69a", "#f0b90b", "#ef5350", "#ab47bc", "#ff9800"];
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  children.flat().forEach((c) => { if (c != null) node.append(c instanceof Node ? c : String(c)); });
+  return node;
+}
+
+export function num(v, digits = 2) {
+  if (v == null || v === "" || !Number.isFinite(Number(v))) return "—";
+  return Number(v).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function priceText(v) {
+  if (v == null || !Number.isFinite(Number(v))) return "—";
+  const x = Number(v);
+  return num(x, x < 1 ? 5 : x < 10 ? 4 : x < 1000 ? 3 : 2);
+}
+
+function signed(v, digits = 2) {
+  if (v == null || !Number.isFinite(Number(v))) return el("span", {}, "—");
+  const x = Number(v);
+  return el("span", { class: x > 0 ? "up" : x < 0 ? "down" : "" }, (x > 0 ? "+" : "") + num(x, digits));
+}
+
+export function toast(message, kind = "info") {
+  const box = $("toast");
+  box.textContent = message;
+  box.className = `toast show ${kind}`;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { box.className = "toast"; }, 5000);
+}
+
+// ---- account (§5.2) --------------------------------------------------------------------
+export function renderAccount(acc) {
+  $("acc-total").textContent = num(acc.margin_balance ?? acc.total);
+  $("acc-available").textContent = num(acc.available_balance ?? acc.available);
+  $("acc-used").textContent = num(acc.initial_margin ?? acc.used);
+  $("acc-upnl").replaceChildren(signed(acc.unrealized_pnl));
+}
+
+// ---- positions ----------------------------------------------------------------------------
+export function renderPositions(list, onChanged) {
+  const body = $("positions-body");
+  if (!list || !list.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "empty" }, t("no_positions"))));
+    return;
+  }
+  body.replaceChildren(...list.map((p) => {
+    const amount = Number(p.amount ?? p.quantity ?? 0);
+    const btn = el("button", { class: "btn small danger", type: "button" }, t("close"));
+    btn.addEventListener("click", async () => {
+      if (!window.confirm(t("confirm_close", { symbol: p.symbol }))) return;
+      btn.disabled = true;
+      try {
+        await api.close(p.symbol);
+        toast(`${p.symbol} ${t("close")} ✓`, "ok");
+        onChanged && onChanged();
+      } catch (e) {
+        toast(e.message, "error");
+      } finally {
+        btn.disabled = false;
+      }
+    });
+    return el("tr", {},
+      el("td", {}, p.symbol, " ", el("span", { class: amount >= 0 ? "up" : "down" }, amount >= 0 ? t("long") : t("short"))),
+      el("td", {}, priceText(p.entry_price)),
+      el("td", {}, num(Math.abs(amount), 4)),
+      el("td", {}, signed(p.unrealized_pnl)),
+      el("td", {}, priceText(p.stop ?? p.stop_price)),
+      el("td", {}, priceText(p.target ?? p.target_price)),
+      el("td", {}, btn));
+  }));
+}
+
+// ---- manual order form ----------------------------------------------------------------------
+export function validateOrder(form) {
+  const type = form.type.value;
+  const qtyRaw = form.quantity.value.trim();
+  const priceRaw = form.price.value.trim();
+  const errors = {};
+  const qty = Number(qtyRaw);
+  if (!qtyRaw || !Number.isFinite(qty) || qty <= 0) errors.quantity = t("err_quantity");
+  let price = null;
+  if (type === "LIMIT") {
+    price = Number(priceRaw);
+    if (!priceRaw || !Number.isFinite(price) || price <= 0) errors.price = t("err_price");
+  } else if (priceRaw) {
+    errors.price = t("err_price_market");
+  }
+  return { errors, order: { side: form.side.value, type, quantity: qty, price } };
+}
+
+export function bindOrderForm(getSymbol, onPlaced) {
+  const form = $("order-form");
+  const showErrors = (errors) => {
+    form.querySelectorAll(".field-error").forEach((n) => { n.textContent = errors[n.dataset.for] || ""; });
+  };
+  form.type.addEventListener("change", () => {
+    form.price.disabled = form.type.value !== "LIMIT";
+    if (form.price.disabled) form.price.value = "";
+  });
+  form.price.disabled = form.type.value !== "LIMIT";
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const { errors, order } = validateOrder(form);
+    showErrors(errors);
+    if (Object.keys(errors).length) return;
+    const submit = form.querySelector("button[type=submit]");
+    submit.disabled = true;
+    try {
+      const res = await api.order({ symbol: getSymbol(), ...order });
+      toast(t("order_ok", { status: res.status || res.order?.status || "OK" }), "ok");
+      form.quantity.value = "";
+      onPlaced && onPlaced();
+    } catch (e) {
+      // The server names the field in its message ("quantity=... is invalid: ...").
+      const field = ["quantity", "price", "side", "type", "symbol"].find((f) => e.message.startsWith(f));
+      showErrors(field ? { [field]: e.message } : {});
+      toast(e.message, "error");
+    } finally {
+      submit.disabled = false;
+    }
+  });
+}
+
+// ---- training progress (§5.3) ---------------------------------------------------------------
+export function renderTraining(status) {
+  const ph = status.phase || {};
+  const name = lang() === "en" ? (ph.name_en || ph.key || "") : (ph.name_zh || ph.key || "");
+  const count = ph.trade_count ?? 0;
+  $("phase-name").textContent = name || "—";
+  $("phase-count").textContent = ph.next_at != null
+    ? t("phase_next", { count, next: ph.next_at }) : t("phase_final", { count });
+  const progress = Math.max(0, Math.min(1, Number(ph.progress ?? 0)));
+  $("phase-bar").style.width = `${(progress * 100).toFixed(1)}%`;
+  $("phase-pct").textContent = `${Math.round(progress * 100)}%`;
+  $("phase-rule").textContent = ph.min_score != null
+    ? t("min_score", { min: ph.min_score, gap: ph.score_gap ?? "—" }) : "";
+  const weights = status.weights || {};
+  const total = Object.values(weights).reduce((a, b) => a + Number(b || 0), 0) || 1;
+  const keys = FEATURES.filter((k) => k in weights).concat(Object.keys(weights).filter((k) => !FEATURES.includes(k)));
+  $("weights").replaceChildren(...keys.map((k) => {
+    const pct = (Number(weights[k]) / total) * 100;
+    return el("div", { class: "wrow" },
+      el("span", { class: "wname" }, t(`w_${k}`) === `w_${k}` ? k : t(`w_${k}`)),
+      el("span", { class: "wbar" }, el("span", { class: "wfill", style: `width:${Math.min(100, pct * 2.5).toFixed(1)}%` })),
+      el("span", { class: "wpct" }, `${pct.toFixed(1)}%`));
+  }));
+  const err = $("last-error");
+  err.textContent = status.last_error ? `${t("last_error")}: ${status.last_error}` : "";
+}
+
+// ---- run log (§5.4), newest first ------------------------------------------------------------
+const logState = { lines: [], lastId: null };
+const LOG_KEEP = 400;
+
+export function mergeLogs(newLines) {
+  if (!newLines || !newLines.length) return false;
+  const seen = new Set(logState.lines.map((l) => l.id));
+  const fresh = newLines.filter((l) => !seen.has(l.id));
+  if (!fresh.length) return false;
+  logState.lines = fresh.concat(logState.lines).sort((a, b) => b.id - a.id).slice(0, LOG_KEEP);
+  logState.lastId = logState.lines[0].id;
+  return true;
+}
+
+export function lastLogId() {
+  return logState.lastId;
+}
+
+export function renderLogs() {
+  const box = $("log-list");
+  if (!logState.lines.length) {
+    box.replaceChildren(el("li", { class: "empty" }, t("no_logs")));
+    return;
+  }
+  box.replaceChildren(...logState.lines.map((l) => el("li", { class: `log ${String(l.level || "").toLowerCase()}` },
+    el("span", { class: "ltime" }, formatDateTime(l.time_ms)),
+    l.symbol ? el("span", { class: "lsym" }, l.symbol) : null,
+    el("span", { class: "lmsg" }, pick(l, "message")))));
+}
+
+// ---- trades and thought chains -----------------------------------------------------------------
+export function renderTrades(trades) {
+  const body = $("trades-body");
+  if (!trades || !trades.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "empty" }, t("no_trades"))));
+    return;
+  }
+  body.replaceChildren(...trades.map((tr) => {
+    const row = el("tr", { class: "clickable", dataset: { tradeId: tr.id } },
+      el("td", {}, `#${tr.id}`),
+      el("td", {}, formatDateTime(tr.opened_ms ?? tr.entry_time_ms)),
+      el("td", {}, tr.symbol || ""),
+      el("td", {}, el("span", { class: isLong(tr) ? "up" : "down" }, isLong(tr) ? t("long") : t("short"))),
+      el("td", {}, priceText(tr.entry_price)),
+      el("td", {}, priceText(tr.exit_price)),
+      el("td", {}, tr.status === "open" ? t("open") : signed(tr.net_pnl ?? tr.realized_pnl ?? tr.pnl)));
+    row.addEventListener("click", () => openThought(tr.id));
+    return row;
+  }));
+}
+
+function renderValue(v) {
+  if (v == null) return el("span", { class: "muted" }, "—");
+  if (typeof v !== "object") return el("span", {}, typeof v === "number" ? String(+v.toFixed(6)) : String(v));
+  if (Array.isArray(v)) {
+    if (v.every((x) => x == null || typeof x !== "object")) return el("span", {}, v.map((x) => (typeof x === "number" ? +x.toFixed(6) : x)).join(", "));
+    return el("ol", {}, ...v.map((x) => el("li", {}, renderValue(x))));
+  }
+  return el("dl", { class: "kv" }, ...Object.entries(v).flatMap(([k, x]) => [el("dt", {}, k), el("dd", {}, renderValue(x))]));
+}
+
+export async function openThought(id) {
+  const dlg = $("thought-dialog");
+  const body = $("thought-body");
+  body.replaceChildren(el("p", { class: "muted" }, "…"));
+  $("thought-title").textContent = `${t("thought")} #${id}`;
+  if (!dlg.open) dlg.showModal();
+  try {
+    const tr = await api.trade(id);
+    const chain = tr.thought_chain || tr.thought || {};
+    const summary = pick(chain, "summary") || chain.summary || "";
+    const head = el("p", { class: "thead" }, `${tr.symbol} ${isLong(tr) ? t("long") : t("short")} · ${t("entry")} ${priceText(tr.entry_price)}`
+      + (tr.exit_price != null ? ` · ${t("exit")} ${priceText(tr.exit_price)}` : ""));
+    const sections = ["perception", "action", "reward"].map((k) => el("section", { class: `chain ${k}` },
+      el("h4", {}, t(k)), renderValue(chain[k])));
+    const sum = el("section", { class: "chain summary" }, el("h4", {}, t("summary")), el("p", {}, summary || "—"));
+    body.replaceChildren(head, ...sections, sum);
+  } catch (e) {
+    body.replaceChildren(el("p", { class: "down" }, e.message));
+  }
+}
+
+// ---- equity curve and weight history -------------------------------------------------------------
+let equityChart = null;
+let weightChart = null;
+
+export function renderEquity(points) {
+  if (!equityChart) equityChart = new LineChart($("equity-chart"), [{ key: "equity", color: "#2962ff" }]);
+  const n = equityChart.setSeries("equity", (points || []).map((p) => ({ time_ms: p.time_ms, value: p.equity })));
+  if (n) equityChart.fit();
+}
+
+export function renderWeightHistory(history) {
+  if (!weightChart) {
+    weightChart = new LineChart($("weights-chart"), FEATURES.map((k, i) => ({ key: k, color: FEATURE_COLORS[i] })),
+      { type: "percent", precision: 1, minMove: 0.1 });
+    $("weights-legend").replaceChildren(...FEATURES.map((k, i) => el("span", { class: "legend" },
+      el("i", { style: `background:${FEATURE_COLORS[i]}` }), el("span", { "data-i18n": `w_${k}` }, t(`w_${k}`)))));
+  }
+  let n = 0;
+  FEATURES.forEach((k) => {
+    n = Math.max(n, weightChart.setSeries(k, (history || []).map((h) => ({
+      time_ms: h.time_ms, value: h.weights && h.weights[k] != null ? Number(h.weights[k]) * 100 : null,
+    }))));
+  });
+  if (n) weightChart.fit();
+  const last = history && history.length ? history[history.length - 1] : null;
+  $("weights-reason").textContent = last ? `${formatDateTime(last.time_ms)} · ${pick(last, "reason") || last.reason || ""}` : "";
+}

@@ -1,0 +1,142 @@
+"""Wiring for `python -m web.app`: which market-data port, exchange, store and runner to use.
+
+Replay (`--replay PATH`): archive 1m klines through a ScaledClock, PaperExchange.
+Paper: live Binance klines (LiveMarketData), PaperExchange.  Testnet/live: BinanceExchange.
+
+A missing market or agent is not fatal: the dashboard still serves the page and says why
+(`market_note`, `runner_note`), so a trader sees the reason instead of a dead port. Only bad
+configuration (SettingsError, e.g. an unusable --replay path) stops start-up.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from config import Settings, SettingsError
+from rl.clock import Clock, ScaledClock, SystemClock
+
+log = logging.getLogger("web.world")
+
+DAY_MS = 86_400_000
+# Replay starts this far into the archive (at most half of it), so the 15m/8h charts and the
+# agent's indicators have history from the first minute instead of a handful of candles.
+REPLAY_WARMUP_MS = 30 * DAY_MS
+
+
+@dataclass
+class World:
+    settings: Settings
+    market: Any | None
+    runner: Any | None
+    clock: Clock
+    market_note: str | None = None
+    runner_note: str | None = None
+    replay: dict[str, Any] | None = None
+
+
+def replay_start_ms(start_ms: int, end_ms: int) -> int:
+    """Where the replay clock starts: after a warm-up, but never past the middle of the data."""
+    return start_ms + min(REPLAY_WARMUP_MS, max(0, (end_ms - start_ms) // 2))
+
+
+def load_replay_frames(settings: Settings, symbol_given: bool) -> dict[str, Any]:
+    """symbol -> ArchiveData for the replay; SettingsError (one line) when the path is unusable."""
+    from rl.archive import load_archive, load_symbols
+
+    path = settings.replay_dir
+    assert path is not None
+    try:
+        if symbol_given:
+            return load_symbols(path, settings.symbols)
+        try:
+            data = load_archive(path)
+        except (FileNotFoundError, ValueError) as first:
+            # An archive root: fall back to the configured SYMBOLS if it holds them.
+            try:
+                return load_symbols(path, settings.symbols)
+            except (FileNotFoundError, ValueError):
+                raise SettingsError(f"--replay={str(path)!r} is invalid: "
+                                    f"{str(first).replace('pass symbol=', 'choose one with --symbol SYMBOL')}"
+                                    ) from None
+        if data.symbol is None:
+            raise SettingsError(f"--replay={str(path)!r} is invalid: cannot tell the symbol from "
+                                "the file names; give it with --symbol SYMBOL")
+        return {data.symbol: data}
+    except (FileNotFoundError, ValueError) as exc:
+        if isinstance(exc, SettingsError):
+            raise
+        raise SettingsError(f"--replay={str(path)!r} is invalid: {exc}") from None
+
+
+def build_market(settings: Settings, symbol_given: bool) -> tuple[Settings, Any, Clock, dict | None]:
+    """(settings with the replayed symbols, market port, clock, replay facts or None)."""
+    if settings.replaying:
+        from rl.marketdata import ReplayMarketData
+
+        datas = load_replay_frames(settings, symbol_given)
+        symbols = tuple(datas)
+        if symbols != tuple(settings.symbols):
+            settings = settings.with_overrides(symbols=symbols)
+        start = min(d.start_ms for d in datas.values())
+        end = max(d.end_ms for d in datas.values())
+        clock = ScaledClock(replay_start_ms(start, end), settings.replay_speed)
+        market = ReplayMarketData({s: d.frame for s, d in datas.items()}, clock)
+        gaps = sum(len(d.gaps) for d in datas.values())
+        replay = {"path": str(settings.replay_dir), "symbols": list(symbols), "speed": settings.replay_speed,
+                  "data_start_ms": start, "data_end_ms": end, "clock_start_ms": clock.now_ms(),
+                  "gaps": gaps}
+        log.info("replaying %s from %s at %gx (%d gaps)", ",".join(symbols), settings.replay_dir,
+                 settings.replay_speed, gaps)
+        return settings, market, clock, replay
+
+    from client import BinanceClient
+    from rl.marketdata import LiveMarketData
+
+    clock = SystemClock()
+    client = BinanceClient(market_url=settings.market_data_url, trade_url=settings.trade_url,
+                           api_key=settings.api_key or None, api_secret=settings.api_secret or None,
+                           timeout=settings.request_timeout)
+    return settings, LiveMarketData(client, clock), clock, None
+
+
+def build_exchange(settings: Settings, market: Any) -> Any:
+    if settings.trading_mode == "paper" or settings.replaying:
+        from rl.paper import PaperExchange
+
+        db = settings.db_path.with_name(settings.db_path.stem + "-paper" + settings.db_path.suffix)
+        return PaperExchange(db, balance=settings.paper_balance, maker_fee=settings.maker_fee,
+                             taker_fee=settings.taker_fee, default_leverage=settings.leverage,
+                             clock=market.now_ms, price_source=market.last_price)
+    from client import BinanceClient
+    from rl.exchange import BinanceExchange
+
+    client = BinanceClient(market_url=settings.market_data_url, trade_url=settings.trade_url,
+                           api_key=settings.api_key, api_secret=settings.api_secret,
+                           timeout=settings.request_timeout)
+    return BinanceExchange(client, name=settings.trading_mode)
+
+
+def build_runner(settings: Settings, market: Any, clock: Clock) -> tuple[Any | None, str | None]:
+    """The real AgentRunner, or (None, why) when a piece of the core cannot be built."""
+    try:
+        from rl.knowledge import KnowledgeStore
+        from rl.level_finder import DEFAULT_WEIGHTS
+        from rl.runner import AgentRunner
+
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        store = KnowledgeStore(settings.db_path, default_weights=DEFAULT_WEIGHTS)
+        exchange = build_exchange(settings, market)
+        return AgentRunner(settings, market, exchange, store, clock), None
+    except Exception as exc:  # noqa: BLE001 - the page must still come up and say why
+        note = f"{type(exc).__name__}: {exc}"
+        log.error("cannot build the trading agent (%s); the dashboard runs without it", note)
+        log.debug("trading agent build failure", exc_info=True)
+        return None, note
+
+
+def build_world(settings: Settings, replay_symbol: str | None = None) -> World:
+    settings, market, clock, replay = build_market(settings, symbol_given=replay_symbol is not None)
+    runner, note = build_runner(settings, market, clock)
+    return World(settings=settings, market=market, runner=runner, clock=clock,
+                 runner_note=note, replay=replay)
