@@ -4,7 +4,8 @@ Inputs are CLOSED candles only (callers drop the forming candle), plus the live 
 a rule compares price with a band or a level: signals never repaint, live or in backtests.
 
 Incremental path (backtests): indicator values of 15m/8h/1w advance in O(1) per closed
-candle (`IndicatorState`), levels are rescanned only when a 15m/8h/1w candle closes, and the
+candle (`IndicatorState`), levels are rescanned only when a 15m/8h/1w candle closes (and
+the finder reuses its 8h/1w work between their own closes), and the
 per-1m-bar work is re-scoring the two price-dependent components (level, Bollinger) against
 cached values. 1m indicators feed only the charts, so they are computed lazily on first
 access. The result equals a fresh `analyze()` on the same candles (to float rounding).
@@ -269,10 +270,15 @@ class IncrementalAnalyzer:
         self._static: tuple[dict, dict] = ({}, {})
         self._static_notes: list[str] = []
         self._public: dict[str, dict] = {}
+        # one Bars object per timeframe until its next candle: the level finder recognises an
+        # unchanged 8h/1w window by identity and reuses its candidates and touch statistics
+        self._bars: dict[str, Bars] = {}
 
     def set_weights(self, weights: dict[str, float]) -> None:
         """New level-feature weights (from learning); levels are rescored on the next call."""
-        self.finder = BestLevelFinder(weights)
+        finder = BestLevelFinder(weights)
+        finder._caches = self.finder._caches   # window caches hold no weight-dependent value
+        self.finder = finder
         self._dirty_levels = True
 
     def push_candle(self, tf: str, open_time_ms: int, o: float, h: float, l: float, c: float, v: float) -> None:
@@ -286,6 +292,7 @@ class IncrementalAnalyzer:
         if last is not None and open_time_ms <= last:
             raise ValueError(f"open_time_ms: {tf} candle at {open_time_ms} is not after the last one ({last})")
         ring.push(open_time_ms, o, h, l, c, v)
+        self._bars.pop(tf, None)
         if tf == "1m":
             return  # chart-only: computed lazily from the ring
         st = self.states.get(tf)
@@ -329,7 +336,11 @@ class IncrementalAnalyzer:
         """Analysis at `price` from the cached state (rescans levels only if a candle closed)."""
         _check_inputs(self.symbol, price, time_ms)
         if self._dirty_levels:
-            bars = {tf: r.bars() for tf, r in self.rings.items() if tf != "1m"}
+            bars = {}
+            for tf, r in self.rings.items():
+                if tf != "1m":
+                    b = self._bars.get(tf)
+                    bars[tf] = b if b is not None else self._bars.setdefault(tf, r.bars())
             self._book = _scan(self.finder, bars, self.snaps)
             self._static, self._static_notes = _static(self.snaps, self._book)
             self._dirty_levels = False

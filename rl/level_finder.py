@@ -7,6 +7,7 @@ can show *why* a level won. Feature formulas are in `level_features` and docs/st
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from bisect import bisect_left, bisect_right
 from dataclasses import asdict, dataclass, field, replace
 
@@ -115,6 +116,11 @@ class LevelBook:
         self._cache_key: tuple[int, int] | None = None
         self._cache: tuple = ()
 
+    @property
+    def size(self) -> int:
+        """Number of levels (without building them)."""
+        return len(self._prices)
+
     def view(self, price: float) -> tuple[list[ScoredLevel], ScoredLevel | None, ScoredLevel | None]:
         """(levels best first labelled for `price`, best support, best resistance).
 
@@ -162,11 +168,194 @@ class LevelBook:
         return max(0.0, 1.0 - abs(price - level.price) / (PROXIMITY_ATR * self.atr))
 
 
+class _ScanResult:
+    """Everything a scan computed, as per-level columns (in price order) plus the ranking
+    permutation; ScoredLevel objects are built only for the rows somebody looks at (the
+    listed best 30 and the chosen support/resistance), not for every level of every scan."""
+
+    def __init__(self, ref_price: float, order: list[int], price: list, score: list, feat_cols: list,
+                 touch_cols: list, tf_names: tuple, origin: list, first_seen: list, last_touch: list,
+                 src_mask: list, raw_cols: list) -> None:
+        self.ref_price, self.order = ref_price, order
+        self.price = [price[k] for k in order]          # ranking order (what views iterate)
+        self.score = [score[k] for k in order]
+        # per level (cluster order) tuples, zipped once: dicts are made only per built level
+        self._rows = (list(zip(*feat_cols)), list(zip(*touch_cols)), tf_names, origin, first_seen, last_touch,
+                      src_mask, list(zip(*raw_cols)))
+
+    def __len__(self) -> int:
+        return len(self.price)
+
+    def level(self, r: int, kind: str) -> ScoredLevel:
+        """The ScoredLevel of ranking row r, labelled `kind`."""
+        feats, touches, tf_names, origin, first_seen, last_touch, src_mask, raw = self._rows
+        k = self.order[r]
+        x = object.__new__(ScoredLevel)
+        object.__setattr__(x, "__dict__", {
+            "price": self.price[r], "kind": kind, "score": self.score[r],
+            "features": dict(zip(FEATURES, feats[k])), "touches": dict(zip(tf_names, touches[k])),
+            "timeframe": origin[k], "first_seen_ms": first_seen[k], "last_touch_ms": last_touch[k],
+            "sources": _MASK_SRC[src_mask[k]], "stats": dict(zip(_RAW_KEYS, raw[k]))})
+        return x
+
+
+_RAW_KEYS = ("volume_ratio", "bounces", "mean_bounce_atr", "failed_breakouts", "duration_days")
+
+
+class _LazyBook(LevelBook):
+    """A LevelBook over a `_ScanResult`: same answers as LevelBook over the full list."""
+
+    def __init__(self, res: _ScanResult, atr_value: float, notes: list[str]) -> None:
+        self._res = res
+        self.atr = atr_value
+        self.notes = notes
+        self._ranked: list[ScoredLevel] | None = None
+        by_price = sorted(range(len(res)), key=res.price.__getitem__)
+        self._prices = [res.price[r] for r in by_price]
+        self._rows = by_price
+        self._variants_r: dict[tuple[int, int], ScoredLevel] = {}
+        self._cache_key = None
+        self._cache = ()
+
+    @property
+    def ranked(self) -> list[ScoredLevel]:  # type: ignore[override]
+        if self._ranked is None:
+            ref = self._res.ref_price
+            self._ranked = [self._row(r, 0 if p <= ref else 1) for r, p in enumerate(self._res.price)]
+        return self._ranked
+
+    def _row(self, r: int, side: int) -> ScoredLevel:
+        key = (r, side)
+        v = self._variants_r.get(key)
+        if v is None:
+            v = self._variants_r[key] = self._res.level(r, "support" if side == 0 else "resistance")
+        return v
+
+    def view(self, price: float) -> tuple[list[ScoredLevel], ScoredLevel | None, ScoredLevel | None]:
+        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
+        if (lo, hi) == self._cache_key:
+            listed, bs, br = self._cache
+            return list(listed), bs, br
+        listed = [self._row(r, 0 if p <= price else 1) for r, p in enumerate(self._res.price[:MAX_LEVELS])]
+        bs = self._best_row(range(hi - 1, -1, -1), price, 0)
+        br = self._best_row(range(lo, len(self._rows)), price, 1)
+        self._cache_key, self._cache = (lo, hi), (listed, bs, br)
+        return list(listed), bs, br
+
+    def _best_row(self, idx, price: float, side: int) -> ScoredLevel | None:
+        best, best_eff, nearest = None, 0.0, None
+        reach = PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
+        score = self._res.score
+        for k in idx:
+            r = self._rows[k]
+            dist = abs(price - self._prices[k])
+            if nearest is None:
+                nearest = r
+            if dist >= reach:
+                break
+            eff = score[r] * (1.0 - dist / reach)
+            if eff > best_eff:
+                best, best_eff = r, eff
+        pick = best if best is not None else nearest
+        return None if pick is None else self._row(pick, side)
+
+
+class _TfCache:
+    """One timeframe's window as last scanned: its candidates, the price-independent touch
+    arrays and touch statistics already computed per level price. 8h and 1w windows change
+    only when their own candle closes, so between those closes a 15m rescan reuses all of it
+    (the statistics of a price depend only on the window, its ATR and the price)."""
+
+    MAX_MEMO = 4096
+
+    def __init__(self, bars: lv.Bars, atr: float, tf: str) -> None:
+        self.bars, self.atr, self.tf = bars, atr, tf
+        self.cands = lv.candidate_arrays(bars, atr, tf)
+        self.prep = lv.touch_prep(bars, atr)
+        self.memo: dict[float, int] = {}           # price -> column of self.table
+        self.full: list[bool] = []                 # per column: event/volume rows computed
+        self.table = np.zeros((7, 64))             # stats per memo column (capacity doubles)
+        self.used = 0
+
+    def same(self, bars: lv.Bars, atr: float) -> bool:
+        if self.atr != atr:
+            return False
+        b = self.bars
+        if bars is b:
+            return True
+        return (len(bars) == len(b) and np.array_equal(bars.t, b.t) and np.array_equal(bars.h, b.h)
+                and np.array_equal(bars.l, b.l) and np.array_equal(bars.c, b.c) and np.array_equal(bars.v, b.v))
+
+    def stats(self, prices: np.ndarray, plist: list[float], full: list[bool]) -> np.ndarray:
+        """Touch statistics of `prices` (plist = the same as floats) as a (7, levels) matrix
+        (rows in TouchStats field order), computing only prices never seen on this window.
+        full[i]: level i needs the event and volume rows too (its finest timeframe is this
+        one); the others need only touches and first/last times (NaN elsewhere). A memo hit
+        is exact: same window, same ATR, same price."""
+        memo, done = self.memo, self.full
+        if len(memo) > self.MAX_MEMO:
+            memo.clear()
+            done.clear()
+            self.used = 0
+        need = {p: f for p, f in zip(plist, full) if p not in memo or (f and not done[memo[p]])}
+        ev = any(need.values())
+        if len(need) == len(plist):                  # first sight of this window: no gather
+            m = _as_matrix(lv.touch_stats(self.bars, prices, self.atr, self.tf, self.prep, events=ev))
+            self._store(plist, m, ev)
+            return m
+        if need:
+            self._store(list(need), _as_matrix(lv.touch_stats(self.bars, np.array(list(need)), self.atr, self.tf,
+                                                              self.prep, events=ev)), ev)
+        return self.table[:, [memo[p] for p in plist]]
+
+    def _store(self, plist: list[float], m: np.ndarray, full: bool) -> None:
+        k, base = len(plist), self.used
+        if base + k > self.table.shape[1]:
+            grown = np.zeros((7, max(2 * self.table.shape[1], base + k)))
+            grown[:, :base] = self.table[:, :base]
+            self.table = grown
+        self.table[:, base:base + k] = m
+        for q, p in enumerate(plist):
+            self.memo[p] = base + q
+        self.full.extend([full] * k)
+        self.used = base + k
+
+
+def _as_matrix(s: lv.TouchStats) -> np.ndarray:
+    """TouchStats as one float matrix (ms times < 2**53 stay exact in float64)."""
+    return np.array([s.touches, s.bounces, s.bounce_atr_sum, s.failed, s.first_ms, s.last_ms, s.volume_ratio],
+                    dtype=float)
+
+
+@lru_cache(maxsize=None)
+def _mtf_table(tfs: tuple[str, ...]) -> list:
+    """multi_tf_confirm for each bitmask of 'enough touches' per timeframe, computed with
+    the very expression of `level_features` (so even its int 0 for no confirmation stays)."""
+    out = []
+    for mask in range(8):
+        ok = {tf: bool(mask >> i & 1) for i, tf in enumerate(lv.LEVEL_TIMEFRAMES)}
+        out.append(round(sum(pts for tf, need, pts in MULTI_TF_RULE if tf in tfs and ok[tf]), 10))
+    return out
+
+
+_LOG31 = math.log1p(DURATION_DAYS_FULL)
+_TF_CODE = {tf: i for i, tf in enumerate(lv.LEVEL_TIMEFRAMES)}
+_MASK_TF = [next((tf for i, tf in enumerate(lv.LEVEL_TIMEFRAMES) if m >> i & 1), "") for m in range(8)]
+_MASK_SRC = [tuple(sorted(s for i, s in enumerate(lv.SOURCES) if m >> i & 1)) for m in range(8)]
+
+
+
 class BestLevelFinder:
-    """Finds, scores and ranks support/resistance levels with the given feature weights."""
+    """Finds, scores and ranks support/resistance levels with the given feature weights.
+
+    A finder remembers, per timeframe, the last window it scanned (see `_TfCache`): reuse
+    one finder across a backtest and a 15m close only redoes the 15m work. `Bars` passed in
+    are treated as immutable (an unchanged window is recognised by identity or equality).
+    """
 
     def __init__(self, weights: dict[str, float] | None = None) -> None:
         self.weights = validate_weights(dict(DEFAULT_WEIGHTS) if weights is None else weights)
+        self._caches: dict[str, _TfCache] = {}   # per-timeframe window cache, see _TfCache
 
     def score(self, features: dict[str, float]) -> float:
         return 100.0 * sum(self.weights[f] * features[f] for f in FEATURES)
@@ -175,7 +364,9 @@ class BestLevelFinder:
         """Candidates on 15m/8h/1w, merged within 0.5 ATR(15m), scored and ranked.
 
         `ref_price` (the last closed 15m close) only bounds which candidates are kept
-        (+/- 6 ATR(8h)) and labels the returned book; it is not the live price.
+        (+/- 6 ATR(8h)) and labels the returned book; it is not the live price. Same result
+        as scoring every level with `level_features` and `score` one by one (tested against
+        that reference), computed with arrays and the per-timeframe caches.
         """
         notes: list[str] = []
         tfs = [tf for tf in lv.LEVEL_TIMEFRAMES if tf in bars and len(bars[tf]) > 0]
@@ -188,29 +379,72 @@ class BestLevelFinder:
         if not good_atr:
             return LevelBook([], float("nan"), notes)
         merge_atr = good_atr.get("15m", next(iter(good_atr.values())))
-        cands = []
-        for tf in good_atr:
-            cands += lv.candidates(bars[tf], good_atr[tf], tf)
+        caches = self._caches
+        for tf, a in good_atr.items():
+            entry = caches.get(tf)
+            if entry is None or not entry.same(bars[tf], a):
+                caches[tf] = _TfCache(bars[tf], a, tf)
+        tf_list = list(good_atr)
+        cs = [caches[tf].cands for tf in tf_list]
+        price = np.concatenate([c[0] for c in cs])
+        code = np.repeat(np.array([_TF_CODE[tf] for tf in tf_list], dtype=np.int64), [len(c[0]) for c in cs])
+        src = np.concatenate([c[1] for c in cs])
+        tms = np.concatenate([c[2] for c in cs])
         if "8h" in good_atr:
             span = lv.RANGE_ATR_8H * good_atr["8h"]
         else:
             span = lv.RANGE_ATR_8H * 5.0 * merge_atr
-        cands = [c for c in cands if abs(c.price - ref_price) <= span]
-        clusters = lv.merge(cands, lv.MERGE_ATR * merge_atr)
-        if not clusters:
+        keep = np.abs(price - ref_price) <= span
+        prices, tfm, srm, first_seen = lv.merge_arrays(price[keep], code[keep], src[keep], tms[keep],
+                                                       lv.MERGE_ATR * merge_atr)
+        if not len(prices):
             return LevelBook([], merge_atr, notes)
-        prices = np.array([c.price for c in clusters])
-        stats = {tf: lv.touch_stats(bars[tf], prices, good_atr[tf], tf) for tf in good_atr}
-        out = []
-        for i, cl in enumerate(clusters):
-            origin = cl.timeframe if cl.timeframe in stats else next(iter(stats))
-            feats, raw = level_features(stats, i, origin)
-            touches = {tf: int(stats[tf].touches[i]) for tf in stats}
-            lasts = [int(st.last_ms[i]) for st in stats.values()]
-            out.append(ScoredLevel(
-                price=cl.price, kind="support" if cl.price <= ref_price else "resistance",
-                score=self.score(feats), features=feats, touches=touches, timeframe=cl.timeframe,
-                first_seen_ms=cl.first_seen_ms, last_touch_ms=max(lasts) if lasts else -1,
-                sources=cl.sources, stats=raw))
-        out.sort(key=lambda x: (-x.score, abs(x.price - ref_price)))
-        return LevelBook(out, merge_atr, notes)
+        plist = prices.tolist()
+        finest = [_MASK_TF[m] for m in tfm.tolist()]
+        stats = {tf: caches[tf].stats(prices, plist, [o == tf for o in finest]) for tf in tf_list}
+        return _LazyBook(self._rank(stats, prices, plist, tfm, srm, first_seen, ref_price), merge_atr, notes)
+
+    def _rank(self, stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
+              srm: np.ndarray, first_seen: np.ndarray, ref_price: float) -> _ScanResult:
+        """`level_features` and `score` for every level at once, then the ranking. Each
+        operation is the elementwise IEEE twin of the per-level Python original (same
+        operands, same order of additions), so scores and ranks are identical."""
+        L = len(plist)
+        tf_list = list(stats)
+        S = np.stack([stats[tf] for tf in tf_list])          # (timeframes, 7, levels)
+        origin_tf = [_MASK_TF[m] for m in tfm.tolist()]
+        o = [tf_list.index(tf) for tf in origin_tf] if len(tf_list) > 1 else [0] * L
+        own = S[o, :, np.arange(L)]                          # (levels, 7): the origin timeframe's row
+        bounces, bsum, failed, vr = own[:, 1], own[:, 2], own[:, 3], own[:, 6]
+        mean_move = np.divide(bsum, bounces, out=np.zeros(L), where=bounces != 0)
+        F, Lm = S[:, 4], S[:, 5]
+        touched = (F >= 0).any(axis=0)
+        first = np.where(F >= 0, F, np.inf).min(axis=0)
+        last = Lm.max(axis=0)
+        days = np.where(touched, (last - np.where(touched, first, last)) / 86_400_000, 0.0)
+        days_l = days.tolist()
+        duration = [min(1.0, math.log1p(max(d, 0.0)) / _LOG31) for d in days_l]
+        mask = np.zeros(L, dtype=np.int64)
+        for tf, need, _ in MULTI_TF_RULE:
+            if tf in stats:
+                mask |= (S[tf_list.index(tf), 0] >= need).astype(np.int64) << _TF_CODE[tf]
+        table = _mtf_table(tuple(tf_list))
+        mtf = [table[m] for m in mask.tolist()]
+        cols = {
+            "volume_density": np.where(vr / VOLUME_RATIO_FULL < 1.0, vr / VOLUME_RATIO_FULL, 1.0),
+            "touch_bounce_count": np.where(BOUNCES_FULL < bounces, BOUNCES_FULL, bounces) / BOUNCES_FULL,
+            "bounce_magnitude": np.where(BOUNCE_ATR_FULL < mean_move, BOUNCE_ATR_FULL, mean_move) / BOUNCE_ATR_FULL,
+            "failed_breakout_count": np.where(FAILED_FULL < failed, FAILED_FULL, failed) / FAILED_FULL,
+            "duration_days": np.array(duration),
+            "multi_tf_confirm": np.array(mtf, dtype=float),
+        }
+        acc = np.zeros(L)
+        for f in FEATURES:
+            acc = acc + self.weights[f] * cols[f]
+        score = 100.0 * acc
+        order = np.lexsort((np.abs(prices - ref_price), -score)).tolist()
+        feat_cols = [cols[f].tolist() for f in FEATURES[:5]] + [mtf]
+        touch_cols = S[:, 0].astype(np.int64).tolist()
+        raw_cols = [vr.tolist(), bounces.tolist(), mean_move.tolist(), failed.tolist(), days_l]
+        return _ScanResult(ref_price, order, plist, score.tolist(), feat_cols, touch_cols, tuple(tf_list),
+                           origin_tf, first_seen.tolist(), last.astype(np.int64).tolist(), srm.tolist(), raw_cols)

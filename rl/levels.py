@@ -83,14 +83,20 @@ def pivots(high: np.ndarray, low: np.ndarray, strength: int) -> tuple[np.ndarray
     the mirror image. The last `strength` candles cannot be pivots yet (no repaint).
     """
     n = len(high)
-    w = 2 * strength + 1
-    if n < w:
+    s = strength
+    if n < 2 * s + 1:
         return np.zeros(0, int), np.zeros(0, int)
-    hw = np.lib.stride_tricks.sliding_window_view(high, w)
-    lw = np.lib.stride_tricks.sliding_window_view(low, w)
-    hc, lc = hw[:, strength], lw[:, strength]
-    is_h = (hc > hw[:, :strength].max(axis=1)) & (hc >= hw[:, strength + 1:].max(axis=1))
-    is_l = (lc < lw[:, :strength].min(axis=1)) & (lc <= lw[:, strength + 1:].min(axis=1))
+    # neighbour maxima/minima from s shifted slices: max/min are exact, so this equals a
+    # sliding-window reduction at a fraction of its cost (s <= 3 in practice)
+    m = n - 2 * s
+    hc, lc = high[s:s + m], low[s:s + m]
+    hl, hr = high[s - 1:s - 1 + m], high[s + 1:s + 1 + m]
+    ll, lr = low[s - 1:s - 1 + m], low[s + 1:s + 1 + m]
+    for k in range(2, s + 1):
+        hl, hr = np.maximum(hl, high[s - k:s - k + m]), np.maximum(hr, high[s + k:s + k + m])
+        ll, lr = np.minimum(ll, low[s - k:s - k + m]), np.minimum(lr, low[s + k:s + k + m])
+    is_h = (hc > hl) & (hc >= hr)
+    is_l = (lc < ll) & (lc <= lr)
     return np.flatnonzero(is_h) + strength, np.flatnonzero(is_l) + strength
 
 
@@ -99,17 +105,18 @@ def volume_profile(high: np.ndarray, low: np.ndarray, volume: np.ndarray,
     """(bin centers, volume per bin): each candle's volume spread evenly over the bins its
     high-low range covers. Bins span [min low, max high] in an integer count (10..200) of
     width ~= 0.25 ATR, so the edges are the same seen from the top or the bottom."""
-    lo, hi = float(np.min(low)), float(np.max(high))
+    lo, hi = float(low.min()), float(high.max())
     if not (hi > lo) or not (atr_value > 0):
         return np.zeros(0), np.zeros(0)
-    nb = int(np.clip(round((hi - lo) / (PROFILE_BIN_ATR * atr_value)), 10, 200))
+    nb = min(max(round((hi - lo) / (PROFILE_BIN_ATR * atr_value)), 10), 200)
     width = (hi - lo) / nb
-    a = np.clip(((low - lo) / width).astype(int), 0, nb - 1)
-    b = np.clip(((high - lo) / width).astype(int), 0, nb - 1)
+    a = np.minimum(np.maximum(((low - lo) / width).astype(int), 0), nb - 1)
+    b = np.minimum(np.maximum(((high - lo) / width).astype(int), 0), nb - 1)
     share = volume / (b - a + 1)
-    diff = np.zeros(nb + 1)
-    np.add.at(diff, a, share)
-    np.add.at(diff, b + 1, -share)
+    # one sequential accumulation over [starts, ends+1]: the same order of additions as
+    # adding all starts then all ends one by one, so the profile is bit-for-bit the same
+    diff = np.bincount(np.concatenate([a, b + 1]), weights=np.concatenate([share, -share]),
+                       minlength=nb + 1)
     prof = np.cumsum(diff[:-1])
     centers = lo + (np.arange(nb) + 0.5) * width
     return centers, prof
@@ -130,19 +137,28 @@ def volume_nodes(high: np.ndarray, low: np.ndarray, volume: np.ndarray, atr_valu
     return centers[np.sort(idx)]
 
 
-def candidates(bars: Bars, atr_value: float, timeframe: str) -> list[Candidate]:
-    """Swing pivots and volume nodes of one timeframe's closed candles."""
+SOURCES = ("pivot_high", "pivot_low", "volume_node")   # source codes used by candidate_arrays
+
+
+def candidate_arrays(bars: Bars, atr_value: float, timeframe: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`candidates` as arrays (price, source code into SOURCES, time_ms), in the same order:
+    pivot highs, pivot lows (each by time), then volume nodes (by price)."""
     if len(bars) == 0:
-        return []
+        return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
     strength = PIVOT_STRENGTH.get(timeframe, 2)
     hi_idx, lo_idx = pivots(bars.h, bars.l, strength)
-    out = [Candidate(float(bars.h[i]), timeframe, "pivot_high", int(bars.t[i])) for i in hi_idx]
-    out += [Candidate(float(bars.l[i]), timeframe, "pivot_low", int(bars.t[i])) for i in lo_idx]
-    if atr_value == atr_value and atr_value > 0:
-        t0 = int(bars.t[0])
-        out += [Candidate(float(p), timeframe, "volume_node", t0)
-                for p in volume_nodes(bars.h, bars.l, bars.v, atr_value)]
-    return out
+    nodes = (volume_nodes(bars.h, bars.l, bars.v, atr_value)
+             if atr_value == atr_value and atr_value > 0 else np.zeros(0))
+    price = np.concatenate([bars.h[hi_idx], bars.l[lo_idx], np.asarray(nodes, dtype=float)])
+    src = np.repeat(np.arange(3, dtype=np.int64), [len(hi_idx), len(lo_idx), len(nodes)])
+    t = np.concatenate([bars.t[hi_idx], bars.t[lo_idx], np.full(len(nodes), bars.t[0])]).astype(np.int64)
+    return price, src, t
+
+
+def candidates(bars: Bars, atr_value: float, timeframe: str) -> list[Candidate]:
+    """Swing pivots and volume nodes of one timeframe's closed candles."""
+    p, s, t = candidate_arrays(bars, atr_value, timeframe)
+    return [Candidate(pp, timeframe, SOURCES[ss], tt) for pp, ss, tt in zip(p.tolist(), s.tolist(), t.tolist())]
 
 
 def merge(cands: list[Candidate], tolerance: float) -> list[Cluster]:
@@ -179,7 +195,54 @@ class TouchStats:
     volume_ratio: np.ndarray   # volume traded within +/- tol of P over the uniform expectation
 
 
-def touch_stats(bars: Bars, prices: np.ndarray, atr_value: float, timeframe: str) -> TouchStats:
+@dataclass(frozen=True)
+class TouchPrep:
+    """Per-(bars, ATR) arrays that `touch_stats` needs whatever the level prices: computed
+    once and reused while a timeframe's window is unchanged (8h and 1w change rarely)."""
+    bars: Bars
+    atr: float
+    tol: float
+    lo: np.ndarray        # low - tol
+    hi: np.ndarray        # high + tol
+    rng: np.ndarray       # high - low
+    c_before: np.ndarray  # c_before[i] = close[i - 1], NaN for i = 0 (no candle before)
+    c_after: np.ndarray   # c_after[i] = close[i], NaN for i = n (no candle after)
+    fwd_max: np.ndarray   # best high of candles [i, i + LOOKAHEAD); NaN at i = n
+    fwd_min: np.ndarray   # lowest low of the same
+    zero_rng: bool        # some candle has high == low (its volume sits at one price)
+    span: float
+    total: float
+
+
+def _forward_extreme(x: np.ndarray, k: int, fn, fill: float) -> np.ndarray:
+    """fn-extreme of x[i:i+k] for every i (past the end counts as `fill`), by doubling
+    widths 1, 2, 4, ... then one shifted combine: exact (max/min only compare) and a few
+    vector ops instead of a k-wide sliding window."""
+    n = len(x)
+    cur = np.concatenate([x, np.full(k - 1, fill)])   # cur[i] = extreme of x[i:i+width]
+    width = 1
+    while width * 2 <= k:
+        cur = fn(cur[:-width], cur[width:])
+        width *= 2
+    if width < k:                                      # [i, i+width) and [i+k-width, i+k)
+        cur = fn(cur[:n], cur[k - width:k - width + n])
+    return cur[:n]
+
+
+def touch_prep(bars: Bars, atr_value: float) -> TouchPrep:
+    tol = TOUCH_ATR * atr_value
+    h, l, c = bars.h, bars.l, bars.c
+    rng = h - l
+    nan = np.array([np.nan])
+    return TouchPrep(bars, atr_value, tol, l - tol, h + tol, rng,
+                     np.concatenate([nan, c]), np.concatenate([c, nan]),
+                     np.concatenate([_forward_extreme(h, LOOKAHEAD, np.maximum, -np.inf), nan]),
+                     np.concatenate([_forward_extreme(l, LOOKAHEAD, np.minimum, np.inf), nan]),
+                     bool(np.any(rng <= 0)), float(h.max() - l.min()), float(bars.v.sum()))
+
+
+def touch_stats(bars: Bars, prices: np.ndarray, atr_value: float, timeframe: str,
+                prep: TouchPrep | None = None, *, events: bool = True) -> TouchStats:
     """Touch episodes, bounces, failed breakouts and volume density for every level at once.
 
     Episode: a maximal run of candles with low - tol <= P <= high + tol (tol = 0.25 ATR).
@@ -188,67 +251,112 @@ def touch_stats(bars: Bars, prices: np.ndarray, atr_value: float, timeframe: str
     pierced (an extreme beyond P by more than tol) -> failed breakout; same side and a move
     of >= 1 ATR away within 12 candles -> bounce. Episodes at the window edges count as
     touches only (their outcome is unknown).
+
+    `prep` (from `touch_prep(bars, atr_value)`) may be passed to reuse the price-independent
+    arrays. The work is one levels x candles boolean matrix; everything after it runs on
+    the touching (level, candle) cells and the episodes only, in few vector operations
+    (this runs at every 15m close of a backtest). `events=False` computes only touches and
+    first/last touch times (all a level found on a finer timeframe needs from this one) and
+    leaves bounces, bounce_atr_sum, failed and volume_ratio NaN.
     """
+    prices = np.asarray(prices, dtype=float)
     L, n = len(prices), len(bars)
-    z = np.zeros(L)
-    neg = np.full(L, -1, dtype=np.int64)
     if L == 0 or n == 0 or not (atr_value == atr_value and atr_value > 0):
+        z = np.zeros(L)
+        neg = np.full(L, -1, dtype=np.int64)
         return TouchStats(z, z, z, z, neg, neg, z)
-    tol = TOUCH_ATR * atr_value
-    P = prices[:, None]
-    h, l, c = bars.h, bars.l, bars.c
-    touch = (l[None, :] - tol <= P) & (h[None, :] + tol >= P)
-    pad = np.zeros((L, 1), dtype=np.int8)
-    d = np.diff(np.concatenate([pad, touch.astype(np.int8), pad], axis=1), axis=1)
-    sl, si = np.nonzero(d == 1)      # starts (row-major: paired with ends below)
-    _, ei = np.nonzero(d == -1)
-    ei = ei - 1                      # last touching candle
+    if prep is None or prep.bars is not bars or prep.atr != atr_value:
+        prep = touch_prep(bars, atr_value)
+    tol = prep.tol
+    # touch matrix with one False pad column per row and one leading False: in the flat
+    # row-major view an episode starts at True-after-False and ends at True-before-False,
+    # and no run crosses into the next row
+    W = n + 1
+    buf = np.zeros(L * W + 1, dtype=bool)
+    M = buf[1:].reshape(L, W)[:, :n]
+    Pc = prices[:, None]
+    np.less_equal(prep.lo, Pc, out=M)
+    M &= prep.hi >= Pc
+    f = buf[1:]
+    nf = ~buf
+    starts = np.flatnonzero(f & nf[:-1])
+    ends = np.flatnonzero(f[:-1] & nf[2:])
+    sl, si = np.divmod(starts, W)
+    e1 = ends - sl * W + 1                     # the candle after each episode
     touches = np.bincount(sl, minlength=L).astype(float)
-    first_ms = neg.copy()
-    last_ms = neg.copy()
-    if len(sl):
-        big = np.iinfo(np.int64).max
-        first_ms = np.full(L, big, dtype=np.int64)
-        np.minimum.at(first_ms, sl, bars.t[si])
-        first_ms[first_ms == big] = -1
-        np.maximum.at(last_ms, sl, bars.t[ei] + TF_MS.get(timeframe, 0))
+    first_ms = np.full(L, np.iinfo(np.int64).max, dtype=np.int64)
+    last_ms = np.full(L, -1, dtype=np.int64)
+    t = bars.t
+    np.minimum.at(first_ms, sl, t[si])
+    np.maximum.at(last_ms, sl, t[e1 - 1] + TF_MS.get(timeframe, 0))
+    first_ms[last_ms < 0] = -1
+    if not events:
+        unk = np.full(L, np.nan)
+        return TouchStats(touches, unk, unk, unk, first_ms, last_ms, unk)
+    # sides before/after: NaN outside the window, so edge episodes are never "held"
     Pv = prices[sl]
-    known = (si > 0) & (ei < n - 1)
-    sb = np.where(si > 0, np.sign(c[np.maximum(si - 1, 0)] - Pv), 0)
-    sa = np.where(ei < n - 1, np.sign(c[np.minimum(ei + 1, n - 1)] - Pv), 0)
-    held = known & (sb == sa) & (sb != 0)
-    # extremes inside each episode via reduceat on [start, end+1) pairs
-    hp = np.concatenate([h, [h[-1]]])
-    lp = np.concatenate([l, [l[-1]]])
-    pairs = np.empty(2 * len(si), dtype=np.int64)
-    pairs[0::2], pairs[1::2] = si, ei + 1
-    if len(si):
-        ep_min = np.minimum.reduceat(lp, pairs)[0::2]
-        ep_max = np.maximum.reduceat(hp, pairs)[0::2]
-    else:
-        ep_min = ep_max = np.zeros(0)
-    pierced = np.where(sb > 0, ep_min < Pv - tol, ep_max > Pv + tol)
-    failed_ep = held & pierced
-    # best move away within LOOKAHEAD candles after the episode
-    k = LOOKAHEAD
-    hf = np.concatenate([h, np.full(k - 1, -np.inf)])
-    lf = np.concatenate([l, np.full(k - 1, np.inf)])
-    fwd_max = np.lib.stride_tricks.sliding_window_view(hf, k).max(axis=1)
-    fwd_min = np.lib.stride_tricks.sliding_window_view(lf, k).min(axis=1)
-    nxt = np.minimum(ei + 1, n - 1)
-    move = np.where(sb > 0, fwd_max[nxt] - Pv, Pv - fwd_min[nxt]) / atr_value
+    sb = np.sign(prep.c_before[si] - Pv)
+    held = (sb == np.sign(prep.c_after[e1] - Pv)) & (sb != 0)
+    up = sb > 0
+    flat = np.flatnonzero(f)                  # touching cells; each episode is a run of them
+    row, col = np.divmod(flat, W)
+    hc, lc = bars.h[col], bars.l[col]
+    off = np.searchsorted(flat, starts)        # each episode's first cell
+    ep_min = np.minimum.reduceat(lc, off) if len(off) else np.zeros(0)
+    ep_max = np.maximum.reduceat(hc, off) if len(off) else np.zeros(0)
+    failed_ep = held & np.where(up, ep_min < Pv - tol, ep_max > Pv + tol)
+    # best move away within LOOKAHEAD candles after the episode, in ATR
+    move = np.where(up, prep.fwd_max[e1] - Pv, Pv - prep.fwd_min[e1]) / atr_value
     bounce_ep = held & (move >= BOUNCE_ATR)
-    bounces = np.bincount(sl[bounce_ep], minlength=L).astype(float)
-    bsum = np.bincount(sl[bounce_ep], weights=move[bounce_ep], minlength=L)
-    failed = np.bincount(sl[failed_ep], minlength=L).astype(float)
-    # volume density: each candle's volume spread evenly over its range, share inside the band
-    rng = h - l
-    ov = np.minimum(h[None, :], P + tol) - np.maximum(l[None, :], P - tol)
-    frac = np.where(rng[None, :] > 0, np.clip(ov, 0, None) / np.where(rng > 0, rng, 1.0)[None, :],
-                    ((l[None, :] >= P - tol) & (l[None, :] <= P + tol)).astype(float))
-    band_vol = frac @ bars.v
-    span = float(h.max() - l.min())
-    total = float(bars.v.sum())
+    # bool weights count exactly; adding 0.0 for the other episodes leaves each sum unchanged
+    bounces = np.bincount(sl, weights=bounce_ep, minlength=L)
+    bsum = np.bincount(sl, weights=np.where(bounce_ep, move, 0.0), minlength=L)
+    failed = np.bincount(sl, weights=failed_ep, minlength=L)
+    # volume density: each candle's volume spread evenly over its range, share inside the
+    # band. A candle's range meets the band [P - tol, P + tol] exactly when it touches P,
+    # so only the touching cells can contribute.
+    Pr = prices[row]
+    ov = np.minimum(hc, Pr + tol) - np.maximum(lc, Pr - tol)
+    np.maximum(ov, 0, out=ov)
+    rc = prep.rng[col]
+    if prep.zero_rng:
+        frac = np.where(rc > 0, ov / np.where(rc > 0, rc, 1.0),
+                        ((lc >= Pr - tol) & (lc <= Pr + tol)).astype(float))
+    else:
+        frac = ov / rc
+    band_vol = np.bincount(row, weights=frac * bars.v[col], minlength=L)
+    span, total = prep.span, prep.total
     expect = total * (2 * tol) / span if span > 0 and total > 0 else 0.0
-    vr = band_vol / expect if expect > 0 else z
+    vr = band_vol / expect if expect > 0 else np.zeros(L)
     return TouchStats(touches, bounces, bsum, failed, first_ms, last_ms, vr)
+
+
+def merge_arrays(price: np.ndarray, tf_code: np.ndarray, src: np.ndarray, time_ms: np.ndarray,
+                 tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`merge` on candidate arrays (tf_code indexes LEVEL_TIMEFRAMES, src indexes SOURCES):
+    (level prices ascending, timeframe bitmask, source bitmask, first_seen_ms) per cluster.
+
+    Same single linkage and stable price order as `merge`; each mean is summed left to right
+    in Python, exactly as `merge` does, so the level prices are bit-for-bit the same.
+    """
+    if len(price) == 0:
+        z = np.zeros(0, np.int64)
+        return np.zeros(0), z, z, z
+    order = np.argsort(price, kind="stable")
+    sp = price[order]
+    starts = np.flatnonzero(np.concatenate([[True], ~(np.diff(sp) <= tolerance)]))
+    size = np.diff(np.append(starts, len(sp)))
+    # member sums added left to right exactly like Python's sum(): one vector add per rank
+    # of member (clusters rarely have more than a few members)
+    acc = sp[starts]
+    for j in range(1, min(int(size.max()), 8)):
+        sel = np.flatnonzero(size > j)
+        acc[sel] = acc[sel] + sp[starts[sel] + j]
+    for g in np.flatnonzero(size > 8).tolist():        # big clusters: cumsum adds left to right too
+        a = int(starts[g])
+        acc[g] = np.cumsum(sp[a:a + int(size[g])])[-1]
+    means = acc / size
+    tfm = np.bitwise_or.reduceat(np.left_shift(1, tf_code[order]), starts)
+    srm = np.bitwise_or.reduceat(np.left_shift(1, src[order]), starts)
+    first = np.minimum.reduceat(time_ms[order], starts)
+    return means, tfm, srm, first

@@ -68,7 +68,7 @@ def level_component(book, best_support, best_resistance, price: float, notes: li
         dist = abs(price - x.price) / book.atr if book.atr == book.atr and book.atr > 0 else float("nan")
         return (25.0 * x.score / 100.0 * prox,
                 f"{word} {x.price:.6g} (score {x.score:.0f}, {x.timeframe}) {dist:.2f} ATR away, proximity {prox:.2f}")
-    if book is None or not book.ranked:
+    if book is None or not book.size:
         notes.append("levels: none found")
         return _pair(0.0, 0.0, "level", "no levels found")
     lp, lr = side(best_support, "support")

@@ -87,3 +87,39 @@ def test_incremental_rejects_out_of_order_candles():
         inc.push_candle("15m", 900_000, 1, 2, 0.5, 1.5, 10)
     with pytest.raises(ValueError, match="tf"):
         inc.push_candle("4h", 0, 1, 2, 0.5, 1.5, 10)
+
+
+def test_incremental_across_8h_close_and_weight_change_equals_fresh():
+    """The level finder caches 8h/1w work between their closes: an 8h close and a weights
+    change must both show up exactly as in a fresh analyze()."""
+    start = 5 * 24 * 60 - 40                         # 23:20 -> crosses the 00:00 8h close
+    inc = IncrementalAnalyzer("X")
+    inc.update(aggregate(M1, M1.index[start]), float(M1.close.iloc[start - 1]), 0)
+    full = aggregate(M1, M1.index[-1])
+    weights = {"volume_density": 0.1, "touch_bounce_count": 0.3, "bounce_magnitude": 0.1,
+               "failed_breakout_count": 0.2, "duration_days": 0.2, "multi_tf_confirm": 0.1}
+    use = None
+    for i in range(start, start + 75):
+        r = M1.iloc[i]
+        inc.push_candle("1m", _ms(M1.index[i]), r.open, r.high, r.low, r.close, r.volume)
+        end = M1.index[i] + pd.Timedelta("1min")
+        if end.minute % 15 == 0:
+            g = full["15m"].loc[end - pd.Timedelta("15min")]
+            inc.push_candle("15m", _ms(end - pd.Timedelta("15min")), g.open, g.high, g.low, g.close, g.volume)
+        if end.minute == 0 and end.hour % 8 == 0:
+            g = full["8h"].loc[end - pd.Timedelta("8h")]
+            inc.push_candle("8h", _ms(end - pd.Timedelta("8h")), g.open, g.high, g.low, g.close, g.volume)
+        if i == start + 50:
+            inc.set_weights(weights)
+            use = weights
+        if end.minute % 15 == 0 or i in (start + 50, start + 51):
+            price = float(r.close)
+            got = inc.score(price, i)
+            want = analyze("X", aggregate(M1, end), price, i, weights=use)
+            assert got.long_score == pytest.approx(want.long_score, abs=1e-9)
+            assert got.short_score == pytest.approx(want.short_score, abs=1e-9)
+            assert [x.price for x in got.levels] == [x.price for x in want.levels]
+            assert [x.score for x in got.levels] == pytest.approx([x.score for x in want.levels], abs=1e-9)
+            assert [x.to_dict()["touches"] for x in got.levels] == [x.to_dict()["touches"] for x in want.levels]
+            for a, b in ((got.best_support, want.best_support), (got.best_resistance, want.best_resistance)):
+                assert (a is None) == (b is None) and (a is None or a.price == b.price)

@@ -4,7 +4,8 @@ import pytest
 
 from rl import level_finder as lf
 from rl import levels as lv
-from tests.test_levels import path_bars, support_path
+from tests.test_levels import (generated_bars, path_bars, real_bars, reference_candidates,
+                               reference_touch_stats, support_path)
 
 
 def test_default_weights_are_the_designs_and_valid():
@@ -86,3 +87,118 @@ def test_view_relabels_and_picks_best_near_price():
     assert bs2 is None and all(x.kind == "resistance" for x in levels2)
     d = levels[0].to_dict()
     assert set(d) >= {"price", "kind", "score", "features", "touches", "timeframe", "first_seen_ms", "last_touch_ms"}
+
+
+# ------------------------------------------------------------------ reference implementation
+def reference_scan(bars, atrs, ref_price, weights=None):
+    """The straightforward first BestLevelFinder.scan, kept as the definition the optimized
+    scan (arrays, per-timeframe caches, lazy ScoredLevel objects) must reproduce: candidate
+    objects, list merge, dense touch statistics and one level_features call per level."""
+    finder = lf.BestLevelFinder(weights)
+    tfs = [tf for tf in lv.LEVEL_TIMEFRAMES if tf in bars and len(bars[tf]) > 0]
+    good = {tf: atrs.get(tf, float("nan")) for tf in tfs}
+    good = {tf: a for tf, a in good.items() if a == a and a > 0}
+    if not good:
+        return []
+    merge_atr = good.get("15m", next(iter(good.values())))
+    cands = []
+    for tf in good:
+        cands += reference_candidates(bars[tf], good[tf], tf)
+    span = lv.RANGE_ATR_8H * good["8h"] if "8h" in good else lv.RANGE_ATR_8H * 5.0 * merge_atr
+    cands = [c for c in cands if abs(c.price - ref_price) <= span]
+    clusters = lv.merge(cands, lv.MERGE_ATR * merge_atr)
+    if not clusters:
+        return []
+    prices = np.array([c.price for c in clusters])
+    stats = {tf: reference_touch_stats(bars[tf], prices, good[tf], tf) for tf in good}
+    out = []
+    for i, cl in enumerate(clusters):
+        origin = cl.timeframe if cl.timeframe in stats else next(iter(stats))
+        feats, raw = lf.level_features(stats, i, origin)
+        out.append(lf.ScoredLevel(
+            price=cl.price, kind="support" if cl.price <= ref_price else "resistance",
+            score=finder.score(feats), features=feats, touches={tf: int(stats[tf].touches[i]) for tf in stats},
+            timeframe=cl.timeframe, first_seen_ms=cl.first_seen_ms,
+            last_touch_ms=max(int(st.last_ms[i]) for st in stats.values()), sources=cl.sources, stats=raw))
+    out.sort(key=lambda x: (-x.score, abs(x.price - ref_price)))
+    return out
+
+
+def assert_same_level(got, want):
+    """Everything exact except the float sums behind volume_density (and so the score),
+    which may differ in the last bits (see tests/test_levels.assert_same_stats)."""
+    if want is None:
+        assert got is None
+        return
+    assert (got.price, got.kind, got.timeframe, got.first_seen_ms, got.last_touch_ms, got.sources, got.touches) == \
+        (want.price, want.kind, want.timeframe, want.first_seen_ms, want.last_touch_ms, want.sources, want.touches)
+    assert got.score == pytest.approx(want.score, rel=1e-12, abs=1e-12)
+    assert got.features.keys() == want.features.keys() and got.stats.keys() == want.stats.keys()
+    for d_got, d_want in ((got.features, want.features), (got.stats, want.stats)):
+        for k, v in d_want.items():
+            assert d_got[k] == pytest.approx(v, rel=1e-12, abs=1e-12), k
+            assert type(d_got[k]) is type(v), k       # even multi_tf_confirm's int 0 stays an int
+
+
+def assert_scan_equals_reference(finder, bars, atrs, ref_price, probes=()):
+    book = finder.scan(bars, atrs, ref_price)
+    want = reference_scan(bars, atrs, ref_price, finder.weights)
+    assert len(book.ranked) == len(want)
+    for got, w in zip(book.ranked, want):
+        assert_same_level(got, w)
+    ref_book = lf.LevelBook(want, book.atr, list(book.notes))
+    for p in (ref_price, *probes, *(x.price for x in want[:3])):
+        g_levels, g_bs, g_br = book.view(p)
+        w_levels, w_bs, w_br = ref_book.view(p)
+        assert len(g_levels) == len(w_levels)
+        for g, w in zip(g_levels, w_levels):
+            assert_same_level(g, w)
+        assert_same_level(g_bs, w_bs)
+        assert_same_level(g_br, w_br)
+    return book
+
+
+def _atr(b):
+    return float(np.mean(b.h[-14:] - b.l[-14:])) if len(b) else float("nan")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scan_equals_reference_generated(seed):
+    bars = {"15m": generated_bars(500, seed, "15m", 0.004), "8h": generated_bars(300, seed + 50, "8h", 0.02),
+            "1w": generated_bars(40 + 30 * seed, seed + 90, "1w", 0.06)}
+    atrs = {tf: _atr(b) for tf, b in bars.items()}
+    ref = float(bars["15m"].c[-1])
+    finder = lf.BestLevelFinder()
+    for drop in ((), ("1w",), ("8h",), ("8h", "1w"), ("15m",)):
+        sub = {tf: b for tf, b in bars.items() if tf not in drop}
+        assert_scan_equals_reference(finder, sub, atrs, ref, probes=(ref * 0.98, ref * 1.02, 1e-9, 1e9))
+
+
+def test_cached_scans_of_a_sliding_window_equal_reference():
+    """One finder reused across a backtest-like sequence (15m slides every scan, 8h every
+    32nd, weights changed midway): its caches must never leak a stale answer."""
+    m15 = generated_bars(900, 3, "15m", 0.004)
+    h8 = generated_bars(400, 4, "8h", 0.02)
+    w1 = generated_bars(80, 5, "1w", 0.06)
+    finder = lf.BestLevelFinder()
+    for k, end in enumerate(range(500, 900, 23)):
+        sl = slice(end - 500, end)
+        b15 = lv.Bars(*(a[sl] for a in (m15.t, m15.o, m15.h, m15.l, m15.c, m15.v)))
+        e8 = 300 + (end - 500) // 32
+        b8 = lv.Bars(*(a[e8 - 300:e8] for a in (h8.t, h8.o, h8.h, h8.l, h8.c, h8.v)))
+        bars = {"15m": b15, "8h": b8, "1w": w1}
+        if k == 8:
+            finder = lf.BestLevelFinder({**lf.DEFAULT_WEIGHTS, "volume_density": 0.3, "duration_days": 0.0})
+        assert_scan_equals_reference(finder, bars, {tf: _atr(b) for tf, b in bars.items()}, float(b15.c[-1]))
+
+
+@pytest.mark.shared_data
+def test_scan_equals_reference_real(shared_data_dir):
+    bars = real_bars(shared_data_dir)
+    atrs = {tf: _atr(b) for tf, b in bars.items()}
+    finder = lf.BestLevelFinder()
+    for cut in (300, 400, 500):
+        sub = {tf: (lv.Bars(*(a[:cut] for a in (b.t, b.o, b.h, b.l, b.c, b.v))) if tf == "15m" else b)
+               for tf, b in bars.items()}
+        ref = float(sub["15m"].c[-1])
+        assert_scan_equals_reference(finder, sub, atrs, ref, probes=(ref * 0.99, ref * 1.01))
