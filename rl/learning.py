@@ -1,0 +1,209 @@
+"""Feature-weight learning from closed trades (design §9): pure functions, no I/O.
+
+After every close, once at least `min_trades` trades are closed, each of the six level features
+is judged by how its value AT ENTRY related to the trade's outcome (R multiple) over all closed
+trades so far. A feature whose higher values went with better outcomes "predicted profit" and
+gains 5 % of its weight; one that did not loses 5 %. The weights are then renormalized to sum 1
+and kept inside [min_weight, max_weight] so no feature dies out (a dead feature could never
+earn its way back) and none takes over the level score alone.
+
+Why Pearson correlation with the R multiple: R normalizes outcome by the risk taken, so a big
+position's win does not count more than a small one's, and correlation is scale-free, so a
+feature measured in days and one measured in touches are judged alike. A feature with no
+variation across trades carries no evidence and keeps its weight (before renormalization).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+STEP = 0.05             # design §9.2: +5 % / -5 % per adjustment
+MIN_WEIGHT = 0.02       # floor: a feature never dies out completely
+MAX_WEIGHT = 0.50       # cap: no single feature dominates the level score
+MIN_CORRELATION = 0.05  # a correlation at or below this is "did not predict profit"
+
+
+class LearningError(ValueError):
+    """Bad input to the learner (weights, samples or parameters); the message names the field."""
+
+
+@dataclass(frozen=True)
+class FeatureEvidence:
+    """Why one feature moved: its relation to outcome over the closed trades."""
+
+    feature: str
+    n: int                       # trades that carried a value for this feature
+    correlation: float | None    # Pearson(feature at entry, R multiple); None = no variation
+    mean_when_win: float | None  # average feature value in winning trades
+    mean_when_loss: float | None  # ... and in losing ones
+    verdict: str                 # "helped" | "did_not_help" | "no_evidence"
+
+    def to_dict(self) -> dict:
+        return {"feature": self.feature, "n": self.n, "correlation": self.correlation,
+                "mean_when_win": self.mean_when_win, "mean_when_loss": self.mean_when_loss,
+                "verdict": self.verdict}
+
+
+@dataclass(frozen=True)
+class WeightUpdate:
+    """The outcome of one learning step: old and new weights and the evidence behind them."""
+
+    old: dict[str, float]
+    new: dict[str, float]
+    evidence: dict[str, FeatureEvidence] = field(default_factory=dict)
+    trade_count: int = 0
+    applied: bool = False        # False: too few trades, nothing changed
+    reason_zh: str = ""
+    reason_en: str = ""
+
+    @property
+    def delta(self) -> dict[str, float]:
+        return {k: self.new[k] - self.old.get(k, 0.0) for k in self.new}
+
+    def to_dict(self) -> dict:
+        return {"old": dict(self.old), "new": dict(self.new), "delta": self.delta,
+                "trade_count": self.trade_count, "applied": self.applied,
+                "evidence": {k: v.to_dict() for k, v in self.evidence.items()},
+                "reason_zh": self.reason_zh, "reason_en": self.reason_en}
+
+
+def validate_weight_map(weights: Mapping[str, float], name: str = "weights") -> dict[str, float]:
+    """Finite, non-negative weights summing to 1 (±1e-6); returns a plain dict copy."""
+    if not isinstance(weights, Mapping) or not weights:
+        raise LearningError(f"{name} must be a non-empty mapping feature -> weight")
+    out: dict[str, float] = {}
+    for k, v in weights.items():
+        try:
+            fv = float(v)
+        except (TypeError, ValueError):
+            raise LearningError(f"{name}[{k!r}]={v!r} is invalid: it must be a number") from None
+        if not math.isfinite(fv) or fv < 0:
+            raise LearningError(f"{name}[{k!r}]={v!r} is invalid: it must be finite and >= 0")
+        out[str(k)] = fv
+    total = sum(out.values())
+    if abs(total - 1.0) > 1e-6:
+        raise LearningError(f"{name} sum to {total:.6f}: they must sum to 1")
+    return out
+
+
+def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Pearson correlation, or None when either side has no variation (no evidence)."""
+    n = len(xs)
+    if n != len(ys):
+        raise LearningError(f"pearson: xs has {n} values but ys has {len(ys)}: they must match")
+    if n < 2:
+        return None
+    mx = sum(xs) / n
+    my = sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    if sxx <= 1e-18 * max(1.0, mx * mx) * n or syy <= 1e-18 * max(1.0, my * my) * n:
+        return None
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    r = sxy / math.sqrt(sxx * syy)
+    return max(-1.0, min(1.0, r))
+
+
+def feature_evidence(samples: Sequence[tuple[Mapping[str, float], float]],
+                     features: Sequence[str],
+                     min_correlation: float = MIN_CORRELATION) -> dict[str, FeatureEvidence]:
+    """Judge each feature over `samples` = [(feature values at entry, R multiple), ...]."""
+    out: dict[str, FeatureEvidence] = {}
+    for f in features:
+        xs: list[float] = []
+        ys: list[float] = []
+        for i, (values, r) in enumerate(samples):
+            if f not in values or values[f] is None:
+                continue
+            x, y = float(values[f]), float(r)
+            if not (math.isfinite(x) and math.isfinite(y)):
+                raise LearningError(f"samples[{i}] feature {f!r}={x!r} R={y!r} is invalid: both must be finite")
+            xs.append(x)
+            ys.append(y)
+        corr = pearson(xs, ys) if xs else None
+        wins = [x for x, y in zip(xs, ys) if y > 0]
+        losses = [x for x, y in zip(xs, ys) if y <= 0]
+        verdict = ("no_evidence" if corr is None
+                   else "helped" if corr > min_correlation else "did_not_help")
+        out[f] = FeatureEvidence(
+            feature=f, n=len(xs), correlation=corr,
+            mean_when_win=(sum(wins) / len(wins)) if wins else None,
+            mean_when_loss=(sum(losses) / len(losses)) if losses else None,
+            verdict=verdict)
+    return out
+
+
+def project_to_bounds(weights: Mapping[str, float], min_weight: float = MIN_WEIGHT,
+                      max_weight: float = MAX_WEIGHT) -> dict[str, float]:
+    """Renormalize to sum 1 with every weight inside [min_weight, max_weight].
+
+    Clip-and-redistribute: weights pinned at a bound stay there and the remaining mass is
+    shared among the free ones in proportion to their size, repeated until nothing crosses a
+    bound. This keeps the ranking of the free weights and always terminates (each round pins
+    at least one more feature).
+    """
+    n = len(weights)
+    if n == 0:
+        raise LearningError("weights must not be empty")
+    if not (0 <= min_weight <= max_weight) or n * min_weight > 1 + 1e-12 or n * max_weight < 1 - 1e-12:
+        raise LearningError(f"bounds [{min_weight}, {max_weight}] are invalid for {n} features: "
+                            "need n*min <= 1 <= n*max")
+    w = {k: max(0.0, float(v)) for k, v in weights.items()}
+    pinned: dict[str, float] = {}
+    for _ in range(n + 1):
+        free = {k: v for k, v in w.items() if k not in pinned}
+        mass = 1.0 - sum(pinned.values())
+        total = sum(free.values())
+        scaled = ({k: mass * v / total for k, v in free.items()} if total > 0
+                  else {k: mass / len(free) for k in free}) if free else {}
+        crossed = False
+        for k, v in scaled.items():
+            if v < min_weight - 1e-15:
+                pinned[k] = min_weight
+                crossed = True
+            elif v > max_weight + 1e-15:
+                pinned[k] = max_weight
+                crossed = True
+        if not crossed:
+            result = {**scaled, **pinned}
+            return {k: result[k] for k in weights}
+    result = {**{k: w[k] for k in w if k not in pinned}, **pinned}  # pragma: no cover - unreachable
+    return {k: result[k] for k in weights}
+
+
+def update_weights(weights: Mapping[str, float],
+                   samples: Sequence[tuple[Mapping[str, float], float]],
+                   min_trades: int,
+                   step: float = STEP,
+                   min_weight: float = MIN_WEIGHT,
+                   max_weight: float = MAX_WEIGHT,
+                   min_correlation: float = MIN_CORRELATION) -> WeightUpdate:
+    """One learning step over all closed trades; `applied` is False below `min_trades`."""
+    old = validate_weight_map(weights)
+    if int(min_trades) < 1:
+        raise LearningError(f"min_trades={min_trades!r} is invalid: it must be >= 1")
+    if not 0 < step < 1:
+        raise LearningError(f"step={step!r} is invalid: it must be between 0 and 1")
+    n = len(samples)
+    if n < min_trades:
+        return WeightUpdate(old=old, new=dict(old), trade_count=n, applied=False,
+                            reason_zh=f"已平仓 {n} 笔，少于 {min_trades} 笔，暂不调整权重",
+                            reason_en=f"{n} closed trades, fewer than {min_trades}: weights unchanged")
+    evidence = feature_evidence(samples, list(old), min_correlation)
+    raw = dict(old)
+    for f, ev in evidence.items():
+        if ev.verdict == "helped":
+            raw[f] = old[f] * (1 + step)
+        elif ev.verdict == "did_not_help":
+            raw[f] = old[f] * (1 - step)
+    new = project_to_bounds(raw, min_weight, max_weight)
+    helped = [f for f, e in evidence.items() if e.verdict == "helped"]
+    hurt = [f for f, e in evidence.items() if e.verdict == "did_not_help"]
+    return WeightUpdate(
+        old=old, new=new, evidence=evidence, trade_count=n, applied=True,
+        reason_zh=(f"基于 {n} 笔已平仓交易：有效特征 {', '.join(helped) or '无'} 权重+{step:.0%}；"
+                   f"无效特征 {', '.join(hurt) or '无'} 权重-{step:.0%}；归一化后总和为1"),
+        reason_en=(f"from {n} closed trades: predictive features {', '.join(helped) or 'none'} "
+                   f"+{step:.0%}; non-predictive {', '.join(hurt) or 'none'} -{step:.0%}; "
+                   "renormalized to sum 1"))

@@ -1,0 +1,152 @@
+"""Thought chains (design §3.4): why the agent took a trade and what came of it, zh + en.
+
+A chain has four parts: perception (what the agent saw: price, indicators per timeframe, the
+chosen level and its six features, both scores with their breakdown, phase and threshold),
+action (what it did: side, price, quantity, stop, target, leverage, order ids), reward (what it
+got: realized PnL, R multiple, fees, and how the weights moved because of this trade) and a
+one-sentence summary in Chinese and English. Built from plain dicts so it is JSON as-is and the
+store can persist it in the same transaction as the trade. Pure functions, no I/O.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+PARTS = ("perception", "action", "reward", "summary")
+
+
+def _num(x: Any) -> Any:
+    """JSON-safe number: numpy scalars to float, NaN/inf to None."""
+    if x is None or isinstance(x, (bool, str)):
+        return x
+    if hasattr(x, "item"):
+        x = x.item()
+    if isinstance(x, (int, float)):
+        return x if isinstance(x, int) or math.isfinite(x) else None
+    return x
+
+
+def _clean(obj: Any) -> Any:
+    """Deep copy into JSON-safe primitives (to_dict() objects, numpy, tuples)."""
+    if hasattr(obj, "to_dict") and not isinstance(obj, Mapping):
+        obj = obj.to_dict()
+    if isinstance(obj, Mapping):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return _num(obj)
+
+
+@dataclass
+class ThoughtChain:
+    """Perception + action at entry; reward + summary filled when the trade closes."""
+
+    perception: dict = field(default_factory=dict)
+    action: dict = field(default_factory=dict)
+    reward: dict | None = None
+    summary_zh: str = ""
+    summary_en: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.perception and self.action and self.reward is not None
+                    and self.summary_zh and self.summary_en)
+
+    def to_dict(self) -> dict:
+        return {"perception": self.perception, "action": self.action, "reward": self.reward,
+                "summary_zh": self.summary_zh, "summary_en": self.summary_en}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ThoughtChain":
+        return cls(perception=dict(d.get("perception") or {}), action=dict(d.get("action") or {}),
+                   reward=dict(d["reward"]) if d.get("reward") is not None else None,
+                   summary_zh=str(d.get("summary_zh") or ""), summary_en=str(d.get("summary_en") or ""))
+
+
+def build_perception(*, symbol: str, time_ms: int, price: float, analysis: Mapping[str, Any] | Any,
+                     level: Mapping[str, Any] | Any | None, phase: Mapping[str, Any],
+                     decision: Mapping[str, Any] | None = None,
+                     weights: Mapping[str, float] | None = None) -> dict:
+    """What the agent saw when it decided to enter.
+
+    `analysis` is Analysis.to_dict() (or the object): its indicators per timeframe, long/short
+    scores with breakdowns and notes are kept; `level` is the chosen ScoredLevel (its six
+    features are what the learner later correlates with the outcome)."""
+    a = _clean(analysis) or {}
+    lv = _clean(level) if level is not None else None
+    return {
+        "symbol": symbol, "time_ms": int(time_ms), "price": _num(price),
+        "indicators": a.get("indicators", {}),
+        "atr_15m": a.get("atr_15m"),
+        "level": lv,
+        "features": (lv or {}).get("features", {}),
+        "scores": {"long": a.get("long_score", a.get("long")), "short": a.get("short_score", a.get("short")),
+                   "long_breakdown": a.get("long_breakdown", {}),
+                   "short_breakdown": a.get("short_breakdown", {})},
+        "notes": a.get("notes", []),
+        "phase": _clean(phase),
+        "decision": _clean(decision) if decision is not None else None,
+        "weights": _clean(weights) if weights is not None else None,
+    }
+
+
+def build_action(*, side: str, price: float, quantity: float, stop: float | None, target: float | None,
+                 leverage: int, order_ids: Sequence[str], stop_order_id: str | None = None,
+                 risk_amount: float | None = None, fee: float | None = None,
+                 reason_zh: str = "", reason_en: str = "") -> dict:
+    """What the agent did: the filled entry and its protection."""
+    return {"side": side, "price": _num(price), "quantity": _num(quantity), "stop": _num(stop),
+            "target": _num(target), "leverage": int(leverage), "order_ids": list(order_ids),
+            "stop_order_id": stop_order_id, "risk_amount": _num(risk_amount), "entry_fee": _num(fee),
+            "reason_zh": reason_zh, "reason_en": reason_en}
+
+
+def build_reward(*, realized_pnl: float, fees: float, r_multiple: float, exit_reason: str,
+                 weight_change: Mapping[str, Any] | None = None, **extra: Any) -> dict:
+    """What came of it; `weight_change` is WeightUpdate.to_dict() when learning ran."""
+    out = {"realized_pnl": _num(realized_pnl), "fees": _num(fees),
+           "net_pnl": _num(realized_pnl - fees), "r_multiple": _num(r_multiple),
+           "exit_reason": exit_reason, "weight_change": _clean(weight_change)}
+    out.update(_clean(extra))
+    return out
+
+
+_EXIT_ZH = {"stop": "止损", "target": "止盈", "trailing": "移动止损", "break_even": "保本止损",
+            "signal": "反向信号", "manual": "手动平仓", "reconcile": "交易所已无持仓", "liquidation": "强平"}
+_SIDE_ZH = {"LONG": "做多", "SHORT": "做空"}
+
+
+def summarize(perception: Mapping[str, Any], action: Mapping[str, Any],
+              reward: Mapping[str, Any]) -> tuple[str, str]:
+    """One sentence per language: what was seen, what was done, what came of it."""
+    side = str(action.get("side", ""))
+    sym = perception.get("symbol", "")
+    scores = perception.get("scores") or {}
+    score = scores.get("long") if side == "LONG" else scores.get("short")
+    score_s = f"{float(score):.0f}" if isinstance(score, (int, float)) else "?"
+    lv = perception.get("level") or {}
+    lv_price = lv.get("price")
+    lv_s = f"{float(lv_price):.6g}" if isinstance(lv_price, (int, float)) else "-"
+    r = reward.get("r_multiple")
+    r_s = f"{float(r):+.2f}R" if isinstance(r, (int, float)) else "?R"
+    net = reward.get("net_pnl")
+    net_s = f"{float(net):+.2f}" if isinstance(net, (int, float)) else "?"
+    reason = str(reward.get("exit_reason", ""))
+    phase = perception.get("phase") or {}
+    wc = reward.get("weight_change") or {}
+    moved = ""
+    moved_en = ""
+    if wc.get("applied"):
+        delta = wc.get("delta") or {}
+        if delta:
+            up = max(delta, key=lambda k: delta[k])
+            down = min(delta, key=lambda k: delta[k])
+            moved = f"；权重调整：{up}↑ {down}↓"
+            moved_en = f"; weights moved: {up} up, {down} down"
+    zh = (f"{phase.get('name_zh', '')}{sym} 在 {lv_s} 附近以 {score_s} 分{_SIDE_ZH.get(side, side)}，"
+          f"{_EXIT_ZH.get(reason, reason)}出场，净盈亏 {net_s} USDT（{r_s}）{moved}。")
+    en = (f"{phase.get('name_en', '').lower() + ' phase: ' if phase.get('name_en') else ''}"
+          f"{side.lower()} {sym} near {lv_s} on a score of {score_s}, exited by {reason or 'close'}, "
+          f"net {net_s} USDT ({r_s}){moved_en}.")
+    return zh, en

@@ -1,0 +1,97 @@
+"""Weight learning (design §9): direction follows the evidence, sum stays 1, bounds hold."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rl.learning import (MAX_WEIGHT, MIN_WEIGHT, LearningError, feature_evidence, pearson,
+                         project_to_bounds, update_weights)
+
+W = {"volume_density": 0.20, "touch_bounce_count": 0.20, "bounce_magnitude": 0.15,
+     "failed_breakout_count": 0.20, "duration_days": 0.10, "multi_tf_confirm": 0.15}
+
+
+def constructed_samples(n: int = 40, seed: int = 1):
+    """touch_bounce_count predicts R, duration_days predicts the opposite, the rest are noise."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        good = rng.uniform(0, 1)
+        bad = rng.uniform(0, 1)
+        r = 3 * good - 3 * bad + rng.normal(0, 0.2)
+        feats = {k: float(rng.uniform(0, 1)) for k in W}
+        feats["touch_bounce_count"] = good
+        feats["duration_days"] = bad
+        feats["multi_tf_confirm"] = 0.6          # constant: no evidence either way
+        out.append((feats, r))
+    return out
+
+
+def test_below_min_trades_nothing_changes():
+    upd = update_weights(W, constructed_samples(29), min_trades=30)
+    assert not upd.applied and upd.new == W
+    assert "30" in upd.reason_en
+
+
+def test_weights_move_in_direction_of_evidence_and_sum_to_one():
+    samples = constructed_samples(40)
+    upd = update_weights(W, samples, min_trades=30)
+    assert upd.applied and upd.trade_count == 40
+    assert upd.evidence["touch_bounce_count"].verdict == "helped"
+    assert upd.evidence["duration_days"].verdict == "did_not_help"
+    assert upd.evidence["multi_tf_confirm"].verdict == "no_evidence"
+    assert upd.new["touch_bounce_count"] > W["touch_bounce_count"]
+    assert upd.new["duration_days"] < W["duration_days"]
+    assert sum(upd.new.values()) == pytest.approx(1.0, abs=1e-12)
+    # relative to the helped feature, the hurt one lost about 10 % (1.05 vs 0.95)
+    ratio_before = W["duration_days"] / W["touch_bounce_count"]
+    ratio_after = upd.new["duration_days"] / upd.new["touch_bounce_count"]
+    assert ratio_after == pytest.approx(ratio_before * 0.95 / 1.05)
+
+
+def test_repeated_learning_never_lets_a_feature_die_or_dominate():
+    samples = constructed_samples(60)
+    w = dict(W)
+    for _ in range(300):
+        w = update_weights(w, samples, min_trades=30).new
+        assert sum(w.values()) == pytest.approx(1.0, abs=1e-9)
+        assert min(w.values()) >= MIN_WEIGHT - 1e-12
+        assert max(w.values()) <= MAX_WEIGHT + 1e-12
+    assert w["duration_days"] == pytest.approx(MIN_WEIGHT)
+    assert w["touch_bounce_count"] == max(w.values())
+
+
+def test_project_to_bounds_keeps_order_of_free_weights():
+    out = project_to_bounds({"a": 0.9, "b": 0.05, "c": 0.03, "d": 0.02}, 0.05, 0.5)
+    assert sum(out.values()) == pytest.approx(1.0)
+    assert out["a"] == pytest.approx(0.5)
+    assert out["b"] >= out["c"] >= out["d"] >= 0.05 - 1e-12
+
+
+def test_pearson_and_no_variation():
+    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert pearson([1, 1, 1], [1, 2, 3]) is None
+    ev = feature_evidence([({"x": 1.0}, 1.0), ({"x": 2.0}, -1.0)], ["x", "missing"])
+    assert ev["x"].verdict == "did_not_help" and ev["x"].mean_when_win == 1.0
+    assert ev["missing"].n == 0 and ev["missing"].verdict == "no_evidence"
+
+
+@pytest.mark.parametrize("weights, field", [
+    ({"a": 0.5, "b": 0.6}, "sum"),
+    ({"a": -0.1, "b": 1.1}, "weights['a']"),
+    ({"a": "x", "b": 1.0}, "weights['a']"),
+    ({}, "weights"),
+])
+def test_bad_weights_are_named(weights, field):
+    with pytest.raises(LearningError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        update_weights(weights, [], min_trades=30)
+
+
+def test_bad_parameters():
+    with pytest.raises(LearningError, match="min_trades"):
+        update_weights(W, [], min_trades=0)
+    with pytest.raises(LearningError, match="step"):
+        update_weights(W, [], min_trades=1, step=1.5)
+    with pytest.raises(LearningError, match="finite"):
+        feature_evidence([({"x": float("nan")}, 1.0)], ["x"])
