@@ -117,11 +117,12 @@ def read_archive_file(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"archive file {path} does not exist")
     raw = _read_bytes(path)
-    first = raw[:200].lstrip()
+    first = raw.lstrip()[:1]
     if not first:
         return {c: np.empty(0, _DTYPES.get(c, np.float64)) for c in ARCHIVE_COLUMNS[:-1]}
-    has_header = not (first[:1].isdigit() or first[:1] == b"-")
-    lines = first.splitlines()
+    has_header = not (first.isdigit() or first == b"-")
+    # the header and the first data row, whole, however long their decimals are
+    lines = raw.lstrip().split(b"\n", 2)[:2]
     sample = lines[1] if has_header and len(lines) > 1 else lines[0]
     ncols = min(len(sample.split(b",")), len(ARCHIVE_COLUMNS))   # some exports drop "ignore"
     if ncols < 11:

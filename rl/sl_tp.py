@@ -93,6 +93,13 @@ def plan_trade(side: str, entry: float, level: float, atr: float, equity: float,
     if stop <= 0:
         raise ValueError(f"level: gives a stop <= 0 ({stop:g}); level/atr are implausible")
     target, why = target_price(side, entry, stop, opposing_level, reward_multiple)
+    if target <= 0:
+        # A short whose stop is more than half the price away: its R-multiple target would be
+        # a negative price. Not a plan to send to an exchange; say why instead of raising.
+        return TradePlan(side=side, entry=float(entry), stop=float(stop), target=0.0, qty=0.0,
+                         risk=0.0, reward_ratio=0.0, notional=0.0, margin=0.0, ok=False,
+                         reasons=(f"target {target:g} would be <= 0: the stop {stop:g} is too far "
+                                  f"from entry {entry:g} for a {reward_multiple:g}R target",))
     if filters is not None:
         target = filters.round_price(target, "nearest")
     reasons.append(f"stop {stop:g}: {atr_buffer:g} ATR beyond level {level:g}, "

@@ -168,3 +168,18 @@ def test_eleven_column_crlf_export_is_accepted(tmp_path):
     f.write_bytes(("\r\n".join(lines) + "\r\n").encode())
     df = load_archive(f).frame
     assert len(df) == 4 and df["taker_buy_quote_volume"].iloc[0] == 500.5
+
+
+def test_header_and_long_first_row_beyond_200_bytes(tmp_path) -> None:
+    from rl.archive import read_archive_file
+    header = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+              "taker_buy_volume,taker_buy_quote_volume,ignore")
+    row = ("1693526400000,4.12345678901234567,4.12345678901234567,4.12345678901234567,"
+           "4.12345678901234567,12345.123456789012345,1693526459999,50901.1234567890123456,"
+           "57,6012.12345678901234,24781.1234567890123456,0")
+    assert len(header) + len(row) > 200
+    f = tmp_path / "X-1m-2023-09.csv"
+    f.write_text(header + "\n" + row + "\n", encoding="utf-8")
+    cols = read_archive_file(f)
+    assert cols["open_time"][0] == 1693526400000
+    assert abs(cols["close"][0] - 4.123456789012346) < 1e-12

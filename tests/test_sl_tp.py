@@ -51,3 +51,11 @@ def test_bad_input_names_field():
         plan_trade("LONG", 50_000, 49_000, 100, equity=-1, available=1)
     with pytest.raises(ValueError, match="entry"):
         plan_trade("LONG", 0, 49_000, 100, equity=1, available=1)
+
+
+def test_short_whose_target_would_be_negative_is_refused_with_a_reason() -> None:
+    from rl.sl_tp import plan_trade
+    # entry 10, level 14 -> stop ~16.5: a 2R target is 10 - 13 = -3
+    plan = plan_trade("SHORT", 10.0, 14.0, 5.0, 10_000.0, 10_000.0, risk_percent=1.0)
+    assert not plan.ok and plan.qty == 0.0
+    assert "would be <= 0" in plan.reasons[0]
