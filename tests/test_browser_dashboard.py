@@ -1,21 +1,24 @@
 """The dashboard in a real browser (Debian's Chromium driven by Playwright) over replayed data.
 
-A real waitress server on a free loopback port serves the app in replay mode over
-../shared/data (FILUSDT). The agent is tests.test_web_api.FakeRunner until the lead wires the
-real AgentRunner in. The screenshot is saved under the test's tmp dir for a human to look at.
+A real waitress server on a free loopback port serves the app exactly as `python -m web.app
+--replay ../shared/data --symbol FILUSDT` wires it (web.world.build_world): the real AgentRunner
+and TradingAgent, a KnowledgeStore and a PaperExchange in SQLite files under tmp_path, and
+ReplayMarketData over the archive on a ScaledClock at 3000x, so the agent trades within
+seconds. Screenshots are saved under the test's tmp dir for a human to look at.
 """
 from __future__ import annotations
 
 import os
+import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from config import Settings
-from tests.test_web_api import FakeRunner
 from web.app import create_app
-from web.world import build_market
+from web.world import build_world
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data]
@@ -31,23 +34,27 @@ if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)", allow_module_level=True)
 
 
+SPEED = 3000.0       # replay seconds per wall second: a 15m candle every 0.3 s
+
+
 @pytest.fixture
 def server(shared_data_dir: Path, tmp_path: Path):
     from waitress.server import create_server
 
-    settings = Settings(symbols=("FILUSDT",), replay_dir=shared_data_dir, replay_speed=60.0,
+    settings = Settings(symbols=("FILUSDT",), replay_dir=shared_data_dir, replay_speed=SPEED,
                         db_path=tmp_path / "agent.db")
-    settings, market, clock, replay = build_market(settings, symbol_given=True)
-    price = float(market.last_price("FILUSDT"))
-    runner = FakeRunner(clock, ("FILUSDT",), tick=0.3, price=price)
-    app = create_app(settings, market=market, runner=runner, replay=replay)
+    world = build_world(settings, replay_symbol="FILUSDT")
+    assert world.runner is not None, world.runner_note
+    app = create_app(world.settings, market=world.market, runner=world.runner, replay=world.replay)
     srv = create_server(app, host="127.0.0.1", port=0, threads=6)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}", runner
-    runner.stop()
+    yield f"http://127.0.0.1:{srv.effective_port}", world.runner
+    world.runner.stop()
     srv.close()
     thread.join(5)
+    world.runner.store.close()
+    world.runner.exchange.close()
 
 
 @pytest.fixture
@@ -86,20 +93,37 @@ def test_dashboard_end_to_end(server, browser, tmp_path: Path):
     page.click("#btn-start")
     expect(page.locator("#badge-agent")).to_have_text("运行中", timeout=10_000)
     expect(page.locator("#phase-name")).to_have_text("探索期", timeout=10_000)
-    expect(page.locator("#log-list li.log").first).to_contain_text("观望中", timeout=10_000)
+    expect(page.locator("#weights .wrow")).to_have_count(6)
+    expect(page.locator("#log-list li.log").first).to_be_visible(timeout=10_000)
     first_count = page.locator("#log-list li.log").count()
     page.locator("#log-list li.log").nth(first_count).wait_for(timeout=15_000)  # auto-updates
-    expect(page.locator("#weights .wrow")).to_have_count(6)
-    expect(page.locator("#acc-total")).to_have_text("10,012.50", timeout=10_000)
+    expect(page.locator("#last-scores")).to_contain_text("做多", timeout=10_000)
+    expect(page.locator("#last-error")).not_to_contain_text("object")
+    # The account panel shows the paper account the API reports (not a placeholder).
+    expect(page.locator("#acc-total")).not_to_have_text("—", timeout=10_000)
 
-    # A trade's thought chain opens on click.
-    row = page.locator("#trades-body tr.clickable").first
-    row.wait_for(timeout=20_000)
+    # Bounded wait for the real agent's first closed trade (a few replayed hours at 3000x).
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and not runner.store.trades(status="closed"):
+        time.sleep(0.25)
+    assert runner.store.trades(status="closed"), "the agent made no closed trade within 40 s"
+    row = page.locator("#trades-body tr.clickable[data-status=closed]").first
+    row.wait_for(timeout=15_000)
+    expect(page.locator("#log-list")).to_contain_text(re.compile(r"做多:\d+ 做空:\d+"))  # decision lines
+
+    # Its thought chain opens on click and shows all four parts.
     row.click()
     dialog = page.locator("#thought-dialog")
     expect(dialog).to_be_visible()
-    expect(dialog).to_contain_text("感知")
-    expect(dialog).to_contain_text("支撑位反弹做多")
+    for part, heading in (("perception", "感知"), ("action", "行动"), ("reward", "奖励"), ("summary", "总结")):
+        section = dialog.locator(f".chain.{part}")
+        expect(section.locator("h4")).to_have_text(heading)
+        expect(section.locator("dd, p").first).not_to_have_text("—")
+    trade_id = int(row.get_attribute("data-trade-id"))
+    summary_zh = runner.store.trade(trade_id)["thought_chain"]["summary_zh"]
+    expect(dialog.locator(".chain.summary p")).to_have_text(summary_zh)
+    dialog.locator(".chain.perception details summary").click()     # the raw data opens too
+    expect(dialog.locator(".chain.perception details > dl")).to_be_visible()
     page.screenshot(path=str(tmp_path / "dashboard-thought.png"))
     page.click("#thought-close")
 
@@ -107,7 +131,7 @@ def test_dashboard_end_to_end(server, browser, tmp_path: Path):
     page.fill("#order-form input[name=quantity]", "-1")
     page.click("#order-form button[type=submit]")
     expect(page.locator(".field-error[data-for=quantity]")).not_to_have_text("")
-    assert runner.orders == []
+    assert not any("manual order" in line["message_en"] for line in runner.store.logs(limit=1000))
 
     # Language switch, remembered across a reload.
     page.click("#btn-lang")
@@ -116,7 +140,9 @@ def test_dashboard_end_to_end(server, browser, tmp_path: Path):
     page.reload()
     page.wait_for_selector("body[data-ready='1']", timeout=20_000)
     expect(page.locator("h1")).to_have_text("Self-learning trading agent")
-    expect(page.locator("#log-list li.log").first).to_contain_text("waiting", timeout=10_000)
+    expect(page.locator("#log-list li.log").first).to_be_visible(timeout=10_000)
+    expect(page.locator("#log-list")).to_contain_text(re.compile(r"long:\d+ short:\d+"), timeout=10_000)
+    expect(page.locator("#phase-name")).to_have_text("exploration", timeout=10_000)
 
     assert errors == [], errors        # no JS errors, no failed loads so far
 

@@ -1,12 +1,14 @@
 """The REST API over the service layer: status codes, JSON errors, token, validation.
 
-Until rl/runner.py's AgentRunner is wired in for tests, `FakeRunner` below stands in for it:
-it has the AgentRunner interface from docs/internals.md, runs a real background thread and
-writes log lines and one trade with a thought chain, so the page and API have data to show.
-The market is the real ReplayMarketData over generated candles and a ManualClock.
+Everything here is the real thing: rl.runner.AgentRunner driving the real TradingAgent, a
+KnowledgeStore SQLite file and a PaperExchange under tmp_path, ReplayMarketData over generated
+1m candles and a ManualClock (the agent's "sleep" advances it, so it trades through weeks of
+candles in well under a second). Fakes remain only where a failure must be provoked that the
+real parts cannot produce on demand; each one says so where it is defined.
 """
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -14,159 +16,59 @@ from typing import Any
 
 import pytest
 
-from client import NetworkError, OrderRejected
+from client import BinanceClient, NetworkError
 from config import Settings
 from rl.clock import ManualClock
-from rl.marketdata import MarketUnavailable, ReplayMarketData
+from rl.knowledge import KnowledgeStore
+from rl.level_finder import DEFAULT_WEIGHTS, FEATURES
+from rl.marketdata import LiveMarketData, ReplayMarketData
+from rl.paper import PaperExchange
+from rl.runner import AgentAlreadyRunning, AgentRunner
 from tests.conftest import make_candles
 from web.app import create_app, is_loopback
-from web.service import DashboardService, ServiceError, frame_to_candles
+from web.service import frame_to_candles
 
 TOKEN = "test-token-123"
-WEIGHTS = {"volume_density": 0.20, "touch_bounce_count": 0.20, "bounce_magnitude": 0.15,
-           "failed_breakout_count": 0.20, "duration_days": 0.10, "multi_tf_confirm": 0.15}
+SYMBOL = "FILUSDT"
+DAY_MIN = 24 * 60
+LEVEL_FIELDS = {"price", "kind", "score", "features", "touches", "timeframe", "first_seen_ms",
+                "last_touch_ms", "sources", "stats"}
 
 
-class AgentAlreadyRunning(Exception):
-    """Same name as rl.runner's: the service recognises it by name."""
+def build_runner(settings: Settings, market: Any, clock: Any) -> AgentRunner:
+    """The runner exactly as web.world wires it (store and paper account in SQLite files)."""
+    store = KnowledgeStore(settings.db_path, default_weights=DEFAULT_WEIGHTS)
+    exchange = PaperExchange(settings.db_path.with_name("paper.db"), balance=settings.paper_balance,
+                             maker_fee=settings.maker_fee, taker_fee=settings.taker_fee,
+                             default_leverage=settings.leverage, clock=market.now_ms,
+                             price_source=market.last_price)
+    return AgentRunner(settings, market, exchange, store, clock)
 
 
-class FakeRunner:
-    """AgentRunner stand-in: one real thread that logs a decision line every `tick` seconds."""
-
-    def __init__(self, clock: Any, symbols: tuple[str, ...] = ("FILUSDT",), tick: float = 0.2,
-                 price: float = 4.0) -> None:
-        self.clock = clock
-        self.symbols = symbols
-        self.tick = tick
-        self.price = price
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._logs: list[dict] = []
-        self._trades: list[dict] = []
-        self.orders: list[tuple] = []
-        self.closed: list[str] = []
-        self.order_error: Exception | None = None
-        self.cycles = 0
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        if self.running:
-            raise AgentAlreadyRunning("the agent is already running: stop it first")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="fake-agent")
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._cycle()
-            self._stop.wait(self.tick)
-
-    def _cycle(self) -> None:
-        now = self.clock.now_ms()
-        with self._lock:
-            self.cycles += 1
-            n = self.cycles
-            self._logs.append({
-                "id": len(self._logs) + 1, "time_ms": now, "level": "INFO", "symbol": self.symbols[0],
-                "message_zh": f"⏳ 观望中 | 做多:{40 + n % 5} 做空:25 (需≥35分) [探索期|{len(self._trades)}笔]",
-                "message_en": f"⏳ waiting | long:{40 + n % 5} short:25 (need ≥35) [exploration|{len(self._trades)} trades]"})
-            if n == 2:
-                tid = len(self._trades) + 1
-                self._trades.append({
-                    "id": tid, "symbol": self.symbols[0], "side": "LONG", "status": "closed",
-                    "opened_ms": now - 600_000, "closed_ms": now - 60_000, "entry_price": self.price,
-                    "exit_price": self.price * 1.01, "quantity": 10.0, "net_pnl": 0.38,
-                    "stop_price": self.price * 0.99, "target_price": self.price * 1.02,
-                    "thought_chain": {
-                        "trade_id": tid,
-                        "perception": {"price": self.price, "rsi_15m": 31.2, "trend": "up"},
-                        "action": {"side": "LONG", "price": self.price, "stop": self.price * 0.99},
-                        "reward": {"net_pnl": 0.38, "r_multiple": 1.0},
-                        "summary_zh": "支撑位反弹做多，止盈离场", "summary_en": "Long on a support bounce, target hit"}})
-
-    def status(self) -> dict:
-        with self._lock:
-            count = len(self._trades)
-        return {"running": self.running, "mode": "replay", "symbols": list(self.symbols),
-                "phase": {"key": "exploration", "name_zh": "探索期", "name_en": "Exploration",
-                          "trade_count": count, "next_at": 30, "progress": count / 30,
-                          "min_score": 35, "score_gap": 10},
-                "last_scores": {}, "weights": dict(WEIGHTS), "last_error": None,
-                "last_cycle_ms": self.clock.now_ms(), "connectivity": "ok"}
-
-    def logs(self, limit: int = 200, after_id: int | None = None) -> list[dict]:
-        with self._lock:
-            rows = [r for r in self._logs if after_id is None or r["id"] > after_id]
-        return list(reversed(rows))[:limit]
-
-    def levels(self, symbol: str) -> list[dict]:
-        return [{"price": self.price * 0.98, "kind": "support", "score": 72.5},
-                {"price": self.price * 1.03, "kind": "resistance", "score": 64.0}]
-
-    def account(self) -> dict:
-        return {"wallet_balance": 10000.0, "unrealized_pnl": 12.5, "margin_balance": 10012.5,
-                "initial_margin": 400.0, "available_balance": 9612.5}
-
-    def positions(self) -> list[dict]:
-        return [{"symbol": self.symbols[0], "amount": 100.0, "entry_price": self.price,
-                 "mark_price": self.price * 1.001, "unrealized_pnl": 12.5, "liquidation_price": 3.0,
-                 "leverage": 10, "margin": 40.0, "stop": self.price * 0.99, "target": self.price * 1.02}]
-
-    def manual_order(self, symbol: str, side: str, type: str, quantity: float,
-                     price: float | None = None) -> dict:
-        if self.order_error is not None:
-            raise self.order_error
-        self.orders.append((symbol, side, type, quantity, price))
-        return {"symbol": symbol, "side": side, "type": type, "status": "FILLED",
-                "executed_qty": quantity}
-
-    def close_position(self, symbol: str) -> dict:
-        self.closed.append(symbol)
-        return {"symbol": symbol, "status": "FILLED"}
-
-    def trades(self, limit: int = 100) -> list[dict]:
-        with self._lock:
-            rows = [{k: v for k, v in t.items() if k != "thought_chain"} for t in self._trades]
-        return list(reversed(rows))[:limit]
-
-    def trade(self, trade_id: int) -> dict | None:
-        with self._lock:
-            return next((dict(t) for t in self._trades if t["id"] == trade_id), None)
-
-    def equity_curve(self) -> list[dict]:
-        now = self.clock.now_ms()
-        return [{"time_ms": now - 3_600_000, "equity": 10000.0}, {"time_ms": now, "equity": 10000.38}]
-
-    def weight_history(self) -> list[dict]:
-        return [{"time_ms": self.clock.now_ms(), "weights": dict(WEIGHTS), "reason": "initial",
-                 "reason_zh": "初始权重", "reason_en": "initial weights"}]
+def wait_for(cond, timeout: float = 15.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 # ---------------------------------------------------------------------------- fixtures
-SYMBOL = "FILUSDT"
-
-
 @pytest.fixture
 def world(tmp_path: Path):
-    frame = make_candles(n=3000, start="2024-01-01", price=4.0)
-    clock = ManualClock(int(frame.index[2000].value // 1_000_000) + 30_000)  # mid-bar: forming 1m
+    # 45 days of 1m candles; the clock starts mid-bar on day 30 so every chart has history.
+    frame = make_candles(n=45 * DAY_MIN, start="2024-01-01", price=4.0, vol=0.002)
+    clock = ManualClock(int(frame.index[30 * DAY_MIN].value // 1_000_000) + 30_000)
     market = ReplayMarketData({SYMBOL: frame}, clock)
-    runner = FakeRunner(clock, (SYMBOL,))
     settings = Settings(symbols=(SYMBOL,), db_path=tmp_path / "agent.db", api_key="KEY-SHOULD-NOT-LEAK",
                         api_secret="SECRET-SHOULD-NOT-LEAK")
+    runner = build_runner(settings, market, clock)
     app = create_app(settings, market=market, runner=runner, token=TOKEN)
     yield app, runner, clock, frame
     runner.stop()
+    runner.store.close()
+    runner.exchange.close()
 
 
 @pytest.fixture
@@ -199,7 +101,9 @@ def test_post_without_right_token_is_403_json(client, world, path, token):
     resp = post(client, path, {"symbol": SYMBOL, "side": "BUY", "quantity": 1}, token=token)
     assert resp.status_code == 403
     assert "X-Dashboard-Token" in resp.get_json()["error"]
-    assert not world[1].running and world[1].orders == [] and world[1].closed == []
+    runner = world[1]
+    assert not runner.running and runner.exchange.open_orders(SYMBOL) == []
+    assert runner.exchange.position(SYMBOL) is None and runner.store.logs() == []
 
 
 def test_random_token_per_app(tmp_path):
@@ -269,21 +173,17 @@ def test_klines_bad_input(client, url, status, word):
     assert word in resp.get_json()["error"]
 
 
-class DownMarket:
-    """A market port whose network is down, as LiveMarketData reports it."""
-
-    def klines(self, symbol, interval, limit=500):
-        raise MarketUnavailable("Binance (https://fapi.binance.com) is unreachable: connection refused")
-
-    def last_price(self, symbol):
-        raise MarketUnavailable("Binance is unreachable")
-
-    def now_ms(self):
-        return 1_700_000_000_000
+def dead_loopback_url() -> str:
+    """A loopback port nobody listens on: connection refused, like Binance with no network."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 def test_market_unreachable_is_503_and_shown(tmp_path):
-    app = create_app(Settings(db_path=tmp_path / "a.db"), market=DownMarket(), token=TOKEN)
+    client = BinanceClient(market_url=dead_loopback_url(), timeout=2)
+    client.max_retries = 0            # one refused connection is enough; no backoff sleeps
+    app = create_app(Settings(db_path=tmp_path / "a.db"), market=LiveMarketData(client), token=TOKEN)
     c = app.test_client()
     resp = c.get("/api/klines/BTCUSDT/1m")
     assert resp.status_code == 503
@@ -321,17 +221,22 @@ def test_concurrent_starts_start_one_agent(world):
     assert sorted(codes) == [200] + [409] * 7
 
 
-def test_runner_exception_by_name_maps_to_409(tmp_path):
-    # The runner may refuse a start the service's pre-check could not see (started elsewhere):
-    # its AgentAlreadyRunning is recognised by name and still becomes a 409.
-    class StartedElsewhere(FakeRunner):
+def test_runner_refusal_maps_to_409(world):
+    # The runner may refuse a start that the service's `running` pre-check could not see (a
+    # start racing in between check and start). That race cannot be produced on demand with the
+    # real runner, so this one test hides `running` from the pre-check and lets start() raise
+    # the real rl.runner.AgentAlreadyRunning: it must still be a 409, not a 500.
+    _, runner, _, _ = world
+
+    class RaceLost(AgentRunner):
         running = False
 
         def start(self) -> None:
             raise AgentAlreadyRunning("the agent is already running: stop it first")
 
-    runner = StartedElsewhere(ManualClock(0))
-    app = create_app(Settings(symbols=(SYMBOL,), db_path=tmp_path / "a.db"), runner=runner, token=TOKEN)
+    raced = RaceLost(runner.settings, runner.market, runner.exchange, runner.store, runner.clock,
+                     agent=runner.agent)
+    app = create_app(runner.settings, market=runner.market, runner=raced, token=TOKEN)
     resp = post(app.test_client(), "/api/agent/start")
     assert resp.status_code == 409 and "already running" in resp.get_json()["error"]
 
@@ -339,18 +244,30 @@ def test_runner_exception_by_name_maps_to_409(tmp_path):
 def test_status_logs_levels_after_running(client, world):
     runner = world[1]
     post(client, "/api/agent/start")
-    deadline = time.monotonic() + 5
-    while runner.cycles < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert wait_for(lambda: runner.store.log_count() >= 3 and runner.levels(SYMBOL))
     status = client.get("/api/agent/status").get_json()
-    assert status["phase"]["key"] == "exploration" and set(status["weights"]) == set(WEIGHTS)
+    # What the page's training panel and badges read.
+    assert status["running"] is True and status["mode"] == "paper" and status["symbols"] == [SYMBOL]
+    phase = status["phase"]
+    assert phase["key"] == "exploration" and phase["name_zh"] == "探索期" and phase["next_at"] == 30
+    assert 0.0 <= phase["progress"] <= 1.0 and phase["min_score"] > 0 and phase["score_gap"] > 0
+    assert set(status["weights"]) == set(FEATURES)
+    assert sum(status["weights"].values()) == pytest.approx(1.0)
+    assert set(status["last_scores"][SYMBOL]) >= {"long", "short", "long_breakdown", "short_breakdown"}
+    assert set(status["connectivity"]) == {"market", "exchange"}
     logs = client.get("/api/agent/logs?limit=2").get_json()["logs"]
     assert len(logs) == 2 and logs[0]["id"] > logs[1]["id"]          # newest first
+    assert set(logs[0]) >= {"id", "time_ms", "level", "symbol", "message_zh", "message_en"}
     newer = client.get(f"/api/agent/logs?after_id={logs[0]['id'] - 1}").get_json()["logs"]
-    assert all(line["id"] >= logs[0]["id"] for line in newer)
+    assert newer and all(line["id"] >= logs[0]["id"] for line in newer)
     assert client.get("/api/agent/logs?limit=-3").status_code == 400
     levels = client.get(f"/api/agent/levels?symbol={SYMBOL}").get_json()
-    assert levels["symbol"] == SYMBOL and levels["levels"][0]["kind"] == "support"
+    assert levels["symbol"] == SYMBOL and levels["levels"]
+    for lv in levels["levels"]:            # ScoredLevel.to_dict(): what the charts draw
+        assert set(lv) >= LEVEL_FIELDS and lv["kind"] in ("support", "resistance")
+        assert 0 <= lv["score"] <= 100
+    scores = [lv["score"] for lv in levels["levels"]]
+    assert scores == sorted(scores, reverse=True)                    # best first
     assert client.get("/api/agent/levels?symbol=XRPUSDT").status_code == 404
 
 
@@ -383,7 +300,7 @@ def test_bad_order_fields_are_400_naming_the_field(client, world, body, field):
     resp = post(client, "/api/order", body)
     assert resp.status_code == 400
     assert resp.get_json()["error"].startswith(field)
-    assert world[1].orders == []
+    assert world[1].exchange.position(SYMBOL) is None and world[1].exchange.open_orders(SYMBOL) == []
 
 
 def test_order_unknown_symbol_404(client):
@@ -397,53 +314,95 @@ def test_order_malformed_json_400(client):
     assert resp.status_code == 400 and "JSON" in resp.get_json()["error"]
 
 
-def test_valid_orders_reach_runner(client, world):
+def test_manual_orders_account_positions_close(client, world):
     runner = world[1]
-    assert post(client, "/api/order", {"symbol": "filusdt", "side": "buy", "quantity": "2.5"}).status_code == 200
-    assert post(client, "/api/order", {"symbol": SYMBOL, "side": "SELL", "type": "LIMIT",
-                                       "quantity": 1, "price": "4.2"}).get_json()["status"] == "FILLED"
-    assert runner.orders == [(SYMBOL, "BUY", "MARKET", 2.5, None), (SYMBOL, "SELL", "LIMIT", 1.0, 4.2)]
+    price = runner.market.last_price(SYMBOL)
+    empty = client.get("/api/account").get_json()
+    assert empty["wallet_balance"] == pytest.approx(runner.settings.paper_balance)
+    assert client.get("/api/positions").get_json()["positions"] == []
 
+    # Symbol and side in any case, quantity as a string: normalised by the service.
+    filled = post(client, "/api/order", {"symbol": "filusdt", "side": "buy", "quantity": "250"})
+    assert filled.status_code == 200, filled.get_json()
+    order = filled.get_json()
+    assert order["status"] == "FILLED" and order["side"] == "BUY" and order["executed_qty"] == 250
+    # A LIMIT far below the market rests on the paper book.
+    limit = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "type": "LIMIT",
+                                        "quantity": 100, "price": f"{price * 0.5:.4f}"}).get_json()
+    assert limit["status"] == "NEW" and runner.exchange.open_orders(SYMBOL)
 
-@pytest.mark.parametrize("exc,status", [
-    (OrderRejected("Margin is insufficient.", code=-2019, status=400), 400),
-    (NetworkError("connection refused"), 503),
-])
-def test_exchange_errors_map_to_status(client, world, exc, status):
-    world[1].order_error = exc
-    resp = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 1})
-    assert resp.status_code == status
-    assert exc.msg in resp.get_json()["error"]
+    # What the account and positions panels read.
+    acc = client.get("/api/account").get_json()
+    assert set(acc) >= {"wallet_balance", "unrealized_pnl", "margin_balance", "initial_margin",
+                        "available_balance"}
+    assert acc["margin_balance"] == pytest.approx(acc["wallet_balance"] + acc["unrealized_pnl"])
+    assert acc["initial_margin"] > 0 and acc["available_balance"] < acc["margin_balance"]
+    pos = client.get("/api/positions").get_json()["positions"]
+    assert len(pos) == 1 and pos[0]["symbol"] == SYMBOL and pos[0]["amount"] == 250
+    assert pos[0]["entry_price"] > 0 and "unrealized_pnl" in pos[0]
+    logs = [line["message_en"] for line in runner.store.logs()]
+    assert any("manual order BUY MARKET 250" in m for m in logs)
 
-
-def test_close(client, world):
+    # Close it: flat afterwards (the page's close button posts exactly this).
     assert post(client, "/api/close", {}).status_code == 400
     assert post(client, "/api/close", {"symbol": "XRPUSDT"}).status_code == 404
-    assert post(client, "/api/close", {"symbol": SYMBOL}).status_code == 200
-    assert world[1].closed == [SYMBOL]
+    closed = post(client, "/api/close", {"symbol": SYMBOL})
+    assert closed.status_code == 200, closed.get_json()
+    assert runner.exchange.position(SYMBOL) is None
+
+
+def test_exchange_refusal_is_400_with_its_message(client, world):
+    # The real paper account refuses an order whose margin it cannot cover (-2019).
+    resp = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 100_000})
+    assert resp.status_code == 400
+    assert "Margin is insufficient" in resp.get_json()["error"]
+    assert world[1].exchange.position(SYMBOL) is None
+
+
+def test_exchange_network_failure_is_503(client, world, monkeypatch):
+    # The paper exchange has no network to lose, so this one failure is provoked: its
+    # place_order raises what BinanceExchange raises when the connection drops mid-order.
+    def no_network(*args, **kwargs):
+        raise NetworkError("connection refused")
+
+    monkeypatch.setattr(world[1].exchange, "place_order", no_network)
+    resp = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 1})
+    assert resp.status_code == 503
+    assert "connection refused" in resp.get_json()["error"]
 
 
 # ---------------------------------------------------------------------------- account, history
-def test_account_positions(client):
-    acc = client.get("/api/account").get_json()
-    assert acc["margin_balance"] == pytest.approx(acc["wallet_balance"] + acc["unrealized_pnl"])
-    pos = client.get("/api/positions").get_json()["positions"]
-    assert pos[0]["symbol"] == SYMBOL and "stop" in pos[0] and "target" in pos[0]
-
-
 def test_trades_and_thought_chain(client, world):
     runner = world[1]
-    runner._cycle()
-    runner._cycle()
+    post(client, "/api/agent/start")
+    assert wait_for(lambda: runner.store.trades(status="closed"))
+    post(client, "/api/agent/stop")
     trades = client.get("/api/trades").get_json()["trades"]
-    assert len(trades) == 1
-    one = client.get(f"/api/trades/{trades[0]['id']}").get_json()
-    assert set(one["thought_chain"]) >= {"perception", "action", "reward", "summary_zh", "summary_en"}
-    missing = client.get("/api/trades/999")
-    assert missing.status_code == 404 and "999" in missing.get_json()["error"]
+    assert trades and [t["id"] for t in trades] == sorted((t["id"] for t in trades), reverse=True)
+    closed = next(t for t in trades if t["status"] == "closed")
+    # The fields the trades table and chart markers read.
+    assert closed["side"] in ("LONG", "SHORT") and closed["symbol"] == SYMBOL
+    assert closed["opened_ms"] <= closed["closed_ms"]
+    for key in ("entry_price", "exit_price", "net_pnl", "stop_price", "target_price", "quantity"):
+        assert isinstance(closed[key], float), key
+    one = client.get(f"/api/trades/{closed['id']}").get_json()
+    chain = one["thought_chain"]
+    assert set(chain) >= {"perception", "action", "reward", "summary_zh", "summary_en"}
+    # The parts the thought-chain dialog lifts out before the raw details.
+    assert chain["perception"]["price"] > 0 and "reason_en" in chain["perception"]["decision"]
+    assert chain["perception"]["level"]["kind"] in ("support", "resistance")
+    assert chain["action"]["side"] == closed["side"] and chain["action"]["stop"] > 0
+    assert chain["reward"]["net_pnl"] == pytest.approx(closed["net_pnl"])
+    assert "weight_change" in chain["reward"] and chain["summary_zh"] and chain["summary_en"]
+    missing = client.get("/api/trades/999999")
+    assert missing.status_code == 404 and "999999" in missing.get_json()["error"]
     assert client.get("/api/trades?limit=0").status_code == 400
-    assert client.get("/api/equity").get_json()["equity"][-1]["equity"] == pytest.approx(10000.38)
-    assert client.get("/api/weights/history").get_json()["history"][0]["weights"] == WEIGHTS
+    equity = client.get("/api/equity").get_json()["equity"]
+    assert equity[0]["equity"] == pytest.approx(runner.settings.paper_balance)
+    assert len(equity) >= 2 and all(set(p) >= {"time_ms", "equity"} for p in equity)
+    history = client.get("/api/weights/history").get_json()["history"]
+    assert history[0]["weights"] == pytest.approx(DEFAULT_WEIGHTS)
+    assert history[0]["reason_zh"] and history[0]["reason_en"]
 
 
 def test_unknown_api_path_and_method_are_json(client):

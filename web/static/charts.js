@@ -1,6 +1,7 @@
 // Charts over the vendored lightweight-charts (global LightweightCharts, standalone build).
 // Times arrive as UTC seconds and are shown in the browser's local time, formatted per
-// interval as design §5.1 asks: 1m/15m -> HH:mm, 8h -> MM-DD HH:mm, 1w -> YYYY-MM-DD.
+// interval as design §5.1 asks: 1m/15m -> HH:mm (the date, MM-DD, on ticks that start a day),
+// 8h -> MM-DD HH:mm, 1w -> YYYY-MM-DD; the crosshair label always carries the date.
 
 const LW = window.LightweightCharts;
 
@@ -15,14 +16,29 @@ const WEEK_OFFSET_SEC = 4 * 86400;
 
 const pad = (n) => String(n).padStart(2, "0");
 
-export function formatTime(sec, interval) {
+// Axis tick labels. lightweight-charts picks tick marks by weight and tells us the kind
+// (TickMarkType: 0 Year, 1 Month, 2 DayOfMonth, 3 Time, 4 TimeWithSeconds). A tick that starts a
+// new day/month/year shows the date ("11-24"), the others the time of day, so a 15m chart over
+// three days reads "11-23 … 06:00 … 12:00 … 11-24" instead of "00:00" repeated.
+const TICK = { Year: 0, Month: 1, DayOfMonth: 2, Time: 3, TimeWithSeconds: 4 };
+
+export function formatTick(sec, tickType, interval) {
   const d = new Date(sec * 1000);
   const ymd = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  const md = `${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
   const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  if (interval === "1w") return ymd;
-  if (interval === "8h") return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${hm}`;
-  if (interval === "1m" || interval === "15m") return hm;
-  return `${ymd} ${hm}`;
+  if (interval === "1w") return tickType === TICK.Year ? String(d.getFullYear()) : ymd;
+  if (tickType === TICK.Year) return String(d.getFullYear());
+  if (tickType === TICK.Month || tickType === TICK.DayOfMonth) return interval === "" ? ymd : md;
+  if (interval === "8h") return `${md} ${hm}`;
+  return hm;
+}
+
+// Crosshair label: the full moment (an intraday time alone does not say which day).
+function formatCrosshair(sec, interval) {
+  const d = new Date(sec * 1000);
+  const ymd = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  return interval === "1w" ? ymd : `${ymd} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
 export function formatDateTime(ms) {
@@ -46,15 +62,15 @@ function precisionFor(price) {
   return 2;
 }
 
-function baseOptions(formatter) {
+function baseOptions(interval) {
   return {
     autoSize: true,
     layout: { background: { type: "solid", color: THEME.bg }, textColor: THEME.text, fontSize: 11 },
     grid: { vertLines: { color: THEME.grid }, horzLines: { color: THEME.grid } },
     rightPriceScale: { borderColor: THEME.border },
     timeScale: { borderColor: THEME.border, timeVisible: true, secondsVisible: false,
-      tickMarkFormatter: formatter },
-    localization: { timeFormatter: formatter },
+      tickMarkFormatter: (time, tickType) => formatTick(time, tickType, interval) },
+    localization: { timeFormatter: (time) => formatCrosshair(time, interval) },
     crosshair: { mode: 0 },
   };
 }
@@ -62,8 +78,7 @@ function baseOptions(formatter) {
 export class KlineChart {
   constructor(container, interval) {
     this.interval = interval;
-    const fmt = (time) => formatTime(time, interval);
-    this.chart = LW.createChart(container, baseOptions(fmt));
+    this.chart = LW.createChart(container, baseOptions(interval));
     this.candles = this.chart.addSeries(LW.CandlestickSeries, {
       upColor: THEME.up, downColor: THEME.down, borderVisible: false,
       wickUpColor: THEME.up, wickDownColor: THEME.down,
@@ -103,7 +118,8 @@ export class KlineChart {
     }
   }
 
-  // levels: [{price, kind|type: support|resistance, score}] best first (from /api/agent/levels)
+  // levels: ScoredLevel.to_dict() rows, best first (from /api/agent/levels):
+  // {price, kind: "support"|"resistance", score 0..100, timeframe, touches, features, ...}
   setLevels(levels) {
     this.priceLines.forEach((l) => this.candles.removePriceLine(l));
     this.priceLines = [];
@@ -111,41 +127,50 @@ export class KlineChart {
     (levels || []).slice(0, 6).forEach((lv) => {
       const price = Number(lv.price);
       if (!Number.isFinite(price)) return;
-      let kind = String(lv.kind || lv.type || lv.side || "").toLowerCase();
-      if (!kind && last != null) kind = price <= last ? "support" : "resistance";
+      // `kind` is relative to the price when the agent analysed; the price may have crossed
+      // the level since, so the newest close decides which side it is on now.
+      const kind = last != null ? (price <= last ? "support" : "resistance") : String(lv.kind || "");
       const isSupport = kind.startsWith("s");
       const score = lv.score != null ? Number(lv.score) : null;
-      const scoreText = score == null ? "" : ` ${score <= 1 ? Math.round(score * 100) : Math.round(score)}`;
+      const scoreText = score == null ? "" : ` ${Math.round(score)}`;
+      const tf = lv.timeframe ? ` ${lv.timeframe}` : "";
       this.priceLines.push(this.candles.createPriceLine({
         price, color: isSupport ? THEME.support : THEME.resistance, lineWidth: 1, lineStyle: 2,
-        axisLabelVisible: true, title: `${isSupport ? "S" : "R"}${scoreText}`,
+        axisLabelVisible: true, title: `${isSupport ? "S" : "R"}${scoreText}${tf}`,
       }));
     });
   }
 
   // trades -> entry/exit markers snapped to this chart's bars (markers need a bar's time).
+  // Several trades inside one bar (common on 8h/1w) become one marker with a count ("S×5")
+  // instead of a tower of arrows.
   setTrades(trades) {
     if (!this.data.length) { this.markers.setMarkers([]); return; }
     const first = this.data[0].time;
     const lastT = this.data[this.data.length - 1].time;
-    const out = [];
+    const groups = new Map();
+    const add = (ms, kind, long) => {
+      if (ms == null) return;
+      const t = barOpen(Math.floor(ms / 1000), this.interval);
+      if (t < first || t > lastT) return;
+      const key = `${t}|${kind}|${long ? "L" : "S"}`;
+      const g = groups.get(key) || { time: t, kind, long, n: 0 };
+      g.n += 1;
+      groups.set(key, g);
+    };
     (trades || []).forEach((tr) => {
       const long = isLong(tr);
-      const entryMs = tr.entry_time_ms ?? tr.open_time_ms ?? tr.opened_ms;
-      const exitMs = tr.exit_time_ms ?? tr.close_time_ms ?? tr.closed_ms;
-      if (entryMs != null) {
-        const t = barOpen(Math.floor(entryMs / 1000), this.interval);
-        if (t >= first && t <= lastT) {
-          out.push({ time: t, position: long ? "belowBar" : "aboveBar", color: long ? THEME.up : THEME.down,
-            shape: long ? "arrowUp" : "arrowDown", text: long ? "L" : "S" });
-        }
+      add(tr.opened_ms, "entry", long);      // knowledge-store trade rows
+      add(tr.closed_ms, "exit", long);
+    });
+    const out = [...groups.values()].map((g) => {
+      const count = g.n > 1 ? `×${g.n}` : "";
+      if (g.kind === "entry") {
+        return { time: g.time, position: g.long ? "belowBar" : "aboveBar", color: g.long ? THEME.up : THEME.down,
+          shape: g.long ? "arrowUp" : "arrowDown", text: (g.long ? "L" : "S") + count };
       }
-      if (exitMs != null) {
-        const t = barOpen(Math.floor(exitMs / 1000), this.interval);
-        if (t >= first && t <= lastT) {
-          out.push({ time: t, position: long ? "aboveBar" : "belowBar", color: "#f0b90b", shape: "circle", text: "X" });
-        }
-      }
+      return { time: g.time, position: g.long ? "aboveBar" : "belowBar", color: "#f0b90b", shape: "circle",
+        text: "X" + count };
     });
     out.sort((a, b) => a.time - b.time);
     this.markers.setMarkers(out);
@@ -153,14 +178,14 @@ export class KlineChart {
 }
 
 export function isLong(tr) {
-  const side = String(tr.side || tr.direction || "").toUpperCase();
+  const side = String(tr.side || "").toUpperCase();   // "LONG" | "SHORT"
   return side === "LONG" || side === "BUY";
 }
 
 // A plain line chart (equity curve, weight history). series: [{key, color}]
 export class LineChart {
   constructor(container, series, valueFormat) {
-    this.chart = LW.createChart(container, baseOptions((time) => formatTime(time, "")));
+    this.chart = LW.createChart(container, baseOptions(""));
     this.series = {};
     series.forEach((s) => {
       this.series[s.key] = this.chart.addSeries(LW.LineSeries, {

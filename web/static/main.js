@@ -29,7 +29,12 @@ function setBadge(id, text, cls) {
 function renderMeta() {
   const m = state.meta;
   setBadge("badge-mode", t(`mode_${m.mode}`), `mode-${m.mode}`);
-  const conn = (m.connectivity && m.connectivity.state) || "unknown";
+  // The service's own view (last market call) and the agent's ({market, exchange}: ok|down|unknown):
+  // either one seeing Binance down turns the badge red.
+  const agentConn = (m.connectivity && m.connectivity.agent) || {};
+  let conn = (m.connectivity && m.connectivity.state) || "unknown";
+  if (Object.values(agentConn).includes("down")) conn = "unreachable";
+  else if (conn === "unknown" && agentConn.market === "ok") conn = "ok";
   setBadge("badge-conn", t(`conn_${conn}`), `conn-${conn}`);
   $("world-time").textContent = m.world_time_ms ? formatDateTime(m.world_time_ms) : "—";
   const banner = $("banner");

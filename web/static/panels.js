@@ -35,6 +35,17 @@ function priceText(v) {
   return num(x, x < 1 ? 5 : x < 10 ? 4 : x < 1000 ? 3 : 2);
 }
 
+// Quantities: as many decimals as the value has (up to 4), so 9204 reads "9,204", not "9,204.0000".
+function qtyText(v) {
+  if (v == null || !Number.isFinite(Number(v))) return "—";
+  return Number(v).toLocaleString("en-US", { maximumFractionDigits: 4 });
+}
+
+// "MM-DD HH:mm": enough for a table row; the dialog and the log carry the full time.
+function shortTime(ms) {
+  return ms == null ? "—" : formatDateTime(ms).slice(5, 16);
+}
+
 function signed(v, digits = 2) {
   if (v == null || !Number.isFinite(Number(v))) return el("span", {}, "—");
   const x = Number(v);
@@ -83,7 +94,7 @@ export function renderPositions(list, onChanged) {
     return el("tr", {},
       el("td", {}, p.symbol, " ", el("span", { class: amount >= 0 ? "up" : "down" }, amount >= 0 ? t("long") : t("short"))),
       el("td", {}, priceText(p.entry_price)),
-      el("td", {}, num(Math.abs(amount), 4)),
+      el("td", {}, qtyText(Math.abs(amount))),
       el("td", {}, signed(p.unrealized_pnl)),
       el("td", {}, priceText(p.stop ?? p.stop_price)),
       el("td", {}, priceText(p.target ?? p.target_price)),
@@ -165,8 +176,14 @@ export function renderTraining(status) {
       el("span", { class: "wbar" }, el("span", { class: "wfill", style: `width:${Math.min(100, pct * 2.5).toFixed(1)}%` })),
       el("span", { class: "wpct" }, `${pct.toFixed(1)}%`));
   }));
-  const err = $("last-error");
-  err.textContent = status.last_error ? `${t("last_error")}: ${status.last_error}` : "";
+  // last_scores: {symbol: {long, short, ...}} from the agent's newest analysis.
+  const scores = Object.entries(status.last_scores || {}).map(([sym, sc]) =>
+    `${sym} ${t("long")} ${num(sc.long, 0)} / ${t("short")} ${num(sc.short, 0)}`);
+  $("last-scores").textContent = scores.length ? `${t("last_scores")}: ${scores.join(" · ")}` : "";
+  // last_error: {time_ms, symbol, message} or null.
+  const le = status.last_error;
+  $("last-error").textContent = le
+    ? `${t("last_error")} ${formatDateTime(le.time_ms)} ${le.symbol || ""}: ${le.message || ""}` : "";
 }
 
 // ---- run log (§5.4), newest first ------------------------------------------------------------
@@ -207,14 +224,14 @@ export function renderTrades(trades) {
     return;
   }
   body.replaceChildren(...trades.map((tr) => {
-    const row = el("tr", { class: "clickable", dataset: { tradeId: tr.id } },
+    const row = el("tr", { class: "clickable", dataset: { tradeId: tr.id, status: tr.status } },
       el("td", {}, `#${tr.id}`),
-      el("td", {}, formatDateTime(tr.opened_ms ?? tr.entry_time_ms)),
+      el("td", {}, shortTime(tr.opened_ms)),
       el("td", {}, tr.symbol || ""),
       el("td", {}, el("span", { class: isLong(tr) ? "up" : "down" }, isLong(tr) ? t("long") : t("short"))),
       el("td", {}, priceText(tr.entry_price)),
       el("td", {}, priceText(tr.exit_price)),
-      el("td", {}, tr.status === "open" ? t("open") : signed(tr.net_pnl ?? tr.realized_pnl ?? tr.pnl)));
+      el("td", {}, tr.status === "open" ? t("open") : signed(tr.net_pnl)));
     row.addEventListener("click", () => openThought(tr.id));
     return row;
   }));
@@ -230,6 +247,64 @@ function renderValue(v) {
   return el("dl", { class: "kv" }, ...Object.entries(v).flatMap(([k, x]) => [el("dt", {}, k), el("dd", {}, renderValue(x))]));
 }
 
+// One line per fact: [label, value-node-or-text]; rows with an empty value are dropped.
+function facts(rows) {
+  return el("dl", { class: "kv facts" }, ...rows.filter(([, v]) => v != null && v !== "")
+    .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+}
+
+const sideText = (side) => (String(side || "").toUpperCase() === "LONG" ? t("long") : t("short"));
+
+// The knowledge store's thought chain: perception {price, decision{reason_*}, level, scores,
+// phase, indicators, ...}, action {side, price, quantity, stop, target, reason_*, plan},
+// reward {net_pnl, r_multiple, exit_reason, exit_price, fees, exits, weight_change} (null while
+// open). The key facts come first; everything else is one click away under "all data".
+function perceptionFacts(p) {
+  const lv = p.level;
+  const sc = p.scores || {};
+  return facts([
+    [t("price"), priceText(p.price)],
+    [t("level"), lv ? `${lv.kind === "support" ? "S" : "R"} ${priceText(lv.price)} · ${t("score")} ${num(lv.score, 0)} · ${lv.timeframe || ""}` : null],
+    [t("last_scores"), sc.long != null ? `${t("long")} ${num(sc.long, 1)} / ${t("short")} ${num(sc.short, 1)}` : null],
+    [t("reason"), pick(p.decision, "reason") || null],
+  ]);
+}
+
+function actionFacts(a) {
+  return facts([
+    [t("dir"), a.side ? sideText(a.side) : null],
+    [t("entry"), priceText(a.price)],
+    [t("size"), a.quantity != null ? qtyText(a.quantity) : null],
+    [t("stop_loss"), priceText(a.stop)],
+    [t("target"), priceText(a.target)],
+    [t("reason"), pick(a, "reason") || null],
+    ["", a.plan && Array.isArray(a.plan.reasons) ? a.plan.reasons.join("; ") : null],
+  ]);
+}
+
+function rewardFacts(r) {
+  const wc = r.weight_change;
+  return facts([
+    [t("pnl"), signed(r.net_pnl)],
+    [t("r_multiple"), r.r_multiple != null ? num(r.r_multiple, 2) : null],
+    [t("exit"), priceText(r.exit_price)],
+    [t("exit_reason"), r.exit_reason || null],
+    [t("fees"), r.fees != null ? num(r.fees, 2) : null],
+    [t("weight_change"), wc ? pick(wc, "reason") || null : null],
+  ]);
+}
+
+function chainSection(key, value, summarize) {
+  const parts = [el("h4", {}, t(key))];
+  if (value == null) {
+    parts.push(el("p", { class: "muted" }, key === "reward" ? t("still_open") : "—"));
+  } else {
+    parts.push(summarize(value));
+    parts.push(el("details", {}, el("summary", {}, t("raw_data")), renderValue(value)));
+  }
+  return el("section", { class: `chain ${key}` }, ...parts);
+}
+
 export async function openThought(id) {
   const dlg = $("thought-dialog");
   const body = $("thought-body");
@@ -238,14 +313,15 @@ export async function openThought(id) {
   if (!dlg.open) dlg.showModal();
   try {
     const tr = await api.trade(id);
-    const chain = tr.thought_chain || tr.thought || {};
-    const summary = pick(chain, "summary") || chain.summary || "";
-    const head = el("p", { class: "thead" }, `${tr.symbol} ${isLong(tr) ? t("long") : t("short")} · ${t("entry")} ${priceText(tr.entry_price)}`
-      + (tr.exit_price != null ? ` · ${t("exit")} ${priceText(tr.exit_price)}` : ""));
-    const sections = ["perception", "action", "reward"].map((k) => el("section", { class: `chain ${k}` },
-      el("h4", {}, t(k)), renderValue(chain[k])));
-    const sum = el("section", { class: "chain summary" }, el("h4", {}, t("summary")), el("p", {}, summary || "—"));
-    body.replaceChildren(head, ...sections, sum);
+    const chain = tr.thought_chain || {};
+    const head = el("p", { class: "thead" }, `${tr.symbol} ${sideText(tr.side)} · ${t("entry")} ${priceText(tr.entry_price)}`
+      + (tr.exit_price != null ? ` · ${t("exit")} ${priceText(tr.exit_price)}` : "")
+      + ` · ${formatDateTime(tr.opened_ms)}`);
+    body.replaceChildren(head,
+      chainSection("perception", chain.perception, perceptionFacts),
+      chainSection("action", chain.action, actionFacts),
+      chainSection("reward", chain.reward, rewardFacts),
+      el("section", { class: "chain summary" }, el("h4", {}, t("summary")), el("p", {}, pick(chain, "summary") || "—")));
   } catch (e) {
     body.replaceChildren(el("p", { class: "down" }, e.message));
   }
