@@ -3,7 +3,13 @@
 After every close, once at least `min_trades` trades are closed, each of the six level features
 is judged by how its value AT ENTRY related to the trade's outcome (R multiple) over all closed
 trades so far. A feature whose higher values went with better outcomes "predicted profit" and
-gains 5 % of its weight; one that did not loses 5 %. The weights are then renormalized to sum 1
+gains 5 % of its weight; one whose higher values went with worse outcomes loses 5 %.
+
+Only a correlation that clears a significance bar counts: |r| > z / sqrt(n) (z = 1.645, the
+one-sided 5 % critical value of r for n trades, e.g. 0.30 at 30 trades, 0.16 at 100). Below it
+the feature is "inconclusive" and keeps its weight. Without this bar the update, re-applied
+after every close, compounds sampling noise: in a replay of ~170 trades every feature's noisy
+r hovered around zero, four drifted to the floor and two to the cap with no real evidence. The weights are then renormalized to sum 1
 and kept inside [min_weight, max_weight] so no feature dies out (a dead feature could never
 earn its way back) and none takes over the level score alone.
 
@@ -21,7 +27,8 @@ from typing import Mapping, Sequence
 STEP = 0.05             # design §9.2: +5 % / -5 % per adjustment
 MIN_WEIGHT = 0.02       # floor: a feature never dies out completely
 MAX_WEIGHT = 0.50       # cap: no single feature dominates the level score
-MIN_CORRELATION = 0.05  # a correlation at or below this is "did not predict profit"
+MIN_CORRELATION = 0.05  # never call a weaker correlation evidence, however many trades
+SIGNIFICANCE_Z = 1.645  # one-sided 5 %: |r| must exceed z / sqrt(n) to count as evidence
 
 
 class LearningError(ValueError):
@@ -37,12 +44,13 @@ class FeatureEvidence:
     correlation: float | None    # Pearson(feature at entry, R multiple); None = no variation
     mean_when_win: float | None  # average feature value in winning trades
     mean_when_loss: float | None  # ... and in losing ones
-    verdict: str                 # "helped" | "did_not_help" | "no_evidence"
+    verdict: str                 # "helped" | "did_not_help" | "inconclusive" | "no_evidence"
+    threshold: float | None = None  # the |r| this sample size needed to count
 
     def to_dict(self) -> dict:
         return {"feature": self.feature, "n": self.n, "correlation": self.correlation,
                 "mean_when_win": self.mean_when_win, "mean_when_loss": self.mean_when_loss,
-                "verdict": self.verdict}
+                "verdict": self.verdict, "threshold": self.threshold}
 
 
 @dataclass(frozen=True)
@@ -105,9 +113,16 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return max(-1.0, min(1.0, r))
 
 
+def significance_threshold(n: int, min_correlation: float = MIN_CORRELATION,
+                           z: float = SIGNIFICANCE_Z) -> float:
+    """|r| a sample of n trades must exceed before it counts as evidence (≈ critical r)."""
+    return max(min_correlation, z / math.sqrt(n)) if n > 0 else float("inf")
+
+
 def feature_evidence(samples: Sequence[tuple[Mapping[str, float], float]],
                      features: Sequence[str],
-                     min_correlation: float = MIN_CORRELATION) -> dict[str, FeatureEvidence]:
+                     min_correlation: float = MIN_CORRELATION,
+                     z: float = SIGNIFICANCE_Z) -> dict[str, FeatureEvidence]:
     """Judge each feature over `samples` = [(feature values at entry, R multiple), ...]."""
     out: dict[str, FeatureEvidence] = {}
     for f in features:
@@ -124,13 +139,15 @@ def feature_evidence(samples: Sequence[tuple[Mapping[str, float], float]],
         corr = pearson(xs, ys) if xs else None
         wins = [x for x, y in zip(xs, ys) if y > 0]
         losses = [x for x, y in zip(xs, ys) if y <= 0]
+        thr = significance_threshold(len(xs), min_correlation, z)
         verdict = ("no_evidence" if corr is None
-                   else "helped" if corr > min_correlation else "did_not_help")
+                   else "helped" if corr > thr
+                   else "did_not_help" if corr < -thr else "inconclusive")
         out[f] = FeatureEvidence(
             feature=f, n=len(xs), correlation=corr,
             mean_when_win=(sum(wins) / len(wins)) if wins else None,
             mean_when_loss=(sum(losses) / len(losses)) if losses else None,
-            verdict=verdict)
+            verdict=verdict, threshold=thr if xs else None)
     return out
 
 
@@ -203,7 +220,7 @@ def update_weights(weights: Mapping[str, float],
     return WeightUpdate(
         old=old, new=new, evidence=evidence, trade_count=n, applied=True,
         reason_zh=(f"基于 {n} 笔已平仓交易：有效特征 {', '.join(helped) or '无'} 权重+{step:.0%}；"
-                   f"无效特征 {', '.join(hurt) or '无'} 权重-{step:.0%}；归一化后总和为1"),
+                   f"反向特征 {', '.join(hurt) or '无'} 权重-{step:.0%}；其余证据不足、不变；归一化后总和为1"),
         reason_en=(f"from {n} closed trades: predictive features {', '.join(helped) or 'none'} "
-                   f"+{step:.0%}; non-predictive {', '.join(hurt) or 'none'} -{step:.0%}; "
-                   "renormalized to sum 1"))
+                   f"+{step:.0%}; counter-predictive {', '.join(hurt) or 'none'} -{step:.0%}; "
+                   "the rest inconclusive, unchanged; renormalized to sum 1"))

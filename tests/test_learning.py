@@ -72,7 +72,7 @@ def test_pearson_and_no_variation():
     assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
     assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert pearson([1, 1, 1], [1, 2, 3]) is None
-    ev = feature_evidence([({"x": 1.0}, 1.0), ({"x": 2.0}, -1.0)], ["x", "missing"])
+    ev = feature_evidence([({"x": 1.0}, 1.0), ({"x": 2.0}, -1.0)] * 10, ["x", "missing"])
     assert ev["x"].verdict == "did_not_help" and ev["x"].mean_when_win == 1.0
     assert ev["missing"].n == 0 and ev["missing"].verdict == "no_evidence"
 
@@ -95,3 +95,22 @@ def test_bad_parameters():
         update_weights(W, [], min_trades=1, step=1.5)
     with pytest.raises(LearningError, match="finite"):
         feature_evidence([({"x": float("nan")}, 1.0)], ["x"])
+
+
+def test_noise_is_inconclusive_and_does_not_move_weights():
+    """Features unrelated to outcome must not drift however often learning runs."""
+    rng = np.random.default_rng(11)
+    samples = [({k: float(rng.uniform(0, 1)) for k in W}, float(rng.normal(0, 1))) for _ in range(200)]
+    w = dict(W)
+    for _ in range(50):
+        upd = update_weights(w, samples, min_trades=30)
+        w = upd.new
+    assert all(e.verdict == "inconclusive" for e in upd.evidence.values())
+    assert w == pytest.approx(W)
+
+
+def test_significance_threshold_shrinks_with_more_trades():
+    from rl.learning import significance_threshold
+    assert significance_threshold(30) == pytest.approx(1.645 / 30 ** 0.5)
+    assert significance_threshold(100) == pytest.approx(0.1645)
+    assert significance_threshold(10**6) == pytest.approx(0.05)   # never below MIN_CORRELATION
