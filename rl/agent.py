@@ -5,12 +5,15 @@ current learned weights) → decide (phase thresholds) → execute (OrderRouter:
 protective stop; exit manager actions) → record (KnowledgeStore, one transaction per logical
 write) → learn (after each close, once enough trades are closed).
 
-Two drivers run the SAME code:
-- `run_cycle(stop)` (live, paper, replay): fetches frames from the market port, returns the
-  seconds to wait (60 s flat, 30 s in a position). The runner thread sleeps on the clock.
+Two drivers run the SAME per-bar routine `_on_bar` (see docs/strategy.md "Decision cadence"):
+- `run_cycle(stop)` (live, paper, replay): fetches the 1m candles closed since the last cycle and
+  hands each to `_on_bar` in order; returns the seconds to wait (60 s flat, 30 s in a position).
+  The runner thread sleeps on the clock.
 - `step(now_ms, bars)` (backtest): one closed 1m candle per symbol, no I/O to the market port
-  and no sleeping; it re-analyzes only when a 15m candle closes and otherwise only watches an
-  open position against the cached analysis, so a flat minute costs a few microseconds.
+  and no sleeping, straight into `_on_bar`.
+`_on_bar` decides only when a 15m candle closes (re-scoring the analysis then) and otherwise
+only manages an open position against the cached analysis, so a flat minute costs a few
+microseconds. Restart/reconcile lives in rl/recovery.py (RecoveryMixin).
 
 Safety: every symbol's step runs inside `self.lock`, which manual dashboard actions take too,
 so the agent and the trader never send orders over each other. Anything one symbol's cycle
@@ -36,10 +39,11 @@ from rl.exit_manager import ExitRules, evaluate_exit
 from rl.knowledge import KnowledgeStore
 from rl.learning import update_weights
 from rl.level_finder import DEFAULT_WEIGHTS
-from rl.market import DAY_MS, INTERVAL_MS, WEEK_MS, index_to_ms
-from rl.marketdata import MarketUnavailable
+from rl.market import DAY_MS, INTERVAL_MS, MINUTE_MS, WEEK_MS, index_to_ms
+from rl.marketdata import KLINES_MAX, MarketUnavailable
 from rl.phases import decide, phase_for
 from rl.position import PositionState
+from rl.recovery import EPS, RecoveryMixin, _exit_kind, _state_copy
 from rl.router import CloseOutcome, OrderRouter
 from rl.sl_tp import plan_trade
 from rl.thought import build_action, build_perception, build_reward, summarize
@@ -49,7 +53,6 @@ log = logging.getLogger("rl.agent")
 KLINE_LIMITS = {"1m": 500, "15m": 500, "8h": 500, "1w": 200}
 HIGHER_TFS = ("15m", "8h", "1w")
 WEEK_ANCHOR_MS = 4 * DAY_MS     # Monday 00:00 UTC, as rl.market.bucket_start
-EPS = 1e-12
 
 
 class _Stopped(Exception):
@@ -63,9 +66,10 @@ class _SymbolRuntime:
     analyzer: IncrementalAnalyzer
     analysis: Analysis | None = None
     state: PositionState | None = None
-    last_1m_ms: int | None = None            # newest closed 1m candle seen (live)
-    fetched: dict[str, int] = field(default_factory=dict)   # timeframe -> world time of last fetch
-    forming: dict[str, list[float] | None] = field(default_factory=dict)   # backtest aggregation
+    last_1m_ms: int | None = None            # open time of the newest closed 1m bar handled
+    pushed: dict[str, int] = field(default_factory=dict)    # timeframe -> newest candle given to the analyzer
+    forming: dict[str, list[float] | None] = field(default_factory=dict)   # step(): candles being aggregated
+    pending: bool = False                    # an entry of unknown outcome awaits the next sync
     last_log: str = ""
 
 
@@ -77,13 +81,9 @@ def _bucket(t: int, tf: str) -> int:
     return t // step * step
 
 
-def _state_copy(st: PositionState) -> dict:
-    """A reader-safe copy of a PositionState, ~50x cheaper than asdict (its lists hold flat
-    dicts/strings that are never mutated after being appended)."""
-    d = dict(vars(st))
-    d["partial_exits"] = list(st.partial_exits)
-    d["exit_reasons"] = list(st.exit_reasons)
-    return d
+def _span(tf: str) -> int:
+    return WEEK_MS if tf == "1w" else INTERVAL_MS[tf]
+
 
 
 def _analysis_view(a: Analysis) -> dict:
@@ -97,17 +97,8 @@ def _analysis_view(a: Analysis) -> dict:
             "best_resistance": a.best_resistance.price if a.best_resistance is not None else None}
 
 
-def _exit_kind(reason: str) -> str:
-    r = reason.lower()
-    for key, kind in (("manual", "manual"), ("opposite", "signal"), ("target", "target"),
-                      ("partial", "partial"), ("trailing", "trailing"), ("break-even", "break_even"),
-                      ("liquidat", "liquidation"), ("stop", "stop")):
-        if key in r:
-            return kind
-    return "reconcile"
 
-
-class TradingAgent:
+class TradingAgent(RecoveryMixin):
     """The trading brain. Thread-safe for: `run_cycle`/`step` on one thread, `status`,
     `levels`, `positions` from any thread, manual actions serialized through `lock`."""
 
@@ -164,67 +155,15 @@ class TradingAgent:
             self._log("INFO", "", "重启对账：" + n, "restart reconcile: " + n)
         return notes
 
-    def _restore(self, sym: str) -> list[str]:
-        rt = self._rt[sym]
-        now = self.clock.now_ms()
-        notes: list[str] = []
-        if self.feed_exchange:
-            price = self.market.last_price(sym)
-            self.exchange.on_price(sym, price, now)
-        try:
-            self.exchange.set_leverage(sym, self.settings.leverage)
-        except BinanceError as exc:
-            notes.append(f"{sym}: set leverage {self.settings.leverage}x failed: {exc}")
-        trade = self.store.open_trade_for(sym)
-        state = None
-        if trade is not None:
-            trade = self.store.trade(trade["id"])
-            if trade["remaining_qty"] <= EPS:
-                self._finalize(trade["id"], now, trade["exits"][-1]["kind"] if trade["exits"] else "reconcile")
-                notes.append(f"{sym}: trade #{trade['id']} was fully exited before the restart: closed its record")
-            else:
-                state = self._state_from_trade(trade)
-        if state is not None:
-            self._adopt_live_stop(state, notes)
-        intent = self.store.get_state(f"intent:{sym}")
-        if intent is not None:
-            if state is None:
-                state = self._recover_intent(sym, intent, notes)
-            self.store.delete_state(f"intent:{sym}")
-        rt.state = state
-        notes += self._sync(sym, now, restart=True)
-        return notes
-
-    @staticmethod
-    def _state_from_trade(trade: Mapping[str, Any]) -> PositionState:
-        """The saved PositionState, completed from the trade row (the row is the truth about
-        size; a position saved by an older version may lack fields)."""
-        base = {"symbol": trade["symbol"], "side": trade["side"], "entry_price": trade["entry_price"],
-                "initial_qty": trade["quantity"], "initial_stop": trade["initial_stop"] or trade["stop_price"],
-                "stop": trade["stop_price"], "target": trade["target_price"], "opened_ms": trade["opened_ms"],
-                "fees": trade["entry_fee"], "entry_client_order_id": trade["entry_client_order_id"]}
-        merged = {**base, **{k: v for k, v in (trade.get("position") or {}).items() if v is not None}}
-        merged["qty"] = float(trade["remaining_qty"])
-        merged["trade_id"] = int(trade["id"])
-        return PositionState.from_dict(merged)
-
-    def _adopt_live_stop(self, st: PositionState, notes: list[str]) -> None:
-        """Killed between moving a stop on the exchange and saving it: the remembered stop is
-        gone but our newer one is live. Take the live one (the most protective, since stops only
-        move in our favour) instead of placing a duplicate; reconcile cancels any others."""
-        live = [s for s in self.exchange.open_stops(st.symbol)
-                if s.status == "NEW" and s.side == st.close_side and s.type == "STOP_MARKET"]
-        if not live or st.stop_client_algo_id in {s.client_algo_id for s in live}:
-            return
-        best = max(live, key=lambda s: s.trigger_price * st.sign)
-        st.stop_client_algo_id, st.stop_algo_id, st.stop = best.client_algo_id, best.algo_id, best.trigger_price
-        if (st.stop - st.entry_price) * st.sign > 0:
-            st.breakeven_done = True
-        notes.append(f"{st.symbol}: the live stop {best.trigger_price:g} is newer than the saved one: adopted it")
-
     # ================================================================== live driver
     def run_cycle(self, stop: threading.Event | None = None) -> float:
-        """One pass over every symbol; returns seconds until the next cycle."""
+        """One pass over every symbol; returns seconds until the next cycle.
+
+        Per symbol: fetch the 1m candles closed since the last cycle (the first cycle primes
+        the analyzer from the full history first), run `_on_bar` for each of them in order,
+        exactly as `step()` does in a backtest, then (only while in a position) show a paper
+        exchange the current price so its stop can trigger between bars, and publish status.
+        """
         for sym in self.symbols:
             if stop is not None and stop.is_set():
                 break
@@ -252,7 +191,7 @@ class TradingAgent:
     def _cycle_symbol(self, sym: str, stop: threading.Event | None) -> None:
         rt = self._rt[sym]
         now = self.clock.now_ms()
-        # 1. perceive -------------------------------------------------------------
+        # 1. perceive: closed candles only (the forming row is dropped) ---------------------
         try:
             frames = {tf: self.market.klines(sym, tf, limit).iloc[:-1]
                       for tf, limit in self._kline_limits(rt, now).items()}
@@ -262,58 +201,99 @@ class TradingAgent:
             raise
         self._connect("market", "ok")
         m1 = frames["1m"]
+        if not len(m1):
+            return
         m1_ms = index_to_ms(m1.index)        # any index resolution (pandas 3 may use µs)
-        # bars closed since the last cycle (first cycle: only the newest one matters)
-        k = len(m1) - 1 if rt.last_1m_ms is None else int(np.searchsorted(m1_ms, rt.last_1m_ms, side="right"))
-        k = max(0, k)
-        ohlc = m1[["open", "high", "low", "close"]].to_numpy()[k:]
-        hi = max(price, float(ohlc[:, 1].max())) if len(ohlc) else price
-        lo = min(price, float(ohlc[:, 2].min())) if len(ohlc) else price
-        if self.feed_exchange:
-            for t, (o_, h_, l_, c_) in zip(m1_ms[k:], ohlc):
-                self.exchange.on_bar(sym, float(o_), float(h_), float(l_), float(c_), int(t) + 59_999)
-            self.exchange.on_price(sym, price, now)
-        if len(m1):
-            rt.last_1m_ms = int(m1_ms[-1])
-        self._check(stop)
-        # 2. analyze --------------------------------------------------------------
-        rt.analysis = rt.analyzer.update(frames, price, now)
-        for tf, df in frames.items():
-            # fresh = the newest closed candle is there (or the market has no older history):
-            # until then the timeframe is fetched again next cycle
-            span = WEEK_MS if tf == "1w" else INTERVAL_MS[tf]
-            newest = int(index_to_ms(df.index[-1:])[0]) if len(df) else None
-            if (newest is not None and newest >= _bucket(now, tf) - span) or len(df) < KLINE_LIMITS[tf] - 1:
-                rt.fetched[tf] = now
-        self._publish(sym)
-        self._check(stop)
-        # 3-6. decide / execute / record / learn ------------------------------------
+        tf_ms = {tf: index_to_ms(df.index) for tf, df in frames.items() if tf != "1m"}
+        if rt.last_1m_ms is None:
+            # first cycle: prime with what was closed when the newest bar opened; that bar then
+            # goes through _on_bar like every later one (a backtest primes and steps the same way)
+            cut = int(m1_ms[-1])
+            hist = {"1m": m1.iloc[:-1]}
+            for tf, df in frames.items():
+                if tf != "1m":
+                    hist[tf] = df.iloc[:int(np.searchsorted(tf_ms[tf] + _span(tf), cut, side="right"))]
+            self.prime(sym, hist, float(m1["close"].iloc[-2]) if len(m1) > 1 else price, cut)
+            k = len(m1) - 1
+        else:
+            k = int(np.searchsorted(m1_ms, rt.last_1m_ms, side="right"))
+        # 2. reconcile with the exchange (stop filled, position changed by hand, ...) -----
         self._sync(sym, now)
-        self._act(sym, price, hi, lo, now, fresh=True)
+        self._check(stop)
+        # 3-6. every newly closed 1m bar: the same routine a backtest step runs ----------
+        ohlcv = m1[["open", "high", "low", "close", "volume"]].to_numpy()
+        tf_rows = {tf: frames[tf][["open", "high", "low", "close", "volume"]].to_numpy() for tf in tf_ms}
+        for i in range(k, len(m1)):
+            t = int(m1_ms[i])
+            o, h, l, c, v = (float(x) for x in ohlcv[i])
+            if self.feed_exchange:
+                self.exchange.on_bar(sym, o, h, l, c, t + 59_999)
+            rt.analyzer.push_candle("1m", t, o, h, l, c, v)
+            closed_15m = False
+            for tf, opens in tf_ms.items():     # higher-tf candles that closed with this bar
+                last = rt.pushed.get(tf)
+                lo = 0 if last is None else int(np.searchsorted(opens, last, side="right"))
+                hi = int(np.searchsorted(opens + _span(tf), t + MINUTE_MS, side="right"))
+                for j in range(lo, hi):
+                    rt.analyzer.push_candle(tf, int(opens[j]), *(float(x) for x in tf_rows[tf][j]))
+                    rt.pushed[tf] = int(opens[j])
+                    closed_15m = closed_15m or tf == "15m"
+            rt.last_1m_ms = t
+            self._on_bar(sym, rt, c, h, l, t + MINUTE_MS, closed_15m)
+            self._check(stop)
+        # between bars: a live paper stop triggers on the current price ------------------
+        if rt.state is not None and self.feed_exchange:
+            self.exchange.on_price(sym, price, now)
+        # status for the dashboard: scores at the current price (display only: decisions use
+        # the analysis of the last closed 15m candle, so the dashboard cannot change them)
+        if rt.analysis is not None:
+            self._publish(sym, rt.analyzer.score(price, now))
 
     @staticmethod
     def _kline_limits(rt: _SymbolRuntime, now: int) -> dict[str, int]:
-        """What to fetch this cycle: everything on the first one; afterwards only the candles
-        closed since the last fetch (+ margin), and a higher timeframe only when one of its
-        candles closed. The analyzer keeps the history, so a replay or backtest cycle with
-        nothing new costs one small 1m request instead of four of 500 rows."""
-        out: dict[str, int] = {}
-        for tf, full in KLINE_LIMITS.items():
-            last = rt.fetched.get(tf)
-            if last is None:
-                out[tf] = full
-                continue
-            if tf != "1m" and _bucket(now, tf) == _bucket(last, tf):
-                continue
-            span = WEEK_MS if tf == "1w" else INTERVAL_MS[tf]
-            out[tf] = int(min(full, max(0, now - last) // span + 3))
+        """What to fetch this cycle: everything on the first one; afterwards only the 1m
+        candles closed since the last cycle (+ margin), and a higher timeframe only when one of
+        its candles closed that was not pushed yet (a late candle is fetched again next cycle).
+        The analyzer keeps the history, so a cycle with nothing new costs one small request."""
+        if rt.last_1m_ms is None:
+            return dict(KLINE_LIMITS)
+        out = {"1m": int(min(KLINES_MAX, max(0, now - rt.last_1m_ms) // MINUTE_MS + 3))}
+        for tf in HIGHER_TFS:
+            last = rt.pushed.get(tf)
+            newest_closed = _bucket(now, tf) - _span(tf)
+            if last is None or newest_closed > last:
+                gap = KLINE_LIMITS[tf] if last is None else (newest_closed - last) // _span(tf) + 3
+                out[tf] = int(min(KLINES_MAX, gap))
         return out
 
     # ================================================================== backtest driver
     def prime(self, symbol: str, frames_closed: Mapping[str, Any], price: float, time_ms: int) -> None:
-        """Seed a symbol's analyzer with history before stepping (backtest warm-up)."""
+        """Seed a symbol's analyzer with history before stepping (backtest warm-up).
+
+        `frames_closed` holds the candles closed by `time_ms`. The higher-timeframe candle
+        forming at `time_ms` is started from the 1m bars of frames_closed["1m"] inside its
+        bucket, so the first 15m/8h/1w candle `step()` completes is the whole candle: give 1m
+        history back to the start of the current week for an exact first weekly candle.
+        """
         rt = self._rt[symbol]
         rt.analysis = rt.analyzer.update(dict(frames_closed), price, time_ms)
+        for tf in HIGHER_TFS:
+            df = frames_closed.get(tf)
+            if df is not None and len(df):
+                rt.pushed[tf] = int(index_to_ms(df.index[-1:])[0])
+        rt.forming = {tf: None for tf in HIGHER_TFS}
+        m1 = frames_closed.get("1m")
+        if m1 is not None and len(m1):
+            m1_ms = index_to_ms(m1.index)
+            rows = m1[["open", "high", "low", "close", "volume"]].to_numpy()
+            for tf in HIGHER_TFS:
+                b = _bucket(int(time_ms), tf)
+                i = int(np.searchsorted(m1_ms, b, side="left"))
+                if i < len(m1_ms) and (rt.pushed.get(tf) is None or rt.pushed[tf] < b):
+                    r = rows[i:]
+                    rt.forming[tf] = [b, float(r[0, 0]), float(r[:, 1].max()), float(r[:, 2].min()),
+                                      float(r[-1, 3]), float(sum(float(x) for x in r[:, 4])), b + _span(tf)]
+            rt.last_1m_ms = int(m1_ms[-1])
 
     def step(self, now_ms: int, bars: Mapping[str, Sequence[float]]) -> bool:
         """Backtest: `bars[symbol] = (open_time_ms, open, high, low, close, volume)` of the 1m
@@ -324,8 +304,9 @@ class TradingAgent:
             rt = self._rt[sym]
             t, o, h, l, c, v = int(bar[0]), float(bar[1]), float(bar[2]), float(bar[3]), float(bar[4]), float(bar[5])
             rt.analyzer.push_candle("1m", t, o, h, l, c, v)
+            rt.last_1m_ms = t
             closed_15m = False
-            nxt = t + 60_000
+            nxt = t + MINUTE_MS
             forming = rt.forming
             for tf in HIGHER_TFS:
                 f = forming.get(tf)
@@ -335,7 +316,7 @@ class TradingAgent:
                     closed_15m = closed_15m or tf == "15m"
                 if f is None:
                     b = _bucket(t, tf)
-                    f = forming[tf] = [b, o, h, l, c, v, b + (WEEK_MS if tf == "1w" else INTERVAL_MS[tf])]
+                    f = forming[tf] = [b, o, h, l, c, v, b + _span(tf)]
                 else:
                     if h > f[2]:
                         f[2] = h
@@ -347,25 +328,37 @@ class TradingAgent:
                     rt.analyzer.push_candle(tf, int(f[0]), f[1], f[2], f[3], f[4], f[5])
                     forming[tf] = None
                     closed_15m = closed_15m or tf == "15m"
-            state = rt.state
-            if not closed_15m and state is None:
-                continue
-            with self.lock:
-                try:
-                    if state is not None:
-                        pos = self.exchange.position(sym)
-                        if (pos is None or abs(abs(pos.amount) - state.qty) > EPS
-                                or state.unprotected_cycles > 0):
-                            self._sync(sym, now_ms)
-                    if closed_15m:
-                        rt.analysis = rt.analyzer.score(c, now_ms)
-                        self._publish(sym)
-                    if rt.analysis is not None:
-                        self._act(sym, c, h, l, now_ms, fresh=closed_15m)
-                    worked = True
-                except Exception as exc:
-                    self.note_error(sym, exc)
+            if self._on_bar(sym, rt, c, h, l, now_ms, closed_15m):
+                worked = True
         return worked
+
+    # ================================================================== one closed 1m bar
+    def _on_bar(self, sym: str, rt: _SymbolRuntime, close: float, high: float, low: float,
+                now: int, closed_15m: bool) -> bool:
+        """THE decision point, for both drivers (live/replay run_cycle and backtest step):
+        called once per closed 1m bar, after the analyzer has seen every candle closed by it.
+
+        Flat: decide only when a 15m candle closed (the strategy's oscillators live on 15m),
+        at that bar's close. In a position: manage it on every bar against the analysis of the
+        last 15m close, with the bar's high/low/close. Returns True if it did anything."""
+        state = rt.state
+        if not closed_15m and state is None and not rt.pending:
+            return False
+        with self.lock:
+            try:
+                if state is not None or rt.pending:
+                    pos = self.exchange.position(sym)
+                    if (rt.pending or state is None or pos is None or abs(abs(pos.amount) - state.qty) > EPS
+                            or state.unprotected_cycles > 0):
+                        self._sync(sym, now)
+                if closed_15m:
+                    rt.analysis = rt.analyzer.score(close, now)
+                    self._publish(sym)
+                if rt.analysis is not None:
+                    self._act(sym, close, high, low, now, fresh=closed_15m)
+            except Exception as exc:
+                self.note_error(sym, exc)
+        return True
 
     # ================================================================== the decision
     def _act(self, sym: str, price: float, hi: float, lo: float, now: int, fresh: bool) -> None:
@@ -429,6 +422,7 @@ class TradingAgent:
             self._sync(sym, now)
             return
         if out.state is None:
+            self._rt[sym].pending = bool(out.pending)     # _on_bar syncs until it is resolved
             if not out.pending:
                 self.store.delete_state(f"intent:{sym}")
             self._log("INFO", sym, f"未开仓：{out.reason}", f"no position: {out.reason}", now)
@@ -470,37 +464,6 @@ class TradingAgent:
         self._publish(sym)
         return tid
 
-    def _recover_intent(self, sym: str, intent: Mapping[str, Any], notes: list[str]) -> PositionState | None:
-        """Killed between an entry fill and its record: rebuild the trade from the intent."""
-        pos = self.exchange.position(sym)
-        if pos is None or pos.amount == 0 or pos.side != intent.get("side"):
-            notes.append(f"{sym}: an entry was being placed when the agent stopped; the exchange has no "
-                         f"matching position, so it never filled")
-            return None
-        plan = intent.get("plan") or {}
-        close_side = "SELL" if pos.amount > 0 else "BUY"
-        stops = [s for s in self.exchange.open_stops(sym) if s.status == "NEW" and s.side == close_side]
-        open_side = "BUY" if pos.amount > 0 else "SELL"
-        fills = [f for f in self.exchange.fills_since(sym, int(intent.get("time_ms", 0)) - 60_000)
-                 if f.side == open_side]
-        entry_oid = str(fills[0].order_id) if fills else None
-        known = self.store.find_order(sym, entry_oid) if entry_oid else None
-        cid = known["client_order_id"] if known else (f"{sym}:{entry_oid}" if entry_oid else None)
-        fee = sum(f.commission for f in fills if str(f.order_id) == entry_oid)
-        st = PositionState(symbol=sym, side=pos.side, entry_price=pos.entry_price, qty=abs(pos.amount),
-                           initial_qty=abs(pos.amount), stop=float(plan.get("stop")),
-                           initial_stop=float(plan.get("stop")), target=plan.get("target"),
-                           opened_ms=min([f.time_ms for f in fills] or [int(intent.get("time_ms", 0))]),
-                           fees=fee, entry_client_order_id=cid,
-                           stop_client_algo_id=stops[0].client_algo_id if stops else None,
-                           stop_algo_id=stops[0].algo_id if stops else None)
-        if stops:
-            st.stop = stops[0].trigger_price
-        tid = self._record_open(sym, st, intent, note="recovered after restart from the entry intent")
-        notes.append(f"{sym}: entry filled just before the agent stopped: recorded trade #{tid} "
-                     f"with its thought chain")
-        return st
-
     # ================================================================== position upkeep
     def _manage(self, sym: str, st: PositionState, a: Analysis, price: float, hi: float, lo: float,
                 now: int) -> None:
@@ -539,89 +502,6 @@ class TradingAgent:
         if st.qty > EPS:
             self._log("INFO", st.symbol, f"部分平仓 {out.qty:g} @ {out.exit_price:g}：{out.reason}",
                       f"partial exit {out.qty:g} @ {out.exit_price:g}: {out.reason}", now)
-
-    def _record_exit_fills(self, trade: Mapping[str, Any], kind_default: str) -> float:
-        """Record every closing fill of this trade the store does not know yet (stop filled on
-        the exchange, or an exit made just before a kill); returns the quantity added."""
-        sym = trade["symbol"]
-        close_side = "SELL" if trade["side"] == "LONG" else "BUY"
-        sign = 1.0 if trade["side"] == "LONG" else -1.0
-        groups: dict[str, list] = {}
-        for f in self.exchange.fills_since(sym, int(trade["opened_ms"])):
-            if f.side == close_side:
-                groups.setdefault(str(f.order_id), []).append(f)
-        added = 0.0
-        remaining = float(trade["remaining_qty"])
-        for oid, fills in groups.items():
-            if remaining <= EPS:
-                break
-            qty = min(sum(f.qty for f in fills), remaining)
-            price = sum(f.price * f.qty for f in fills) / sum(f.qty for f in fills)
-            known = self.store.find_order(sym, oid)
-            kind = kind_default
-            if known is not None:
-                kind = {"partial_exit": "partial", "manual": "manual"}.get(known["purpose"], kind_default)
-            pnl = sum(f.realized_pnl for f in fills) or (price - trade["entry_price"]) * qty * sign
-            if self.store.record_exit(trade["id"], client_order_id=f"{sym}:{oid}",
-                                      time_ms=max(f.time_ms for f in fills), kind=kind, price=price,
-                                      quantity=qty, pnl=pnl, fee=sum(f.commission for f in fills)):
-                added += qty
-                remaining -= qty
-        return added
-
-    def _sync(self, sym: str, now: int, restart: bool = False) -> list[str]:
-        """Router reconcile: position gone (stop hit) → record its fills and close the trade;
-        smaller than remembered → record the missing exit; unknown position → adopt it with a
-        note; missing protective stop → re-place it. Returns the notes."""
-        rt = self._rt[sym]
-        before = rt.state
-        before_qty = before.qty if before is not None else 0.0
-        res = self.router.sync(sym, before)
-        self._connect("exchange", "ok")
-        notes = list(res.notes)
-        if before is not None and before.trade_id is not None:
-            ended = res.state is not before
-            reduced = not ended and res.state.qty < before_qty - EPS
-            if ended or reduced:
-                trade = self.store.trade(before.trade_id)
-                kind = ("trailing" if before.breakeven_done else "stop") if ended else "reconcile"
-                if trade is not None and trade["status"] == "open":
-                    self._record_exit_fills(trade, kind)
-                    trade = self.store.trade(before.trade_id)
-                    if ended and trade["remaining_qty"] > EPS and res.closed is not None:
-                        # no fill to be found (exchange history unavailable): use the router's estimate
-                        self.store.record_exit(before.trade_id, client_order_id=f"{sym}:outside-{before.trade_id}",
-                                               time_ms=now, kind=kind, price=res.closed.exit_price or before.stop,
-                                               quantity=trade["remaining_qty"], pnl=res.closed.realized_pnl,
-                                               fee=res.closed.fees)
-                    if ended:
-                        exits = self.store.exit_totals(before.trade_id)["exits"]
-                        self._finalize(before.trade_id, now, exits[-1]["kind"] if exits else kind)
-                    elif res.state is not None:
-                        self.store.update_trade(before.trade_id, position=_state_copy(res.state))
-        rt.state = res.state
-        if res.state is not None and res.state.trade_id is None:
-            intent = self.store.get_state(f"intent:{sym}")
-            if intent is not None and intent.get("side") == res.state.side:
-                # an entry whose outcome was unknown turned out filled: it is our planned trade
-                self._record_open(sym, res.state, intent)
-                notes.append(f"{sym}: the entry of unknown outcome was filled: recorded trade #{res.state.trade_id}")
-            else:
-                self._record_open(sym, res.state, {"time_ms": now, "features": {}, "perception": {
-                    "symbol": sym, "time_ms": now, "note": "adopted from the exchange"}},
-                    note="adopted: the exchange held this position and the agent had no record of it")
-                self.store.delete_state(f"intent:{sym}")
-                notes.append(f"{sym}: adopted {res.state.side} {res.state.qty:g} @ {res.state.entry_price:g} "
-                             f"with stop {res.state.stop:g}")
-        elif res.state is not None and res.state.trade_id is not None:
-            self.store.update_trade(res.state.trade_id, stop_price=res.state.stop, position=_state_copy(res.state))
-        if notes and not restart:
-            for n in notes:
-                gone = "position gone" in n
-                self._log("INFO" if gone else "WARNING", sym, ("持仓已由交易所平仓（止损触发）：" if gone else "对账：") + n,
-                          ("closed on the exchange: " if gone else "reconcile: ") + n, now)
-        self._publish(sym)
-        return notes
 
     # ================================================================== close + learn
     def _finalize(self, trade_id: int | None, now: int, kind: str) -> None:
@@ -726,10 +606,11 @@ class TradingAgent:
         with self._status_lock:
             self._pub["connectivity"][what] = state
 
-    def _publish(self, sym: str) -> None:
-        """Hand readers immutable references (frozen Analysis, a fresh dict), never live objects."""
+    def _publish(self, sym: str, analysis: Analysis | None = None) -> None:
+        """Hand readers immutable references (frozen Analysis, a fresh dict), never live objects.
+        `analysis`: a display-only re-score at the current price (run_cycle's status)."""
         rt = self._rt[sym]
-        snap = {"analysis": rt.analysis, "position": _state_copy(rt.state) if rt.state is not None else None}
+        snap = {"analysis": analysis if analysis is not None else rt.analysis, "position": _state_copy(rt.state) if rt.state is not None else None}
         with self._status_lock:
             self._pub["symbols"] = {**self._pub["symbols"], sym: snap}
 
@@ -747,7 +628,7 @@ class TradingAgent:
             if a is not None:
                 last_scores[sym] = {"long": float(a.long_score), "short": float(a.short_score),
                                     "long_breakdown": a.long_breakdown, "short_breakdown": a.short_breakdown,
-                                    "time_ms": a.time_ms}
+                                    "time_ms": a.time_ms, "price": float(a.price)}
         return {"phase": {"key": ph.key, "name_zh": ph.name_zh, "name_en": ph.name_en, "trade_count": count,
                           "next_at": ph.next_at, "progress": max(0.0, min(1.0, progress)),
                           "min_score": ph.min_score, "score_gap": ph.score_gap},

@@ -13,7 +13,7 @@ from rl.agent import TradingAgent
 from rl.clock import ManualClock
 from rl.knowledge import KnowledgeStore
 from rl.level_finder import DEFAULT_WEIGHTS, FEATURES
-from rl.market import index_to_ms, resample
+from rl.market import index_to_ms
 from rl.marketdata import ReplayMarketData
 from rl.paper import PaperExchange
 from tests.conftest import make_candles, shared_kline_files
@@ -59,11 +59,9 @@ def test_run_cycle_with_real_analysis_trades_and_keeps_books(tmp_path):
 
 
 def _frames_before(candles, i: int) -> dict:
-    hist = candles.iloc[:i]
-    frames = {"1m": hist}
-    for tf in ("15m", "8h", "1w"):
-        frames[tf] = resample(hist, tf).iloc[:-1]        # drop the forming candle
-    return frames
+    """Every timeframe's candles closed when bar i opens (a complete last bucket is kept)."""
+    from tests.test_agent_parity import _closed_by
+    return _closed_by(candles, int(index_to_ms(candles.index[i:i + 1])[0]))
 
 
 def run_steps(candles, warm: int, store: KnowledgeStore, settings: Settings, symbol: str = SYMBOL):

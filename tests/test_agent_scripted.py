@@ -99,6 +99,12 @@ class World:
             self.agent.run_cycle()
             self.clock.advance(60)
 
+    def to_15m_close(self) -> None:
+        """Cycle (60 s each) until the next cycle is the one whose newest bar closes a 15m
+        candle: the agent decides only then (docs/strategy.md "Decision cadence")."""
+        while (self.clock.now_ms() - T0) % (15 * MIN):
+            self.cycle()
+
     @property
     def state(self):
         return self.agent._rt[SYMBOL].state
@@ -129,7 +135,7 @@ def seed_closed_trades(store: KnowledgeStore, n: int, seed: int = 5) -> None:
 def test_entry_partial_breakeven_target_then_stop(tmp_path):
     flat = [100.0] * 60
     path = flat + [100.5, 101.0, (101.0, 101.6, 101.0, 101.5), 102.0, 102.5, (102.5, 103.3, 102.5, 103.2)] \
-        + [103.2] * 3 + [102.8, (102.8, 102.8, 101.4, 101.5), 101.5, 101.5] + [101.5] * 20
+        + [103.2] * 9 + [102.8, (102.8, 102.8, 101.4, 101.5), 101.5, 101.5] + [101.5] * 20
     w = World(tmp_path, path)
     w.script.long = 60.0
     w.cycle()                                     # t=61: last closed bar 100 → enter long
@@ -156,7 +162,10 @@ def test_entry_partial_breakeven_target_then_stop(tmp_path):
     assert t1["net_pnl"] > 0 and t1["r_multiple"] > 0.5
     assert w.exchange.open_stops(SYMBOL) == []
 
-    # second trade: enter at 103.2 leaning on support 102.5, then the paper stop fills at 102.0
+    # second trade: at the next 15m close enter at 103.2 leaning on support 102.5, then the
+    # paper stop fills at 102.0
+    w.to_15m_close()
+    assert w.state is None                        # flat between 15m closes: no decision
     w.script.support, w.script.resistance, w.script.long = 102.5, 110.0, 60.0
     w.cycle()
     st = w.state
@@ -202,11 +211,14 @@ def test_thought_chain_has_all_four_parts(tmp_path):
 
 
 def test_opposite_signal_closes_a_short(tmp_path):
-    w = World(tmp_path, [100.0] * 61 + [99.8] * 10)
+    w = World(tmp_path, [100.0] * 61 + [99.8] * 30)
     w.script.short, w.script.support, w.script.resistance = 60.0, 97.0, 101.0
     w.cycle()
     assert w.state.side == "SHORT"
-    w.script.short, w.script.long = 0.0, 80.0                 # strong opposite signal
+    w.script.short, w.script.long = 0.0, 80.0                 # strong opposite signal ...
+    w.cycle()
+    assert w.state is not None                                # ... is only seen at a 15m close
+    w.to_15m_close()
     w.cycle()
     assert w.state is None
     t = w.store.trade(1)
@@ -215,7 +227,7 @@ def test_opposite_signal_closes_a_short(tmp_path):
 
 
 def test_phase_thresholds_move_at_30_and_100(tmp_path):
-    w = World(tmp_path, [100.0] * 61 + [100.0] * 20)
+    w = World(tmp_path, [100.0] * 61 + [100.0] * 40)
     seed_closed_trades(w.store, 30)
     w.script.long = 40.0                                       # enough in exploration, not in learning
     w.cycle()
@@ -224,6 +236,9 @@ def test_phase_thresholds_move_at_30_and_100(tmp_path):
     assert (st["key"], st["trade_count"], st["min_score"], st["next_at"]) == ("learning", 30, 45.0, 100)
     assert "≥45" in w.store.logs(1)[0]["message_zh"]
     w.script.long = 46.0
+    w.cycle()
+    assert w.state is None                                     # not a 15m close: no decision
+    w.to_15m_close()
     w.cycle()
     assert w.state is not None
     w.close()
@@ -272,7 +287,7 @@ def test_learning_after_30_trades_moves_weights_toward_evidence(tmp_path):
 
 
 def test_a_failing_cycle_is_logged_and_the_next_one_runs(tmp_path):
-    w = World(tmp_path, [100.0] * 80)
+    w = World(tmp_path, [100.0] * 80, start_bar=59)           # the retry lands on a 15m close
     real = w.market.klines
     calls = {"n": 0}
 

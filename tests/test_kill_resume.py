@@ -102,7 +102,7 @@ def test_sigkill_mid_cycle_and_restart_loses_and_duplicates_nothing(tmp_path):
     "update_trade:4",     # mid position upkeep (stop moved on the exchange, not in the store)
 ])
 def test_kill_at_each_write_then_restart(tmp_path, crash_at):
-    end_bar = 3400
+    end_bar = 3800        # decisions only at 15m closes: enough bars for a second close
     p = spawn(tmp_path, end_bar, crash_at)
     p.communicate(timeout=120)
     assert p.returncode == -signal.SIGKILL, "the crash point was never reached"

@@ -1,0 +1,125 @@
+"""Issue 7 parity: replay (AgentRunner driving run_cycle over ReplayMarketData on a clock) and
+backtest (step() per closed 1m bar, the exchange fed by the caller) make the SAME trades.
+
+Both drivers hand every closed 1m bar to the one per-bar routine (TradingAgent._on_bar), so entry
+and exit times, prices, quantities and PnL must agree exactly, also when replay cycles fall
+behind and each one catches up several bars at once."""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from config import Settings
+from rl.agent import TradingAgent
+from rl.clock import ManualClock
+from rl.knowledge import KnowledgeStore
+from rl.level_finder import DEFAULT_WEIGHTS
+from rl.market import INTERVAL_MS, WEEK_MS, index_to_ms, resample
+from rl.marketdata import ReplayMarketData
+from rl.paper import PaperExchange
+from rl.runner import AgentRunner
+from tests.conftest import make_candles
+
+SYMBOL = "BTCUSDT"
+MIN = 60_000
+WARM = 3000          # bars of history before the first decision
+
+
+def _paper() -> PaperExchange:
+    # no clock: the paper exchange's time is the newest bar/price it was shown, so fill times do
+    # not depend on when a driver happened to look (funding off: it is time-driven too)
+    return PaperExchange(None, balance=10_000.0, funding_rate=0.0, persist=False)
+
+
+def _trades(store: KnowledgeStore) -> list[dict]:
+    out = []
+    for row in reversed(store.trades(limit=10_000)):
+        t = store.trade(row["id"])
+        out.append({k: t[k] for k in ("side", "opened_ms", "entry_price", "quantity", "stop_price", "status",
+                                      "closed_ms", "exit_reason", "net_pnl", "entry_fee")}
+                   | {"exits": [(e["time_ms"], e["kind"], e["price"], e["quantity"], e["pnl"], e["fee"])
+                                for e in t["exits"]]})
+    return out
+
+
+def run_replay(candles: pd.DataFrame, tmp_path, sleep_seconds: float | None = None) -> list[dict]:
+    """The dashboard's runner thread over archive candles on a manual clock: it advances 60 s
+    flat / 30 s in a position (the agent's own interval), or `sleep_seconds` per cycle."""
+
+    class Clock(ManualClock):
+        def sleep(self, seconds, stop=None):
+            return super().sleep(seconds if sleep_seconds is None else sleep_seconds, stop)
+
+    t_ms = index_to_ms(candles.index)
+    clock = Clock(int(t_ms[WARM]) + MIN)                  # bar WARM has just closed
+    market = ReplayMarketData({SYMBOL: candles}, clock)
+    ex = _paper()
+    store = KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS)
+    settings = Settings(db_path=tmp_path / "replay.db")
+    runner = AgentRunner(settings, market, ex, store, clock,
+                         agent=TradingAgent(settings, market, ex, store, clock))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while clock.now_ms() <= market.end_ms + 10 * MIN and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.stop()
+    assert not runner.running and clock.now_ms() > market.end_ms
+    assert runner.status()["last_error"] is None
+    trades = _trades(store)
+    store.close()
+    return trades
+
+
+def _closed_by(candles: pd.DataFrame, t: int) -> dict[str, pd.DataFrame]:
+    """Every timeframe's candles closed by world time t (what the live agent can know)."""
+    hist = candles[index_to_ms(candles.index) < t]
+    frames = {"1m": hist}
+    for tf in ("15m", "8h", "1w"):
+        df = resample(hist, tf)
+        span = WEEK_MS if tf == "1w" else INTERVAL_MS[tf]
+        frames[tf] = df[index_to_ms(df.index) + span <= t]
+    return frames
+
+
+def run_backtest_steps(candles: pd.DataFrame, tmp_path) -> list[dict]:
+    t_ms = index_to_ms(candles.index)
+    start = int(t_ms[WARM])
+    clock = ManualClock(start + MIN)
+    ex = _paper()
+    store = KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS)
+    agent = TradingAgent(Settings(db_path=tmp_path / "bt.db"), None, ex, store, clock, feed_exchange=False,
+                         symbols=[SYMBOL])
+    agent.startup()
+    close0 = float(candles["close"].iloc[WARM - 1])
+    agent.prime(SYMBOL, _closed_by(candles, start), close0, start)
+    ex.on_price(SYMBOL, close0, start + MIN)             # what the replay agent's startup shows it
+    o, h, l, c, v = (candles[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+    for i in range(WARM, len(candles)):
+        t = int(t_ms[i])
+        clock.set(t + MIN)
+        ex.on_bar(SYMBOL, o[i], h[i], l[i], c[i], t + MIN - 1)
+        agent.step(t + MIN, {SYMBOL: (t, o[i], h[i], l[i], c[i], v[i])})
+    assert agent.status()["last_error"] is None
+    trades = _trades(store)
+    store.close()
+    return trades
+
+
+def test_replay_runner_and_backtest_step_make_identical_trades(tmp_path):
+    candles = make_candles(n=4600, seed=3, vol=0.002)
+    backtest = run_backtest_steps(candles, tmp_path)
+    replay = run_replay(candles, tmp_path)
+    assert len(backtest) >= 3 and sum(t["status"] == "closed" for t in backtest) >= 3
+    assert any(len(t["exits"]) > 1 for t in backtest) or any(t["exit_reason"] != "stop" for t in backtest)
+    assert replay == backtest                         # exact: times, prices, quantities, PnL, fees
+    # entries happen only at 15m closes (bar close times on the 15m grid)
+    assert all(t["opened_ms"] % (15 * MIN) in (0, 15 * MIN - 1) for t in backtest)
+
+
+def test_replay_cycles_that_skip_bars_still_make_the_same_trades(tmp_path):
+    candles = make_candles(n=4600, seed=3, vol=0.002)
+    backtest = run_backtest_steps(candles, tmp_path)
+    replay = run_replay(candles, tmp_path, sleep_seconds=300)   # each cycle catches up 5 bars
+    assert len(backtest) >= 3
+    assert replay == backtest
