@@ -1,6 +1,6 @@
 """Wiring for `python -m web.app`: which market-data port, exchange, store and runner to use.
 
-Replay (`--replay PATH`): archive 1m klines through a ScaledClock, PaperExchange.
+Replay (`--replay PATH`): archive 1m klines stepped bar by bar by a BarClock, PaperExchange.
 Paper: live Binance klines (LiveMarketData), PaperExchange.  Testnet/live: BinanceExchange.
 
 A missing market or agent is not fatal: the dashboard still serves the page and says why
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import Settings, SettingsError
-from rl.clock import Clock, ScaledClock, SystemClock
+from rl.clock import Clock, SystemClock
 
 log = logging.getLogger("web.world")
 
@@ -72,6 +72,7 @@ def load_replay_frames(settings: Settings, symbol_given: bool) -> dict[str, Any]
 def build_market(settings: Settings, symbol_given: bool) -> tuple[Settings, Any, Clock, dict | None]:
     """(settings with the replayed symbols, market port, clock, replay facts or None)."""
     if settings.replaying:
+        from rl.backtest_data import replay_clock
         from rl.marketdata import ReplayMarketData
 
         datas = load_replay_frames(settings, symbol_given)
@@ -80,8 +81,11 @@ def build_market(settings: Settings, symbol_given: bool) -> tuple[Settings, Any,
             settings = settings.with_overrides(symbols=symbols)
         start = min(d.start_ms for d in datas.values())
         end = max(d.end_ms for d in datas.values())
-        clock = ScaledClock(replay_start_ms(start, end), settings.replay_speed)
-        market = ReplayMarketData({s: d.frame for s, d in datas.items()}, clock)
+        frames = {s: d.frame for s, d in datas.items()}
+        # BarClock steps exactly the closed 1m bars a backtest steps (a ScaledClock drifts to
+        # mid-minute times by however long each cycle took), so replay trades = backtest trades.
+        clock = replay_clock(frames, replay_start_ms(start, end), settings.replay_speed)
+        market = ReplayMarketData(frames, clock)
         gaps = sum(len(d.gaps) for d in datas.values())
         replay = {"path": str(settings.replay_dir), "symbols": list(symbols), "speed": settings.replay_speed,
                   "data_start_ms": start, "data_end_ms": end, "clock_start_ms": clock.now_ms(),
