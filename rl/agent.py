@@ -119,6 +119,9 @@ class TradingAgent(RecoveryMixin):
         # feeds it each newly closed 1m bar and the last price. Backtests feed it themselves.
         self.feed_exchange = hasattr(exchange, "on_bar") if feed_exchange is None else feed_exchange
         self.lock = threading.RLock()
+        # Called with one dict per entry decision (time_ms, symbol, long_score, short_score,
+        # min_score, score_gap, phase, trade_count, action, price): the backtest's --trace.
+        self.decision_listeners: list[Callable[[dict], None]] = []
         self._status_lock = threading.Lock()
         self._pub: dict[str, Any] = {"symbols": {}, "last_error": None, "last_cycle_ms": None,
                                      "connectivity": {"market": "unknown", "exchange": "unknown"}}
@@ -373,6 +376,13 @@ class TradingAgent(RecoveryMixin):
             return
         count = self.store.get_trade_count()
         d = decide(min(100.0, max(0.0, a.long_score)), min(100.0, max(0.0, a.short_score)), count)
+        if self.decision_listeners:
+            record = {"time_ms": now, "symbol": sym, "long_score": d.long_score,
+                      "short_score": d.short_score, "min_score": d.phase.min_score,
+                      "score_gap": d.phase.score_gap, "phase": d.phase.key, "trade_count": count,
+                      "action": d.action, "price": price}
+            for listener in self.decision_listeners:
+                listener(record)
         if d.action == "wait":
             if d.log_en != rt.last_log:
                 rt.last_log = d.log_en
