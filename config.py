@@ -51,6 +51,10 @@ class Settings:
     maker_fee: float = 0.0002
     taker_fee: float = 0.0005
     ioc_offset_bps: float = 5.0
+    reentry_cooldown_minutes: int = 60
+    # risk multiplier per learning phase (exploration, learning, stable): early trades are for
+    # collecting evidence with a low entry bar, so they stake less of MAX_RISK_PERCENT
+    phase_risk_scale: tuple[float, float, float] = (0.5, 0.75, 1.0)
     replay_dir: Path | None = None
     replay_speed: float = 60.0
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
@@ -137,6 +141,17 @@ def _symbols(name: str, raw: str) -> tuple[str, ...]:
     return items
 
 
+def _risk_scales(name: str, raw: str) -> tuple[float, float, float]:
+    rule = f"{name} must be three numbers in (0, 1] for exploration,learning,stable, e.g. 0.5,0.75,1"
+    try:
+        values = tuple(float(x) for x in raw.split(","))
+    except ValueError:
+        raise _fail(name, raw, rule) from None
+    if len(values) != 3 or not all(0 < v <= 1 for v in values):
+        raise _fail(name, raw, rule)
+    return values  # type: ignore[return-value]
+
+
 def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     value = raw.strip().lower()
     if value not in choices:
@@ -172,6 +187,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MAKER_FEE": ("maker_fee", lambda n, r: _float(n, r, -0.01, 0.01)),
     "TAKER_FEE": ("taker_fee", lambda n, r: _float(n, r, 0.0, 0.01)),
     "IOC_OFFSET_BPS": ("ioc_offset_bps", lambda n, r: _float(n, r, 0.0, 500.0)),
+    "REENTRY_COOLDOWN_MINUTES": ("reentry_cooldown_minutes", lambda n, r: _int(n, r, 0, 10080)),
+    "PHASE_RISK_SCALE": ("phase_risk_scale", _risk_scales),
     "REPLAY_DIR": ("replay_dir", _path),
     "REPLAY_SPEED": ("replay_speed", lambda n, r: _float(n, r, 0.0, 1e9, lo_open=True)),
     "BINANCE_DATA_DIR": ("data_dir", _path),

@@ -70,6 +70,8 @@ class _SymbolRuntime:
     pushed: dict[str, int] = field(default_factory=dict)    # timeframe -> newest candle given to the analyzer
     forming: dict[str, list[float] | None] = field(default_factory=dict)   # step(): candles being aggregated
     pending: bool = False                    # an entry of unknown outcome awaits the next sync
+    last_exit_ms: int | None = None          # newest close of this symbol's trades (cooldown)
+    exit_loaded: bool = False                # last_exit_ms read from the store once (restart)
     last_log: str = ""
 
 
@@ -374,6 +376,8 @@ class TradingAgent(RecoveryMixin):
             return
         if not fresh:
             return
+        if self._cooling_down(sym, rt, now):
+            return
         count = self.store.get_trade_count()
         d = decide(min(100.0, max(0.0, a.long_score)), min(100.0, max(0.0, a.short_score)), count)
         if self.decision_listeners:
@@ -392,6 +396,19 @@ class TradingAgent(RecoveryMixin):
         self._log("INFO", sym, d.log_zh + " " + d.reason_zh, d.log_en + " " + d.reason_en, now)
         self._enter(sym, "LONG" if d.action == "enter_long" else "SHORT", a, d, price, now)
 
+    def _risk_scale(self, phase_key: str) -> float:
+        order = ("exploration", "learning", "stable")
+        return self.settings.phase_risk_scale[order.index(phase_key)] if phase_key in order else 1.0
+
+    def _cooling_down(self, sym: str, rt: _SymbolRuntime, now: int) -> bool:
+        """No new entry within REENTRY_COOLDOWN_MINUTES of this symbol's last close: re-entering
+        the level that just stopped us out is the classic way to pay fees twice for one idea."""
+        if not rt.exit_loaded:
+            rt.last_exit_ms = self.store.last_closed_ms(sym)
+            rt.exit_loaded = True
+        wait_ms = self.settings.reentry_cooldown_minutes * 60_000
+        return rt.last_exit_ms is not None and now - rt.last_exit_ms < wait_ms
+
     def _enter(self, sym: str, side: str, a: Analysis, d: Any, price: float, now: int) -> None:
         level = a.best_support if side == "LONG" else a.best_resistance
         opposing = a.best_resistance if side == "LONG" else a.best_support
@@ -403,7 +420,8 @@ class TradingAgent(RecoveryMixin):
         filters = self.exchange.filters(sym)
         plan = plan_trade(side, price, level.price, a.atr_15m, acct.margin_balance, acct.available_balance,
                           opposing_level=opposing.price if opposing is not None else None,
-                          risk_percent=self.settings.max_risk_percent, leverage=self.settings.leverage,
+                          risk_percent=self.settings.max_risk_percent * self._risk_scale(d.phase.key),
+                          leverage=self.settings.leverage,
                           taker_fee=self.settings.taker_fee, filters=filters)
         if not plan.ok:
             self._log("WARNING", sym, "无法开仓：" + "；".join(plan.reasons),
@@ -535,6 +553,9 @@ class TradingAgent(RecoveryMixin):
         with self.store.batch():
             self.store.close_trade(trade_id, closed_ms=now, exit_reason=kind, reward=reward,
                                    summary_zh=zh, summary_en=en, weight_update=upd)
+        rt_closed = self._rt.get(t["symbol"])
+        if rt_closed is not None:
+            rt_closed.last_exit_ms, rt_closed.exit_loaded = now, True
         if upd.applied:
             self._weights = dict(upd.new)
             for rt in self._rt.values():

@@ -461,6 +461,11 @@ class KnowledgeStore:
         sql = "SELECT * FROM trades WHERE status='open'" + (" AND symbol=?" if symbol else "") + " ORDER BY id"
         return [self._trade_dict(r) for r in self._query(sql, (symbol,) if symbol else ())]
 
+    def last_closed_ms(self, symbol: str) -> int | None:
+        """When the newest closed trade of `symbol` closed (the re-entry cooldown starts there)."""
+        rows = self._query("SELECT MAX(closed_ms) FROM trades WHERE symbol=? AND status='closed'", (symbol,))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def open_trade_for(self, symbol: str) -> dict | None:
         rows = self.open_trades(symbol)
         return rows[-1] if rows else None

@@ -71,8 +71,15 @@ def plan_trade(side: str, entry: float, level: float, atr: float, equity: float,
                available: float, *, opposing_level: float | None = None,
                risk_percent: float = 2.0, leverage: int = 10, atr_buffer: float = 0.5,
                min_stop_pct: float = 0.002, reward_multiple: float = 2.0,
-               taker_fee: float = 0.0005, filters: SymbolFilters | None = None) -> TradePlan:
-    """Full plan: stop, target, risk-sized quantity rounded to the exchange's filters."""
+               taker_fee: float = 0.0005, filters: SymbolFilters | None = None,
+               fee_stop_multiple: float = 5.0) -> TradePlan:
+    """Full plan: stop, target, risk-sized quantity rounded to the exchange's filters.
+
+    The stop is never closer than `fee_stop_multiple` round-trip taker fees (5 x 0.1 % = 0.5 %
+    of the price at the default fees): sizing from risk makes the position grow as the stop
+    tightens, and the fees grow with it, so a 0.2 % stop pays half its risk budget in fees
+    before the price moves. With the floor, fees cost at most a fifth of the risk.
+    """
     if side not in ("LONG", "SHORT"):
         raise ValueError(f"side: must be LONG or SHORT, got {side!r}")
     _positive("entry", entry)
@@ -85,8 +92,11 @@ def plan_trade(side: str, entry: float, level: float, atr: float, equity: float,
         raise ValueError(f"leverage: must be 1..125, got {leverage!r}")
     if not 0 <= taker_fee < 0.01:
         raise ValueError(f"taker_fee: must be in [0, 0.01), got {taker_fee!r}")
+    if fee_stop_multiple < 0:
+        raise ValueError(f"fee_stop_multiple: must be >= 0, got {fee_stop_multiple!r}")
     reasons: list[str] = []
     sign = 1.0 if side == "LONG" else -1.0
+    min_stop_pct = max(min_stop_pct, fee_stop_multiple * 2.0 * taker_fee)
     stop = stop_price(side, entry, level, atr, atr_buffer, min_stop_pct)
     if filters is not None:     # round the stop away from entry: never tighter than computed
         stop = filters.round_price(stop, "down" if side == "LONG" else "up")

@@ -86,7 +86,9 @@ class World:
         self.script = script or Script()
         self.clock = ManualClock(T0 + start_bar * MIN)
         self.market = ReplayMarketData({SYMBOL: candles(prices)}, self.clock)
-        self.settings = Settings(db_path=tmp_path / "agent.db", min_trades_for_adjust=min_trades)
+        # cooldown 0: these scripts test entry/exit mechanics back to back (cooldown has its own test)
+        self.settings = Settings(db_path=tmp_path / "agent.db", min_trades_for_adjust=min_trades,
+                                 reentry_cooldown_minutes=0)
         self.exchange = PaperExchange(tmp_path / "paper.db" if persist else None, balance=10_000.0,
                                       clock=self.clock.now_ms)
         self.store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)

@@ -112,3 +112,12 @@ def test_relative_paths_resolve_against_project_root() -> None:
     s = load(DB_PATH="data/x.db", REPLAY_DIR="../shared/data")
     assert s.db_path == config.PROJECT_ROOT / "data" / "x.db"
     assert s.replay_dir is not None and s.mode_label == "replay"
+
+
+def test_risk_rule_settings() -> None:
+    s = load(REENTRY_COOLDOWN_MINUTES="15", PHASE_RISK_SCALE="0.25, 0.5, 1")
+    assert s.reentry_cooldown_minutes == 15 and s.phase_risk_scale == (0.25, 0.5, 1.0)
+    with pytest.raises(SettingsError, match="PHASE_RISK_SCALE must be three numbers in"):
+        load(PHASE_RISK_SCALE="0.5,2,1")
+    with pytest.raises(SettingsError, match="REENTRY_COOLDOWN_MINUTES must be an integer 0..10080"):
+        load(REENTRY_COOLDOWN_MINUTES="-1")
