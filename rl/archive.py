@@ -184,16 +184,20 @@ def find_archive_files(source: str | Path | Sequence[str | Path], symbol: str | 
                 if sub.is_dir() and sub != path:
                     found += [p for p in _files_in(sub, symbol, interval) if p not in found]
     if not found:
-        hint = ""
-        root = path / "binance/futures/um/monthly/klines"
-        if root.is_dir():
-            hint = f"; symbols there: {', '.join(sorted(d.name for d in root.iterdir() if d.is_dir()))}"
+        there = archive_symbols(path)
+        hint = f"; symbols there: {', '.join(there)}" if there else ""
         what = f"{symbol} {interval}" if symbol else f"{interval} (pass symbol= for an archive root)"
         raise FileNotFoundError(f"no Binance archive files for {what} under {path}{hint}")
     symbols = sorted({_parse_name(p)["symbol"] for p in found})
     if len(symbols) > 1:
         raise ValueError(f"source {path} holds several symbols ({', '.join(symbols)}): pass symbol=")
     return found
+
+
+def archive_symbols(root: str | Path) -> list[str]:
+    """Symbols with monthly kline folders under an archive root laid out as Binance's (sorted)."""
+    base = Path(root) / "binance/futures/um/monthly/klines"
+    return sorted(d.name for d in base.iterdir() if d.is_dir()) if base.is_dir() else []
 
 
 # ----------------------------------------------------------------------------- loading

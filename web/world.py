@@ -42,7 +42,7 @@ def replay_start_ms(start_ms: int, end_ms: int) -> int:
 
 def load_replay_frames(settings: Settings, symbol_given: bool) -> dict[str, Any]:
     """symbol -> ArchiveData for the replay; SettingsError (one line) when the path is unusable."""
-    from rl.archive import load_archive, load_symbols
+    from rl.archive import archive_symbols, load_archive, load_symbols
 
     path = settings.replay_dir
     assert path is not None
@@ -52,10 +52,16 @@ def load_replay_frames(settings: Settings, symbol_given: bool) -> dict[str, Any]
         try:
             data = load_archive(path)
         except (FileNotFoundError, ValueError) as first:
-            # An archive root: fall back to the configured SYMBOLS if it holds them.
+            # An archive root: the configured SYMBOLS if it holds them, else its first symbol
+            # (a newcomer's `--replay ../shared/data` should just work; --symbol picks another).
             try:
                 return load_symbols(path, settings.symbols)
             except (FileNotFoundError, ValueError):
+                there = archive_symbols(path)
+                if there:
+                    log.warning("SYMBOLS=%s not in %s: replaying %s (also there: %s; choose with --symbol)",
+                                ",".join(settings.symbols), path, there[0], ", ".join(there[1:]) or "-")
+                    return load_symbols(path, (there[0],))
                 raise SettingsError(f"--replay={str(path)!r} is invalid: "
                                     f"{str(first).replace('pass symbol=', 'choose one with --symbol SYMBOL')}"
                                     ) from None
