@@ -3,12 +3,14 @@
     python -m rl.backtest --data ../shared/data --symbol FILUSDT --from 2023-09-01 --to 2023-09-30 \
         --json out.json --report out.html --trace decisions.jsonl --set LEVERAGE=5
 
-No second strategy implementation: rl.agent.TradingAgent.run_cycle() (what the live runner
-calls) over a ReplayMarketData (15m/8h/1w formed causally from 1m), a PaperExchange the agent
-feeds each closed bar (fills from the bar's open/high/low) and a ManualClock set to each 1m
-close of rl.backtest_data.BarSchedule: the walk the dashboard's replay clock takes too, so both
-make the same trades (parity; see docs/backtest.md). Figures come from rl.metrics, shared with
-the dashboard; the HTML report from rl.report.
+No second strategy implementation: the agent's backtest driver `TradingAgent.step()` runs the
+same per-closed-1m-bar routine (`_on_bar`) that `run_cycle()` runs live and in replay. This
+loop primes the agent with what a replay's first cycle sees, then per bar shows the bar to a
+PaperExchange (`on_bar`), steps the agent at the bar's close and, in a position, shows the
+exchange the price at that instant (`on_price`), as a replay cycle does: the dashboard's
+replay (BarClock) makes the same trades (parity; see docs/backtest.md). Arrays only, no
+DataFrame per bar. Figures come from rl.metrics, shared with the dashboard; the HTML report
+from rl.report.
 """
 from __future__ import annotations
 
@@ -25,8 +27,7 @@ from typing import IO, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from config import _PARSERS, Settings, SettingsError, load_settings
-from rl.backtest_data import BacktestData, BarSchedule, load_backtest_data
-from rl.clock import ManualClock
+from rl.backtest_data import BacktestData, load_backtest_data
 from rl.market import MINUTE_MS, index_to_ms
 from rl.metrics import TradeOutcome, drawdown_curve, exposure, summarize
 
@@ -80,51 +81,73 @@ def backtest_settings(symbol: str, balance: float | None = None,
 
 # ----------------------------------------------------------------------------- trace
 
+TRACE_EVENTS = ("decision", "entry", "exit", "close")
+
+
 class TraceWriter:
-    """One JSON line per decision, written as it happens (memory stays flat)."""
+    """One JSON line per trace event, written as it happens (memory stays flat).
+
+    Lines are the agent's decision-listener records (`event: "decision"`, one per entry
+    decision at a 15m close while flat) and the trade events the store records (`entry`, each
+    partial or final `exit` fill, the `close` with net PnL and R); see docs/backtest.md.
+    """
 
     def __init__(self, stream: IO[str] | None) -> None:
         self._stream = stream
         self.count = 0
+        self.decisions = 0
+        self._dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 
     def write(self, record: Mapping[str, Any]) -> None:
         if self._stream is not None:
-            self._stream.write(json.dumps(record, sort_keys=True, separators=(",", ":"),
-                                          allow_nan=False) + "\n")
+            self._stream.write(self._dumps(record) + "\n")
         self.count += 1
 
-
-def decision_record(agent: Any, store: Any, symbol: str, time_ms: int) -> dict | None:
-    """The trace line of the cycle the agent just ran at `time_ms` (None if it analysed nothing).
-
-    Scores come from the agent's published status; the threshold and gap are the phase's for
-    the closed-trade count the decision saw; the action is read from the store: a trade opened
-    now is an entry, one closed now an exit, an open one a hold, else a wait.
-    """
-    st = agent.status()
-    sc = st["last_scores"].get(symbol)
-    if sc is None or sc.get("time_ms") != time_ms:
-        return None
-    ph = st["phase"]
-    action = "wait"
-    rows = store._query("SELECT side, status, opened_ms, closed_ms, exit_reason FROM trades "
-                        "WHERE symbol=? AND (opened_ms=? OR closed_ms=? OR status='open')",
-                        (symbol, time_ms, time_ms))
-    for r in rows:
-        if r["opened_ms"] == time_ms:
-            action = "enter_long" if r["side"] == "LONG" else "enter_short"
-            break
-        if r["closed_ms"] == time_ms:
-            action = f"exit_{r['exit_reason']}"
-        elif r["status"] == "open" and action == "wait":
-            action = "hold"
-    return {"time_ms": int(time_ms), "symbol": symbol, "long": _round(sc["long"]),
-            "short": _round(sc["short"]), "threshold": ph["min_score"], "gap": ph["score_gap"],
-            "phase": ph["key"], "trades": ph["trade_count"], "action": action}
+    def decision(self, record: Mapping[str, Any]) -> None:
+        """The agent's decision listener (TradingAgent.decision_listeners)."""
+        self.decisions += 1
+        if self._stream is not None:
+            self.write({"event": "decision", **{k: _round(v) if isinstance(v, float) else v
+                                                for k, v in record.items()}})
 
 
 def _round(x: Any) -> float | None:
     return None if x is None or x != x else round(float(x), 6)
+
+
+def _tracing_store(base: type, writer: TraceWriter) -> type:
+    """A KnowledgeStore subclass that also writes each trade event to the trace.
+
+    Only the three writes that mark a trade's life are wrapped; what the store records is
+    unchanged, so a traced run makes exactly the trades of an untraced one."""
+
+    class TracingStore(base):  # type: ignore[misc, valid-type]
+        def open_trade(self, **kw: Any) -> int:
+            tid = super().open_trade(**kw)
+            writer.write({"event": "entry", "time_ms": int(kw["opened_ms"]), "symbol": kw["symbol"],
+                          "trade_id": tid, "side": kw["side"], "price": _round(kw["entry_price"]),
+                          "quantity": _round(kw["quantity"]), "stop": _round(kw["stop_price"]),
+                          "target": _round(kw.get("target_price")), "phase": kw.get("phase")})
+            return tid
+
+        def record_exit(self, trade_id: int, **kw: Any) -> bool:
+            new = super().record_exit(trade_id, **kw)
+            if new:
+                writer.write({"event": "exit", "time_ms": int(kw["time_ms"]), "trade_id": int(trade_id),
+                              "kind": kw["kind"], "price": _round(kw["price"]),
+                              "quantity": _round(kw["quantity"]), "pnl": _round(kw["pnl"]),
+                              "fee": _round(kw["fee"])})
+            return new
+
+        def close_trade(self, trade_id: int, **kw: Any) -> dict:
+            t = super().close_trade(trade_id, **kw)
+            writer.write({"event": "close", "time_ms": int(kw["closed_ms"]), "trade_id": int(trade_id),
+                          "symbol": t.get("symbol"), "exit_reason": kw["exit_reason"],
+                          "net_pnl": _round(t.get("net_pnl")), "fees": _round(t.get("fees")),
+                          "r_multiple": _round(t.get("r_multiple"))})
+            return t
+
+    return TracingStore
 
 
 # ----------------------------------------------------------------------------- result
@@ -147,7 +170,7 @@ class BacktestResult:
     price_time_ms: np.ndarray
     price_close: np.ndarray
     bars: int
-    cycles: int
+    decisions: int
     gaps: int
     seconds: float
     stats: dict = field(default_factory=dict)
@@ -160,7 +183,7 @@ class BacktestResult:
         """The --json document: summary figures, final weights, trades, bars and timing."""
         return {"symbol": self.symbol, "from": self.date_from, "to": self.date_to,
                 **self.summary, "final_weights": self.final_weights,
-                "bars": self.bars, "cycles": self.cycles, "gaps": self.gaps,
+                "bars": self.bars, "decisions": self.decisions, "gaps": self.gaps,
                 "seconds": round(self.seconds, 3),
                 "bars_per_second": round(self.bars_per_second, 1) if self.seconds > 0 else None,
                 "settings": self.settings,
@@ -204,22 +227,75 @@ def _trade_row(t: dict, store: Any) -> dict:
 
 # ----------------------------------------------------------------------------- the run
 
-def build_backtest_world(data_frames: Mapping[str, Any], settings: Settings, clock: Any,
-                         store_path: str | Path = ":memory:") -> tuple[Any, Any, Any, Any]:
-    """(market, exchange, store, agent) wired as the live agent is, for a backtest or replay."""
+class StepClock:
+    """The backtest's clock (rl.clock.Clock): the loop sets it to each bar's close. No lock:
+    one thread owns it, and now_ms() is read many times per bar."""
+
+    def __init__(self, start_ms: int) -> None:
+        self.now = int(start_ms)
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
+        raise RuntimeError("a backtest never sleeps: run_backtest steps the agent bar by bar")
+
+
+def build_backtest_world(settings: Settings, clock: Any, price_source: Callable[[str], float],
+                         store_path: str | Path = ":memory:",
+                         trace: TraceWriter | None = None) -> tuple[Any, Any, Any]:
+    """(exchange, store, agent) wired as for paper trading, the agent in backtest mode: no
+    market port (the caller primes it and feeds every bar to the exchange, then to step())."""
     from rl.agent import TradingAgent
     from rl.knowledge import KnowledgeStore
     from rl.level_finder import DEFAULT_WEIGHTS
-    from rl.marketdata import ReplayMarketData
     from rl.paper import PaperExchange
 
-    market = ReplayMarketData(dict(data_frames), clock)
     exchange = PaperExchange(None, balance=settings.paper_balance, maker_fee=settings.maker_fee,
                              taker_fee=settings.taker_fee, default_leverage=settings.leverage,
-                             clock=clock.now_ms, price_source=market.last_price, persist=False)
-    store = KnowledgeStore(store_path, default_weights=DEFAULT_WEIGHTS)
-    agent = TradingAgent(settings, market, exchange, store, clock)
-    return market, exchange, store, agent
+                             clock=clock.now_ms, price_source=price_source, persist=False)
+    store_cls = KnowledgeStore if trace is None else _tracing_store(KnowledgeStore, trace)
+    store = store_cls(store_path, default_weights=DEFAULT_WEIGHTS)
+    agent = TradingAgent(settings, None, exchange, store, clock, feed_exchange=False)
+    if trace is not None:
+        agent.decision_listeners.append(trace.decision)
+    return exchange, store, agent
+
+
+def prime_frames(frame: Any, first: int, week_start_bar: int) -> tuple[dict, float, int]:
+    """What a replay agent's first cycle primes with at the close of bar `first`, so a
+    backtest starts from the very same analyzer state (parity): the 15m/8h/1w candles
+    closed by bar `first`'s open as the market port shows them (rl.marketdata), the 1m bars
+    before it, and the close of the bar before it. 1m history reaches back to the start of
+    the current week (not just 498 bars) so the agent's own 15m/8h/1w aggregation starts
+    from whole candles; 1m bars only feed the capped 1m chart ring, never a decision.
+    Returns (frames_closed, price, time_ms)."""
+    from rl.agent import KLINE_LIMITS
+    from rl.marketdata import ReplayMarketData
+
+    open_ms = index_to_ms(frame.index)
+    cut = int(open_ms[first])
+    # the market port over the data up to the bar after `first` (later bars are invisible at
+    # that time anyway), asked at the replay's first cycle time, as run_cycle asks it
+    sub = frame.iloc[: first + 2]
+    clock = StepClock(cut + MINUTE_MS)
+    market = ReplayMarketData({"X": sub}, clock)
+    frames: dict[str, Any] = {}
+    for tf, limit in KLINE_LIMITS.items():
+        if tf == "1m":
+            continue
+        df = market.klines("X", tf, limit).iloc[:-1]
+        span = _span_ms(tf)
+        frames[tf] = df[index_to_ms(df.index) + span <= cut]
+    m1_lo = min(max(0, first - (KLINE_LIMITS["1m"] - 2)), week_start_bar)
+    frames["1m"] = frame.iloc[m1_lo:first]
+    price = float(frame["close"].iloc[first - 1]) if first > 0 else float(frame["close"].iloc[first])
+    return frames, price, cut
+
+
+def _span_ms(tf: str) -> int:
+    from rl.market import INTERVAL_MS, WEEK_MS
+    return WEEK_MS if tf == "1w" else INTERVAL_MS[tf]
 
 
 def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | None = None,
@@ -227,18 +303,33 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
                  on_step: Callable[[int, int], None] | None = None) -> BacktestResult:
     """Run the agent over every tested bar of `data` (see rl.backtest_data for the walk).
 
-    progress=None shows a tqdm bar only when stderr is a terminal.
+    Per bar i (close time T): the paper exchange is shown the bar (`on_bar`: fills against
+    open/high/low/close), then `agent.step(T, bar)` runs the agent's one per-bar routine, then,
+    while a position is open, the exchange is shown the price at T (`on_price`), exactly what
+    a replay cycle does between bars. progress=None shows a tqdm bar only when stderr is a
+    terminal; on_step(step, T) is called after each bar (tests).
     """
+    from rl.market import bucket_start
+
     symbol = data.symbol
-    schedule = BarSchedule({symbol: data.frame}, start_ms=data.start_ms)
-    times = schedule.times
-    n = len(times)
-    clock = ManualClock(times[0])
-    market, exchange, store, agent = build_backtest_world({symbol: data.frame}, settings, clock,
-                                                          store_path)
+    frame = data.frame
+    first = data.first_bar
+    n = data.tested_bars
+    open_ms = index_to_ms(frame.index)
+    # plain Python lists: indexing them per bar is ~10x cheaper than numpy scalars
+    t_l = open_ms.tolist()
+    o_l, h_l, l_l, c_l, v_l = (frame[k].to_numpy(dtype=np.float64).tolist()
+                               for k in ("open", "high", "low", "close", "volume"))
+    clock = StepClock(t_l[first] + MINUTE_MS)
+    cur = [first]                                   # the bar whose close is "now"
+
+    def price_source(_sym: str) -> float:           # the market port's last_price at now
+        return c_l[cur[0]]
+
     writer = TraceWriter(trace)
-    eq = np.empty(n, dtype=np.float64)
-    stop = threading.Event()
+    exchange, store, agent = build_backtest_world(settings, clock, price_source, store_path,
+                                                  writer)
+    eq = [0.0] * n                   # a list: storing a float is cheaper than into numpy
     show = sys.stderr.isatty() if progress is None else progress
     bar = None
     if show:
@@ -246,24 +337,35 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
         bar = tqdm(total=n, unit="bar", file=sys.stderr, mininterval=0.5, desc=f"backtest {symbol}")
     started = time.perf_counter()
     try:
-        agent.startup(stop)
-        due = times[0]
-        cycles = 0
-        for step in range(n):
-            t = times[step]
-            clock.set(t)
-            if t >= due:
-                interval = agent.run_cycle(stop)
-                due = t + int(float(interval) * 1000)
-                cycles += 1
-                if trace is not None:
-                    rec = decision_record(agent, store, symbol, t)
-                    if rec is not None:
-                        writer.write(rec)
-            eq[step] = exchange.account().margin_balance
+        agent.startup()                              # what the replay runner does first
+        week0 = int(np.searchsorted(open_ms, int(bucket_start(t_l[first], "1w")), side="left"))
+        frames, price0, cut = prime_frames(frame, first, week0)
+        agent.prime(symbol, frames, price0, cut)
+        del frames
+        on_bar, on_price, step_fn = exchange.on_bar, exchange.on_price, agent.step
+        account = exchange.account
+        equity = account().margin_balance
+        bars = {symbol: None}
+        for k in range(n):
+            i = first + k
+            t = t_l[i]
+            now = t + MINUTE_MS
+            clock.now = now
+            cur[0] = i
+            c = c_l[i]
+            on_bar(symbol, o_l[i], h_l[i], l_l[i], c, now - 1)
+            bars[symbol] = (t, o_l[i], h_l[i], l_l[i], c, v_l[i])
+            if step_fn(now, bars):
+                # something happened (a 15m close or an open position): as a replay cycle does
+                # in a position, show the exchange the price at now (a stop the agent just
+                # moved past it triggers here, not at the next bar's open; flat and idle it is
+                # a no-op), then read the equity. A flat minute changes neither.
+                on_price(symbol, c, now)
+                equity = account().margin_balance
+            eq[k] = equity
             if on_step is not None:
-                on_step(step, t)
-            if bar is not None and step % 1000 == 999:
+                on_step(k, now)
+            if bar is not None and k % 1000 == 999:
                 bar.update(1000)
         if bar is not None:
             bar.update(n - bar.n)
@@ -271,14 +373,15 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
     finally:
         if bar is not None:
             bar.close()
-    result = _collect(data, settings, store, schedule, np.asarray(times, dtype=np.int64), eq,
-                      cycles, seconds)
+    eq_t = open_ms[first:first + n] + MINUTE_MS
+    result = _collect(data, settings, store, n, eq_t, np.asarray(eq, dtype=np.float64),
+                      writer.decisions, seconds)
     store.close()
     return result
 
 
-def _collect(data: BacktestData, settings: Settings, store: Any, schedule: BarSchedule,
-             eq_t: np.ndarray, eq: np.ndarray, cycles: int, seconds: float) -> BacktestResult:
+def _collect(data: BacktestData, settings: Settings, store: Any, n: int, eq_t: np.ndarray,
+             eq: np.ndarray, decisions: int, seconds: float) -> BacktestResult:
     rows = list(reversed(store.trades(limit=10**9)))          # oldest first
     closed = [_trade_row(t, store) for t in rows if t["status"] == "closed"]
     still_open = [_trade_row(t, store) for t in rows if t["status"] != "closed"]
@@ -287,7 +390,7 @@ def _collect(data: BacktestData, settings: Settings, store: Any, schedule: BarSc
                              closed_ms=int(t["closed_ms"])) for t in closed]
     frame = data.frame
     open_ms = index_to_ms(frame.index)
-    lo, hi = data.first_bar, data.first_bar + len(schedule)
+    lo, hi = data.first_bar, data.first_bar + n
     first_price = float(frame["open"].iloc[lo])
     last_price = float(frame["close"].iloc[hi - 1])
     times_with_start = np.concatenate(([int(open_ms[lo])], eq_t))
@@ -310,7 +413,7 @@ def _collect(data: BacktestData, settings: Settings, store: Any, schedule: BarSc
                         for w in history],
         equity_time_ms=times_with_start, equity=equity_with_start,
         price_time_ms=open_ms[lo:hi] + MINUTE_MS, price_close=frame["close"].to_numpy()[lo:hi],
-        bars=len(schedule), cycles=cycles, gaps=len(data.gaps), seconds=seconds)
+        bars=n, decisions=decisions, gaps=len(data.gaps), seconds=seconds)
 
 
 # ----------------------------------------------------------------------------- output

@@ -1,13 +1,12 @@
 """Bars for the backtest and the replay: which archive bars to load, and the one walk over them
 both use, so a backtest and a dashboard replay of the same files make the same trades (parity).
 
-The walk (`BarSchedule`): step times are 1m closes T (= the next bar's open). At each due step
-the agent runs `run_cycle()` exactly as live: it reads klines/last price from ReplayMarketData
-(bars closed by T plus the forming bar's open, the price at that instant) and, on a paper
-exchange, feeds it the 1m bars that closed since its last cycle (fills against each bar's
-open/high/low) and the last price. A step is due at the start, then at the first step at or
-after `previous cycle + the seconds run_cycle returned`: with the default 60 s flat / 30 s in a
-position that is every closed bar; a longer CHECK_INTERVAL_FLAT skips bars as live would.
+The walk (`BarSchedule`): step times are 1m closes T (= the next bar's open). The backtest
+(rl.backtest.run_backtest) steps every one of them with `TradingAgent.step()`; the replay's
+`run_cycle()` at T hands every 1m bar closed since its previous cycle to the same per-bar
+routine (`_on_bar`), so both see each closed bar once, at its close, whatever the cycle
+interval. A cycle is due at the start, then at the first step at or after `previous cycle +
+the seconds run_cycle returned` (60 s flat / 30 s in a position: every closed bar).
 
 Only bars with a successor in the data are stepped: at the last bar's close the forming bar's
 open (the current price) is unknown. This makes a run on data cut at T an exact prefix of a
@@ -15,8 +14,9 @@ run on the full data (the no-lookahead test).
 
 `BarClock` is the same walk paced by the wall clock for replay: the dashboard's AgentRunner
 calls run_cycle() then clock.sleep(interval), and sleeping moves to the next due step, so the
-runner cycles at exactly the world times the backtest does. A ScaledClock cannot promise that:
-its cycles land wherever wall-clock jitter puts them.
+runner cycles at exactly the world times the backtest steps. A ScaledClock cannot promise that:
+its cycles land wherever wall-clock jitter puts them, and the paper exchange's clock (order and
+fill times) would follow.
 """
 from __future__ import annotations
 

@@ -69,16 +69,29 @@ def _truncated(data: BacktestData, last_open_ms: int) -> BacktestData:
 # ----------------------------------------------------------------------------- honesty
 
 @pytest.mark.shared_data
-def test_the_run_trades_and_traces_every_step(day_run) -> None:
+def test_the_run_trades_and_traces_decisions_and_trade_events(day_run) -> None:
     result, trace = day_run
-    assert result.bars == 1440 and result.cycles == 1440      # 60 s / 30 s: every closed bar
+    assert result.bars == 1440                                 # every closed bar of the day
     assert result.summary["trades"] > 0                        # the agent really traded
     lines = [json.loads(x) for x in trace]
-    assert len(lines) == result.cycles
-    assert {"time_ms", "long", "short", "threshold", "action"} <= set(lines[0])
-    entries = [x for x in lines if x["action"].startswith("enter_")]
-    assert len(entries) == len(result.trades) + len(result.open_trades)
-    assert [x["time_ms"] for x in entries] == [t["opened_ms"] for t in result.trades + result.open_trades]
+    decisions = [x for x in lines if x["event"] == "decision"]
+    assert len(decisions) == result.decisions > 0
+    assert {"time_ms", "long_score", "short_score", "min_score", "score_gap", "action",
+            "price"} <= set(decisions[0])
+    # entry decisions happen only at 15m closes
+    assert all(x["time_ms"] % (15 * MINUTE_MS) == 0 for x in decisions)
+    everything = result.trades + result.open_trades
+    entries = [x for x in lines if x["event"] == "entry"]
+    assert [x["time_ms"] for x in entries] == [t["opened_ms"] for t in everything]
+    # every entry follows a decision to enter on that side at that very close
+    by_time = {x["time_ms"]: x for x in decisions}
+    for e in entries:
+        assert by_time[e["time_ms"]]["action"] == ("enter_long" if e["side"] == "LONG" else "enter_short")
+    closes = [x for x in lines if x["event"] == "close"]
+    assert [(x["time_ms"], x["net_pnl"]) for x in closes] == [
+        (t["closed_ms"], round(t["pnl"], 6)) for t in result.trades]
+    exits = [x for x in lines if x["event"] == "exit"]
+    assert len(exits) >= len(closes)
     # equity starts at the balance and ends at the final account value
     assert result.equity[0] == 10_000.0
     assert result.summary["end_balance"] == pytest.approx(result.equity[-1])
@@ -90,9 +103,9 @@ def test_no_lookahead_trace_up_to_t_ignores_what_comes_after(day_data, day_run) 
     _, full = day_run
     t_cut = int(index_to_ms(day_data.frame.index)[day_data.first_bar]) + 11 * 60 * MINUTE_MS + 17 * MINUTE_MS
     cut_result, cut = _run(_truncated(day_data, t_cut))
-    assert 600 < len(cut) < len(full)
+    assert 5 < len(cut) < len(full)
     assert cut == full[:len(cut)]                    # an exact prefix, byte for byte
-    assert json.loads(cut[-1])["time_ms"] == t_cut   # the step at T saw the bar opening at T
+    assert json.loads(full[len(cut)])["time_ms"] > t_cut     # ...ending where the data does
 
     # a future that crashes 50 % right after T must not change a single decision up to T
     tampered = day_data.frame.copy()
@@ -116,10 +129,10 @@ def test_determinism_byte_identical_json_and_trace(day_data, day_run) -> None:
     assert trace1 == trace2
 
 
-@pytest.mark.shared_data
-def test_parity_replay_runner_makes_the_same_trades(day_data, day_run, tmp_path: Path) -> None:
+def _replay_trades(data: BacktestData, tmp_path: Path) -> tuple[list[dict], dict]:
     """The dashboard's replay (AgentRunner thread, ReplayMarketData, PaperExchange on SQLite,
-    BarClock at a huge speed) makes exactly the backtest's trades at the same times/prices."""
+    BarClock at a huge speed, everything as web/world.py builds it) over `data`: its trades
+    in the backtest's row shape, and its final weights."""
     from rl.knowledge import KnowledgeStore
     from rl.level_finder import DEFAULT_WEIGHTS
     from rl.marketdata import ReplayMarketData
@@ -127,8 +140,8 @@ def test_parity_replay_runner_makes_the_same_trades(day_data, day_run, tmp_path:
     from rl.runner import AgentRunner
 
     settings = _settings()
-    clock = BarClock(BarSchedule({SYMBOL: day_data.frame}, start_ms=day_data.start_ms), speed=1e9)
-    market = ReplayMarketData({SYMBOL: day_data.frame}, clock)
+    clock = BarClock(BarSchedule({SYMBOL: data.frame}, start_ms=data.start_ms), speed=1e9)
+    market = ReplayMarketData({SYMBOL: data.frame}, clock)
     exchange = PaperExchange(tmp_path / "paper.db", balance=settings.paper_balance,
                              maker_fee=settings.maker_fee, taker_fee=settings.taker_fee,
                              default_leverage=settings.leverage, clock=market.now_ms,
@@ -145,18 +158,69 @@ def test_parity_replay_runner_makes_the_same_trades(day_data, day_run, tmp_path:
     finally:
         runner.stop()
     assert clock.finished, "the replay did not reach the end of the data in time"
-    backtest = day_run[0]
-    replayed = [t for t in reversed(store.trades(limit=10_000))]
-    want = [{k: t[k] for k in TRADE_KEYS} for t in backtest.trades + backtest.open_trades]
+    assert runner.status()["last_error"] is None
     got = [{"side": t["side"], "opened_ms": t["opened_ms"], "closed_ms": t["closed_ms"],
             "entry_price": t["entry_price"], "exit_price": t["exit_price"], "quantity": t["quantity"],
             "pnl": t["net_pnl"], "fees": t["fees"], "r_multiple": t["r_multiple"],
-            "exit_reason": t["exit_reason"]} for t in replayed]
-    assert len(want) > 0
-    assert got == want
-    assert store.current_weights() == backtest.final_weights
+            "exit_reason": t["exit_reason"]} for t in reversed(store.trades(limit=10_000))]
+    weights = store.current_weights()
     store.close()
     exchange.close()
+    return got, weights
+
+
+def _backtest_trades(result: BacktestResult) -> list[dict]:
+    return [{k: t[k] for k in TRADE_KEYS} for t in result.trades + result.open_trades]
+
+
+@pytest.mark.shared_data
+def test_parity_replay_runner_makes_the_same_trades(day_data, day_run, tmp_path: Path) -> None:
+    """Replay (run_cycle per BarClock step) and backtest (prime + step) make exactly the same
+    trades at the same times/prices, and learn the same weights."""
+    backtest = day_run[0]
+    got, weights = _replay_trades(day_data, tmp_path)
+    assert len(backtest.trades) > 0
+    assert got == _backtest_trades(backtest)
+    assert weights == backtest.final_weights
+
+
+@pytest.mark.shared_data
+def test_parity_holds_across_a_weekly_close(tmp_path: Path) -> None:
+    """Sun 2023-09-03 .. Mon 09-04: the backtest aggregates the 1w candle itself from 1m bars
+    (primed from the week's start), replay reads it from the market port; at Monday 00:00 both
+    must push the same weekly candle, or the scores and trades after it would differ."""
+    if not shared_kline_files(SYMBOL):
+        pytest.skip(f"real Binance archive for {SYMBOL} not found under {shared_data_root()}")
+    data = load_backtest_data([shared_data_root()], SYMBOL, "2023-09-03", "2023-09-04")
+    import rl.backtest as bt
+    agents = []
+    real_world = bt.build_backtest_world
+
+    def capture(*a, **kw):
+        world = real_world(*a, **kw)
+        agents.append(world[2])
+        return world
+
+    bt.build_backtest_world = capture
+    try:
+        result, _ = _run(data)
+    finally:
+        bt.build_backtest_world = real_world
+    # the weekly candle the agent formed itself equals the market port's (rl.market.resample)
+    from rl.market import resample
+    ring = agents[0]._rt[SYMBOL].analyzer.rings["1w"].bars()
+    weekly = resample(data.frame[index_to_ms(data.frame.index) < 1693785600000], "1w")
+    assert int(ring.t[-1]) == 1693180800000 == int(index_to_ms(weekly.index)[-1])   # Mon 08-28
+    assert (ring.o[-1], ring.h[-1], ring.l[-1], ring.c[-1]) == tuple(
+        float(weekly[k].iloc[-1]) for k in ("open", "high", "low", "close"))
+    # volume: step() adds 1m volumes one by one, the market port with numpy's pairwise sum;
+    # they agree to the last few bits only (see docs/backtest.md "Open points")
+    assert ring.v[-1] == pytest.approx(float(weekly["volume"].iloc[-1]), rel=1e-12)
+    got, weights = _replay_trades(data, tmp_path)
+    want = _backtest_trades(result)
+    assert any(t["opened_ms"] > 1693785600000 for t in want)      # trades after Mon 00:00 UTC
+    assert got == want
+    assert weights == result.final_weights
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -179,7 +243,8 @@ def test_cli_writes_json_report_and_trace(tmp_path: Path, capsys, monkeypatch) -
     assert doc["bars_per_second"] > 0 and doc["seconds"] > 0
     assert set(doc["final_weights"]) and abs(sum(doc["final_weights"].values()) - 1) < 1e-9
     lines = out_trace.read_text().splitlines()
-    assert len(lines) == doc["cycles"] and json.loads(lines[0])["threshold"] == 35.0
+    decisions = [json.loads(x) for x in lines if json.loads(x)["event"] == "decision"]
+    assert len(decisions) == doc["decisions"] > 0 and decisions[0]["min_score"] == 35.0
     page = out_html.read_text()
     assert "<svg" in page and "TSTUSDT" in page and "<script" not in page
 
