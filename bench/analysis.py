@@ -5,6 +5,11 @@ Uses generated candles (4 timeframes x 500 closed candles), so it runs anywhere.
 Prints median and p95 for: full analyze(); incremental score when no 15m candle closed;
 incremental score right after a 15m close (levels rescanned; every 32nd 15m close also
 closes an 8h candle, as in a real backtest, so the 8h caches are rebuilt there).
+
+`--month SYMBOL:YYYY-MM` (with `--data`, default ../shared/data) also replays a real archive
+month the way the agent's backtest drives the analyzer: every closed 1m candle pushed, every
+closed 15m/8h/1w candle pushed, `score` at each 15m close; the previous month (if present)
+warms the analyzer up untimed. Prints analyzer-only 1m bars/s.
 """
 from __future__ import annotations
 
@@ -33,10 +38,81 @@ def stats(xs: list[float]) -> str:
     return f"median {np.median(a):.3f} ms  p95 {np.percentile(a, 95):.3f} ms  (n={len(a)})"
 
 
+_SPAN = {"15m": 900_000, "8h": 28_800_000, "1w": 604_800_000}
+_WEEK_OFFSET = 4 * 86_400_000      # Binance weeks open Monday 00:00 UTC; 1970-01-01 was a Thursday
+
+
+def replay_events(rows: list[tuple]) -> list[tuple]:
+    """Analyzer calls for 1m rows (t, o, h, l, c, v): ("1m"|tf, candle...) pushes and
+    ("score", price, time_ms) at each 15m close, in the agent's order."""
+    out: list[tuple] = []
+    forming: dict[str, list | None] = {}
+    for t, o, h, l, c, v in rows:
+        out.append(("1m", t, o, h, l, c, v))
+        closed = False
+        for tf, span in _SPAN.items():
+            f = forming.get(tf)
+            if f is None:
+                off = _WEEK_OFFSET if tf == "1w" else 0
+                b = (t - off) // span * span + off
+                f = forming[tf] = [b, o, h, l, c, v, b + span]
+            else:
+                f[2], f[3], f[4], f[5] = max(f[2], h), min(f[3], l), c, f[5] + v
+            if t + 60_000 >= f[6]:
+                out.append((tf, *f[:6]))
+                forming[tf] = None
+                closed = closed or tf == "15m"
+        if closed:
+            out.append(("score", c, t))
+    return out
+
+
+def replay(inc: IncrementalAnalyzer, events: list[tuple]) -> None:
+    push, score = inc.push_candle, inc.score
+    for e in events:
+        if e[0] == "score":
+            score(e[1], e[2])
+        else:
+            push(*e)
+
+
+def real_month(data: str, spec: str) -> None:
+    from rl.archive import load_archive
+    symbol, month = spec.split(":")
+    prev = (pd.Period(month, "M") - 1).strftime("%Y-%m")
+    try:
+        frame = load_archive(data, symbol=symbol, start=prev, end=month).frame
+    except FileNotFoundError:
+        frame = load_archive(data, symbol=symbol, start=month, end=month).frame
+    t = (frame.index.as_unit("ms").asi8).tolist()
+    rows = list(zip(t, *(frame[k].to_numpy(float).tolist() for k in ("open", "high", "low", "close", "volume"))))
+    first = int(pd.Timestamp(month + "-01", tz="UTC").value // 1_000_000)
+    split = next(i for i, r in enumerate(rows) if r[0] >= first)
+    events = replay_events(rows)
+    cut = next(i for i, e in enumerate(events) if e[0] == "1m" and e[1] >= first)
+    warm, timed = events[:cut], events[cut:]
+    runs = []
+    for _ in range(3):
+        inc = IncrementalAnalyzer(symbol)
+        replay(inc, warm)
+        t0 = time.perf_counter()
+        replay(inc, timed)
+        runs.append(time.perf_counter() - t0)
+    n, n15 = len(rows) - split, sum(1 for e in timed if e[0] == "score")
+    best = min(runs)
+    print(f"real month {symbol} {month} ({n} 1m bars, {n15} 15m closes, warmed on {split} bars): "
+          f"best of 3 {best:.3f} s -> {n / best:,.0f} bars/s (analyzer only), "
+          f"{best / n * 1e6:.1f} us per 1m bar")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=200)
+    ap.add_argument("--month", help="SYMBOL:YYYY-MM, replay a real archive month (see module doc)")
+    ap.add_argument("--data", default="../shared/data")
     args = ap.parse_args()
+    if args.month:
+        real_month(args.data, args.month)
     frames = {"1m": candles(500, "1min", 1, 0.001), "15m": candles(500, "15min", 2, 0.004),
               "8h": candles(500, "8h", 3, 0.02), "1w": candles(500, "7D", 4, 0.06)}
     price = float(frames["15m"].close.iloc[-1])

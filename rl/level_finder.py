@@ -31,6 +31,7 @@ DURATION_DAYS_FULL = 30.0    # log scale, 30 days -> 1.0
 PROXIMITY_ATR = 3.0          # a level further than 3 ATR(15m) from price does not count now
 MAX_LEVELS = 30              # levels listed in an analysis (best first)
 WEIGHT_SUM_TOL = 1e-6
+SMALL_SCAN = 40              # up to this many levels, _rank runs on Python floats (see _rank)
 
 
 def validate_weights(weights: dict[str, float]) -> dict[str, float]:
@@ -193,13 +194,26 @@ class _ScanResult:
         x = object.__new__(ScoredLevel)
         object.__setattr__(x, "__dict__", {
             "price": self.price[r], "kind": kind, "score": self.score[r],
-            "features": dict(zip(FEATURES, feats[k])), "touches": dict(zip(tf_names, touches[k])),
+            "features": _feature_dict(*feats[k]), "touches": dict(zip(tf_names, touches[k])),
             "timeframe": origin[k], "first_seen_ms": first_seen[k], "last_touch_ms": last_touch[k],
-            "sources": _MASK_SRC[src_mask[k]], "stats": dict(zip(_RAW_KEYS, raw[k]))})
+            "sources": _MASK_SRC[src_mask[k]], "stats": _raw_dict(*raw[k])})
         return x
 
 
 _RAW_KEYS = ("volume_ratio", "bounces", "mean_bounce_atr", "failed_breakouts", "duration_days")
+
+
+def _feature_dict(a: float, b: float, c: float, d: float, e: float, f: float) -> dict[str, float]:
+    """dict(zip(FEATURES, row)) as a literal: views build a few dozen of these per scan."""
+    return {"volume_density": a, "touch_bounce_count": b, "bounce_magnitude": c,
+            "failed_breakout_count": d, "duration_days": e, "multi_tf_confirm": f}
+
+
+def _raw_dict(a: float, b: float, c: float, d: float, e: float) -> dict[str, float]:
+    return {"volume_ratio": a, "bounces": b, "mean_bounce_atr": c, "failed_breakouts": d, "duration_days": e}
+
+
+assert tuple(_feature_dict(*FEATURES)) == FEATURES and tuple(_raw_dict(*_RAW_KEYS)) == _RAW_KEYS
 
 
 class _LazyBook(LevelBook):
@@ -406,7 +420,15 @@ class BestLevelFinder:
 
     def _rank(self, stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
               srm: np.ndarray, first_seen: np.ndarray, ref_price: float) -> _ScanResult:
-        """`level_features` and `score` for every level at once, then the ranking. Each
+        """`level_features` and `score` for every level, then the ranking (best score first,
+        ties by distance to ref_price). Two implementations with identical results (tested
+        against each other): scalar for small scans, arrays for big ones."""
+        rank = self._rank_small if len(plist) <= SMALL_SCAN else self._rank_arrays
+        return rank(stats, prices, plist, tfm, srm, first_seen, ref_price)
+
+    def _rank_arrays(self, stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
+              srm: np.ndarray, first_seen: np.ndarray, ref_price: float) -> _ScanResult:
+        """`_rank` with arrays (faster above SMALL_SCAN levels). Each
         operation is the elementwise IEEE twin of the per-level Python original (same
         operands, same order of additions), so scores and ranks are identical."""
         L = len(plist)
@@ -448,3 +470,57 @@ class BestLevelFinder:
         raw_cols = [vr.tolist(), bounces.tolist(), mean_move.tolist(), failed.tolist(), days_l]
         return _ScanResult(ref_price, order, plist, score.tolist(), feat_cols, touch_cols, tuple(tf_list),
                            origin_tf, first_seen.tolist(), last.astype(np.int64).tolist(), srm.tolist(), raw_cols)
+
+    def _rank_small(self, stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
+              srm: np.ndarray, first_seen: np.ndarray, ref_price: float) -> _ScanResult:
+        """`_rank` in plain floats: for a few dozen levels numpy's per-call overhead costs
+        more than the arithmetic. Each operation is the scalar twin of the per-level original (same operands, same
+        order of additions), so scores and ranks are identical."""
+        L = len(plist)
+        tf_list = list(stats)
+        rows = [stats[tf].tolist() for tf in tf_list]        # per timeframe: 7 lists of L floats
+        origin_tf = [_MASK_TF[m] for m in tfm.tolist()]
+        table = _mtf_table(tuple(tf_list))
+        if len(tf_list) > 1:
+            pos = {tf: k for k, tf in enumerate(tf_list)}
+            own = [rows[pos[tf]] for tf in origin_tf]
+            cols = [[own[i][r][i] for i in range(L)] for r in (1, 2, 3, 6)]
+        else:
+            cols = [rows[0][r] for r in (1, 2, 3, 6)]
+        bounces, bsum, failed, vr = cols
+        mean_move = [s / b if b != 0 else 0.0 for s, b in zip(bsum, bounces)]
+        # first touch over timeframes (ignoring -1 = untouched), last touch = max
+        if len(rows) == 1:
+            firsts, lasts = rows[0][4], rows[0][5]
+            days = [(la - fi) / 86_400_000 if fi >= 0 else 0.0 for fi, la in zip(firsts, lasts)]
+            last_l = lasts
+        else:
+            fz = list(zip(*(r[4] for r in rows)))
+            lz = list(zip(*(r[5] for r in rows)))
+            days = []
+            for fs, ls in zip(fz, lz):
+                good = [x for x in fs if x >= 0]
+                days.append((max(ls) - min(good)) / 86_400_000 if good else 0.0)
+            last_l = [max(ls) for ls in lz]
+        duration = [min(1.0, math.log1p(max(d, 0.0)) / _LOG31) for d in days]
+        mask = [0] * L
+        for tf, need, _ in MULTI_TF_RULE:
+            if tf in stats:
+                bit = 1 << _TF_CODE[tf]
+                mask = [m | bit if t >= need else m for m, t in zip(mask, rows[tf_list.index(tf)][0])]
+        mtf = [table[m] for m in mask]
+        vd = [x if x < 1.0 else 1.0 for x in (v / VOLUME_RATIO_FULL for v in vr)]
+        tb = [(BOUNCES_FULL if BOUNCES_FULL < b else b) / BOUNCES_FULL for b in bounces]
+        bm = [(BOUNCE_ATR_FULL if BOUNCE_ATR_FULL < m else m) / BOUNCE_ATR_FULL for m in mean_move]
+        fb = [(FAILED_FULL if FAILED_FULL < f else f) / FAILED_FULL for f in failed]
+        w0, w1, w2, w3, w4, w5 = (self.weights[f] for f in FEATURES)
+        # same additions in the same order as the array version: 0 + w0*f0 + w1*f1 + ...
+        score = [100.0 * (((((0.0 + w0 * a) + w1 * b) + w2 * c) + w3 * d) + w4 * e + w5 * float(g))
+                 for a, b, c, d, e, g in zip(vd, tb, bm, fb, duration, mtf)]
+        dist = [abs(p - ref_price) for p in plist]
+        order = sorted(range(L), key=lambda k: (-score[k], dist[k]))
+        feat_cols = [vd, [float(x) for x in tb], bm, fb, duration, mtf]
+        touch_cols = [[int(x) for x in r[0]] for r in rows]
+        raw_cols = [vr, bounces, mean_move, failed, days]
+        return _ScanResult(ref_price, order, plist, score, feat_cols, touch_cols, tuple(tf_list),
+                           origin_tf, first_seen.tolist(), [int(x) for x in last_l], srm.tolist(), raw_cols)

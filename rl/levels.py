@@ -97,7 +97,7 @@ def pivots(high: np.ndarray, low: np.ndarray, strength: int) -> tuple[np.ndarray
         ll, lr = np.minimum(ll, low[s - k:s - k + m]), np.minimum(lr, low[s + k:s + k + m])
     is_h = (hc > hl) & (hc >= hr)
     is_l = (lc < ll) & (lc <= lr)
-    return np.flatnonzero(is_h) + strength, np.flatnonzero(is_l) + strength
+    return is_h.nonzero()[0] + strength, is_l.nonzero()[0] + strength
 
 
 def volume_profile(high: np.ndarray, low: np.ndarray, volume: np.ndarray,
@@ -132,7 +132,7 @@ def volume_nodes(high: np.ndarray, low: np.ndarray, volume: np.ndarray, atr_valu
     sm = np.convolve(prof, np.array([1.0, 2.0, 3.0, 2.0, 1.0]) / 9.0, mode="same")
     p = np.concatenate([[-np.inf], sm, [-np.inf]])
     peak = (p[1:-1] > p[:-2]) & (p[1:-1] > p[2:]) & (sm >= NODE_MIN_RATIO * prof.mean())
-    idx = np.flatnonzero(peak)
+    idx = peak.nonzero()[0]
     idx = idx[np.argsort(-sm[idx], kind="stable")][:MAX_NODES]
     return centers[np.sort(idx)]
 
@@ -279,8 +279,8 @@ def touch_stats(bars: Bars, prices: np.ndarray, atr_value: float, timeframe: str
     M &= prep.hi >= Pc
     f = buf[1:]
     nf = ~buf
-    starts = np.flatnonzero(f & nf[:-1])
-    ends = np.flatnonzero(f[:-1] & nf[2:])
+    starts = (f & nf[:-1]).nonzero()[0]
+    ends = (f[:-1] & nf[2:]).nonzero()[0]
     sl, si = np.divmod(starts, W)
     e1 = ends - sl * W + 1                     # the candle after each episode
     touches = np.bincount(sl, minlength=L).astype(float)
@@ -298,7 +298,7 @@ def touch_stats(bars: Bars, prices: np.ndarray, atr_value: float, timeframe: str
     sb = np.sign(prep.c_before[si] - Pv)
     held = (sb == np.sign(prep.c_after[e1] - Pv)) & (sb != 0)
     up = sb > 0
-    flat = np.flatnonzero(f)                  # touching cells; each episode is a run of them
+    flat = f.nonzero()[0]                  # touching cells; each episode is a run of them
     row, col = np.divmod(flat, W)
     hc, lc = bars.h[col], bars.l[col]
     off = np.searchsorted(flat, starts)        # each episode's first cell
@@ -344,18 +344,19 @@ def merge_arrays(price: np.ndarray, tf_code: np.ndarray, src: np.ndarray, time_m
         return np.zeros(0), z, z, z
     order = np.argsort(price, kind="stable")
     sp = price[order]
-    starts = np.flatnonzero(np.concatenate([[True], ~(np.diff(sp) <= tolerance)]))
+    starts = np.concatenate([[True], ~(np.diff(sp) <= tolerance)]).nonzero()[0]
     size = np.diff(np.append(starts, len(sp)))
-    # member sums added left to right exactly like Python's sum(): one vector add per rank
-    # of member (clusters rarely have more than a few members)
-    acc = sp[starts]
-    for j in range(1, min(int(size.max()), 8)):
-        sel = np.flatnonzero(size > j)
-        acc[sel] = acc[sel] + sp[starts[sel] + j]
-    for g in np.flatnonzero(size > 8).tolist():        # big clusters: cumsum adds left to right too
-        a = int(starts[g])
-        acc[g] = np.cumsum(sp[a:a + int(size[g])])[-1]
-    means = acc / size
+    # member sums added left to right exactly like Python's sum(); a scan has ~100
+    # candidates, so a plain loop beats a vector op per member rank
+    spl = sp.tolist()
+    bounds = starts.tolist() + [len(spl)]
+    sums = []
+    for a, b in zip(bounds, bounds[1:]):
+        acc = spl[a]
+        for x in spl[a + 1:b]:
+            acc = acc + x
+        sums.append(acc)
+    means = np.array(sums) / size
     tfm = np.bitwise_or.reduceat(np.left_shift(1, tf_code[order]), starts)
     srm = np.bitwise_or.reduceat(np.left_shift(1, src[order]), starts)
     first = np.minimum.reduceat(time_ms[order], starts)

@@ -202,3 +202,49 @@ def test_scan_equals_reference_real(shared_data_dir):
                for tf, b in bars.items()}
         ref = float(sub["15m"].c[-1])
         assert_scan_equals_reference(finder, sub, atrs, ref, probes=(ref * 0.99, ref * 1.01))
+
+
+def _both_ranks_agree(monkeypatch, finder):
+    """Route every scan through both _rank implementations and demand identical output
+    (scores, order, every column): _rank picks one by scan size, so they must agree exactly."""
+    sizes = []
+
+    def both(stats, prices, plist, tfm, srm, first_seen, ref_price):
+        a = lf.BestLevelFinder._rank_small(finder, stats, prices, plist, tfm, srm, first_seen, ref_price)
+        b = lf.BestLevelFinder._rank_arrays(finder, stats, prices, plist, tfm, srm, first_seen, ref_price)
+        assert (a.order, a.price, a.score) == (b.order, b.price, b.score)
+        assert a._rows == b._rows
+        for ra, rb in zip(a._rows[0], b._rows[0]):   # feature types too (multi_tf's int 0)
+            assert [type(x) for x in ra] == [type(x) for x in rb]
+        sizes.append(len(plist))
+        return a
+    monkeypatch.setattr(finder, "_rank", both)
+    return sizes
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_small_and_array_rank_identical_generated(monkeypatch, seed):
+    bars = {"15m": generated_bars(500, seed, "15m", 0.004), "8h": generated_bars(300, seed + 50, "8h", 0.02),
+            "1w": generated_bars(40 + 30 * seed, seed + 90, "1w", 0.06)}
+    atrs = {tf: _atr(b) for tf, b in bars.items()}
+    ref = float(bars["15m"].c[-1])
+    finder = lf.BestLevelFinder({**lf.DEFAULT_WEIGHTS, "volume_density": 0.3, "duration_days": 0.0})
+    sizes = _both_ranks_agree(monkeypatch, finder)
+    for drop in ((), ("1w",), ("8h",), ("8h", "1w"), ("15m",)):
+        finder.scan({tf: b for tf, b in bars.items() if tf not in drop}, atrs, ref)
+    wide = {"15m": generated_bars(2000, seed, "15m", 0.006), "8h": generated_bars(300, seed + 50, "8h", 0.06)}
+    finder.scan(wide, {tf: _atr(b) for tf, b in wide.items()}, float(wide["15m"].c[-1]))  # a big scan
+    assert len(sizes) == 6      # every scan compared both implementations, whatever its size
+
+
+@pytest.mark.shared_data
+def test_small_and_array_rank_identical_real(monkeypatch, shared_data_dir):
+    bars = real_bars(shared_data_dir)
+    atrs = {tf: _atr(b) for tf, b in bars.items()}
+    finder = lf.BestLevelFinder()
+    sizes = _both_ranks_agree(monkeypatch, finder)
+    for cut in range(200, len(bars["15m"]) + 1, 37):
+        sub = {tf: (lv.Bars(*(a[cut - 200:cut] for a in (b.t, b.o, b.h, b.l, b.c, b.v))) if tf == "15m" else b)
+               for tf, b in bars.items()}
+        finder.scan(sub, atrs, float(sub["15m"].c[-1]))
+    assert len(sizes) > 3
