@@ -307,3 +307,25 @@ def test_sync_adopts_unknown_position_and_protects_it():
     sync = router.sync(SYM, None)
     assert sync.state.side == "SHORT" and sync.state.qty == pytest.approx(0.1)
     assert [s.trigger_price for s in ex.open_stops(SYM)] == [51_000.0]
+
+
+def test_rejected_entry_leaves_no_position_no_stop_and_nothing_pending():
+    # paper: an order far beyond the available margin is refused with Binance's -2019
+    ex = paper()
+    router = OrderRouter(ex)
+    out = router.open_position(SYM, "LONG", 500.0, 50_000.0, stop=49_000.0)
+    assert out.state is None and not out.pending
+    assert "Margin is insufficient" in out.reason
+    assert ex.position(SYM) is None and ex.open_stops(SYM) == [] and ex.open_orders(SYM) == []
+    # Binance: the same refusal as the API sends it (HTTP 400 with code/msg)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        rs.add(responses.GET, f"{BASE}/fapi/v1/exchangeInfo", json=EXCHANGE_INFO)
+        rs.add(responses.POST, f"{BASE}/fapi/v1/order", status=400,
+               json={"code": -2019, "msg": "Margin is insufficient."})
+        client = BinanceClient(trade_url=BASE, api_key="k", api_secret="s", sleep=lambda s: None)
+        router_b = OrderRouter(BinanceExchange(client, name="testnet"))
+        out_b = router_b.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+        assert out_b.state is None and not out_b.pending and "Margin is insufficient" in out_b.reason
+        posts = [c for c in rs.calls if c.request.method == "POST"]
+        assert len(posts) == 1                          # refused once, never re-sent
+        assert not any("algoOrder" in c.request.url for c in rs.calls)   # no stop for nothing
