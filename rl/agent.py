@@ -68,7 +68,11 @@ class _SymbolRuntime:
     state: PositionState | None = None
     last_1m_ms: int | None = None            # open time of the newest closed 1m bar handled
     pushed: dict[str, int] = field(default_factory=dict)    # timeframe -> newest candle given to the analyzer
-    forming: dict[str, list[float] | None] = field(default_factory=dict)   # step(): candles being aggregated
+    # step(): candles being formed, [open_ms, o, h, l, c, [1m volumes], end_ms]; 8h/1w hold
+    # the closed 15m buckets of their bucket (the forming 15m one is folded in at its close)
+    f15: list | None = None
+    fhi: dict[str, list | None] = field(default_factory=lambda: {"8h": None, "1w": None})
+    ring_1m: Any = None                      # the analyzer's 1m ring when it can be appended to directly
     pending: bool = False                    # an entry of unknown outcome awaits the next sync
     last_exit_ms: int | None = None          # newest close of this symbol's trades (cooldown)
     exit_loaded: bool = False                # last_exit_ms read from the store once (restart)
@@ -85,6 +89,21 @@ def _bucket(t: int, tf: str) -> int:
 
 def _span(tf: str) -> int:
     return WEEK_MS if tf == "1w" else INTERVAL_MS[tf]
+
+
+_M15 = INTERVAL_MS["15m"]
+_FOLD_TFS = ("8h", "1w")
+
+
+def _direct_1m_ring(analyzer: Any) -> Any:
+    """The 1m ring of a plain IncrementalAnalyzer, which step() appends to directly: for 1m
+    candles push_candle only checks the time order (step checks it against last_1m_ms) and
+    appends to this ring (1m indicators are computed lazily from it at score time), so the
+    direct append leaves the analyzer in the same state at a quarter of the cost. None for
+    anything else (a subclass or a scripted test analyzer): step then calls push_candle."""
+    if type(analyzer) is not IncrementalAnalyzer:
+        return None
+    return analyzer.rings.get("1m")
 
 
 
@@ -286,56 +305,113 @@ class TradingAgent(RecoveryMixin):
             df = frames_closed.get(tf)
             if df is not None and len(df):
                 rt.pushed[tf] = int(index_to_ms(df.index[-1:])[0])
-        rt.forming = {tf: None for tf in HIGHER_TFS}
+        rt.f15, rt.fhi = None, {tf: None for tf in HIGHER_TFS[1:]}
         m1 = frames_closed.get("1m")
         if m1 is not None and len(m1):
             m1_ms = index_to_ms(m1.index)
             rows = m1[["open", "high", "low", "close", "volume"]].to_numpy()
-            for tf in HIGHER_TFS:
+            n = len(m1_ms)
+
+            def forming(tf: str, b: int, i: int, j: int) -> list | None:
+                """The `tf` candle of bucket b from rows[i:j] (None if empty or already pushed)."""
+                if i >= j or not (rt.pushed.get(tf) is None or rt.pushed[tf] < b):
+                    return None
+                r = rows[i:j]
+                return [b, float(r[0, 0]), float(r[:, 1].max()), float(r[:, 2].min()), float(r[-1, 3]),
+                        [float(x) for x in r[:, 4]], b + _span(tf)]
+
+            b15 = _bucket(int(time_ms), "15m")
+            i15 = int(np.searchsorted(m1_ms, b15, side="left"))
+            rt.f15 = forming("15m", b15, i15, n)
+            # the higher candles hold the 15m buckets already closed; the one forming is
+            # folded in when it closes (if it could not be formed, they take its rows directly)
+            upto = i15 if rt.f15 is not None else n
+            for tf in HIGHER_TFS[1:]:
                 b = _bucket(int(time_ms), tf)
-                i = int(np.searchsorted(m1_ms, b, side="left"))
-                if i < len(m1_ms) and (rt.pushed.get(tf) is None or rt.pushed[tf] < b):
-                    r = rows[i:]
-                    rt.forming[tf] = [b, float(r[0, 0]), float(r[:, 1].max()), float(r[:, 2].min()),
-                                      float(r[-1, 3]), float(sum(float(x) for x in r[:, 4])), b + _span(tf)]
+                rt.fhi[tf] = forming(tf, b, int(np.searchsorted(m1_ms, b, side="left")), upto)
             rt.last_1m_ms = int(m1_ms[-1])
+        rt.ring_1m = _direct_1m_ring(rt.analyzer)
 
     def step(self, now_ms: int, bars: Mapping[str, Sequence[float]]) -> bool:
         """Backtest: `bars[symbol] = (open_time_ms, open, high, low, close, volume)` of the 1m
         candle that just closed (the exchange has already seen it). Returns True if anything
-        beyond bookkeeping happened. No sleeping, no market-port I/O."""
+        beyond bookkeeping happened. No sleeping, no market-port I/O.
+
+        The agent forms 15m/8h/1w candles itself, exactly as the market port does (rl.market:
+        first open, max high, min low, last close, volume = math.fsum of the 1m volumes, so
+        both sides agree to the bit). Per bar only the forming 15m candle is updated; 8h/1w take
+        a whole 15m candle when it closes (every 15m bucket lies inside one 8h and one 1w
+        bucket), which keeps a flat minute to a handful of operations."""
         worked = False
         for sym, bar in bars.items():
             rt = self._rt[sym]
             t, o, h, l, c, v = int(bar[0]), float(bar[1]), float(bar[2]), float(bar[3]), float(bar[4]), float(bar[5])
-            rt.analyzer.push_candle("1m", t, o, h, l, c, v)
+            prev = rt.last_1m_ms
+            ring = rt.ring_1m
+            if ring is not None and prev is not None and t > prev:
+                ring.push(t, o, h, l, c, v)         # = push_candle("1m", ...) minus its checks
+            else:
+                rt.analyzer.push_candle("1m", t, o, h, l, c, v)
+                rt.ring_1m = _direct_1m_ring(rt.analyzer)
             rt.last_1m_ms = t
             closed_15m = False
-            nxt = t + MINUTE_MS
-            forming = rt.forming
-            for tf in HIGHER_TFS:
-                f = forming.get(tf)
-                if f is not None and t >= f[6]:          # a gap in the data skipped its close
-                    rt.analyzer.push_candle(tf, int(f[0]), f[1], f[2], f[3], f[4], f[5])
-                    f = None
-                    closed_15m = closed_15m or tf == "15m"
-                if f is None:
-                    b = _bucket(t, tf)
-                    f = forming[tf] = [b, o, h, l, c, v, b + _span(tf)]
-                else:
-                    if h > f[2]:
-                        f[2] = h
-                    if l < f[3]:
-                        f[3] = l
-                    f[4] = c
-                    f[5] += v
-                if nxt >= f[6]:                          # this bar was the bucket's last minute
-                    rt.analyzer.push_candle(tf, int(f[0]), f[1], f[2], f[3], f[4], f[5])
-                    forming[tf] = None
-                    closed_15m = closed_15m or tf == "15m"
+            if prev is None or t != prev + MINUTE_MS:
+                closed_15m = self._close_stale(rt, t)    # a gap in the data skipped a close
+            f = rt.f15
+            if f is None:
+                b = t // _M15 * _M15
+                f = rt.f15 = [b, o, h, l, c, [v], b + _M15]
+            else:
+                if h > f[2]:
+                    f[2] = h
+                if l < f[3]:
+                    f[3] = l
+                f[4] = c
+                f[5].append(v)
+            if t + MINUTE_MS >= f[6]:                   # this bar was the bucket's last minute
+                self._close_15m(rt, f)
+                closed_15m = True
             if self._on_bar(sym, rt, c, h, l, now_ms, closed_15m):
                 worked = True
         return worked
+
+    def _close_stale(self, rt: _SymbolRuntime, t: int) -> bool:
+        """After a gap: push every forming candle whose bucket ended before bar t."""
+        closed = False
+        f = rt.f15
+        if f is not None and t >= f[6]:
+            self._close_15m(rt, f)
+            closed = True
+        for tf, g in rt.fhi.items():
+            if g is not None and t >= g[6]:
+                rt.analyzer.push_candle(tf, g[0], g[1], g[2], g[3], g[4], math.fsum(g[5]))
+                rt.fhi[tf] = None
+        return closed
+
+    def _close_15m(self, rt: _SymbolRuntime, f: list) -> None:
+        """Push the closed 15m candle f and fold it into the forming 8h and 1w candles."""
+        rt.f15 = None
+        push = rt.analyzer.push_candle
+        push("15m", f[0], f[1], f[2], f[3], f[4], math.fsum(f[5]))
+        fhi = rt.fhi
+        for tf in _FOLD_TFS:
+            g = fhi[tf]
+            if g is not None and f[0] >= g[6]:          # (only after a gap: see _close_stale)
+                push(tf, g[0], g[1], g[2], g[3], g[4], math.fsum(g[5]))
+                g = None
+            if g is None:
+                b = _bucket(f[0], tf)
+                g = fhi[tf] = [b, f[1], f[2], f[3], f[4], list(f[5]), b + _span(tf)]
+            else:
+                if f[2] > g[2]:
+                    g[2] = f[2]
+                if f[3] < g[3]:
+                    g[3] = f[3]
+                g[4] = f[4]
+                g[5].extend(f[5])
+            if f[6] >= g[6]:
+                push(tf, g[0], g[1], g[2], g[3], g[4], math.fsum(g[5]))
+                fhi[tf] = None
 
     # ================================================================== one closed 1m bar
     def _on_bar(self, sym: str, rt: _SymbolRuntime, close: float, high: float, low: float,

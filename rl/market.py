@@ -10,10 +10,12 @@ analysis code never has to care where candles came from:
 Higher timeframes are formed from 1m candles exactly as Binance forms them: buckets are aligned
 to the Unix epoch in UTC (so 8h candles open at 00:00, 08:00, 16:00 UTC and 1d at 00:00 UTC),
 except weeks, which open on Monday 00:00 UTC, and months, which open on the 1st 00:00 UTC.
-Open/high/low/close are first/max/min/last; volumes and trade counts are summed.
+Open/high/low/close are first/max/min/last; volumes and trade counts are summed (volumes with
+math.fsum: correctly rounded, so any other code forming the same candle gets the same bits).
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -188,8 +190,25 @@ def aggregate_arrays(open_ms: np.ndarray, cols: Mapping[str, np.ndarray],
         "close_time": np.asarray(bucket_end(out_ms, interval), dtype=np.int64),
     }
     for name in _SUM_COLUMNS:
-        out[name] = np.add.reduceat(cols[name], starts)
+        col = cols[name]
+        if col.dtype.kind == "f":
+            out[name] = _segment_fsum(col, starts, lasts)
+        else:                           # integer counts: any order gives the exact sum
+            out[name] = np.add.reduceat(col, starts)
     return out_ms, out
+
+
+def _segment_fsum(values: np.ndarray, starts: np.ndarray, lasts: np.ndarray) -> np.ndarray:
+    """math.fsum of each segment values[starts[k]:lasts[k]+1].
+
+    Float sums depend on the order of the additions and numpy's reduceat adds pairwise, so a
+    volume formed here would differ in the last bits from one formed bar by bar (the agent's
+    own 15m/8h/1w candles in a backtest, rl.agent.TradingAgent.step). fsum is the correctly
+    rounded sum, independent of order and grouping, so both sides agree to the bit."""
+    vals = values.tolist()
+    fsum = math.fsum
+    return np.fromiter((fsum(vals[a:b + 1]) for a, b in zip(starts.tolist(), lasts.tolist())),
+                       dtype=np.float64, count=len(starts))
 
 
 def resample(frame: pd.DataFrame, interval: str, now_ms: int | None = None,

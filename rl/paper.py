@@ -197,6 +197,9 @@ class PaperExchange:
         self._fills: list[Fill] = []
         self._funding: list[dict] = []
         self._busy: set[str] = set()       # symbols with a position, open order or open stop
+        # symbol -> (amount, entry, margin, liquidation price): the bracket lookup runs on every
+        # price step of a bar in a position, while the three inputs change only on fills/funding
+        self._lp_cache: dict[str, tuple[float, float, float, float]] = {}
         self._store = PaperStore(db_path) if (db_path is not None and persist) else None
         self._dirty_orders: dict[str, _Order] = {}
         self._dirty_stops: dict[str, _Stop] = {}
@@ -287,6 +290,15 @@ class PaperExchange:
                                f"or give price_source); nothing was done")
         return px
 
+    def _liq(self, pos: _Pos) -> float:
+        """liquidation_price(pos), recomputed only when amount, entry or margin changed."""
+        c = self._lp_cache.get(pos.symbol)
+        if c is not None and c[0] == pos.amount and c[1] == pos.entry_price and c[2] == pos.margin:
+            return c[3]
+        lp = liquidation_price(pos.amount, pos.entry_price, pos.margin)
+        self._lp_cache[pos.symbol] = (pos.amount, pos.entry_price, pos.margin, lp)
+        return lp
+
     def _lev(self, symbol: str) -> int:
         return self._leverage.get(symbol, self.default_leverage)
 
@@ -318,9 +330,13 @@ class PaperExchange:
 
     def account(self) -> AccountSnapshot:
         with self._lock:
-            upnl = sum(p.amount * (self._price.get(s, p.mark_price) - p.entry_price)
-                       for s, p in self._positions.items())
-            used = sum(p.margin for p in self._positions.values()) + self._order_margin()
+            # one plain loop, summing in the same order (from int 0) as sum() would
+            upnl = used = 0
+            prices = self._price
+            for s, p in self._positions.items():
+                upnl += p.amount * (prices.get(s, p.mark_price) - p.entry_price)
+                used += p.margin
+            used += self._order_margin()
             return AccountSnapshot(wallet_balance=self._wallet, unrealized_pnl=upnl,
                                    margin_balance=self._wallet + upnl, initial_margin=used,
                                    available_balance=self._wallet - used)
@@ -333,7 +349,7 @@ class PaperExchange:
             mark = self._price.get(symbol, p.mark_price)
             return PositionSnapshot(symbol=symbol, amount=p.amount, entry_price=p.entry_price,
                                     mark_price=mark, unrealized_pnl=p.amount * (mark - p.entry_price),
-                                    liquidation_price=liquidation_price(p.amount, p.entry_price, p.margin),
+                                    liquidation_price=self._liq(p),
                                     leverage=p.leverage, margin=p.margin)
 
     def get_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
@@ -661,7 +677,7 @@ class PaperExchange:
                 consider(abs(o.price - cur), 1, "limit", o, o.price)
         pos = self._positions.get(symbol)
         if pos is not None:
-            lp = liquidation_price(pos.amount, pos.entry_price, pos.margin)
+            lp = self._liq(pos)
             if lp > 0:
                 long = pos.amount > 0
                 if (cur <= lp) if long else (cur >= lp):

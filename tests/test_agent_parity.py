@@ -123,3 +123,101 @@ def test_replay_cycles_that_skip_bars_still_make_the_same_trades(tmp_path):
     replay = run_replay(candles, tmp_path, sleep_seconds=300)   # each cycle catches up 5 bars
     assert len(backtest) >= 3
     assert replay == backtest
+
+
+# ----------------------------------------------------------------------------- candle parity
+class _RecordingAnalyzer:
+    """Stands in for IncrementalAnalyzer: keeps every candle step() forms, decides nothing
+    (score() gives no analysis, so the agent never trades)."""
+
+    def __init__(self, symbol, weights):
+        self.pushed: dict[str, list[tuple]] = {"1m": [], "15m": [], "8h": [], "1w": []}
+        self.recording = False
+
+    def update(self, frames, price, time_ms):
+        return None
+
+    def score(self, price, time_ms):
+        return None
+
+    def set_weights(self, weights):
+        pass
+
+    def push_candle(self, tf, t, o, h, l, c, v):
+        if self.recording:
+            self.pushed[tf].append((t, o, h, l, c, v))
+
+
+def test_self_formed_candles_equal_the_market_ports_bit_for_bit_on_real_data(shared_data_dir):
+    """FILUSDT 2023-09 (real archive): every 15m/8h/1w candle step() forms equals the one
+    ReplayMarketData serves (rl.market.aggregate_arrays) exactly, volume included: both sum
+    the 1m volumes with math.fsum, so the backtest and replay analyze the same numbers."""
+    from rl.backtest import prime_frames
+    from rl.backtest_data import load_backtest_data
+    from rl.market import bucket_start
+
+    data = load_backtest_data([shared_data_dir], "FILUSDT", "2023-09-01", "2023-09-30")
+    frame, first = data.frame, data.first_bar
+    t_ms = index_to_ms(frame.index)
+    clock = ManualClock(int(t_ms[first]) + MIN)
+    ex = _paper()
+    store = KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS)
+    agent = TradingAgent(Settings(db_path=":memory:"), None, ex, store, clock, feed_exchange=False,
+                         symbols=["FILUSDT"], analyzer_factory=_RecordingAnalyzer)
+    week0 = int(pd.Index(t_ms).searchsorted(int(bucket_start(int(t_ms[first]), "1w"))))
+    frames, price0, cut = prime_frames(frame, first, week0)
+    agent.prime("FILUSDT", frames, price0, cut)
+    rec = agent._rt["FILUSDT"].analyzer
+    rec.recording = True
+    o, h, l, c, v = (frame[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+    for i in range(first, len(frame) - 1):
+        t = int(t_ms[i])
+        clock.set(t + MIN)
+        agent.step(t + MIN, {"FILUSDT": (t, o[i], h[i], l[i], c[i], v[i])})
+    market = ReplayMarketData({"X": frame}, ManualClock(int(t_ms[-1]) + MIN))
+    counts = {}
+    for tf in ("15m", "8h", "1w"):
+        h_open, h_cols = market._series["X"].higher(tf)
+        want = {int(t): tuple(float(h_cols[k][j]) for k in ("open", "high", "low", "close", "volume"))
+                for j, t in enumerate(h_open.tolist())}
+        got = rec.pushed[tf]
+        counts[tf] = len(got)
+        assert [x[0] for x in got] == sorted({x[0] for x in got})        # in order, no repeats
+        for t, *ohlcv in got:
+            assert tuple(ohlcv) == want[t], (tf, t)                      # bit for bit
+    # the whole month: every 15m close, 8h closes, and the weekly candles (the first one partly
+    # formed from prime's 1m history back to Monday 08-28)
+    assert counts["15m"] >= 2870 and counts["8h"] >= 89 and counts["1w"] >= 4
+    store.close()
+
+
+def test_step_appends_1m_candles_to_the_analyzer_like_push_candle():
+    """step() appends 1m bars straight to the analyzer's ring: same ring as push_candle, same
+    analysis (1m indicators included) and higher-timeframe candles."""
+    from rl.analysis import IncrementalAnalyzer
+
+    candles = make_candles(n=2200, seed=11, vol=0.002)
+    t_ms = index_to_ms(candles.index)
+    start = int(t_ms[1500])
+    ex = _paper()
+    agent = TradingAgent(Settings(db_path=":memory:"), None, ex,
+                         KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS),
+                         ManualClock(start + MIN), feed_exchange=False, symbols=[SYMBOL])
+    agent.prime(SYMBOL, _closed_by(candles, start), float(candles["close"].iloc[1499]), start)
+    ref = IncrementalAnalyzer(SYMBOL, dict(DEFAULT_WEIGHTS))
+    end = len(candles)
+    for tf, df in _closed_by(candles, int(t_ms[end - 1]) + MIN).items():
+        for t, row in zip(index_to_ms(df.index).tolist(), df[["open", "high", "low", "close", "volume"]].itertuples(index=False)):
+            ref.push_candle(tf, int(t), *(float(x) for x in row))
+    o, h, l, c, v = (candles[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+    for i in range(1500, end):
+        t = int(t_ms[i])
+        agent.clock.set(t + MIN)
+        ex.on_bar(SYMBOL, o[i], h[i], l[i], c[i], t + MIN - 1)
+        agent.step(t + MIN, {SYMBOL: (t, o[i], h[i], l[i], c[i], v[i])})
+    mine = agent._rt[SYMBOL].analyzer
+    for tf in ("1m", "15m", "8h"):
+        a, b = mine.rings[tf].bars(), ref.rings[tf].bars()
+        assert [getattr(a, k).tolist() for k in "tohlcv"] == [getattr(b, k).tolist() for k in "tohlcv"], tf
+    now = int(t_ms[end - 1]) + MIN
+    assert mine.score(float(c[-1]), now).to_dict() == ref.score(float(c[-1]), now).to_dict()
