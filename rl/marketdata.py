@@ -14,6 +14,7 @@ price certainly known at T); only before the first bar closes is it the forming 
 """
 from __future__ import annotations
 
+import math
 import threading
 from typing import Callable, Mapping, Protocol, TypeVar, runtime_checkable
 
@@ -282,7 +283,8 @@ class ReplayMarketData:
             row = {"open": float(c["open"][first]), "high": float(c["high"][sl].max()),
                    "low": float(c["low"][sl].min()), "close": float(c["close"][n_closed - 1])}
             for name in ("volume", "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume"):
-                row[name] = c[name][sl].sum()
+                # fsum like rl.market.aggregate_arrays: the same volume whatever the order
+                row[name] = int(c[name][sl].sum()) if name == "trades" else math.fsum(c[name][sl])
             if forming is not None:
                 o = float(c["open"][forming])
                 row["high"], row["low"], row["close"] = max(row["high"], o), min(row["low"], o), o
