@@ -88,6 +88,11 @@ class LiveMarketData:
         self._lock = threading.Lock()
 
     @property
+    def client(self):
+        """The Binance client behind this port (live paper reads exchangeInfo through it)."""
+        return self._client
+
+    @property
     def url(self) -> str:
         return getattr(self._client, "market_url", "https://fapi.binance.com")
 

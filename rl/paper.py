@@ -10,6 +10,7 @@ explained in docs/execution.md.
 from __future__ import annotations
 
 import math
+import logging
 import threading
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
@@ -168,6 +169,7 @@ class PaperExchange:
                  max_fill_qty: float | Mapping[str, float] | None = None,
                  clock: Callable[[], int] | None = None,
                  price_source: Callable[[str], float] | None = None,
+                 filters_source: Callable[[str], SymbolFilters] | None = None,
                  persist: bool = True) -> None:
         if balance <= 0:
             raise ValueError(f"balance: must be > 0, got {balance!r}")
@@ -183,6 +185,9 @@ class PaperExchange:
         self.max_fill_qty = max_fill_qty
         self._clock, self._price_source = clock, price_source
         self._filters: dict[str, SymbolFilters] = dict(filters or {})
+        # live paper: the real exchangeInfo filters (so paper rejects what Binance would);
+        # when they cannot be had (offline), filters derived from the price
+        self._filters_source = filters_source
         self._lock = threading.RLock()
         self._price: dict[str, float] = {}
         self._time = 0
@@ -323,9 +328,16 @@ class PaperExchange:
     # ------------------------------------------------------------------ port: reads
     def filters(self, symbol: str) -> SymbolFilters:
         f = self._filters.get(symbol)
+        if f is None and self._filters_source is not None:
+            try:
+                f = self._filters_source(symbol)
+            except Exception as exc:    # offline or unknown symbol: keep trading on defaults
+                logging.getLogger(__name__).warning(
+                    "paper %s: exchange filters unavailable (%s); using filters derived from the price",
+                    symbol, exc)
         if f is None:
             f = default_filters(symbol, self._mark(symbol))
-            self._filters[symbol] = f
+        self._filters[symbol] = f
         return f
 
     def account(self) -> AccountSnapshot:

@@ -274,3 +274,23 @@ def test_default_filters_sensible():
     assert float(d.step_size) == 1.0 and float(d.min_notional) == 5.0
     with pytest.raises(ValueError, match="price"):
         default_filters("X", 0)
+
+
+def test_filters_source_used_and_offline_falls_back_to_price_defaults():
+    from client import NetworkError, parse_symbol_filters
+    info = {"symbols": [{"symbol": "BTCUSDT", "pricePrecision": 2, "quantityPrecision": 3, "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "556.80", "maxPrice": "4529764", "tickSize": "0.10"},
+        {"filterType": "LOT_SIZE", "stepSize": "0.001", "maxQty": "1000", "minQty": "0.001"},
+        {"filterType": "MARKET_LOT_SIZE", "stepSize": "0.001", "maxQty": "120", "minQty": "0.001"},
+        {"filterType": "MIN_NOTIONAL", "notional": "100"}]}]}
+    real = parse_symbol_filters(info)
+    ex = PaperExchange(None, filters_source=lambda s: real[s])
+    ex.on_price("BTCUSDT", 50_000.0, 1_000)
+    assert ex.filters("BTCUSDT") is real["BTCUSDT"]
+
+    def offline(symbol):
+        raise NetworkError("GET /fapi/v1/exchangeInfo: ConnectionError")
+
+    ex2 = PaperExchange(None, filters_source=offline)
+    ex2.on_price("BTCUSDT", 50_000.0, 1_000)
+    assert ex2.filters("BTCUSDT") == default_filters("BTCUSDT", 50_000.0)

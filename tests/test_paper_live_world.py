@@ -18,6 +18,14 @@ from config import load_settings
 from web.world import build_world
 
 MIN = 60_000
+EXCHANGE_INFO = {"timezone": "UTC", "serverTime": 1, "rateLimits": [], "exchangeFilters": [], "symbols": [{
+    "symbol": "BTCUSDT", "pair": "BTCUSDT", "contractType": "PERPETUAL", "status": "TRADING",
+    "baseAsset": "BTC", "quoteAsset": "USDT", "marginAsset": "USDT", "pricePrecision": 2,
+    "quantityPrecision": 3, "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "556.80", "maxPrice": "4529764", "tickSize": "0.10"},
+        {"filterType": "LOT_SIZE", "stepSize": "0.001", "maxQty": "1000", "minQty": "0.001"},
+        {"filterType": "MARKET_LOT_SIZE", "stepSize": "0.001", "maxQty": "120", "minQty": "0.001"},
+        {"filterType": "MIN_NOTIONAL", "notional": "100"}]}]}
 IV_MS = {"1m": MIN, "15m": 15 * MIN, "8h": 480 * MIN, "1w": 10080 * MIN}
 
 
@@ -64,6 +72,7 @@ def test_default_world_paper_trades_on_live_candles(tmp_path):
                         callback=_klines)
         rs.add_callback(responses.GET, re.compile(r"https://fapi\.binance\.com/fapi/v2/ticker/price.*"),
                         callback=_ticker)
+        rs.add(responses.GET, "https://fapi.binance.com/fapi/v1/exchangeInfo", json=EXCHANGE_INFO)
         world = build_world(settings)
         assert world.runner is not None, world.runner_note
         agent = world.runner.agent
@@ -81,4 +90,7 @@ def test_default_world_paper_trades_on_live_candles(tmp_path):
         # every request went to the public mainnet host, none signed, none to a trade endpoint
         assert all(c.request.url.startswith("https://fapi.binance.com/fapi/") for c in rs.calls)
         assert not any("signature=" in c.request.url for c in rs.calls)
+        # the paper account trades under Binance's real filters, read from exchangeInfo
+        f = world.runner.agent.exchange.filters("BTCUSDT")
+        assert (str(f.tick_size), str(f.step_size), str(f.min_notional)) == ("0.10", "0.001", "100")
         world.runner.stop()

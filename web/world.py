@@ -115,9 +115,13 @@ def build_exchange(settings: Settings, market: Any) -> Any:
         from rl.paper import PaperExchange
 
         db = settings.db_path.with_name(settings.db_path.stem + "-paper" + settings.db_path.suffix)
+        # live paper reads Binance's real symbol filters (tick, step, min notional) from the
+        # public exchangeInfo; replay has no network and derives them from the price
+        live_client = getattr(market, "client", None)
         return PaperExchange(db, balance=settings.paper_balance, maker_fee=settings.maker_fee,
                              taker_fee=settings.taker_fee, default_leverage=settings.leverage,
-                             clock=market.now_ms, price_source=market.last_price)
+                             clock=market.now_ms, price_source=market.last_price,
+                             filters_source=live_client.symbol_filters if live_client else None)
     from client import BinanceClient
     from rl.exchange import BinanceExchange
 
