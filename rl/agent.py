@@ -31,7 +31,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from client import BinanceError, new_client_order_id
+from client import (AuthError, BinanceError, NetworkError, OrderRejected, RateLimitError,
+                    UnknownOrderStatus, new_client_order_id)
 from config import Settings
 from rl.analysis import Analysis, IncrementalAnalyzer
 from rl.clock import Clock
@@ -46,13 +47,40 @@ from rl.position import PositionState
 from rl.recovery import EPS, RecoveryMixin, _exit_kind, _state_copy
 from rl.router import CloseOutcome, OrderRouter
 from rl.sl_tp import plan_trade
-from rl.thought import build_action, build_perception, build_reward, summarize
+from rl.thought import (build_action, build_perception, build_reward, features_zh, plan_reasons_zh,
+                        summarize)
 
 log = logging.getLogger("rl.agent")
+
+_SIDE_ZH = {"BUY": "买入", "SELL": "卖出"}
+_TYPE_ZH = {"MARKET": "市价", "LIMIT": "限价"}
+_STATUS_ZH = {"NEW": "已挂单", "PARTIALLY_FILLED": "部分成交", "FILLED": "已成交", "CANCELED": "已撤销",
+              "EXPIRED": "已过期", "REJECTED": "被拒绝", "EXPIRED_IN_MATCH": "撮合时过期"}
 
 KLINE_LIMITS = {"1m": 500, "15m": 500, "8h": 500, "1w": 200}
 HIGHER_TFS = ("15m", "8h", "1w")
 WEEK_ANCHOR_MS = 4 * DAY_MS     # Monday 00:00 UTC, as rl.market.bucket_start
+
+
+def error_texts(exc: BaseException) -> tuple[str, str]:
+    """The plain first part of an error log line, (zh, en): what a trader needs to know (and
+    that the agent carries on); the technical detail follows it in the line."""
+    if isinstance(exc, MarketUnavailable):
+        return "无法获取币安行情，下一轮重试", "Binance market data unavailable, retrying next cycle"
+    if isinstance(exc, RateLimitError):
+        return "币安限流，稍后重试", "Binance rate limit hit, retrying later"
+    if isinstance(exc, AuthError):
+        return ("币安拒绝了API密钥或签名，请检查密钥和权限",
+                "Binance rejected the API key or signature: check the key and its permissions")
+    if isinstance(exc, UnknownOrderStatus):
+        return "订单结果未知，下一轮按订单号查询", "order outcome unknown, looking it up next cycle"
+    if isinstance(exc, NetworkError):
+        return "无法连接币安，下一轮重试", "Binance unreachable, retrying next cycle"
+    if isinstance(exc, OrderRejected):
+        return "币安拒绝了请求，下一轮重试", "Binance rejected the request, retrying next cycle"
+    if isinstance(exc, BinanceError):
+        return "币安返回错误，下一轮重试", "Binance returned an error, retrying next cycle"
+    return "本轮出错，下一轮继续", "cycle failed, will retry next cycle"
 
 
 class _Stopped(Exception):
@@ -160,7 +188,7 @@ class TradingAgent(RecoveryMixin):
         now = self.clock.now_ms()
         self.store.ensure_initial_weights(now)
         self._weights = self.store.current_weights()
-        notes: list[str] = []
+        notes: list[tuple[str, str]] = []          # (zh, en)
         if self.store.get_state("initial_balance") is None:
             try:
                 self.store.set_state("initial_balance", self.exchange.account().wallet_balance, now)
@@ -175,9 +203,9 @@ class TradingAgent(RecoveryMixin):
                     notes += self._restore(sym)
                 except Exception as exc:
                     self.note_error(sym, exc)
-        for n in notes:
-            self._log("INFO", "", "重启对账：" + n, "restart reconcile: " + n)
-        return notes
+        for zh, en in notes:
+            self._log("INFO", "", "重启对账：" + zh, "restart reconcile: " + en)
+        return [en for _, en in notes]
 
     # ================================================================== live driver
     def run_cycle(self, stop: threading.Event | None = None) -> float:
@@ -500,14 +528,17 @@ class TradingAgent(RecoveryMixin):
                           leverage=self.settings.leverage,
                           taker_fee=self.settings.taker_fee, filters=filters)
         if not plan.ok:
-            self._log("WARNING", sym, "无法开仓：" + "；".join(plan.reasons),
+            self._log("WARNING", sym, "无法开仓：" + "；".join(plan_reasons_zh(plan.reasons)),
                       "cannot enter: " + "; ".join(plan.reasons), now)
             return
         phase = phase_for(d.phase.trade_count)
         perception = build_perception(symbol=sym, time_ms=now, price=price, analysis=_analysis_view(a),
                                       level=level, phase=vars(phase), decision=vars(d) | {"phase": vars(phase)},
                                       weights=self._weights)
-        intent = {"side": side, "time_ms": now, "plan": plan.to_dict(), "perception": perception,
+        plan_d = plan.to_dict()
+        plan_d["reasons_zh"] = plan_reasons_zh(plan.reasons)    # the dashboard shows either language
+        plan_d["reasons_en"] = list(plan.reasons)
+        intent = {"side": side, "time_ms": now, "plan": plan_d, "perception": perception,
                   "features": dict(level.features), "phase": phase.key,
                   "long_score": a.long_score, "short_score": a.short_score,
                   "reason_zh": d.reason_zh, "reason_en": d.reason_en}
@@ -529,13 +560,14 @@ class TradingAgent(RecoveryMixin):
             self._rt[sym].pending = bool(out.pending)     # _on_bar syncs until it is resolved
             if not out.pending:
                 self.store.delete_state(f"intent:{sym}")
-            self._log("INFO", sym, f"未开仓：{out.reason}", f"no position: {out.reason}", now)
+            self._log("INFO", sym, f"未开仓：{out.reason_zh or '入场单未成交'}", f"no position: {out.reason}", now)
             return
         self._record_open(sym, out.state, intent)
         st = out.state
         self._log("INFO", sym,
                   f"✅ 开仓 {('做多' if side == 'LONG' else '做空')} {st.qty:g} @ {st.entry_price:g} "
-                  f"止损 {st.stop:g} 止盈 {st.target if st.target is not None else '-'}",
+                  f"止损 {st.stop:g} 止盈 {st.target if st.target is not None else '-'}"
+                  + (f"（{out.reason_zh}）" if out.reason_zh else ""),
                   f"✅ opened {side.lower()} {st.qty:g} @ {st.entry_price:g} stop {st.stop:g} "
                   f"target {st.target if st.target is not None else '-'} ({out.reason})", now)
 
@@ -591,7 +623,7 @@ class TradingAgent(RecoveryMixin):
             if st.trade_id is not None:
                 self.store.update_trade(st.trade_id, stop_price=st.stop, position=_state_copy(st))
             for a_ in actions:
-                self._log("INFO", sym, f"持仓调整：{a_.reason}", f"position update: {a_.reason}", now)
+                self._log("INFO", sym, f"持仓调整：{a_.reason_zh or '止损调整'}", f"position update: {a_.reason}", now)
         self._publish(sym)
 
     def _record_exit(self, st: PositionState, out: CloseOutcome, now: int) -> None:
@@ -604,7 +636,7 @@ class TradingAgent(RecoveryMixin):
                                quantity=out.qty, pnl=out.realized_pnl, fee=out.fees,
                                position=_state_copy(st) if st.qty > EPS else None)
         if st.qty > EPS:
-            self._log("INFO", st.symbol, f"部分平仓 {out.qty:g} @ {out.exit_price:g}：{out.reason}",
+            self._log("INFO", st.symbol, f"部分平仓 {out.qty:g} @ {out.exit_price:g}：{out.reason_zh or '分批止盈'}",
                       f"partial exit {out.qty:g} @ {out.exit_price:g}: {out.reason}", now)
 
     # ================================================================== close + learn
@@ -636,7 +668,8 @@ class TradingAgent(RecoveryMixin):
             self._weights = dict(upd.new)
             for rt in self._rt.values():
                 rt.analyzer.set_weights(self._weights)
-            self._log("INFO", t["symbol"], "权重更新：" + upd.reason_zh, "weights updated: " + upd.reason_en, now)
+            self._log("INFO", t["symbol"], "权重更新：" + features_zh(upd.reason_zh),
+                      "weights updated: " + upd.reason_en, now)
         self._log("INFO", t["symbol"], "🏁 " + zh, "🏁 " + en, now)
 
     # ================================================================== manual actions
@@ -660,7 +693,8 @@ class TradingAgent(RecoveryMixin):
             order = self.exchange.place_order(symbol, side, type, q, p, "GTC" if type == "LIMIT" else None,
                                               client_order_id=new_client_order_id("man"))
             self.store.record_order(order, "manual")
-            self._log("INFO", symbol, f"手动下单 {side} {type} {q:g}" + (f" @ {p:g}" if p else "") + f"：{order.status}",
+            self._log("INFO", symbol, f"手动下单 {_SIDE_ZH[side]} {_TYPE_ZH[type]} {q:g}" + (f" @ {p:g}" if p else "")
+                      + f"：{_STATUS_ZH.get(order.status, order.status)}",
                       f"manual order {side} {type} {q:g}" + (f" @ {p:g}" if p else "") + f": {order.status}", now)
             self._sync(symbol, now)
             return order.to_dict()
@@ -673,7 +707,7 @@ class TradingAgent(RecoveryMixin):
             st = self._rt[symbol].state
             if st is None:
                 return {"symbol": symbol, "closed": False, "reason": "no open position"}
-            out = self.router.close(st, None, "manual close from the dashboard")
+            out = self.router.close(st, None, "manual close from the dashboard", "交易面板手动平仓")
             if out.qty > 0:
                 self._record_exit(st, out, now)
             if out.closed:
@@ -683,7 +717,8 @@ class TradingAgent(RecoveryMixin):
                 self.store.update_trade(st.trade_id, position=_state_copy(st))
             self._publish(symbol)
             return {"symbol": symbol, "closed": out.closed, "qty": out.qty, "price": out.exit_price,
-                    "realized_pnl": out.realized_pnl, "fees": out.fees, "reason": out.reason}
+                    "realized_pnl": out.realized_pnl, "fees": out.fees, "reason": out.reason,
+                    "reason_zh": out.reason_zh, "reason_en": out.reason}
 
     # ================================================================== status / logs
     def _log(self, level: str, sym: str, zh: str, en: str, now: int | None = None, pylog: bool = True) -> None:
@@ -698,6 +733,7 @@ class TradingAgent(RecoveryMixin):
         """Record a failed step: Python log with traceback, decision log, status.last_error."""
         now = self.clock.now_ms()
         msg = f"{type(exc).__name__}: {exc}"
+        plain_zh, plain_en = error_texts(exc)
         if isinstance(exc, MarketUnavailable):
             self._connect("market", "down")
         elif isinstance(exc, BinanceError):
@@ -705,9 +741,9 @@ class TradingAgent(RecoveryMixin):
         expected = isinstance(exc, (MarketUnavailable, BinanceError))   # outages: no traceback spam
         log.error("cycle for %s failed: %s", sym or "-", msg, exc_info=None if expected else exc)
         with self._status_lock:
-            self._pub["last_error"] = {"time_ms": now, "symbol": sym, "message": msg}
-        self._log("ERROR", sym, f"本轮出错（下轮继续）：{msg}", f"cycle failed (will retry next cycle): {msg}", now,
-                  pylog=False)
+            self._pub["last_error"] = {"time_ms": now, "symbol": sym, "message": msg,
+                                       "message_zh": f"{plain_zh}（{msg}）", "message_en": f"{plain_en} ({msg})"}
+        self._log("ERROR", sym, f"{plain_zh}（{msg}）", f"{plain_en} ({msg})", now, pylog=False)
 
     def _connect(self, what: str, state: str) -> None:
         with self._status_lock:

@@ -6,13 +6,14 @@ Rules, in priority order:
 3. at `partial_at_r` (1R) take `partial_fraction` (half) off and, from then on, the stop goes
    to break-even plus the fees of both legs, so the trade can no longer lose;
 4. after that the rest trails `trail_atr` ATRs behind the best price seen.
-A stop only ever moves in the position's favour. Every action carries its reason, which the
-knowledge store keeps with the trade.
+A stop only ever moves in the position's favour. Every action carries its reason in English
+(`reason`, which rl.recovery._exit_kind maps to the stored exit key) and in Chinese
+(`reason_zh`, for the run log and the dashboard's Chinese view).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 from rl.position import PositionState
@@ -22,17 +23,20 @@ from rl.position import PositionState
 class PartialClose:
     qty: float
     reason: str
+    reason_zh: str = field(default="", compare=False)   # the same reason for the Chinese page
 
 
 @dataclass(frozen=True)
 class MoveStop:
     new_stop: float
     reason: str
+    reason_zh: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
 class CloseAll:
     reason: str
+    reason_zh: str = field(default="", compare=False)
 
 
 ExitAction = Union[PartialClose, MoveStop, CloseAll]
@@ -75,10 +79,11 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
     sign = state.sign
     if opposite_score >= rules.opposite_score_exit:
         return [CloseAll(f"strong opposite signal: score {opposite_score:.0f} >= "
-                         f"{rules.opposite_score_exit:.0f}")]
+                         f"{rules.opposite_score_exit:.0f}",
+                         f"强烈反向信号：评分 {opposite_score:.0f} ≥ {rules.opposite_score_exit:.0f}")]
     favourable = high if sign > 0 else low
     if state.target is not None and (favourable - state.target) * sign >= 0:
-        return [CloseAll(f"target {state.target:g} reached")]
+        return [CloseAll(f"target {state.target:g} reached", f"到达止盈价 {state.target:g}")]
     actions: list[ExitAction] = []
     best = max(state.best_price, high) if sign > 0 else min(state.best_price, low)
     stop = state.stop
@@ -88,15 +93,18 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
         rest = state.qty - qty
         if qty >= max(min_qty, 1e-12) and rest >= max(min_qty, 1e-12):
             actions.append(PartialClose(qty, f"partial take-profit: {rules.partial_fraction:.0%} "
-                                             f"at {rules.partial_at_r:g}R"))
+                                             f"at {rules.partial_at_r:g}R",
+                                        f"分批止盈：在 {rules.partial_at_r:g}R 平掉 {rules.partial_fraction:.0%}"))
         be = breakeven_stop(state, rules.fee_rate)
         if (be - stop) * sign > 0 and (price - be) * sign > 0:
-            actions.append(MoveStop(be, f"stop to break-even + fees after {rules.partial_at_r:g}R"))
+            actions.append(MoveStop(be, f"stop to break-even + fees after {rules.partial_at_r:g}R",
+                                    f"达到 {rules.partial_at_r:g}R 后止损移至保本价（含手续费）"))
             stop = be
     if state.partial_exits or state.breakeven_done or actions:
         trail = best - sign * rules.trail_atr * atr
         if atr > 0 and (trail - stop) * sign > 0 and (price - trail) * sign > 0:
             actions = [a for a in actions if not isinstance(a, MoveStop)]
             actions.append(MoveStop(trail, f"ATR trailing stop: {rules.trail_atr:g} ATR "
-                                           f"behind best price {best:g}"))
+                                           f"behind best price {best:g}",
+                                    f"ATR 移动止损：距最优价 {best:g} 相差 {rules.trail_atr:g} 倍 ATR"))
     return actions

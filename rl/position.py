@@ -36,6 +36,7 @@ class PositionState:
     unprotected_cycles: int = 0        # cycles the position spent without a live stop
     entry_client_order_id: str | None = None
     exit_reasons: list[str] = field(default_factory=list)
+    exit_reasons_zh: list[str] = field(default_factory=list)   # the same reasons in Chinese
 
     def __post_init__(self) -> None:
         if self.side not in ("LONG", "SHORT"):
@@ -85,6 +86,7 @@ class Reconciliation:
     place_stop: bool = False           # position open without our protective stop
     cancel_stops: tuple[str, ...] = ()  # client_algo_ids of stops that protect nothing
     reasons: tuple[str, ...] = ()
+    reasons_zh: tuple[str, ...] = ()    # reasons[i] in Chinese (same order, same length)
 
     @property
     def in_sync(self) -> bool:
@@ -94,28 +96,36 @@ class Reconciliation:
 
 def reconcile(state: PositionState | None, exchange_position: PositionSnapshot | None,
               open_stops: list[StopOrderInfo]) -> Reconciliation:
-    """Compare memory with the exchange (pure); the exchange is the truth about size."""
+    """Compare memory with the exchange (pure); the exchange is the truth about size.
+    Every reason is written in English and Chinese (the run log shows either language)."""
     reasons: list[str] = []
+    zh: list[str] = []
     live = [s for s in open_stops if s.status == "NEW"]
     if exchange_position is None or exchange_position.amount == 0:
         cancel = tuple(s.client_algo_id for s in live)
         if state is not None:
             reasons.append(f"{state.symbol}: position gone on the exchange (stop, liquidation or "
                            f"manual close while away): drop it")
+            zh.append(f"{state.symbol}：交易所上已无此持仓（止损、强平或离线期间手动平仓），移除记录")
         if cancel:
             reasons.append(f"{len(cancel)} stop(s) protect no position: cancel")
-        return Reconciliation(drop=state is not None, cancel_stops=cancel, reasons=tuple(reasons))
+            zh.append(f"{len(cancel)} 个止损单没有对应持仓：撤销")
+        return Reconciliation(drop=state is not None, cancel_stops=cancel, reasons=tuple(reasons),
+                              reasons_zh=tuple(zh))
     side = "LONG" if exchange_position.amount > 0 else "SHORT"
     size = abs(exchange_position.amount)
     close_side = "SELL" if side == "LONG" else "BUY"
     adopt = state is None or state.side != side
     if adopt:
         reasons.append(f"{exchange_position.symbol}: exchange holds {side} {size:g} not in memory: adopt")
+        zh.append(f"{exchange_position.symbol}：交易所持有未记录的{'多单' if side == 'LONG' else '空单'} "
+                  f"{size:g}：接管")
     new_qty = None
     if not adopt and abs(state.qty - size) > 1e-12:
         new_qty = size
         reasons.append(f"{state.symbol}: size {state.qty:g} in memory, {size:g} on the exchange: "
                        f"take the exchange's")
+        zh.append(f"{state.symbol}：记录数量 {state.qty:g}，交易所数量 {size:g}：以交易所为准")
     ours = None if adopt else state.stop_client_algo_id
     protecting = [s for s in live if s.side == close_side and s.type == "STOP_MARKET"]
     covered = any(s.client_algo_id == ours for s in protecting) if ours else False
@@ -124,9 +134,13 @@ def reconcile(state: PositionState | None, exchange_position: PositionSnapshot |
                   and covered)
     if not covered:
         reasons.append(f"{exchange_position.symbol}: no protective stop of ours is live: place one")
+        zh.append(f"{exchange_position.symbol}：交易所上没有我方的保护性止损单：补挂一张")
     if wrong_side:
         reasons.append(f"{len(wrong_side)} stop(s) on the wrong side: cancel")
+        zh.append(f"{len(wrong_side)} 个止损单方向错误：撤销")
     if extra:
         reasons.append(f"{len(extra)} stale stop(s) besides ours: cancel")
+        zh.append(f"除我方止损单外还有 {len(extra)} 个旧止损单：撤销")
     return Reconciliation(adopt=adopt, new_qty=new_qty, place_stop=not covered,
-                          cancel_stops=wrong_side + extra, reasons=tuple(reasons))
+                          cancel_stops=wrong_side + extra, reasons=tuple(reasons),
+                          reasons_zh=tuple(zh))

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from client import BinanceError
 from rl.position import PositionState
+from rl.router import _detail, _zh_or_generic
 
 EPS = 1e-12
 
@@ -26,6 +27,7 @@ def _state_copy(st: PositionState) -> dict:
     d = dict(vars(st))
     d["partial_exits"] = list(st.partial_exits)
     d["exit_reasons"] = list(st.exit_reasons)
+    d["exit_reasons_zh"] = list(st.exit_reasons_zh)
     return d
 
 
@@ -41,28 +43,34 @@ def _exit_kind(reason: str) -> str:
 
 
 
+Note = tuple[str, str]      # (Chinese, English): every reconcile note goes to the log in both
+
+
 class RecoveryMixin:
     """Restart/reconcile half of TradingAgent (uses its store, exchange, router, clock and the
-    `_record_open`, `_finalize`, `_log`, `_publish`, `_connect` methods)."""
+    `_record_open`, `_finalize`, `_log`, `_publish`, `_connect` methods). Notes are (zh, en)
+    pairs so the run log is one language per column."""
 
-    def _restore(self, sym: str) -> list[str]:
+    def _restore(self, sym: str) -> list[Note]:
         rt = self._rt[sym]
         now = self.clock.now_ms()
-        notes: list[str] = []
+        notes: list[Note] = []
         if self.feed_exchange:
             price = self.market.last_price(sym)
             self.exchange.on_price(sym, price, now)
         try:
             self.exchange.set_leverage(sym, self.settings.leverage)
         except BinanceError as exc:
-            notes.append(f"{sym}: set leverage {self.settings.leverage}x failed: {exc}")
+            notes.append((f"{sym}：设置 {self.settings.leverage} 倍杠杆失败（{_detail(exc)}）",
+                          f"{sym}: set leverage {self.settings.leverage}x failed: {exc}"))
         trade = self.store.open_trade_for(sym)
         state = None
         if trade is not None:
             trade = self.store.trade(trade["id"])
             if trade["remaining_qty"] <= EPS:
                 self._finalize(trade["id"], now, trade["exits"][-1]["kind"] if trade["exits"] else "reconcile")
-                notes.append(f"{sym}: trade #{trade['id']} was fully exited before the restart: closed its record")
+                notes.append((f"{sym}：交易 #{trade['id']} 在重启前已全部平仓：关闭其记录",
+                              f"{sym}: trade #{trade['id']} was fully exited before the restart: closed its record"))
             else:
                 state = self._state_from_trade(trade)
         if state is not None:
@@ -89,7 +97,7 @@ class RecoveryMixin:
         merged["trade_id"] = int(trade["id"])
         return PositionState.from_dict(merged)
 
-    def _adopt_live_stop(self, st: PositionState, notes: list[str]) -> None:
+    def _adopt_live_stop(self, st: PositionState, notes: list[Note]) -> None:
         """Killed between moving a stop on the exchange and saving it: the remembered stop is
         gone but our newer one is live. Take the live one (the most protective, since stops only
         move in our favour) instead of placing a duplicate; reconcile cancels any others."""
@@ -101,14 +109,16 @@ class RecoveryMixin:
         st.stop_client_algo_id, st.stop_algo_id, st.stop = best.client_algo_id, best.algo_id, best.trigger_price
         if (st.stop - st.entry_price) * st.sign > 0:
             st.breakeven_done = True
-        notes.append(f"{st.symbol}: the live stop {best.trigger_price:g} is newer than the saved one: adopted it")
+        notes.append((f"{st.symbol}：交易所上的止损单 {best.trigger_price:g} 比保存的更新：采用它",
+                      f"{st.symbol}: the live stop {best.trigger_price:g} is newer than the saved one: adopted it"))
 
-    def _recover_intent(self, sym: str, intent: Mapping[str, Any], notes: list[str]) -> PositionState | None:
+    def _recover_intent(self, sym: str, intent: Mapping[str, Any], notes: list[Note]) -> PositionState | None:
         """Killed between an entry fill and its record: rebuild the trade from the intent."""
         pos = self.exchange.position(sym)
         if pos is None or pos.amount == 0 or pos.side != intent.get("side"):
-            notes.append(f"{sym}: an entry was being placed when the agent stopped; the exchange has no "
-                         f"matching position, so it never filled")
+            notes.append((f"{sym}：代理停止时正在下入场单；交易所没有对应持仓，说明未成交",
+                          f"{sym}: an entry was being placed when the agent stopped; the exchange has no "
+                          f"matching position, so it never filled"))
             return None
         plan = intent.get("plan") or {}
         close_side = "SELL" if pos.amount > 0 else "BUY"
@@ -130,8 +140,9 @@ class RecoveryMixin:
         if stops:
             st.stop = stops[0].trigger_price
         tid = self._record_open(sym, st, intent, note="recovered after restart from the entry intent")
-        notes.append(f"{sym}: entry filled just before the agent stopped: recorded trade #{tid} "
-                     f"with its thought chain")
+        notes.append((f"{sym}：代理停止前入场单刚刚成交：已记录交易 #{tid} 及其思维链",
+                      f"{sym}: entry filled just before the agent stopped: recorded trade #{tid} "
+                      f"with its thought chain"))
         return st
 
     def _record_exit_fills(self, trade: Mapping[str, Any], kind_default: str) -> float:
@@ -163,16 +174,17 @@ class RecoveryMixin:
                 remaining -= qty
         return added
 
-    def _sync(self, sym: str, now: int, restart: bool = False) -> list[str]:
+    def _sync(self, sym: str, now: int, restart: bool = False) -> list[Note]:
         """Router reconcile: position gone (stop hit) → record its fills and close the trade;
         smaller than remembered → record the missing exit; unknown position → adopt it with a
-        note; missing protective stop → re-place it. Returns the notes."""
+        note; missing protective stop → re-place it. Returns the (zh, en) notes."""
         rt = self._rt[sym]
         before = rt.state
         before_qty = before.qty if before is not None else 0.0
         res = self.router.sync(sym, before)
         self._connect("exchange", "ok")
-        notes = list(res.notes)
+        zh = list(getattr(res, "notes_zh", None) or [])
+        notes: list[Note] = [(zh[i] if i < len(zh) else _zh_or_generic(n), n) for i, n in enumerate(res.notes)]
         if before is not None and before.trade_id is not None:
             ended = res.state is not before
             reduced = not ended and res.state.qty < before_qty - EPS
@@ -201,20 +213,26 @@ class RecoveryMixin:
             if intent is not None and intent.get("side") == res.state.side:
                 # an entry whose outcome was unknown turned out filled: it is our planned trade
                 self._record_open(sym, res.state, intent)
-                notes.append(f"{sym}: the entry of unknown outcome was filled: recorded trade #{res.state.trade_id}")
+                notes.append((f"{sym}：结果未知的入场单实际已成交：已记录交易 #{res.state.trade_id}",
+                              f"{sym}: the entry of unknown outcome was filled: recorded trade #{res.state.trade_id}"))
             else:
                 self._record_open(sym, res.state, {"time_ms": now, "features": {}, "perception": {
-                    "symbol": sym, "time_ms": now, "note": "adopted from the exchange"}},
+                    "symbol": sym, "time_ms": now, "note": "adopted from the exchange",
+                    "note_zh": "从交易所接管", "note_en": "adopted from the exchange"}},
                     note="adopted: the exchange held this position and the agent had no record of it")
                 self.store.delete_state(f"intent:{sym}")
-                notes.append(f"{sym}: adopted {res.state.side} {res.state.qty:g} @ {res.state.entry_price:g} "
-                             f"with stop {res.state.stop:g}")
+                side_zh = "多单" if res.state.side == "LONG" else "空单"
+                notes.append((f"{sym}：接管{side_zh} {res.state.qty:g} @ {res.state.entry_price:g}，"
+                              f"止损 {res.state.stop:g}",
+                              f"{sym}: adopted {res.state.side} {res.state.qty:g} @ {res.state.entry_price:g} "
+                              f"with stop {res.state.stop:g}"))
         elif res.state is not None and res.state.trade_id is not None:
             self.store.update_trade(res.state.trade_id, stop_price=res.state.stop, position=_state_copy(res.state))
         if notes and not restart:
-            for n in notes:
-                gone = "position gone" in n
-                self._log("INFO" if gone else "WARNING", sym, ("持仓已由交易所平仓（止损触发）：" if gone else "对账：") + n,
-                          ("closed on the exchange: " if gone else "reconcile: ") + n, now)
+            for n_zh, n_en in notes:
+                gone = "position gone" in n_en
+                self._log("INFO" if gone else "WARNING", sym,
+                          ("持仓已在交易所平仓：" if gone else "对账：") + n_zh,
+                          ("closed on the exchange: " if gone else "reconcile: ") + n_en, now)
         self._publish(sym)
         return notes

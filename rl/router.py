@@ -26,6 +26,31 @@ from rl.position import PositionState, reconcile
 log = logging.getLogger(__name__)
 WOULD_TRIGGER = -2021
 
+_STATUS_ZH = {"NEW": "已挂单", "PARTIALLY_FILLED": "部分成交", "FILLED": "已成交", "CANCELED": "已撤销",
+              "EXPIRED": "已过期", "REJECTED": "被拒绝", "EXPIRED_IN_MATCH": "撮合时过期"}
+
+
+def _detail(exc: BaseException) -> str:
+    """The technical part of an exchange error for a Chinese text: Binance's own msg and code
+    as Binance wrote them (a trader can search them), not our English wrapper."""
+    msg = getattr(exc, "msg", None)
+    code = getattr(exc, "code", None)
+    if msg:
+        return f"{msg}, code={code}" if code is not None else str(msg)
+    return str(exc)
+
+
+def _zh_or_generic(reason_en: str) -> str:
+    """Chinese for a caller's English-only reason (an older caller of `close`/`move_stop`):
+    the exit key's name when one is recognisable, else a neutral word; never English."""
+    r = reason_en.lower()
+    for key, zh in (("manual", "手动平仓"), ("opposite", "反向信号"), ("target", "止盈"),
+                    ("partial", "分批止盈"), ("trailing", "移动止损"), ("break-even", "保本止损"),
+                    ("liquidat", "强平"), ("stop", "止损")):
+        if key in r:
+            return zh
+    return "平仓"
+
 
 class OrderRecorder(Protocol):
     def record_order(self, order: OrderResult | StopOrderInfo, purpose: str,
@@ -38,6 +63,7 @@ class EntryOutcome:
     order: OrderResult | None
     reason: str
     pending: bool = False          # outcome unknown: `sync`/`resolve_pending` will find out
+    reason_zh: str = ""            # `reason` in Chinese (run log, Chinese dashboard)
 
 
 @dataclass
@@ -49,6 +75,7 @@ class CloseOutcome:
     fees: float
     reason: str
     order: OrderResult | None = None
+    reason_zh: str = ""            # `reason` in Chinese
 
 
 @dataclass
@@ -56,6 +83,7 @@ class SyncOutcome:
     state: PositionState | None
     closed: CloseOutcome | None = None
     notes: list[str] = field(default_factory=list)
+    notes_zh: list[str] = field(default_factory=list)   # notes[i] in Chinese
 
 
 class OrderRouter:
@@ -111,7 +139,8 @@ class OrderRouter:
         if symbol in self._pending:
             resolved = self.resolve_pending(symbol)
             return resolved if resolved is not None else EntryOutcome(
-                None, None, "previous entry outcome still unknown: not sending another", True)
+                None, None, "previous entry outcome still unknown: not sending another", True,
+                "上一笔入场单结果仍未知：不再发送新单")
         f = self.exchange.filters(symbol)
         qty = f.floor_qty(qty)
         limit = self.entry_limit(symbol, side, price)
@@ -123,10 +152,12 @@ class OrderRouter:
                                               qty, limit, "IOC", client_order_id=cid)
         except UnknownOrderStatus as exc:
             return EntryOutcome(None, None, f"entry outcome unknown ({exc.msg}); will look up "
-                                            f"{cid} before anything else", True)
+                                            f"{cid} before anything else", True,
+                                f"入场单结果未知（{exc.msg}）；先按订单号 {cid} 查询，再做其他操作")
         except (OrderRejected, NetworkError, BinanceError) as exc:
             self._pending.pop(symbol, None)
-            return EntryOutcome(None, None, f"entry not placed: {exc}")
+            return EntryOutcome(None, None, f"entry not placed: {exc}",
+                                reason_zh=f"入场单未能下达（{_detail(exc)}）")
         self._pending.pop(symbol, None)
         return self._after_entry(order, side, stop, target, trade_id)
 
@@ -141,7 +172,8 @@ class OrderRouter:
             return None
         self._pending.pop(symbol)
         if order is None:
-            return EntryOutcome(None, None, f"entry {p['cid']} was never placed")
+            return EntryOutcome(None, None, f"entry {p['cid']} was never placed",
+                                reason_zh=f"入场单 {p['cid']} 从未到达交易所")
         if order.is_open:       # an IOC is never left open; be safe anyway
             order = self.exchange.cancel_order(symbol, p["cid"]) or order
         return self._after_entry(order, p["side"], p["stop"], p["target"], p["trade_id"])
@@ -151,24 +183,31 @@ class OrderRouter:
         self._record(order, "entry", trade_id)
         if order.executed_qty <= 0:
             return EntryOutcome(None, order, f"IOC entry {order.status.lower()} unfilled at "
-                                             f"{order.price:g}: no position")
+                                             f"{order.price:g}: no position",
+                                reason_zh=f"IOC 入场单在 {order.price:g} 未成交"
+                                          f"（{_STATUS_ZH.get(order.status, order.status)}）：未开仓")
         state = PositionState(symbol=order.symbol, side=side, entry_price=order.avg_price,
                               qty=order.executed_qty, initial_qty=order.executed_qty, stop=stop,
                               initial_stop=stop, target=target, opened_ms=order.update_time_ms,
                               trade_id=trade_id, fees=self._fees(order),
                               entry_client_order_id=order.client_order_id)
-        note = "" if order.executed_qty >= order.orig_qty else (
-            f" (partial: {order.executed_qty:g} of {order.orig_qty:g})")
+        full = order.executed_qty >= order.orig_qty
+        note = "" if full else f" (partial: {order.executed_qty:g} of {order.orig_qty:g})"
+        note_zh = "" if full else f"（部分成交：{order.executed_qty:g} / {order.orig_qty:g}）"
         ok = self._protect(state, stop)
         if ok == "crossed":
-            out = self.close(state, reason="stop already crossed right after the fill")
+            out = self.close(state, reason="stop already crossed right after the fill",
+                             reason_zh="成交后价格已越过止损价")
             return EntryOutcome(None if out.closed else state, order,
-                                "entered and closed at once: price already beyond the stop" + note)
+                                "entered and closed at once: price already beyond the stop" + note,
+                                reason_zh="开仓后立即平仓：价格已越过止损价" + note_zh)
         if ok != "ok":
             state.unprotected_cycles = 1
             return EntryOutcome(state, order, f"entered{note}; stop placement failed ({ok}); "
-                                              f"retrying next cycle")
-        return EntryOutcome(state, order, f"entered{note} with stop {state.stop:g}")
+                                              f"retrying next cycle",
+                                reason_zh=f"已开仓{note_zh}；止损单下单失败（{ok}），下一轮重试")
+        return EntryOutcome(state, order, f"entered{note} with stop {state.stop:g}",
+                            reason_zh=f"已开仓{note_zh}，止损 {state.stop:g}")
 
     # ------------------------------------------------------------------ stops
     def _protect(self, state: PositionState, trigger: float) -> str:
@@ -209,16 +248,20 @@ class OrderRouter:
         except BinanceError as exc:     # a stale extra stop is reduce-only: reconcile retries
             log.warning("cancel stop %s failed: %s", client_algo_id, exc)
 
-    def move_stop(self, state: PositionState, new_stop: float, reason: str) -> bool:
+    def move_stop(self, state: PositionState, new_stop: float, reason: str, reason_zh: str = "") -> bool:
         ok = self._protect(state, new_stop)
         if ok == "ok":
             state.exit_reasons.append(f"stop → {state.stop:g}: {reason}")
+            state.exit_reasons_zh.append(f"止损 → {state.stop:g}：{reason_zh or _zh_or_generic(reason)}")
             return True
         return False
 
     # ------------------------------------------------------------------ exits
-    def close(self, state: PositionState, qty: float | None = None, reason: str = "close") -> CloseOutcome:
-        """Reduce-only MARKET exit of `qty` (all when None); the stop follows the new size."""
+    def close(self, state: PositionState, qty: float | None = None, reason: str = "close",
+              reason_zh: str = "") -> CloseOutcome:
+        """Reduce-only MARKET exit of `qty` (all when None); the stop follows the new size.
+        `reason`/`reason_zh`: why, in English and Chinese (kept with the exit)."""
+        reason_zh = reason_zh or _zh_or_generic(reason)
         f = self.exchange.filters(state.symbol)
         full = qty is None or qty >= state.qty
         q = state.qty if full else f.floor_qty(qty, market=True)
@@ -227,7 +270,8 @@ class OrderRouter:
             order = self.exchange.place_order(state.symbol, state.close_side, "MARKET", q,
                                               reduce_only=True, client_order_id=cid)
         except BinanceError as exc:
-            return CloseOutcome(False, 0.0, 0.0, 0.0, 0.0, f"exit not done ({reason}): {exc}")
+            return CloseOutcome(False, 0.0, 0.0, 0.0, 0.0, f"exit not done ({reason}): {exc}",
+                                reason_zh=f"平仓未完成（{reason_zh}）：{_detail(exc)}")
         self._record(order, "exit" if full else "partial_exit", state.trade_id)
         done = order.executed_qty
         fees = self._fees(order)
@@ -236,14 +280,16 @@ class OrderRouter:
         state.fees += fees
         state.qty = round(state.qty - done, 12)
         state.exit_reasons.append(reason)
+        state.exit_reasons_zh.append(reason_zh)
         if done > 0 and state.qty > 1e-12:
             state.partial_exits.append({"qty": done, "price": order.avg_price, "reason": reason,
-                                        "time_ms": order.update_time_ms, "pnl": pnl})
+                                        "reason_zh": reason_zh, "time_ms": order.update_time_ms,
+                                        "pnl": pnl})
             self._protect(state, state.stop)     # resize the stop: new first, then cancel old
         closed = state.qty <= 1e-12
         if closed:
             self._cancel_all_stops(state)
-        return CloseOutcome(closed, done, order.avg_price, pnl, fees, reason, order)
+        return CloseOutcome(closed, done, order.avg_price, pnl, fees, reason, order, reason_zh)
 
     def _cancel_all_stops(self, state: PositionState) -> None:
         try:
@@ -257,17 +303,17 @@ class OrderRouter:
         outcomes: list[CloseOutcome] = []
         for a in actions:
             if isinstance(a, CloseAll):
-                out = self.close(state, None, a.reason)
+                out = self.close(state, None, a.reason, a.reason_zh)
                 outcomes.append(out)
                 if out.closed:
                     return None, outcomes
             elif isinstance(a, PartialClose):
-                out = self.close(state, a.qty, a.reason)
+                out = self.close(state, a.qty, a.reason, a.reason_zh)
                 outcomes.append(out)
                 if out.closed:
                     return None, outcomes
             elif isinstance(a, MoveStop):
-                if self.move_stop(state, a.new_stop, a.reason):
+                if self.move_stop(state, a.new_stop, a.reason, a.reason_zh):
                     state.breakeven_done = True
         return state, outcomes
 
@@ -275,21 +321,24 @@ class OrderRouter:
     def sync(self, symbol: str, state: PositionState | None) -> SyncOutcome:
         """Bring memory and exchange together; guarantee protection (see module doc)."""
         notes: list[str] = []
+        zh: list[str] = []
         if symbol in self._pending:
             res = self.resolve_pending(symbol)
             if res is not None:
                 notes.append(res.reason)
+                zh.append(res.reason_zh or _zh_or_generic(res.reason))
                 state = res.state or state
         pos = self.exchange.position(symbol)
         stops = self.exchange.open_stops(symbol)
         plan = reconcile(state, pos, stops)
         notes.extend(plan.reasons)
+        zh.extend(plan.reasons_zh)
         for cid in plan.cancel_stops:
             self.exchange.cancel_stop(symbol, cid)
         if plan.drop:
-            return SyncOutcome(None, self._closed_outside(state), notes)
+            return SyncOutcome(None, self._closed_outside(state), notes, zh)
         if pos is None:
-            return SyncOutcome(None, None, notes)
+            return SyncOutcome(None, None, notes, zh)
         if plan.adopt:
             side = "LONG" if pos.amount > 0 else "SHORT"
             stop = pos.entry_price * (1 - self.adopt_stop_pct if side == "LONG" else 1 + self.adopt_stop_pct)
@@ -301,16 +350,19 @@ class OrderRouter:
         if plan.place_stop or plan.new_qty is not None:
             ok = self._protect(state, state.stop)
             if ok == "crossed":
-                out = self.close(state, reason="protective stop already crossed")
-                return SyncOutcome(None if out.closed else state, out, notes)
+                out = self.close(state, reason="protective stop already crossed",
+                                 reason_zh="价格已越过保护性止损价")
+                return SyncOutcome(None if out.closed else state, out, notes, zh)
             if ok != "ok":
                 state.unprotected_cycles += 1
                 notes.append(f"stop placement failed ({ok}); unprotected for "
                              f"{state.unprotected_cycles} cycle(s)")
+                zh.append(f"止损单下单失败（{ok}）；已连续 {state.unprotected_cycles} 轮无止损保护")
                 if state.unprotected_cycles > self.max_unprotected_cycles:
-                    out = self.close(state, reason="cannot place a protective stop: closed for safety")
-                    return SyncOutcome(None if out.closed else state, out, notes)
-        return SyncOutcome(state, None, notes)
+                    out = self.close(state, reason="cannot place a protective stop: closed for safety",
+                                     reason_zh="无法挂出保护性止损单：为安全起见已平仓")
+                    return SyncOutcome(None if out.closed else state, out, notes, zh)
+        return SyncOutcome(state, None, notes, zh)
 
     def _closed_outside(self, state: PositionState) -> CloseOutcome:
         """The exchange closed the position (stop, liquidation): account for it from the fills.
@@ -333,11 +385,14 @@ class OrderRouter:
             price = sum(f.price * f.qty for f in tail) / qty
             pnl, fees = sum(f.realized_pnl for f in tail), sum(f.commission for f in tail)
             reason = "protective stop filled on the exchange"
+            reason_zh = "保护性止损单已在交易所成交"
         else:
             qty, price, fees = state.qty, state.stop, 0.0
             pnl = (price - state.entry_price) * qty * state.sign
             reason = "position closed outside the agent (no fill found; stop price assumed)"
+            reason_zh = "持仓在代理之外被平掉（未找到成交记录，按止损价估算）"
         state.realized_pnl += pnl
         state.fees += fees
         state.exit_reasons.append(reason)
-        return CloseOutcome(True, qty, price, pnl, fees, reason)
+        state.exit_reasons_zh.append(reason_zh)
+        return CloseOutcome(True, qty, price, pnl, fees, reason, reason_zh=reason_zh)

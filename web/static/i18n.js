@@ -95,6 +95,17 @@ const DICT = {
     still_open: "持仓中，尚无奖励",
     levels_none: "暂无支撑阻力位",
     confirm_close: "确定平掉 {symbol} 的持仓？",
+    // exit keys the agent stores with trades and exits (rl/recovery.py _exit_kind)
+    exit_stop: "止损",
+    exit_target: "止盈",
+    exit_partial: "分批止盈",
+    exit_trailing: "移动止损",
+    exit_break_even: "保本止损",
+    exit_signal: "反向信号",
+    exit_opposite_signal: "反向信号",
+    exit_manual: "手动平仓",
+    exit_liquidation: "强平",
+    exit_reconcile: "交易所已平仓",
   },
   en: {
     title: "Self-learning trading agent",
@@ -186,6 +197,16 @@ const DICT = {
     still_open: "Still open: no reward yet",
     levels_none: "No support/resistance levels yet",
     confirm_close: "Close the {symbol} position?",
+    exit_stop: "stop",
+    exit_target: "target",
+    exit_partial: "partial take-profit",
+    exit_trailing: "trailing stop",
+    exit_break_even: "break-even stop",
+    exit_signal: "opposite signal",
+    exit_opposite_signal: "opposite signal",
+    exit_manual: "manual close",
+    exit_liquidation: "liquidation",
+    exit_reconcile: "closed on the exchange",
   },
 };
 
@@ -230,6 +251,19 @@ export function initLang(serverDefault) {
 
 export function onLangChange(fn) {
   listeners.push(fn);
+}
+
+// A stored exit key ("stop", "target", "partial", ...) in the current language; an unknown
+// key is shown as stored.
+export function exitReason(key) {
+  if (key == null || key === "") return "";
+  const k = `exit_${key}`;
+  return k in DICT.zh ? t(k) : String(key);
+}
+
+// Feature identifiers (touch_bounce_count, ...) inside a text, replaced by their labels.
+export function featureNames(text) {
+  return String(text ?? "").replace(/[a-z]+(?:_[a-z]+)+/g, (m) => (`w_${m}` in DICT.zh ? t(`w_${m}`) : m));
 }
 
 // A message in the current language from a {message_zh, message_en}-style record.

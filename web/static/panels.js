@@ -3,7 +3,7 @@
 // API data and redraws its panel; none of them fetch except the user actions.
 
 import { api } from "./api.js";
-import { t, lang, pick } from "./i18n.js";
+import { t, lang, pick, exitReason, featureNames } from "./i18n.js";
 import { formatDateTime, isLong, LineChart } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
@@ -183,7 +183,7 @@ export function renderTraining(status) {
   // last_error: {time_ms, symbol, message} or null.
   const le = status.last_error;
   $("last-error").textContent = le
-    ? `${t("last_error")} ${formatDateTime(le.time_ms)} ${le.symbol || ""}: ${le.message || ""}` : "";
+    ? `${t("last_error")} ${formatDateTime(le.time_ms)} ${le.symbol || ""}: ${pick(le, "message") || le.message || ""}` : "";
 }
 
 // ---- run log (§5.4), newest first ------------------------------------------------------------
@@ -231,7 +231,8 @@ export function renderTrades(trades) {
       el("td", {}, el("span", { class: isLong(tr) ? "up" : "down" }, isLong(tr) ? t("long") : t("short"))),
       el("td", {}, priceText(tr.entry_price)),
       el("td", {}, priceText(tr.exit_price)),
-      el("td", {}, tr.status === "open" ? t("open") : signed(tr.net_pnl)));
+      el("td", {}, tr.status === "open" ? t("open") : signed(tr.net_pnl),
+        tr.status !== "open" && tr.exit_reason ? el("span", { class: "muted" }, ` · ${exitReason(tr.exit_reason)}`) : null));
     row.addEventListener("click", () => openThought(tr.id));
     return row;
   }));
@@ -270,6 +271,14 @@ function perceptionFacts(p) {
   ]);
 }
 
+// The plan's reasons in the page's language (reasons_zh/reasons_en since they were added;
+// older trades only have the English `reasons`).
+function planReasons(plan) {
+  if (!plan) return null;
+  const list = plan[`reasons_${lang()}`] ?? plan.reasons;
+  return Array.isArray(list) && list.length ? list.join(lang() === "zh" ? "；" : "; ") : null;
+}
+
 function actionFacts(a) {
   return facts([
     [t("dir"), a.side ? sideText(a.side) : null],
@@ -278,7 +287,7 @@ function actionFacts(a) {
     [t("stop_loss"), priceText(a.stop)],
     [t("target"), priceText(a.target)],
     [t("reason"), pick(a, "reason") || null],
-    ["", a.plan && Array.isArray(a.plan.reasons) ? a.plan.reasons.join("; ") : null],
+    ["", planReasons(a.plan)],
   ]);
 }
 
@@ -288,9 +297,9 @@ function rewardFacts(r) {
     [t("pnl"), signed(r.net_pnl)],
     [t("r_multiple"), r.r_multiple != null ? num(r.r_multiple, 2) : null],
     [t("exit"), priceText(r.exit_price)],
-    [t("exit_reason"), r.exit_reason || null],
+    [t("exit_reason"), exitReason(r.exit_reason) || null],
     [t("fees"), r.fees != null ? num(r.fees, 2) : null],
-    [t("weight_change"), wc ? pick(wc, "reason") || null : null],
+    [t("weight_change"), wc ? featureNames(pick(wc, "reason")) || null : null],
   ]);
 }
 
@@ -352,5 +361,5 @@ export function renderWeightHistory(history) {
   });
   if (n) weightChart.fit();
   const last = history && history.length ? history[history.length - 1] : null;
-  $("weights-reason").textContent = last ? `${formatDateTime(last.time_ms)} · ${pick(last, "reason") || last.reason || ""}` : "";
+  $("weights-reason").textContent = last ? `${formatDateTime(last.time_ms)} · ${featureNames(pick(last, "reason") || last.reason || "")}` : "";
 }

@@ -1,0 +1,144 @@
+"""The run log is one language per column: message_zh entirely Chinese, message_en entirely
+English (symbols, numbers, order ids and a few trading abbreviations excepted), for the lines
+an entry, a partial take-profit, a stop, a target, a restart reconcile and a network error
+write. Also the reason texts the exit manager, router and reconcile hand back in both languages.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from client import NetworkError
+from rl.exit_manager import ExitRules, MoveStop, PartialClose, evaluate_exit
+from rl.position import PositionState, reconcile
+from rl.exchange import PositionSnapshot
+from rl.thought import features_zh, plan_reasons_zh
+from tests.test_agent_scripted import SYMBOL, World
+
+ALLOWED = {"BTCUSDT", "USDT", "ATR", "RSI", "MACD", "IOC", "API", "R"}
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+def english_runs(zh: str) -> list[str]:
+    """Runs of 3+ ASCII letters in a Chinese text that are not on the allow-list."""
+    return [w for w in re.findall(r"[A-Za-z]{3,}", zh) if w not in ALLOWED]
+
+
+def assert_pure(lines: list[dict]) -> None:
+    assert lines, "no log lines to check"
+    for ln in lines:
+        assert not english_runs(ln["message_zh"]), ln["message_zh"]
+        assert not CJK.search(ln["message_en"]), ln["message_en"]
+
+
+def test_entry_partial_target_stop_lines_are_one_language_each(tmp_path):
+    flat = [100.0] * 60
+    path = flat + [100.5, 101.0, (101.0, 101.6, 101.0, 101.5), 102.0, 102.5, (102.5, 103.3, 102.5, 103.2)] \
+        + [103.2] * 9 + [102.8, (102.8, 102.8, 101.4, 101.5), 101.5, 101.5] + [101.5] * 20
+    w = World(tmp_path, path)
+    w.script.long = 60.0
+    w.cycle()                                   # entry
+    w.script.long = 0.0
+    w.cycle(3)                                  # partial at 1R + stop to break-even
+    w.cycle(3)                                  # target
+    w.to_15m_close()
+    w.script.support, w.script.resistance, w.script.long = 102.5, 110.0, 60.0
+    w.cycle()                                   # second entry
+    w.script.long = 0.0
+    w.cycle(4)                                  # the paper stop fills on the exchange
+    assert w.store.trade(1)["exit_reason"] == "target" and w.store.trade(2)["exit_reason"] == "stop"
+    lines = w.store.logs(500)
+    zh = " | ".join(ln["message_zh"] for ln in lines)
+    assert "开仓" in zh and "分批止盈" in zh and "保本" in zh and "持仓已在交易所平仓" in zh
+    en = " | ".join(ln["message_en"] for ln in lines)
+    assert "partial take-profit" in en and "position gone" in en
+    assert_pure(lines)
+    # the partial exit keeps its Chinese reason next to the English one
+    part = w.store.trade(1)["position"]
+    assert part is None or all("reason_zh" in p for p in part.get("partial_exits", []))
+    w.close()
+
+
+def test_restart_reconcile_and_position_gone_lines(tmp_path):
+    path = [100.0] * 60 + [100.0] * 40
+    w = World(tmp_path, path, persist=True)
+    w.script.long = 60.0
+    w.cycle()
+    w.script.long = 0.0
+    st = w.state
+    w.exchange.cancel_stop(SYMBOL, st.stop_client_algo_id)      # the stop vanished while away
+    w.close()
+    w2 = World(tmp_path, path, persist=True, script=w.script, start_bar=61)
+    restart = [ln for ln in w2.store.logs(100) if ln["message_zh"].startswith("重启对账")]
+    assert restart and any("补挂" in ln["message_zh"] for ln in restart)
+    assert any("no protective stop" in ln["message_en"] for ln in restart)
+    assert len(w2.exchange.open_stops(SYMBOL)) == 1
+    # the trader closes the position on the exchange by hand: the next cycle drops it
+    pos = w2.exchange.position(SYMBOL)
+    w2.exchange.place_order(SYMBOL, "SELL", "MARKET", abs(pos.amount), reduce_only=True,
+                            client_order_id="by-hand-1")
+    w2.cycle()
+    assert w2.state is None and w2.store.trade(1)["status"] == "closed"
+    assert_pure(w2.store.logs(500))
+    w2.close()
+
+
+def test_network_error_line_says_binance_unreachable_first(tmp_path):
+    w = World(tmp_path, [100.0] * 80)
+
+    def down(symbol, interval, limit=500):
+        raise NetworkError("GET /fapi/v1/klines: ConnectionError")
+
+    w.market.klines = down
+    w.cycle()
+    ln = w.store.logs(1)[0]
+    assert ln["level"] == "ERROR"
+    assert ln["message_zh"].startswith("无法连接币安，下一轮重试（")
+    assert ln["message_en"].startswith("Binance unreachable, retrying next cycle (")
+    assert "ConnectionError" in ln["message_zh"]                # the technical detail follows
+    plain_zh = ln["message_zh"].split("（", 1)[0]
+    assert not english_runs(plain_zh) and not CJK.search(ln["message_en"])
+    err = w.agent.status()["last_error"]
+    assert err["message_zh"].startswith("无法连接币安") and err["message"].startswith("NetworkError")
+    w.close()
+
+
+def test_manual_order_and_manual_close_lines(tmp_path):
+    w = World(tmp_path, [100.0] * 80)
+    w.agent.manual_order(SYMBOL, "BUY", "MARKET", 2)
+    out = w.agent.close_position(SYMBOL)
+    assert out["closed"] and out["reason_zh"] == "交易面板手动平仓"
+    assert w.store.trade(1)["exit_reason"] == "manual"
+    assert_pure(w.store.logs(500))
+    w.close()
+
+
+def test_exit_actions_and_reconcile_reasons_come_in_both_languages():
+    st = PositionState(symbol=SYMBOL, side="LONG", entry_price=100.0, qty=1.0, initial_qty=1.0,
+                       stop=99.0, initial_stop=99.0, target=110.0)
+    acts = evaluate_exit(st, 101.0, 101.2, 100.5, 0.1, rules=ExitRules(), step=0.001)
+    assert isinstance(acts[0], PartialClose) and any(isinstance(a, MoveStop) for a in acts)
+    for a in acts:
+        assert a.reason and a.reason_zh and not english_runs(a.reason_zh) and not CJK.search(a.reason)
+    assert PartialClose(acts[0].qty, acts[0].reason) == acts[0]     # equality ignores the zh text
+    snap = PositionSnapshot(SYMBOL, 2.0, 100.0, 100.0, 0.0, 50.0, 10, 20.0)
+    for r in (reconcile(st, None, []), reconcile(None, snap, []), reconcile(st, snap, [])):
+        assert len(r.reasons) == len(r.reasons_zh) > 0
+        assert all(not english_runs(z) for z in r.reasons_zh)
+
+
+@pytest.mark.parametrize("en, zh", [
+    ("stop 98.5: 0.5 ATR beyond level 99, at least 0.3% from entry", "止损 98.5"),
+    ("target at 2R (no opposing level beyond entry)", "2R"),
+    ("target at the next resistance 103", "阻力位 103"),
+    ("size capped by available margin 12.00 at 10x (risk alone allowed 1.5)", "12.00"),
+    ("quantity is 0: no risk budget or no available margin", "数量为 0"),
+])
+def test_plan_reasons_translate(en, zh):
+    out = plan_reasons_zh([en])
+    assert zh in out[0] and not english_runs(out[0])
+
+
+def test_feature_names_in_chinese():
+    assert features_zh("有效特征 touch_bounce_count, duration_days") == "有效特征 触及反弹, 持续天数"
