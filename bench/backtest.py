@@ -18,7 +18,6 @@ import json
 import os
 import pstats
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -49,7 +48,11 @@ def months_available(root: Path) -> list[tuple[str, str]]:
 
 
 def _rss_mb() -> float:
-    """Peak resident memory of this process so far, MB (Linux reports KiB)."""
+    """Peak resident memory of this process so far, MB (Linux reports KiB); NaN on Windows."""
+    try:
+        import resource
+    except ImportError:          # Windows has no getrusage
+        return float("nan")
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
