@@ -72,6 +72,40 @@ class LazyIndicators(Mapping):
         return f"LazyIndicators({dict(self)!r})"
 
 
+class _Deferred:
+    """The listed levels of `book.view(price)`, built on first read: a backtest decides
+    from the best support/resistance alone, and building ~30 ScoredLevel objects at every
+    15m close cost more than any other single step of a rescan."""
+
+    __slots__ = ("book", "price")
+
+    def __init__(self, book: LevelBook, price: float) -> None:
+        self.book, self.price = book, price
+
+    def build(self) -> list[ScoredLevel]:
+        return self.book.view(self.price)[0]
+
+
+class _LevelsField:
+    """Data descriptor for `Analysis.levels`: stores a list or a `_Deferred` and always
+    reads as the list (equality, repr, asdict and to_dict all see the same list)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = "_" + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            raise AttributeError(self.key[1:])   # no class-level default for the dataclass
+        v = obj.__dict__[self.key]
+        if type(v) is _Deferred:
+            v = v.build()
+            obj.__dict__[self.key] = v
+        return v
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.key] = value
+
+
 @dataclass(frozen=True)
 class Analysis:
     symbol: str
@@ -81,7 +115,7 @@ class Analysis:
     short_score: float
     long_breakdown: dict[str, dict]
     short_breakdown: dict[str, dict]
-    levels: list[ScoredLevel]
+    levels: list[ScoredLevel] = _LevelsField()   # type: ignore[assignment]  # built on first read
     best_support: ScoredLevel | None
     best_resistance: ScoredLevel | None
     indicators: Mapping[str, dict[str, float]]
@@ -133,7 +167,7 @@ def _state_snapshot(st: ind.IndicatorState, b_last: tuple[float, float, float]) 
     vols = list(st.vols)
     out = dict(st.last)
     out.update(close=b_last[0], open=b_last[1], volume=b_last[2],
-               vol_avg=float(np.mean(np.asarray(vols[:-1]))) if len(vols) == 21 else nan,
+               vol_avg=float(np.asarray(vols[:-1]).sum() / 20) if len(vols) == 21 else nan,  # = np.mean
                hist_prev1=h[-2] if len(h) >= 2 else nan, hist_prev2=h[-3] if len(h) >= 3 else nan,
                bars=st.count)
     return out
@@ -155,7 +189,8 @@ def _check_inputs(symbol: str, price: float, time_ms: int) -> None:
 
 def _assemble(symbol: str, price: float, time_ms: int, snaps: dict[str, dict], book: LevelBook,
               static: tuple[dict, dict], static_notes: list[str], indicators: Mapping) -> Analysis:
-    levels, bs, br = book.view(price)
+    bs, br = book.pick(price)
+    levels = _Deferred(book, price)
     notes = list(static_notes)
     pl, ps = sig.price_components(snaps, book, bs, br, price, notes)
     lb = {**static[0], **pl}

@@ -350,8 +350,9 @@ class IndicatorState:
         self.closes.append(c)
         if len(self.closes) == self.bb_period:
             w = np.fromiter(self.closes, float, self.bb_period)
-            mid = float(w.mean())
-            sd = float(np.sqrt(((w - mid) ** 2).mean()))
+            # x.sum() / n is exactly what x.mean() computes, without its per-call overhead
+            mid = float(w.sum() / self.bb_period)
+            sd = math.sqrt(float(((w - mid) ** 2).sum() / self.bb_period))
         else:
             mid = sd = NAN
         self.highs.append(h)

@@ -138,6 +138,14 @@ class LevelBook:
         self._cache_key, self._cache = (lo, hi), (listed, bs, br)
         return list(listed), bs, br
 
+    def pick(self, price: float) -> tuple[ScoredLevel | None, ScoredLevel | None]:
+        """(best support, best resistance) of `view(price)` without building the listed
+        levels (the backtest reads only these two; the list is built when someone reads it)."""
+        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
+        if (lo, hi) == self._cache_key:
+            return self._cache[1], self._cache[2]
+        return (self._best(range(hi - 1, -1, -1), price, 0), self._best(range(lo, len(self._levels)), price, 1))
+
     def _best(self, idx, price: float, side: int) -> ScoredLevel | None:
         best, best_eff, nearest = None, 0.0, None
         reach = PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
@@ -256,6 +264,12 @@ class _LazyBook(LevelBook):
         self._cache_key, self._cache = (lo, hi), (listed, bs, br)
         return list(listed), bs, br
 
+    def pick(self, price: float) -> tuple[ScoredLevel | None, ScoredLevel | None]:
+        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
+        if (lo, hi) == self._cache_key:
+            return self._cache[1], self._cache[2]
+        return (self._best_row(range(hi - 1, -1, -1), price, 0), self._best_row(range(lo, len(self._rows)), price, 1))
+
     def _best_row(self, idx, price: float, side: int) -> ScoredLevel | None:
         best, best_eff, nearest = None, 0.0, None
         reach = PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
@@ -285,6 +299,7 @@ class _TfCache:
     def __init__(self, bars: lv.Bars, atr: float, tf: str) -> None:
         self.bars, self.atr, self.tf = bars, atr, tf
         self.cands = lv.candidate_arrays(bars, atr, tf)
+        self.code = np.full(len(self.cands[0]), _TF_CODE[tf], dtype=np.int64)  # timeframe code per candidate
         self.prep = lv.touch_prep(bars, atr)
         self.memo: dict[float, int] = {}           # price -> column of self.table
         self.full: list[bool] = []                 # per column: event/volume rows computed
@@ -311,6 +326,11 @@ class _TfCache:
             memo.clear()
             done.clear()
             self.used = 0
+        if not memo:                                 # fresh window (every 15m scan): all new
+            ev = any(full)                           # (level prices of a scan are distinct)
+            m = _as_matrix(lv.touch_stats(self.bars, prices, self.atr, self.tf, self.prep, events=ev))
+            self._store(plist, m, ev)
+            return m
         need = {p: f for p, f in zip(plist, full) if p not in memo or (f and not done[memo[p]])}
         ev = any(need.values())
         if len(need) == len(plist):                  # first sight of this window: no gather
@@ -401,7 +421,7 @@ class BestLevelFinder:
         tf_list = list(good_atr)
         cs = [caches[tf].cands for tf in tf_list]
         price = np.concatenate([c[0] for c in cs])
-        code = np.repeat(np.array([_TF_CODE[tf] for tf in tf_list], dtype=np.int64), [len(c[0]) for c in cs])
+        code = np.concatenate([caches[tf].code for tf in tf_list])
         src = np.concatenate([c[1] for c in cs])
         tms = np.concatenate([c[2] for c in cs])
         if "8h" in good_atr:
@@ -498,10 +518,16 @@ class BestLevelFinder:
             fz = list(zip(*(r[4] for r in rows)))
             lz = list(zip(*(r[5] for r in rows)))
             days = []
+            last_l = []
             for fs, ls in zip(fz, lz):
-                good = [x for x in fs if x >= 0]
-                days.append((max(ls) - min(good)) / 86_400_000 if good else 0.0)
-            last_l = [max(ls) for ls in lz]
+                la = max(ls)
+                last_l.append(la)
+                mn = min(fs)
+                if mn < 0:                       # untouched (-1) on some timeframe
+                    good = [x for x in fs if x >= 0]
+                    days.append((la - min(good)) / 86_400_000 if good else 0.0)
+                else:                            # touched everywhere: min(good) == min(fs)
+                    days.append((la - mn) / 86_400_000)
         duration = [min(1.0, math.log1p(max(d, 0.0)) / _LOG31) for d in days]
         mask = [0] * L
         for tf, need, _ in MULTI_TF_RULE:

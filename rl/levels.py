@@ -105,9 +105,24 @@ def volume_profile(high: np.ndarray, low: np.ndarray, volume: np.ndarray,
     """(bin centers, volume per bin): each candle's volume spread evenly over the bins its
     high-low range covers. Bins span [min low, max high] in an integer count (10..200) of
     width ~= 0.25 ATR, so the edges are the same seen from the top or the bottom."""
+    lo, width, prof = _profile(high, low, volume, atr_value)
+    if not len(prof):
+        return np.zeros(0), prof
+    return _centers(lo, width, np.arange(len(prof))), prof
+
+
+def _centers(lo: float, width: float, idx: np.ndarray) -> np.ndarray:
+    """Centers of bins `idx` (the very expression volume_profile uses for all bins)."""
+    return lo + (idx + 0.5) * width
+
+
+def _profile(high: np.ndarray, low: np.ndarray, volume: np.ndarray,
+             atr_value: float) -> tuple[float, float, np.ndarray]:
+    """(lowest low, bin width, volume per bin) of `volume_profile`, without the centers
+    (volume_nodes needs the centers of its few nodes only)."""
     lo, hi = float(low.min()), float(high.max())
     if not (hi > lo) or not (atr_value > 0):
-        return np.zeros(0), np.zeros(0)
+        return lo, 0.0, np.zeros(0)
     nb = min(max(round((hi - lo) / (PROFILE_BIN_ATR * atr_value)), 10), 200)
     width = (hi - lo) / nb
     a = np.minimum(np.maximum(((low - lo) / width).astype(int), 0), nb - 1)
@@ -117,24 +132,26 @@ def volume_profile(high: np.ndarray, low: np.ndarray, volume: np.ndarray,
     # adding all starts then all ends one by one, so the profile is bit-for-bit the same
     diff = np.bincount(np.concatenate([a, b + 1]), weights=np.concatenate([share, -share]),
                        minlength=nb + 1)
-    prof = np.cumsum(diff[:-1])
-    centers = lo + (np.arange(nb) + 0.5) * width
-    return centers, prof
+    return lo, width, np.cumsum(diff[:-1])
+
+
+_SMOOTH = np.array([1.0, 2.0, 3.0, 2.0, 1.0]) / 9.0   # built once: np.array costs per call
 
 
 def volume_nodes(high: np.ndarray, low: np.ndarray, volume: np.ndarray, atr_value: float) -> np.ndarray:
     """High-volume nodes: bins of the [1,2,3,2,1]/9-smoothed profile strictly above both
     neighbours and >= 1.5x the mean bin volume; the 5 largest, as prices (bin centers)."""
-    centers, prof = volume_profile(high, low, volume, atr_value)
-    if len(prof) < 3 or prof.sum() <= 0:
+    lo, width, prof = _profile(high, low, volume, atr_value)
+    total = prof.sum()
+    if len(prof) < 3 or total <= 0:
         return np.zeros(0)
     # symmetric triangular smoothing, so a node spread over a few bins peaks at its middle
-    sm = np.convolve(prof, np.array([1.0, 2.0, 3.0, 2.0, 1.0]) / 9.0, mode="same")
+    sm = np.convolve(prof, _SMOOTH, mode="same")
     p = np.concatenate([[-np.inf], sm, [-np.inf]])
-    peak = (p[1:-1] > p[:-2]) & (p[1:-1] > p[2:]) & (sm >= NODE_MIN_RATIO * prof.mean())
+    peak = (p[1:-1] > p[:-2]) & (p[1:-1] > p[2:]) & (sm >= NODE_MIN_RATIO * (total / len(prof)))  # = prof.mean() exactly
     idx = peak.nonzero()[0]
     idx = idx[np.argsort(-sm[idx], kind="stable")][:MAX_NODES]
-    return centers[np.sort(idx)]
+    return _centers(lo, width, np.sort(idx))
 
 
 SOURCES = ("pivot_high", "pivot_low", "volume_node")   # source codes used by candidate_arrays
@@ -284,12 +301,19 @@ def touch_stats(bars: Bars, prices: np.ndarray, atr_value: float, timeframe: str
     sl, si = np.divmod(starts, W)
     e1 = ends - sl * W + 1                     # the candle after each episode
     touches = np.bincount(sl, minlength=L).astype(float)
-    first_ms = np.full(L, np.iinfo(np.int64).max, dtype=np.int64)
+    first_ms = np.full(L, -1, dtype=np.int64)
     last_ms = np.full(L, -1, dtype=np.int64)
     t = bars.t
-    np.minimum.at(first_ms, sl, t[si])
-    np.maximum.at(last_ms, sl, t[e1 - 1] + TF_MS.get(timeframe, 0))
-    first_ms[last_ms < 0] = -1
+    if len(sl):
+        # sl is sorted (row-major scan): one segment per touched level; min/max per segment
+        # with reduceat, which is exact and cheaper than ufunc.at (no order assumption on t)
+        seg = np.empty(len(sl), dtype=bool)
+        seg[0] = True
+        np.not_equal(sl[1:], sl[:-1], out=seg[1:])
+        seg = seg.nonzero()[0]
+        rows = sl[seg]
+        first_ms[rows] = np.minimum.reduceat(t[si], seg)
+        last_ms[rows] = np.maximum.reduceat(t[e1 - 1] + TF_MS.get(timeframe, 0), seg)
     if not events:
         unk = np.full(L, np.nan)
         return TouchStats(touches, unk, unk, unk, first_ms, last_ms, unk)
@@ -343,20 +367,28 @@ def merge_arrays(price: np.ndarray, tf_code: np.ndarray, src: np.ndarray, time_m
         z = np.zeros(0, np.int64)
         return np.zeros(0), z, z, z
     order = np.argsort(price, kind="stable")
-    sp = price[order]
-    starts = np.concatenate([[True], ~(np.diff(sp) <= tolerance)]).nonzero()[0]
-    size = np.diff(np.append(starts, len(sp)))
-    # member sums added left to right exactly like Python's sum(); a scan has ~100
-    # candidates, so a plain loop beats a vector op per member rank
-    spl = sp.tolist()
-    bounds = starts.tolist() + [len(spl)]
-    sums = []
-    for a, b in zip(bounds, bounds[1:]):
-        acc = spl[a]
-        for x in spl[a + 1:b]:
+    # one Python pass over the sorted prices finds the cluster starts and sums each
+    # cluster's members left to right exactly like Python's sum(); a scan has ~100
+    # candidates, so this beats a handful of vector ops plus a loop per cluster
+    spl = price[order].tolist()
+    starts, sums, sizes = [0], [], []
+    acc = prev = spl[0]
+    cnt = 1
+    for i in range(1, len(spl)):
+        x = spl[i]
+        if x - prev <= tolerance:               # (a NaN gap starts a new cluster, as in merge)
             acc = acc + x
-        sums.append(acc)
-    means = np.array(sums) / size
+            cnt += 1
+        else:
+            sums.append(acc)
+            sizes.append(cnt)
+            starts.append(i)
+            acc, cnt = x, 1
+        prev = x
+    sums.append(acc)
+    sizes.append(cnt)
+    means = np.array([a / c for a, c in zip(sums, sizes)])
+    starts = np.array(starts)
     tfm = np.bitwise_or.reduceat(np.left_shift(1, tf_code[order]), starts)
     srm = np.bitwise_or.reduceat(np.left_shift(1, src[order]), starts)
     first = np.minimum.reduceat(time_ms[order], starts)

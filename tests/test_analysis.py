@@ -123,3 +123,41 @@ def test_incremental_across_8h_close_and_weight_change_equals_fresh():
             assert [x.to_dict()["touches"] for x in got.levels] == [x.to_dict()["touches"] for x in want.levels]
             for a, b in ((got.best_support, want.best_support), (got.best_resistance, want.best_resistance)):
                 assert (a is None) == (b is None) and (a is None or a.price == b.price)
+
+
+def test_levels_built_on_first_read_equal_eager_view():
+    """Analysis.levels is built lazily (the backtest reads only the best support and
+    resistance); whoever reads it gets exactly the book's view at that price, and copies,
+    pickles, replace() and == all behave as with a plain list."""
+    import copy
+    import dataclasses
+    import pickle
+
+    from rl.analysis import Analysis
+    frames = aggregate(M1, M1.index[-1])
+    price = float(M1.close.iloc[-2])
+    a, b = analyze("X", frames, price, 7), analyze("X", frames, price, 7)
+    assert type(a.__dict__["_levels"]).__name__ == "_Deferred"       # nothing built yet
+    # (Analysis == Analysis is False whenever an indicator is NaN, so compare fields)
+    assert [getattr(a, f.name) for f in dataclasses.fields(a) if f.name != "indicators"] == \
+        [getattr(b, f.name) for f in dataclasses.fields(b) if f.name != "indicators"]
+    assert isinstance(a.levels, list) and a.levels and a.levels is a.levels
+    want = a.__dict__["_levels"]
+    assert want is a.levels                                           # stored once built
+    c = analyze("X", frames, price, 7)
+    assert pickle.loads(pickle.dumps(c)).levels == a.levels           # pickled while deferred
+    assert copy.deepcopy(analyze("X", frames, price, 7)).levels == a.levels
+    assert dataclasses.replace(analyze("X", frames, price, 7), price=price).levels == a.levels
+    assert dataclasses.asdict(analyze("X", frames, price, 7))["levels"] == [dataclasses.asdict(x) for x in a.levels]
+    plain = Analysis("X", 1.0, 0, 0.0, 0.0, {}, {}, [], None, None, {}, float("nan"))
+    assert plain.levels == [] and "levels" in repr(plain)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plain.levels = []
+    # the eager best support/resistance equal the ones of the full view at this price
+    inc = IncrementalAnalyzer("X")
+    inc.update(frames, price, 7)
+    for p in (price * 0.98, price, price * 1.02):
+        got = inc.score(p, 8)
+        listed, bs, br = inc._book.view(p)
+        assert (got.best_support, got.best_resistance) == (bs, br)
+        assert got.levels == listed == analyze("X", frames, p, 8).levels
