@@ -30,6 +30,7 @@ from config import _PARSERS, Settings, SettingsError, load_settings
 from rl.backtest_data import BacktestData, load_backtest_data
 from rl.market import MINUTE_MS, index_to_ms
 from rl.metrics import TradeOutcome, drawdown_curve, exposure, summarize
+from rl.router import OrderRouter, sequential_ids
 
 # Settings a backtest decides itself; --set on them would be silently ignored, so refuse.
 _NOT_SETTABLE = {"TRADING_MODE", "API_KEY", "API_SECRET", "LIVE_TRADING_CONFIRM", "SYMBOLS",
@@ -256,7 +257,9 @@ def build_backtest_world(settings: Settings, clock: Any, price_source: Callable[
                              clock=clock.now_ms, price_source=price_source, persist=False)
     store_cls = KnowledgeStore if trace is None else _tracing_store(KnowledgeStore, trace)
     store = store_cls(store_path, default_weights=DEFAULT_WEIGHTS)
-    agent = TradingAgent(settings, None, exchange, store, clock, feed_exchange=False)
+    router = OrderRouter(exchange, store, ioc_offset_bps=settings.ioc_offset_bps, now_ms=clock.now_ms,
+                         id_factory=sequential_ids())
+    agent = TradingAgent(settings, None, exchange, store, clock, router=router, feed_exchange=False)
     if trace is not None:
         agent.decision_listeners.append(trace.decision)
     return exchange, store, agent

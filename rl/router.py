@@ -13,6 +13,7 @@ Each order is reported to an `OrderRecorder` (the knowledge store) with its purp
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -86,11 +87,18 @@ class SyncOutcome:
     notes_zh: list[str] = field(default_factory=list)   # notes[i] in Chinese
 
 
+def sequential_ids() -> Callable[[str], str]:
+    """Deterministic client order ids (prefix-000001, ...) for simulated runs."""
+    counter = itertools.count(1)
+    return lambda prefix: f"{prefix}-{next(counter):06d}"
+
+
 class OrderRouter:
     def __init__(self, exchange: ExchangePort, recorder: OrderRecorder | None = None, *,
                  ioc_offset_bps: float = 5.0, id_prefix: str = "ag",
                  max_unprotected_cycles: int = 1, adopt_stop_pct: float = 0.02,
-                 now_ms: Callable[[], int] | None = None) -> None:
+                 now_ms: Callable[[], int] | None = None,
+                 id_factory: Callable[[str], str] | None = None) -> None:
         if not 0 <= ioc_offset_bps <= 500:
             raise ValueError(f"ioc_offset_bps: must be 0..500, got {ioc_offset_bps!r}")
         self.exchange = exchange
@@ -100,6 +108,9 @@ class OrderRouter:
         self.max_unprotected_cycles = int(max_unprotected_cycles)
         self.adopt_stop_pct = float(adopt_stop_pct)
         self._now = now_ms or (lambda: 0)
+        # live: random ids (unique across restarts); backtests: sequential_ids() so two runs
+        # write the same orders and thought chains byte for byte
+        self._new_id = id_factory or new_client_order_id
         self._pending: dict[str, dict[str, Any]] = {}    # symbol -> entry whose outcome is unknown
 
     # ------------------------------------------------------------------ helpers
@@ -112,7 +123,7 @@ class OrderRouter:
             log.exception("recording %s order failed", purpose)
 
     def _cid(self, kind: str) -> str:
-        return new_client_order_id(f"{self.id_prefix}{kind}")
+        return self._new_id(f"{self.id_prefix}{kind}")
 
     def entry_limit(self, symbol: str, side: str, price: float) -> float:
         """IOC limit: price ± offset, rounded away (a buy may pay up to the offset, not more)."""

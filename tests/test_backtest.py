@@ -127,6 +127,18 @@ def test_determinism_byte_identical_json_and_trace(day_data, day_run) -> None:
     second, trace2 = _run(day_data)
     assert _json_without_timing(first) == _json_without_timing(second)
     assert trace1 == trace2
+    # the HTML report too, thought chains (with their order ids) included, timing aside
+    from rl.report import render_report
+
+    def report(result):
+        doc = result.to_report()
+        for k in TIMING_FIELDS:
+            doc.get("summary", {}).pop(k, None)
+            doc.pop(k, None)
+        return render_report(doc)
+
+    assert first.trades and "-000001" in report(first)
+    assert report(first) == report(second)
 
 
 def _replay_trades(data: BacktestData, tmp_path: Path) -> tuple[list[dict], dict]:
