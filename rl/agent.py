@@ -644,19 +644,19 @@ class TradingAgent(RecoveryMixin):
         """Close the record, learn from it and write both in ONE transaction."""
         if trade_id is None:
             return
-        t = self.store.trade(trade_id)
+        t = self.store.trade_row(trade_id)       # the row only: orders and exits are not needed here
         if t is None or t["status"] == "closed":
             return
         totals = self.store.exit_totals(trade_id)
         fees = float(t["entry_fee"]) + totals["fee"]
         net = totals["pnl"] - fees
         r = net / t["risk_amount"] if t["risk_amount"] > 0 else 0.0
-        feats = t["features"]
+        feats = self.store.features(trade_id)
         samples = self.store.closed_samples() + [(feats, r)]
         upd = update_weights(self._weights, samples, self.settings.min_trades_for_adjust)
         reward = build_reward(realized_pnl=totals["pnl"], fees=fees, r_multiple=r, exit_reason=kind,
                               weight_change=upd.to_dict())
-        chain = t["thought_chain"] or {}
+        chain = self.store.thought_chain(trade_id) or {}
         zh, en = summarize(chain.get("perception") or {}, chain.get("action") or {}, reward)
         with self.store.batch():
             self.store.close_trade(trade_id, closed_ms=now, exit_reason=kind, reward=reward,

@@ -346,8 +346,8 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
         agent.prime(symbol, frames, price0, cut)
         del frames
         on_bar, on_price, step_fn = exchange.on_bar, exchange.on_price, agent.step
-        account = exchange.account
-        equity = account().margin_balance
+        margin_balance = exchange.margin_balance      # = account().margin_balance, no snapshot
+        equity = margin_balance()
         bars = {symbol: None}
         for k in range(n):
             i = first + k
@@ -364,7 +364,7 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
                 # moved past it triggers here, not at the next bar's open; flat and idle it is
                 # a no-op), then read the equity. A flat minute changes neither.
                 on_price(symbol, c, now)
-                equity = account().margin_balance
+                equity = margin_balance()
             eq[k] = equity
             if on_step is not None:
                 on_step(k, now)

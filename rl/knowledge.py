@@ -449,6 +449,13 @@ class KnowledgeStore:
         d["thought_chain"] = self.thought_chain(int(trade_id))
         return d
 
+    def trade_row(self, trade_id: int) -> dict | None:
+        """The trade's own row only (as trade() has it, without features, exits, orders or the
+        thought chain): what the agent's reconcile and close paths read, without decoding the
+        rest on every exit."""
+        rows = self._query("SELECT * FROM trades WHERE id=?", (int(trade_id),))
+        return self._trade_dict(rows[0]) if rows else None
+
     def trades(self, limit: int = 100, status: str | None = None) -> list[dict]:
         """Newest first."""
         if status is not None and status not in ("open", "closed"):

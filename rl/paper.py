@@ -353,6 +353,16 @@ class PaperExchange:
                                    margin_balance=self._wallet + upnl, initial_margin=used,
                                    available_balance=self._wallet - used)
 
+    def margin_balance(self) -> float:
+        """account().margin_balance without building the snapshot (the backtest reads it after
+        every bar in a position): the same loop, so the same float to the last bit."""
+        with self._lock:
+            upnl = 0
+            prices = self._price
+            for s, p in self._positions.items():
+                upnl += p.amount * (prices.get(s, p.mark_price) - p.entry_price)
+            return self._wallet + upnl
+
     def position(self, symbol: str) -> PositionSnapshot | None:
         with self._lock:
             p = self._positions.get(symbol)
@@ -668,34 +678,51 @@ class PaperExchange:
         before liquidation (a stop placed at the liquidation price closes as a stop) — except that
         a gap already beyond the liquidation price liquidates first (isolated loss is capped).
         """
+        # (one plain loop per kind, no closure: this runs several times per bar in a position)
+        # best = ((dist, rank), kind, obj, price); a candidate replaces it only if strictly
+        # nearer, or equally near with a lower rank, so the first one considered wins a full tie
         best = None
-
-        def consider(dist: float, rank: int, kind: str, obj, price: float) -> None:
-            nonlocal best
-            if best is None or (dist, rank) < best[0]:
-                best = ((dist, rank), kind, obj, price)
-
+        bd = br = 0.0
         for s in self._open_stops.get(symbol, ()):
-            if s.hit(cur):
-                consider(0.0, 0, "stop", s, cur)
-            elif s.hit(target):
-                consider(abs(s.trigger_price - cur), 0 if s.type == "STOP_MARKET" else 1,
-                         "stop", s, s.trigger_price)
+            trig = s.trigger_price
+            if (s.side == "SELL") == (s.type == "STOP_MARKET"):      # fires at or below trigger
+                if cur <= trig:
+                    d, r, px = 0.0, 0, cur
+                elif target <= trig:
+                    d, r, px = abs(trig - cur), 0 if s.type == "STOP_MARKET" else 1, trig
+                else:
+                    continue
+            elif cur >= trig:
+                d, r, px = 0.0, 0, cur
+            elif target >= trig:
+                d, r, px = abs(trig - cur), 0 if s.type == "STOP_MARKET" else 1, trig
+            else:
+                continue
+            if best is None or d < bd or (d == bd and r < br):
+                best, bd, br = ((d, r), "stop", s, px), d, r
         for o in self._open.get(symbol, ()):
             buy = o.side == "BUY"
             if (cur <= o.price) if buy else (cur >= o.price):
-                consider(0.0, 1, "limit", o, cur)
+                d, px = 0.0, cur
             elif (target <= o.price) if buy else (target >= o.price):
-                consider(abs(o.price - cur), 1, "limit", o, o.price)
+                d, px = abs(o.price - cur), o.price
+            else:
+                continue
+            if best is None or d < bd or (d == bd and 1 < br):
+                best, bd, br = ((d, 1), "limit", o, px), d, 1
         pos = self._positions.get(symbol)
         if pos is not None:
             lp = self._liq(pos)
             if lp > 0:
                 long = pos.amount > 0
                 if (cur <= lp) if long else (cur >= lp):
-                    consider(0.0, -1, "liq", lp, lp)
+                    d, r = 0.0, -1
                 elif (target <= lp) if long else (target >= lp):
-                    consider(abs(lp - cur), 2, "liq", lp, lp)
+                    d, r = abs(lp - cur), 2
+                else:
+                    return best
+                if best is None or d < bd or (d == bd and r < br):
+                    best = ((d, r), "liq", lp, lp)
         return best
 
     def _walk(self, symbol: str, path: tuple[float, ...], time_ms: int) -> None:
