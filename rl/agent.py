@@ -36,7 +36,7 @@ from client import (AuthError, BinanceError, NetworkError, OrderRejected, RateLi
 from config import Settings
 from rl.analysis import Analysis, IncrementalAnalyzer
 from rl.clock import Clock
-from rl.exit_manager import ExitRules, evaluate_exit
+from rl.exit_manager import ExitRules, evaluate_exit, exit_kind
 from rl.knowledge import KnowledgeStore
 from rl.learning import update_weights
 from rl.level_finder import DEFAULT_WEIGHTS
@@ -44,7 +44,7 @@ from rl.market import DAY_MS, INTERVAL_MS, MINUTE_MS, WEEK_MS, index_to_ms
 from rl.marketdata import KLINES_MAX, MarketUnavailable
 from rl.phases import decide, phase_for
 from rl.position import PositionState
-from rl.recovery import EPS, RecoveryMixin, _exit_kind, _state_copy
+from rl.recovery import EPS, RecoveryMixin, _state_copy
 from rl.router import CloseOutcome, OrderRouter
 from rl.sl_tp import plan_trade
 from rl.thought import (build_action, build_perception, build_reward, features_zh, plan_reasons_zh,
@@ -617,7 +617,7 @@ class TradingAgent(RecoveryMixin):
             if out.qty > 0 and out.order is not None:
                 self._record_exit(st, out, now)
         if new_state is None:
-            self._finalize(st.trade_id, now, _exit_kind(outcomes[-1].reason) if outcomes else "reconcile")
+            self._finalize(st.trade_id, now, exit_kind(outcomes[-1].reason) if outcomes else "reconcile")
             self._rt[sym].state = None
         else:
             if st.trade_id is not None:
@@ -632,7 +632,7 @@ class TradingAgent(RecoveryMixin):
         if st.trade_id is None or out.order is None or out.qty <= 0:
             return
         self.store.record_exit(st.trade_id, client_order_id=f"{st.symbol}:{out.order.order_id}", time_ms=now,
-                               kind=_exit_kind(out.reason), price=out.exit_price or st.entry_price,
+                               kind=exit_kind(out.reason), price=out.exit_price or st.entry_price,
                                quantity=out.qty, pnl=out.realized_pnl, fee=out.fees,
                                position=_state_copy(st) if st.qty > EPS else None)
         if st.qty > EPS:

@@ -7,7 +7,7 @@ Rules, in priority order:
    to break-even plus the fees of both legs, so the trade can no longer lose;
 4. after that the rest trails `trail_atr` ATRs behind the best price seen.
 A stop only ever moves in the position's favour. Every action carries its reason in English
-(`reason`, which rl.recovery._exit_kind maps to the stored exit key) and in Chinese
+(`reason`, which `exit_kind` maps to the stored exit key) and in Chinese
 (`reason_zh`, for the run log and the dashboard's Chinese view).
 """
 from __future__ import annotations
@@ -40,6 +40,29 @@ class CloseAll:
 
 
 ExitAction = Union[PartialClose, MoveStop, CloseAll]
+
+# An English exit reason -> the exit key stored with trades, first match wins ("stop to
+# break-even" is a break-even exit, not a plain stop, so the order matters).
+_REASON_KEYWORDS = (("manual", "manual"), ("opposite", "signal"), ("target", "target"),
+                    ("partial", "partial"), ("trailing", "trailing"), ("break-even", "break_even"),
+                    ("liquidat", "liquidation"), ("stop", "stop"))
+EXIT_KIND_ZH = {"manual": "手动平仓", "signal": "反向信号", "target": "止盈", "partial": "分批止盈",
+                "trailing": "移动止损", "break_even": "保本止损", "liquidation": "强平", "stop": "止损"}
+
+
+def exit_kind(reason: str) -> str:
+    """The stored exit key for a reason text; "reconcile" when none is recognisable."""
+    r = reason.lower()
+    for key, kind in _REASON_KEYWORDS:
+        if key in r:
+            return kind
+    return "reconcile"
+
+
+def reason_zh_for(reason_en: str) -> str:
+    """Chinese for an English-only reason (an older caller of `close`/`move_stop`): the exit
+    key's name when one is recognisable, else a neutral word; never English."""
+    return EXIT_KIND_ZH.get(exit_kind(reason_en), "平仓")
 
 
 @dataclass(frozen=True)

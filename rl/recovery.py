@@ -17,7 +17,8 @@ from typing import Any, Mapping
 
 from client import BinanceError
 from rl.position import PositionState
-from rl.router import _detail, _zh_or_generic
+from rl.exit_manager import reason_zh_for
+from rl.router import error_detail
 
 EPS = 1e-12
 
@@ -30,16 +31,6 @@ def _state_copy(st: PositionState) -> dict:
     d["exit_reasons_zh"] = list(st.exit_reasons_zh)
     return d
 
-
-
-def _exit_kind(reason: str) -> str:
-    r = reason.lower()
-    for key, kind in (("manual", "manual"), ("opposite", "signal"), ("target", "target"),
-                      ("partial", "partial"), ("trailing", "trailing"), ("break-even", "break_even"),
-                      ("liquidat", "liquidation"), ("stop", "stop")):
-        if key in r:
-            return kind
-    return "reconcile"
 
 
 
@@ -61,7 +52,7 @@ class RecoveryMixin:
         try:
             self.exchange.set_leverage(sym, self.settings.leverage)
         except BinanceError as exc:
-            notes.append((f"{sym}：设置 {self.settings.leverage} 倍杠杆失败（{_detail(exc)}）",
+            notes.append((f"{sym}：设置 {self.settings.leverage} 倍杠杆失败（{error_detail(exc)}）",
                           f"{sym}: set leverage {self.settings.leverage}x failed: {exc}"))
         trade = self.store.open_trade_for(sym)
         state = None
@@ -184,7 +175,7 @@ class RecoveryMixin:
         res = self.router.sync(sym, before)
         self._connect("exchange", "ok")
         zh = list(getattr(res, "notes_zh", None) or [])
-        notes: list[Note] = [(zh[i] if i < len(zh) else _zh_or_generic(n), n) for i, n in enumerate(res.notes)]
+        notes: list[Note] = [(zh[i] if i < len(zh) else reason_zh_for(n), n) for i, n in enumerate(res.notes)]
         if before is not None and before.trade_id is not None:
             ended = res.state is not before
             reduced = not ended and res.state.qty < before_qty - EPS

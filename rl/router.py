@@ -21,7 +21,7 @@ from typing import Any, Callable, Protocol
 from client import (BinanceError, NetworkError, OrderRejected, UnknownOrderStatus,
                     new_client_order_id)
 from rl.exchange import ExchangePort, OrderResult, StopOrderInfo
-from rl.exit_manager import CloseAll, ExitAction, MoveStop, PartialClose
+from rl.exit_manager import CloseAll, ExitAction, MoveStop, PartialClose, reason_zh_for
 from rl.position import PositionState, reconcile
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ _STATUS_ZH = {"NEW": "已挂单", "PARTIALLY_FILLED": "部分成交", "FILLED": 
               "EXPIRED": "已过期", "REJECTED": "被拒绝", "EXPIRED_IN_MATCH": "撮合时过期"}
 
 
-def _detail(exc: BaseException) -> str:
+def error_detail(exc: BaseException) -> str:
     """The technical part of an exchange error for a Chinese text: Binance's own msg and code
     as Binance wrote them (a trader can search them), not our English wrapper."""
     msg = getattr(exc, "msg", None)
@@ -39,18 +39,6 @@ def _detail(exc: BaseException) -> str:
     if msg:
         return f"{msg}, code={code}" if code is not None else str(msg)
     return str(exc)
-
-
-def _zh_or_generic(reason_en: str) -> str:
-    """Chinese for a caller's English-only reason (an older caller of `close`/`move_stop`):
-    the exit key's name when one is recognisable, else a neutral word; never English."""
-    r = reason_en.lower()
-    for key, zh in (("manual", "手动平仓"), ("opposite", "反向信号"), ("target", "止盈"),
-                    ("partial", "分批止盈"), ("trailing", "移动止损"), ("break-even", "保本止损"),
-                    ("liquidat", "强平"), ("stop", "止损")):
-        if key in r:
-            return zh
-    return "平仓"
 
 
 class OrderRecorder(Protocol):
@@ -168,7 +156,7 @@ class OrderRouter:
         except (OrderRejected, NetworkError, BinanceError) as exc:
             self._pending.pop(symbol, None)
             return EntryOutcome(None, None, f"entry not placed: {exc}",
-                                reason_zh=f"入场单未能下达（{_detail(exc)}）")
+                                reason_zh=f"入场单未能下达（{error_detail(exc)}）")
         self._pending.pop(symbol, None)
         return self._after_entry(order, side, stop, target, trade_id)
 
@@ -263,7 +251,7 @@ class OrderRouter:
         ok = self._protect(state, new_stop)
         if ok == "ok":
             state.exit_reasons.append(f"stop → {state.stop:g}: {reason}")
-            state.exit_reasons_zh.append(f"止损 → {state.stop:g}：{reason_zh or _zh_or_generic(reason)}")
+            state.exit_reasons_zh.append(f"止损 → {state.stop:g}：{reason_zh or reason_zh_for(reason)}")
             return True
         return False
 
@@ -272,7 +260,7 @@ class OrderRouter:
               reason_zh: str = "") -> CloseOutcome:
         """Reduce-only MARKET exit of `qty` (all when None); the stop follows the new size.
         `reason`/`reason_zh`: why, in English and Chinese (kept with the exit)."""
-        reason_zh = reason_zh or _zh_or_generic(reason)
+        reason_zh = reason_zh or reason_zh_for(reason)
         f = self.exchange.filters(state.symbol)
         full = qty is None or qty >= state.qty
         q = state.qty if full else f.floor_qty(qty, market=True)
@@ -282,7 +270,7 @@ class OrderRouter:
                                               reduce_only=True, client_order_id=cid)
         except BinanceError as exc:
             return CloseOutcome(False, 0.0, 0.0, 0.0, 0.0, f"exit not done ({reason}): {exc}",
-                                reason_zh=f"平仓未完成（{reason_zh}）：{_detail(exc)}")
+                                reason_zh=f"平仓未完成（{reason_zh}）：{error_detail(exc)}")
         self._record(order, "exit" if full else "partial_exit", state.trade_id)
         done = order.executed_qty
         fees = self._fees(order)
@@ -337,7 +325,7 @@ class OrderRouter:
             res = self.resolve_pending(symbol)
             if res is not None:
                 notes.append(res.reason)
-                zh.append(res.reason_zh or _zh_or_generic(res.reason))
+                zh.append(res.reason_zh or reason_zh_for(res.reason))
                 state = res.state or state
         pos = self.exchange.position(symbol)
         stops = self.exchange.open_stops(symbol)
