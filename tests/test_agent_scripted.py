@@ -134,11 +134,15 @@ def seed_closed_trades(store: KnowledgeStore, n: int, seed: int = 5) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# flat, then: entry at 100, 1R (partial + break-even) by bar 3, target 103 at bar 6, flat at 103.2,
+# then a dip to 101.4 that stops out a second long entered near 103
+ENTRY_PARTIAL_TARGET_STOP_PATH = [100.0] * 60 \
+    + [100.5, 101.0, (101.0, 101.6, 101.0, 101.5), 102.0, 102.5, (102.5, 103.3, 102.5, 103.2)] \
+    + [103.2] * 9 + [102.8, (102.8, 102.8, 101.4, 101.5), 101.5, 101.5] + [101.5] * 20
+
+
 def test_entry_partial_breakeven_target_then_stop(tmp_path):
-    flat = [100.0] * 60
-    path = flat + [100.5, 101.0, (101.0, 101.6, 101.0, 101.5), 102.0, 102.5, (102.5, 103.3, 102.5, 103.2)] \
-        + [103.2] * 9 + [102.8, (102.8, 102.8, 101.4, 101.5), 101.5, 101.5] + [101.5] * 20
-    w = World(tmp_path, path)
+    w = World(tmp_path, ENTRY_PARTIAL_TARGET_STOP_PATH)
     w.script.long = 60.0
     w.cycle()                                     # t=61: last closed bar 100 → enter long
     st = w.state

@@ -14,7 +14,7 @@ from rl.exit_manager import ExitRules, MoveStop, PartialClose, evaluate_exit
 from rl.position import PositionState, reconcile
 from rl.exchange import PositionSnapshot
 from rl.thought import features_zh, plan_reasons_zh
-from tests.test_agent_scripted import SYMBOL, World
+from tests.test_agent_scripted import ENTRY_PARTIAL_TARGET_STOP_PATH, SYMBOL, World
 
 ALLOWED = {"BTCUSDT", "USDT", "ATR", "RSI", "MACD", "IOC", "API", "R"}
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
@@ -33,10 +33,7 @@ def assert_pure(lines: list[dict]) -> None:
 
 
 def test_entry_partial_target_stop_lines_are_one_language_each(tmp_path):
-    flat = [100.0] * 60
-    path = flat + [100.5, 101.0, (101.0, 101.6, 101.0, 101.5), 102.0, 102.5, (102.5, 103.3, 102.5, 103.2)] \
-        + [103.2] * 9 + [102.8, (102.8, 102.8, 101.4, 101.5), 101.5, 101.5] + [101.5] * 20
-    w = World(tmp_path, path)
+    w = World(tmp_path, ENTRY_PARTIAL_TARGET_STOP_PATH)
     w.script.long = 60.0
     w.cycle()                                   # entry
     w.script.long = 0.0
