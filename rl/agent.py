@@ -47,8 +47,7 @@ from rl.position import PositionState
 from rl.recovery import EPS, RecoveryMixin, _state_copy
 from rl.router import CloseOutcome, OrderRouter
 from rl.sl_tp import plan_trade
-from rl.thought import (build_action, build_perception, build_reward, features_zh, plan_reasons_zh,
-                        summarize)
+from rl.thought import build_action, build_perception, build_reward, features_zh, summarize
 
 log = logging.getLogger("rl.agent")
 
@@ -528,16 +527,15 @@ class TradingAgent(RecoveryMixin):
                           leverage=self.settings.leverage,
                           taker_fee=self.settings.taker_fee, filters=filters)
         if not plan.ok:
-            self._log("WARNING", sym, "无法开仓：" + "；".join(plan_reasons_zh(plan.reasons)),
+            self._log("WARNING", sym, "无法开仓：" + "；".join(plan.reasons_zh),
                       "cannot enter: " + "; ".join(plan.reasons), now)
             return
         phase = phase_for(d.phase.trade_count)
         perception = build_perception(symbol=sym, time_ms=now, price=price, analysis=_analysis_view(a),
                                       level=level, phase=vars(phase), decision=vars(d) | {"phase": vars(phase)},
                                       weights=self._weights)
-        plan_d = plan.to_dict()
-        plan_d["reasons_zh"] = plan_reasons_zh(plan.reasons)    # the dashboard shows either language
-        plan_d["reasons_en"] = list(plan.reasons)
+        plan_d = plan.to_dict()                                 # reasons and reasons_zh
+        plan_d["reasons_en"] = list(plan.reasons)               # the dashboard shows either language
         intent = {"side": side, "time_ms": now, "plan": plan_d, "perception": perception,
                   "features": dict(level.features), "phase": phase.key,
                   "long_score": a.long_score, "short_score": a.short_score,

@@ -28,12 +28,13 @@ class TradePlan:
     margin: float
     ok: bool
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    reasons_zh: tuple[str, ...] = field(default_factory=tuple)   # reasons[i] in Chinese
 
     def to_dict(self) -> dict:
         return {"side": self.side, "entry": self.entry, "stop": self.stop, "target": self.target,
                 "qty": self.qty, "risk": self.risk, "reward_ratio": self.reward_ratio,
                 "notional": self.notional, "margin": self.margin, "ok": self.ok,
-                "reasons": list(self.reasons)}
+                "reasons": list(self.reasons), "reasons_zh": list(self.reasons_zh)}
 
 
 def _positive(name: str, value: float) -> float:
@@ -57,14 +58,24 @@ def stop_price(side: str, entry: float, level: float, atr: float, atr_buffer: fl
     raise ValueError(f"side: must be LONG or SHORT, got {side!r}")
 
 
-def target_price(side: str, entry: float, stop: float, opposing_level: float | None = None,
-                 reward_multiple: float = 2.0) -> tuple[float, str]:
-    """The next opposing level when it lies on the profit side, else entry ± reward_multiple × R."""
+def _target(side: str, entry: float, stop: float, opposing_level: float | None,
+            reward_multiple: float) -> tuple[float, str, str]:
+    """(target, why in English, why in Chinese)."""
     dist = abs(entry - stop)
     sign = 1.0 if side == "LONG" else -1.0
     if opposing_level is not None and (opposing_level - entry) * sign > 0:
-        return float(opposing_level), f"target at the next {'resistance' if sign > 0 else 'support'} {opposing_level:g}"
-    return entry + sign * reward_multiple * dist, f"target at {reward_multiple:g}R (no opposing level beyond entry)"
+        return (float(opposing_level),
+                f"target at the next {'resistance' if sign > 0 else 'support'} {opposing_level:g}",
+                f"止盈设在下一个{'阻力位' if sign > 0 else '支撑位'} {opposing_level:g}")
+    return (entry + sign * reward_multiple * dist,
+            f"target at {reward_multiple:g}R (no opposing level beyond entry)",
+            f"止盈设在 {reward_multiple:g}R（入场价之外没有对向关键位）")
+
+
+def target_price(side: str, entry: float, stop: float, opposing_level: float | None = None,
+                 reward_multiple: float = 2.0) -> tuple[float, str]:
+    """The next opposing level when it lies on the profit side, else entry ± reward_multiple × R."""
+    return _target(side, entry, stop, opposing_level, reward_multiple)[:2]
 
 
 def plan_trade(side: str, entry: float, level: float, atr: float, equity: float,
@@ -95,6 +106,12 @@ def plan_trade(side: str, entry: float, level: float, atr: float, equity: float,
     if fee_stop_multiple < 0:
         raise ValueError(f"fee_stop_multiple: must be >= 0, got {fee_stop_multiple!r}")
     reasons: list[str] = []
+    reasons_zh: list[str] = []
+
+    def say(en: str, zh: str) -> None:     # every reason in both languages, one for one
+        reasons.append(en)
+        reasons_zh.append(zh)
+
     sign = 1.0 if side == "LONG" else -1.0
     min_stop_pct = max(min_stop_pct, fee_stop_multiple * 2.0 * taker_fee)
     stop = stop_price(side, entry, level, atr, atr_buffer, min_stop_pct)
@@ -102,19 +119,22 @@ def plan_trade(side: str, entry: float, level: float, atr: float, equity: float,
         stop = filters.round_price(stop, "down" if side == "LONG" else "up")
     if stop <= 0:
         raise ValueError(f"level: gives a stop <= 0 ({stop:g}); level/atr are implausible")
-    target, why = target_price(side, entry, stop, opposing_level, reward_multiple)
+    target, why, why_zh = _target(side, entry, stop, opposing_level, reward_multiple)
     if target <= 0:
         # A short whose stop is more than half the price away: its R-multiple target would be
         # a negative price. Not a plan to send to an exchange; say why instead of raising.
         return TradePlan(side=side, entry=float(entry), stop=float(stop), target=0.0, qty=0.0,
                          risk=0.0, reward_ratio=0.0, notional=0.0, margin=0.0, ok=False,
                          reasons=(f"target {target:g} would be <= 0: the stop {stop:g} is too far "
-                                  f"from entry {entry:g} for a {reward_multiple:g}R target",))
+                                  f"from entry {entry:g} for a {reward_multiple:g}R target",),
+                         reasons_zh=(f"止盈价 {target:g} 将 ≤ 0：止损 {stop:g} 离入场价 {entry:g} 太远，"
+                                     f"无法设 {reward_multiple:g}R 止盈",))
     if filters is not None:
         target = filters.round_price(target, "nearest")
-    reasons.append(f"stop {stop:g}: {atr_buffer:g} ATR beyond level {level:g}, "
-                   f"at least {min_stop_pct * 100:g}% from entry")
-    reasons.append(why)
+    say(f"stop {stop:g}: {atr_buffer:g} ATR beyond level {level:g}, "
+        f"at least {min_stop_pct * 100:g}% from entry",
+        f"止损 {stop:g}：在关键位 {level:g} 外侧 {atr_buffer:g} 倍 ATR，距入场价至少 {min_stop_pct * 100:g}%")
+    say(why, why_zh)
     dist = abs(entry - stop)
     # Loss per unit at the stop: the price move plus taker fees on entry and on the stop fill.
     per_unit = dist + taker_fee * (entry + stop)
@@ -124,8 +144,9 @@ def plan_trade(side: str, entry: float, level: float, atr: float, equity: float,
     qty_margin = max(available, 0.0) / (entry * (1.0 / leverage + taker_fee))
     qty = min(qty_risk, qty_margin)
     if qty_margin < qty_risk:
-        reasons.append(f"size capped by available margin {available:.2f} at {leverage}x "
-                       f"(risk alone allowed {qty_risk:.6g})")
+        say(f"size capped by available margin {available:.2f} at {leverage}x "
+            f"(risk alone allowed {qty_risk:.6g})",
+            f"仓位受可用保证金 {available:.2f}（{leverage} 倍杠杆）限制（仅按风险可开 {qty_risk:.6g}）")
     if filters is not None:
         qty = filters.floor_qty(qty)
     ok = qty > 0
@@ -133,19 +154,24 @@ def plan_trade(side: str, entry: float, level: float, atr: float, equity: float,
         min_qty = float(filters.min_qty)
         if qty < min_qty:
             ok = False
-            reasons.append(f"quantity {qty:g} below the exchange minimum {min_qty:g} (min notional "
-                           f"{float(filters.min_notional):g}): risk budget {budget:.2f} too small "
-                           f"for a stop {dist:g} away, or too little margin")
+            say(f"quantity {qty:g} below the exchange minimum {min_qty:g} (min notional "
+                f"{float(filters.min_notional):g}): risk budget {budget:.2f} too small "
+                f"for a stop {dist:g} away, or too little margin",
+                f"数量 {qty:g} 低于交易所最小下单量 {min_qty:g}（最小名义价值 "
+                f"{float(filters.min_notional):g}）：风险预算 {budget:.2f} 不足以承受 {dist:g} 的止损距离，"
+                "或保证金不足")
         elif not filters.check_notional(entry, qty):
             ok = False
-            reasons.append(f"order notional {entry * qty:.2f} below the exchange minimum "
-                           f"{float(filters.min_notional):g}: risk budget {budget:.2f} too small "
-                           f"for a stop {dist:g} away, or too little margin")
+            say(f"order notional {entry * qty:.2f} below the exchange minimum "
+                f"{float(filters.min_notional):g}: risk budget {budget:.2f} too small "
+                f"for a stop {dist:g} away, or too little margin",
+                f"订单名义价值 {entry * qty:.2f} 低于交易所最小值 {float(filters.min_notional):g}："
+                f"风险预算 {budget:.2f} 不足以承受 {dist:g} 的止损距离，或保证金不足")
     elif not ok:
-        reasons.append("quantity is 0: no risk budget or no available margin")
+        say("quantity is 0: no risk budget or no available margin", "数量为 0：没有风险预算或可用保证金")
     if not ok:
         qty = 0.0
     return TradePlan(side=side, entry=float(entry), stop=float(stop), target=float(target),
                      qty=float(qty), risk=qty * per_unit, reward_ratio=abs(target - entry) / dist,
                      notional=qty * entry, margin=qty * entry / leverage, ok=ok,
-                     reasons=tuple(reasons))
+                     reasons=tuple(reasons), reasons_zh=tuple(reasons_zh))

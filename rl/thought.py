@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from rl.exit_manager import EXIT_KIND_ZH
+
 PARTS = ("perception", "action", "reward", "summary")
 
 
@@ -123,9 +125,7 @@ def build_reward(*, realized_pnl: float, fees: float, r_multiple: float, exit_re
     return out
 
 
-_EXIT_ZH = {"stop": "止损", "target": "止盈", "trailing": "移动止损", "break_even": "保本止损",
-            "signal": "反向信号", "manual": "手动平仓", "reconcile": "交易所已无持仓", "liquidation": "强平",
-            "partial": "分批止盈"}
+_EXIT_ZH = {**EXIT_KIND_ZH, "reconcile": "交易所已无持仓"}
 _SIDE_ZH = {"LONG": "做多", "SHORT": "做空"}
 
 # The six level features by their Chinese names (the dashboard's w_* labels say the same).
@@ -138,44 +138,6 @@ def features_zh(text: str) -> str:
     """`text` with every feature identifier replaced by its Chinese name (the learner writes
     identifiers into its Chinese reason; a Chinese reader should not meet snake_case)."""
     return _FEATURE_RE.sub(lambda m: FEATURE_ZH[m.group(0)], text)
-
-
-_N = r"([-+0-9.eE]+|inf|nan)"
-# rl/sl_tp.py writes its plan reasons in English; these are the same sentences in Chinese.
-_PLAN_ZH: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(p), z) for p, z in (
-    (rf"^stop {_N}: {_N} ATR beyond level {_N}, at least {_N}% from entry$",
-     "止损 \\1：在关键位 \\3 外侧 \\2 倍 ATR，距入场价至少 \\4%"),
-    (rf"^target at the next resistance {_N}$", "止盈设在下一个阻力位 \\1"),
-    (rf"^target at the next support {_N}$", "止盈设在下一个支撑位 \\1"),
-    (rf"^target at {_N}R \(no opposing level beyond entry\)$", "止盈设在 \\1R（入场价之外没有对向关键位）"),
-    (rf"^size capped by available margin {_N} at {_N}x \(risk alone allowed {_N}\)$",
-     "仓位受可用保证金 \\1（\\2 倍杠杆）限制（仅按风险可开 \\3）"),
-    (rf"^quantity {_N} below the exchange minimum {_N} \(min notional {_N}\): risk budget {_N} too small "
-     rf"for a stop {_N} away, or too little margin$",
-     "数量 \\1 低于交易所最小下单量 \\2（最小名义价值 \\3）：风险预算 \\4 不足以承受 \\5 的止损距离，或保证金不足"),
-    (rf"^order notional {_N} below the exchange minimum {_N}: risk budget {_N} too small for a stop {_N} away, "
-     rf"or too little margin$",
-     "订单名义价值 \\1 低于交易所最小值 \\2：风险预算 \\3 不足以承受 \\4 的止损距离，或保证金不足"),
-    (r"^quantity is 0: no risk budget or no available margin$", "数量为 0：没有风险预算或可用保证金"),
-    (rf"^target {_N} would be <= 0: the stop {_N} is too far from entry {_N} for a {_N}R target$",
-     "止盈价 \\1 将 ≤ 0：止损 \\2 离入场价 \\3 太远，无法设 \\4R 止盈"),
-))
-
-
-def plan_reasons_zh(reasons: Sequence[str]) -> list[str]:
-    """A trade plan's reasons (rl/sl_tp.py, English) in Chinese, one for one. A sentence this
-    table does not know yet becomes a neutral Chinese placeholder rather than English in a
-    Chinese line (the English log keeps the original)."""
-    out = []
-    for r in reasons:
-        for pat, zh in _PLAN_ZH:
-            m = pat.match(r)
-            if m:
-                out.append(m.expand(zh))
-                break
-        else:
-            out.append("交易计划说明（见英文日志）")
-    return out
 
 
 def summarize(perception: Mapping[str, Any], action: Mapping[str, Any],

@@ -13,7 +13,7 @@ from client import NetworkError
 from rl.exit_manager import ExitRules, MoveStop, PartialClose, evaluate_exit
 from rl.position import PositionState, reconcile
 from rl.exchange import PositionSnapshot
-from rl.thought import features_zh, plan_reasons_zh
+from rl.thought import features_zh
 from tests.test_agent_scripted import ENTRY_PARTIAL_TARGET_STOP_PATH, SYMBOL, World
 
 ALLOWED = {"BTCUSDT", "USDT", "ATR", "RSI", "MACD", "IOC", "API", "R"}
@@ -125,16 +125,26 @@ def test_exit_actions_and_reconcile_reasons_come_in_both_languages():
         assert all(not english_runs(z) for z in r.reasons_zh)
 
 
-@pytest.mark.parametrize("en, zh", [
-    ("stop 98.5: 0.5 ATR beyond level 99, at least 0.3% from entry", "止损 98.5"),
-    ("target at 2R (no opposing level beyond entry)", "2R"),
-    ("target at the next resistance 103", "阻力位 103"),
-    ("size capped by available margin 12.00 at 10x (risk alone allowed 1.5)", "12.00"),
-    ("quantity is 0: no risk budget or no available margin", "数量为 0"),
-])
-def test_plan_reasons_translate(en, zh):
-    out = plan_reasons_zh([en])
-    assert zh in out[0] and not english_runs(out[0])
+def _plans():
+    """Plans that say each kind of reason: stop, 2R target, next resistance, margin cap,
+    zero quantity, a negative target."""
+    from rl.sl_tp import plan_trade
+    return [plan_trade("LONG", 100.0, 99.0, 1.0, 10_000.0, 10_000.0),                   # 2R target
+            plan_trade("LONG", 100.0, 99.0, 0.5, 10_000.0, 10_000.0, opposing_level=103.0),
+            plan_trade("LONG", 100.0, 99.0, 0.5, 10_000.0, 12.0),                      # margin cap
+            plan_trade("LONG", 100.0, 99.0, 0.5, 10_000.0, 0.0),                       # qty 0
+            plan_trade("SHORT", 10.0, 14.0, 5.0, 10_000.0, 10_000.0)]                  # target <= 0
+
+
+@pytest.mark.parametrize("zh", ["止损 98.5", "2R", "阻力位 103", "12.00", "数量为 0", "将 ≤ 0"])
+def test_plan_reasons_come_in_both_languages(zh):
+    plans = _plans()
+    for plan in plans:
+        assert len(plan.reasons) == len(plan.reasons_zh) > 0
+        assert all(not english_runs(z) for z in plan.reasons_zh)
+        assert all(not CJK.search(e) for e in plan.reasons)
+        assert plan.to_dict()["reasons_zh"] == list(plan.reasons_zh)
+    assert any(zh in z for plan in plans for z in plan.reasons_zh)
 
 
 def test_feature_names_in_chinese():
