@@ -122,13 +122,12 @@ def build_exchange(settings: Settings, market: Any) -> Any:
                              taker_fee=settings.taker_fee, default_leverage=settings.leverage,
                              clock=market.now_ms, price_source=market.last_price,
                              filters_source=live_client.symbol_filters if live_client else None)
-    from client import BinanceClient
     from rl.exchange import BinanceExchange
 
-    client = BinanceClient(market_url=settings.market_data_url, trade_url=settings.trade_url,
-                           api_key=settings.api_key, api_secret=settings.api_secret,
-                           timeout=settings.request_timeout)
-    return BinanceExchange(client, name=settings.trading_mode)
+    # testnet/live never replay, so the market port is live and its client already carries the
+    # keys and both hosts: one client means one Retry-After block, one clock offset and one
+    # used-weight count for everything this process sends to Binance
+    return BinanceExchange(market.client, name=settings.trading_mode)
 
 
 def build_runner(settings: Settings, market: Any, clock: Clock) -> tuple[Any | None, str | None]:
