@@ -42,7 +42,7 @@ from rl.learning import update_weights
 from rl.level_finder import DEFAULT_WEIGHTS
 from rl.market import DAY_MS, INTERVAL_MS, MINUTE_MS, WEEK_MS, index_to_ms
 from rl.marketdata import KLINES_MAX, MarketUnavailable
-from rl.phases import decide, phase_for
+from rl.phases import PHASE_KEYS, decide, phase_for
 from rl.position import PositionState
 from rl.recovery import EPS, RecoveryMixin, _state_copy
 from rl.router import CloseOutcome, OrderRouter
@@ -500,8 +500,7 @@ class TradingAgent(RecoveryMixin):
         self._enter(sym, "LONG" if d.action == "enter_long" else "SHORT", a, d, price, now)
 
     def _risk_scale(self, phase_key: str) -> float:
-        order = ("exploration", "learning", "stable")
-        return self.settings.phase_risk_scale[order.index(phase_key)] if phase_key in order else 1.0
+        return self.settings.phase_risk_scale[PHASE_KEYS.index(phase_key)]
 
     def _cooling_down(self, sym: str, rt: _SymbolRuntime, now: int) -> bool:
         """No new entry within REENTRY_COOLDOWN_MINUTES of this symbol's last close: re-entering

@@ -27,6 +27,9 @@ _PHASES = (  # (upper bound exclusive, key, zh, en, min score, gap)
 )
 
 
+PHASE_KEYS = tuple(key for _, key, *_ in _PHASES)   # in order; settings.phase_risk_scale follows it
+
+
 def phase_for(trade_count: int) -> Phase:
     if isinstance(trade_count, bool) or not isinstance(trade_count, int) or trade_count < 0:
         raise ValueError(f"trade_count: must be a non-negative integer, got {trade_count!r}")
