@@ -37,7 +37,7 @@ from config import Settings
 from rl.analysis import Analysis, IncrementalAnalyzer
 from rl.clock import Clock
 from rl.exit_manager import ExitRules, evaluate_exit, exit_kind
-from rl.knowledge import KnowledgeStore
+from rl.knowledge import Encoded, KnowledgeStore
 from rl.learning import update_weights
 from rl.level_finder import DEFAULT_WEIGHTS
 from rl.market import DAY_MS, INTERVAL_MS, MINUTE_MS, WEEK_MS, index_to_ms
@@ -180,6 +180,7 @@ class TradingAgent(RecoveryMixin):
         # (IncrementalAnalyzer by default; tests script the market's verdict through it)
         make = analyzer_factory or IncrementalAnalyzer
         self._rt = {s: _SymbolRuntime(make(s, self._weights)) for s in self.symbols}
+        self._sizes: dict[str, tuple[Any, float, float]] = {}    # see _market_sizes
 
     # ================================================================== lifecycle
     def startup(self, stop: threading.Event | None = None) -> list[str]:
@@ -327,7 +328,14 @@ class TradingAgent(RecoveryMixin):
         history back to the start of the current week for an exact first weekly candle.
         """
         rt = self._rt[symbol]
-        rt.analysis = rt.analyzer.update(dict(frames_closed), price, time_ms)
+        frames = dict(frames_closed)
+        m1 = frames.get("1m")
+        cap = getattr(rt.analyzer, "max_bars", None) if type(rt.analyzer) is IncrementalAnalyzer else None
+        if m1 is not None and cap is not None and len(m1) > cap:
+            # its 1m ring keeps the newest `cap` candles: a week of 1m history (for the
+            # forming candles below) would be pushed only to drop all but those again
+            frames["1m"] = m1.iloc[-cap:]
+        rt.analysis = rt.analyzer.update(frames, price, time_ms)
         for tf in HIGHER_TFS:
             df = frames_closed.get(tf)
             if df is not None and len(df):
@@ -455,9 +463,8 @@ class TradingAgent(RecoveryMixin):
         with self.lock:
             try:
                 if state is not None or rt.pending:
-                    pos = self.exchange.position(sym)
-                    if (rt.pending or state is None or pos is None or abs(abs(pos.amount) - state.qty) > EPS
-                            or state.unprotected_cycles > 0):
+                    if (rt.pending or state is None or state.unprotected_cycles > 0
+                            or self._amount_differs(sym, state.qty)):
                         self._sync(sym, now)
                 if closed_15m:
                     rt.analysis = rt.analyzer.score(close, now)
@@ -467,6 +474,18 @@ class TradingAgent(RecoveryMixin):
             except Exception as exc:
                 self.note_error(sym, exc)
         return True
+
+    def _amount_differs(self, sym: str, qty: float) -> bool:
+        """Does the exchange's position size differ from the remembered `qty` (or is it gone)?
+        Asked on every bar in a position, so a simulated exchange's `position_amount` is used
+        when it has one instead of building a full PositionSnapshot."""
+        amount_of = getattr(self.exchange, "position_amount", None)
+        if amount_of is not None:
+            amt = amount_of(sym)
+        else:
+            pos = self.exchange.position(sym)
+            amt = None if pos is None else pos.amount
+        return amt is None or abs(abs(amt) - qty) > EPS
 
     # ================================================================== the decision
     def _act(self, sym: str, price: float, hi: float, lo: float, now: int, fresh: bool) -> None:
@@ -535,7 +554,8 @@ class TradingAgent(RecoveryMixin):
                                       weights=self._weights)
         plan_d = plan.to_dict()                                 # reasons and reasons_zh
         plan_d["reasons_en"] = list(plan.reasons)               # the dashboard shows either language
-        intent = {"side": side, "time_ms": now, "plan": plan_d, "perception": perception,
+        # the perception is encoded once, for the intent and for the thought chain
+        intent = {"side": side, "time_ms": now, "plan": plan_d, "perception": Encoded(perception),
                   "features": dict(level.features), "phase": phase.key,
                   "long_score": a.long_score, "short_score": a.short_score,
                   "reason_zh": d.reason_zh, "reason_en": d.reason_en}
@@ -602,10 +622,10 @@ class TradingAgent(RecoveryMixin):
                 now: int) -> None:
         st.observe(hi, lo)
         opposite = a.short_score if st.side == "LONG" else a.long_score
-        f = self.exchange.filters(sym)
-        actions = evaluate_exit(st, price, hi, lo, a.atr_15m if a.atr_15m == a.atr_15m else 0.0,
-                                opposite, self.rules, step=float(f.market_step_size or f.step_size),
-                                min_qty=float(f.market_min_qty or f.min_qty))
+        step, min_qty = self._market_sizes(sym)
+        atr = a.atr_15m
+        actions = evaluate_exit(st, price, hi, lo, atr if atr == atr else 0.0, opposite, self.rules,
+                                step=step, min_qty=min_qty)
         if not actions:
             return
         new_state, outcomes = self.router.apply(st, actions)
@@ -622,6 +642,17 @@ class TradingAgent(RecoveryMixin):
             for a_ in actions:
                 self._log("INFO", sym, f"持仓调整：{a_.reason_zh or '止损调整'}", f"position update: {a_.reason}", now)
         self._publish(sym)
+
+    def _market_sizes(self, sym: str) -> tuple[float, float]:
+        """(market step, market min qty) as floats for the exit manager, converted from the
+        filters' Decimals only when the exchange hands out a new filters object (every bar in
+        a position asks; the filters change only when exchangeInfo is reloaded)."""
+        f = self.exchange.filters(sym)
+        c = self._sizes.get(sym)
+        if c is None or c[0] is not f:
+            c = self._sizes[sym] = (f, float(f.market_step_size or f.step_size),
+                                    float(f.market_min_qty or f.min_qty))
+        return c[1], c[2]
 
     def _record_exit(self, st: PositionState, out: CloseOutcome, now: int) -> None:
         """Record an exit the router just made. Keyed by the exchange order id, the same key the
@@ -648,13 +679,20 @@ class TradingAgent(RecoveryMixin):
         fees = float(t["entry_fee"]) + totals["fee"]
         net = totals["pnl"] - fees
         r = net / t["risk_amount"] if t["risk_amount"] > 0 else 0.0
-        feats = self.store.features(trade_id)
+        # what this process wrote at the entry, else (a trade from before a restart) the store
+        entry = getattr(self.store, "entry_context", lambda _tid: None)(trade_id)
+        if entry is not None:
+            perception, action, feats = entry
+        else:
+            feats = self.store.features(trade_id)
         samples = self.store.closed_samples() + [(feats, r)]
         upd = update_weights(self._weights, samples, self.settings.min_trades_for_adjust)
         reward = build_reward(realized_pnl=totals["pnl"], fees=fees, r_multiple=r, exit_reason=kind,
                               weight_change=upd.to_dict())
-        chain = self.store.thought_chain(trade_id) or {}
-        zh, en = summarize(chain.get("perception") or {}, chain.get("action") or {}, reward)
+        if entry is None:
+            chain = self.store.thought_chain(trade_id) or {}
+            perception, action = chain.get("perception") or {}, chain.get("action") or {}
+        zh, en = summarize(perception, action, reward)
         with self.store.batch():
             self.store.close_trade(trade_id, closed_ms=now, exit_reason=kind, reward=reward,
                                    summary_zh=zh, summary_en=en, weight_update=upd)

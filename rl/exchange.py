@@ -7,7 +7,7 @@ on both sides (OrderRejected -2019, -4164, ...), so error handling is written on
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Protocol, runtime_checkable
 
 from client import BinanceClient, BinanceError, SymbolFilters
@@ -21,6 +21,24 @@ NOT_FOUND = -2013          # Binance: "Order does not exist."
 ALGO_NOT_FOUND_CODES = (-2013, -2011)
 
 
+def _plain_dict(obj: Any) -> dict[str, Any]:
+    """`dataclasses.asdict` for the flat dataclasses below, whose fields all hold immutable
+    scalars (str, int, float, bool, None): the same dict without asdict's recursion and
+    per-value deepcopy, which returns those values unchanged anyway. ~10x cheaper; the store
+    serializes every order the router sends through it."""
+    return {name: getattr(obj, name) for name in _field_names(type(obj))}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
 @dataclass(frozen=True)
 class AccountSnapshot:
     wallet_balance: float
@@ -30,7 +48,7 @@ class AccountSnapshot:
     available_balance: float     # "available"
 
     def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+        return _plain_dict(self)
 
 
 @dataclass(frozen=True)
@@ -49,7 +67,7 @@ class PositionSnapshot:
         return "LONG" if self.amount > 0 else "SHORT"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "side": self.side}
+        return {**_plain_dict(self), "side": self.side}
 
 
 @dataclass(frozen=True)
@@ -74,7 +92,7 @@ class OrderResult:
         return self.status in OPEN_STATUSES
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain_dict(self)
 
 
 @dataclass(frozen=True)
@@ -91,7 +109,7 @@ class StopOrderInfo:
     update_time_ms: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain_dict(self)
 
 
 @dataclass(frozen=True)
@@ -110,7 +128,7 @@ class Fill:
     time_ms: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _plain_dict(self)
 
 
 @runtime_checkable

@@ -99,19 +99,27 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
         raise ValueError(f"price/high/low: need price > 0 and high >= low, got {price}/{high}/{low}")
     if atr < 0 or atr != atr:
         raise ValueError(f"atr: must be >= 0, got {atr!r}")
-    sign = state.sign
+    long = state.side == "LONG"
+    sign = 1.0 if long else -1.0                      # = state.sign
     if opposite_score >= rules.opposite_score_exit:
         return [CloseAll(f"strong opposite signal: score {opposite_score:.0f} >= "
                          f"{rules.opposite_score_exit:.0f}",
                          f"强烈反向信号：评分 {opposite_score:.0f} ≥ {rules.opposite_score_exit:.0f}")]
-    favourable = high if sign > 0 else low
-    if state.target is not None and (favourable - state.target) * sign >= 0:
-        return [CloseAll(f"target {state.target:g} reached", f"到达止盈价 {state.target:g}")]
+    favourable = high if long else low
+    target = state.target
+    if target is not None and (favourable - target) * sign >= 0:
+        return [CloseAll(f"target {target:g} reached", f"到达止盈价 {target:g}")]
+    partial_done = bool(state.partial_exits)
+    reached_r = 0.0
+    if not partial_done:
+        risk = abs(state.entry_price - state.initial_stop)       # = state.r_multiple(favourable)
+        reached_r = (favourable - state.entry_price) * sign / risk if risk > 0 else 0.0
+        if reached_r < rules.partial_at_r and not state.breakeven_done:
+            return []      # most bars of a trade: before 1R nothing below can act
     actions: list[ExitAction] = []
-    best = max(state.best_price, high) if sign > 0 else min(state.best_price, low)
+    best = max(state.best_price, high) if long else min(state.best_price, low)
     stop = state.stop
-    reached_r = state.r_multiple(favourable)
-    if not state.partial_exits and reached_r >= rules.partial_at_r:
+    if not partial_done and reached_r >= rules.partial_at_r:
         qty = _floor(state.qty * rules.partial_fraction, step)
         rest = state.qty - qty
         if qty >= max(min_qty, 1e-12) and rest >= max(min_qty, 1e-12):
@@ -123,7 +131,7 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
             actions.append(MoveStop(be, f"stop to break-even + fees after {rules.partial_at_r:g}R",
                                     f"达到 {rules.partial_at_r:g}R 后止损移至保本价（含手续费）"))
             stop = be
-    if state.partial_exits or state.breakeven_done or actions:
+    if partial_done or state.breakeven_done or actions:
         trail = best - sign * rules.trail_atr * atr
         if atr > 0 and (trail - stop) * sign > 0 and (price - trail) * sign > 0:
             actions = [a for a in actions if not isinstance(a, MoveStop)]

@@ -16,6 +16,7 @@ import json
 import math
 import sqlite3
 import threading
+from collections.abc import Mapping as MappingABC
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -135,12 +136,11 @@ MIGRATIONS: list[str] = [
 ]
 
 
+_LOG_INSERT = "INSERT INTO decision_log(time_ms, level, symbol, message_zh, message_en) VALUES(?,?,?,?,?)"
+
+
 class KnowledgeError(ValueError):
     """A write was refused: the message names the field and the rule."""
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
 
 
 def _json_default(o: Any) -> Any:
@@ -151,6 +151,48 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+# = json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default), without
+# building a new encoder for every value written (json.dumps does for non-default options)
+_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=_json_default).encode
+
+
+class Encoded(MappingABC):
+    """A mapping together with the store's JSON text of it, encoded once for several writes:
+    the agent's entry perception goes into the entry intent (`set_state`) and then into the
+    thought chain (`open_trade`), and it is the bulk of both. Where a plain value is accepted
+    the text written is exactly what the plain value would give; anything else sees a
+    read-only mapping. Do not mutate `value` after wrapping it (the text would be stale)."""
+
+    __slots__ = ("value", "json")
+
+    def __init__(self, value: Mapping[str, Any]) -> None:
+        self.value = dict(value)
+        self.json = _dumps(self.value)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.value[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.value)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def to_dict(self) -> dict:          # anywhere else (nested deeper) it encodes as its value
+        return self.value
+
+
+def _dumps_top(value: Any) -> str:
+    """`_dumps(value)`, splicing in the text of top-level `Encoded` values of a dict with str
+    keys: the encoder writes a dict as {"k": v, ...} in sorted key order with ", " and ": "
+    separators, so encoding each item on its own and joining them gives the same text."""
+    if (type(value) is dict and any(type(v) is Encoded for v in value.values())
+            and all(type(k) is str for k in value)):
+        return "{" + ", ".join(_dumps(k) + ": " + (v.json if type(v) is Encoded else _dumps(v))
+                               for k, v in sorted(value.items(), key=lambda kv: kv[0])) + "}"
+    return _dumps(value)
 
 
 def _finite(name: str, value: Any, positive: bool = False, allow_none: bool = False) -> float | None:
@@ -183,6 +225,11 @@ class KnowledgeStore:
         self._weights_cache: dict[str, float] | None = None
         self._count_cache: int | None = None
         self._samples_cache: list[tuple[dict[str, float], float]] | None = None
+        # trade id -> (perception, action, features) as open_trade wrote them in THIS process,
+        # until the trade closes: the close reads them from here instead of decoding the
+        # thought chain it just wrote (see entry_context)
+        self._entry_cache: dict[int, tuple[dict, dict, dict[str, float]]] = {}
+        self._log_next: int | None = None     # id the next log line gets (learnt from the last)
         self.trade_logger = TradeLogger(self)
 
     # ------------------------------------------------------------------ plumbing
@@ -208,6 +255,7 @@ class KnowledgeStore:
             self._weights_cache = None
             self._count_cache = None
             self._samples_cache = None
+            self._entry_cache.clear()      # a rolled-back insert's id is handed out again
             raise
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -283,7 +331,7 @@ class KnowledgeStore:
     def open_trade(self, *, symbol: str, side: str, entry_client_order_id: str, opened_ms: int,
                    entry_price: float, quantity: float, stop_price: float | None,
                    target_price: float | None, leverage: int, features: Mapping[str, float],
-                   perception: Mapping[str, Any], action: Mapping[str, Any],
+                   perception: Mapping[str, Any] | Encoded, action: Mapping[str, Any],
                    entry_fee: float = 0.0, phase: str | None = None,
                    long_score: float | None = None, short_score: float | None = None,
                    note: str = "", position: Mapping[str, Any] | None = None,
@@ -322,12 +370,19 @@ class KnowledgeStore:
             tid = int(cur.lastrowid)
             self._conn.executemany("INSERT INTO trade_features(trade_id, feature, value) VALUES(?,?,?)",
                                    [(tid, k, v) for k, v in feats.items()])
+            if type(perception) is Encoded:
+                perception, perception_json = perception.value, perception.json
+            else:
+                perception = dict(perception)
+                perception_json = _dumps(perception)
+            action = dict(action)
             self._conn.execute(
                 "INSERT INTO thought_chains(trade_id, perception_json, action_json) VALUES(?,?,?)",
-                (tid, _dumps(dict(perception)), _dumps(dict(action))))
+                (tid, perception_json, _dumps(action)))
             ids = [entry_client_order_id, *order_ids]
             self._conn.executemany("UPDATE orders SET trade_id=? WHERE client_order_id=?",
                                    [(tid, c) for c in ids])
+            self._entry_cache[tid] = (perception, action, feats)
         return tid
 
     def update_trade(self, trade_id: int, *, stop_price: float | None = None,
@@ -416,12 +471,24 @@ class KnowledgeStore:
                 "UPDATE thought_chains SET reward_json=?, summary_zh=?, summary_en=? WHERE trade_id=?",
                 (_dumps(full_reward), summary_zh, summary_en, int(trade_id)))
             self._count_cache = None
+            self._entry_cache.pop(int(trade_id), None)
             if self._samples_cache is not None:
                 feats = {r["feature"]: float(r["value"]) for r in self._conn.execute(
                     "SELECT feature, value FROM trade_features WHERE trade_id=?", (int(trade_id),))}
                 self._samples_cache.append((feats, r_mult))
             return self._trade_dict(self._conn.execute("SELECT * FROM trades WHERE id=?",
                                                        (int(trade_id),)).fetchone())
+
+    def entry_context(self, trade_id: int) -> tuple[dict, dict, dict[str, float]] | None:
+        """(perception, action, features) of an open trade that `open_trade` recorded in this
+        process, as it wrote them; None otherwise (read `thought_chain`/`features` then).
+
+        The agent's perceptions and actions are plain JSON data (rl.thought cleans them), so
+        these hold the values `thought_chain` would decode, and the features the values
+        `features` would read (its key order may differ). Closing a trade needs them once;
+        this spares decoding the perception it wrote minutes ago. Treat them as read-only."""
+        with self._lock:
+            return self._entry_cache.get(int(trade_id))
 
     def exit_totals(self, trade_id: int) -> dict:
         with self._lock:
@@ -578,7 +645,7 @@ class KnowledgeStore:
             self._conn.execute(
                 "INSERT INTO agent_state(key, value_json, updated_ms) VALUES(?,?,?)"
                 " ON CONFLICT(key) DO UPDATE SET value_json=excluded.value_json, updated_ms=excluded.updated_ms",
-                (key, _dumps(value), int(time_ms)))
+                (key, _dumps_top(value), int(time_ms)))
 
     def delete_state(self, key: str) -> None:
         with self._tx():
@@ -594,12 +661,23 @@ class KnowledgeStore:
         lvl = level.upper()
         if lvl not in LOG_LEVELS:
             raise KnowledgeError(f"level={level!r} is invalid: it must be one of {LOG_LEVELS}")
-        with self._tx():
-            cur = self._conn.execute(
-                "INSERT INTO decision_log(time_ms, level, symbol, message_zh, message_en) VALUES(?,?,?,?,?)",
-                (int(time_ms), lvl, symbol or "", message_zh, message_en))
-            new_id = int(cur.lastrowid)
-            self._conn.execute("DELETE FROM decision_log WHERE id<=?", (new_id - self._log_limit,))
+        row = (int(time_ms), lvl, symbol or "", message_zh, message_en)
+        with self._lock:
+            nxt = self._log_next
+            if nxt is not None and nxt <= self._log_limit:
+                # Nothing to trim yet (ids start at 1): the INSERT alone is the whole write, and
+                # one statement is atomic by itself (or joins an open batch), so it needs no
+                # BEGIN/COMMIT of its own. A backtest month writes ~2,000 lines this way.
+                new_id = int(self._conn.execute(_LOG_INSERT, row).lastrowid)
+                if new_id > self._log_limit:    # another writer took ids meanwhile: trim now
+                    self._conn.execute("DELETE FROM decision_log WHERE id<=?", (new_id - self._log_limit,))
+            else:
+                with self._tx():
+                    new_id = int(self._conn.execute(_LOG_INSERT, row).lastrowid)
+                    if new_id > self._log_limit:
+                        self._conn.execute("DELETE FROM decision_log WHERE id<=?",
+                                           (new_id - self._log_limit,))
+            self._log_next = new_id + 1
         return new_id
 
     def logs(self, limit: int = 200, after_id: int | None = None) -> list[dict]:

@@ -102,13 +102,24 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
         raise LearningError(f"pearson: xs has {n} values but ys has {len(ys)}: they must match")
     if n < 2:
         return None
-    mx = sum(xs) / n
-    my = sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
+    return _pearson(xs, _moments(xs), ys, _moments(ys))
+
+
+def _moments(v: Sequence[float]) -> tuple[float, float]:
+    """(mean, sum of squared deviations), summed in order exactly as written out in `pearson`
+    always was (list comprehensions instead of generators: the same additions, faster)."""
+    m = sum(v) / len(v)
+    return m, sum([(a - m) ** 2 for a in v])
+
+
+def _pearson(xs: Sequence[float], mx_sxx: tuple[float, float], ys: Sequence[float],
+             my_syy: tuple[float, float]) -> float | None:
+    n = len(xs)
+    mx, sxx = mx_sxx
+    my, syy = my_syy
     if sxx <= 1e-18 * max(1.0, mx * mx) * n or syy <= 1e-18 * max(1.0, my * my) * n:
         return None
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxy = sum([(x - mx) * (y - my) for x, y in zip(xs, ys)])
     r = sxy / math.sqrt(sxx * syy)
     return max(-1.0, min(1.0, r))
 
@@ -125,18 +136,31 @@ def feature_evidence(samples: Sequence[tuple[Mapping[str, float], float]],
                      z: float = SIGNIFICANCE_Z) -> dict[str, FeatureEvidence]:
     """Judge each feature over `samples` = [(feature values at entry, R multiple), ...]."""
     out: dict[str, FeatureEvidence] = {}
+    isfinite = math.isfinite
+    prev_ys: list[float] | None = None
+    prev_my_syy = (0.0, 0.0)
     for f in features:
         xs: list[float] = []
         ys: list[float] = []
-        for i, (values, r) in enumerate(samples):
-            if f not in values or values[f] is None:
+        for values, r in samples:
+            if f not in values:
                 continue
-            x, y = float(values[f]), float(r)
-            if not (math.isfinite(x) and math.isfinite(y)):
-                raise LearningError(f"samples[{i}] feature {f!r}={x!r} R={y!r} is invalid: both must be finite")
+            v = values[f]
+            if v is None:
+                continue
+            x, y = float(v), float(r)
+            if not (isfinite(x) and isfinite(y)):
+                raise LearningError(f"samples[{_first_bad(samples, f)}] feature {f!r}={x!r} R={y!r} "
+                                    "is invalid: both must be finite")
             xs.append(x)
             ys.append(y)
-        corr = pearson(xs, ys) if xs else None
+        corr = None
+        if len(xs) >= 2:
+            # every trade usually carries every feature: then ys is the same list of R for
+            # each feature and its mean and spread are computed once (the same floats)
+            if ys != prev_ys:
+                prev_ys, prev_my_syy = ys, _moments(ys)
+            corr = _pearson(xs, _moments(xs), ys, prev_my_syy)
         wins = [x for x, y in zip(xs, ys) if y > 0]
         losses = [x for x, y in zip(xs, ys) if y <= 0]
         thr = significance_threshold(len(xs), min_correlation, z)
@@ -149,6 +173,15 @@ def feature_evidence(samples: Sequence[tuple[Mapping[str, float], float]],
             mean_when_loss=(sum(losses) / len(losses)) if losses else None,
             verdict=verdict, threshold=thr if xs else None)
     return out
+
+
+def _first_bad(samples: Sequence[tuple[Mapping[str, float], float]], f: str) -> int:
+    """Index of the first sample whose value of f or whose R is not finite (error message)."""
+    for i, (values, r) in enumerate(samples):
+        if f in values and values[f] is not None and not (math.isfinite(float(values[f]))
+                                                          and math.isfinite(float(r))):
+            return i
+    return -1
 
 
 def project_to_bounds(weights: Mapping[str, float], min_weight: float = MIN_WEIGHT,

@@ -9,6 +9,7 @@ explained in docs/execution.md.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import logging
 import threading
@@ -134,7 +135,8 @@ class _Stop:
     update_time_ms: int
 
     def info(self) -> StopOrderInfo:
-        return StopOrderInfo(**asdict(self))
+        # the same fields by the same names (all scalars: asdict's deep copy is not needed)
+        return StopOrderInfo(**{name: getattr(self, name) for name in _STOP_FIELDS})
 
     def hit(self, price: float) -> bool:
         """Trigger rule: a sell stop fires at or below its trigger, a sell take-profit at or above."""
@@ -154,6 +156,7 @@ class _Pos:
 
 
 _ORDER_FIELDS = tuple(f.name for f in fields(_Order))
+_STOP_FIELDS = tuple(f.name for f in fields(_Stop))
 
 
 class PaperExchange:
@@ -200,11 +203,16 @@ class PaperExchange:
         self._stops: dict[str, _Stop] = {}
         self._open_stops: dict[str, list[_Stop]] = {}
         self._fills: list[Fill] = []
+        # fills_since bisects these times while fills arrive in time order (always in a
+        # backtest; a live clock stepping back turns it off and the full scan returns)
+        self._fill_times: list[int] = []
+        self._fills_sorted = True
         self._funding: list[dict] = []
         self._busy: set[str] = set()       # symbols with a position, open order or open stop
         # symbol -> (amount, entry, margin, liquidation price): the bracket lookup runs on every
         # price step of a bar in a position, while the three inputs change only on fills/funding
         self._lp_cache: dict[str, tuple[float, float, float, float]] = {}
+        self._bands: dict[str, tuple[float, float]] = {}    # symbol -> _trigger_band, until _touch
         self._store = PaperStore(db_path) if (db_path is not None and persist) else None
         self._dirty_orders: dict[str, _Order] = {}
         self._dirty_stops: dict[str, _Stop] = {}
@@ -243,7 +251,8 @@ class PaperExchange:
             if stop.status == "NEW":
                 self._open_stops.setdefault(stop.symbol, []).append(stop)
                 self._busy.add(stop.symbol)
-        self._fills = [Fill(**{**f, "maker": bool(f["maker"])}) for f in data["fills"]]
+        for f in data["fills"]:
+            self._add_fill(Fill(**{**f, "maker": bool(f["maker"])}))
         self._funding = data["funding"]
 
     def _commit(self) -> None:
@@ -261,6 +270,10 @@ class PaperExchange:
 
     def _touch(self, order: _Order | None = None, stop: _Stop | None = None,
                pos_symbol: str | None = None) -> None:
+        """Every change of an order, a stop, a position or the wallet comes through here: it
+        marks what to persist and drops the cached trigger bands (see `_trigger_band`)."""
+        if self._bands:
+            self._bands.clear()
         if self._store is None:
             return
         self._dirty = True
@@ -374,6 +387,14 @@ class PaperExchange:
                                     liquidation_price=self._liq(p),
                                     leverage=p.leverage, margin=p.margin)
 
+    def position_amount(self, symbol: str) -> float | None:
+        """`position(symbol).amount` (None when flat) without building the snapshot: an
+        optional extra of this exchange, which the agent compares with its memory on every bar
+        in a position (other exchanges only have `position`)."""
+        with self._lock:
+            p = self._positions.get(symbol)
+            return None if p is None else p.amount
+
     def get_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
         with self._lock:
             o = self._orders.get(client_order_id)
@@ -389,7 +410,10 @@ class PaperExchange:
 
     def fills_since(self, symbol: str, since_ms: int) -> list[Fill]:
         with self._lock:
-            return [f for f in self._fills if f.symbol == symbol and f.time_ms >= since_ms]
+            fills = self._fills
+            if self._fills_sorted:       # the ones from since_ms on are a tail: skip the rest
+                fills = fills[bisect.bisect_left(self._fill_times, since_ms):]
+            return [f for f in fills if f.symbol == symbol and f.time_ms >= since_ms]
 
     def funding_since(self, symbol: str, since_ms: int) -> list[dict]:
         """Funding payments (amount > 0 received, < 0 paid): paper-only extra for reports."""
@@ -578,10 +602,17 @@ class PaperExchange:
         order.update_time_ms = time_ms
         fill = Fill(symbol, self._new_id(), order.order_id, order.side, price, qty, realized, fee,
                     maker, time_ms)
-        self._fills.append(fill)
+        self._add_fill(fill)
         if self._store is not None:
             self._new_fills.append(fill)
         self._touch(order=order, pos_symbol=symbol)
+
+    def _add_fill(self, fill: Fill) -> None:
+        times = self._fill_times
+        if times and fill.time_ms < times[-1]:
+            self._fills_sorted = False
+        self._fills.append(fill)
+        times.append(fill.time_ms)
 
     def _expire_stops(self, symbol: str, time_ms: int) -> None:
         """Flat → conditional close orders expire (Binance does so for GTE_GTC/closePosition)."""
@@ -644,7 +675,7 @@ class PaperExchange:
         del self._positions[symbol]
         fill = Fill(symbol, self._new_id(), order.order_id, order.side, lp, qty, realized,
                     clearance, False, time_ms)
-        self._fills.append(fill)
+        self._add_fill(fill)
         if self._store is not None:
             self._new_fills.append(fill)
         self._touch(order=order, pos_symbol=symbol)
@@ -744,14 +775,54 @@ class PaperExchange:
                     self._liquidate(symbol, obj, time_ms)
             cur = target
 
+    def _trigger_band(self, symbol: str) -> tuple[float, float]:
+        """(below, above): a price p fires one of `symbol`'s orders, stops or its liquidation
+        iff p <= below or p >= above (the comparisons `_next_event` makes; -inf/inf when
+        nothing fires on that side). Cached until the next `_touch`, which every change of an
+        order, a stop or a position goes through (mark-price updates do not move the band)."""
+        below, above = -math.inf, math.inf
+        for s in self._open_stops.get(symbol, ()):
+            trig = s.trigger_price
+            if (s.side == "SELL") == (s.type == "STOP_MARKET"):      # fires at or below
+                if trig > below:
+                    below = trig
+            elif trig < above:
+                above = trig
+        for o in self._open.get(symbol, ()):
+            if o.side == "BUY":
+                if o.price > below:
+                    below = o.price
+            elif o.price < above:
+                above = o.price
+        pos = self._positions.get(symbol)
+        if pos is not None:
+            lp = self._liq(pos)
+            if lp > 0:
+                if pos.amount > 0:
+                    if lp > below:
+                        below = lp
+                elif lp < above:
+                    above = lp
+        band = self._bands[symbol] = (below, above)
+        return band
+
     def _process(self, symbol: str, path: tuple[float, ...], close: float, time_ms: int) -> None:
         with self._lock:
-            self._apply_funding(symbol, path[0], time_ms)
-            self._walk(symbol, path, time_ms)
             pos = self._positions.get(symbol)
+            if pos is not None and pos.funding_slot < time_ms // self.funding_interval_ms:
+                self._apply_funding(symbol, path[0], time_ms)
+            # `_walk` fires something as soon as one path point lies on a trigger's side, so
+            # when the bar's range stays strictly inside the band it would meet nothing: skip
+            # it (most bars in a position). A NaN first point makes min/max untrustworthy.
+            band = self._bands.get(symbol) or self._trigger_band(symbol)
+            lo = min(path)
+            hi = max(path)
+            if lo <= band[0] or hi >= band[1] or lo != lo or hi != hi:
+                self._walk(symbol, path, time_ms)
+                pos = self._positions.get(symbol)
+                self._refresh_busy(symbol)
             if pos is not None:
                 pos.mark_price = close
-            self._refresh_busy(symbol)
             self._commit()
 
     def on_price(self, symbol: str, price: float, time_ms: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping as _AbcMapping
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -31,24 +32,53 @@ def _num(x: Any) -> Any:
 
 
 _PLAIN = (str, int, bool, type(None))
+_isfinite = math.isfinite
+# types whose instances always take `_num` below (numpy scalars: no to_dict, not a mapping or
+# sequence, no instance __dict__ that could add one), so the checks run once per type
+_SCALAR_TYPES: set[type] = set()
 
 
 def _clean(obj: Any) -> Any:
     """Deep copy into JSON-safe primitives (to_dict() objects, numpy, tuples)."""
     t = type(obj)
     if t is float:          # fast paths, same result as below: an entry cleans ~180 values
-        return obj if math.isfinite(obj) else None
+        return obj if _isfinite(obj) else None
     if t in _PLAIN:
         return obj
     if t is dict:
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if hasattr(obj, "to_dict") and not isinstance(obj, Mapping):
+        return _clean_dict(obj)
+    if t in _SCALAR_TYPES:
+        return _num(obj)
+    # (collections.abc.Mapping: what typing.Mapping's isinstance check defers to, minus its
+    # Python-level indirection)
+    if hasattr(obj, "to_dict") and not isinstance(obj, _AbcMapping):
         obj = obj.to_dict()
-    if isinstance(obj, Mapping):
+        if type(obj) is dict:
+            return _clean_dict(obj)
+    elif not (hasattr(obj, "__dict__") or isinstance(obj, (_AbcMapping, list, tuple))):
+        _SCALAR_TYPES.add(t)            # decided by its type alone: always `_num` from now on
+    if isinstance(obj, _AbcMapping):
         return {str(k): _clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     return _num(obj)
+
+
+def _clean_dict(d: dict) -> dict:
+    """`{str(k): _clean(v) for k, v in d.items()}` with the scalar cases inlined (perceptions
+    are mostly flat dicts of floats)."""
+    out = {}
+    for k, v in d.items():
+        if type(k) is not str:
+            k = str(k)
+        t = type(v)
+        if t is float:
+            out[k] = v if _isfinite(v) else None
+        elif t is str or t is int or t is bool or v is None:
+            out[k] = v
+        else:
+            out[k] = _clean(v)
+    return out
 
 
 @dataclass

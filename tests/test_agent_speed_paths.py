@@ -1,0 +1,381 @@
+"""The backtest speed paths give exactly what the plain paths give.
+
+Each shortcut taken for speed (the paper exchange's trigger band, `position_amount`, bisected
+`fills_since`, flat `to_dict`, the exit manager's early return, the learner's shared moments,
+`_clean`'s fast paths, the store's pre-encoded perception and entry context, the agent's
+trimmed 1m prime) is compared here with the slow path it replaces, on random inputs, to
+the bit: results of a backtest must not change because of them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pytest
+
+from rl.analysis import IncrementalAnalyzer
+from rl.exchange import AccountSnapshot, Fill, OrderResult, PositionSnapshot, StopOrderInfo
+from rl.exit_manager import ExitRules, breakeven_stop, evaluate_exit
+from rl.knowledge import Encoded, KnowledgeError, KnowledgeStore, _dumps, _dumps_top
+from rl.learning import feature_evidence, pearson, update_weights
+from rl.paper import PaperExchange
+from rl.position import PositionState
+from rl.thought import _clean, build_perception
+from tests.conftest import make_candles
+
+SYM = "BTCUSDT"
+W = {"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}
+
+
+# ----------------------------------------------------------------------------- paper exchange
+class _AlwaysWalk(PaperExchange):
+    """The reference: every bar walks the full path (no trigger-band shortcut)."""
+
+    def _trigger_band(self, symbol: str) -> tuple[float, float]:
+        return (math.inf, -math.inf)
+
+
+def _state(ex: PaperExchange) -> tuple:
+    fills = [asdict(f) for f in ex.fills_since(SYM, 0)]
+    pos = ex.position(SYM)
+    return (ex._wallet, None if pos is None else asdict(pos), fills,
+            [s.to_dict() for s in ex.open_stops(SYM)], [o.to_dict() for o in ex.open_orders(SYM)])
+
+
+def _random_session(cls: type, seed: int) -> tuple:
+    """Entries, stops (moved), resting limits, take-profits, funding and a liquidation-prone
+    leverage, driven by a random walk of bars and ticks."""
+    rng = random.Random(seed)
+    ex = cls(None, balance=10_000.0, default_leverage=rng.choice([5, 20, 50, 125]),
+             funding_interval_ms=3_600_000, persist=False)
+    px, t, n = 50_000.0, 0, 0
+    ex.on_price(SYM, px, t)
+    for _ in range(400):
+        t += 60_000
+        o = px
+        c = max(1_000.0, px * (1 + rng.gauss(0, 0.004)))
+        h = max(o, c) * (1 + abs(rng.gauss(0, 0.002)))
+        lo = min(o, c) * (1 - abs(rng.gauss(0, 0.002)))
+        ex.on_bar(SYM, o, h, lo, c, t)
+        px = c
+        if rng.random() < 0.3:
+            ex.on_price(SYM, px * (1 + rng.gauss(0, 0.001)), t + 1)
+        pos = ex.position(SYM)
+        f = ex.filters(SYM)
+        n += 1
+        try:
+            if pos is None and rng.random() < 0.2:
+                side = rng.choice(["BUY", "SELL"])
+                ex.place_order(SYM, side, "MARKET", 0.01 * rng.randint(1, 5), client_order_id=f"e{n}")
+                sign = 1 if side == "BUY" else -1
+                trig = f.round_price(px * (1 - sign * rng.uniform(0.002, 0.02)), "nearest")
+                ex.place_stop(SYM, "SELL" if side == "BUY" else "BUY", "STOP_MARKET", trig, None, f"s{n}")
+                if rng.random() < 0.5:
+                    tp = f.round_price(px * (1 + sign * rng.uniform(0.002, 0.02)), "nearest")
+                    ex.place_stop(SYM, "SELL" if side == "BUY" else "BUY", "TAKE_PROFIT_MARKET", tp,
+                                  None, f"t{n}")
+            elif pos is not None and rng.random() < 0.1:
+                for s in ex.open_stops(SYM):
+                    if s.type == "STOP_MARKET":
+                        ex.cancel_stop(SYM, s.client_algo_id)
+                sign = 1 if pos.amount > 0 else -1
+                trig = f.round_price(px * (1 - sign * rng.uniform(0.001, 0.01)), "nearest")
+                ex.place_stop(SYM, "SELL" if sign > 0 else "BUY", "STOP_MARKET", trig, None, f"m{n}")
+            if rng.random() < 0.05:
+                side = rng.choice(["BUY", "SELL"])
+                lim = f.round_price(px * (1 + (-1 if side == "BUY" else 1) * rng.uniform(0.001, 0.01)),
+                                    "nearest")
+                ex.place_order(SYM, side, "LIMIT", 0.01, lim, "GTC", client_order_id=f"l{n}")
+        except Exception:          # a reject (margin, would trigger, ...) is part of the session
+            pass
+    return _state(ex)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_trigger_band_shortcut_changes_nothing(seed):
+    assert _random_session(PaperExchange, seed) == _random_session(_AlwaysWalk, seed)
+
+
+def test_trigger_band_follows_every_change():
+    ex = PaperExchange(None, balance=10_000.0, persist=False)
+    ex.on_price(SYM, 50_000.0, 0)
+    ex.place_order(SYM, "BUY", "MARKET", 0.1, client_order_id="e")
+    ex.place_stop(SYM, "SELL", "STOP_MARKET", 49_000.0, None, "s1")
+    ex.on_bar(SYM, 50_000.0, 50_100.0, 49_500.0, 50_000.0, 60_000)      # inside the band
+    assert ex.position(SYM) is not None
+    ex.place_stop(SYM, "SELL", "STOP_MARKET", 49_600.0, 0.1, "s2")       # a new, nearer stop
+    ex.on_bar(SYM, 50_000.0, 50_100.0, 49_500.0, 50_000.0, 120_000)     # crosses it
+    assert ex.position(SYM) is None
+    assert [f.price for f in ex.fills_since(SYM, 0)][-1] == 49_600.0
+
+
+def test_position_amount_is_the_snapshots_amount():
+    ex = PaperExchange(None, balance=10_000.0, persist=False)
+    ex.on_price(SYM, 50_000.0, 0)
+    assert ex.position_amount(SYM) is None and ex.position(SYM) is None
+    ex.place_order(SYM, "SELL", "MARKET", 0.03, client_order_id="e")
+    assert ex.position_amount(SYM) == ex.position(SYM).amount == -0.03
+
+
+def test_fills_since_bisect_equals_full_scan_and_survives_a_clock_step_back():
+    ex = PaperExchange(None, balance=10_000.0, persist=False)
+    times = [1_000, 2_000, 2_000, 5_000, 3_000, 9_000]         # 3_000 after 5_000: clock stepped back
+    for i, t in enumerate(times):
+        ex.on_price(SYM, 50_000.0, t)
+        ex._time = t
+        ex._clock = lambda t=t: t
+        ex.place_order(SYM, "BUY" if i % 2 == 0 else "SELL", "MARKET", 0.01, client_order_id=f"o{i}")
+        for since in (0, 1_000, 2_000, 2_001, 3_000, 5_000, 9_000, 10_000):
+            got = ex.fills_since(SYM, since)
+            assert got == [f for f in ex._fills if f.symbol == SYM and f.time_ms >= since]
+    assert not ex._fills_sorted
+
+
+def test_flat_to_dict_equals_asdict():
+    objs = [AccountSnapshot(1.0, 2.0, 3.0, 4.0, 5.0),
+            OrderResult("X", "1", "c", "BUY", "LIMIT", "NEW", 1.5, 2.0, 0.0, 0.0, False, None, 7, 0.1),
+            StopOrderInfo("X", "2", "s", "SELL", "STOP_MARKET", 9.5, 0.0, True, "NEW", 3),
+            Fill("X", "3", "1", "BUY", 1.0, 2.0, 0.0, 0.01, True, 4)]
+    for o in objs:
+        assert o.to_dict() == asdict(o) and list(o.to_dict()) == list(asdict(o))
+    p = PositionSnapshot("X", -1.0, 2.0, 3.0, 4.0, 5.0, 3, 1.0)
+    assert p.to_dict() == {**asdict(p), "side": "SHORT"}
+
+
+# ----------------------------------------------------------------------------- exit manager
+def _evaluate_exit_reference(state, price, high, low, atr, opposite_score, rules, step, min_qty):
+    """evaluate_exit as it was written before its early return (the rules, spelled out)."""
+    from rl.exit_manager import CloseAll, MoveStop, PartialClose, _floor
+    sign = state.sign
+    if opposite_score >= rules.opposite_score_exit:
+        return [CloseAll("opp")]
+    favourable = high if sign > 0 else low
+    if state.target is not None and (favourable - state.target) * sign >= 0:
+        return [CloseAll("target")]
+    actions = []
+    best = max(state.best_price, high) if sign > 0 else min(state.best_price, low)
+    stop = state.stop
+    if not state.partial_exits and state.r_multiple(favourable) >= rules.partial_at_r:
+        qty = _floor(state.qty * rules.partial_fraction, step)
+        rest = state.qty - qty
+        if qty >= max(min_qty, 1e-12) and rest >= max(min_qty, 1e-12):
+            actions.append(PartialClose(qty, "p"))
+        be = breakeven_stop(state, rules.fee_rate)
+        if (be - stop) * sign > 0 and (price - be) * sign > 0:
+            actions.append(MoveStop(be, "be"))
+            stop = be
+    if state.partial_exits or state.breakeven_done or actions:
+        trail = best - sign * rules.trail_atr * atr
+        if atr > 0 and (trail - stop) * sign > 0 and (price - trail) * sign > 0:
+            actions = [a for a in actions if not isinstance(a, MoveStop)]
+            actions.append(MoveStop(trail, "trail"))
+    return actions
+
+
+def _shape(actions):
+    return [(type(a).__name__, getattr(a, "qty", None), getattr(a, "new_stop", None)) for a in actions]
+
+
+def test_evaluate_exit_matches_the_rules_on_random_bars():
+    rng = random.Random(3)
+    rules = ExitRules()
+    for _ in range(5_000):
+        side = rng.choice(["LONG", "SHORT"])
+        sign = 1 if side == "LONG" else -1
+        entry = rng.uniform(1, 100)
+        istop = entry * (1 - sign * rng.choice([0.0, rng.uniform(0.001, 0.05)]))
+        st = PositionState(SYM, side, entry, qty=rng.choice([0.001, 1.0, 3.0]), initial_qty=3.0,
+                           stop=istop, initial_stop=istop,
+                           target=rng.choice([None, entry * (1 + sign * rng.uniform(0.01, 0.1))]),
+                           breakeven_done=rng.random() < 0.2)
+        if rng.random() < 0.3:
+            st.partial_exits.append({"qty": 1.0})
+        st.best_price = entry * (1 + sign * rng.uniform(-0.01, 0.05))
+        c = entry * (1 + rng.gauss(0, 0.03))
+        h, lo = c * (1 + abs(rng.gauss(0, 0.01))), c * (1 - abs(rng.gauss(0, 0.01)))
+        args = (st, c, h, lo, rng.choice([0.0, rng.uniform(0, 2)]), rng.choice([0.0, 50.0, 80.0]), rules,
+                rng.choice([0.0, 0.001, 1.0]), rng.choice([0.0, 0.001, 2.0]))
+        assert _shape(evaluate_exit(*args)) == _shape(_evaluate_exit_reference(*args))
+
+
+# ----------------------------------------------------------------------------- learning
+def _pearson_reference(xs, ys):
+    n = len(xs)
+    if n < 2:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    if sxx <= 1e-18 * max(1.0, mx * mx) * n or syy <= 1e-18 * max(1.0, my * my) * n:
+        return None
+    r = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / math.sqrt(sxx * syy)
+    return max(-1.0, min(1.0, r))
+
+
+def test_learning_is_bit_identical_to_the_plain_formulas():
+    rng = random.Random(11)
+    for _ in range(400):
+        n = rng.randint(0, 80)
+        samples = []
+        for _ in range(n):
+            vals = {f: rng.choice([rng.random(), 0.0, 1.0, None]) for f in W if rng.random() > 0.1}
+            samples.append((vals, rng.choice([rng.gauss(0, 1), 0.0, -1.0])))
+        ev = feature_evidence(samples, list(W))
+        for f, e in ev.items():
+            pairs = [(float(v[f]), float(r)) for v, r in samples if f in v and v[f] is not None]
+            ref = _pearson_reference([x for x, _ in pairs], [y for _, y in pairs])
+            assert repr(e.correlation) == repr(ref) and e.n == len(pairs)
+        xs = [rng.random() for _ in range(n)]
+        ys = [rng.random() for _ in range(n)]
+        assert repr(pearson(xs, ys)) == repr(_pearson_reference(xs, ys))
+    update_weights(W, [({"a": 1.0}, 1.0)] * 3, min_trades=2)     # runs end to end
+
+
+def test_learning_names_the_first_bad_sample():
+    samples = [({"a": 1.0}, 1.0), ({"a": 2.0}, 1.0), ({"a": 2.0}, float("inf"))]
+    with pytest.raises(ValueError, match=r"samples\[2\] feature 'a'"):
+        feature_evidence(samples, ["a"])
+
+
+# ----------------------------------------------------------------------------- thought chains
+def _clean_reference(obj):
+    from collections.abc import Mapping
+    from rl.thought import _num
+    if hasattr(obj, "to_dict") and not isinstance(obj, Mapping):
+        obj = obj.to_dict()
+    if isinstance(obj, Mapping):
+        return {str(k): _clean_reference(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_reference(v) for v in obj]
+    return _num(obj)
+
+
+@dataclass(frozen=True)
+class _Lv:
+    price: float
+    features: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def test_clean_fast_paths_equal_the_general_rules():
+    obj = {"f": 1.5, "nan": float("nan"), "inf": -math.inf, 3: "int key", "np": np.float64(2.5),
+           "npnan": np.float64("nan"), "i": np.int64(7), "b": np.bool_(True), "t": (1, 2.0, None),
+           "nested": {"x": [np.float32(0.5), {"y": float("nan")}]}, "lv": _Lv(1.0, {"a": np.float64(0.3)}),
+           "s": "text", "none": None, "bool": False}
+    for _ in range(2):                       # the second pass uses the per-type cache
+        got, ref = _clean(obj), _clean_reference(obj)
+        assert json.dumps(got, sort_keys=True) == json.dumps(ref, sort_keys=True)
+        assert repr(got) == repr(ref)
+    p = build_perception(symbol="X", time_ms=1, price=np.float64(2.0), analysis=obj,
+                         level=_Lv(1.0, {"a": 0.5}), phase={"key": "exploration"})
+    assert p["level"]["features"] == {"a": 0.5} and p["price"] == 2.0
+
+
+# ----------------------------------------------------------------------------- knowledge store
+def test_encoded_values_are_written_as_the_plain_value_would_be():
+    rng = random.Random(5)
+    perception = {"b": [1.0, float("nan")], "a": {"z": "中文", "y": rng.random()}, "c": None}
+    enc = Encoded(perception)
+    intent = {"side": "LONG", "perception": enc, "time_ms": 5, "plan": {"q": 1.0}, "aa": [], "zz": {}}
+    plain = {**intent, "perception": perception}
+    assert _dumps_top(intent) == _dumps(plain)
+    assert _dumps({"nested": {"p": enc}}) == _dumps({"nested": {"p": perception}})
+    assert _dumps_top({1: enc}) == _dumps({1: perception})          # non-str keys: plain path
+    assert dict(enc) == perception and enc["c"] is None and len(enc) == 3   # a read-only mapping
+    s = KnowledgeStore(":memory:", default_weights=W)
+    s.set_state("intent:X", intent, 1)
+    assert s.get_state("intent:X") == json.loads(_dumps(plain))
+
+
+def _open(s: KnowledgeStore, cid: str, perception) -> int:
+    return s.open_trade(symbol="X", side="LONG", entry_client_order_id=cid, opened_ms=1, entry_price=100.0,
+                        quantity=1.0, stop_price=90.0, target_price=None, leverage=5,
+                        features={"a": 0.5, "b": 1}, perception=perception, action={"side": "LONG"})
+
+
+def test_open_trade_with_encoded_perception_and_entry_context():
+    s = KnowledgeStore(":memory:", default_weights=W)
+    perception = {"symbol": "X", "scores": {"long": 61.0}}
+    t1 = _open(s, "e1", Encoded(perception))
+    t2 = _open(s, "e2", perception)
+    assert s.thought_chain(t1)["perception"] == s.thought_chain(t2)["perception"] == perception
+    for tid in (t1, t2):
+        p, a, feats = s.entry_context(tid)
+        assert p == s.thought_chain(tid)["perception"] and a == s.thought_chain(tid)["action"]
+        assert feats == s.features(tid)
+    assert _open(s, "e1", {"other": 1}) == t1 and s.entry_context(t1)[0] == perception   # idempotent
+    s.record_exit(t1, client_order_id="x1", time_ms=2, kind="stop", price=95.0, quantity=1.0, pnl=-5.0, fee=0.0)
+    s.close_trade(t1, closed_ms=2, exit_reason="stop", reward={}, summary_zh="z", summary_en="e")
+    assert s.entry_context(t1) is None and s.entry_context(t2) is not None
+    assert s.entry_context(999) is None
+
+
+def test_entry_context_is_dropped_with_a_rolled_back_open():
+    s = KnowledgeStore(":memory:", default_weights=W)
+    with pytest.raises(RuntimeError):
+        with s.batch():
+            tid = _open(s, "e1", {"symbol": "X"})
+            raise RuntimeError("crash inside the transaction")
+    assert s.entry_context(tid) is None and s.trade_row(tid) is None
+    tid2 = _open(s, "e2", {"symbol": "Y"})               # may reuse the rolled-back id
+    assert s.entry_context(tid2)[0] == {"symbol": "Y"}
+
+
+def test_log_trims_only_past_the_limit():
+    s = KnowledgeStore(":memory:", default_weights=W, log_limit=3)
+    for i in range(3):
+        s.log(i, "INFO", "X", f"中{i}", f"en{i}")
+    assert s.log_count() == 3
+    for i in range(3, 6):
+        s.log(i, "INFO", "X", f"中{i}", f"en{i}")
+    assert s.log_count() == 3 and [r["message_en"] for r in s.logs()] == ["en5", "en4", "en3"]
+    with pytest.raises(KnowledgeError, match="level"):
+        s.log(1, "LOUD", "X", "z", "e")
+
+
+def test_log_without_its_own_transaction_still_rolls_back_and_trims_exactly(tmp_path):
+    a = KnowledgeStore(tmp_path / "k.db", default_weights=W, log_limit=4)
+    b = KnowledgeStore(tmp_path / "k.db", default_weights=W, log_limit=4)    # a second writer
+    a.log(1, "INFO", "X", "z", "a1")
+    a.log(2, "INFO", "X", "z", "a2")
+    with pytest.raises(RuntimeError):
+        with a.batch():
+            a.log(3, "INFO", "X", "z", "rolled back")
+            raise RuntimeError("crash")
+    b.log(4, "INFO", "X", "z", "b1")
+    b.log(5, "INFO", "X", "z", "b2")
+    a.log(6, "INFO", "X", "z", "a3")          # a's next id is not the one it expects
+    a.log(7, "INFO", "X", "z", "a4")
+    assert [r["message_en"] for r in a.logs()] == ["a4", "a3", "b2", "b1"]
+    assert a.log_count() == 4
+
+
+# ----------------------------------------------------------------------------- agent prime
+def test_prime_pushes_only_the_1m_candles_the_ring_keeps():
+    from rl.agent import TradingAgent, _SymbolRuntime
+    m1 = make_candles(3_007, start="2024-01-01", freq="1min")
+    m15 = make_candles(300, start="2023-12-29", freq="15min", seed=3)
+    t = int(m1.index[-1].value // 1_000_000) + 60_000
+    full = IncrementalAnalyzer(SYM, max_bars=500)
+    full.update({"1m": m1, "15m": m15}, float(m1["close"].iloc[-1]), t)
+
+    class _Agent(TradingAgent):
+        def __init__(self) -> None:          # only what prime() touches
+            self._rt = {}
+
+    agent = _Agent()
+    agent._rt[SYM] = _SymbolRuntime(IncrementalAnalyzer(SYM, max_bars=500))
+    agent.prime(SYM, {"1m": m1, "15m": m15}, float(m1["close"].iloc[-1]), t)
+    mine = agent._rt[SYM].analyzer
+    for name in ("t", "o", "h", "l", "c", "v"):
+        assert np.array_equal(getattr(mine.rings["1m"].bars(), name), getattr(full.rings["1m"].bars(), name))
+    a, b = mine.score(100.0, t), full.score(100.0, t)
+    assert dict(a.indicators["1m"]) == pytest.approx(dict(b.indicators["1m"]), nan_ok=True)
+    assert repr(dict(a.indicators["1m"])) == repr(dict(b.indicators["1m"]))
+    rt = agent._rt[SYM]                      # the forming 15m candle still has all 7 minutes
+    assert rt.last_1m_ms == t - 60_000 and len(rt.f15[5]) == 7 and rt.ring_1m is mine.rings["1m"]
