@@ -22,7 +22,7 @@ import pandas as pd
 
 from rl import indicators as ind
 from rl import signals as sig
-from rl.level_finder import BestLevelFinder, LevelBook, ScoredLevel
+from rl.level_finder import BestLevelFinder, LevelBook, LevelScan, ScoredLevel
 from rl.levels import Bars
 
 TIMEFRAMES = ("1m", "15m", "8h", "1w")
@@ -207,13 +207,24 @@ def _static(snaps: dict[str, dict], book: LevelBook) -> tuple[tuple[dict, dict],
     return sig.static_components(snaps, notes), notes
 
 
-def _scan(finder: BestLevelFinder, bars: dict[str, Bars], snaps: dict[str, dict]) -> LevelBook:
+def _scan_inputs(bars: dict[str, Bars], snaps: dict[str, dict]) -> tuple[dict, dict, float] | LevelScan:
+    """(15m/8h/1w bars, their ATRs, reference price) of a level scan, or the empty scan."""
     atrs = {tf: snaps[tf]["atr"] for tf in ("15m", "8h", "1w") if tf in snaps}
     ref = next((snaps[tf]["close"] for tf in ("15m", "8h", "1w") if tf in snaps and snaps[tf]["bars"] > 0),
                float("nan"))
     if ref != ref:
-        return LevelBook([], float("nan"), ["levels: no closed 15m/8h/1w candles"])
-    return finder.scan({tf: b for tf, b in bars.items() if tf != "1m"}, atrs, ref)
+        return LevelScan.empty(ref, float("nan"), ["levels: no closed 15m/8h/1w candles"])
+    return {tf: b for tf, b in bars.items() if tf != "1m"}, atrs, ref
+
+
+def _prepare(finder: BestLevelFinder, bars: dict[str, Bars], snaps: dict[str, dict]) -> LevelScan:
+    """The weight-independent part of a level scan (see BestLevelFinder.prepare)."""
+    inp = _scan_inputs(bars, snaps)
+    return inp if isinstance(inp, LevelScan) else finder.prepare(*inp)
+
+
+def _scan(finder: BestLevelFinder, bars: dict[str, Bars], snaps: dict[str, dict]) -> LevelBook:
+    return finder.rank(_prepare(finder, bars, snaps))
 
 
 def _frames_to_bars(frames: dict[str, pd.DataFrame]) -> dict[str, Bars]:
@@ -308,6 +319,8 @@ class IncrementalAnalyzer:
         # one Bars object per timeframe until its next candle: the level finder recognises an
         # unchanged 8h/1w window by identity and reuses its candidates and touch statistics
         self._bars: dict[str, Bars] = {}
+        # key -> prepared LevelScan or None (see score); set by a backtest with scans ahead
+        self.scan_source: Callable[[tuple], LevelScan | None] | None = None
 
     def set_weights(self, weights: dict[str, float]) -> None:
         """New level-feature weights (from learning); levels are rescored on the next call."""
@@ -367,16 +380,49 @@ class IncrementalAnalyzer:
                 ready[tf] = {k: float("nan") for k in INDICATOR_KEYS}
         return LazyIndicators(ready, lazy)
 
+    def scan_key(self) -> tuple:
+        """What a level scan of the current state depends on besides the data's history:
+        per timeframe the candles held and the last one, plus the ATRs. Two analyzers fed the
+        same candles give the same key; a scan computed ahead elsewhere (rl.scan_ahead) is
+        used only under an equal key."""
+        key: list = []
+        for tf in ("15m", "8h", "1w"):
+            r = self.rings.get(tf)
+            if r is None or not r.n:
+                key.append(None)
+                continue
+            end = r.start + r.n - 1
+            atr = float(self.snaps[tf]["atr"])
+            key.append((int(r.t[end]), r.n, *r.f[:, end].tolist(), atr if atr == atr else None))  # NaN != NaN
+        return tuple(key)
+
+    def _level_bars(self) -> dict[str, Bars]:
+        bars = {}
+        for tf, r in self.rings.items():
+            if tf != "1m":
+                b = self._bars.get(tf)
+                bars[tf] = b if b is not None else self._bars.setdefault(tf, r.bars())
+        return bars
+
+    def scan_inputs(self) -> tuple[dict, dict, float] | LevelScan:
+        """What `BestLevelFinder.prepare` takes for the current state (bars are immutable
+        views: they stay valid after later pushes), or the empty scan."""
+        return _scan_inputs(self._level_bars(), self.snaps)
+
+    def prepare_scan(self) -> LevelScan:
+        """The weight-independent part of the level scan of the current state."""
+        return _prepare(self.finder, self._level_bars(), self.snaps)
+
     def score(self, price: float, time_ms: int) -> Analysis:
-        """Analysis at `price` from the cached state (rescans levels only if a candle closed)."""
+        """Analysis at `price` from the cached state (rescans levels only if a candle closed).
+        With `scan_source` set (a backtest's scans computed ahead, rl.scan_ahead), a rescan
+        takes the prepared scan it offers for `scan_key()` and computes it only if offered none."""
         _check_inputs(self.symbol, price, time_ms)
         if self._dirty_levels:
-            bars = {}
-            for tf, r in self.rings.items():
-                if tf != "1m":
-                    b = self._bars.get(tf)
-                    bars[tf] = b if b is not None else self._bars.setdefault(tf, r.bars())
-            self._book = _scan(self.finder, bars, self.snaps)
+            scan = self.scan_source(self.scan_key()) if self.scan_source is not None else None
+            if scan is None:
+                scan = self.prepare_scan()
+            self._book = self.finder.rank(scan)
             self._static, self._static_notes = _static(self.snaps, self._book)
             self._dirty_levels = False
         notes = [f"{tf}: no candles supplied" for tf in TIMEFRAMES if tf not in self.rings]

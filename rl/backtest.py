@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 import threading
@@ -37,6 +38,8 @@ _NOT_SETTABLE = {"TRADING_MODE", "API_KEY", "API_SECRET", "LIVE_TRADING_CONFIRM"
                  "DB_PATH", "HOST", "PORT", "REPLAY_DIR", "REPLAY_SPEED", "MARKET_DATA_URL",
                  "TRADE_URL"}
 TIMING_FIELDS = ("seconds", "bars_per_second")
+SCAN_AHEAD_MIN_BARS = 2 * 1440       # from two days of bars on, level scans run in a worker
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- settings
@@ -303,7 +306,8 @@ def _span_ms(tf: str) -> int:
 
 def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | None = None,
                  progress: bool | None = None, store_path: str | Path = ":memory:",
-                 on_step: Callable[[int, int], None] | None = None) -> BacktestResult:
+                 on_step: Callable[[int, int], None] | None = None,
+                 scan_ahead: bool | None = None) -> BacktestResult:
     """Run the agent over every tested bar of `data` (see rl.backtest_data for the walk).
 
     Per bar i (close time T): the paper exchange is shown the bar (`on_bar`: fills against
@@ -311,6 +315,10 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
     while a position is open, the exchange is shown the price at T (`on_price`), exactly what
     a replay cycle does between bars. progress=None shows a tqdm bar only when stderr is a
     terminal; on_step(step, T) is called after each bar (tests).
+
+    scan_ahead: prepare the level scans in a worker process (rl.scan_ahead) while the agent
+    trades; the trades are identical either way. None = on for runs of SCAN_AHEAD_MIN_BARS
+    or more (a worker's start-up is not worth it for a few hours of bars).
     """
     from rl.market import bucket_start
 
@@ -339,12 +347,18 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
         from tqdm import tqdm
         bar = tqdm(total=n, unit="bar", file=sys.stderr, mininterval=0.5, desc=f"backtest {symbol}")
     started = time.perf_counter()
+    ahead = None
     try:
-        agent.startup()                              # what the replay runner does first
         week0 = int(np.searchsorted(open_ms, int(bucket_start(t_l[first], "1w")), side="left"))
+        if scan_ahead or (scan_ahead is None and n >= SCAN_AHEAD_MIN_BARS):
+            from rl.scan_ahead import ScanAhead
+            ahead = ScanAhead(frame, symbol, first, n, week0)   # starts first: it primes too
+        agent.startup()                              # what the replay runner does first
         frames, price0, cut = prime_frames(frame, first, week0)
         agent.prime(symbol, frames, price0, cut)
         del frames
+        if ahead is not None:
+            agent._rt[symbol].analyzer.scan_source = ahead
         on_bar, on_price, step_fn = exchange.on_bar, exchange.on_price, agent.step
         margin_balance = exchange.margin_balance      # = account().margin_balance, no snapshot
         equity = margin_balance()
@@ -374,6 +388,9 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
             bar.update(n - bar.n)
         seconds = time.perf_counter() - started
     finally:
+        if ahead is not None:
+            ahead.close()
+            log.debug("scan-ahead: %d scans taken, %d computed here", ahead.hits, ahead.misses)
         if bar is not None:
             bar.close()
     eq_t = open_ms[first:first + n] + MINUTE_MS
@@ -472,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per decision")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting by its env-var name (repeatable), e.g. --set LEVERAGE=5")
+    p.add_argument("--single-process", action="store_true",
+                   help="prepare level scans in this process instead of a worker (slower, same results)")
     return p
 
 
@@ -486,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     trace = open(args.trace, "w", encoding="utf-8") if args.trace else None
     try:
-        result = run_backtest(data, settings, trace=trace)
+        result = run_backtest(data, settings, trace=trace, scan_ahead=False if args.single_process else None)
     finally:
         if trace is not None:
             trace.close()

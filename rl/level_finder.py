@@ -10,6 +10,7 @@ import math
 from functools import lru_cache
 from bisect import bisect_left, bisect_right
 from dataclasses import asdict, dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -178,33 +179,33 @@ class LevelBook:
 
 
 class _ScanResult:
-    """Everything a scan computed, as per-level columns (in price order) plus the ranking
-    permutation; ScoredLevel objects are built only for the rows somebody looks at (the
-    listed best 30 and the chosen support/resistance), not for every level of every scan."""
+    """A ranked scan: the ranking permutation and scores over a LevelScan's columns;
+    ScoredLevel objects are built only for the rows somebody looks at (the listed best 30
+    and the chosen support/resistance), not for every level of every scan."""
 
-    def __init__(self, ref_price: float, order: list[int], price: list, score: list, feat_cols: list,
-                 touch_cols: list, tf_names: tuple, origin: list, first_seen: list, last_touch: list,
-                 src_mask: list, raw_cols: list) -> None:
-        self.ref_price, self.order = ref_price, order
-        self.price = [price[k] for k in order]          # ranking order (what views iterate)
+    def __init__(self, scan: "LevelScan", order: list[int], plist: list[float], score: list[float]) -> None:
+        self.ref_price, self.order, self._scan = scan.ref_price, order, scan
+        self.price = [plist[k] for k in order]          # ranking order (what views iterate)
         self.score = [score[k] for k in order]
-        # per level (cluster order) tuples, zipped once: dicts are made only per built level
-        self._rows = (list(zip(*feat_cols)), list(zip(*touch_cols)), tf_names, origin, first_seen, last_touch,
-                      src_mask, list(zip(*raw_cols)))
 
     def __len__(self) -> int:
         return len(self.price)
 
     def level(self, r: int, kind: str) -> ScoredLevel:
         """The ScoredLevel of ranking row r, labelled `kind`."""
-        feats, touches, tf_names, origin, first_seen, last_touch, src_mask, raw = self._rows
-        k = self.order[r]
+        scan = self._scan
+        col = scan.M[:, self.order[r]].tolist()
+        feats = col[1:7]
+        if feats[5] == 0:
+            feats[5] = 0                 # multi_tf_confirm's "none" is the int 0 of level_features
         x = object.__new__(ScoredLevel)
         object.__setattr__(x, "__dict__", {
             "price": self.price[r], "kind": kind, "score": self.score[r],
-            "features": _feature_dict(*feats[k]), "touches": dict(zip(tf_names, touches[k])),
-            "timeframe": origin[k], "first_seen_ms": first_seen[k], "last_touch_ms": last_touch[k],
-            "sources": _MASK_SRC[src_mask[k]], "stats": _raw_dict(*raw[k])})
+            "features": _feature_dict(*feats),
+            "touches": {tf: int(v) for tf, v in zip(scan.tf_names, col[_ROW_TOUCH:])},
+            "timeframe": _MASK_TF[int(col[_ROW_TFM])], "first_seen_ms": int(col[_ROW_FIRST]),
+            "last_touch_ms": int(col[_ROW_LAST]), "sources": _MASK_SRC[int(col[_ROW_SRC])],
+            "stats": _raw_dict(*col[7:12])})
         return x
 
 
@@ -296,11 +297,14 @@ class _TfCache:
 
     MAX_MEMO = 4096
 
-    def __init__(self, bars: lv.Bars, atr: float, tf: str) -> None:
+    def __init__(self, bars: lv.Bars, atr: float, tf: str, cands: tuple | None = None,
+                 prep: lv.TouchPrep | None = None) -> None:
+        """`cands`/`prep`, when given, must equal `lv.candidate_arrays(bars, atr, tf)` and
+        `lv.touch_prep(bars, atr)` (rl.scan_ahead derives them from whole-series arrays)."""
         self.bars, self.atr, self.tf = bars, atr, tf
-        self.cands = lv.candidate_arrays(bars, atr, tf)
+        self.cands = lv.candidate_arrays(bars, atr, tf) if cands is None else cands
         self.code = np.full(len(self.cands[0]), _TF_CODE[tf], dtype=np.int64)  # timeframe code per candidate
-        self.prep = lv.touch_prep(bars, atr)
+        self.prep = lv.touch_prep(bars, atr) if prep is None else prep
         self.memo: dict[float, int] = {}           # price -> column of self.table
         self.full: list[bool] = []                 # per column: event/volume rows computed
         self.table = np.zeros((7, 64))             # stats per memo column (capacity doubles)
@@ -341,6 +345,29 @@ class _TfCache:
             self._store(list(need), _as_matrix(lv.touch_stats(self.bars, np.array(list(need)), self.atr, self.tf,
                                                               self.prep, events=ev)), ev)
         return self.table[:, [memo[p] for p in plist]]
+
+    def fill(self, requests: list[tuple[list[float], list[bool]]]) -> None:
+        """Compute, in one touch_stats call, the statistics that several scans of this window
+        will `gather` (a chunk of 15m closes shares one 8h/1w window): the same numbers as
+        `stats` per scan, since each level's row depends only on the window, ATR and price."""
+        if len(self.memo) > self.MAX_MEMO:
+            self.memo.clear()
+            self.full.clear()
+            self.used = 0
+        memo, done = self.memo, self.full
+        need: dict[float, bool] = {}
+        for plist, full in requests:
+            for p, f in zip(plist, full):
+                if p not in memo or (f and not done[memo[p]]):
+                    need[p] = need.get(p, False) or f
+        if need:
+            ev = any(need.values())
+            self._store(list(need), _as_matrix(lv.touch_stats(self.bars, np.array(list(need)), self.atr, self.tf,
+                                                              self.prep, events=ev)), ev)
+
+    def gather(self, plist: list[float]) -> np.ndarray:
+        """(7, levels) statistics of prices already computed by `fill`."""
+        return self.table[:, [self.memo[p] for p in plist]]
 
     def _store(self, plist: list[float], m: np.ndarray, full: bool) -> None:
         k, base = len(plist), self.used
@@ -395,13 +422,28 @@ class BestLevelFinder:
         return 100.0 * sum(self.weights[f] * features[f] for f in FEATURES)
 
     def scan(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> LevelBook:
-        """Candidates on 15m/8h/1w, merged within 0.5 ATR(15m), scored and ranked.
+        """Candidates on 15m/8h/1w, merged within 0.5 ATR(15m), scored and ranked:
+        `rank(prepare(...))`.
 
         `ref_price` (the last closed 15m close) only bounds which candidates are kept
         (+/- 6 ATR(8h)) and labels the returned book; it is not the live price. Same result
         as scoring every level with `level_features` and `score` one by one (tested against
         that reference), computed with arrays and the per-timeframe caches.
         """
+        return self.rank(self.prepare(bars, atrs, ref_price))
+
+    def prepare(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> "LevelScan":
+        """Everything of a scan that does not depend on the weights: the levels and their six
+        features. A backtest computes these ahead in a worker process (rl.scan_ahead); the
+        weights, which learning changes as trades close, are applied by `rank`."""
+        p = self._levels(bars, atrs, ref_price)
+        if isinstance(p, LevelScan):
+            return p
+        stats = {tf: self._caches[tf].stats(p.prices, p.plist, [o == tf for o in p.finest]) for tf in p.tf_list}
+        return self._features(stats, p.prices, p.plist, p.tfm, p.srm, p.first_seen, ref_price, p.atr, p.notes)
+
+    def _levels(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> "_Levels | LevelScan":
+        """The merged levels of a scan before their touch statistics (or the empty scan)."""
         notes: list[str] = []
         tfs = [tf for tf in lv.LEVEL_TIMEFRAMES if tf in bars and len(bars[tf]) > 0]
         good_atr = {tf: atrs.get(tf, float("nan")) for tf in tfs}
@@ -411,7 +453,7 @@ class BestLevelFinder:
                 n = len(bars[tf]) if tf in bars else 0
                 notes.append(f"levels: {tf} has {n} closed candles, too few for ATR; its touches are not counted")
         if not good_atr:
-            return LevelBook([], float("nan"), notes)
+            return LevelScan.empty(ref_price, float("nan"), notes)
         merge_atr = good_atr.get("15m", next(iter(good_atr.values())))
         caches = self._caches
         for tf, a in good_atr.items():
@@ -420,10 +462,14 @@ class BestLevelFinder:
                 caches[tf] = _TfCache(bars[tf], a, tf)
         tf_list = list(good_atr)
         cs = [caches[tf].cands for tf in tf_list]
-        price = np.concatenate([c[0] for c in cs])
-        code = np.concatenate([caches[tf].code for tf in tf_list])
-        src = np.concatenate([c[1] for c in cs])
-        tms = np.concatenate([c[2] for c in cs])
+        if len(cs) == 1:
+            price, src, tms = cs[0]
+            code = caches[tf_list[0]].code
+        else:
+            price = np.concatenate([c[0] for c in cs])
+            code = np.concatenate([caches[tf].code for tf in tf_list])
+            src = np.concatenate([c[1] for c in cs])
+            tms = np.concatenate([c[2] for c in cs])
         if "8h" in good_atr:
             span = lv.RANGE_ATR_8H * good_atr["8h"]
         else:
@@ -432,25 +478,51 @@ class BestLevelFinder:
         prices, tfm, srm, first_seen = lv.merge_arrays(price[keep], code[keep], src[keep], tms[keep],
                                                        lv.MERGE_ATR * merge_atr)
         if not len(prices):
-            return LevelBook([], merge_atr, notes)
+            return LevelScan.empty(ref_price, merge_atr, notes)
         plist = prices.tolist()
-        finest = [_MASK_TF[m] for m in tfm.tolist()]
-        stats = {tf: caches[tf].stats(prices, plist, [o == tf for o in finest]) for tf in tf_list}
-        return _LazyBook(self._rank(stats, prices, plist, tfm, srm, first_seen, ref_price), merge_atr, notes)
+        return _Levels(prices, plist, tfm, srm, first_seen, tf_list, [_MASK_TF[m] for m in tfm.tolist()],
+                       merge_atr, notes)
 
-    def _rank(self, stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
-              srm: np.ndarray, first_seen: np.ndarray, ref_price: float) -> _ScanResult:
-        """`level_features` and `score` for every level, then the ranking (best score first,
-        ties by distance to ref_price). Two implementations with identical results (tested
-        against each other): scalar for small scans, arrays for big ones."""
-        rank = self._rank_small if len(plist) <= SMALL_SCAN else self._rank_arrays
-        return rank(stats, prices, plist, tfm, srm, first_seen, ref_price)
+    def rank(self, scan: "LevelScan") -> LevelBook:
+        """Score every level of `scan` with this finder's weights and rank them (best score
+        first, ties by distance to the scan's reference price)."""
+        M = scan.M
+        L = M.shape[1]
+        if not L:
+            return LevelBook([], scan.atr, scan.notes)
+        ref_price = scan.ref_price
+        plist = M[0].tolist()
+        w0, w1, w2, w3, w4, w5 = (self.weights[f] for f in FEATURES)
+        if L <= SMALL_SCAN:
+            # plain floats: for a few dozen levels numpy's per-call overhead costs more than
+            # the arithmetic; the same additions in the same order as the array branch
+            score = [100.0 * (((((0.0 + w0 * x0) + w1 * x1) + w2 * x2) + w3 * x3) + w4 * x4 + w5 * x5)
+                     for x0, x1, x2, x3, x4, x5 in zip(*M[1:7].tolist())]
+            dist = [abs(p - ref_price) for p in plist]
+            order = sorted(range(L), key=lambda k: (-score[k], dist[k]))
+        else:
+            acc = np.zeros(L)
+            for w, k in zip((w0, w1, w2, w3, w4, w5), range(1, 7)):
+                acc = acc + w * M[k]
+            arr = 100.0 * acc
+            order = np.lexsort((np.abs(M[0] - ref_price), -arr)).tolist()
+            score = arr.tolist()
+        return _LazyBook(_ScanResult(scan, order, plist, score), scan.atr, scan.notes)
 
-    def _rank_arrays(self, stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
-              srm: np.ndarray, first_seen: np.ndarray, ref_price: float) -> _ScanResult:
-        """`_rank` with arrays (faster above SMALL_SCAN levels). Each
-        operation is the elementwise IEEE twin of the per-level Python original (same
-        operands, same order of additions), so scores and ranks are identical."""
+    def _features(self, stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
+                  srm: np.ndarray, first_seen: np.ndarray, ref_price: float, atr: float,
+                  notes: list[str]) -> "LevelScan":
+        """`level_features` for every level. Two implementations with identical results
+        (tested against each other): scalar for small scans, arrays for big ones."""
+        feats = self._features_small if len(plist) <= SMALL_SCAN else self._features_arrays
+        return feats(stats, prices, plist, tfm, srm, first_seen, ref_price, atr, notes)
+
+    @staticmethod
+    def _features_arrays(stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
+                         srm: np.ndarray, first_seen: np.ndarray, ref_price: float, atr: float,
+                         notes: list[str]) -> "LevelScan":
+        """`_features` with arrays (faster above SMALL_SCAN levels). Each operation is the
+        elementwise IEEE twin of the per-level Python original, so the features are identical."""
         L = len(plist)
         tf_list = list(stats)
         S = np.stack([stats[tf] for tf in tf_list])          # (timeframes, 7, levels)
@@ -472,30 +544,22 @@ class BestLevelFinder:
                 mask |= (S[tf_list.index(tf), 0] >= need).astype(np.int64) << _TF_CODE[tf]
         table = _mtf_table(tuple(tf_list))
         mtf = [table[m] for m in mask.tolist()]
-        cols = {
-            "volume_density": np.where(vr / VOLUME_RATIO_FULL < 1.0, vr / VOLUME_RATIO_FULL, 1.0),
-            "touch_bounce_count": np.where(BOUNCES_FULL < bounces, BOUNCES_FULL, bounces) / BOUNCES_FULL,
-            "bounce_magnitude": np.where(BOUNCE_ATR_FULL < mean_move, BOUNCE_ATR_FULL, mean_move) / BOUNCE_ATR_FULL,
-            "failed_breakout_count": np.where(FAILED_FULL < failed, FAILED_FULL, failed) / FAILED_FULL,
-            "duration_days": np.array(duration),
-            "multi_tf_confirm": np.array(mtf, dtype=float),
-        }
-        acc = np.zeros(L)
-        for f in FEATURES:
-            acc = acc + self.weights[f] * cols[f]
-        score = 100.0 * acc
-        order = np.lexsort((np.abs(prices - ref_price), -score)).tolist()
-        feat_cols = [cols[f].tolist() for f in FEATURES[:5]] + [mtf]
-        touch_cols = S[:, 0].astype(np.int64).tolist()
-        raw_cols = [vr.tolist(), bounces.tolist(), mean_move.tolist(), failed.tolist(), days_l]
-        return _ScanResult(ref_price, order, plist, score.tolist(), feat_cols, touch_cols, tuple(tf_list),
-                           origin_tf, first_seen.tolist(), last.astype(np.int64).tolist(), srm.tolist(), raw_cols)
+        feat_cols = [
+            np.where(vr / VOLUME_RATIO_FULL < 1.0, vr / VOLUME_RATIO_FULL, 1.0).tolist(),
+            (np.where(BOUNCES_FULL < bounces, BOUNCES_FULL, bounces) / BOUNCES_FULL).tolist(),
+            (np.where(BOUNCE_ATR_FULL < mean_move, BOUNCE_ATR_FULL, mean_move) / BOUNCE_ATR_FULL).tolist(),
+            (np.where(FAILED_FULL < failed, FAILED_FULL, failed) / FAILED_FULL).tolist(),
+            duration, mtf]
+        M = np.vstack([prices, np.array(feat_cols, dtype=float), vr, bounces, mean_move, failed, days,
+                       first_seen, last, srm, tfm, S[:, 0]])
+        return LevelScan(ref_price, atr, notes, tuple(tf_list), M)
 
-    def _rank_small(self, stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
-              srm: np.ndarray, first_seen: np.ndarray, ref_price: float) -> _ScanResult:
-        """`_rank` in plain floats: for a few dozen levels numpy's per-call overhead costs
-        more than the arithmetic. Each operation is the scalar twin of the per-level original (same operands, same
-        order of additions), so scores and ranks are identical."""
+    @staticmethod
+    def _features_small(stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
+                        srm: np.ndarray, first_seen: np.ndarray, ref_price: float, atr: float,
+                        notes: list[str]) -> "LevelScan":
+        """`_features` in plain floats: for a few dozen levels numpy's per-call overhead costs
+        more than the arithmetic. Each operation is the scalar twin of the per-level original."""
         L = len(plist)
         tf_list = list(stats)
         rows = [stats[tf].tolist() for tf in tf_list]        # per timeframe: 7 lists of L floats
@@ -539,14 +603,54 @@ class BestLevelFinder:
         tb = [(BOUNCES_FULL if BOUNCES_FULL < b else b) / BOUNCES_FULL for b in bounces]
         bm = [(BOUNCE_ATR_FULL if BOUNCE_ATR_FULL < m else m) / BOUNCE_ATR_FULL for m in mean_move]
         fb = [(FAILED_FULL if FAILED_FULL < f else f) / FAILED_FULL for f in failed]
-        w0, w1, w2, w3, w4, w5 = (self.weights[f] for f in FEATURES)
-        # same additions in the same order as the array version: 0 + w0*f0 + w1*f1 + ...
-        score = [100.0 * (((((0.0 + w0 * a) + w1 * b) + w2 * c) + w3 * d) + w4 * e + w5 * float(g))
-                 for a, b, c, d, e, g in zip(vd, tb, bm, fb, duration, mtf)]
-        dist = [abs(p - ref_price) for p in plist]
-        order = sorted(range(L), key=lambda k: (-score[k], dist[k]))
-        feat_cols = [vd, [float(x) for x in tb], bm, fb, duration, mtf]
-        touch_cols = [[int(x) for x in r[0]] for r in rows]
-        raw_cols = [vr, bounces, mean_move, failed, days]
-        return _ScanResult(ref_price, order, plist, score, feat_cols, touch_cols, tuple(tf_list),
-                           origin_tf, first_seen.tolist(), [int(x) for x in last_l], srm.tolist(), raw_cols)
+        M = np.array([plist, vd, tb, bm, fb, duration, mtf, vr, bounces, mean_move, failed, days,
+                      first_seen.tolist(), last_l, srm.tolist(), tfm.tolist(), *(r[0] for r in rows)], dtype=float)
+        return LevelScan(ref_price, atr, notes, tuple(tf_list), M)
+
+
+class _Levels(NamedTuple):
+    """A scan's merged levels (price order) before their touch statistics."""
+    prices: np.ndarray
+    plist: list[float]
+    tfm: np.ndarray          # timeframe bitmask per level
+    srm: np.ndarray          # source bitmask per level
+    first_seen: np.ndarray
+    tf_list: list[str]       # timeframes with a usable ATR, finest first
+    finest: list[str]        # each level's finest timeframe
+    atr: float               # ATR the levels were merged with (15m when usable)
+    notes: list[str]
+
+
+# rows of LevelScan.M (one column per level, cluster order)
+_ROW_FIRST, _ROW_LAST, _ROW_SRC, _ROW_TFM, _ROW_TOUCH = 12, 13, 14, 15, 16
+
+
+class LevelScan:
+    """The weight-independent result of one scan: one float column per level (cluster
+    order) holding its price, six features, the five raw numbers behind them, first/last
+    touch times, source and timeframe bitmasks and touch counts per timeframe (rows as
+    `_ROW_*`; ms times < 2**53 and counts are exact in float64). One matrix, so a worker
+    process hands it over in microseconds. `BestLevelFinder.rank` turns it into a LevelBook."""
+
+    __slots__ = ("ref_price", "atr", "notes", "tf_names", "M")
+
+    def __init__(self, ref_price: float, atr: float, notes: list[str], tf_names: tuple, M: np.ndarray) -> None:
+        self.ref_price, self.atr, self.notes, self.tf_names, self.M = ref_price, atr, notes, tf_names, M
+
+    @staticmethod
+    def empty(ref_price: float, atr: float, notes: list[str]) -> "LevelScan":
+        return LevelScan(ref_price, atr, notes, (), np.zeros((_ROW_TOUCH, 0)))
+
+    def __getstate__(self) -> tuple:
+        return (self.ref_price, self.atr, self.notes, self.tf_names, self.M)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.ref_price, self.atr, self.notes, self.tf_names, self.M = state
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LevelScan):
+            return NotImplemented
+        a, b = self.__getstate__(), other.__getstate__()
+        return (a[2:4] == b[2:4] and (a[0] == b[0] or a[0] != a[0] and b[0] != b[0])
+                and (a[1] == b[1] or a[1] != a[1] and b[1] != b[1])
+                and a[4].shape == b[4].shape and np.array_equal(a[4], b[4], equal_nan=True))

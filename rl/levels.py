@@ -125,8 +125,9 @@ def _profile(high: np.ndarray, low: np.ndarray, volume: np.ndarray,
         return lo, 0.0, np.zeros(0)
     nb = min(max(round((hi - lo) / (PROFILE_BIN_ATR * atr_value)), 10), 200)
     width = (hi - lo) / nb
-    a = np.minimum(np.maximum(((low - lo) / width).astype(int), 0), nb - 1)
-    b = np.minimum(np.maximum(((high - lo) / width).astype(int), 0), nb - 1)
+    # low - lo >= 0 and high - lo >= 0 (lo is the lowest low), so only the top needs a clip
+    a = np.minimum(((low - lo) / width).astype(int), nb - 1)
+    b = np.minimum(((high - lo) / width).astype(int), nb - 1)
     share = volume / (b - a + 1)
     # one sequential accumulation over [starts, ends+1]: the same order of additions as
     # adding all starts then all ends one by one, so the profile is bit-for-bit the same
@@ -136,6 +137,7 @@ def _profile(high: np.ndarray, low: np.ndarray, volume: np.ndarray,
 
 
 _SMOOTH = np.array([1.0, 2.0, 3.0, 2.0, 1.0]) / 9.0   # built once: np.array costs per call
+_NEG_INF = np.array([-np.inf])
 
 
 def volume_nodes(high: np.ndarray, low: np.ndarray, volume: np.ndarray, atr_value: float) -> np.ndarray:
@@ -147,7 +149,7 @@ def volume_nodes(high: np.ndarray, low: np.ndarray, volume: np.ndarray, atr_valu
         return np.zeros(0)
     # symmetric triangular smoothing, so a node spread over a few bins peaks at its middle
     sm = np.convolve(prof, _SMOOTH, mode="same")
-    p = np.concatenate([[-np.inf], sm, [-np.inf]])
+    p = np.concatenate([_NEG_INF, sm, _NEG_INF])
     peak = (p[1:-1] > p[:-2]) & (p[1:-1] > p[2:]) & (sm >= NODE_MIN_RATIO * (total / len(prof)))  # = prof.mean() exactly
     idx = peak.nonzero()[0]
     idx = idx[np.argsort(-sm[idx], kind="stable")][:MAX_NODES]
@@ -367,29 +369,24 @@ def merge_arrays(price: np.ndarray, tf_code: np.ndarray, src: np.ndarray, time_m
         z = np.zeros(0, np.int64)
         return np.zeros(0), z, z, z
     order = np.argsort(price, kind="stable")
-    # one Python pass over the sorted prices finds the cluster starts and sums each
-    # cluster's members left to right exactly like Python's sum(); a scan has ~100
-    # candidates, so this beats a handful of vector ops plus a loop per cluster
-    spl = price[order].tolist()
-    starts, sums, sizes = [0], [], []
-    acc = prev = spl[0]
-    cnt = 1
-    for i in range(1, len(spl)):
-        x = spl[i]
-        if x - prev <= tolerance:               # (a NaN gap starts a new cluster, as in merge)
-            acc = acc + x
-            cnt += 1
-        else:
-            sums.append(acc)
-            sizes.append(cnt)
-            starts.append(i)
-            acc, cnt = x, 1
-        prev = x
-    sums.append(acc)
-    sizes.append(cnt)
-    means = np.array([a / c for a, c in zip(sums, sizes)])
+    sp = price[order]
+    # cluster starts: where the gap to the previous price is not <= tolerance (a NaN gap
+    # starts a new cluster, as in merge)
+    starts = np.flatnonzero(np.concatenate(([True], ~(np.diff(sp) <= tolerance))))
+    sizes = np.diff(np.append(starts, len(sp)))
+    means = sp[starts]                          # a one-member cluster's mean is its price
+    multi = np.flatnonzero(sizes > 1)
+    if len(multi):
+        # the others summed left to right in Python, exactly like merge's sum()
+        spl = sp.tolist()
+        for k, a, m in zip(multi.tolist(), starts[multi].tolist(), sizes[multi].tolist()):
+            acc = spl[a]
+            for x in spl[a + 1:a + m]:
+                acc = acc + x
+            means[k] = acc / m
     starts = np.array(starts)
     tfm = np.bitwise_or.reduceat(np.left_shift(1, tf_code[order]), starts)
     srm = np.bitwise_or.reduceat(np.left_shift(1, src[order]), starts)
     first = np.minimum.reduceat(time_ms[order], starts)
     return means, tfm, srm, first
+

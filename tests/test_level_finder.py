@@ -205,20 +205,30 @@ def test_scan_equals_reference_real(shared_data_dir):
 
 
 def _both_ranks_agree(monkeypatch, finder):
-    """Route every scan through both _rank implementations and demand identical output
-    (scores, order, every column): _rank picks one by scan size, so they must agree exactly."""
+    """Route every scan through both feature implementations and both ranking branches and
+    demand identical output (features, scores, order, every column): the size of a scan
+    picks one of each, so they must agree exactly."""
     sizes = []
 
-    def both(stats, prices, plist, tfm, srm, first_seen, ref_price):
-        a = lf.BestLevelFinder._rank_small(finder, stats, prices, plist, tfm, srm, first_seen, ref_price)
-        b = lf.BestLevelFinder._rank_arrays(finder, stats, prices, plist, tfm, srm, first_seen, ref_price)
+    def both(stats, prices, plist, tfm, srm, first_seen, ref_price, atr, notes):
+        fa = lf.BestLevelFinder._features_small(stats, prices, plist, tfm, srm, first_seen, ref_price, atr, notes)
+        fb = lf.BestLevelFinder._features_arrays(stats, prices, plist, tfm, srm, first_seen, ref_price, atr, notes)
+        assert fa == fb
+        small = lf.SMALL_SCAN
+        try:
+            lf.SMALL_SCAN = 10**9
+            a = finder.rank(fa)._res
+            lf.SMALL_SCAN = 0
+            b = finder.rank(fa)._res
+        finally:
+            lf.SMALL_SCAN = small
         assert (a.order, a.price, a.score) == (b.order, b.price, b.score)
-        assert a._rows == b._rows
-        for ra, rb in zip(a._rows[0], b._rows[0]):   # feature types too (multi_tf's int 0)
-            assert [type(x) for x in ra] == [type(x) for x in rb]
+        for r in range(len(a)):          # every built level, types included (multi_tf's int 0)
+            la, lb = a.level(r, "support"), b.level(r, "support")
+            assert la == lb and [type(v) for v in la.features.values()] == [type(v) for v in lb.features.values()]
         sizes.append(len(plist))
-        return a
-    monkeypatch.setattr(finder, "_rank", both)
+        return fa
+    monkeypatch.setattr(finder, "_features", both)
     return sizes
 
 

@@ -1,0 +1,278 @@
+"""A backtest's level scans, computed ahead in a second process while the agent trades.
+
+Why this is sound: a level scan's expensive part (candidates, merge, touch statistics,
+features: `BestLevelFinder.prepare`) depends only on the closed 15m/8h/1w candles and their
+ATRs, never on trades or on the learned weights (those are applied by `rank`, in the agent's
+process, at the moment of the decision). The candles a backtest will close are known from
+the archive, so a worker can run the analyzer's candle pipeline over them and prepare every
+15m close's scan before the agent gets there; the agent's analyzer takes a prepared scan only
+when its own `scan_key()` (candles held, the last one of each timeframe, ATRs) is equal, and
+otherwise computes the scan itself. So the trades are identical with or without the worker
+(tests/test_scan_ahead.py checks every scan of real months), only faster: on a 2-core machine
+the agent and the scans run side by side.
+
+Causality: the worker forms candles from the archive exactly as the agent does (first open,
+max high, min low, last close, fsum of volumes), and a scan at a 15m close sees only candles
+closed by then; the backtest's no-lookahead test runs with the worker.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import sys
+import traceback
+from bisect import bisect_left
+from collections import deque
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from rl import levels as lv
+from rl.level_finder import BestLevelFinder, LevelScan, _TfCache
+from rl.market import aggregate_arrays, bucket_end, index_to_ms
+
+log = logging.getLogger(__name__)
+
+MINUTE_MS = 60_000
+CHUNK = 48          # scans per message: few enough to start the agent early, many to cut overhead
+
+
+def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int,
+                chunk: int = CHUNK) -> Iterator[list[tuple[tuple, LevelScan]]]:
+    """Lists of (scan_key, prepared scan), one per 15m close of the backtest over frame bars
+    [first, first + n), in time order, starting from the analyzer state
+    `rl.backtest.prime_frames` gives the agent. The candles are pushed in close-time order; at
+    each 15m close the 8h/1w candles closing with it are pushed first, as the agent does,
+    then the scan's inputs are taken; every `chunk` closes they are prepared together
+    (`prepare_many`). The first chunks are smaller, so the agent waits less at the start."""
+    from rl.analysis import IncrementalAnalyzer
+    from rl.backtest import prime_frames
+
+    frames, price0, cut = prime_frames(frame, first, week0)
+    an = IncrementalAnalyzer(symbol)
+    for tf, df in frames.items():                     # = an.update(frames) without its scan
+        if tf != "1m" and len(df):
+            for t, row in zip(index_to_ms(df.index).tolist(),
+                              df[["open", "high", "low", "close", "volume"]].to_numpy().tolist()):
+                an.push_candle(tf, int(t), *row)
+    primed = {tf: an.rings[tf].last_time() if tf in an.rings else None for tf in ("15m", "8h", "1w")}
+    del frames
+    hi = first + n                                    # rows the backtest will ever see
+    open_ms = index_to_ms(frame.index[:hi])
+    last_close = int(open_ms[-1]) + MINUTE_MS if hi else 0
+    cols = {c: frame[c].to_numpy()[:hi] for c in ("open", "high", "low", "close", "volume")}
+    for c in ("quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume"):
+        cols[c] = np.zeros(hi, dtype=np.int64)       # unused here; integer zeros sum for free
+    candles = {}
+    for tf in ("15m", "8h", "1w"):
+        t, agg = aggregate_arrays(open_ms, cols, tf)
+        # closed by the last tested bar and newer than what the prime already holds
+        keep = np.asarray(bucket_end(t, tf)) <= last_close
+        if primed[tf] is not None:
+            keep &= t > primed[tf]
+        candles[tf] = [(int(x), *row) for x, row in zip(
+            t[keep].tolist(),
+            zip(*(agg[c][keep].tolist() for c in ("open", "high", "low", "close", "volume"))))]
+    higher = {tf: deque(candles[tf]) for tf in ("8h", "1w")}
+    ends = {"8h": 8 * 3_600_000, "1w": 7 * 86_400_000}
+    r15 = an.rings.get("15m")
+    held = r15.bars() if r15 is not None else None
+    series = _Series15m([held.t, held.h, held.l] if held is not None else [np.zeros(0, np.int64), np.zeros(0), np.zeros(0)],
+                        candles["15m"])
+    todo: list = []
+    sent = 0
+    for k, c15 in enumerate(candles["15m"]):
+        an.push_candle("15m", *c15)
+        end15 = c15[0] + 15 * MINUTE_MS
+        for tf, q in higher.items():
+            while q and q[0][0] + ends[tf] <= end15:
+                an.push_candle(tf, *q.popleft())
+        inp = an.scan_inputs()
+        if not isinstance(inp, LevelScan):
+            # the 15m window cache, cut from the series, travels with the inputs
+            inp = (*inp, series.cache(inp[0].get("15m"), inp[1].get("15m", float("nan")),
+                                      (len(held) if held is not None else 0) + k + 1))
+        todo.append((an.scan_key(), inp))
+        if len(todo) >= min(chunk, 4 << (2 * sent)):        # 4, 16, 64 ... capped at chunk
+            yield list(zip((k for k, _ in todo), prepare_many(an.finder, [x for _, x in todo])))
+            todo = []
+            sent += 1
+    if todo:
+        yield list(zip((k for k, _ in todo), prepare_many(an.finder, [x for _, x in todo])))
+
+
+class _Series15m:
+    """The whole 15m series a backtest will close (primed candles, then the stream), so a
+    window's swing pivots and forward extremes are slices of arrays computed once instead of
+    recomputed over 500 candles at every close. Both are local (a pivot needs 3 candles each
+    side, a forward extreme the next 12), so inside a window they equal the window's own
+    (only the last 12 forward extremes are cut by the window's end and are recomputed)."""
+
+    def __init__(self, held: list[np.ndarray], stream: list[tuple]) -> None:
+        self.t = np.concatenate([held[0], np.array([c[0] for c in stream], dtype=np.int64)])
+        self.h = np.concatenate([held[1], np.array([c[2] for c in stream], dtype=float)])
+        self.l = np.concatenate([held[2], np.array([c[3] for c in stream], dtype=float)])
+        s = lv.PIVOT_STRENGTH["15m"]
+        self.ph, self.pl = lv.pivots(self.h, self.l, s)
+        self.ph_list, self.pl_list = self.ph.tolist(), self.pl.tolist()   # bisect beats searchsorted per scalar
+        self.fmax = lv._forward_extreme(self.h, lv.LOOKAHEAD, np.maximum, -np.inf)
+        self.fmin = lv._forward_extreme(self.l, lv.LOOKAHEAD, np.minimum, np.inf)
+
+    def cache(self, bars: lv.Bars | None, atr: float, end: int) -> _TfCache | None:
+        """The 15m window cache for `bars` (= series[end - len(bars):end]) built from the
+        series; None if the window is not that slice (then the finder builds its own)."""
+        if bars is None or not (atr == atr and atr > 0):
+            return None
+        n = len(bars)
+        a = end - n
+        K = lv.LOOKAHEAD
+        if (n <= 2 * K or a < 0 or end > len(self.t) or int(self.t[a]) != int(bars.t[0])
+                or int(self.t[end - 1]) != int(bars.t[-1])):
+            return None
+        s = lv.PIVOT_STRENGTH["15m"]
+        ph, pl = self.ph_list, self.pl_list
+        hi_idx = self.ph[bisect_left(ph, a + s):bisect_left(ph, end - s)] - a
+        lo_idx = self.pl[bisect_left(pl, a + s):bisect_left(pl, end - s)] - a
+        nodes = lv.volume_nodes(bars.h, bars.l, bars.v, atr)
+        price = np.concatenate([bars.h[hi_idx], bars.l[lo_idx], np.asarray(nodes, dtype=float)])
+        src = np.repeat(np.arange(3, dtype=np.int64), [len(hi_idx), len(lo_idx), len(nodes)])
+        tms = np.concatenate([bars.t[hi_idx], bars.t[lo_idx], np.full(len(nodes), bars.t[0])]).astype(np.int64)
+        h, l, c = bars.h, bars.l, bars.c
+        tol = lv.TOUCH_ATR * atr
+        rng = h - l
+        nan = np.array([np.nan])
+        # forward extremes: the series' own for all but the last K - 1 candles of the window,
+        # whose K-candle look-ahead the window's end cuts short
+        fmax = np.concatenate([self.fmax[a:end - K + 1], np.maximum.accumulate(h[n - K + 1:][::-1])[::-1], nan])
+        fmin = np.concatenate([self.fmin[a:end - K + 1], np.minimum.accumulate(l[n - K + 1:][::-1])[::-1], nan])
+        prep = lv.TouchPrep(bars, atr, tol, l - tol, h + tol, rng, np.concatenate([nan, c]), np.concatenate([c, nan]),
+                            fmax, fmin, bool(np.any(rng <= 0)), float(h.max() - l.min()), float(bars.v.sum()))
+        return _TfCache(bars, atr, "15m", (price, src, tms), prep)
+
+
+def prepare_many(finder: BestLevelFinder, inputs: list) -> list[LevelScan]:
+    """`finder.prepare(bars, atrs, ref)` for consecutive scans' inputs (bars, atrs, ref[,
+    15m window cache or None]) or ready empty scans, with the
+    work they share done once: touch statistics of an 8h/1w window for all their new level
+    prices in one call, and the features of all their levels in one set of array operations
+    (`_features_arrays`, identical to the per-scan path; tests/test_scan_ahead.py)."""
+    out: list[LevelScan | None] = [None] * len(inputs)
+    pend = []
+    for i, inp in enumerate(inputs):
+        if isinstance(inp, LevelScan):
+            out[i] = inp
+            continue
+        if len(inp) > 3 and inp[3] is not None:
+            finder._caches["15m"] = inp[3]
+        lv_ = finder._levels(*inp[:3])
+        if isinstance(lv_, LevelScan):
+            out[i] = lv_
+        else:
+            pend.append((i, lv_, inp[2], {tf: finder._caches[tf] for tf in lv_.tf_list}))
+    requests: dict[int, tuple[Any, list]] = {}
+    for _, p, _, caches in pend:
+        for tf, cache in caches.items():
+            requests.setdefault(id(cache), (cache, []))[1].append((p.plist, [o == tf for o in p.finest]))
+    for cache, reqs in requests.values():
+        cache.fill(reqs)
+    groups: dict[tuple, list] = {}
+    for item in pend:
+        groups.setdefault(tuple(item[1].tf_list), []).append(item)
+    for tfs, items in groups.items():
+        stats = {tf: np.concatenate([it[3][tf].gather(it[1].plist) for it in items], axis=1) for tf in tfs}
+        cat = [np.concatenate([getattr(it[1], k) for it in items]) for k in ("prices", "tfm", "srm", "first_seen")]
+        plist = [x for it in items for x in it[1].plist]
+        M = finder._features_arrays(stats, cat[0], plist, cat[1], cat[2], cat[3], 0.0, 0.0, []).M
+        a = 0
+        for i, p, ref, _ in items:
+            b = a + len(p.plist)
+            out[i] = LevelScan(ref, p.atr, p.notes, tfs, M[:, a:b])
+            a = b
+    return out  # type: ignore[return-value]
+
+
+def _worker(conn: Any, frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int) -> None:
+    try:
+        for batch in level_scans(frame, symbol, first, n, week0):
+            conn.send(batch)
+        conn.send(None)
+    except (BrokenPipeError, EOFError, OSError):
+        pass                                          # the backtest ended or stopped listening
+    except BaseException:                             # tell the parent why, then end
+        try:
+            conn.send(("error", traceback.format_exc()))
+        except Exception:
+            pass
+    finally:
+        conn.close()
+
+
+def _context() -> Any:
+    """fork where the platform has it (starts in milliseconds, shares the loaded data);
+    spawn elsewhere (Windows, macOS: the frame is pickled to the worker once)."""
+    methods = mp.get_all_start_methods()
+    return mp.get_context("fork" if sys.platform.startswith("linux") and "fork" in methods else "spawn")
+
+
+class ScanAhead:
+    """The agent side: a `scan_source` for IncrementalAnalyzer fed by a worker process.
+
+    Call with the analyzer's scan key at a 15m close; returns the prepared scan the worker
+    made for that state, or None (the analyzer then computes it: a data gap can make the
+    agent's state at a close differ from the worker's, and a dead worker offers nothing).
+    Scans are consumed in time order and dropped once passed, so memory stays flat."""
+
+    def __init__(self, frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int) -> None:
+        ctx = _context()
+        self._conn, child = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_worker, args=(child, frame, symbol, first, n, week0),
+                                 name=f"scan-ahead-{symbol}", daemon=True)
+        self._proc.start()
+        child.close()
+        self._buf: deque = deque()
+        self._done = False
+        self.hits = 0
+        self.misses = 0
+
+    def _more(self) -> bool:
+        """Read the next message; False when the worker has nothing more to give."""
+        if self._done:
+            return False
+        try:
+            msg = self._conn.recv()
+        except (EOFError, OSError):
+            msg = None
+        if isinstance(msg, tuple):                     # ("error", traceback)
+            log.warning("scan-ahead worker failed; the agent computes its scans itself:\n%s", msg[1])
+            msg = None
+        if msg is None:
+            self._done = True
+            return False
+        self._buf.extend(msg)
+        return True
+
+    def __call__(self, key: tuple) -> LevelScan | None:
+        t = key[0][0] if key and key[0] is not None else None
+        if t is None:
+            self.misses += 1
+            return None
+        buf = self._buf
+        while True:
+            while buf and buf[0][0][0][0] < t:         # scans of closes already passed
+                buf.popleft()
+            if buf or not self._more():
+                break
+        if buf and buf[0][0] == key:
+            self.hits += 1
+            return buf.popleft()[1]
+        self.misses += 1
+        return None
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        finally:
+            if self._proc.is_alive():
+                self._proc.terminate()
+            self._proc.join(timeout=5)
