@@ -291,6 +291,45 @@ class _Ring:
         return Bars(self.t[a:b], f[0, a:b], f[1, a:b], f[2, a:b], f[3, a:b], f[4, a:b])
 
 
+class _ListRing:
+    """The 1m ring: the last `cap` closed 1m candles, appended at every bar of a backtest but
+    read only for the charts and an entry's perception (lazy 1m indicators). Plain list
+    appends cost a fraction of writing numpy scalars; arrays are built when read. A trim
+    starts a NEW list, so a `view()` taken earlier keeps reading what it saw."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.rows: list[tuple] = []
+
+    def push(self, t: int, o: float, h: float, l: float, c: float, v: float) -> None:
+        rows = self.rows
+        rows.append((t, o, h, l, c, v))
+        if len(rows) >= 2 * self.cap:            # trim now and then, not at every push
+            self.rows = rows[-self.cap:]
+
+    @property
+    def n(self) -> int:
+        return min(len(self.rows), self.cap)
+
+    def last_time(self) -> int | None:
+        return int(self.rows[-1][0]) if self.rows else None
+
+    def view(self) -> tuple[list[tuple], int]:
+        """The candles held now, in O(1): read them later with `bars_of`."""
+        return self.rows, len(self.rows)
+
+    def bars_of(self, view: tuple[list[tuple], int]) -> Bars:
+        rows, end = view
+        part = rows[max(0, end - self.cap):end]
+        if not part:
+            return Bars(np.zeros(0, dtype=np.int64), *(np.zeros(0),) * 5)
+        cols = list(zip(*part))
+        return Bars(np.array(cols[0], dtype=np.int64), *(np.array(c, dtype=float) for c in cols[1:]))
+
+    def bars(self) -> Bars:
+        return self.bars_of(self.view())
+
+
 class IncrementalAnalyzer:
     """Same result as `analyze()`, computing only what changed since the last call.
 
@@ -307,7 +346,7 @@ class IncrementalAnalyzer:
         self.symbol = symbol
         self.finder = BestLevelFinder(weights)
         self.max_bars = max_bars
-        self.rings: dict[str, _Ring] = {}
+        self.rings: dict[str, _Ring | _ListRing] = {}
         self.states: dict[str, ind.IndicatorState] = {}
         self.snaps: dict[str, dict] = {}
         self._dirty_levels = True
@@ -335,7 +374,7 @@ class IncrementalAnalyzer:
             raise ValueError(f"tf: unknown timeframe {tf!r}; expected {list(TIMEFRAMES)}")
         ring = self.rings.get(tf)
         if ring is None:
-            ring = self.rings[tf] = _Ring(self.max_bars)
+            ring = self.rings[tf] = _ListRing(self.max_bars) if tf == "1m" else _Ring(self.max_bars)
         last = ring.last_time()
         if last is not None and open_time_ms <= last:
             raise ValueError(f"open_time_ms: {tf} candle at {open_time_ms} is not after the last one ({last})")
@@ -373,7 +412,7 @@ class IncrementalAnalyzer:
         lazy = {}
         if "1m" in self.rings:
             ring = self.rings["1m"]
-            lazy["1m"] = lambda b=ring.bars(): _public(snapshot(b))
+            lazy["1m"] = lambda v=ring.view(), r=ring: _public(snapshot(r.bars_of(v)))
         ready = dict(self._public)
         for tf in TIMEFRAMES:
             if tf not in ready and tf not in lazy:

@@ -363,15 +363,15 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
         margin_balance = exchange.margin_balance      # = account().margin_balance, no snapshot
         equity = margin_balance()
         bars = {symbol: None}
-        for k in range(n):
-            i = first + k
-            t = t_l[i]
+        rows = zip(t_l[first:first + n], o_l[first:first + n], h_l[first:first + n], l_l[first:first + n],
+                   c_l[first:first + n], v_l[first:first + n])
+        for k, row in enumerate(rows):
+            t, o, h, l, c, _ = row
             now = t + MINUTE_MS
             clock.now = now
-            cur[0] = i
-            c = c_l[i]
-            on_bar(symbol, o_l[i], h_l[i], l_l[i], c, now - 1)
-            bars[symbol] = (t, o_l[i], h_l[i], l_l[i], c, v_l[i])
+            cur[0] = first + k
+            on_bar(symbol, o, h, l, c, now - 1)
+            bars[symbol] = row
             if step_fn(now, bars):
                 # something happened (a 15m close or an open position): as a replay cycle does
                 # in a position, show the exchange the price at now (a stop the agent just

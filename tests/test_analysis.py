@@ -161,3 +161,23 @@ def test_levels_built_on_first_read_equal_eager_view():
         listed, bs, br = inc._book.view(p)
         assert (got.best_support, got.best_resistance) == (bs, br)
         assert got.levels == listed == analyze("X", frames, p, 8).levels
+
+
+def test_lazy_1m_indicators_read_later_show_the_state_they_were_scored_on():
+    """The 1m indicators are computed on first read (charts, an entry's perception); read after
+    many more 1m candles (past a trim of the 1m ring) they must still be those of the candles
+    held when the analysis was made."""
+    inc = IncrementalAnalyzer("X", max_bars=60)
+    start = 2 * 24 * 60
+    inc.update(aggregate(M1, M1.index[start]), float(M1.close.iloc[start - 1]), 0)
+    for i in range(start, start + 30):
+        r = M1.iloc[i]
+        inc.push_candle("1m", _ms(M1.index[i]), r.open, r.high, r.low, r.close, r.volume)
+    early = inc.score(float(M1.close.iloc[start + 29]), 1)
+    want = analyze("X", {"1m": M1.iloc[:start + 30].iloc[-60:]}, float(M1.close.iloc[start + 29]), 1).indicators["1m"]
+    for i in range(start + 30, start + 200):          # > 2 x max_bars more: the ring trims
+        r = M1.iloc[i]
+        inc.push_candle("1m", _ms(M1.index[i]), r.open, r.high, r.low, r.close, r.volume)
+    late = inc.score(float(M1.close.iloc[start + 199]), 2)
+    assert early.indicators["1m"] == pytest.approx(want, rel=1e-12, nan_ok=True)
+    assert late.indicators["1m"]["ema_fast"] != early.indicators["1m"]["ema_fast"]
