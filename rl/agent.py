@@ -319,13 +319,15 @@ class TradingAgent(RecoveryMixin):
         return out
 
     # ================================================================== backtest driver
-    def prime(self, symbol: str, frames_closed: Mapping[str, Any], price: float, time_ms: int) -> None:
+    def prime(self, symbol: str, frames_closed: Mapping[str, Any], price: float, time_ms: int,
+              scan_source: Callable[[tuple], Any] | None = None) -> None:
         """Seed a symbol's analyzer with history before stepping (backtest warm-up).
 
         `frames_closed` holds the candles closed by `time_ms`. The higher-timeframe candle
         forming at `time_ms` is started from the 1m bars of frames_closed["1m"] inside its
         bucket, so the first 15m/8h/1w candle `step()` completes is the whole candle: give 1m
         history back to the start of the current week for an exact first weekly candle.
+        `scan_source`: the analyzer's source of level scans prepared ahead (rl.scan_ahead).
         """
         rt = self._rt[symbol]
         frames = dict(frames_closed)
@@ -336,6 +338,8 @@ class TradingAgent(RecoveryMixin):
             # forming candles below) would be pushed only to drop all but those again
             frames["1m"] = m1.iloc[-cap:]
         rt.analysis = rt.analyzer.update(frames, price, time_ms)
+        if scan_source is not None:
+            rt.analyzer.scan_source = scan_source
         for tf in HIGHER_TFS:
             df = frames_closed.get(tf)
             if df is not None and len(df):

@@ -343,22 +343,22 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
     eq = [0.0] * n                   # a list: storing a float is cheaper than into numpy
     show = sys.stderr.isatty() if progress is None else progress
     bar = None
-    if show:
-        from tqdm import tqdm
-        bar = tqdm(total=n, unit="bar", file=sys.stderr, mininterval=0.5, desc=f"backtest {symbol}")
     started = time.perf_counter()
     ahead = None
     try:
         week0 = int(np.searchsorted(open_ms, int(bucket_start(t_l[first], "1w")), side="left"))
         if scan_ahead or (scan_ahead is None and n >= SCAN_AHEAD_MIN_BARS):
             from rl.scan_ahead import ScanAhead
-            ahead = ScanAhead(frame, symbol, first, n, week0)   # starts first: it primes too
+            # first: it primes too; and before tqdm starts its monitor thread (a fork
+            # should copy a single-threaded process)
+            ahead = ScanAhead(frame, symbol, first, n, week0)
+        if show:
+            from tqdm import tqdm
+            bar = tqdm(total=n, unit="bar", file=sys.stderr, mininterval=0.5, desc=f"backtest {symbol}")
         agent.startup()                              # what the replay runner does first
         frames, price0, cut = prime_frames(frame, first, week0)
-        agent.prime(symbol, frames, price0, cut)
+        agent.prime(symbol, frames, price0, cut, scan_source=ahead)
         del frames
-        if ahead is not None:
-            agent._rt[symbol].analyzer.scan_source = ahead
         on_bar, on_price, step_fn = exchange.on_bar, exchange.on_price, agent.step
         margin_balance = exchange.margin_balance      # = account().margin_balance, no snapshot
         equity = margin_balance()
