@@ -351,7 +351,10 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
             from rl.scan_ahead import ScanAhead
             # first: it primes too; and before tqdm starts its monitor thread (a fork
             # should copy a single-threaded process)
-            ahead = ScanAhead(frame, symbol, first, n, week0)
+            try:
+                ahead = ScanAhead(frame, symbol, first, n, week0)
+            except OSError as exc:                   # no processes allowed here: one is enough
+                log.warning("scan-ahead worker could not start (%s); running in one process", exc)
         if show:
             from tqdm import tqdm
             bar = tqdm(total=n, unit="bar", file=sys.stderr, mininterval=0.5, desc=f"backtest {symbol}")
