@@ -358,6 +358,7 @@ class IncrementalAnalyzer:
         # one Bars object per timeframe until its next candle: the level finder recognises an
         # unchanged 8h/1w window by identity and reuses its candidates and touch statistics
         self._bars: dict[str, Bars] = {}
+        self._trend_memo: tuple | None = None     # ((8h snap, 1w snap), (trend pair, notes))
         # key -> prepared LevelScan or None (see score); set by a backtest with scans ahead
         self.scan_source: Callable[[tuple], LevelScan | None] | None = None
 
@@ -435,6 +436,18 @@ class IncrementalAnalyzer:
             key.append((int(r.t[end]), r.n, *r.f[:, end].tolist(), atr if atr == atr else None))  # NaN != NaN
         return tuple(key)
 
+    def _static_of(self, book: LevelBook) -> tuple[tuple[dict, dict], list[str]]:
+        """`_static(self.snaps, book)`, reusing the trend component while the 8h and 1w
+        snapshots (new dicts at each of their closes) are the same objects: 31 of 32 rescans."""
+        snaps = self.snaps
+        key = (snaps.get("8h"), snaps.get("1w"))
+        memo = self._trend_memo
+        if memo is None or memo[0][0] is not key[0] or memo[0][1] is not key[1]:
+            added: list[str] = []
+            memo = self._trend_memo = (key, (sig.trend_component(snaps, added), added))
+        notes = list(book.notes)
+        return sig.static_components(snaps, notes, trend=memo[1]), notes
+
     def _level_bars(self) -> dict[str, Bars]:
         bars = {}
         for tf, r in self.rings.items():
@@ -462,7 +475,7 @@ class IncrementalAnalyzer:
             if scan is None:
                 scan = self.prepare_scan()
             self._book = self.finder.rank(scan)
-            self._static, self._static_notes = _static(self.snaps, self._book)
+            self._static, self._static_notes = self._static_of(self._book)
             self._dirty_levels = False
         notes = [f"{tf}: no candles supplied" for tf in TIMEFRAMES if tf not in self.rings]
         return _assemble(self.symbol, price, time_ms, self.snaps, self._book, self._static,

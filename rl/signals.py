@@ -132,10 +132,18 @@ def volume_component(s: dict | None, notes: list[str]):
     return _pair(pts if body > 0 else 0.0, pts if body < 0 else 0.0, "volume", why)
 
 
-def static_components(snaps: dict[str, dict], notes: list[str]) -> tuple[dict, dict]:
-    """The components that do not depend on the live price (cached between candle closes)."""
+def static_components(snaps: dict[str, dict], notes: list[str],
+                      trend: tuple[tuple, list[str]] | None = None) -> tuple[dict, dict]:
+    """The components that do not depend on the live price (cached between candle closes).
+    `trend`: (trend_component's result, the notes it added) from an earlier call on the same
+    8h and 1w snapshots (the trend reads nothing else), reused instead of recomputed."""
     s15 = snaps.get("15m")
-    parts = {"trend": trend_component(snaps, notes), "rsi": rsi_component(s15, notes),
+    if trend is None:
+        tr = trend_component(snaps, notes)
+    else:
+        tr = trend[0]
+        notes.extend(trend[1])
+    parts = {"trend": tr, "rsi": rsi_component(s15, notes),
              "macd": macd_component(s15, notes), "volume": volume_component(s15, notes)}
     return {k: v[0] for k, v in parts.items()}, {k: v[1] for k, v in parts.items()}
 

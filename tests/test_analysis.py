@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rl.analysis import TIMEFRAMES, IncrementalAnalyzer, analyze
+from rl.analysis import TIMEFRAMES, IncrementalAnalyzer, _static, analyze
 from tests.conftest import make_candles
 from tests.test_signals import aggregate
 
@@ -118,6 +118,8 @@ def test_incremental_across_8h_close_and_weight_change_equals_fresh():
             want = analyze("X", aggregate(M1, end), price, i, weights=use)
             assert got.long_score == pytest.approx(want.long_score, abs=1e-9)
             assert got.short_score == pytest.approx(want.short_score, abs=1e-9)
+            # the trend component kept between 8h closes equals one computed now, notes too
+            assert (inc._static, inc._static_notes) == _static(inc.snaps, inc._book)
             assert [x.price for x in got.levels] == [x.price for x in want.levels]
             assert [x.score for x in got.levels] == pytest.approx([x.score for x in want.levels], abs=1e-9)
             assert [x.to_dict()["touches"] for x in got.levels] == [x.to_dict()["touches"] for x in want.levels]
