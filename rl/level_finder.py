@@ -307,7 +307,7 @@ class _TfCache:
         self.prep = lv.touch_prep(bars, atr) if prep is None else prep
         self.memo: dict[float, int] = {}           # price -> column of self.table
         self.full: list[bool] = []                 # per column: event/volume rows computed
-        self.table = np.zeros((7, 64))             # stats per memo column (capacity doubles)
+        self.table = _NO_TABLE                     # stats per memo column (capacity doubles)
         self.used = 0
 
     def same(self, bars: lv.Bars, atr: float) -> bool:
@@ -346,6 +346,21 @@ class _TfCache:
                                                               self.prep, events=ev)), ev)
         return self.table[:, [memo[p] for p in plist]]
 
+    @staticmethod
+    def fresh(windows: list[tuple["_TfCache", np.ndarray, list[bool]]]) -> list[np.ndarray]:
+        """`stats(prices, plist, full)` for several windows of one timeframe, each read by one
+        scan only (a backtest's 15m windows), in one `lv.touch_stats_many` call and without
+        the memo (storing what nobody reads again would only cost). Same numbers: a level's
+        row depends only on its window, ATR and price (event rows where no level of a window
+        needs them may hold numbers instead of NaN; `_features_arrays` never reads them)."""
+        m = _as_matrix(lv.touch_stats_many([(c.prep, p) for c, p, _ in windows], windows[0][0].tf,
+                                           events=any(any(f) for _, _, f in windows)))
+        out, a = [], 0
+        for _, p, _ in windows:
+            out.append(m[:, a:a + len(p)])
+            a += len(p)
+        return out
+
     def fill(self, requests: list[tuple[list[float], list[bool]]]) -> None:
         """Compute, in one touch_stats call, the statistics that several scans of this window
         will `gather` (a chunk of 15m closes shares one 8h/1w window): the same numbers as
@@ -372,7 +387,7 @@ class _TfCache:
     def _store(self, plist: list[float], m: np.ndarray, full: bool) -> None:
         k, base = len(plist), self.used
         if base + k > self.table.shape[1]:
-            grown = np.zeros((7, max(2 * self.table.shape[1], base + k)))
+            grown = np.zeros((7, max(2 * self.table.shape[1], base + k, 64)))
             grown[:, :base] = self.table[:, :base]
             self.table = grown
         self.table[:, base:base + k] = m
@@ -380,6 +395,9 @@ class _TfCache:
             self.memo[p] = base + q
         self.full.extend([full] * k)
         self.used = base + k
+
+
+_NO_TABLE = np.zeros((7, 0))   # shared and never written: `_store` allocates on first use
 
 
 def _as_matrix(s: lv.TouchStats) -> np.ndarray:
@@ -400,6 +418,23 @@ def _mtf_table(tfs: tuple[str, ...]) -> list:
 
 
 _LOG31 = math.log1p(DURATION_DAYS_FULL)
+
+
+class _DurationMemo(dict):
+    """duration_days feature by days value, with `level_features`' very expression: days
+    are differences of candle times, so the same few values recur at every scan and a dict
+    lookup replaces the log. (Days are never NaN or -0.0, which a dict would conflate.)"""
+
+    LIMIT = 1 << 16
+
+    def __missing__(self, d: float) -> float:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        v = self[d] = min(1.0, math.log1p(max(d, 0.0)) / _LOG31)
+        return v
+
+
+_DURATION = _DurationMemo()
 _TF_CODE = {tf: i for i, tf in enumerate(lv.LEVEL_TIMEFRAMES)}
 _MASK_TF = [next((tf for i, tf in enumerate(lv.LEVEL_TIMEFRAMES) if m >> i & 1), "") for m in range(8)]
 _MASK_SRC = [tuple(sorted(s for i, s in enumerate(lv.SOURCES) if m >> i & 1)) for m in range(8)]
@@ -444,6 +479,12 @@ class BestLevelFinder:
 
     def _levels(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> "_Levels | LevelScan":
         """The merged levels of a scan before their touch statistics (or the empty scan)."""
+        c = self._candidates(bars, atrs, ref_price)
+        return c if isinstance(c, LevelScan) else _merged([c])[0]
+
+    def _candidates(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> "_Cands | LevelScan":
+        """A scan's candidates on every timeframe with a usable ATR, within reach of the
+        reference price, before the merge (or the empty scan)."""
         notes: list[str] = []
         tfs = [tf for tf in lv.LEVEL_TIMEFRAMES if tf in bars and len(bars[tf]) > 0]
         good_atr = {tf: atrs.get(tf, float("nan")) for tf in tfs}
@@ -475,13 +516,7 @@ class BestLevelFinder:
         else:
             span = lv.RANGE_ATR_8H * 5.0 * merge_atr
         keep = np.abs(price - ref_price) <= span
-        prices, tfm, srm, first_seen = lv.merge_arrays(price[keep], code[keep], src[keep], tms[keep],
-                                                       lv.MERGE_ATR * merge_atr)
-        if not len(prices):
-            return LevelScan.empty(ref_price, merge_atr, notes)
-        plist = prices.tolist()
-        return _Levels(prices, plist, tfm, srm, first_seen, tf_list, [_MASK_TF[m] for m in tfm.tolist()],
-                       merge_atr, notes)
+        return _Cands(price[keep], code[keep], src[keep], tms[keep], tf_list, merge_atr, notes, ref_price)
 
     def rank(self, scan: "LevelScan") -> LevelBook:
         """Score every level of `scan` with this finder's weights and rank them (best score
@@ -537,7 +572,7 @@ class BestLevelFinder:
         last = Lm.max(axis=0)
         days = np.where(touched, (last - np.where(touched, first, last)) / 86_400_000, 0.0)
         days_l = days.tolist()
-        duration = [min(1.0, math.log1p(max(d, 0.0)) / _LOG31) for d in days_l]
+        duration = list(map(_DURATION.__getitem__, days_l))
         mask = np.zeros(L, dtype=np.int64)
         for tf, need, _ in MULTI_TF_RULE:
             if tf in stats:
@@ -592,7 +627,7 @@ class BestLevelFinder:
                     days.append((la - min(good)) / 86_400_000 if good else 0.0)
                 else:                            # touched everywhere: min(good) == min(fs)
                     days.append((la - mn) / 86_400_000)
-        duration = [min(1.0, math.log1p(max(d, 0.0)) / _LOG31) for d in days]
+        duration = list(map(_DURATION.__getitem__, days))
         mask = [0] * L
         for tf, need, _ in MULTI_TF_RULE:
             if tf in stats:
@@ -606,6 +641,32 @@ class BestLevelFinder:
         M = np.array([plist, vd, tb, bm, fb, duration, mtf, vr, bounces, mean_move, failed, days,
                       first_seen.tolist(), last_l, srm.tolist(), tfm.tolist(), *(r[0] for r in rows)], dtype=float)
         return LevelScan(ref_price, atr, notes, tuple(tf_list), M)
+
+
+class _Cands(NamedTuple):
+    """A scan's candidates kept for the merge (`BestLevelFinder._candidates`)."""
+    price: np.ndarray
+    code: np.ndarray         # timeframe code per candidate
+    src: np.ndarray          # source code per candidate
+    tms: np.ndarray          # time per candidate
+    tf_list: list[str]       # timeframes with a usable ATR, finest first
+    atr: float               # ATR the levels are merged with (15m when usable)
+    notes: list[str]
+    ref_price: float
+
+
+def _merged(cands: list[_Cands]) -> list["_Levels | LevelScan"]:
+    """Each scan's candidates merged into levels (or its empty scan); the merges of many
+    scans run together (`lv.merge_arrays_many`, identical to one at a time)."""
+    out: list[_Levels | LevelScan] = []
+    for c, (prices, tfm, srm, first_seen) in zip(cands, lv.merge_arrays_many(
+            [(c.price, c.code, c.src, c.tms, lv.MERGE_ATR * c.atr) for c in cands])):
+        if not len(prices):
+            out.append(LevelScan.empty(c.ref_price, c.atr, c.notes))
+        else:
+            out.append(_Levels(prices, prices.tolist(), tfm, srm, first_seen, c.tf_list,
+                               [_MASK_TF[m] for m in tfm.tolist()], c.atr, c.notes))
+    return out
 
 
 class _Levels(NamedTuple):

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rl import levels as lv
-from rl.level_finder import BestLevelFinder, LevelScan, _TfCache
+from rl.level_finder import BestLevelFinder, LevelScan, _merged, _TfCache
 from rl.market import aggregate_arrays, bucket_end, index_to_ms
 
 log = logging.getLogger(__name__)
@@ -66,11 +66,11 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
         cols[c] = np.zeros(hi, dtype=np.int64)       # unused here; integer zeros sum for free
     candles = {}
     for tf in ("15m", "8h", "1w"):
-        t, agg = aggregate_arrays(open_ms, cols, tf)
-        # closed by the last tested bar and newer than what the prime already holds
-        keep = np.asarray(bucket_end(t, tf)) <= last_close
-        if primed[tf] is not None:
-            keep &= t > primed[tf]
+        # the 1m bars after the prime's last candle of tf form the newer candles: only those
+        # are aggregated (the fsum of every volume is most of this setup's cost)
+        lo = 0 if primed[tf] is None else int(np.searchsorted(open_ms, bucket_end(primed[tf], tf), side="right"))
+        t, agg = aggregate_arrays(open_ms[lo:], {c: v[lo:] for c, v in cols.items()}, tf)
+        keep = np.asarray(bucket_end(t, tf)) <= last_close       # closed by the last tested bar
         candles[tf] = [(int(x), *row) for x, row in zip(
             t[keep].tolist(),
             zip(*(agg[c][keep].tolist() for c in ("open", "high", "low", "close", "volume"))))]
@@ -80,7 +80,8 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
     held = r15.bars() if r15 is not None else None
     series = _Series15m([held.t, held.h, held.l] if held is not None else [np.zeros(0, np.int64), np.zeros(0), np.zeros(0)],
                         candles["15m"])
-    todo: list = []
+    base = len(held) if held is not None else 0
+    todo: list = []                                   # (scan key, inputs, 15m window or None)
     sent = 0
     for k, c15 in enumerate(candles["15m"]):
         an.push_candle("15m", *c15)
@@ -89,25 +90,31 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
             while q and q[0][0] + ends[tf] <= end15:
                 an.push_candle(tf, *q.popleft())
         inp = an.scan_inputs()
-        if not isinstance(inp, LevelScan):
-            # the 15m window cache, cut from the series, travels with the inputs
-            inp = (*inp, series.cache(inp[0].get("15m"), inp[1].get("15m", float("nan")),
-                                      (len(held) if held is not None else 0) + k + 1))
-        todo.append((an.scan_key(), inp))
+        win = None if isinstance(inp, LevelScan) else (inp[0].get("15m"), inp[1].get("15m", float("nan")), base + k + 1)
+        todo.append((an.scan_key(), inp, win))
         if len(todo) >= min(chunk, 4 << (2 * sent)):        # 4, 16, 64 ... capped at chunk
-            yield list(zip((k for k, _ in todo), prepare_many(an.finder, [x for _, x in todo])))
+            yield _prepared(an.finder, series, todo)
             todo = []
             sent += 1
     if todo:
-        yield list(zip((k for k, _ in todo), prepare_many(an.finder, [x for _, x in todo])))
+        yield _prepared(an.finder, series, todo)
+
+
+def _prepared(finder: BestLevelFinder, series: "_Series15m", todo: list) -> list[tuple[tuple, LevelScan]]:
+    """(scan key, prepared scan) for a chunk of closes (scan key, inputs, 15m window): the
+    15m window caches, cut from the series, travel with the inputs."""
+    caches = iter(series.caches([w for _, _, w in todo if w is not None]))
+    inputs = [inp if w is None else (*inp, next(caches)) for _, inp, w in todo]
+    return list(zip([key for key, _, _ in todo], prepare_many(finder, inputs)))
 
 
 class _Series15m:
     """The whole 15m series a backtest will close (primed candles, then the stream), so a
-    window's swing pivots and forward extremes are slices of arrays computed once instead of
-    recomputed over 500 candles at every close. Both are local (a pivot needs 3 candles each
-    side, a forward extreme the next 12), so inside a window they equal the window's own
-    (only the last 12 forward extremes are cut by the window's end and are recomputed)."""
+    window's swing pivots, forward extremes and zero-range count are slices of arrays
+    computed once instead of recomputed over 500 candles at every close. All are local (a
+    pivot needs 3 candles each side, a forward extreme the next 12), so inside a window they
+    equal the window's own (only the last 12 forward extremes are cut by the window's end
+    and are recomputed)."""
 
     def __init__(self, held: list[np.ndarray], stream: list[tuple]) -> None:
         self.t = np.concatenate([held[0], np.array([c[0] for c in stream], dtype=np.int64)])
@@ -116,80 +123,136 @@ class _Series15m:
         s = lv.PIVOT_STRENGTH["15m"]
         self.ph, self.pl = lv.pivots(self.h, self.l, s)
         self.ph_list, self.pl_list = self.ph.tolist(), self.pl.tolist()   # bisect beats searchsorted per scalar
+        # each pivot's candidate columns (price, source code, time), sliced per window
+        self.ph_cand = (self.h[self.ph], np.zeros(len(self.ph), np.int64), self.t[self.ph])
+        self.pl_cand = (self.l[self.pl], np.ones(len(self.pl), np.int64), self.t[self.pl])
         self.fmax = lv._forward_extreme(self.h, lv.LOOKAHEAD, np.maximum, -np.inf)
         self.fmin = lv._forward_extreme(self.l, lv.LOOKAHEAD, np.minimum, np.inf)
+        self.rng = self.h - self.l
+        self.zero_before = np.concatenate([[0], np.cumsum(self.rng <= 0)]).tolist()  # zero-range candles before i
 
-    def cache(self, bars: lv.Bars | None, atr: float, end: int) -> _TfCache | None:
-        """The 15m window cache for `bars` (= series[end - len(bars):end]) built from the
-        series; None if the window is not that slice (then the finder builds its own)."""
+    def caches(self, windows: list[tuple[lv.Bars | None, float, int]]) -> list[_TfCache | None]:
+        """The 15m window cache of each (bars, atr, end), bars = series[end - len(bars):end],
+        built from the series, with the windows' volume nodes found together; None for a
+        window that is not that slice or has no usable ATR (the finder builds its own)."""
+        fits = [self._fits(*w) for w in windows]
+        ext = [(float(b.l.min()), float(b.h.max())) if f else None for (b, _, _), f in zip(windows, fits)]
+        nodes = iter(lv.volume_nodes_many([(b.h, b.l, b.v, atr, e)
+                                           for (b, atr, _), f, e in zip(windows, fits, ext) if f]))
+        return [self._cache(b, atr, end, next(nodes), e) if f else None
+                for (b, atr, end), f, e in zip(windows, fits, ext)]
+
+    def _fits(self, bars: lv.Bars | None, atr: float, end: int) -> bool:
+        """Whether `bars` is series[end - len(bars):end] (long enough for the cut forward
+        extremes) with a usable ATR."""
         if bars is None or not (atr == atr and atr > 0):
-            return None
+            return False
+        n = len(bars)
+        a = end - n
+        return not (n <= 2 * lv.LOOKAHEAD or a < 0 or end > len(self.t) or int(self.t[a]) != int(bars.t[0])
+                    or int(self.t[end - 1]) != int(bars.t[-1]))
+
+    def _cache(self, bars: lv.Bars, atr: float, end: int, nodes: np.ndarray,
+               extremes: tuple[float, float]) -> _TfCache:
+        """The cache of a window that `_fits`, given its volume nodes and (lowest low,
+        highest high)."""
         n = len(bars)
         a = end - n
         K = lv.LOOKAHEAD
-        if (n <= 2 * K or a < 0 or end > len(self.t) or int(self.t[a]) != int(bars.t[0])
-                or int(self.t[end - 1]) != int(bars.t[-1])):
-            return None
         s = lv.PIVOT_STRENGTH["15m"]
-        ph, pl = self.ph_list, self.pl_list
-        hi_idx = self.ph[bisect_left(ph, a + s):bisect_left(ph, end - s)] - a
-        lo_idx = self.pl[bisect_left(pl, a + s):bisect_left(pl, end - s)] - a
-        nodes = lv.volume_nodes(bars.h, bars.l, bars.v, atr)
-        price = np.concatenate([bars.h[hi_idx], bars.l[lo_idx], np.asarray(nodes, dtype=float)])
-        src = np.repeat(np.arange(3, dtype=np.int64), [len(hi_idx), len(lo_idx), len(nodes)])
-        tms = np.concatenate([bars.t[hi_idx], bars.t[lo_idx], np.full(len(nodes), bars.t[0])]).astype(np.int64)
         h, l, c = bars.h, bars.l, bars.c
+        i = slice(bisect_left(self.ph_list, a + s), bisect_left(self.ph_list, end - s))
+        j = slice(bisect_left(self.pl_list, a + s), bisect_left(self.pl_list, end - s))
+        (hp, hs, ht), (lp, ls, lt), k = self.ph_cand, self.pl_cand, len(nodes)
+        cands = (np.concatenate([hp[i], lp[j], nodes]), np.concatenate([hs[i], ls[j], np.full(k, 2, np.int64)]),
+                 np.concatenate([ht[i], lt[j], np.full(k, bars.t[0])]))
         tol = lv.TOUCH_ATR * atr
-        rng = h - l
-        nan = np.array([np.nan])
+        nan = _NAN
         # forward extremes: the series' own for all but the last K - 1 candles of the window,
         # whose K-candle look-ahead the window's end cuts short
-        fmax = np.concatenate([self.fmax[a:end - K + 1], np.maximum.accumulate(h[n - K + 1:][::-1])[::-1], nan])
-        fmin = np.concatenate([self.fmin[a:end - K + 1], np.minimum.accumulate(l[n - K + 1:][::-1])[::-1], nan])
-        prep = lv.TouchPrep(bars, atr, tol, l - tol, h + tol, rng, np.concatenate([nan, c]), np.concatenate([c, nan]),
-                            fmax, fmin, bool(np.any(rng <= 0)), float(h.max() - l.min()), float(bars.v.sum()))
-        return _TfCache(bars, atr, "15m", (price, src, tms), prep)
+        fmax = np.concatenate([self.fmax[a:end - K + 1], np.maximum.accumulate(h[:n - K:-1])[::-1], nan])
+        fmin = np.concatenate([self.fmin[a:end - K + 1], np.minimum.accumulate(l[:n - K:-1])[::-1], nan])
+        prep = lv.TouchPrep(bars, atr, tol, l - tol, h + tol, self.rng[a:end], np.concatenate([nan, c]),
+                            np.concatenate([c, nan]), fmax, fmin, self.zero_before[end] > self.zero_before[a],
+                            extremes[1] - extremes[0], float(bars.v.sum()))
+        return _TfCache(bars, atr, "15m", cands, prep)
+
+
+_NAN = np.array([np.nan])
 
 
 def prepare_many(finder: BestLevelFinder, inputs: list) -> list[LevelScan]:
     """`finder.prepare(bars, atrs, ref)` for consecutive scans' inputs (bars, atrs, ref[,
-    15m window cache or None]) or ready empty scans, with the
-    work they share done once: touch statistics of an 8h/1w window for all their new level
-    prices in one call, and the features of all their levels in one set of array operations
-    (`_features_arrays`, identical to the per-scan path; tests/test_scan_ahead.py)."""
+    15m window cache or None]) or ready empty scans, with the work they share done once
+    (touch statistics of an 8h/1w window for all their new level prices in one call) and
+    the rest done for all of them together: the merges (`lv.merge_arrays_many`), the 15m
+    windows' touch statistics (`lv.touch_stats_many`) and the features of all their levels
+    (`_features_arrays`). Each a few dozen vector operations whose fixed cost, paid once
+    per chunk instead of once per scan, was most of a scan's; the results are identical to
+    the per-scan path (tests/test_scan_ahead.py)."""
     out: list[LevelScan | None] = [None] * len(inputs)
-    pend = []
+    cands = []
     for i, inp in enumerate(inputs):
         if isinstance(inp, LevelScan):
             out[i] = inp
             continue
         if len(inp) > 3 and inp[3] is not None:
             finder._caches["15m"] = inp[3]
-        lv_ = finder._levels(*inp[:3])
-        if isinstance(lv_, LevelScan):
-            out[i] = lv_
+        c = finder._candidates(*inp[:3])
+        if isinstance(c, LevelScan):
+            out[i] = c
+        else:   # the window caches as they are now: later scans of the chunk replace them
+            cands.append((i, c, {tf: finder._caches[tf] for tf in c.tf_list}))
+    pend = []
+    for (i, c, caches), p in zip(cands, _merged([c for _, c, _ in cands])):
+        if isinstance(p, LevelScan):
+            out[i] = p
         else:
-            pend.append((i, lv_, inp[2], {tf: finder._caches[tf] for tf in lv_.tf_list}))
-    requests: dict[int, tuple[Any, list]] = {}
-    for _, p, _, caches in pend:
-        for tf, cache in caches.items():
-            requests.setdefault(id(cache), (cache, []))[1].append((p.plist, [o == tf for o in p.finest]))
-    for cache, reqs in requests.values():
-        cache.fill(reqs)
+            pend.append((i, p, c.ref_price, caches))
+    stats = _window_stats([(it[1], it[3]) for it in pend])
     groups: dict[tuple, list] = {}
-    for item in pend:
-        groups.setdefault(tuple(item[1].tf_list), []).append(item)
+    for k, item in enumerate(pend):
+        groups.setdefault(tuple(item[1].tf_list), []).append((item, stats[k]))
     for tfs, items in groups.items():
-        stats = {tf: np.concatenate([it[3][tf].gather(it[1].plist) for it in items], axis=1) for tf in tfs}
-        cat = [np.concatenate([getattr(it[1], k) for it in items]) for k in ("prices", "tfm", "srm", "first_seen")]
-        plist = [x for it in items for x in it[1].plist]
-        M = finder._features_arrays(stats, cat[0], plist, cat[1], cat[2], cat[3], 0.0, 0.0, []).M
+        S = {tf: np.concatenate([st[tf] for _, st in items], axis=1) for tf in tfs}
+        cat = [np.concatenate([getattr(it[1], k) for it, _ in items]) for k in ("prices", "tfm", "srm", "first_seen")]
+        plist = [x for it, _ in items for x in it[1].plist]
+        M = finder._features_arrays(S, cat[0], plist, cat[1], cat[2], cat[3], 0.0, 0.0, []).M
         a = 0
-        for i, p, ref, _ in items:
+        for (i, p, ref, _), _ in items:
             b = a + len(p.plist)
             out[i] = LevelScan(ref, p.atr, p.notes, tfs, M[:, a:b])
             a = b
     return out  # type: ignore[return-value]
+
+
+def _window_stats(scans: list[tuple[Any, dict[str, _TfCache]]]) -> list[dict[str, np.ndarray]]:
+    """Per scan (its levels, its window cache per timeframe), the (7, levels) touch
+    statistics per timeframe, as `_TfCache.stats` gives them. Windows that one scan alone
+    reads (the 15m windows, new at every close) are computed together per timeframe
+    (`_TfCache.fresh`); a window several scans share (8h/1w) computes their new prices in
+    one `fill`, then each scan gathers its own."""
+    readers: dict[int, list[tuple[int, str]]] = {}
+    for k, (_, caches) in enumerate(scans):
+        for tf, cache in caches.items():
+            readers.setdefault(id(cache), []).append((k, tf))
+    out: list[dict[str, np.ndarray]] = [{} for _ in scans]
+    alone: dict[str, list[tuple[int, _TfCache]]] = {}
+    for reads in readers.values():
+        if len(reads) == 1:
+            k, tf = reads[0]
+            alone.setdefault(tf, []).append((k, scans[k][1][tf]))
+            continue
+        cache = scans[reads[0][0]][1][reads[0][1]]
+        full = [[o == tf for o in scans[k][0].finest] for k, tf in reads]
+        cache.fill([(scans[k][0].plist, f) for (k, _), f in zip(reads, full)])
+        for k, tf in reads:
+            out[k][tf] = cache.gather(scans[k][0].plist)
+    for tf, items in alone.items():
+        mats = _TfCache.fresh([(c, scans[k][0].prices, [o == tf for o in scans[k][0].finest]) for k, c in items])
+        for (k, _), m in zip(items, mats):
+            out[k][tf] = m
+    return out
 
 
 def _worker(conn: Any, frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int) -> None:

@@ -310,3 +310,111 @@ def test_merge_arrays_equals_merge():
                 [c.timeframes for c in want]
             assert [tuple(sorted(x for i, x in enumerate(lv.SOURCES) if m >> i & 1)) for m in srm.tolist()] == \
                 [c.sources for c in want]
+
+
+# ------------------------------------------------- batched forms (a backtest worker's chunks)
+
+def assert_identical(got, want):
+    """Same dtype and the very same numbers (NaN where NaN): the batched forms promise bits."""
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def _windows(bars, n, step, atr_scale=1.0):
+    """Sliding windows of `bars` (n candles, every `step`), each with its own ATR."""
+    out = []
+    for end in range(n, len(bars) + 1, step):
+        w = lv.Bars(*(x[end - n:end] for x in (bars.t, bars.o, bars.h, bars.l, bars.c, bars.v)))
+        out.append((w, atr_scale * float(np.mean(w.h - w.l)) * (1 + 0.01 * (end % 7))))
+    return out
+
+
+def _check_touch_stats_many(jobs, tf):
+    """touch_stats_many over (bars, atr, prices) jobs == touch_stats of each job, with and
+    without events."""
+    preps = [(lv.touch_prep(b, a), p) for b, a, p in jobs]
+    for events in (True, False):
+        got = lv.touch_stats_many(preps, tf, events=events)
+        k = 0
+        for b, a, p in jobs:
+            want = lv.touch_stats(b, p, a, tf, events=events)
+            for f in lv.TouchStats.__dataclass_fields__:
+                assert_identical(getattr(got, f)[k:k + len(p)], getattr(want, f))
+            k += len(p)
+        assert k == len(got.touches)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_touch_stats_many_equals_one_window_at_a_time_generated(seed):
+    rng = np.random.default_rng(300 + seed)
+    tf = ("15m", "8h")[seed % 2]
+    bars = generated_bars(700, seed, tf, flat_every=5 if seed % 2 else 0)   # zero-range candles too
+    jobs = []
+    for i, (w, atr) in enumerate(_windows(bars, 500, 17)):
+        lo, hi = float(w.l.min()), float(w.h.max())
+        k = int(rng.integers(0, 40)) if i != 2 else 0                        # one window without levels
+        jobs.append((w, atr, np.sort(np.concatenate([rng.uniform(lo - 1, hi + 1, k), w.h[-3:], w.l[:2]]))))
+    short = generated_bars(3, seed + 9, tf)                                   # windows of different lengths
+    jobs.insert(1, (short, float(np.mean(short.h - short.l)), np.array([short.l[0], short.h[-1], 1e9])))
+    _check_touch_stats_many(jobs, tf)
+    _check_touch_stats_many(jobs[3:4], tf)                                  # one window
+    _check_touch_stats_many([(w, a, np.array([1e9, -1e9])) for w, a, _ in jobs[:3]], tf)   # nothing touched
+
+
+def test_touch_stats_many_on_constructed_paths():
+    closes, pierce = support_path()
+    bars = path_bars(closes, pierce)
+    prices = np.array([94.0, 99.75, 100.0, 100.25, 103.0, 106.0, 200.0])
+    _check_touch_stats_many([(bars, 1.0, prices), (bars, 0.5, prices[::-1].copy()), (bars, 2.0, prices[2:4])], "15m")
+
+
+@pytest.mark.shared_data
+def test_touch_stats_many_equals_one_window_at_a_time_real(shared_data_dir):
+    bars = real_bars(shared_data_dir)["15m"]
+    jobs = [(w, a, np.linspace(float(w.l.min()), float(w.h.max()), 25)) for w, a in _windows(bars, 300, 41)]
+    _check_touch_stats_many(jobs, "15m")
+
+
+def _check_volume_nodes_many(windows):
+    for with_extremes in (False, True):
+        batch = [(w.h, w.l, w.v, a, (float(w.l.min()), float(w.h.max())) if with_extremes and len(w) else None)
+                 for w, a in windows]
+        for (w, a), got in zip(windows, lv.volume_nodes_many(batch)):
+            assert_identical(got, lv.volume_nodes(w.h, w.l, w.v, a))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_volume_nodes_many_equals_volume_nodes_generated(seed):
+    bars = generated_bars(900, seed, flat_every=3 if seed % 2 else 0)
+    windows = _windows(bars, 500, 23, atr_scale=(0.05, 0.3, 1.0, 20.0)[seed])   # 200-bin cap .. 10-bin floor
+    flat = lv.Bars(bars.t[:20], *(np.full(20, 100.0),) * 4, bars.v[:20])      # high == low everywhere: no profile
+    quiet = lv.Bars(*(x[:40] for x in (bars.t, bars.o, bars.h, bars.l, bars.c)), np.zeros(40))  # no volume
+    one = lv.Bars(*(x[:1] for x in (bars.t, bars.o, bars.h, bars.l, bars.c, bars.v)))
+    windows[1:1] = [(flat, 1.0), (quiet, 0.5), (windows[0][0], float("nan")), (one, 0.5)]
+    _check_volume_nodes_many(windows)
+    _check_volume_nodes_many(windows[:1])
+    _check_volume_nodes_many(windows[1:3])                                     # none has nodes
+    assert any(len(n) for n in lv.volume_nodes_many([(w.h, w.l, w.v, a, None) for w, a in windows]))
+
+
+@pytest.mark.shared_data
+def test_volume_nodes_many_equals_volume_nodes_real(shared_data_dir):
+    for tf, bars in real_bars(shared_data_dir).items():
+        n = min(len(bars), 500)
+        _check_volume_nodes_many(_windows(bars, n, max(1, (len(bars) - n) // 30)))
+
+
+def test_merge_arrays_many_equals_merge_arrays():
+    rng = np.random.default_rng(8)
+    sets = []
+    for i in range(40):
+        n = 0 if i % 9 == 4 else int(rng.integers(1, 60))                      # some sets empty
+        p = np.round(rng.uniform(90, 110, n), 1)
+        if i % 11 == 5 and n:
+            p[0] = np.nan                                                      # a NaN gap starts a cluster
+        sets.append((p, rng.integers(0, 3, n), rng.integers(0, 3, n), rng.integers(0, 10**6, n),
+                     float(rng.choice([0.0, 0.5, 3.0, 50.0]))))
+    for batch in (sets, sets[:1], sets[4:5], [s for s in sets if not len(s[0])]):
+        for s, got in zip(batch, lv.merge_arrays_many(batch)):
+            for g, w in zip(got, lv.merge_arrays(*s)):
+                assert_identical(g, w)

@@ -9,7 +9,6 @@ originals.
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from rl import scan_ahead as sa
 from rl.analysis import IncrementalAnalyzer
 from rl.backtest import TIMING_FIELDS, backtest_settings, dumps_json, run_backtest
 from rl.backtest_data import load_backtest_data
+from rl.level_finder import BestLevelFinder
 from rl.market import bucket_start, index_to_ms
 from tests.conftest import make_candles, shared_data_root, shared_kline_files
 
@@ -31,18 +31,30 @@ def _bars(n: int, seed: int) -> lv.Bars:
 
 
 def test_window_caches_cut_from_the_whole_series_equal_the_windows_own() -> None:
-    """Pivots and forward extremes taken from whole-series arrays equal those of each
-    500-candle window, at the window's edges too."""
+    """Pivots, forward extremes, zero-range flags and volume nodes of windows prepared
+    together from whole-series arrays equal those of each 500-candle window, at the
+    window's edges too; windows that do not fit get None, in place."""
     full = _bars(900, 11)
+    flat = np.arange(0, 900, 97)                      # a few zero-range candles
+    h = full.h.copy()
+    h[flat] = full.l[flat]
+    full = lv.Bars(full.t, full.o, h, full.l, full.c, full.v)
     stream = [(int(t), o, h, l, c, v) for t, o, h, l, c, v in
               zip(full.t[500:].tolist(), full.o[500:].tolist(), full.h[500:].tolist(), full.l[500:].tolist(),
                   full.c[500:].tolist(), full.v[500:].tolist())]
     series = sa._Series15m([full.t[:500], full.h[:500], full.l[:500]], stream)
-    checked = 0
+    wins = []
     for end in range(500, 901, 37):
         w = lv.Bars(*(x[end - 500:end] for x in (full.t, full.o, full.h, full.l, full.c, full.v)))
-        atr = float(np.mean(w.h - w.l))
-        fast = series.cache(w, atr, end)
+        wins.append((w, float(np.mean(w.h - w.l)), end))
+    shifted = lv.Bars(*(x[10:510] for x in (full.t, full.o, full.h, full.l, full.c, full.v)))
+    wins[3:3] = [(shifted, 1.0, 600), (wins[0][0], float("nan"), wins[0][2])]   # not that slice; no ATR
+    caches = series.caches(wins)
+    assert caches[3] is None and caches[4] is None
+    checked = zero_rng = 0
+    for (w, atr, _), fast in zip(wins, caches):
+        if fast is None:
+            continue
         slow_c = lv.candidate_arrays(w, atr, "15m")
         slow_p = lv.touch_prep(w, atr)
         for x, y in zip(fast.cands, slow_c):
@@ -52,9 +64,33 @@ def test_window_caches_cut_from_the_whole_series_equal_the_windows_own() -> None
         assert (fast.prep.tol, fast.prep.zero_rng, fast.prep.span, fast.prep.total) == (
             slow_p.tol, slow_p.zero_rng, slow_p.span, slow_p.total)
         checked += 1
-    assert checked >= 10
-    # a window that is not that slice gets no cache (the finder then builds its own)
-    assert series.cache(lv.Bars(*(x[10:510] for x in (full.t, full.o, full.h, full.l, full.c, full.v))), 1.0, 600) is None
+        zero_rng += fast.prep.zero_rng
+    assert checked >= 10 and zero_rng >= 1
+
+
+def test_prepare_many_equals_prepare_one_scan_at_a_time() -> None:
+    """A chunk of consecutive scans prepared together (window caches from the series, one
+    8h window shared by several scans, batched merge, touch statistics and features)
+    equals `BestLevelFinder.prepare` of each scan on its own, empty scans included."""
+    m15 = _bars(900, 21)
+    h8 = lv.Bars.from_frame(make_candles(80, seed=22, freq="8h"))
+    stream = [(int(t), o, h, l, c, v) for t, o, h, l, c, v in
+              zip(*(x[500:].tolist() for x in (m15.t, m15.o, m15.h, m15.l, m15.c, m15.v)))]
+    series = sa._Series15m([m15.t[:500], m15.h[:500], m15.l[:500]], stream)
+    inputs, wanted = [], []
+    for k, end in enumerate(range(500, 900, 9)):
+        w = lv.Bars(*(x[end - 500:end] for x in (m15.t, m15.o, m15.h, m15.l, m15.c, m15.v)))
+        w8 = lv.Bars(*(x[:40 + k // 10] for x in (h8.t, h8.o, h8.h, h8.l, h8.c, h8.v)))
+        atr8 = float(np.mean(w8.h - w8.l)) if k % 13 != 5 else float("nan")   # sometimes no 8h ATR
+        atr15 = float(np.mean(w.h - w.l)) if k % 17 != 8 else float("nan")   # sometimes no 15m ATR
+        bars, atrs = {"15m": w, "8h": w8}, {"15m": atr15, "8h": atr8}
+        ref = float(w.c[-1]) if k % 19 != 3 else 1e9                         # sometimes no level in reach
+        inputs.append((bars, atrs, ref, series.caches([(w, atr15, end)])[0]))
+        wanted.append(BestLevelFinder().prepare(bars, atrs, ref))
+    got = sa.prepare_many(BestLevelFinder(), inputs)
+    assert len(got) == len(wanted) and sum(len(g.M[0]) == 0 for g in got) >= 1
+    for g, want in zip(got, wanted):
+        assert g == want
 
 
 # ----------------------------------------------------------------------------- real data
