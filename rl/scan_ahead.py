@@ -92,7 +92,7 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
         inp = an.scan_inputs()
         win = None if isinstance(inp, LevelScan) else (inp[0].get("15m"), inp[1].get("15m", float("nan")), base + k + 1)
         todo.append((an.scan_key(), inp, win))
-        if len(todo) >= min(chunk, 4 << (2 * sent)):        # 4, 16, 64 ... capped at chunk
+        if len(todo) >= min(chunk, 4 << (2 * sent)):        # 4, 16, then chunk (48)
             yield _prepared(an.finder, series, todo)
             todo = []
             sent += 1
