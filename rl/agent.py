@@ -676,7 +676,7 @@ class TradingAgent(RecoveryMixin):
         """Close the record, learn from it and write both in ONE transaction."""
         if trade_id is None:
             return
-        t = self.store.trade_row(trade_id)       # the row only: orders and exits are not needed here
+        t = self.store.trade_row(trade_id, with_position=False)   # the row only: nothing else is read here
         if t is None or t["status"] == "closed":
             return
         totals = self.store.exit_totals(trade_id)

@@ -62,18 +62,15 @@ def _seeded_recursion(x: np.ndarray, period: int, alpha: float) -> np.ndarray:
     """
     n = len(x)
     out = np.full(n, NAN)
-    f = _first_valid(x)
+    f = 0 if n and x[0] == x[0] else _first_valid(x)    # (x[0] == x[0]: not NaN, the usual case)
     if n - f < period:
         return out
-    seed = float(np.mean(x[f:f + period]))
-    vals = x[f + period:].tolist()
-    res = [0.0] * (len(vals) + 1)
-    res[0] = y = seed
+    y = seed = float(x[f:f + period].sum() / period)    # = np.mean, without its per-call overhead
     b = 1.0 - alpha
-    for i, v in enumerate(vals, 1):
-        y = alpha * v + b * y
-        res[i] = y
-    out[f + period - 1:] = res
+    # the same multiply-adds in the same order as a plain loop, as a comprehension (~2x faster)
+    res = [y := alpha * v + b * y for v in x[f + period:].tolist()]
+    out[f + period - 1] = seed
+    out[f + period:] = res
     return out
 
 
@@ -187,10 +184,20 @@ def atr(high: Any, low: Any, close: Any, period: int = 14) -> Any:
     return _wrap(high, _seeded_recursion(tr, period, 1.0 / period))
 
 
-def _rolling_extreme(a: np.ndarray, n: int, fn) -> np.ndarray:
-    out = np.full(len(a), NAN)
-    if len(a) >= n:
-        out[n - 1:] = fn(np.lib.stride_tricks.sliding_window_view(a, n), axis=1)
+def _rolling_extreme(a: np.ndarray, n: int, fn: np.ufunc) -> np.ndarray:
+    """Rolling max/min (fn = np.maximum/np.minimum) over windows of n, NaN before index n-1.
+
+    Folding the n shifted slices pairwise gives exactly the values np.max/np.min of each
+    window give (max and min are exact, and both propagate NaN), in a fraction of the time of
+    a sliding_window_view reduction for the short windows used here."""
+    m = len(a)
+    out = np.full(m, NAN)
+    if m >= n:
+        k = m - n + 1
+        acc = a[:k].copy()
+        for i in range(1, n):
+            fn(acc, a[i:i + k], out=acc)
+        out[n - 1:] = acc
     return out
 
 
@@ -205,8 +212,8 @@ def kdj(high: Any, low: Any, close: Any, n: int = 9, m1: int = 3, m2: int = 3) -
     n, m1, m2 = _period(n, "n"), _period(m1, "m1"), _period(m2, "m2")
     h, l, c = _arr(high, "high"), _arr(low, "low"), _arr(close, "close")
     _same_len(high=h, low=l, close=c)
-    hh = _rolling_extreme(h, n, np.max)
-    ll = _rolling_extreme(l, n, np.min)
+    hh = _rolling_extreme(h, n, np.maximum)
+    ll = _rolling_extreme(l, n, np.minimum)
     rng = hh - ll
     with np.errstate(divide="ignore", invalid="ignore"):
         rsv = np.where(rng > 0, (c - ll) / rng * 100.0, 50.0)
@@ -214,15 +221,13 @@ def kdj(high: Any, low: Any, close: Any, n: int = 9, m1: int = 3, m2: int = 3) -
     k_out = np.full(len(c), NAN)
     d_out = np.full(len(c), NAN)
     if len(c) >= n:
+        # K depends on RSV only and D on K only, so each is one comprehension with the same
+        # operations in the same order as the textbook loop (identical floats, ~2x faster)
         kv, dv = 50.0, 50.0
-        ks, ds = [], []
-        for r in rsv[n - 1:].tolist():
-            kv = ((m1 - 1) * kv + r) / m1
-            dv = ((m2 - 1) * dv + kv) / m2
-            ks.append(kv)
-            ds.append(dv)
+        a1, a2 = m1 - 1, m2 - 1
+        ks = [kv := (a1 * kv + r) / m1 for r in rsv[n - 1:].tolist()]
         k_out[n - 1:] = ks
-        d_out[n - 1:] = ds
+        d_out[n - 1:] = [dv := (a2 * dv + k) / m2 for k in ks]
     return _wrap(high, k_out), _wrap(high, d_out), _wrap(high, 3.0 * k_out - 2.0 * d_out)
 
 

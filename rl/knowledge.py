@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import sqlite3
 import threading
 from collections.abc import Mapping as MappingABC
@@ -195,6 +196,29 @@ def _dumps_top(value: Any) -> str:
     return _dumps(value)
 
 
+def _str_list_text(items: list, memo: tuple[list, str] | None) -> tuple[list, str] | None:
+    """(items copy, `_dumps(items)`) for a non-empty list of str (None for any other list),
+    reusing `memo` (an earlier result for a prefix of this list) when its items are the very
+    same objects: a position's exit reasons only grow, by a line per stop move, and
+    re-encoding the whole list on every move made saving the position the costliest write of
+    a trade-heavy backtest. The encoder writes a list as "[" + items joined by ", " + "]",
+    so joining the new items' own encodings onto the old text gives the same text."""
+    m = 0
+    if memo is not None:
+        old, text = memo
+        m = len(old)
+        if not (m <= len(items) and all(map(operator.is_, old, items))):
+            m = 0
+    tail = items[m:] if m else items
+    if not all(type(x) is str for x in tail):
+        return None
+    if m and not tail:
+        return memo
+    if m:
+        return list(items), text[:-1] + ", " + ", ".join(map(_dumps, tail)) + "]"
+    return (list(items), _dumps(items)) if items else None
+
+
 def _finite(name: str, value: Any, positive: bool = False, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
@@ -230,6 +254,8 @@ class KnowledgeStore:
         # thought chain it just wrote (see entry_context)
         self._entry_cache: dict[int, tuple[dict, dict, dict[str, float]]] = {}
         self._log_next: int | None = None     # id the next log line gets (learnt from the last)
+        # (trade id, key) -> the JSON text of an open trade's str list (see _position_json)
+        self._list_text: dict[tuple[int, str], tuple[list, str]] = {}
         self.trade_logger = TradeLogger(self)
 
     # ------------------------------------------------------------------ plumbing
@@ -256,7 +282,43 @@ class KnowledgeStore:
             self._count_cache = None
             self._samples_cache = None
             self._entry_cache.clear()      # a rolled-back insert's id is handed out again
+            self._list_text.clear()
             raise
+
+    def _position_json(self, trade_id: int, position: Mapping[str, Any]) -> str:
+        """`_dumps(dict(position))`, with the position's lists of str (its exit reasons, which
+        grow by a line at every stop move) encoded incrementally per trade: the position is
+        encoded with a placeholder string in place of each such list, and each placeholder's
+        text in that (short) result is then replaced by the list's text. Placeholders hold
+        NUL characters, so their text is unique in practice; each is checked to occur exactly
+        once, else the whole position is encoded plainly."""
+        d = dict(position)
+        subs: list[tuple[str, str]] = []
+        for k, v in d.items():
+            if type(v) is list and type(k) is str:
+                key = (trade_id, k)
+                memo = _str_list_text(v, self._list_text.get(key))
+                if memo is None:
+                    self._list_text.pop(key, None)
+                    continue
+                self._list_text[key] = memo
+                placeholder = "\x00list:" + k + "\x00"
+                d[k] = placeholder
+                subs.append((_dumps(placeholder), memo[1]))
+        out = _dumps(d)
+        if not subs:
+            return out
+        at = []
+        for ph, text in subs:
+            if out.count(ph) != 1:
+                return _dumps(dict(position))
+            at.append((out.index(ph), len(ph), text))
+        pieces, pos = [], 0
+        for i, n, text in sorted(at):
+            pieces += (out[pos:i], text)
+            pos = i + n
+        pieces.append(out[pos:])
+        return "".join(pieces)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -399,7 +461,7 @@ class KnowledgeStore:
             params.append(_finite("target_price", target_price, positive=True))
         if position is not None:
             sets.append("position_json=?")
-            params.append(_dumps(dict(position)))
+            params.append(self._position_json(int(trade_id), position))
         if note is not None:
             sets.append("note=?")
             params.append(note)
@@ -431,7 +493,7 @@ class KnowledgeStore:
             self._conn.execute("UPDATE trades SET remaining_qty=? WHERE id=?", (remaining, int(trade_id)))
             if position is not None:
                 self._conn.execute("UPDATE trades SET position_json=? WHERE id=?",
-                                   (_dumps(dict(position)), int(trade_id)))
+                                   (self._position_json(int(trade_id), position), int(trade_id)))
         return True
 
     def close_trade(self, trade_id: int, *, closed_ms: int, exit_reason: str,
@@ -447,6 +509,8 @@ class KnowledgeStore:
                 raise KnowledgeError(f"trade_id={trade_id} is invalid: no such trade")
             if t["status"] == "closed":
                 return self._trade_dict(t)
+            for key in [k for k in self._list_text if k[0] == int(trade_id)]:
+                del self._list_text[key]        # a closed trade's position is not saved again
             totals = self._exit_totals(int(trade_id))
             fees = float(t["entry_fee"]) + totals["fee"]
             net = totals["pnl"] - fees
@@ -516,12 +580,19 @@ class KnowledgeStore:
         d["thought_chain"] = self.thought_chain(int(trade_id))
         return d
 
-    def trade_row(self, trade_id: int) -> dict | None:
+    def trade_row(self, trade_id: int, with_position: bool = True) -> dict | None:
         """The trade's own row only (as trade() has it, without features, exits, orders or the
         thought chain): what the agent's reconcile and close paths read, without decoding the
-        rest on every exit."""
+        rest on every exit. with_position=False also leaves out the saved position (its JSON,
+        tens of KB for a long trailing trade, is what those paths never read)."""
         rows = self._query("SELECT * FROM trades WHERE id=?", (int(trade_id),))
-        return self._trade_dict(rows[0]) if rows else None
+        if not rows:
+            return None
+        if with_position:
+            return self._trade_dict(rows[0])
+        d = dict(rows[0])
+        del d["position_json"]
+        return d
 
     def trades(self, limit: int = 100, status: str | None = None) -> list[dict]:
         """Newest first."""

@@ -180,11 +180,11 @@ class RecoveryMixin:
             ended = res.state is not before
             reduced = not ended and res.state.qty < before_qty - EPS
             if ended or reduced:
-                trade = self.store.trade_row(before.trade_id)
+                trade = self.store.trade_row(before.trade_id, with_position=False)
                 kind = ("trailing" if before.breakeven_done else "stop") if ended else "reconcile"
                 if trade is not None and trade["status"] == "open":
                     self._record_exit_fills(trade, kind)
-                    trade = self.store.trade_row(before.trade_id)
+                    trade = self.store.trade_row(before.trade_id, with_position=False)
                     if ended and trade["remaining_qty"] > EPS and res.closed is not None:
                         # no fill to be found (exchange history unavailable): use the router's estimate
                         self.store.record_exit(before.trade_id, client_order_id=f"{sym}:outside-{before.trade_id}",

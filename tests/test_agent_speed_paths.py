@@ -379,3 +379,117 @@ def test_prime_pushes_only_the_1m_candles_the_ring_keeps():
     assert repr(dict(a.indicators["1m"])) == repr(dict(b.indicators["1m"]))
     rt = agent._rt[SYM]                      # the forming 15m candle still has all 7 minutes
     assert rt.last_1m_ms == t - 60_000 and len(rt.f15[5]) == 7 and rt.ring_1m is mine.rings["1m"]
+
+
+# ----------------------------------------------------------------------------- indicator loops
+def _seeded_reference(x, period, alpha):
+    """The textbook loop _seeded_recursion replaced (np.mean seed, one multiply-add a value)."""
+    out = np.full(len(x), np.nan)
+    ok = np.flatnonzero(~np.isnan(x))
+    f = int(ok[0]) if len(ok) else len(x)
+    if len(x) - f < period:
+        return out
+    y = float(np.mean(x[f:f + period]))
+    out[f + period - 1] = y
+    for i in range(f + period, len(x)):
+        y = alpha * float(x[i]) + (1.0 - alpha) * y
+        out[i] = y
+    return out
+
+
+def _kdj_reference(h, l, c, n, m1, m2):
+    from numpy.lib.stride_tricks import sliding_window_view
+    k_out, d_out = np.full(len(c), np.nan), np.full(len(c), np.nan)
+    if len(c) < n:
+        return k_out, d_out, 3.0 * k_out - 2.0 * d_out
+    hh, ll = np.max(sliding_window_view(h, n), axis=1), np.min(sliding_window_view(l, n), axis=1)
+    rng_ = hh - ll
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rsv = np.where(rng_ > 0, (c[n - 1:] - ll) / rng_ * 100.0, 50.0)
+    rsv[np.isnan(hh)] = np.nan
+    kv = dv = 50.0
+    for i, r in enumerate(rsv.tolist()):
+        kv = ((m1 - 1) * kv + r) / m1
+        dv = ((m2 - 1) * dv + kv) / m2
+        k_out[n - 1 + i], d_out[n - 1 + i] = kv, dv
+    return k_out, d_out, 3.0 * k_out - 2.0 * d_out
+
+
+def _bits(a) -> bytes:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float64)).tobytes()
+
+
+def test_indicator_loops_are_bit_identical_to_the_textbook_loops():
+    from rl import indicators as ind
+    rng = np.random.default_rng(21)
+    for trial in range(300):
+        n = int(rng.integers(0, 90))
+        c = 100 + np.cumsum(rng.normal(size=n)) * rng.choice([1e-3, 1.0, 50.0])
+        h, l = c + rng.random(n), c - rng.random(n)
+        if trial % 4 == 0 and n:
+            c[: int(rng.integers(0, n))] = np.nan          # leading NaNs (MACD's signal line)
+        if trial % 6 == 0 and n:
+            h[int(rng.integers(0, n))] = np.nan            # a NaN inside the KDJ windows
+        if trial % 9 == 0:
+            h, l = c.copy(), c.copy()                      # zero range: RSV 50
+        p = int(rng.integers(1, 25))
+        alpha = float(rng.choice([2.0 / (p + 1), 1.0 / p, 0.3]))
+        assert _bits(ind._seeded_recursion(c, p, alpha)) == _bits(_seeded_reference(c, p, alpha))
+        kn, m1, m2 = int(rng.integers(1, 12)), int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        for got, ref in zip(ind.kdj(h, l, c, kn, m1, m2), _kdj_reference(h, l, c, kn, m1, m2)):
+            assert _bits(got) == _bits(ref)
+
+
+# ----------------------------------------------------------------------------- position JSON
+def test_position_json_grows_incrementally_and_equals_a_plain_encoding():
+    s = KnowledgeStore(":memory:", default_weights=W)
+    tid = _open(s, "e-pos", {"p": 1})
+    st = PositionState(symbol="X", side="LONG", entry_price=100.0, qty=1.0, initial_qty=1.0,
+                       stop=90.0, initial_stop=90.0, trade_id=tid)
+    from rl.recovery import _state_copy
+    rng = random.Random(4)
+    for i in range(40):
+        if rng.random() < 0.6:
+            st.exit_reasons.append(f"stop → {90 + i}: trailing \"{i}\"\n")
+            st.exit_reasons_zh.append(f"止损 → {90 + i}：移动止损")
+        if rng.random() < 0.1:
+            st.partial_exits.append({"qty": 0.5, "price": 101.0 + i, "reason": "tp", "time_ms": i})
+        pos = _state_copy(st)
+        s.update_trade(tid, stop_price=90.0 + i, position=pos)
+        row = s._query("SELECT position_json FROM trades WHERE id=?", (tid,))[0][0]
+        assert row == _dumps(pos)
+    # a list that is no longer an extension of the remembered one (a rebuilt state) and a
+    # value holding the placeholder's own text: both still encode exactly as the plain value
+    st.exit_reasons = ["other", "\x00list:exit_reasons\x00"]
+    pos = {**_state_copy(st), "note": "\x00list:exit_reasons\x00"}
+    s.record_exit(tid, client_order_id="x1", time_ms=5, kind="partial", price=101.0, quantity=0.5,
+                  pnl=0.5, fee=0.01, position=pos)
+    assert s._query("SELECT position_json FROM trades WHERE id=?", (tid,))[0][0] == _dumps(pos)
+    assert s.trade_row(tid)["position"] == json.loads(_dumps(pos))
+
+
+def test_learning_fast_path_when_every_trade_has_every_feature():
+    rng = random.Random(12)
+    for _ in range(200):
+        n = rng.randint(0, 60)
+        samples = [({f: rng.choice([rng.random(), 0.0, 1, 2.5]) for f in W}, rng.choice([rng.gauss(0, 1), 0.0, -1]))
+                   for _ in range(n)]
+        ev = feature_evidence(samples, list(W))
+        for f, e in ev.items():
+            xs, ys = [float(v[f]) for v, _ in samples], [float(r) for _, r in samples]
+            assert repr(e.correlation) == repr(_pearson_reference(xs, ys)) and e.n == n
+            wins = [x for x, y in zip(xs, ys) if y > 0]
+            assert repr(e.mean_when_win) == repr(sum(wins) / len(wins) if wins else None)
+    bad = [({"a": 1.0, "b": 1.0}, 1.0), ({"a": float("nan"), "b": 1.0}, 1.0)]
+    with pytest.raises(ValueError, match=r"samples\[1\] feature 'a'"):
+        feature_evidence(bad, ["b", "a"])
+
+
+def test_trade_row_without_position_is_the_row_minus_the_position():
+    s = KnowledgeStore(":memory:", default_weights=W)
+    tid = _open(s, "e-row", {"p": 1})
+    s.update_trade(tid, position={"exit_reasons": ["a", "b"], "qty": 1.0})
+    full, lean = s.trade_row(tid), s.trade_row(tid, with_position=False)
+    assert full["position"] == {"exit_reasons": ["a", "b"], "qty": 1.0}
+    assert lean == {k: v for k, v in full.items() if k != "position"}
+    assert s.trade_row(tid + 1, with_position=False) is None
