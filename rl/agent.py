@@ -36,7 +36,7 @@ from client import (AuthError, BinanceError, NetworkError, OrderRejected, RateLi
 from config import Settings
 from rl.analysis import Analysis, IncrementalAnalyzer
 from rl.clock import Clock
-from rl.exit_manager import ExitRules, evaluate_exit, exit_kind
+from rl.exit_manager import ExitRules, MoveStop, evaluate_exit, exit_kind
 from rl.knowledge import Encoded, KnowledgeStore
 from rl.learning import update_weights
 from rl.level_finder import DEFAULT_WEIGHTS
@@ -630,6 +630,8 @@ class TradingAgent(RecoveryMixin):
         atr = a.atr_15m
         actions = evaluate_exit(st, price, hi, lo, atr if atr == atr else 0.0, opposite, self.rules,
                                 step=step, min_qty=min_qty)
+        if actions and st.stop_client_algo_id:
+            actions = self._drop_idle_stop_moves(sym, st, actions)
         if not actions:
             return
         new_state, outcomes = self.router.apply(st, actions)
@@ -657,6 +659,16 @@ class TradingAgent(RecoveryMixin):
             c = self._sizes[sym] = (f, float(f.market_step_size or f.step_size),
                                     float(f.market_min_qty or f.min_qty))
         return c[1], c[2]
+
+    def _drop_idle_stop_moves(self, sym: str, st: PositionState, actions: list) -> list:
+        """Leave out stop moves that, rounded to the price tick as the router places them, do
+        not tighten the live stop: a trailing stop a fraction of a tick further would
+        otherwise replace the stop with an identical one (a new Algo order, a cancel, a saved
+        position and a log line) on bar after bar."""
+        f = self.exchange.filters(sym)
+        mode = "down" if st.side == "LONG" else "up"
+        return [x for x in actions if not isinstance(x, MoveStop)
+                or (f.round_price(x.new_stop, mode) - st.stop) * st.sign > 0]
 
     def _record_exit(self, st: PositionState, out: CloseOutcome, now: int) -> None:
         """Record an exit the router just made. Keyed by the exchange order id, the same key the

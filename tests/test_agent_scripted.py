@@ -410,3 +410,24 @@ def test_restart_reloads_the_position_and_keeps_managing_it(tmp_path):
     w2.cycle(3)                                     # partial exit at 1R still happens after the restart
     assert [e["kind"] for e in w2.store.trade(1)["exits"]] == ["partial"]
     w2.close()
+
+
+def test_trailing_stop_is_not_replaced_by_an_identical_one(tmp_path):
+    """A trailing stop a fraction of a tick above the live stop rounds (down, for a long) to
+    the very same trigger: the agent must not cancel and re-place it on every bar."""
+    path = [100.0] * 60 + [100.5, 101.0, (101.0, 101.6, 101.0, 101.5), (101.5, 102.6, 101.5, 102.5)] + [102.5] * 12
+    w = World(tmp_path, path)
+    w.script.atr = 0.98731                        # trail 102.6 - 2 ATR = 100.62538: not on a tick
+    w.script.long = 60.0
+    w.cycle()
+    w.script.long = 0.0
+    w.cycle(15)
+    st = w.state
+    moves = [r for r in st.exit_reasons if r.startswith("stop →")]
+    assert len(moves) == 2                        # break-even, then one trailing move
+    assert st.stop == pytest.approx(100.625) and moves[-1].startswith("stop → 100.625")
+    stop_orders = [o for o in w.store.orders_for_trade(st.trade_id) if o.get("purpose") == "stop"]
+    # the initial stop, its resize after the partial exit, break-even, one trailing move
+    assert len(stop_orders) == 4
+    assert [s.trigger_price for s in w.exchange.open_stops(SYMBOL)] == [pytest.approx(100.625)]
+    w.close()
