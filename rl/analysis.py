@@ -436,17 +436,24 @@ class IncrementalAnalyzer:
             key.append((int(r.t[end]), r.n, *r.f[:, end].tolist(), atr if atr == atr else None))  # NaN != NaN
         return tuple(key)
 
-    def _static_of(self, book: LevelBook) -> tuple[tuple[dict, dict], list[str]]:
-        """`_static(self.snaps, book)`, reusing the trend component while the 8h and 1w
-        snapshots (new dicts at each of their closes) are the same objects: 31 of 32 rescans."""
+    def static_parts(self) -> tuple[tuple[dict, dict], list[str]]:
+        """The entry score's price-independent components of the current indicators and the
+        notes they add (`_static` = these after the scan's notes). The trend component is
+        reused while the 8h and 1w snapshots (new dicts at each of their closes) are the same
+        objects: 31 of 32 rescans."""
         snaps = self.snaps
         key = (snaps.get("8h"), snaps.get("1w"))
         memo = self._trend_memo
         if memo is None or memo[0][0] is not key[0] or memo[0][1] is not key[1]:
-            added: list[str] = []
-            memo = self._trend_memo = (key, (sig.trend_component(snaps, added), added))
-        notes = list(book.notes)
-        return sig.static_components(snaps, notes, trend=memo[1]), notes
+            trend_notes: list[str] = []
+            memo = self._trend_memo = (key, (sig.trend_component(snaps, trend_notes), trend_notes))
+        added: list[str] = []
+        return sig.static_components(snaps, added, trend=memo[1]), added
+
+    def _static_of(self, book: LevelBook) -> tuple[tuple[dict, dict], list[str]]:
+        """`_static(self.snaps, book)` (static_components only appends to the notes)."""
+        parts, added = self.static_parts()
+        return parts, list(book.notes) + added
 
     def _level_bars(self) -> dict[str, Bars]:
         bars = {}
@@ -475,7 +482,10 @@ class IncrementalAnalyzer:
             if scan is None:
                 scan = self.prepare_scan()
             self._book = self.finder.rank(scan)
-            self._static, self._static_notes = self._static_of(self._book)
+            if scan.static is not None:              # prepared with the scan (rl.scan_ahead)
+                self._static, self._static_notes = scan.static
+            else:
+                self._static, self._static_notes = self._static_of(self._book)
             self._dirty_levels = False
         notes = [f"{tf}: no candles supplied" for tf in TIMEFRAMES if tf not in self.rings]
         return _assemble(self.symbol, price, time_ms, self.snaps, self._book, self._static,

@@ -693,25 +693,28 @@ class LevelScan:
     `_ROW_*`; ms times < 2**53 and counts are exact in float64). One matrix, so a worker
     process hands it over in microseconds. `BestLevelFinder.rank` turns it into a LevelBook."""
 
-    __slots__ = ("ref_price", "atr", "notes", "tf_names", "M")
+    __slots__ = ("ref_price", "atr", "notes", "tf_names", "M", "static")
 
     def __init__(self, ref_price: float, atr: float, notes: list[str], tf_names: tuple, M: np.ndarray) -> None:
         self.ref_price, self.atr, self.notes, self.tf_names, self.M = ref_price, atr, notes, tf_names, M
+        # the entry score's price-independent components for the same state, when whoever
+        # prepared the scan also had the indicators (rl.scan_ahead); not part of equality
+        self.static: tuple | None = None
 
     @staticmethod
     def empty(ref_price: float, atr: float, notes: list[str]) -> "LevelScan":
         return LevelScan(ref_price, atr, notes, (), np.zeros((_ROW_TOUCH, 0)))
 
     def __getstate__(self) -> tuple:
-        return (self.ref_price, self.atr, self.notes, self.tf_names, self.M)
+        return (self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static)
 
     def __setstate__(self, state: tuple) -> None:
-        self.ref_price, self.atr, self.notes, self.tf_names, self.M = state
+        self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static = state
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LevelScan):
             return NotImplemented
-        a, b = self.__getstate__(), other.__getstate__()
+        a, b = self.__getstate__()[:5], other.__getstate__()[:5]
         return (a[2:4] == b[2:4] and (a[0] == b[0] or a[0] != a[0] and b[0] != b[0])
                 and (a[1] == b[1] or a[1] != a[1] and b[1] != b[1])
                 and a[4].shape == b[4].shape and np.array_equal(a[4], b[4], equal_nan=True))

@@ -91,7 +91,7 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
                 an.push_candle(tf, *q.popleft())
         inp = an.scan_inputs()
         win = None if isinstance(inp, LevelScan) else (inp[0].get("15m"), inp[1].get("15m", float("nan")), base + k + 1)
-        todo.append((an.scan_key(), inp, win))
+        todo.append((an.scan_key(), inp, win, an.static_parts()))
         if len(todo) >= min(chunk, 4 << (2 * sent)):        # 4, 16, then chunk (48)
             yield _prepared(an.finder, series, todo)
             todo = []
@@ -101,11 +101,16 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
 
 
 def _prepared(finder: BestLevelFinder, series: "_Series15m", todo: list) -> list[tuple[tuple, LevelScan]]:
-    """(scan key, prepared scan) for a chunk of closes (scan key, inputs, 15m window): the
-    15m window caches, cut from the series, travel with the inputs."""
-    caches = iter(series.caches([w for _, _, w in todo if w is not None]))
-    inputs = [inp if w is None else (*inp, next(caches)) for _, inp, w in todo]
-    return list(zip([key for key, _, _ in todo], prepare_many(finder, inputs)))
+    """(scan key, prepared scan) for a chunk of closes (scan key, inputs, 15m window, static
+    score parts): the 15m window caches, cut from the series, travel with the inputs; each
+    scan carries the entry score's static components of its close (taken when the close's
+    indicators were current), so the agent need not compute them (`IncrementalAnalyzer.score`)."""
+    caches = iter(series.caches([w for _, _, w, _ in todo if w is not None]))
+    inputs = [inp if w is None else (*inp, next(caches)) for _, inp, w, _ in todo]
+    scans = prepare_many(finder, inputs)
+    for scan, (_, _, _, (parts, added)) in zip(scans, todo):
+        scan.static = (parts, list(scan.notes) + added)
+    return list(zip([key for key, _, _, _ in todo], scans))
 
 
 class _Series15m:

@@ -16,7 +16,7 @@ import pytest
 from config import Settings
 from rl import levels as lv
 from rl import scan_ahead as sa
-from rl.analysis import IncrementalAnalyzer
+from rl.analysis import IncrementalAnalyzer, _static
 from rl.backtest import TIMING_FIELDS, backtest_settings, dumps_json, run_backtest
 from rl.backtest_data import load_backtest_data
 from rl.level_finder import BestLevelFinder
@@ -125,6 +125,8 @@ def test_every_worker_scan_equals_the_agents_own(monkeypatch) -> None:
                 seen["missing"] += 1
             else:
                 assert theirs == mine
+                # ...and the static score components the worker took from its indicators
+                assert theirs.static == _static(self.snaps, mine)
                 seen["same"] += 1
         return original(self, price, time_ms)
 
