@@ -1,6 +1,6 @@
 """Benchmark the analysis brain: full analyze() and the incremental per-1m-bar path.
 
-Run: python -m bench.analysis [--repeat N]
+Run: python bench/analysis.py [--repeat N]   (or python -m bench.analysis)
 Uses generated candles (4 timeframes x 500 closed candles), so it runs anywhere.
 Prints median and p95 for: full analyze(); incremental score when no 15m candle closed;
 incremental score right after a 15m close (levels rescanned; every 32nd 15m close also
@@ -14,12 +14,18 @@ warms the analyzer up untimed. Prints analyzer-only 1m bars/s.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rl.analysis import IncrementalAnalyzer, analyze
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:                     # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from rl.analysis import IncrementalAnalyzer, analyze  # noqa: E402
 
 
 def candles(n: int, freq: str, seed: int, vol: float, price: float = 100.0) -> pd.DataFrame:
