@@ -22,7 +22,8 @@ import pandas as pd
 
 from rl import indicators as ind
 from rl import signals as sig
-from rl.level_finder import BestLevelFinder, LevelBook, LevelScan, ScoredLevel
+from rl.level_book import LevelBook, LevelScan, ScoredLevel
+from rl.level_finder import BestLevelFinder
 from rl.levels import Bars
 
 TIMEFRAMES = ("1m", "15m", "8h", "1w")

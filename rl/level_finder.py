@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from bisect import bisect_left, bisect_right
-from dataclasses import asdict, dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 
 from rl import levels as lv
+from rl.level_book import _MASK_TF, FEATURES, LevelBook, LevelScan, _LazyBook, _ScanResult
 
-FEATURES: tuple[str, ...] = ("volume_density", "touch_bounce_count", "bounce_magnitude",
-                             "failed_breakout_count", "duration_days", "multi_tf_confirm")
 DEFAULT_WEIGHTS: dict[str, float] = {
     "volume_density": 0.20, "touch_bounce_count": 0.20, "bounce_magnitude": 0.15,
     "failed_breakout_count": 0.20, "duration_days": 0.10, "multi_tf_confirm": 0.15,
@@ -29,10 +26,8 @@ BOUNCES_FULL = 5             # 5 bounces -> 1.0
 BOUNCE_ATR_FULL = 3.0        # mean bounce of 3 ATR -> 1.0
 FAILED_FULL = 3              # 3 failed breakouts -> 1.0
 DURATION_DAYS_FULL = 30.0    # log scale, 30 days -> 1.0
-PROXIMITY_ATR = 3.0          # a level further than 3 ATR(15m) from price does not count now
-MAX_LEVELS = 30              # levels listed in an analysis (best first)
 WEIGHT_SUM_TOL = 1e-6
-SMALL_SCAN = 40              # up to this many levels, _rank runs on Python floats (see _rank)
+SMALL_SCAN = 40              # up to this many levels, rank and _features run on Python floats
 
 
 def validate_weights(weights: dict[str, float]) -> dict[str, float]:
@@ -59,25 +54,6 @@ def validate_weights(weights: dict[str, float]) -> dict[str, float]:
     return out
 
 
-@dataclass(frozen=True)
-class ScoredLevel:
-    price: float
-    kind: str                      # "support" | "resistance" relative to the current price
-    score: float                   # 0..100
-    features: dict[str, float]     # each 0..1
-    touches: dict[str, int]        # touch episodes per timeframe
-    timeframe: str                 # finest timeframe the level was found on
-    first_seen_ms: int
-    last_touch_ms: int             # -1 when never touched inside the windows
-    sources: tuple[str, ...] = ()  # pivot_high / pivot_low / volume_node
-    stats: dict[str, float] = field(default_factory=dict)  # raw counts behind the features
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["sources"] = list(self.sources)
-        return d
-
-
 def level_features(stats: dict[str, lv.TouchStats], i: int, origin: str) -> tuple[dict[str, float], dict[str, float]]:
     """Six features (0..1) for level row i, plus the raw numbers behind them.
 
@@ -102,191 +78,6 @@ def level_features(stats: dict[str, lv.TouchStats], i: int, origin: str) -> tupl
     raw = {"volume_ratio": float(s.volume_ratio[i]), "bounces": bounces, "mean_bounce_atr": mean_move,
            "failed_breakouts": float(s.failed[i]), "duration_days": days}
     return feats, raw
-
-
-class LevelBook:
-    """Ranked levels of one scan, re-labelled support/resistance cheaply as price moves."""
-
-    def __init__(self, ranked: list[ScoredLevel], atr_value: float, notes: list[str]) -> None:
-        self.ranked = ranked
-        self.atr = atr_value
-        self.notes = notes
-        by_price = sorted(range(len(ranked)), key=lambda k: ranked[k].price)
-        self._prices = [ranked[k].price for k in by_price]
-        self._levels = [ranked[k] for k in by_price]
-        self._variants: dict[tuple[int, int], ScoredLevel] = {}  # made on demand: scans must stay cheap
-        self._cache_key: tuple[int, int] | None = None
-        self._cache: tuple = ()
-
-    @property
-    def size(self) -> int:
-        """Number of levels (without building them)."""
-        return len(self._prices)
-
-    def view(self, price: float) -> tuple[list[ScoredLevel], ScoredLevel | None, ScoredLevel | None]:
-        """(levels best first labelled for `price`, best support, best resistance).
-
-        Supports are levels <= price, resistances >= price. The best support maximises
-        score * max(0, 1 - distance / (3 ATR15m)); if none is that close, the nearest one.
-        """
-        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
-        if (lo, hi) == self._cache_key:
-            listed, bs, br = self._cache
-            return list(listed), bs, br
-        listed = [self._variant(x, 0 if x.price <= price else 1) for x in self.ranked[:MAX_LEVELS]]
-        bs = self._best(range(hi - 1, -1, -1), price, 0)
-        br = self._best(range(lo, len(self._levels)), price, 1)
-        self._cache_key, self._cache = (lo, hi), (listed, bs, br)
-        return list(listed), bs, br
-
-    def pick(self, price: float) -> tuple[ScoredLevel | None, ScoredLevel | None]:
-        """(best support, best resistance) of `view(price)` without building the listed
-        levels (the backtest reads only these two; the list is built when someone reads it)."""
-        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
-        if (lo, hi) == self._cache_key:
-            return self._cache[1], self._cache[2]
-        return (self._best(range(hi - 1, -1, -1), price, 0), self._best(range(lo, len(self._levels)), price, 1))
-
-    def _best(self, idx, price: float, side: int) -> ScoredLevel | None:
-        best, best_eff, nearest = None, 0.0, None
-        reach = PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
-        for k in idx:
-            x = self._levels[k]
-            dist = abs(price - x.price)
-            if nearest is None:
-                nearest = x
-            if dist >= reach:
-                break
-            eff = x.score * (1.0 - dist / reach)
-            if eff > best_eff:
-                best, best_eff = x, eff
-        pick = best if best is not None else nearest
-        return None if pick is None else self._variant(pick, side)
-
-    def _variant(self, x: ScoredLevel, side: int) -> ScoredLevel:
-        key = (id(x), side)
-        v = self._variants.get(key)
-        if v is None:
-            kind = "support" if side == 0 else "resistance"
-            v = self._variants[key] = x if x.kind == kind else replace(x, kind=kind)
-        return v
-
-    def proximity(self, level: ScoredLevel, price: float) -> float:
-        """1 at the level, falling linearly to 0 at 3 ATR(15m) away."""
-        if not (self.atr == self.atr and self.atr > 0):
-            return 0.0
-        return max(0.0, 1.0 - abs(price - level.price) / (PROXIMITY_ATR * self.atr))
-
-
-class _ScanResult:
-    """A ranked scan: the ranking permutation and scores over a LevelScan's columns;
-    ScoredLevel objects are built only for the rows somebody looks at (the listed best 30
-    and the chosen support/resistance), not for every level of every scan."""
-
-    def __init__(self, scan: "LevelScan", order: list[int], plist: list[float], score: list[float]) -> None:
-        self.ref_price, self.order, self._scan = scan.ref_price, order, scan
-        self.price = [plist[k] for k in order]          # ranking order (what views iterate)
-        self.score = [score[k] for k in order]
-
-    def __len__(self) -> int:
-        return len(self.price)
-
-    def level(self, r: int, kind: str) -> ScoredLevel:
-        """The ScoredLevel of ranking row r, labelled `kind`."""
-        scan = self._scan
-        col = scan.M[:, self.order[r]].tolist()
-        feats = col[1:7]
-        if feats[5] == 0:
-            feats[5] = 0                 # multi_tf_confirm's "none" is the int 0 of level_features
-        x = object.__new__(ScoredLevel)
-        object.__setattr__(x, "__dict__", {
-            "price": self.price[r], "kind": kind, "score": self.score[r],
-            "features": _feature_dict(*feats),
-            "touches": {tf: int(v) for tf, v in zip(scan.tf_names, col[_ROW_TOUCH:])},
-            "timeframe": _MASK_TF[int(col[_ROW_TFM])], "first_seen_ms": int(col[_ROW_FIRST]),
-            "last_touch_ms": int(col[_ROW_LAST]), "sources": _MASK_SRC[int(col[_ROW_SRC])],
-            "stats": _raw_dict(*col[7:12])})
-        return x
-
-
-_RAW_KEYS = ("volume_ratio", "bounces", "mean_bounce_atr", "failed_breakouts", "duration_days")
-
-
-def _feature_dict(a: float, b: float, c: float, d: float, e: float, f: float) -> dict[str, float]:
-    """dict(zip(FEATURES, row)) as a literal: views build a few dozen of these per scan."""
-    return {"volume_density": a, "touch_bounce_count": b, "bounce_magnitude": c,
-            "failed_breakout_count": d, "duration_days": e, "multi_tf_confirm": f}
-
-
-def _raw_dict(a: float, b: float, c: float, d: float, e: float) -> dict[str, float]:
-    return {"volume_ratio": a, "bounces": b, "mean_bounce_atr": c, "failed_breakouts": d, "duration_days": e}
-
-
-assert tuple(_feature_dict(*FEATURES)) == FEATURES and tuple(_raw_dict(*_RAW_KEYS)) == _RAW_KEYS
-
-
-class _LazyBook(LevelBook):
-    """A LevelBook over a `_ScanResult`: same answers as LevelBook over the full list."""
-
-    def __init__(self, res: _ScanResult, atr_value: float, notes: list[str]) -> None:
-        self._res = res
-        self.atr = atr_value
-        self.notes = notes
-        self._ranked: list[ScoredLevel] | None = None
-        by_price = sorted(range(len(res)), key=res.price.__getitem__)
-        self._prices = [res.price[r] for r in by_price]
-        self._rows = by_price
-        self._variants_r: dict[tuple[int, int], ScoredLevel] = {}
-        self._cache_key = None
-        self._cache = ()
-
-    @property
-    def ranked(self) -> list[ScoredLevel]:  # type: ignore[override]
-        if self._ranked is None:
-            ref = self._res.ref_price
-            self._ranked = [self._row(r, 0 if p <= ref else 1) for r, p in enumerate(self._res.price)]
-        return self._ranked
-
-    def _row(self, r: int, side: int) -> ScoredLevel:
-        key = (r, side)
-        v = self._variants_r.get(key)
-        if v is None:
-            v = self._variants_r[key] = self._res.level(r, "support" if side == 0 else "resistance")
-        return v
-
-    def view(self, price: float) -> tuple[list[ScoredLevel], ScoredLevel | None, ScoredLevel | None]:
-        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
-        if (lo, hi) == self._cache_key:
-            listed, bs, br = self._cache
-            return list(listed), bs, br
-        listed = [self._row(r, 0 if p <= price else 1) for r, p in enumerate(self._res.price[:MAX_LEVELS])]
-        bs = self._best_row(range(hi - 1, -1, -1), price, 0)
-        br = self._best_row(range(lo, len(self._rows)), price, 1)
-        self._cache_key, self._cache = (lo, hi), (listed, bs, br)
-        return list(listed), bs, br
-
-    def pick(self, price: float) -> tuple[ScoredLevel | None, ScoredLevel | None]:
-        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
-        if (lo, hi) == self._cache_key:
-            return self._cache[1], self._cache[2]
-        return (self._best_row(range(hi - 1, -1, -1), price, 0), self._best_row(range(lo, len(self._rows)), price, 1))
-
-    def _best_row(self, idx, price: float, side: int) -> ScoredLevel | None:
-        best, best_eff, nearest = None, 0.0, None
-        reach = PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
-        score = self._res.score
-        for k in idx:
-            r = self._rows[k]
-            dist = abs(price - self._prices[k])
-            if nearest is None:
-                nearest = r
-            if dist >= reach:
-                break
-            eff = score[r] * (1.0 - dist / reach)
-            if eff > best_eff:
-                best, best_eff = r, eff
-        pick = best if best is not None else nearest
-        return None if pick is None else self._row(pick, side)
 
 
 class _TfCache:
@@ -436,8 +227,6 @@ class _DurationMemo(dict):
 
 _DURATION = _DurationMemo()
 _TF_CODE = {tf: i for i, tf in enumerate(lv.LEVEL_TIMEFRAMES)}
-_MASK_TF = [next((tf for i, tf in enumerate(lv.LEVEL_TIMEFRAMES) if m >> i & 1), "") for m in range(8)]
-_MASK_SRC = [tuple(sorted(s for i, s in enumerate(lv.SOURCES) if m >> i & 1)) for m in range(8)]
 
 
 
@@ -680,41 +469,3 @@ class _Levels(NamedTuple):
     finest: list[str]        # each level's finest timeframe
     atr: float               # ATR the levels were merged with (15m when usable)
     notes: list[str]
-
-
-# rows of LevelScan.M (one column per level, cluster order)
-_ROW_FIRST, _ROW_LAST, _ROW_SRC, _ROW_TFM, _ROW_TOUCH = 12, 13, 14, 15, 16
-
-
-class LevelScan:
-    """The weight-independent result of one scan: one float column per level (cluster
-    order) holding its price, six features, the five raw numbers behind them, first/last
-    touch times, source and timeframe bitmasks and touch counts per timeframe (rows as
-    `_ROW_*`; ms times < 2**53 and counts are exact in float64). One matrix, so a worker
-    process hands it over in microseconds. `BestLevelFinder.rank` turns it into a LevelBook."""
-
-    __slots__ = ("ref_price", "atr", "notes", "tf_names", "M", "static")
-
-    def __init__(self, ref_price: float, atr: float, notes: list[str], tf_names: tuple, M: np.ndarray) -> None:
-        self.ref_price, self.atr, self.notes, self.tf_names, self.M = ref_price, atr, notes, tf_names, M
-        # the entry score's price-independent components for the same state, when whoever
-        # prepared the scan also had the indicators (rl.scan_ahead); not part of equality
-        self.static: tuple | None = None
-
-    @staticmethod
-    def empty(ref_price: float, atr: float, notes: list[str]) -> "LevelScan":
-        return LevelScan(ref_price, atr, notes, (), np.zeros((_ROW_TOUCH, 0)))
-
-    def __getstate__(self) -> tuple:
-        return (self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static)
-
-    def __setstate__(self, state: tuple) -> None:
-        self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static = state
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LevelScan):
-            return NotImplemented
-        a, b = self.__getstate__()[:5], other.__getstate__()[:5]
-        return (a[2:4] == b[2:4] and (a[0] == b[0] or a[0] != a[0] and b[0] != b[0])
-                and (a[1] == b[1] or a[1] != a[1] and b[1] != b[1])
-                and a[4].shape == b[4].shape and np.array_equal(a[4], b[4], equal_nan=True))

@@ -16,7 +16,8 @@ from rl.agent import TradingAgent, _bucket
 from rl.analysis import Analysis
 from rl.clock import ManualClock
 from rl.knowledge import KnowledgeStore
-from rl.level_finder import DEFAULT_WEIGHTS, FEATURES, ScoredLevel
+from rl.level_book import ScoredLevel
+from rl.level_finder import DEFAULT_WEIGHTS, FEATURES
 from rl.market import bucket_start
 from rl.marketdata import ReplayMarketData
 from rl.paper import PaperExchange

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from rl import level_book as lb
 from rl import level_finder as lf
 from rl import levels as lv
 from tests.test_levels import (generated_bars, path_bars, real_bars, reference_candidates,
@@ -115,7 +116,7 @@ def reference_scan(bars, atrs, ref_price, weights=None):
     for i, cl in enumerate(clusters):
         origin = cl.timeframe if cl.timeframe in stats else next(iter(stats))
         feats, raw = lf.level_features(stats, i, origin)
-        out.append(lf.ScoredLevel(
+        out.append(lb.ScoredLevel(
             price=cl.price, kind="support" if cl.price <= ref_price else "resistance",
             score=finder.score(feats), features=feats, touches={tf: int(stats[tf].touches[i]) for tf in stats},
             timeframe=cl.timeframe, first_seen_ms=cl.first_seen_ms,
@@ -146,7 +147,7 @@ def assert_scan_equals_reference(finder, bars, atrs, ref_price, probes=()):
     assert len(book.ranked) == len(want)
     for got, w in zip(book.ranked, want):
         assert_same_level(got, w)
-    ref_book = lf.LevelBook(want, book.atr, list(book.notes))
+    ref_book = lb.LevelBook(want, book.atr, list(book.notes))
     for p in (ref_price, *probes, *(x.price for x in want[:3])):
         g_levels, g_bs, g_br = book.view(p)
         w_levels, w_bs, w_br = ref_book.view(p)
