@@ -168,6 +168,45 @@ def test_backtest_with_the_worker_is_byte_identical(monkeypatch) -> None:
 
 
 @pytest.mark.shared_data
+def test_gaps_in_the_archive_leave_the_run_identical(monkeypatch) -> None:
+    """Bars missing across 15m, 8h and a run of closes: the agent closes those candles at the
+    bar after the gap, the worker by their bucket ends, so some states differ; those scans
+    must be computed by the agent (no wrong scan is ever taken) and the run stay identical."""
+    from dataclasses import replace
+
+    data = _data(3)
+    open_ms = index_to_ms(data.frame.index)
+    t0 = int(open_ms[data.first_bar])
+    # 07:40-08:20: the 8h candle ending 08:00 loses its last 15m bucket, so the agent pushes it
+    # only at 08:20 (with the stale 07:30 candle) and the worker with the 07:30 candle: one
+    # state the worker never had. 09:50-10:20 spans a 15m close; 06:03-06:09 sits inside one.
+    holes = [(t0 + 7 * 3_600_000 + 40 * 60_000, t0 + 8 * 3_600_000 + 20 * 60_000),
+             (t0 + 9 * 3_600_000 + 50 * 60_000, t0 + 10 * 3_600_000 + 20 * 60_000),
+             (t0 + 30 * 3_600_000 + 3 * 60_000, t0 + 30 * 3_600_000 + 9 * 60_000)]
+    keep = np.ones(len(open_ms), dtype=bool)
+    for a, b in holes:
+        keep &= ~((open_ms >= a) & (open_ms < b))
+    gappy = replace(data, frame=data.frame[keep])
+    settings = backtest_settings(SYMBOL, 10_000.0, {}, base=Settings())
+    taken = []
+    real_close = sa.ScanAhead.close
+
+    def close(self):
+        taken.append((self.hits, self.misses))
+        real_close(self)
+
+    monkeypatch.setattr(sa.ScanAhead, "close", close)
+    runs = {}
+    for flag in (False, True):
+        buf = io.StringIO()
+        result = run_backtest(gappy, settings, trace=buf, progress=False, scan_ahead=flag)
+        runs[flag] = (_json(result), buf.getvalue())
+    assert runs[True] == runs[False]
+    (hits, misses), = taken
+    assert hits > 200 and misses >= 1                # the worker made nearly all; the agent the rest
+
+
+@pytest.mark.shared_data
 def test_a_failing_worker_leaves_the_backtest_identical(monkeypatch, caplog) -> None:
     if "fork" not in __import__("multiprocessing").get_all_start_methods():
         pytest.skip("the failure is injected by monkeypatching, which only a forked worker inherits")
