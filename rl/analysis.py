@@ -395,6 +395,12 @@ class IncrementalAnalyzer:
     def update(self, frames_closed: dict[str, pd.DataFrame], price: float, time_ms: int) -> Analysis:
         """Take closed-candle frames (any subset of timeframes; absent = unchanged), push the
         candles newer than what is held, and score at `price`."""
+        self.push_frames(frames_closed)
+        return self.score(price, time_ms)
+
+    def push_frames(self, frames_closed: dict[str, pd.DataFrame]) -> None:
+        """`update` without the scoring: push the candles of `frames_closed` newer than what is
+        held (a backtest's scan-ahead worker primes its analyzer with this)."""
         for tf, df in frames_closed.items():
             if tf not in TIMEFRAMES:
                 raise ValueError(f"frames_closed: unknown timeframe {tf!r}")
@@ -406,9 +412,9 @@ class IncrementalAnalyzer:
                 continue
             b = Bars.from_frame(df, f"frames_closed[{tf!r}]")
             new = np.flatnonzero(b.t > last) if last is not None else np.arange(len(b))
-            for i in new:
-                self.push_candle(tf, int(b.t[i]), b.o[i], b.h[i], b.l[i], b.c[i], b.v[i])
-        return self.score(price, time_ms)
+            # as Python numbers: indicator states then run on floats, not numpy scalars
+            for row in zip(*(x[new].tolist() for x in (b.t, b.o, b.h, b.l, b.c, b.v))):
+                self.push_candle(tf, *row)
 
     def _indicators(self) -> LazyIndicators:
         lazy = {}

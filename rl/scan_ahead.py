@@ -51,11 +51,7 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
 
     frames, price0, cut = prime_frames(frame, first, week0)
     an = IncrementalAnalyzer(symbol)
-    for tf, df in frames.items():                     # = an.update(frames) without its scan
-        if tf != "1m" and len(df):
-            for t, row in zip(index_to_ms(df.index).tolist(),
-                              df[["open", "high", "low", "close", "volume"]].to_numpy().tolist()):
-                an.push_candle(tf, int(t), *row)
+    an.push_frames({tf: df for tf, df in frames.items() if tf != "1m"})   # as agent.prime, minus its scan
     primed = {tf: an.rings[tf].last_time() if tf in an.rings else None for tf in ("15m", "8h", "1w")}
     del frames
     hi = first + n                                    # rows the backtest will ever see
