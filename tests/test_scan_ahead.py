@@ -144,9 +144,9 @@ def _json(result) -> str:
     return dumps_json(doc)
 
 
-@pytest.mark.shared_data
-def test_backtest_with_the_worker_is_byte_identical(monkeypatch) -> None:
-    data = _data(3)
+def _both_ways(data, monkeypatch) -> tuple[tuple[str, str], tuple[str, str], tuple[int, int], int]:
+    """Run `data` in one process and with the worker: ((JSON, trace) of each, the worker's
+    (hits, misses), the number of trades)."""
     settings = backtest_settings(SYMBOL, 10_000.0, {}, base=Settings())
     taken = []
     real_close = sa.ScanAhead.close
@@ -161,9 +161,15 @@ def test_backtest_with_the_worker_is_byte_identical(monkeypatch) -> None:
         buf = io.StringIO()
         result = run_backtest(data, settings, trace=buf, progress=False, scan_ahead=flag)
         runs[flag] = (_json(result), buf.getvalue())
-    assert runs[True] == runs[False]
-    assert result.summary["trades"] > 0
-    (hits, misses), = taken
+    (counts,) = taken
+    return runs[False], runs[True], counts, result.summary["trades"]
+
+
+@pytest.mark.shared_data
+def test_backtest_with_the_worker_is_byte_identical(monkeypatch) -> None:
+    single, worker, (hits, misses), trades = _both_ways(_data(3), monkeypatch)
+    assert worker == single
+    assert trades > 0
     assert hits >= 3 * 96 - 1 and misses == 0        # the worker really made the scans
 
 
@@ -186,23 +192,8 @@ def test_gaps_in_the_archive_leave_the_run_identical(monkeypatch) -> None:
     keep = np.ones(len(open_ms), dtype=bool)
     for a, b in holes:
         keep &= ~((open_ms >= a) & (open_ms < b))
-    gappy = replace(data, frame=data.frame[keep])
-    settings = backtest_settings(SYMBOL, 10_000.0, {}, base=Settings())
-    taken = []
-    real_close = sa.ScanAhead.close
-
-    def close(self):
-        taken.append((self.hits, self.misses))
-        real_close(self)
-
-    monkeypatch.setattr(sa.ScanAhead, "close", close)
-    runs = {}
-    for flag in (False, True):
-        buf = io.StringIO()
-        result = run_backtest(gappy, settings, trace=buf, progress=False, scan_ahead=flag)
-        runs[flag] = (_json(result), buf.getvalue())
-    assert runs[True] == runs[False]
-    (hits, misses), = taken
+    single, worker, (hits, misses), _ = _both_ways(replace(data, frame=data.frame[keep]), monkeypatch)
+    assert worker == single
     assert hits > 200 and misses >= 1                # the worker made nearly all; the agent the rest
 
 
