@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 import sqlite3
 import threading
 from collections.abc import Mapping as MappingABC
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -196,29 +195,6 @@ def _dumps_top(value: Any) -> str:
     return _dumps(value)
 
 
-def _str_list_text(items: list, memo: tuple[list, str] | None) -> tuple[list, str] | None:
-    """(items copy, `_dumps(items)`) for a non-empty list of str (None for any other list),
-    reusing `memo` (an earlier result for a prefix of this list) when its items are the very
-    same objects: a position's exit reasons only grow, by a line per stop move, and
-    re-encoding the whole list on every move made saving the position the costliest write of
-    a trade-heavy backtest. The encoder writes a list as "[" + items joined by ", " + "]",
-    so joining the new items' own encodings onto the old text gives the same text."""
-    m = 0
-    if memo is not None:
-        old, text = memo
-        m = len(old)
-        if not (m <= len(items) and all(map(operator.is_, old, items))):
-            m = 0
-    tail = items[m:] if m else items
-    if not all(type(x) is str for x in tail):
-        return None
-    if m and not tail:
-        return memo
-    if m:
-        return list(items), text[:-1] + ", " + ", ".join(map(_dumps, tail)) + "]"
-    return (list(items), _dumps(items)) if items else None
-
-
 def _finite(name: str, value: Any, positive: bool = False, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
@@ -254,8 +230,6 @@ class KnowledgeStore:
         # thought chain it just wrote (see entry_context)
         self._entry_cache: dict[int, tuple[dict, dict, dict[str, float]]] = {}
         self._log_next: int | None = None     # id the next log line gets (learnt from the last)
-        # (trade id, key) -> the JSON text of an open trade's str list (see _position_json)
-        self._list_text: dict[tuple[int, str], tuple[list, str]] = {}
         self.trade_logger = TradeLogger(self)
 
     # ------------------------------------------------------------------ plumbing
@@ -282,43 +256,7 @@ class KnowledgeStore:
             self._count_cache = None
             self._samples_cache = None
             self._entry_cache.clear()      # a rolled-back insert's id is handed out again
-            self._list_text.clear()
             raise
-
-    def _position_json(self, trade_id: int, position: Mapping[str, Any]) -> str:
-        """`_dumps(dict(position))`, with the position's lists of str (its exit reasons, which
-        grow by a line at every stop move) encoded incrementally per trade: the position is
-        encoded with a placeholder string in place of each such list, and each placeholder's
-        text in that (short) result is then replaced by the list's text. Placeholders hold
-        NUL characters, so their text is unique in practice; each is checked to occur exactly
-        once, else the whole position is encoded plainly."""
-        d = dict(position)
-        subs: list[tuple[str, str]] = []
-        for k, v in d.items():
-            if type(v) is list and type(k) is str:
-                key = (trade_id, k)
-                memo = _str_list_text(v, self._list_text.get(key))
-                if memo is None:
-                    self._list_text.pop(key, None)
-                    continue
-                self._list_text[key] = memo
-                placeholder = "\x00list:" + k + "\x00"
-                d[k] = placeholder
-                subs.append((_dumps(placeholder), memo[1]))
-        out = _dumps(d)
-        if not subs:
-            return out
-        at = []
-        for ph, text in subs:
-            if out.count(ph) != 1:
-                return _dumps(dict(position))
-            at.append((out.index(ph), len(ph), text))
-        pieces, pos = [], 0
-        for i, n, text in sorted(at):
-            pieces += (out[pos:i], text)
-            pos = i + n
-        pieces.append(out[pos:])
-        return "".join(pieces)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -461,7 +399,7 @@ class KnowledgeStore:
             params.append(_finite("target_price", target_price, positive=True))
         if position is not None:
             sets.append("position_json=?")
-            params.append(self._position_json(int(trade_id), position))
+            params.append(_dumps(dict(position)))
         if note is not None:
             sets.append("note=?")
             params.append(note)
@@ -493,7 +431,7 @@ class KnowledgeStore:
             self._conn.execute("UPDATE trades SET remaining_qty=? WHERE id=?", (remaining, int(trade_id)))
             if position is not None:
                 self._conn.execute("UPDATE trades SET position_json=? WHERE id=?",
-                                   (self._position_json(int(trade_id), position), int(trade_id)))
+                                   (_dumps(dict(position)), int(trade_id)))
         return True
 
     def close_trade(self, trade_id: int, *, closed_ms: int, exit_reason: str,
@@ -509,8 +447,6 @@ class KnowledgeStore:
                 raise KnowledgeError(f"trade_id={trade_id} is invalid: no such trade")
             if t["status"] == "closed":
                 return self._trade_dict(t)
-            for key in [k for k in self._list_text if k[0] == int(trade_id)]:
-                del self._list_text[key]        # a closed trade's position is not saved again
             totals = self._exit_totals(int(trade_id))
             fees = float(t["entry_fee"]) + totals["fee"]
             net = totals["pnl"] - fees
@@ -735,19 +671,14 @@ class KnowledgeStore:
         row = (int(time_ms), lvl, symbol or "", message_zh, message_en)
         with self._lock:
             nxt = self._log_next
-            if nxt is not None and nxt <= self._log_limit:
-                # Nothing to trim yet (ids start at 1): the INSERT alone is the whole write, and
-                # one statement is atomic by itself (or joins an open batch), so it needs no
-                # BEGIN/COMMIT of its own. A backtest month writes ~2,000 lines this way.
+            # Nothing to trim yet (ids start at 1): the INSERT alone is the whole write, and one
+            # statement is atomic by itself (or joins an open batch), so it needs no BEGIN/COMMIT
+            # of its own. A backtest month writes ~2,000 lines this way.
+            alone = nxt is not None and nxt <= self._log_limit
+            with nullcontext() if alone else self._tx():
                 new_id = int(self._conn.execute(_LOG_INSERT, row).lastrowid)
-                if new_id > self._log_limit:    # another writer took ids meanwhile: trim now
+                if new_id > self._log_limit:    # (when alone: another writer took ids meanwhile)
                     self._conn.execute("DELETE FROM decision_log WHERE id<=?", (new_id - self._log_limit,))
-            else:
-                with self._tx():
-                    new_id = int(self._conn.execute(_LOG_INSERT, row).lastrowid)
-                    if new_id > self._log_limit:
-                        self._conn.execute("DELETE FROM decision_log WHERE id<=?",
-                                           (new_id - self._log_limit,))
             self._log_next = new_id + 1
         return new_id
 

@@ -36,14 +36,12 @@ _BY_COUNT: dict[int, Phase] = {}    # Phase is frozen: one instance per trade co
 def phase_for(trade_count: int) -> Phase:
     if isinstance(trade_count, bool) or not isinstance(trade_count, int) or trade_count < 0:
         raise ValueError(f"trade_count: must be a non-negative integer, got {trade_count!r}")
-    ph = _BY_COUNT.get(trade_count) if type(trade_count) is int else None
-    if ph is not None:                  # (decided at every 15m close while flat)
+    ph = _BY_COUNT.get(trade_count)        # (decided at every 15m close while flat)
+    if ph is not None:
         return ph
     for upper, key, zh, en, min_score, gap in _PHASES:
         if upper is None or trade_count < upper:
-            ph = Phase(key, zh, en, min_score, gap, trade_count, upper)
-            if type(trade_count) is int:
-                _BY_COUNT[trade_count] = ph
+            ph = _BY_COUNT[trade_count] = Phase(key, zh, en, min_score, gap, int(trade_count), upper)
             return ph
     raise AssertionError("unreachable")
 

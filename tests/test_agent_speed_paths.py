@@ -441,7 +441,7 @@ def test_indicator_loops_are_bit_identical_to_the_textbook_loops():
 
 
 # ----------------------------------------------------------------------------- position JSON
-def test_position_json_grows_incrementally_and_equals_a_plain_encoding():
+def test_saved_position_json_equals_a_plain_encoding():
     s = KnowledgeStore(":memory:", default_weights=W)
     tid = _open(s, "e-pos", {"p": 1})
     st = PositionState(symbol="X", side="LONG", entry_price=100.0, qty=1.0, initial_qty=1.0,
@@ -458,8 +458,7 @@ def test_position_json_grows_incrementally_and_equals_a_plain_encoding():
         s.update_trade(tid, stop_price=90.0 + i, position=pos)
         row = s._query("SELECT position_json FROM trades WHERE id=?", (tid,))[0][0]
         assert row == _dumps(pos)
-    # a list that is no longer an extension of the remembered one (a rebuilt state) and a
-    # value holding the placeholder's own text: both still encode exactly as the plain value
+    # a rebuilt list of reasons and a value holding NUL characters encode as the plain value too
     st.exit_reasons = ["other", "\x00list:exit_reasons\x00"]
     pos = {**_state_copy(st), "note": "\x00list:exit_reasons\x00"}
     s.record_exit(tid, client_order_id="x1", time_ms=5, kind="partial", price=101.0, quantity=0.5,
