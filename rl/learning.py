@@ -139,44 +139,23 @@ def feature_evidence(samples: Sequence[tuple[Mapping[str, float], float]],
     isfinite = math.isfinite
     prev_ys: list[float] | None = None
     prev_my_syy = (0.0, 0.0)
-    # Fast path: every trade usually carries every feature. Then a feature's values are one
-    # comprehension and the R list is shared by all features; the floats are the ones the
-    # per-sample loop below converts, and any gap or non-finite value falls back to it (which
-    # also raises the error naming the first bad sample).
-    all_ys = [float(r) for _, r in samples]
-    ys_ok = all(map(isfinite, all_ys)) and all(type(v) is dict for v, _ in samples)   # (no defaultdicts)
     for f in features:
-        xs: list[float] | None = None
-        if ys_ok:
-            try:
-                raw = [values[f] for values, _ in samples]
-            except KeyError:
-                raw = None
-            if raw is not None and None not in raw:        # (no value is None, or == None)
-                xs = list(map(float, raw))
-                if all(map(isfinite, xs)):
-                    ys = all_ys
-                else:
-                    xs = None
-        if xs is None:
-            xs, ys = [], []
-            for values, r in samples:
-                if f not in values:
-                    continue
-                v = values[f]
-                if v is None:
-                    continue
-                x, y = float(v), float(r)
-                if not (isfinite(x) and isfinite(y)):
-                    raise LearningError(f"samples[{_first_bad(samples, f)}] feature {f!r}={x!r} R={y!r} "
-                                        "is invalid: both must be finite")
-                xs.append(x)
-                ys.append(y)
+        xs: list[float] = []
+        ys: list[float] = []
+        for i, (values, r) in enumerate(samples):
+            v = values[f] if f in values else None
+            if v is None:
+                continue
+            x, y = float(v), float(r)
+            if not (isfinite(x) and isfinite(y)):
+                raise LearningError(f"samples[{i}] feature {f!r}={x!r} R={y!r} is invalid: both must be finite")
+            xs.append(x)
+            ys.append(y)
         corr = None
         if len(xs) >= 2:
             # every trade usually carries every feature: then ys is the same list of R for
             # each feature and its mean and spread are computed once (the same floats)
-            if ys is not prev_ys and ys != prev_ys:
+            if ys != prev_ys:
                 prev_ys, prev_my_syy = ys, _moments(ys)
             corr = _pearson(xs, _moments(xs), ys, prev_my_syy)
         wins = [x for x, y in zip(xs, ys) if y > 0]
@@ -191,15 +170,6 @@ def feature_evidence(samples: Sequence[tuple[Mapping[str, float], float]],
             mean_when_loss=(sum(losses) / len(losses)) if losses else None,
             verdict=verdict, threshold=thr if xs else None)
     return out
-
-
-def _first_bad(samples: Sequence[tuple[Mapping[str, float], float]], f: str) -> int:
-    """Index of the first sample whose value of f or whose R is not finite (error message)."""
-    for i, (values, r) in enumerate(samples):
-        if f in values and values[f] is not None and not (math.isfinite(float(values[f]))
-                                                          and math.isfinite(float(r))):
-            return i
-    return -1
 
 
 def project_to_bounds(weights: Mapping[str, float], min_weight: float = MIN_WEIGHT,

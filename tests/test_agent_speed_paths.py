@@ -467,7 +467,7 @@ def test_saved_position_json_equals_a_plain_encoding():
     assert s.trade_row(tid)["position"] == json.loads(_dumps(pos))
 
 
-def test_learning_fast_path_when_every_trade_has_every_feature():
+def test_learning_when_every_trade_has_every_feature_equals_the_reference():
     rng = random.Random(12)
     for _ in range(200):
         n = rng.randint(0, 60)
