@@ -21,11 +21,11 @@ NOT_FOUND = -2013          # Binance: "Order does not exist."
 ALGO_NOT_FOUND_CODES = (-2013, -2011)
 
 
-def _plain_dict(obj: Any) -> dict[str, Any]:
-    """`dataclasses.asdict` for the flat dataclasses below, whose fields all hold immutable
-    scalars (str, int, float, bool, None): the same dict without asdict's recursion and
-    per-value deepcopy, which returns those values unchanged anyway. ~10x cheaper; the store
-    serializes every order the router sends through it."""
+def flat_dict(obj: Any) -> dict[str, Any]:
+    """`dataclasses.asdict` for flat dataclasses (these and the paper exchange's own records)
+    whose fields all hold immutable scalars (str, int, float, bool, None): the same dict
+    without asdict's recursion and per-value deepcopy, which returns those values unchanged
+    anyway. ~10x cheaper; the store serializes every order the router sends through it."""
     return {name: getattr(obj, name) for name in _field_names(type(obj))}
 
 
@@ -48,7 +48,7 @@ class AccountSnapshot:
     available_balance: float     # "available"
 
     def to_dict(self) -> dict[str, float]:
-        return _plain_dict(self)
+        return flat_dict(self)
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class PositionSnapshot:
         return "LONG" if self.amount > 0 else "SHORT"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**_plain_dict(self), "side": self.side}
+        return {**flat_dict(self), "side": self.side}
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class OrderResult:
         return self.status in OPEN_STATUSES
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain_dict(self)
+        return flat_dict(self)
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class StopOrderInfo:
     update_time_ms: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain_dict(self)
+        return flat_dict(self)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class Fill:
     time_ms: int
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain_dict(self)
+        return flat_dict(self)
 
 
 @runtime_checkable

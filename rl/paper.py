@@ -13,7 +13,7 @@ import bisect
 import math
 import logging
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Mapping
@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 from client import (CLIENT_ID_RE, NetworkError, OrderRejected, SymbolFilters,
                     new_client_order_id)
 from rl.exchange import (AccountSnapshot, Fill, OrderResult, PositionSnapshot, StopOrderInfo,
-                         check_order_args, check_stop_args)
+                         check_order_args, check_stop_args, flat_dict)
 from rl.paper_store import PaperStore
 
 FUNDING_INTERVAL_MS = 8 * 3600 * 1000
@@ -135,8 +135,7 @@ class _Stop:
     update_time_ms: int
 
     def info(self) -> StopOrderInfo:
-        # the same fields by the same names (all scalars: asdict's deep copy is not needed)
-        return StopOrderInfo(**{name: getattr(self, name) for name in _STOP_FIELDS})
+        return StopOrderInfo(**flat_dict(self))         # the same fields by the same names
 
     def hit(self, price: float) -> bool:
         """Trigger rule: a sell stop fires at or below its trigger, a sell take-profit at or above."""
@@ -153,10 +152,6 @@ class _Pos:
     leverage: int
     funding_slot: int
     mark_price: float
-
-
-_ORDER_FIELDS = tuple(f.name for f in fields(_Order))
-_STOP_FIELDS = tuple(f.name for f in fields(_Stop))
 
 
 class PaperExchange:
