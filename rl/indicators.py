@@ -184,20 +184,28 @@ def atr(high: Any, low: Any, close: Any, period: int = 14) -> Any:
     return _wrap(high, _seeded_recursion(tr, period, 1.0 / period))
 
 
-def _rolling_extreme(a: np.ndarray, n: int, fn: np.ufunc) -> np.ndarray:
-    """Rolling max/min (fn = np.maximum/np.minimum) over windows of n, NaN before index n-1.
+def forward_extreme(x: np.ndarray, k: int, fn, fill: float) -> np.ndarray:
+    """fn-extreme of x[i:i+k] for every i (past the end counts as `fill`), by doubling
+    widths 1, 2, 4, ... then one shifted combine: exact (max/min only compare) and a few
+    vector ops instead of a k-wide sliding window."""
+    n = len(x)
+    cur = np.concatenate([x, np.full(k - 1, fill)])   # cur[i] = extreme of x[i:i+width]
+    width = 1
+    while width * 2 <= k:
+        cur = fn(cur[:-width], cur[width:])
+        width *= 2
+    if width < k:                                      # [i, i+width) and [i+k-width, i+k)
+        cur = fn(cur[:n], cur[k - width:k - width + n])
+    return cur[:n]
 
-    Folding the n shifted slices pairwise gives exactly the values np.max/np.min of each
-    window give (max and min are exact, and both propagate NaN), in a fraction of the time of
-    a sliding_window_view reduction for the short windows used here."""
+
+def _rolling_extreme(a: np.ndarray, n: int, fn: np.ufunc) -> np.ndarray:
+    """Rolling max/min (fn = np.maximum/np.minimum) over windows of n, NaN before index n-1:
+    the forward extreme of each window's first candle (exact, NaN-propagating like np.max)."""
     m = len(a)
     out = np.full(m, NAN)
     if m >= n:
-        k = m - n + 1
-        acc = a[:k].copy()
-        for i in range(1, n):
-            fn(acc, a[i:i + k], out=acc)
-        out[n - 1:] = acc
+        out[n - 1:] = forward_extreme(a, n, fn, -np.inf if fn is np.maximum else np.inf)[:m - n + 1]
     return out
 
 

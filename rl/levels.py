@@ -14,6 +14,8 @@ from operator import attrgetter
 import numpy as np
 import pandas as pd
 
+from rl.indicators import forward_extreme
+
 TF_MS = {"1m": 60_000, "15m": 900_000, "8h": 28_800_000, "1w": 604_800_000}
 LEVEL_TIMEFRAMES = ("15m", "8h", "1w")          # finest first; 1m is chart-only noise
 PIVOT_STRENGTH = {"15m": 3, "8h": 2, "1w": 1}   # candles required on each side of a pivot
@@ -311,21 +313,6 @@ class TouchPrep:
     total: float
 
 
-def _forward_extreme(x: np.ndarray, k: int, fn, fill: float) -> np.ndarray:
-    """fn-extreme of x[i:i+k] for every i (past the end counts as `fill`), by doubling
-    widths 1, 2, 4, ... then one shifted combine: exact (max/min only compare) and a few
-    vector ops instead of a k-wide sliding window."""
-    n = len(x)
-    cur = np.concatenate([x, np.full(k - 1, fill)])   # cur[i] = extreme of x[i:i+width]
-    width = 1
-    while width * 2 <= k:
-        cur = fn(cur[:-width], cur[width:])
-        width *= 2
-    if width < k:                                      # [i, i+width) and [i+k-width, i+k)
-        cur = fn(cur[:n], cur[k - width:k - width + n])
-    return cur[:n]
-
-
 def touch_prep(bars: Bars, atr_value: float) -> TouchPrep:
     tol = TOUCH_ATR * atr_value
     h, l, c = bars.h, bars.l, bars.c
@@ -333,8 +320,8 @@ def touch_prep(bars: Bars, atr_value: float) -> TouchPrep:
     nan = np.array([np.nan])
     return TouchPrep(bars, atr_value, tol, l - tol, h + tol, rng,
                      np.concatenate([nan, c]), np.concatenate([c, nan]),
-                     np.concatenate([_forward_extreme(h, LOOKAHEAD, np.maximum, -np.inf), nan]),
-                     np.concatenate([_forward_extreme(l, LOOKAHEAD, np.minimum, np.inf), nan]),
+                     np.concatenate([forward_extreme(h, LOOKAHEAD, np.maximum, -np.inf), nan]),
+                     np.concatenate([forward_extreme(l, LOOKAHEAD, np.minimum, np.inf), nan]),
                      bool(np.any(rng <= 0)), float(h.max() - l.min()), float(bars.v.sum()))
 
 

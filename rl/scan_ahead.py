@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rl import levels as lv
+from rl.indicators import forward_extreme
 from rl.level_finder import BestLevelFinder, LevelScan, _merged, _TfCache
 from rl.market import aggregate_arrays, bucket_end, index_to_ms
 
@@ -127,8 +128,8 @@ class _Series15m:
         # each pivot's candidate columns (price, source code, time), sliced per window
         self.ph_cand = (self.h[self.ph], np.zeros(len(self.ph), np.int64), self.t[self.ph])
         self.pl_cand = (self.l[self.pl], np.ones(len(self.pl), np.int64), self.t[self.pl])
-        self.fmax = lv._forward_extreme(self.h, lv.LOOKAHEAD, np.maximum, -np.inf)
-        self.fmin = lv._forward_extreme(self.l, lv.LOOKAHEAD, np.minimum, np.inf)
+        self.fmax = forward_extreme(self.h, lv.LOOKAHEAD, np.maximum, -np.inf)
+        self.fmin = forward_extreme(self.l, lv.LOOKAHEAD, np.minimum, np.inf)
         self.rng = self.h - self.l
         self.zero_before = np.concatenate([[0], np.cumsum(self.rng <= 0)]).tolist()  # zero-range candles before i
 
