@@ -157,3 +157,69 @@ def test_bad_input_names_field():
     with pytest.raises(ValueError, match="same length"):
         ind.atr([1.0, 2.0], [1.0], [1.0, 2.0])
     assert np.isnan(ind.rsi(np.arange(5.0))).all()   # shorter than warm-up: all NaN, no error
+
+
+# ------------------------------------------------------------------ last values only
+def _vector_last(t, h, l, c, v):
+    """The reference: the last elements of the vector functions."""
+    line, sg, hist = ind.macd(c)
+    up, mid, lo = ind.bollinger(c)
+    k, d, j = ind.kdj(h, l, c)
+    n = len(c)
+    return {"rsi": ind.rsi(c)[-1], "macd": line[-1], "macd_signal": sg[-1], "macd_hist": hist[-1],
+            "bb_upper": up[-1], "bb_middle": mid[-1], "bb_lower": lo[-1], "atr": ind.atr(h, l, c)[-1],
+            "ema_fast": ind.ema(c, 20)[-1], "ema_slow": ind.ema(c, 50)[-1], "k": k[-1], "d": d[-1],
+            "j": j[-1], "vwap": ind.vwap(h, l, c, v, t)[-1],
+            "hist_prev1": hist[-2] if n >= 2 else math.nan, "hist_prev2": hist[-3] if n >= 3 else math.nan}
+
+
+def _bit_equal(a: dict, b: dict) -> list[str]:
+    return [k for k in b if not (a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])))
+            or type(a[k]) is not float]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 9, 14, 15, 16, 20, 21, 26, 33, 34, 35, 36, 50, 51, 500])
+def test_latest_is_bit_equal_to_the_vector_functions(n):
+    """`latest` (the analysis snapshot's fast path) must give exactly the floats the vector
+    functions end with, at every warm-up boundary: the decisions and the stored thought
+    chains must not change by a bit."""
+    df = make_candles(n, seed=n, start="2024-01-01 17:30")       # crosses a UTC midnight
+    t = df.index.as_unit("ms").asi8
+    h, l, c, v = (df[k].to_numpy() for k in ("high", "low", "close", "volume"))
+    assert _bit_equal(ind.latest(t, h, l, c, v), _vector_last(t, h, l, c, v)) == []
+
+
+def test_latest_flat_and_rounded_prices_hit_the_zero_branches():
+    # a flat window: RSI's no-change branch (50), KDJ's zero-range branch, zero Bollinger width
+    n = 120
+    t = np.arange(n, dtype=np.int64) * 60_000
+    c = np.full(n, 2.5)
+    assert _bit_equal(ind.latest(t, c, c, c, np.ones(n)), _vector_last(t, c, c, c, np.ones(n))) == []
+    df = make_candles(300, seed=3, price=0.5)
+    r = df.round(3)                                              # tick-rounded: many zero changes
+    t = df.index.as_unit("ms").asi8
+    h, l, c, v = (r[k].to_numpy() for k in ("high", "low", "close", "volume"))
+    up = c.copy()
+    up[100:] = np.maximum.accumulate(c[100:]) + 1                # only gains: RSI's 100 branch
+    for cc in (c, up):
+        hh, ll = np.maximum(h, cc), np.minimum(l, cc)
+        assert _bit_equal(ind.latest(t, hh, ll, cc, v), _vector_last(t, hh, ll, cc, v)) == []
+
+
+def test_latest_declines_nan_input():
+    c = make_candles(60)["close"].to_numpy().copy()
+    c[10] = np.nan
+    t = np.arange(60, dtype=np.int64) * 60_000
+    assert ind.latest(t, c, c, c, np.ones(60)) is None
+
+
+def test_latest_on_real_minutes(shared_data_dir):
+    """500-minute windows of a real month, as an entry's perception reads them."""
+    from rl.backtest_data import load_backtest_data
+    data = load_backtest_data([shared_data_dir], "FILUSDT", "2023-11-01", "2023-11-03")
+    f = data.frame
+    t = f.index.as_unit("ms").asi8
+    cols = [f[k].to_numpy() for k in ("high", "low", "close", "volume")]
+    for end in range(500, len(f), 997):
+        args = (t[end - 500:end], *(x[end - 500:end] for x in cols))
+        assert _bit_equal(ind.latest(*args), _vector_last(*args)) == [], end
