@@ -344,6 +344,14 @@ class IncrementalAnalyzer:
     Feed closed candles with `push_candle` (cheapest, for backtests) or whole frames with
     `update`; then `score(price, time_ms)` re-scores against the new price in microseconds
     when no 15m/8h/1w candle closed.
+
+    Deferred indicators: with a `scan_source` (a backtest whose worker, rl.scan_ahead, runs
+    this same class over the same candles), a 15m/8h/1w push only appends to the ring and to
+    a per-timeframe backlog. A rescan the worker has a scan for takes the worker's snapshots
+    with it (they are what this analyzer would compute: the scan key fingerprints every candle
+    pushed); otherwise the backlog is pushed into the IndicatorStates in order, exactly as
+    without deferral. `snaps` and `states` are properties that flush a backlog they do not
+    cover, so every read sees current values.
     """
 
     def __init__(self, symbol: str, weights: dict[str, float] | None = None, max_bars: int = MAX_BARS) -> None:
@@ -355,20 +363,72 @@ class IncrementalAnalyzer:
         self.finder = BestLevelFinder(weights)
         self.max_bars = max_bars
         self.rings: dict[str, _Ring | _ListRing] = {}
-        self.states: dict[str, ind.IndicatorState] = {}
-        self.snaps: dict[str, dict] = {}
+        self._states: dict[str, ind.IndicatorState] = {}
+        self._snaps: dict[str, dict] = {}
+        # deferred indicator updates (see the class doc): per timeframe, the candles pushed to
+        # the ring but not yet to its IndicatorState, in order; `_stale`: `_snaps`/`_pub` lag
+        # the rings (set by a deferred push, cleared by a flush or by taking a worker's snaps)
+        self._backlog: dict[str, list[tuple]] = {}
+        self._stale = False
+        # per timeframe, a hash chain over every candle pushed since creation: the scan key's
+        # fingerprint of the whole history the indicator states depend on (see scan_key)
+        self._fp: dict[str, int] = {}
         self._dirty_levels = True
         self._dirty_static = True
         self._book: LevelBook | None = None
         self._static: tuple[dict, dict] = ({}, {})
         self._static_notes: list[str] = []
-        self._public: dict[str, dict] = {}
+        self._pub: dict[str, dict] = {}             # _public(snap) per timeframe, for the Analysis
         # one Bars object per timeframe until its next candle: the level finder recognises an
         # unchanged 8h/1w window by identity and reuses its candidates and touch statistics
         self._bars: dict[str, Bars] = {}
         self._trend_memo: tuple | None = None     # ((8h snap, 1w snap), (trend pair, notes))
         # key -> prepared LevelScan or None (see score); set by a backtest with scans ahead
         self.scan_source: Callable[[tuple], LevelScan | None] | None = None
+
+    @property
+    def snaps(self) -> dict[str, dict]:
+        """Per 15m/8h/1w timeframe, the indicator snapshot of every candle pushed (flushes a
+        deferred backlog first when the snapshots do not cover it)."""
+        if self._stale:
+            self._flush()
+        return self._snaps
+
+    @property
+    def states(self) -> dict[str, ind.IndicatorState]:
+        """Per timeframe, the IndicatorState of every candle pushed (flushes a deferred backlog)."""
+        if self._backlog:
+            self._flush()
+        return self._states
+
+    def _flush(self) -> None:
+        """Push every deferred candle into its IndicatorState, in order (the same pushes as
+        without deferral), then snapshot each timeframe that moved once, not per candle (a
+        snapshot reads only the state and the last candle)."""
+        for tf, rows in self._backlog.items():
+            st = self._states.get(tf)
+            if st is None:
+                st = self._states[tf] = ind.IndicatorState(ema_fast=EMA_FAST, ema_slow=EMA_SLOW)
+            push = st.push
+            for row in rows:
+                push(*row)
+            _, o, _, _, c, v = rows[-1]
+            snap = self._snaps[tf] = _state_snapshot(st, (c, o, v))
+            self._pub[tf] = _public(snap)
+        self._backlog = {}
+        self._stale = False
+
+    def _take(self, snaps: dict[str, dict]) -> None:
+        """Adopt a worker's snapshots for the current candles (an equal scan key: the same
+        candles pushed since creation, so the same states); the IndicatorStates stay behind
+        with their backlog. A snapshot object seen before (the 8h/1w ones between their
+        closes, shared within a message) keeps its public dict."""
+        mine, pub = self._snaps, self._pub
+        for tf, s in snaps.items():
+            if mine.get(tf) is not s:
+                mine[tf] = s
+                pub[tf] = _public(s)
+        self._stale = False
 
     def set_weights(self, weights: dict[str, float]) -> None:
         """New level-feature weights (from learning); levels are rescored on the next call."""
@@ -391,13 +451,23 @@ class IncrementalAnalyzer:
         self._bars.pop(tf, None)
         if tf == "1m":
             return  # chart-only: computed lazily from the ring
-        st = self.states.get(tf)
-        if st is None:
-            st = self.states[tf] = ind.IndicatorState(ema_fast=EMA_FAST, ema_slow=EMA_SLOW)
-        st.push(open_time_ms, o, h, l, c, v)
-        self.snaps[tf] = _state_snapshot(st, (c, o, v))
-        self._public[tf] = _public(self.snaps[tf])
+        self._fp[tf] = hash((self._fp.get(tf, 0), open_time_ms, o, h, l, c, v))
         self._dirty_levels = True
+        if self.scan_source is None and not self._backlog:
+            st = self._states.get(tf)
+            if st is None:
+                st = self._states[tf] = ind.IndicatorState(ema_fast=EMA_FAST, ema_slow=EMA_SLOW)
+            st.push(open_time_ms, o, h, l, c, v)
+            snap = self._snaps[tf] = _state_snapshot(st, (c, o, v))
+            self._pub[tf] = _public(snap)
+            return
+        rows = self._backlog.get(tf)
+        if rows is None:
+            rows = self._backlog[tf] = []
+        rows.append((open_time_ms, o, h, l, c, v))
+        self._stale = True
+        if self.scan_source is None:      # deferral ended (scan_source unset): catch up now
+            self._flush()
 
     def update(self, frames_closed: dict[str, pd.DataFrame], price: float, time_ms: int) -> Analysis:
         """Take closed-candle frames (any subset of timeframes; absent = unchanged), push the
@@ -428,17 +498,25 @@ class IncrementalAnalyzer:
         if "1m" in self.rings:
             ring = self.rings["1m"]
             lazy["1m"] = lambda v=ring.view(), r=ring: _public(snapshot(r.bars_of(v)))
-        ready = dict(self._public)
+        if self._stale:
+            self._flush()
+        ready = dict(self._pub)
         for tf in TIMEFRAMES:
             if tf not in ready and tf not in lazy:
                 ready[tf] = {k: float("nan") for k in INDICATOR_KEYS}
         return LazyIndicators(ready, lazy)
 
     def scan_key(self) -> tuple:
-        """What a level scan of the current state depends on besides the data's history:
-        per timeframe the candles held and the last one, plus the ATRs. Two analyzers fed the
-        same candles give the same key; a scan computed ahead elsewhere (rl.scan_ahead) is
-        used only under an equal key."""
+        """What a level scan and the indicator snapshots of the current state depend on: per
+        timeframe the candles held, the last one, and a fingerprint of every candle pushed
+        since creation (the indicator states depend on all of them, not just the ring's). Two
+        analyzers fed the same candles give the same key; a scan (and the snapshots) computed
+        ahead elsewhere (rl.scan_ahead) is used only under an equal key.
+
+        The fingerprint is a hash chain over (time, o, h, l, c, v) tuples: int/float hashing
+        does not depend on PYTHONHASHSEED, so a spawned worker agrees; it needs no indicator
+        value, so it is current while indicator updates are deferred. A NaN in a candle
+        hashes by identity and only makes keys differ (a miss: the safe direction)."""
         key: list = []
         for tf in ("15m", "8h", "1w"):
             r = self.rings.get(tf)
@@ -446,8 +524,7 @@ class IncrementalAnalyzer:
                 key.append(None)
                 continue
             end = r.start + r.n - 1
-            atr = float(self.snaps[tf]["atr"])
-            key.append((int(r.t[end]), r.n, *r.f[:, end].tolist(), atr if atr == atr else None))  # NaN != NaN
+            key.append((int(r.t[end]), r.n, *r.f[:, end].tolist(), self._fp[tf]))
         return tuple(key)
 
     def static_parts(self) -> tuple[tuple[dict, dict], list[str]]:
@@ -494,7 +571,9 @@ class IncrementalAnalyzer:
         if self._dirty_levels:
             scan = self.scan_source(self.scan_key()) if self.scan_source is not None else None
             if scan is None:
-                scan = self.prepare_scan()
+                scan = self.prepare_scan()           # (reads self.snaps: flushes the backlog)
+            elif scan.snaps is not None:             # the worker's snapshots of this very state
+                self._take(scan.snaps)
             self._book = self.finder.rank(scan)
             if scan.static is not None:              # prepared with the scan (rl.scan_ahead)
                 self._static, self._static_notes = scan.static

@@ -240,23 +240,28 @@ class LevelScan:
     `_ROW_*`; ms times < 2**53 and counts are exact in float64). One matrix, so a worker
     process hands it over in microseconds. `BestLevelFinder.rank` turns it into a LevelBook."""
 
-    __slots__ = ("ref_price", "atr", "notes", "tf_names", "M", "static")
+    __slots__ = ("ref_price", "atr", "notes", "tf_names", "M", "static", "snaps")
 
     def __init__(self, ref_price: float, atr: float, notes: list[str], tf_names: tuple, M: np.ndarray) -> None:
         self.ref_price, self.atr, self.notes, self.tf_names, self.M = ref_price, atr, notes, tf_names, M
         # the entry score's price-independent components for the same state, when whoever
         # prepared the scan also had the indicators (rl.scan_ahead); not part of equality
         self.static: tuple | None = None
+        # the preparer's indicator snapshots after the same close (15m/8h/1w -> the dicts
+        # IncrementalAnalyzer.snaps holds), so the agent can skip its own indicator updates;
+        # not part of equality either
+        self.snaps: dict | None = None
 
     @staticmethod
     def empty(ref_price: float, atr: float, notes: list[str]) -> "LevelScan":
         return LevelScan(ref_price, atr, notes, (), np.zeros((_ROW_TOUCH, 0)))
 
     def __getstate__(self) -> tuple:
-        return (self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static)
+        return (self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static, self.snaps)
 
     def __setstate__(self, state: tuple) -> None:
-        self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static = state
+        self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static = state[:6]
+        self.snaps = state[6] if len(state) > 6 else None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LevelScan):

@@ -6,10 +6,12 @@ ATRs, never on trades or on the learned weights (those are applied by `rank`, in
 process, at the moment of the decision). The candles a backtest will close are known from
 the archive, so a worker can run the analyzer's candle pipeline over them and prepare every
 15m close's scan before the agent gets there; the agent's analyzer takes a prepared scan only
-when its own `scan_key()` (candles held, the last one of each timeframe, ATRs) is equal, and
-otherwise computes the scan itself. So the trades are identical with or without the worker
-(tests/test_scan_ahead.py checks every scan of real months), only faster: on a 2-core machine
-the agent and the scans run side by side.
+when its own `scan_key()` (candles held, the last one of each timeframe, a fingerprint of
+every candle pushed) is equal, and otherwise computes the scan itself. Each scan also carries
+the worker's indicator snapshots after its close: under an equal key they are the agent's
+own, so the agent defers its indicator updates and computes them only at a miss. So the
+trades are identical with or without the worker (tests/test_scan_ahead.py checks every scan
+of real months), only faster: on a 2-core machine the agent and the scans run side by side.
 
 Causality: the worker forms candles from the archive exactly as the agent does (first open,
 max high, min low, last close, fsum of volumes), and a scan at a 15m close sees only candles
@@ -88,7 +90,9 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
                 an.push_candle(tf, *q.popleft())
         inp = an.scan_inputs()
         win = None if isinstance(inp, LevelScan) else (inp[0].get("15m"), inp[1].get("15m", float("nan")), base + k + 1)
-        todo.append((an.scan_key(), inp, win, an.static_parts()))
+        # a shallow copy: a push replaces a timeframe's snapshot dict, never mutates it, so the
+        # 8h/1w ones are the same objects across closes and pickle sends each once per message
+        todo.append((an.scan_key(), inp, win, an.static_parts(), dict(an.snaps)))
         if len(todo) >= min(chunk, 4 << (2 * sent)):        # 4, 16, then chunk (48)
             yield _prepared(an.finder, series, todo)
             todo = []
@@ -99,15 +103,17 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
 
 def _prepared(finder: BestLevelFinder, series: "_Series15m", todo: list) -> list[tuple[tuple, LevelScan]]:
     """(scan key, prepared scan) for a chunk of closes (scan key, inputs, 15m window, static
-    score parts): the 15m window caches, cut from the series, travel with the inputs; each
-    scan carries the entry score's static components of its close (taken when the close's
-    indicators were current), so the agent need not compute them (`IncrementalAnalyzer.score`)."""
-    caches = iter(series.caches([w for _, _, w, _ in todo if w is not None]))
-    inputs = [inp if w is None else (*inp, next(caches)) for _, inp, w, _ in todo]
+    score parts, indicator snapshots): the 15m window caches, cut from the series, travel
+    with the inputs; each scan carries the entry score's static components of its close
+    (taken when the close's indicators were current) and those indicator snapshots, so the
+    agent need compute neither (`IncrementalAnalyzer.score`)."""
+    caches = iter(series.caches([w for _, _, w, _, _ in todo if w is not None]))
+    inputs = [inp if w is None else (*inp, next(caches)) for _, inp, w, _, _ in todo]
     scans = prepare_many(finder, inputs)
-    for scan, (_, _, _, (parts, added)) in zip(scans, todo):
+    for scan, (_, _, _, (parts, added), snaps) in zip(scans, todo):
         scan.static = (parts, list(scan.notes) + added)
-    return list(zip([key for key, _, _, _ in todo], scans))
+        scan.snaps = snaps
+    return list(zip([key for key, _, _, _, _ in todo], scans))
 
 
 class _Series15m:

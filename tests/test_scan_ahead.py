@@ -108,8 +108,9 @@ def _week0(data) -> int:
 
 @pytest.mark.shared_data
 def test_every_worker_scan_equals_the_agents_own(monkeypatch) -> None:
-    """Run the agent inline and, at each of its rescans, compare its own prepared scan with
-    the worker's for the same key: all equal, and the worker has one for nearly every close."""
+    """Run the agent inline and, at each of its rescans, compare its own prepared scan (and
+    static score parts and indicator snapshots) with the worker's for the same key: all
+    equal, and the worker has one for nearly every close."""
     data = _data(3)
     ahead = {}
     for batch in sa.level_scans(data.frame, SYMBOL, data.first_bar, data.tested_bars, _week0(data)):
@@ -127,6 +128,8 @@ def test_every_worker_scan_equals_the_agents_own(monkeypatch) -> None:
                 assert theirs == mine
                 # ...and the static score components the worker took from its indicators
                 assert theirs.static == _static(self.snaps, mine)
+                # ...and the indicator snapshots themselves, which a deferring agent adopts
+                assert _same_snaps(theirs.snaps, self.snaps)
                 seen["same"] += 1
         return original(self, price, time_ms)
 
@@ -135,6 +138,13 @@ def test_every_worker_scan_equals_the_agents_own(monkeypatch) -> None:
     run_backtest(data, settings, progress=False, scan_ahead=False)
     assert seen["same"] >= 3 * 96 - 1               # every 15m close of 3 days
     assert seen["missing"] <= 1                      # the prime's own scan, before the first close
+
+
+def _same_snaps(a: dict, b: dict) -> bool:
+    """Snapshot dicts equal value for value, NaN where the other has NaN."""
+    return a.keys() == b.keys() and all(
+        a[tf].keys() == b[tf].keys() and all(x == y or (x != x and y != y) for x, y in
+                                             ((a[tf][k], b[tf][k]) for k in a[tf])) for tf in a)
 
 
 def _json(result) -> str:
@@ -214,3 +224,40 @@ def test_a_failing_worker_leaves_the_backtest_identical(monkeypatch, caplog) -> 
         result = run_backtest(data, settings, progress=False, scan_ahead=True)
     assert _json(result) == baseline
     assert "worker exploded" in caplog.text and "computes its scans itself" in caplog.text
+
+
+@pytest.mark.shared_data
+def test_a_month_with_the_worker_defers_every_indicator_update(monkeypatch) -> None:
+    """A real month: the worker has the scan (and snapshots) of every 15m close, so the
+    agent's analyzer never pushes a candle into its indicator states after the prime (the
+    IndicatorState pushes counted here are the agent's: a forked worker counts its own)."""
+    from rl import indicators as ind
+
+    data = _data(30)
+    pushes, taken = [0], []
+    real_push, real_close = ind.IndicatorState.push, sa.ScanAhead.close
+
+    def push(self, *args):
+        pushes[0] += 1
+        return real_push(self, *args)
+
+    def close(self):
+        taken.append((self.hits, self.misses, pushes[0]))
+        real_close(self)
+
+    def prime(self, *args, **kwargs):
+        real_prime(self, *args, **kwargs)
+        pushes[0] = 0                                 # count from the first stepped bar on
+
+    from rl.agent import TradingAgent as Agent
+    real_prime = Agent.prime
+    monkeypatch.setattr(ind.IndicatorState, "push", push)
+    monkeypatch.setattr(sa.ScanAhead, "close", close)
+    monkeypatch.setattr(Agent, "prime", prime)
+    settings = backtest_settings(SYMBOL, 10_000.0, {}, base=Settings())
+    result = run_backtest(data, settings, progress=False, scan_ahead=True)
+    ((hits, misses, after_prime),) = taken
+    closes = data.tested_bars // 15
+    assert hits >= closes - 1 and misses == 0         # ~100 %: one close may fall past the end
+    assert after_prime == 0                           # every update deferred, none ever needed
+    assert result.summary["trades"] > 0
