@@ -36,7 +36,7 @@ from client import (AuthError, BinanceError, NetworkError, OrderRejected, RateLi
 from config import Settings
 from rl.analysis import Analysis, IncrementalAnalyzer
 from rl.clock import Clock
-from rl.exit_manager import ExitRules, MoveStop, evaluate_exit, exit_kind
+from rl.exit_manager import ExitRules, MoveStop, evaluate_exit, exit_kind, holding_quietly
 from rl.knowledge import Encoded, KnowledgeStore
 from rl.learning import update_weights
 from rl.level_finder import DEFAULT_WEIGHTS
@@ -626,6 +626,8 @@ class TradingAgent(RecoveryMixin):
                 now: int) -> None:
         st.observe(hi, lo)
         opposite = a.short_score if st.side == "LONG" else a.long_score
+        if holding_quietly(st, hi, lo, opposite, self.rules):
+            return                            # evaluate_exit would return [] (most bars)
         step, min_qty = self._market_sizes(sym)
         atr = a.atr_15m
         actions = evaluate_exit(st, price, hi, lo, atr if atr == atr else 0.0, opposite, self.rules,

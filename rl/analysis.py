@@ -73,7 +73,16 @@ class LazyIndicators(Mapping):
         return f"LazyIndicators({dict(self)!r})"
 
 
-class _Deferred:
+class _Lazy:
+    """A field value built on first read (see `_LazyField`)."""
+
+    __slots__ = ()
+
+    def build(self) -> Any:
+        raise NotImplementedError
+
+
+class _Deferred(_Lazy):
     """The listed levels of `book.view(price)`, built on first read: a backtest decides
     from the best support/resistance alone, and building ~30 ScoredLevel objects at every
     15m close cost more than any other single step of a rescan."""
@@ -87,9 +96,42 @@ class _Deferred:
         return self.book.view(self.price)[0]
 
 
-class _LevelsField:
-    """Data descriptor for `Analysis.levels`: stores a list or a `_Deferred` and always
-    reads as the list (equality, repr, asdict and to_dict all see the same list)."""
+class _Breakdowns:
+    """Both score breakdowns of one analysis, with their reason texts, made together on the
+    first read of either: the scores themselves are summed without them
+    (`sig.price_scores`), and a backtest reads the reasons only at an entry."""
+
+    __slots__ = ("args", "made")
+
+    def __init__(self, snaps: dict, book: LevelBook, bs: Any, br: Any, price: float,
+                 static: tuple[dict, dict]) -> None:
+        # the 15m snapshot of now (the analyzer's snaps dict gets the next candle's later)
+        s15 = {"15m": snaps["15m"]} if "15m" in snaps else {}
+        self.args, self.made = (s15, book, bs, br, price, static), None
+
+    def side(self, i: int) -> dict[str, dict]:
+        if self.made is None:
+            snaps, book, bs, br, price, static = self.args
+            pl, ps = sig.price_components(snaps, book, bs, br, price, [])   # notes: taken already
+            lb, sb = {**static[0], **pl}, {**static[1], **ps}
+            self.made = ({k: lb[k] for k in sig.COMPONENTS}, {k: sb[k] for k in sig.COMPONENTS})
+            self.args = None
+        return self.made[i]
+
+
+class _BreakdownSide(_Lazy):
+    __slots__ = ("both", "i")
+
+    def __init__(self, both: _Breakdowns, i: int) -> None:
+        self.both, self.i = both, i
+
+    def build(self) -> dict[str, dict]:
+        return self.both.side(self.i)
+
+
+class _LazyField:
+    """Data descriptor for an `Analysis` field built on first read: stores the value or a
+    `_Lazy` and always reads as the value (equality, repr, asdict and to_dict all see it)."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.key = "_" + name
@@ -98,7 +140,7 @@ class _LevelsField:
         if obj is None:
             raise AttributeError(self.key[1:])   # no class-level default for the dataclass
         v = obj.__dict__[self.key]
-        if type(v) is _Deferred:
+        if isinstance(v, _Lazy):
             v = v.build()
             obj.__dict__[self.key] = v
         return v
@@ -114,9 +156,9 @@ class Analysis:
     time_ms: int
     long_score: float
     short_score: float
-    long_breakdown: dict[str, dict]
-    short_breakdown: dict[str, dict]
-    levels: list[ScoredLevel] = _LevelsField()   # type: ignore[assignment]  # built on first read
+    long_breakdown: dict[str, dict] = _LazyField()    # type: ignore[assignment]  # built on first read
+    short_breakdown: dict[str, dict] = _LazyField()   # type: ignore[assignment]
+    levels: list[ScoredLevel] = _LazyField()          # type: ignore[assignment]
     best_support: ScoredLevel | None
     best_resistance: ScoredLevel | None
     indicators: Mapping[str, dict[str, float]]
@@ -198,15 +240,12 @@ def _check_inputs(symbol: str, price: float, time_ms: int) -> None:
 def _assemble(symbol: str, price: float, time_ms: int, snaps: dict[str, dict], book: LevelBook,
               static: tuple[dict, dict], static_notes: list[str], indicators: Mapping) -> Analysis:
     bs, br = book.pick(price)
-    levels = _Deferred(book, price)
     notes = list(static_notes)
-    pl, ps = sig.price_components(snaps, book, bs, br, price, notes)
-    lb = {**static[0], **pl}
-    sb = {**static[1], **ps}
-    lb = {k: lb[k] for k in sig.COMPONENTS}
-    sb = {k: sb[k] for k in sig.COMPONENTS}
+    long_score, short_score = sig.price_scores(snaps, book, bs, br, price, static, notes)
+    both = _Breakdowns(snaps, book, bs, br, price, static)
     s15 = snaps.get("15m") or {}
-    return Analysis(symbol, float(price), int(time_ms), sig.total(lb), sig.total(sb), lb, sb, levels, bs, br,
+    return Analysis(symbol, float(price), int(time_ms), long_score, short_score,
+                    _BreakdownSide(both, 0), _BreakdownSide(both, 1), _Deferred(book, price), bs, br,
                     indicators, float(s15.get("atr", float("nan"))), notes)
 
 

@@ -91,6 +91,28 @@ def _floor(qty: float, step: float) -> float:
     return math.floor(qty / step + 1e-9) * step
 
 
+def holding_quietly(state: PositionState, high: float, low: float, opposite_score: float,
+                    rules: ExitRules = ExitRules()) -> bool:
+    """True when no rule can act on this bar: the opposite score is below its exit level, the
+    target is not reached, and the position is short of `partial_at_r` with nothing taken off
+    and the stop not yet at break-even. Most bars of a trade are such bars; the agent skips
+    the rest of its exit work on them (`evaluate_exit` returns [] for them too)."""
+    if opposite_score >= rules.opposite_score_exit or state.partial_exits or state.breakeven_done:
+        return False
+    long = state.side == "LONG"
+    favourable = high if long else low
+    sign = 1.0 if long else -1.0
+    target = state.target
+    if target is not None and (favourable - target) * sign >= 0:
+        return False
+    return _reached_r(state, favourable, sign) < rules.partial_at_r
+
+
+def _reached_r(state: PositionState, favourable: float, sign: float) -> float:
+    risk = abs(state.entry_price - state.initial_stop)           # = state.r_multiple(favourable)
+    return (favourable - state.entry_price) * sign / risk if risk > 0 else 0.0
+
+
 def evaluate_exit(state: PositionState, price: float, high: float, low: float, atr: float,
                   opposite_score: float = 0.0, rules: ExitRules = ExitRules(),
                   step: float = 0.0, min_qty: float = 0.0) -> list[ExitAction]:
@@ -112,10 +134,9 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
     partial_done = bool(state.partial_exits)
     reached_r = 0.0
     if not partial_done:
-        risk = abs(state.entry_price - state.initial_stop)       # = state.r_multiple(favourable)
-        reached_r = (favourable - state.entry_price) * sign / risk if risk > 0 else 0.0
+        reached_r = _reached_r(state, favourable, sign)
         if reached_r < rules.partial_at_r and not state.breakeven_done:
-            return []      # most bars of a trade: before 1R nothing below can act
+            return []      # most bars of a trade: before 1R nothing below can act (holding_quietly)
     actions: list[ExitAction] = []
     best = max(state.best_price, high) if long else min(state.best_price, low)
     stop = state.stop

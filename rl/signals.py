@@ -60,14 +60,19 @@ def trend_component(snaps: dict[str, dict], notes: list[str]):
     return _pair(25.0 * max(0.0, comb), 25.0 * max(0.0, -comb), "trend", f"direction {comb:+.2f} ({desc})")
 
 
+def _level_side(book, x, price: float) -> tuple[float, float]:
+    """(points, proximity) of one side's best level."""
+    prox = book.proximity(x, price)
+    return 25.0 * x.score / 100.0 * prox, prox
+
+
 def level_component(book, best_support, best_resistance, price: float, notes: list[str]):
     def side(x, word: str) -> tuple[float, str]:
         if x is None:
             return 0.0, f"no {word} on this side of price"
-        prox = book.proximity(x, price)
+        pts, prox = _level_side(book, x, price)
         dist = abs(price - x.price) / book.atr if book.atr == book.atr and book.atr > 0 else float("nan")
-        return (25.0 * x.score / 100.0 * prox,
-                f"{word} {x.price:.6g} (score {x.score:.0f}, {x.timeframe}) {dist:.2f} ATR away, proximity {prox:.2f}")
+        return (pts, f"{word} {x.price:.6g} (score {x.score:.0f}, {x.timeframe}) {dist:.2f} ATR away, proximity {prox:.2f}")
     if book is None or not book.size:
         notes.append("levels: none found")
         return _pair(0.0, 0.0, "level", "no levels found")
@@ -110,13 +115,25 @@ def macd_component(s: dict | None, notes: list[str]):
     return _pair(lp, sp, "macd", f"{lr}; hist {h0:.6g}", f"{sr}; hist {h0:.6g}")
 
 
-def bollinger_component(s: dict | None, price: float, notes: list[str]):
+def _percent_b(s: dict | None, price: float) -> float | None:
+    """%B of price in the 15m bands, None when they are undefined or zero width."""
     up, lo = (s.get("bb_upper"), s.get("bb_lower")) if s else (None, None)
     if not (_ok(up) and _ok(lo)) or up - lo <= 0:
+        return None
+    return (price - lo) / (up - lo)
+
+
+def _bollinger_points(pb: float) -> tuple[float, float]:
+    return 15.0 * _clip01((0.5 - pb) / 0.5), 15.0 * _clip01((pb - 0.5) / 0.5)
+
+
+def bollinger_component(s: dict | None, price: float, notes: list[str]):
+    pb = _percent_b(s, price)
+    if pb is None:
         notes.append("15m: Bollinger bands undefined or zero width; Bollinger scores 0")
         return _pair(0.0, 0.0, "bollinger", "bands undefined")
-    pb = (price - lo) / (up - lo)
-    return _pair(15.0 * _clip01((0.5 - pb) / 0.5), 15.0 * _clip01((pb - 0.5) / 0.5), "bollinger",
+    up, lo = s["bb_upper"], s["bb_lower"]
+    return _pair(*_bollinger_points(pb), "bollinger",
                  f"%B = {pb:.2f} (price {price:.6g}, bands {lo:.6g}..{up:.6g})")
 
 
@@ -158,3 +175,31 @@ def price_components(snaps: dict[str, dict], book, best_support, best_resistance
 
 def total(breakdown: dict[str, dict]) -> float:
     return round(min(100.0, max(0.0, sum(c["points"] for c in breakdown.values()))), 6)
+
+
+def price_scores(snaps: dict[str, dict], book, best_support, best_resistance, price: float,
+                 static: tuple[dict, dict], notes: list[str]) -> tuple[float, float]:
+    """(long score, short score) = `total` of the breakdowns `price_components` and `static`
+    make, to the bit, without formatting a reason: a backtest rescores at every 15m close
+    and reads the reasons only at an entry. Adds the notes `price_components` adds."""
+    if book is None or not book.size:
+        notes.append("levels: none found")
+        lp = sp = 0.0
+    else:
+        lp = _level_side(book, best_support, price)[0] if best_support is not None else 0.0
+        sp = _level_side(book, best_resistance, price)[0] if best_resistance is not None else 0.0
+    pb = _percent_b(snaps.get("15m"), price)
+    if pb is None:
+        notes.append("15m: Bollinger bands undefined or zero width; Bollinger scores 0")
+        bl = bs = 0.0
+    else:
+        bl, bs = _bollinger_points(pb)
+    return _total_with(static[0], lp, bl), _total_with(static[1], sp, bs)
+
+
+def _total_with(static_side: dict, level: float, bollinger: float) -> float:
+    """`total` of static_side plus the level and Bollinger points (rounded as `_pair` does),
+    summed in COMPONENTS order as `total` sums a breakdown."""
+    pts = [round(level, 6) if k == "level" else round(bollinger, 6) if k == "bollinger"
+           else static_side[k]["points"] for k in COMPONENTS]
+    return round(min(100.0, max(0.0, sum(pts))), 6)

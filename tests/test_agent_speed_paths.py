@@ -492,3 +492,31 @@ def test_trade_row_without_position_is_the_row_minus_the_position():
     assert full["position"] == {"exit_reasons": ["a", "b"], "qty": 1.0}
     assert lean == {k: v for k, v in full.items() if k != "position"}
     assert s.trade_row(tid + 1, with_position=False) is None
+
+
+def test_holding_quietly_only_where_no_rule_acts():
+    """The agent skips its exit work on bars `holding_quietly` accepts: on those the rules
+    must propose nothing, and it must accept the common quiet bar (before 1R)."""
+    from rl.exit_manager import holding_quietly
+    rng = random.Random(5)
+    rules = ExitRules()
+    quiet = 0
+    for _ in range(5_000):
+        side = rng.choice(["LONG", "SHORT"])
+        sign = 1 if side == "LONG" else -1
+        entry = rng.uniform(1, 100)
+        istop = entry * (1 - sign * rng.choice([0.0, rng.uniform(0.001, 0.05)]))
+        st = PositionState(SYM, side, entry, qty=3.0, initial_qty=3.0, stop=istop, initial_stop=istop,
+                           target=rng.choice([None, entry * (1 + sign * rng.uniform(0.01, 0.1))]),
+                           breakeven_done=rng.random() < 0.2)
+        if rng.random() < 0.2:
+            st.partial_exits.append({"qty": 1.0})
+        st.best_price = entry
+        c = entry * (1 + rng.gauss(0, 0.02))
+        h, lo = c * (1 + abs(rng.gauss(0, 0.01))), c * (1 - abs(rng.gauss(0, 0.01)))
+        opp = rng.choice([0.0, 50.0, 70.0, 80.0])
+        if holding_quietly(st, h, lo, opp, rules):
+            quiet += 1
+            assert evaluate_exit(st, c, h, lo, rng.uniform(0, 2), opp, rules, 0.001, 0.001) == []
+            assert _evaluate_exit_reference(st, c, h, lo, rng.uniform(0, 2), opp, rules, 0.001, 0.001) == []
+    assert quiet > 1_000

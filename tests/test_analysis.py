@@ -183,3 +183,35 @@ def test_lazy_1m_indicators_read_later_show_the_state_they_were_scored_on():
     late = inc.score(float(M1.close.iloc[start + 199]), 2)
     assert early.indicators["1m"] == pytest.approx(want, rel=1e-12, nan_ok=True)
     assert late.indicators["1m"]["ema_fast"] != early.indicators["1m"]["ema_fast"]
+
+
+def test_breakdowns_built_on_first_read_match_the_scores_and_the_moment():
+    """The reasons of both score breakdowns are formatted on first read (a backtest reads
+    them only at an entry): read after many more candles they must be those of the moment
+    scored, and the scores summed without them must equal `total` of them to the bit."""
+    from rl import signals as sig
+    inc = IncrementalAnalyzer("X")
+    start = 5 * 24 * 60
+    inc.update(aggregate(M1, M1.index[start]), float(M1.close.iloc[start - 1]), 0)
+    m15 = aggregate(M1, M1.index[-1])["15m"]
+    kept = []
+    for i in range(start, start + 300):
+        r = M1.iloc[i]
+        inc.push_candle("1m", _ms(M1.index[i]), r.open, r.high, r.low, r.close, r.volume)
+        end = M1.index[i] + pd.Timedelta("1min")
+        if end.minute % 15 == 0:
+            t15 = end - pd.Timedelta("15min")
+            g = m15.loc[t15]
+            inc.push_candle("15m", _ms(t15), g.open, g.high, g.low, g.close, g.volume)
+            price = float(r.close) * (1 + 0.002 * np.sin(i))
+            a = inc.score(price, i)
+            assert type(a.__dict__["_long_breakdown"]).__name__ == "_BreakdownSide"   # not built
+            now = inc.score(price, i)                  # the same moment, its reasons read at once
+            kept.append((a, (now.long_breakdown, now.short_breakdown)))
+    assert len(kept) >= 15
+    for a, (long_now, short_now) in kept:         # read long after they were scored
+        assert (a.long_breakdown, a.short_breakdown) == (long_now, short_now)
+        assert a.long_score == sig.total(a.long_breakdown)
+        assert a.short_score == sig.total(a.short_breakdown)
+        assert list(a.long_breakdown) == list(sig.COMPONENTS)
+        assert json.loads(json.dumps(a.to_dict()))["long_breakdown"]["bollinger"]["reason"].startswith(("%B", "bands"))
