@@ -457,11 +457,15 @@ class IncrementalAnalyzer:
         self._backlog = {}
         self._stale = False
 
-    def _take(self, snaps: dict[str, dict]) -> None:
+    def _take(self, snaps: dict[str, dict], states: dict[str, ind.IndicatorState] | None = None) -> None:
         """Adopt a worker's snapshots for the current candles (an equal scan key: the same
         candles pushed since creation, so the same states); the IndicatorStates stay behind
-        with their backlog. A snapshot object seen before (the 8h/1w ones between their
-        closes, shared within a message) keeps its public dict."""
+        with their backlog, unless the worker sent its `states` too: then those are ours and
+        the backlog is empty (so it never holds more than one message's candles). A snapshot
+        object seen before (the 8h/1w ones between their closes, shared within a message)
+        keeps its public dict."""
+        if states is not None:
+            self._states, self._backlog = dict(states), {}
         mine, pub = self._snaps, self._pub
         for tf, s in snaps.items():
             if mine.get(tf) is not s:
@@ -612,7 +616,7 @@ class IncrementalAnalyzer:
             if scan is None:
                 scan = self.prepare_scan()           # (reads self.snaps: flushes the backlog)
             elif scan.snaps is not None:             # the worker's snapshots of this very state
-                self._take(scan.snaps)
+                self._take(scan.snaps, scan.states)
             self._book = self.finder.rank(scan)
             if scan.static is not None:              # prepared with the scan (rl.scan_ahead)
                 self._static, self._static_notes = scan.static

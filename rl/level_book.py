@@ -240,7 +240,7 @@ class LevelScan:
     `_ROW_*`; ms times < 2**53 and counts are exact in float64). One matrix, so a worker
     process hands it over in microseconds. `BestLevelFinder.rank` turns it into a LevelBook."""
 
-    __slots__ = ("ref_price", "atr", "notes", "tf_names", "M", "static", "snaps")
+    __slots__ = ("ref_price", "atr", "notes", "tf_names", "M", "static", "snaps", "states")
 
     def __init__(self, ref_price: float, atr: float, notes: list[str], tf_names: tuple, M: np.ndarray) -> None:
         self.ref_price, self.atr, self.notes, self.tf_names, self.M = ref_price, atr, notes, tf_names, M
@@ -251,17 +251,23 @@ class LevelScan:
         # IncrementalAnalyzer.snaps holds), so the agent can skip its own indicator updates;
         # not part of equality either
         self.snaps: dict | None = None
+        # now and then (rl.scan_ahead: the last scan of each message) the preparer's indicator
+        # states themselves, so the agent's backlog of deferred candles restarts from there
+        # instead of growing for the whole run
+        self.states: dict | None = None
 
     @staticmethod
     def empty(ref_price: float, atr: float, notes: list[str]) -> "LevelScan":
         return LevelScan(ref_price, atr, notes, (), np.zeros((_ROW_TOUCH, 0)))
 
     def __getstate__(self) -> tuple:
-        return (self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static, self.snaps)
+        return (self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static, self.snaps,
+                self.states)
 
     def __setstate__(self, state: tuple) -> None:
         self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static = state[:6]
         self.snaps = state[6] if len(state) > 6 else None
+        self.states = state[7] if len(state) > 7 else None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LevelScan):

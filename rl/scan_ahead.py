@@ -19,6 +19,7 @@ closed by then; the backtest's no-lookahead test runs with the worker.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import multiprocessing as mp
 import sys
@@ -94,25 +95,30 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
         # 8h/1w ones are the same objects across closes and pickle sends each once per message
         todo.append((an.scan_key(), inp, win, an.static_parts(), dict(an.snaps)))
         if len(todo) >= min(chunk, 4 << (2 * sent)):        # 4, 16, then chunk (48)
-            yield _prepared(an.finder, series, todo)
+            yield _prepared(an.finder, series, todo, an.states)
             todo = []
             sent += 1
     if todo:
-        yield _prepared(an.finder, series, todo)
+        yield _prepared(an.finder, series, todo, an.states)
 
 
-def _prepared(finder: BestLevelFinder, series: "_Series15m", todo: list) -> list[tuple[tuple, LevelScan]]:
+def _prepared(finder: BestLevelFinder, series: "_Series15m", todo: list,
+              states: dict) -> list[tuple[tuple, LevelScan]]:
     """(scan key, prepared scan) for a chunk of closes (scan key, inputs, 15m window, static
     score parts, indicator snapshots): the 15m window caches, cut from the series, travel
     with the inputs; each scan carries the entry score's static components of its close
     (taken when the close's indicators were current) and those indicator snapshots, so the
-    agent need compute neither (`IncrementalAnalyzer.score`)."""
+    agent need compute neither (`IncrementalAnalyzer.score`). The last scan also carries a
+    copy of the indicator states after its close (`states`, the analyzer's, current at the
+    last close of the chunk), which bounds the agent's backlog of deferred candles."""
     caches = iter(series.caches([w for _, _, w, _, _ in todo if w is not None]))
     inputs = [inp if w is None else (*inp, next(caches)) for _, inp, w, _, _ in todo]
     scans = prepare_many(finder, inputs)
     for scan, (_, _, _, (parts, added), snaps) in zip(scans, todo):
         scan.static = (parts, list(scan.notes) + added)
         scan.snaps = snaps
+    if scans:
+        scans[-1].states = copy.deepcopy(states)         # the worker pushes on into its own
     return list(zip([key for key, _, _, _, _ in todo], scans))
 
 

@@ -234,3 +234,37 @@ def test_push_candle_still_checks_its_inputs_while_deferring() -> None:
     with pytest.raises(ValueError, match="tf"):
         an.push_candle("4h", *ROWS15[1])
     assert np.isfinite(an.snaps["15m"]["close"])
+
+
+def test_states_sent_now_and_then_bound_the_backlog_and_change_nothing() -> None:
+    """The worker sends its indicator states with the last scan of each message: the agent
+    adopts them, so its backlog never holds more than a message's candles, and every analysis,
+    snapshot and state still equals those of an analyzer that never deferred."""
+    import copy
+    every = 40
+    w = IncrementalAnalyzer("X")
+    ahead = {}
+    for k, item in enumerate(STREAM):
+        _push(w, item)
+        scan = w.prepare_scan()
+        parts, added = w.static_parts()
+        scan.static = (parts, list(scan.notes) + added)
+        scan.snaps = dict(w.snaps)
+        if k % every == every - 1:
+            scan.states = copy.deepcopy(w.states)
+        ahead[w.scan_key()] = pickle.loads(pickle.dumps(scan))       # as the pipe delivers it
+    ref, mine = IncrementalAnalyzer("X"), IncrementalAnalyzer("X")
+    mine.scan_source = ahead.get
+    longest = 0
+    for k, item in enumerate(STREAM):
+        _push(ref, item)
+        _push(mine, item)
+        longest = max(longest, len(mine._backlog.get("15m", ())))
+        price, t = item[0][4] * (1 + 0.001 * (k % 5 - 2)), item[0][0] + 900_000
+        assert mine.score(price, t).to_dict() == ref.score(price, t).to_dict(), k
+        assert _same_snaps(mine.snaps, ref.snaps), k
+    assert longest == every                              # bounded by the states sent
+    for tf, n in (("15m", 1400), ("8h", 1400 // 32)):
+        s, r = mine.states[tf], ref.states[tf]
+        assert s.count == r.count == n
+        assert _same_snaps({tf: _state_snapshot(s, (0.0, 0.0, 0.0))}, {tf: _state_snapshot(r, (0.0, 0.0, 0.0))})

@@ -245,6 +245,13 @@ def test_a_month_with_the_worker_defers_every_indicator_update(monkeypatch) -> N
         taken.append((self.hits, self.misses, pushes[0]))
         real_close(self)
 
+    longest = [0]
+    real_score = IncrementalAnalyzer.score
+
+    def score(self, price, time_ms):
+        longest[0] = max(longest[0], sum(len(v) for v in self._backlog.values()))
+        return real_score(self, price, time_ms)
+
     def prime(self, *args, **kwargs):
         real_prime(self, *args, **kwargs)
         pushes[0] = 0                                 # count from the first stepped bar on
@@ -254,10 +261,14 @@ def test_a_month_with_the_worker_defers_every_indicator_update(monkeypatch) -> N
     monkeypatch.setattr(ind.IndicatorState, "push", push)
     monkeypatch.setattr(sa.ScanAhead, "close", close)
     monkeypatch.setattr(Agent, "prime", prime)
+    monkeypatch.setattr(IncrementalAnalyzer, "score", score)
     settings = backtest_settings(SYMBOL, 10_000.0, {}, base=Settings())
     result = run_backtest(data, settings, progress=False, scan_ahead=True)
     ((hits, misses, after_prime),) = taken
     closes = data.tested_bars // 15
     assert hits >= closes - 1 and misses == 0         # ~100 %: one close may fall past the end
     assert after_prime == 0                           # every update deferred, none ever needed
+    # the worker's states, sent with each message, keep the backlog to about one message's
+    # candles (48 15m closes, and the 8h/1w ones among them) instead of the whole month's
+    assert 0 < longest[0] <= sa.CHUNK + 2 * 4
     assert result.summary["trades"] > 0
