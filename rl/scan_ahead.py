@@ -19,9 +19,9 @@ closed by then; the backtest's no-lookahead test runs with the worker.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import multiprocessing as mp
+import pickle
 import sys
 import traceback
 from bisect import bisect_left
@@ -118,7 +118,8 @@ def _prepared(finder: BestLevelFinder, series: "_Series15m", todo: list,
         scan.static = (parts, list(scan.notes) + added)
         scan.snaps = snaps
     if scans:
-        scans[-1].states = copy.deepcopy(states)         # the worker pushes on into its own
+        # a copy (the worker pushes on into its own): through pickle, ~3x cheaper than deepcopy
+        scans[-1].states = pickle.loads(pickle.dumps(states, pickle.HIGHEST_PROTOCOL))
     return list(zip([key for key, _, _, _, _ in todo], scans))
 
 
