@@ -272,3 +272,36 @@ def test_a_month_with_the_worker_defers_every_indicator_update(monkeypatch) -> N
     # candles (48 15m closes, and the 8h/1w ones among them) instead of the whole month's
     assert 0 < longest[0] <= sa.CHUNK + 2 * 4
     assert result.summary["trades"] > 0
+
+
+def test_the_worker_prepares_ahead_while_the_agent_is_busy(monkeypatch, tmp_path) -> None:
+    """While the agent does not ask (busy with its trades), the worker keeps preparing past
+    what the pipe holds (1 MiB, ~5 chunks), up to LOOKAHEAD chunks more, so that the agent
+    finds them ready later; and everything it prepared still arrives, in order."""
+    if "fork" not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("the count is taken by monkeypatching, which only a forked worker inherits")
+    import time
+
+    data = _data(12)
+    counter = tmp_path / "made"
+    real = sa.level_scans
+
+    def counted(*args, **kwargs):
+        for k, batch in enumerate(real(*args, **kwargs)):
+            yield batch
+            counter.write_text(str(k + 1))            # after the hand-over: chunks prepared
+    monkeypatch.setattr(sa, "level_scans", counted)
+    ahead = sa.ScanAhead(data.frame, SYMBOL, data.first_bar, data.tested_bars, _week0(data))
+    try:
+        deadline = time.monotonic() + 20
+        made = 0
+        while time.monotonic() < deadline and made < 12:
+            time.sleep(0.05)
+            made = int(counter.read_text() or 0) if counter.exists() else 0
+        assert made >= 12            # > the ~5 chunks a full pipe holds: the preparing went on
+        got = 0
+        while ahead._more():
+            got += 1
+        assert got == len(list(real(data.frame, SYMBOL, data.first_bar, data.tested_bars, _week0(data))))
+    finally:
+        ahead.close()
