@@ -38,7 +38,7 @@ from rl.analysis import Analysis, IncrementalAnalyzer
 from rl.clock import Clock
 from rl.exit_manager import ExitRules, MoveStop, evaluate_exit, exit_kind, holding_quietly
 from rl.knowledge import Encoded, KnowledgeStore
-from rl.learning import update_weights
+from rl.learning import EvidenceStats, update_weights
 from rl.level_finder import DEFAULT_WEIGHTS
 from rl.market import DAY_MS, INTERVAL_MS, MINUTE_MS, WEEK_MS, index_to_ms
 from rl.marketdata import KLINES_MAX, MarketUnavailable
@@ -181,6 +181,8 @@ class TradingAgent(RecoveryMixin):
         make = analyzer_factory or IncrementalAnalyzer
         self._rt = {s: _SymbolRuntime(make(s, self._weights)) for s in self.symbols}
         self._sizes: dict[str, tuple[Any, float, float]] = {}    # see _market_sizes
+        # the learner's running statistics over every closed trade (see _finalize): O(1) a close
+        self._evidence: EvidenceStats | None = None
 
     # ================================================================== lifecycle
     def startup(self, stop: threading.Event | None = None) -> list[str]:
@@ -703,8 +705,13 @@ class TradingAgent(RecoveryMixin):
             perception, action, feats = entry
         else:
             feats = self.store.features(trade_id)
-        samples = self.store.closed_samples() + [(feats, r)]
-        upd = update_weights(self._weights, samples, self.settings.min_trades_for_adjust)
+        stats = self._evidence
+        if stats is None or stats.count != self.store.get_trade_count() or stats.features != list(self._weights):
+            # first close of this process (or the store changed under us): from the store
+            stats = self._evidence = EvidenceStats.of(self.store.closed_samples(), list(self._weights))
+        stats.add(feats, r)
+        self._evidence = None                       # until the close below is stored
+        upd = update_weights(self._weights, stats, self.settings.min_trades_for_adjust)
         reward = build_reward(realized_pnl=totals["pnl"], fees=fees, r_multiple=r, exit_reason=kind,
                               weight_change=upd.to_dict())
         if entry is None:
@@ -714,6 +721,7 @@ class TradingAgent(RecoveryMixin):
         with self.store.batch():
             self.store.close_trade(trade_id, closed_ms=now, exit_reason=kind, reward=reward,
                                    summary_zh=zh, summary_en=en, weight_update=upd)
+        self._evidence = stats                      # = every closed trade's sample, this one too
         rt_closed = self._rt.get(t["symbol"])
         if rt_closed is not None:
             rt_closed.last_exit_ms, rt_closed.exit_loaded = now, True

@@ -117,7 +117,7 @@ class World:
         self.exchange.close()
 
 
-def seed_closed_trades(store: KnowledgeStore, n: int, seed: int = 5) -> None:
+def seed_closed_trades(store: KnowledgeStore, n: int, seed: int = 5, prefix: str = "seed") -> None:
     """n closed trades whose touch_bounce_count predicts R and duration_days predicts the opposite."""
     rng = np.random.default_rng(seed)
     for i in range(n):
@@ -125,10 +125,10 @@ def seed_closed_trades(store: KnowledgeStore, n: int, seed: int = 5) -> None:
         r = 2 * good - 2 * bad + rng.normal(0, 0.1)
         feats = {f: float(rng.uniform(0, 1)) for f in FEATURES}
         feats.update(touch_bounce_count=good, duration_days=bad)
-        tid = store.open_trade(symbol="ETHUSDT", side="LONG", entry_client_order_id=f"seed-{i}", opened_ms=T0 - 10 * MIN,
+        tid = store.open_trade(symbol="ETHUSDT", side="LONG", entry_client_order_id=f"{prefix}-{i}", opened_ms=T0 - 10 * MIN,
                                entry_price=100.0, quantity=1.0, stop_price=99.0, target_price=102.0, leverage=10,
                                features=feats, perception={"seed": i}, action={"side": "LONG"})
-        store.record_exit(tid, client_order_id=f"seed-x-{i}", time_ms=T0 - 5 * MIN, kind="stop",
+        store.record_exit(tid, client_order_id=f"{prefix}-x-{i}", time_ms=T0 - 5 * MIN, kind="stop",
                           price=100.0 + r, quantity=1.0, pnl=r, fee=0.0)
         store.close_trade(tid, closed_ms=T0 - 5 * MIN, exit_reason="stop", reward={}, summary_zh="种子",
                           summary_en="seed")
@@ -431,4 +431,52 @@ def test_trailing_stop_is_not_replaced_by_an_identical_one(tmp_path):
     # the initial stop, its resize after the partial exit, break-even, one trailing move
     assert len(stop_orders) == 4
     assert [s.trigger_price for s in w.exchange.open_stops(SYMBOL)] == [pytest.approx(100.625)]
+    w.close()
+
+
+def test_the_learners_running_statistics_follow_the_store(tmp_path):
+    """The agent learns from running statistics (O(1) a close, not a pass over every trade):
+    after each close they must equal the evidence over the store's closed trades, also when
+    trades were closed behind the agent's back, and a close whose write failed must not
+    leave its sample in them."""
+    from rl.learning import feature_evidence
+    path = [100.0] * 61 + [(100.0, 103.5, 100.0, 103.2)] + [103.2] * 19 + [(103.2, 106.6, 103.2, 106.4)] + [106.4] * 5
+    w = World(tmp_path, path)
+    seed_closed_trades(w.store, 29)
+
+    def store_evidence():
+        return feature_evidence(w.store.closed_samples(), list(w.agent._weights))
+
+    w.script.long = 60.0
+    w.cycle()
+    w.script.long = 0.0
+    w.cycle(2)                                                 # trade #30 closes at its target
+    assert w.store.get_trade_count() == 30
+    assert w.agent._evidence.count == 30
+    ev = w.agent._evidence.evidence()
+    assert ev.keys() == store_evidence().keys()
+    for f, e in store_evidence().items():
+        assert ev[f].n == e.n and ev[f].verdict == e.verdict
+        assert ev[f].correlation == pytest.approx(e.correlation, abs=1e-12)
+    seed_closed_trades(w.store, 5, seed=9, prefix="other")    # closed elsewhere (another process)
+    real_close = w.store.close_trade
+    fail = {"once": True}
+
+    def close_trade(*args, **kwargs):
+        if fail["once"]:
+            fail["once"] = False
+            raise OSError("disk full")
+        return real_close(*args, **kwargs)
+    w.store.close_trade = close_trade
+    w.script.support, w.script.resistance = 102.2, 106.3
+    w.to_15m_close()
+    w.script.long = 60.0
+    w.cycle()
+    assert w.state is not None
+    w.script.long = 0.0
+    w.cycle(8)                                                 # the failed write, then the retry
+    assert not fail["once"] and w.store.get_trade_count() == 36
+    assert w.agent._evidence.count == 36                      # 35 in the store + this one, once
+    for f, e in store_evidence().items():
+        assert w.agent._evidence.evidence()[f].correlation == pytest.approx(e.correlation, abs=1e-12)
     w.close()

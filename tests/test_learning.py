@@ -1,6 +1,8 @@
 """Weight learning (design §9): direction follows the evidence, sum stays 1, bounds hold."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -114,3 +116,57 @@ def test_significance_threshold_shrinks_with_more_trades():
     assert significance_threshold(30) == pytest.approx(1.645 / 30 ** 0.5)
     assert significance_threshold(100) == pytest.approx(0.1645)
     assert significance_threshold(10**6) == pytest.approx(0.05)   # never below MIN_CORRELATION
+
+
+# ------------------------------------------------------------------ running statistics
+def _random_samples(rng, n, features):
+    return [({f: rng.choice([rng.random(), 0.0, 1.0, None, rng.gauss(5, 3)]) for f in features
+              if rng.random() > 0.1}, rng.choice([rng.gauss(0, 1), 0.0, -1.0, 2.0])) for _ in range(n)]
+
+
+def test_running_evidence_equals_evidence_over_all_samples_at_every_close():
+    """The agent adds one closed trade at a time; after each, the statistics must equal those
+    of all samples so far (same operations in the same order: exactly), and the learning step
+    from them the one from the samples."""
+    import random
+
+    from rl.learning import EvidenceStats
+    rng = random.Random(8)
+    samples = _random_samples(rng, 120, list(W))
+    running = EvidenceStats(list(W))
+    for k, (values, r) in enumerate(samples):
+        running.add(values, r)
+        assert running.count == k + 1
+        assert running.evidence() == EvidenceStats.of(samples[:k + 1], list(W)).evidence()
+    a = update_weights(W, running, min_trades=30)
+    b = update_weights(W, samples, min_trades=30)
+    assert a.new == b.new and a.evidence == b.evidence and a.trade_count == b.trade_count == 120
+    assert a.reason_en == b.reason_en
+
+
+def test_running_correlation_is_accurate_far_from_zero():
+    """Welford's updates keep r accurate where naive sums of squares cancel: feature values
+    around 1e9 varying by units (e.g. first-seen times in ms)."""
+    from fractions import Fraction
+    import random
+
+    rng = random.Random(2)
+    xs = [1e9 + rng.randint(0, 50) for _ in range(200)]
+    ys = [0.01 * (x - 1e9) + rng.gauss(0, 0.2) for x in xs]
+    fx, fy = [Fraction(x) for x in xs], [Fraction(y) for y in ys]
+    mx, my = sum(fx) / len(fx), sum(fy) / len(fy)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(fx, fy))
+    exact = float(sxy) / math.sqrt(float(sum((a - mx) ** 2 for a in fx)) * float(sum((b - my) ** 2 for b in fy)))
+    assert pearson(xs, ys) == pytest.approx(exact, rel=1e-9)
+
+
+def test_running_evidence_rejects_a_bad_sample_whole_and_other_features():
+    from rl.learning import EvidenceStats
+    st = EvidenceStats(["a", "b"])
+    st.add({"a": 1.0, "b": 2.0}, 1.0)
+    before = st.evidence()
+    with pytest.raises(LearningError, match=r"feature 'b'=nan"):
+        st.add({"a": 3.0, "b": float("nan")}, 1.0)
+    assert st.count == 1 and st.evidence() == before          # nothing of it was counted
+    with pytest.raises(LearningError, match=r"statistics over \['a', 'b'\]"):
+        update_weights({"b": 0.5, "a": 0.5}, st, min_trades=1)
