@@ -47,7 +47,8 @@ LOOKAHEAD = 16      # messages the worker may have ready beyond the pipe (~200 K
 
 
 def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int,
-                chunk: int = CHUNK) -> Iterator[list[tuple[tuple, LevelScan]]]:
+                chunk: int = CHUNK, primed: dict[str, pd.DataFrame] | None = None
+                ) -> Iterator[list[tuple[tuple, LevelScan]]]:
     """Lists of (scan_key, prepared scan), one per 15m close of the backtest over frame bars
     [first, first + n), in time order, starting from the analyzer state
     `rl.backtest.prime_frames` gives the agent. The candles are pushed in close-time order; at
@@ -57,7 +58,9 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
     from rl.analysis import IncrementalAnalyzer
     from rl.backtest import prime_frames
 
-    frames, price0, cut = prime_frames(frame, first, week0)
+    # the prime frames: given by the backtest (computed once, before the worker started), or
+    # made here the same way
+    frames = primed if primed is not None else prime_frames(frame, first, week0)[0]
     an = IncrementalAnalyzer(symbol)
     an.push_frames({tf: df for tf, df in frames.items() if tf != "1m"})   # as agent.prime, minus its scan
     primed = {tf: an.rings[tf].last_time() if tf in an.rings else None for tf in ("15m", "8h", "1w")}
@@ -274,7 +277,8 @@ def _window_stats(scans: list[tuple[Any, dict[str, _TfCache]]]) -> list[dict[str
     return out
 
 
-def _worker(conn: Any, frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int) -> None:
+def _worker(conn: Any, frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int,
+            primed: dict[str, pd.DataFrame] | None = None) -> None:
     """The worker process: prepare the chunks and hand them, pickled, to a writer thread, so a
     pipe left full while the agent is busy (its trades) does not stop the preparing: the
     worker runs up to LOOKAHEAD chunks ahead, and the agent, faster in quiet stretches, finds
@@ -285,7 +289,7 @@ def _worker(conn: Any, frame: pd.DataFrame, symbol: str, first: int, n: int, wee
     writer = threading.Thread(target=_send_all, args=(conn, out), name="scan-ahead-writer", daemon=True)
     writer.start()
     try:
-        for batch in level_scans(frame, symbol, first, n, week0):
+        for batch in level_scans(frame, symbol, first, n, week0, primed=primed):
             out.put(ForkingPickler.dumps(batch))      # what conn.send would write
         out.put(ForkingPickler.dumps(None))
     except BaseException:                             # tell the parent why, then end
@@ -337,11 +341,14 @@ class ScanAhead:
     agent's state at a close differ from the worker's, and a dead worker offers nothing).
     Scans are consumed in time order and dropped once passed, so memory stays flat."""
 
-    def __init__(self, frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int) -> None:
+    def __init__(self, frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int,
+                 primed: dict[str, pd.DataFrame] | None = None) -> None:
+        """`primed`: `rl.backtest.prime_frames(frame, first, week0)[0]` when the caller has it
+        (the worker then starts from it instead of computing it again)."""
         ctx = _context()
         self._conn, child = ctx.Pipe(duplex=False)
         _widen(self._conn)
-        self._proc = ctx.Process(target=_worker, args=(child, frame, symbol, first, n, week0),
+        self._proc = ctx.Process(target=_worker, args=(child, frame, symbol, first, n, week0, primed),
                                  name=f"scan-ahead-{symbol}", daemon=True)
         self._proc.start()
         child.close()
