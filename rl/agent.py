@@ -35,6 +35,7 @@ from client import (AuthError, BinanceError, NetworkError, OrderRejected, RateLi
                     UnknownOrderStatus, new_client_order_id)
 from config import Settings
 from rl.analysis import Analysis, IncrementalAnalyzer
+from rl.levels import Bars
 from rl.clock import Clock
 from rl.exit_manager import ExitRules, MoveStop, evaluate_exit, exit_kind, holding_quietly
 from rl.knowledge import Encoded, KnowledgeStore
@@ -322,7 +323,8 @@ class TradingAgent(RecoveryMixin):
 
     # ================================================================== backtest driver
     def prime(self, symbol: str, frames_closed: Mapping[str, Any], price: float, time_ms: int,
-              scan_source: Callable[[tuple], Any] | None = None) -> None:
+              scan_source: Callable[[tuple], Any] | None = None,
+              m1_source: tuple[Bars, int] | None = None) -> None:
         """Seed a symbol's analyzer with history before stepping (backtest warm-up).
 
         `frames_closed` holds the candles closed by `time_ms`. The higher-timeframe candle
@@ -330,6 +332,8 @@ class TradingAgent(RecoveryMixin):
         bucket, so the first 15m/8h/1w candle `step()` completes is the whole candle: give 1m
         history back to the start of the current week for an exact first weekly candle.
         `scan_source`: the analyzer's source of level scans prepared ahead (rl.scan_ahead).
+        `m1_source`: (every 1m bar of the archive, the index of the first bar `step` will get):
+        the 1m ring then reads the archive's arrays instead of keeping copies of the bars.
         """
         rt = self._rt[symbol]
         frames = dict(frames_closed)
@@ -371,6 +375,8 @@ class TradingAgent(RecoveryMixin):
                 b = _bucket(int(time_ms), tf)
                 rt.fhi[tf] = forming(tf, b, int(np.searchsorted(m1_ms, b, side="left")), upto)
             rt.last_1m_ms = int(m1_ms[-1])
+        if m1_source is not None and type(rt.analyzer) is IncrementalAnalyzer:
+            rt.analyzer.follow_1m(*m1_source)
         rt.ring_1m = _direct_1m_ring(rt.analyzer)
 
     def step(self, now_ms: int, bars: Mapping[str, Sequence[float]]) -> bool:

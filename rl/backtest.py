@@ -29,6 +29,7 @@ import numpy as np
 
 from config import _PARSERS, Settings, SettingsError, load_settings
 from rl.backtest_data import BacktestData, load_backtest_data
+from rl.levels import Bars
 from rl.market import MINUTE_MS, index_to_ms
 from rl.metrics import TradeOutcome, drawdown_curve, exposure, summarize
 from rl.router import OrderRouter, sequential_ids
@@ -367,7 +368,7 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
             from tqdm import tqdm
             bar = tqdm(total=n, unit="bar", file=sys.stderr, mininterval=0.5, desc=f"backtest {symbol}")
         agent.startup()                              # what the replay runner does first
-        agent.prime(symbol, frames, price0, cut, scan_source=ahead)
+        agent.prime(symbol, frames, price0, cut, scan_source=ahead, m1_source=(Bars.from_frame(frame), first))
         del frames
         on_bar, on_price, step_fn = exchange.on_bar, exchange.on_price, agent.step
         margin_balance = exchange.margin_balance      # = account().margin_balance, no snapshot

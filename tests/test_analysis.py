@@ -215,3 +215,34 @@ def test_breakdowns_built_on_first_read_match_the_scores_and_the_moment():
         assert a.short_score == sig.total(a.short_breakdown)
         assert list(a.long_breakdown) == list(sig.COMPONENTS)
         assert json.loads(json.dumps(a.to_dict()))["long_breakdown"]["bollinger"]["reason"].startswith(("%B", "bands"))
+
+
+def test_1m_ring_following_the_archive_reads_as_the_copied_ring():
+    """A backtest's 1m ring reads the archive's arrays instead of copying each bar: every view
+    (taken at any time, read later, past the ring's capacity) must show the same candles as
+    the list ring, and a bar that is not the archive's next one is refused."""
+    from rl.levels import Bars
+    src = Bars.from_frame(M1.iloc[:400])
+    rows = list(zip(src.t.tolist(), *(getattr(src, f).tolist() for f in "ohlcv")))
+    plain, follow = IncrementalAnalyzer("X", max_bars=60), IncrementalAnalyzer("X", max_bars=60)
+    for an in (plain, follow):
+        for r in rows[:25]:
+            an.push_candle("1m", *r)
+    follow.follow_1m(src, 25)
+    views = []
+    for k in range(25, 400):
+        for an in (plain, follow):
+            an.push_candle("1m", *rows[k])
+        if k % 37 == 0:
+            views.append((plain.rings["1m"].view(), follow.rings["1m"].view()))
+    for pv, fv in views + [(plain.rings["1m"].view(), follow.rings["1m"].view())]:
+        a, b = plain.rings["1m"].bars_of(pv), follow.rings["1m"].bars_of(fv)
+        assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in "tohlcv") and len(a) <= 60
+    assert follow.rings["1m"].n == plain.rings["1m"].n == 60
+    assert follow.rings["1m"].last_time() == plain.rings["1m"].last_time()
+    with pytest.raises(ValueError, match="open_time_ms: 1m candle"):
+        follow.rings["1m"].push(rows[-1][0] + 60_000, 1.0, 1.0, 1.0, 1.0, 1.0)
+    other = IncrementalAnalyzer("X", max_bars=60)
+    other.push_candle("1m", *rows[3])
+    with pytest.raises(ValueError, match="source: its rows before 10"):
+        other.follow_1m(src, 10)                          # it holds row 3, not row 9
