@@ -22,7 +22,7 @@ import pandas as pd
 
 from rl import indicators as ind
 from rl import signals as sig
-from rl.level_book import LevelBook, LevelScan, ScoredLevel
+from rl.level_book import LevelBook, LevelScan, PickedLevel, ScoredLevel
 from rl.level_finder import BestLevelFinder
 from rl.levels import Bars
 
@@ -112,6 +112,7 @@ class _Breakdowns:
     def side(self, i: int) -> dict[str, dict]:
         if self.made is None:
             snaps, book, bs, br, price, static = self.args
+            bs, br = (x.build() if isinstance(x, PickedLevel) else x for x in (bs, br))
             pl, ps = sig.price_components(snaps, book, bs, br, price, [])   # notes: taken already
             lb, sb = {**static[0], **pl}, {**static[1], **ps}
             self.made = ({k: lb[k] for k in sig.COMPONENTS}, {k: sb[k] for k in sig.COMPONENTS})
@@ -140,7 +141,7 @@ class _LazyField:
         if obj is None:
             raise AttributeError(self.key[1:])   # no class-level default for the dataclass
         v = obj.__dict__[self.key]
-        if isinstance(v, _Lazy):
+        if isinstance(v, (_Lazy, PickedLevel)):
             v = v.build()
             obj.__dict__[self.key] = v
         return v
@@ -159,8 +160,8 @@ class Analysis:
     long_breakdown: dict[str, dict] = _LazyField()    # type: ignore[assignment]  # built on first read
     short_breakdown: dict[str, dict] = _LazyField()   # type: ignore[assignment]
     levels: list[ScoredLevel] = _LazyField()          # type: ignore[assignment]
-    best_support: ScoredLevel | None
-    best_resistance: ScoredLevel | None
+    best_support: ScoredLevel | None = _LazyField()       # type: ignore[assignment]  # built on first read
+    best_resistance: ScoredLevel | None = _LazyField()    # type: ignore[assignment]
     indicators: Mapping[str, dict[str, float]]
     atr_15m: float
     notes: list[str] = field(default_factory=list)
@@ -239,7 +240,7 @@ def _check_inputs(symbol: str, price: float, time_ms: int) -> None:
 
 def _assemble(symbol: str, price: float, time_ms: int, snaps: dict[str, dict], book: LevelBook,
               static: tuple[dict, dict], static_notes: list[str], indicators: Mapping) -> Analysis:
-    bs, br = book.pick(price)
+    bs, br = book.pick_lazy(price)
     notes = list(static_notes)
     long_score, short_score = sig.price_scores(snaps, book, bs, br, price, static, notes)
     both = _Breakdowns(snaps, book, bs, br, price, static)

@@ -83,6 +83,11 @@ class LevelBook:
             return self._cache[1], self._cache[2]
         return (self._best(range(hi - 1, -1, -1), price, 0), self._best(range(lo, len(self._levels)), price, 1))
 
+    def pick_lazy(self, price: float) -> tuple["ScoredLevel | PickedLevel | None", "ScoredLevel | PickedLevel | None"]:
+        """`pick`, where a book can, as `PickedLevel`s (price and score now, the ScoredLevel
+        when asked); this book's levels exist already, so they are handed out as they are."""
+        return self.pick(price)
+
     def _best(self, idx, price: float, side: int) -> ScoredLevel | None:
         best, best_eff, nearest = None, 0.0, None
         reach = PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
@@ -207,7 +212,23 @@ class _LazyBook(LevelBook):
             return self._cache[1], self._cache[2]
         return (self._best_row(range(hi - 1, -1, -1), price, 0), self._best_row(range(lo, len(self._rows)), price, 1))
 
+    def pick_lazy(self, price: float) -> tuple["PickedLevel | None", "PickedLevel | None"]:
+        """`pick` without building the two ScoredLevels (a backtest scores at every 15m close
+        from their price and score, and reads the levels themselves only at an entry)."""
+        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
+        res = self._res
+        out = []
+        for side, idx in ((0, range(hi - 1, -1, -1)), (1, range(lo, len(self._rows)))):
+            r = self._best_index(idx, price)
+            out.append(None if r is None else PickedLevel(self, r, side, res.price[r], res.score[r]))
+        return out[0], out[1]
+
     def _best_row(self, idx, price: float, side: int) -> ScoredLevel | None:
+        r = self._best_index(idx, price)
+        return None if r is None else self._row(r, side)
+
+    def _best_index(self, idx, price: float) -> int | None:
+        """The ranking row `_best` would pick among the price-sorted positions idx."""
         best, best_eff, nearest = None, 0.0, None
         reach = PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
         score = self._res.score
@@ -221,8 +242,20 @@ class _LazyBook(LevelBook):
             eff = score[r] * (1.0 - dist / reach)
             if eff > best_eff:
                 best, best_eff = r, eff
-        pick = best if best is not None else nearest
-        return None if pick is None else self._row(pick, side)
+        return best if best is not None else nearest
+
+
+class PickedLevel:
+    """A book's best support or resistance named by its ranking row: the price and score now,
+    the ScoredLevel (`build`, the same object `pick` returns) only when someone reads it."""
+
+    __slots__ = ("book", "row", "side", "price", "score")
+
+    def __init__(self, book: _LazyBook, row: int, side: int, price: float, score: float) -> None:
+        self.book, self.row, self.side, self.price, self.score = book, row, side, price, score
+
+    def build(self) -> ScoredLevel:
+        return self.book._row(self.row, self.side)
 
 
 _MASK_TF = [next((tf for i, tf in enumerate(lv.LEVEL_TIMEFRAMES) if m >> i & 1), "") for m in range(8)]

@@ -246,3 +246,20 @@ def test_1m_ring_following_the_archive_reads_as_the_copied_ring():
     other.push_candle("1m", *rows[3])
     with pytest.raises(ValueError, match="source: its rows before 10"):
         other.follow_1m(src, 10)                          # it holds row 3, not row 9
+
+
+def test_best_levels_built_on_first_read_are_the_books_picks():
+    """The best support/resistance are scored from their ranking row and built on first read:
+    then they are exactly the book's `pick` (and `view`) at that price, labelled by side."""
+    frames = aggregate(M1, M1.index[-1])
+    price = float(M1.close.iloc[-2])
+    inc = IncrementalAnalyzer("X")
+    inc.update(frames, price, 7)
+    for p in (price * 0.97, price, price * 1.03):
+        a = inc.score(p, 8)
+        assert type(a.__dict__["_best_support"]).__name__ in ("PickedLevel", "NoneType")
+        want = inc._book.pick(p)
+        assert (a.best_support, a.best_resistance) == want == inc._book.view(p)[1:]
+        assert a.best_support is None or a.best_support.kind == "support"
+        assert a.best_resistance is None or a.best_resistance.kind == "resistance"
+        assert a.best_support is a.best_support                     # stored once built
