@@ -448,6 +448,7 @@ class IncrementalAnalyzer:
         # per timeframe, a hash chain over every candle pushed since creation: the scan key's
         # fingerprint of the whole history the indicator states depend on (see scan_key)
         self._fp: dict[str, int] = {}
+        self._key_parts: dict[str, tuple] = {}     # per timeframe: its part of scan_key()
         self._dirty_levels = True
         self._dirty_static = True
         self._book: LevelBook | None = None
@@ -542,7 +543,9 @@ class IncrementalAnalyzer:
         self._bars.pop(tf, None)
         if tf == "1m":
             return  # chart-only: computed lazily from the ring
-        self._fp[tf] = hash((self._fp.get(tf, 0), open_time_ms, o, h, l, c, v))
+        fp = self._fp[tf] = hash((self._fp.get(tf, 0), open_time_ms, o, h, l, c, v))
+        # this timeframe's part of scan_key(), as the ring stores the candle (int, floats)
+        self._key_parts[tf] = (int(open_time_ms), ring.n, float(o), float(h), float(l), float(c), float(v), fp)
         self._dirty_levels = True
         if self.scan_source is None and not self._backlog:
             st = self._states.get(tf)
@@ -608,15 +611,8 @@ class IncrementalAnalyzer:
         does not depend on PYTHONHASHSEED, so a spawned worker agrees; it needs no indicator
         value, so it is current while indicator updates are deferred. A NaN in a candle
         hashes by identity and only makes keys differ (a miss: the safe direction)."""
-        key: list = []
-        for tf in ("15m", "8h", "1w"):
-            r = self.rings.get(tf)
-            if r is None or not r.n:
-                key.append(None)
-                continue
-            end = r.start + r.n - 1
-            key.append((int(r.t[end]), r.n, *r.f[:, end].tolist(), self._fp[tf]))
-        return tuple(key)
+        parts = self._key_parts                      # kept by push_candle
+        return parts.get("15m"), parts.get("8h"), parts.get("1w")
 
     def static_parts(self) -> tuple[tuple[dict, dict], list[str]]:
         """The entry score's price-independent components of the current indicators and the

@@ -199,7 +199,11 @@ def price_scores(snaps: dict[str, dict], book, best_support, best_resistance, pr
 
 def _total_with(static_side: dict, level: float, bollinger: float) -> float:
     """`total` of static_side plus the level and Bollinger points (rounded as `_pair` does),
-    summed in COMPONENTS order as `total` sums a breakdown."""
-    pts = [round(level, 6) if k == "level" else round(bollinger, 6) if k == "bollinger"
-           else static_side[k]["points"] for k in COMPONENTS]
-    return round(min(100.0, max(0.0, sum(pts))), 6)
+    added in COMPONENTS order, left to right, as `total`'s sum adds a breakdown."""
+    s = static_side
+    pts = (((((s["trend"]["points"] + round(level, 6)) + s["rsi"]["points"]) + s["macd"]["points"])
+            + round(bollinger, 6)) + s["volume"]["points"])
+    return round(min(100.0, max(0.0, pts)), 6)
+
+
+assert COMPONENTS == ("trend", "level", "rsi", "macd", "bollinger", "volume")   # _total_with's order
