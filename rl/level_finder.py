@@ -88,18 +88,33 @@ class _TfCache:
 
     MAX_MEMO = 4096
 
-    def __init__(self, bars: lv.Bars, atr: float, tf: str, cands: tuple | None = None,
-                 prep: lv.TouchPrep | None = None) -> None:
-        """`cands`/`prep`, when given, must equal `lv.candidate_arrays(bars, atr, tf)` and
-        `lv.touch_prep(bars, atr)` (rl.scan_ahead derives them from whole-series arrays)."""
+    def __init__(self, bars: lv.Bars, atr: float, tf: str, pieces: list[tuple[np.ndarray, ...]] | None = None,
+                 window: tuple[lv.SeriesPrep, int, int, float] | None = None) -> None:
+        """`pieces`, when given, must be `lv.candidate_arrays(bars, atr, tf)` with the
+        timeframe code column, in consecutive pieces (see `self.pieces`); `window` (series, a,
+        end, span), when given, says that bars are series[a:end] with that highest high -
+        lowest low (rl.scan_ahead slices both from whole-series arrays)."""
         self.bars, self.atr, self.tf = bars, atr, tf
-        self.cands = lv.candidate_arrays(bars, atr, tf) if cands is None else cands
-        self.code = np.full(len(self.cands[0]), _TF_CODE[tf], dtype=np.int64)  # timeframe code per candidate
-        self.prep = lv.touch_prep(bars, atr) if prep is None else prep
+        if pieces is None:
+            price, src, tms = lv.candidate_arrays(bars, atr, tf)
+            pieces = [(price, np.full(len(price), _TF_CODE[tf], dtype=np.int64), src, tms)]
+        # the candidates as (price, timeframe code, source code, time) arrays, in one or more
+        # pieces that `_merged` lays end to end with the other timeframes' anyway
+        self.pieces = pieces
+        self.window = window
+        self._prep: lv.TouchPrep | None = None
         self.memo: dict[float, int] = {}           # price -> column of self.table
         self.full: list[bool] = []                 # per column: event/volume rows computed
         self.table = _NO_TABLE                     # stats per memo column (capacity doubles)
         self.used = 0
+
+    @property
+    def prep(self) -> lv.TouchPrep:
+        """The window's price-independent touch arrays, made at first use: a window of a
+        series is read through the series (`fresh`) and never needs its own."""
+        if self._prep is None:
+            self._prep = lv.touch_prep(self.bars, self.atr)
+        return self._prep
 
     def same(self, bars: lv.Bars, atr: float) -> bool:
         if self.atr != atr:
@@ -138,18 +153,34 @@ class _TfCache:
         return self.table[:, [memo[p] for p in plist]]
 
     @staticmethod
-    def fresh(windows: list[tuple["_TfCache", np.ndarray, list[bool]]]) -> list[np.ndarray]:
+    def fresh(windows: list[tuple["_TfCache", np.ndarray, list[bool]]]) -> np.ndarray:
         """`stats(prices, plist, full)` for several windows of one timeframe, each read by one
-        scan only (a backtest's 15m windows), in one `lv.touch_stats_many` call and without
-        the memo (storing what nobody reads again would only cost). Same numbers: a level's
-        row depends only on its window, ATR and price (event rows where no level of a window
-        needs them may hold numbers instead of NaN; `_features_arrays` never reads them)."""
-        m = _as_matrix(lv.touch_stats_many([(c.prep, p) for c, p, _ in windows], windows[0][0].tf,
-                                           events=any(any(f) for _, _, f in windows)))
-        out, a = [], 0
-        for _, p, _ in windows:
-            out.append(m[:, a:a + len(p)])
-            a += len(p)
+        scan only (a backtest's 15m windows), end to end in one (7, all levels) matrix: in
+        one `lv.touch_stats_many` call (or `lv.touch_stats_windows` for windows of one
+        series) and without the memo (storing what nobody reads again would only cost). Same
+        numbers: a level's row depends only on its window, ATR and price (event rows where no
+        level of a window needs them may hold numbers instead of NaN; `_features_arrays`
+        never reads them)."""
+        tf = windows[0][0].tf
+        groups: dict[int, list[int]] = {}          # series id (0: none) -> windows
+        for k, (c, _, _) in enumerate(windows):
+            groups.setdefault(id(c.window[0]) if c.window is not None else 0, []).append(k)
+        mats = []
+        for key, ks in groups.items():
+            ev = any(any(windows[k][2]) for k in ks)
+            if key:
+                series = windows[ks[0]][0].window[0]
+                s = lv.touch_stats_windows(series, [(*windows[k][0].window[1:3], windows[k][0].atr,
+                                                     windows[k][0].window[3], windows[k][1]) for k in ks], tf, events=ev)
+            else:
+                s = lv.touch_stats_many([(windows[k][0].prep, windows[k][1]) for k in ks], tf, events=ev)
+            mats.append(_as_matrix(s))
+        if len(mats) == 1:
+            return mats[0]
+        offs = np.cumsum([0] + [len(p) for _, p, _ in windows])
+        cols = np.concatenate([np.arange(offs[k], offs[k + 1]) for ks in groups.values() for k in ks])
+        out = np.empty((7, offs[-1]))
+        out[:, cols] = np.hstack(mats)
         return out
 
     def fill(self, requests: list[tuple[list[float], list[bool]]]) -> None:
@@ -291,21 +322,8 @@ class BestLevelFinder:
             if entry is None or not entry.same(bars[tf], a):
                 caches[tf] = _TfCache(bars[tf], a, tf)
         tf_list = list(good_atr)
-        cs = [caches[tf].cands for tf in tf_list]
-        if len(cs) == 1:
-            price, src, tms = cs[0]
-            code = caches[tf_list[0]].code
-        else:
-            price = np.concatenate([c[0] for c in cs])
-            code = np.concatenate([caches[tf].code for tf in tf_list])
-            src = np.concatenate([c[1] for c in cs])
-            tms = np.concatenate([c[2] for c in cs])
-        if "8h" in good_atr:
-            span = lv.RANGE_ATR_8H * good_atr["8h"]
-        else:
-            span = lv.RANGE_ATR_8H * 5.0 * merge_atr
-        keep = np.abs(price - ref_price) <= span
-        return _Cands(price[keep], code[keep], src[keep], tms[keep], tf_list, merge_atr, notes, ref_price)
+        span = lv.RANGE_ATR_8H * good_atr["8h"] if "8h" in good_atr else lv.RANGE_ATR_8H * 5.0 * merge_atr
+        return _Cands([x for tf in tf_list for x in caches[tf].pieces], span, tf_list, merge_atr, notes, ref_price)
 
     def rank(self, scan: "LevelScan") -> LevelBook:
         """Score every level of `scan` with this finder's weights and rank them (best score
@@ -360,21 +378,17 @@ class BestLevelFinder:
         first = np.where(F >= 0, F, np.inf).min(axis=0)
         last = Lm.max(axis=0)
         days = np.where(touched, (last - np.where(touched, first, last)) / 86_400_000, 0.0)
-        days_l = days.tolist()
-        duration = list(map(_DURATION.__getitem__, days_l))
+        duration = list(map(_DURATION.__getitem__, days.tolist()))
         mask = np.zeros(L, dtype=np.int64)
         for tf, need, _ in MULTI_TF_RULE:
             if tf in stats:
                 mask |= (S[tf_list.index(tf), 0] >= need).astype(np.int64) << _TF_CODE[tf]
-        table = _mtf_table(tuple(tf_list))
-        mtf = [table[m] for m in mask.tolist()]
-        feat_cols = [
-            np.where(vr / VOLUME_RATIO_FULL < 1.0, vr / VOLUME_RATIO_FULL, 1.0).tolist(),
-            (np.where(BOUNCES_FULL < bounces, BOUNCES_FULL, bounces) / BOUNCES_FULL).tolist(),
-            (np.where(BOUNCE_ATR_FULL < mean_move, BOUNCE_ATR_FULL, mean_move) / BOUNCE_ATR_FULL).tolist(),
-            (np.where(FAILED_FULL < failed, FAILED_FULL, failed) / FAILED_FULL).tolist(),
-            duration, mtf]
-        M = np.vstack([prices, np.array(feat_cols, dtype=float), vr, bounces, mean_move, failed, days,
+        mtf = np.array(_mtf_table(tuple(tf_list)), dtype=float)[mask]
+        M = np.vstack([prices, np.where(vr / VOLUME_RATIO_FULL < 1.0, vr / VOLUME_RATIO_FULL, 1.0),
+                       np.where(BOUNCES_FULL < bounces, BOUNCES_FULL, bounces) / BOUNCES_FULL,
+                       np.where(BOUNCE_ATR_FULL < mean_move, BOUNCE_ATR_FULL, mean_move) / BOUNCE_ATR_FULL,
+                       np.where(FAILED_FULL < failed, FAILED_FULL, failed) / FAILED_FULL,
+                       np.array(duration, dtype=float), mtf, vr, bounces, mean_move, failed, days,
                        first_seen, last, srm, tfm, S[:, 0]])
         return LevelScan(ref_price, atr, notes, tuple(tf_list), M)
 
@@ -433,11 +447,10 @@ class BestLevelFinder:
 
 
 class _Cands(NamedTuple):
-    """A scan's candidates kept for the merge (`BestLevelFinder._candidates`)."""
-    price: np.ndarray
-    code: np.ndarray         # timeframe code per candidate
-    src: np.ndarray          # source code per candidate
-    tms: np.ndarray          # time per candidate
+    """A scan's candidates before the merge (`BestLevelFinder._candidates`): those within
+    `span` of the reference price are kept (done in `_merged`, for many scans at once)."""
+    pieces: list[tuple[np.ndarray, ...]]   # per timeframe: (price, timeframe code, source code, time)
+    span: float
     tf_list: list[str]       # timeframes with a usable ATR, finest first
     atr: float               # ATR the levels are merged with (15m when usable)
     notes: list[str]
@@ -445,11 +458,24 @@ class _Cands(NamedTuple):
 
 
 def _merged(cands: list[_Cands]) -> list["_Levels | LevelScan"]:
-    """Each scan's candidates merged into levels (or its empty scan); the merges of many
-    scans run together (`lv.merge_arrays_many`, identical to one at a time)."""
+    """Each scan's candidates within reach of its reference price, merged into levels (or
+    its empty scan). All scans' candidates are filtered in one pass and merged together
+    (`lv.merge_sets`, identical to one at a time): a chunk of a backtest's closes costs a
+    few dozen vector operations instead of a dozen per scan."""
+    if not cands:
+        return []
+    sizes = [sum(len(p[0]) for p in c.pieces) for c in cands]
+    price, code, src, tms = (lv._cat([p[k] for c in cands for p in c.pieces]) for k in range(4))
+    if len(cands) == 1:
+        keep = np.abs(price - cands[0].ref_price) <= cands[0].span
+        kept = [int(np.count_nonzero(keep))]
+    else:
+        ref, span = (np.repeat(np.array(x), sizes) for x in zip(*[(c.ref_price, c.span) for c in cands]))
+        keep = np.abs(price - ref) <= span
+        kept = np.diff(np.concatenate([lv._ZERO, np.cumsum(keep)])[np.cumsum([0] + sizes)]).tolist()
     out: list[_Levels | LevelScan] = []
-    for c, (prices, tfm, srm, first_seen) in zip(cands, lv.merge_arrays_many(
-            [(c.price, c.code, c.src, c.tms, lv.MERGE_ATR * c.atr) for c in cands])):
+    for c, (prices, tfm, srm, first_seen) in zip(cands, lv.merge_sets(
+            price[keep], code[keep], src[keep], tms[keep], kept, [lv.MERGE_ATR * c.atr for c in cands])):
         if not len(prices):
             out.append(LevelScan.empty(c.ref_price, c.atr, c.notes))
         else:

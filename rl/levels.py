@@ -8,6 +8,7 @@ right before it exists: levels never repaint.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -365,25 +366,138 @@ def touch_stats_many(jobs: list[tuple[TouchPrep, np.ndarray]], timeframe: str, *
     Every window needs >= 1 candle and a positive ATR (`touch_stats` answers the others).
     """
     preps = [prep for prep, _ in jobs]
-    Ls = [len(p) for _, p in jobs]
     ns = [len(prep.bars) for prep in preps]
+    prices, row, col, flat = _touch_cells([(prep.lo, prep.hi, p) for prep, p in jobs], ns)
+    if len(jobs) == 1:                         # a lone window: its own arrays and numbers
+        prep = preps[0]
+        cell = col
+        arrays = _N_LONG(prep)
+        cb, ca, fmax, fmin = _N1_LONG(prep)
+        tol, atr, expect = prep.tol, prep.atr, _expect(prep)
+    else:
+        # all windows' arrays end to end, n + 1 entries each (the n-long ones get an unused
+        # entry), so a cell's index there is its column plus where its window starts; per
+        # level row, its window's tolerance, ATR and volume expectation
+        job = np.repeat(np.arange(len(jobs)), [len(p) for _, p in jobs])
+        cell = np.cumsum([0] + [n + 1 for n in ns[:-1]])[job][row] + col
+        arrays = tuple(np.concatenate([y for x in xs for y in (x, x[:1])]) for xs in zip(*map(_N_LONG, preps)))
+        cb, ca, fmax, fmin = (np.concatenate(xs) for xs in zip(*map(_N1_LONG, preps)))
+        tol, atr, expect = (np.array(xs)[job] for xs in zip(*[(q.tol, q.atr, _expect(q)) for q in preps]))
+
+    def edges(si: np.ndarray, e1: np.ndarray, sl: np.ndarray) -> tuple[np.ndarray, ...]:
+        return cb[si], ca[e1], fmax[e1], fmin[e1]
+
+    return _cell_stats(prices, row, cell, flat, arrays, edges, tol, atr, expect,
+                       any(prep.zero_rng for prep in preps), timeframe, events)
+
+
+@dataclass(frozen=True)
+class SeriesPrep:
+    """`TouchPrep`'s arrays for a whole series, for windows that are slices of it (a
+    backtest's 15m windows, rl.scan_ahead): computed once, read through every window."""
+    t: np.ndarray
+    h: np.ndarray
+    l: np.ndarray
+    v: np.ndarray
+    rng: np.ndarray          # high - low
+    c_ext: np.ndarray        # close, then NaN (no candle after the series)
+    fwd_max_ext: np.ndarray  # best high of candles [i, i + LOOKAHEAD) of the series, then NaN
+    fwd_min_ext: np.ndarray  # lowest low of the same, then NaN
+    zero_before: list[int]   # candles with high == low before index i (i = 0..N)
+
+
+def series_prep(t: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray) -> SeriesPrep:
+    """The `SeriesPrep` of the candles (times, highs, lows, closes, volumes)."""
+    nan = np.array([np.nan])
+    rng = h - l
+    return SeriesPrep(t, h, l, v, rng, np.concatenate([c, nan]),
+                      np.concatenate([forward_extreme(h, LOOKAHEAD, np.maximum, -np.inf), nan]),
+                      np.concatenate([forward_extreme(l, LOOKAHEAD, np.minimum, np.inf), nan]),
+                      np.concatenate([[0], np.cumsum(rng <= 0)]).tolist())
+
+
+def touch_stats_windows(series: SeriesPrep, jobs: list[tuple[int, int, float, float, np.ndarray]],
+                        timeframe: str, *, events: bool = True) -> TouchStats:
+    """`touch_stats_many` of windows of one series: job k is (a, end, atr, span, prices) for
+    the window series[a:end] (more than LOOKAHEAD candles, positive ATR, span = its highest
+    high - lowest low, as `touch_prep` has it). The same numbers, without building each
+    window's prep and copying every window's arrays end to end: a cell's candle is read in
+    the series itself, and only what the window's edges change is looked up apart (no candle
+    before its first one nor after its last one; the forward extremes its end cuts short)."""
+    for a, end, atr, _, _ in jobs:
+        if not (0 <= a and end - a > LOOKAHEAD and end <= len(series.t)) or not atr > 0:
+            raise ValueError(f"touch_stats_windows: window [{a}, {end}) with atr {atr} must lie in the "
+                             f"series ({len(series.t)} candles), hold > {LOOKAHEAD} candles and have atr > 0")
+    K = LOOKAHEAD
+    h, l = series.h, series.l
+    tols = [TOUCH_ATR * atr for _, _, atr, _, _ in jobs]
+    prices, row, col, flat = _touch_cells([(l[a:end] - tol, h[a:end] + tol, p)
+                                           for (a, end, _, _, p), tol in zip(jobs, tols)],
+                                          [end - a for a, end, _, _, _ in jobs])
+    starts = np.array([a for a, _, _, _, _ in jobs])
+    stops = np.array([end for _, end, _, _, _ in jobs])
+    job = np.repeat(np.arange(len(jobs)), [len(p) for *_, p in jobs])   # per level row
+    cell = starts[job][row] + col
+    # per window, the forward extremes of its last K - 1 candles over the window only, and
+    # NaN at its end: K per window, read for an episode ending that close to the window's end
+    last = stops[:, None] - K + 1 + np.arange(K - 1)
+    tail_max = np.hstack([np.maximum.accumulate(h[last][:, ::-1], axis=1)[:, ::-1], np.full((len(jobs), 1), np.nan)])
+    tail_min = np.hstack([np.minimum.accumulate(l[last][:, ::-1], axis=1)[:, ::-1], np.full((len(jobs), 1), np.nan)])
+    c_ext, nan = series.c_ext, np.nan
+
+    def edges(si: np.ndarray, e1: np.ndarray, sl: np.ndarray) -> tuple[np.ndarray, ...]:
+        w = job[sl]
+        near = e1 - (stops[w] - K + 1)             # >= 0: within K - 1 candles of the end, or at it
+        cut = near >= 0
+        tail = w * K + np.maximum(near, 0)
+        return (np.where(si == starts[w], nan, c_ext[si - 1]), np.where(e1 == stops[w], nan, c_ext[e1]),
+                np.where(cut, tail_max.ravel()[tail], series.fwd_max_ext[e1]),
+                np.where(cut, tail_min.ravel()[tail], series.fwd_min_ext[e1]))
+
+    zb = series.zero_before
+    tol = np.array(tols)[job]
+    atr = np.array([atr for _, _, atr, _, _ in jobs])[job]
+    totals = [float(series.v[a:end].sum()) for a, end, _, _, _ in jobs]
+    expect = np.array([tot * (2 * t) / span if span > 0 and tot > 0 else 0.0       # as `_expect`
+                       for tot, t, (_, _, _, span, _) in zip(totals, tols, jobs)])[job]
+    return _cell_stats(prices, row, cell, flat, (series.t, h, l, series.v, series.rng), edges, tol, atr, expect,
+                       any(zb[end] > zb[a] for a, end, _, _, _ in jobs), timeframe, events)
+
+
+def _touch_cells(bounds: list[tuple[np.ndarray, np.ndarray, np.ndarray]], ns: list[int]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(all level prices, row, column, flat index) of the touching (level, candle) cells of
+    windows given as (low - tol, high + tol, level prices) of n candles each, level by
+    level in time order. The touch matrix holds one row per level over its own window's
+    candles, with at least one False pad column per row: in the flat row-major view the
+    touching cells of an episode are consecutive and no run crosses into the next row."""
+    Ls = [len(p) for _, _, p in bounds]
     R = sum(Ls)
-    prices = _cat([p for _, p in jobs])
-    # touch matrix, one row per level over its own window's candles, with at least one
-    # False pad column per row: in the flat row-major view the touching cells of an episode
-    # are consecutive and no run crosses into the next row
     W = max(ns) + 1
     buf = np.zeros(R * W, dtype=bool)
     rows = buf.reshape(R, W)
     r = 0
-    for (prep, p), L, n in zip(jobs, Ls, ns):
+    for (lo, hi, p), L, n in zip(bounds, Ls, ns):
         M = rows[r:r + L, :n]
         Pc = p[:, None]
-        np.less_equal(prep.lo, Pc, out=M)
-        M &= prep.hi >= Pc
+        np.less_equal(lo, Pc, out=M)
+        M &= hi >= Pc
         r += L
-    flat = buf.nonzero()[0]                    # touching cells, level by level, in time order
+    flat = buf.nonzero()[0]
     row, col = np.divmod(flat, W)
+    return _cat([p for _, _, p in bounds]), row, col, flat
+
+
+def _cell_stats(prices: np.ndarray, row: np.ndarray, cell: np.ndarray, flat: np.ndarray,
+                arrays: tuple[np.ndarray, ...], edges: Callable[..., tuple[np.ndarray, ...]], tol: float | np.ndarray, atr: float | np.ndarray,
+                expect: float | np.ndarray, zero_rng: bool, timeframe: str, events: bool) -> TouchStats:
+    """The statistics from the touching cells (`_touch_cells`): `cell` indexes each cell's
+    candle in `arrays` (t, h, l, v, high - low); edges(first candle, candle after, level row)
+    of the episodes gives (close before the first, close of the one after, forward max and
+    min from the one after), NaN where the window has no such candle; tol, atr and expect
+    are per level row (or one window's scalars)."""
+    R = len(prices)
+    t, h, l, v, rng = arrays
     # an episode is a run of consecutive cells: a new one starts wherever the previous
     # touching cell is not the very previous candle
     edge = (flat[1:] - flat[:-1] != 1).nonzero()[0] + 1
@@ -393,21 +507,6 @@ def touch_stats_many(jobs: list[tuple[TouchPrep, np.ndarray]], timeframe: str, *
     else:
         off = last = edge
     sl = row[off]                              # each episode's level row
-    if len(jobs) == 1:                         # a lone window: its own arrays and numbers
-        prep = preps[0]
-        cell = col
-        t, h, l, v, rng = _N_LONG(prep)
-        cb, ca, fmax, fmin = _N1_LONG(prep)
-        tol, atr, expect = prep.tol, prep.atr, _expect(prep)
-    else:
-        # all windows' arrays end to end, n + 1 entries each (the n-long ones get an unused
-        # entry), so a cell's index there is its column plus where its window starts; per
-        # level row, its window's tolerance, ATR and volume expectation
-        job = np.repeat(np.arange(len(jobs)), Ls)
-        cell = np.cumsum([0] + [n + 1 for n in ns[:-1]])[job][row] + col
-        t, h, l, v, rng = (np.concatenate([y for x in xs for y in (x, x[:1])]) for xs in zip(*map(_N_LONG, preps)))
-        cb, ca, fmax, fmin = (np.concatenate(xs) for xs in zip(*map(_N1_LONG, preps)))
-        tol, atr, expect = (np.array(xs)[job] for xs in zip(*[(q.tol, q.atr, _expect(q)) for q in preps]))
     si, e1 = cell[off], cell[last] + 1         # each episode's first candle, the one after it
     touches = np.bincount(sl, minlength=R).astype(float)
     first_ms = np.full(R, -1, dtype=np.int64)
@@ -425,16 +524,17 @@ def touch_stats_many(jobs: list[tuple[TouchPrep, np.ndarray]], timeframe: str, *
         unk = np.full(R, np.nan)
         return TouchStats(touches, unk, unk, unk, first_ms, last_ms, unk)
     # sides before/after: NaN outside the window, so edge episodes are never "held"
+    c_before, c_after, fmax, fmin = edges(si, e1, sl)
     Pv, tv = prices[sl], _pick(tol, sl)
-    sb = np.sign(cb[si] - Pv)
-    held = (sb == np.sign(ca[e1] - Pv)) & (sb != 0)
+    sb = np.sign(c_before - Pv)
+    held = (sb == np.sign(c_after - Pv)) & (sb != 0)
     up = sb > 0
     hc, lc = h[cell], l[cell]
     ep_min = np.minimum.reduceat(lc, off) if len(flat) else np.zeros(0)
     ep_max = np.maximum.reduceat(hc, off) if len(flat) else np.zeros(0)
     failed_ep = held & np.where(up, ep_min < Pv - tv, ep_max > Pv + tv)
     # best move away within LOOKAHEAD candles after the episode, in ATR
-    move = np.where(up, fmax[e1] - Pv, Pv - fmin[e1]) / _pick(atr, sl)
+    move = np.where(up, fmax - Pv, Pv - fmin) / _pick(atr, sl)
     bounce_ep = held & (move >= BOUNCE_ATR)
     # bool weights count exactly; adding 0.0 for the other episodes leaves each sum unchanged
     bounces = np.bincount(sl, weights=bounce_ep, minlength=R)
@@ -447,7 +547,7 @@ def touch_stats_many(jobs: list[tuple[TouchPrep, np.ndarray]], timeframe: str, *
     ov = np.minimum(hc, Pr + tr) - np.maximum(lc, Pr - tr)
     np.maximum(ov, 0, out=ov)
     rc = rng[cell]
-    if any(prep.zero_rng for prep in preps):
+    if zero_rng:
         frac = np.where(rc > 0, ov / np.where(rc > 0, rc, 1.0),
                         ((lc >= Pr - tr) & (lc <= Pr + tr)).astype(float))
     else:
@@ -493,41 +593,59 @@ def merge_arrays_many(sets: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     """`merge_arrays(*s)` for every candidate set s = (price, tf_code, src, time_ms,
     tolerance), computed together: the same clusters, bit for bit, with the dozen vector
     operations run once for all sets (a backtest's worker merges a chunk of 15m closes)."""
-    sizes = [len(s[0]) for s in sets]
+    if len(sets) == 1:
+        return merge_sets(*sets[0][:4], [len(sets[0][0])], [sets[0][4]])
+    return merge_sets(*(np.concatenate([s[k] for s in sets]) for k in range(4)),
+                      [len(s[0]) for s in sets], [s[4] for s in sets])
+
+
+def merge_sets(price: np.ndarray, tf_code: np.ndarray, src: np.ndarray, time_ms: np.ndarray,
+               sizes: list[int], tolerances: list[float]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """`merge_arrays_many` of the sets laid end to end in the arrays (set k: the next
+    sizes[k] entries, merged with tolerances[k]), for a caller that has them so."""
     if not sum(sizes):
         z = np.zeros(0, np.int64)
-        return [(np.zeros(0), z, z, z) for _ in sets]
-    if len(sets) == 1:
-        price, tf_code, src, time_ms, tolerance = sets[0]
+        return [(np.zeros(0), z, z, z) for _ in sizes]
+    if len(sizes) == 1:
         order = np.argsort(price, kind="stable")
         sp = price[order]
-        joined = sp[1:] - sp[:-1] <= tolerance
+        joined = sp[1:] - sp[:-1] <= tolerances[0]
     else:
-        price, tf_code, src, time_ms = (np.concatenate([s[k] for s in sets]) for k in range(4))
-        group = np.repeat(np.arange(len(sets)), sizes)
+        group = np.repeat(np.arange(len(sizes)), sizes)
         order = np.lexsort((price, group))      # set by set, each in stable price order
         sp = price[order]
         same = group[1:] == group[:-1]          # (the sets keep their places: group[order] == group)
-        joined = (sp[1:] - sp[:-1] <= np.array([s[4] for s in sets])[group[1:]]) & same
+        joined = (sp[1:] - sp[:-1] <= np.array(tolerances)[group[1:]]) & same
     # cluster starts: where the gap to the previous price is not <= tolerance (a NaN gap
     # starts a new cluster, as in merge), and at each set's first candidate
     starts = np.concatenate([_ZERO, (~joined).nonzero()[0] + 1])
     sizes_c = np.append(starts[1:], len(sp)) - starts
-    means = sp[starts]                          # a one-member cluster's mean is its price
-    multi = (sizes_c > 1).nonzero()[0]
-    if len(multi):
-        # the others summed left to right in Python, exactly like merge's sum()
-        spl = sp.tolist()
-        for k, a, m in zip(multi.tolist(), starts[multi].tolist(), sizes_c[multi].tolist()):
-            acc = spl[a]
-            for x in spl[a + 1:a + m]:
-                acc = acc + x
-            means[k] = acc / m
+    means = _cluster_means(sp, starts, sizes_c)
     tfm = np.bitwise_or.reduceat(np.left_shift(1, tf_code[order]), starts)
     srm = np.bitwise_or.reduceat(np.left_shift(1, src[order]), starts)
     first = np.minimum.reduceat(time_ms[order], starts)
-    if len(sets) == 1:
+    if len(sizes) == 1:
         return [(means, tfm, srm, first)]
     # each set's clusters: those starting within its candidates
     bounds = [0, *np.searchsorted(starts, np.cumsum(sizes[:-1])).tolist(), len(starts)]
     return [(means[a:b], tfm[a:b], srm[a:b], first[a:b]) for a, b in zip(bounds, bounds[1:])]
+
+
+def _cluster_means(sp: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Mean price of each cluster (sp[starts[k]:starts[k] + sizes[k]]), its members summed
+    left to right and divided by their count, exactly as `merge`'s sum() / len(): the k-th
+    addition of every cluster still that long is one vector addition (the same IEEE
+    additions in the same order), so a few dozen calls instead of a Python loop per cluster."""
+    means = sp[starts]                          # a one-member cluster's mean is its price
+    multi = (sizes > 1).nonzero()[0]
+    if not len(multi):
+        return means
+    m = sizes[multi]
+    by_size = np.argsort(-m, kind="stable")     # longest first: the clusters still summing are a prefix
+    k, first, m = multi[by_size], starts[multi][by_size], m[by_size]
+    acc = sp[first]
+    longer = np.searchsorted(-m, -np.arange(1, m[0]), side="left")   # [j - 1]: clusters with > j members
+    for j, c in enumerate(longer.tolist(), 1):
+        acc[:c] += sp[first[:c] + j]
+    means[k] = acc / m
+    return means

@@ -35,14 +35,14 @@ import numpy as np
 import pandas as pd
 
 from rl import levels as lv
-from rl.indicators import forward_extreme
 from rl.level_finder import BestLevelFinder, LevelScan, _merged, _TfCache
-from rl.market import aggregate_arrays, bucket_end, index_to_ms
+from rl.market import aggregate_arrays, bucket_end, bucket_start, index_to_ms
 
 log = logging.getLogger(__name__)
 
 MINUTE_MS = 60_000
 CHUNK = 48          # scans per message: few enough to start the agent early, many to cut overhead
+FIRST_CHUNK = 4     # scans of the first message: the agent waits for it
 LOOKAHEAD = 16      # messages the worker may have ready beyond the pipe (~200 KB each)
 
 
@@ -65,51 +65,84 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
     an.push_frames({tf: df for tf, df in frames.items() if tf != "1m"})   # as agent.prime, minus its scan
     primed = {tf: an.rings[tf].last_time() if tf in an.rings else None for tf in ("15m", "8h", "1w")}
     del frames
-    hi = first + n                                    # rows the backtest will ever see
-    open_ms = index_to_ms(frame.index[:hi])
-    last_close = int(open_ms[-1]) + MINUTE_MS if hi else 0
-    cols = {c: frame[c].to_numpy()[:hi] for c in ("open", "high", "low", "close", "volume")}
-    for c in ("quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume"):
-        cols[c] = np.zeros(hi, dtype=np.int64)       # unused here; integer zeros sum for free
-    candles = {}
-    for tf in ("15m", "8h", "1w"):
-        # the 1m bars after the prime's last candle of tf form the newer candles: only those
-        # are aggregated (the fsum of every volume is most of this setup's cost)
-        lo = 0 if primed[tf] is None else int(np.searchsorted(open_ms, bucket_end(primed[tf], tf), side="right"))
-        t, agg = aggregate_arrays(open_ms[lo:], {c: v[lo:] for c, v in cols.items()}, tf)
-        keep = np.asarray(bucket_end(t, tf)) <= last_close       # closed by the last tested bar
-        candles[tf] = [(int(x), *row) for x, row in zip(
-            t[keep].tolist(),
-            zip(*(agg[c][keep].tolist() for c in ("open", "high", "low", "close", "volume"))))]
-    higher = {tf: deque(candles[tf]) for tf in ("8h", "1w")}
+    archive = _Archive(frame, first + n)
+    # the 1m rows after the prime's last candle of each timeframe form the newer candles: only
+    # those are aggregated, and first only those of the first chunk's closes (the fsum of
+    # every volume is most of this setup's cost): the rest waits until the agent has them
+    lo = {tf: archive.after(primed[tf], tf) for tf in ("15m", "8h", "1w")}
+    cut = archive.cut(lo["15m"], min(chunk, FIRST_CHUNK))
+    head = {tf: archive.candles(tf, lo[tf], max(lo[tf], archive.before(cut, tf))) for tf in lo}
+    higher = {tf: deque(head[tf]) for tf in ("8h", "1w")}
     ends = {"8h": 8 * 3_600_000, "1w": 7 * 86_400_000}
     r15 = an.rings.get("15m")
     held = r15.bars() if r15 is not None else None
-    series = _Series15m([held.t, held.h, held.l] if held is not None else [np.zeros(0, np.int64), np.zeros(0), np.zeros(0)],
-                        candles["15m"])
     base = len(held) if held is not None else 0
+    series = None                                     # made with the rest: the first closes go without
     todo: list = []                                   # (scan key, inputs, 15m window or None)
-    sent = 0
-    for k, c15 in enumerate(candles["15m"]):
-        an.push_candle("15m", *c15)
-        end15 = c15[0] + 15 * MINUTE_MS
-        for tf, q in higher.items():
-            while q and q[0][0] + ends[tf] <= end15:
-                an.push_candle(tf, *q.popleft())
-        inp = an.scan_inputs()
-        win = None if isinstance(inp, LevelScan) else (inp[0].get("15m"), inp[1].get("15m", float("nan")), base + k + 1)
-        # a shallow copy: a push replaces a timeframe's snapshot dict, never mutates it, so the
-        # 8h/1w ones are the same objects across closes and pickle sends each once per message
-        todo.append((an.scan_key(), inp, win, an.static_parts(), dict(an.snaps)))
-        if len(todo) >= min(chunk, 4 << (2 * sent)):        # 4, 16, then chunk (48)
-            yield _prepared(an.finder, series, todo, an.states)
-            todo = []
-            sent += 1
+    sent = k = 0
+    for stage in (head["15m"], None):
+        if stage is None:                             # the rest of the run
+            rest = {tf: archive.candles(tf, max(lo[tf], archive.before(cut, tf)), archive.rows) for tf in lo}
+            for tf, q in higher.items():
+                q.extend(rest[tf])
+            series = _Series15m(held, head["15m"] + rest["15m"])
+            stage = rest["15m"]
+        for c15 in stage:
+            an.push_candle("15m", *c15)
+            end15 = c15[0] + 15 * MINUTE_MS
+            for tf, q in higher.items():
+                while q and q[0][0] + ends[tf] <= end15:
+                    an.push_candle(tf, *q.popleft())
+            k += 1
+            inp = an.scan_inputs()
+            win = None if isinstance(inp, LevelScan) else (inp[0].get("15m"), inp[1].get("15m", float("nan")), base + k)
+            # a shallow copy: a push replaces a timeframe's snapshot dict, never mutates it, so
+            # the 8h/1w ones are the same objects across closes and pickle sends each once per message
+            todo.append((an.scan_key(), inp, win, an.static_parts(), dict(an.snaps)))
+            if len(todo) >= min(chunk, FIRST_CHUNK << (2 * sent)):    # 4, 16, then chunk (48)
+                yield _prepared(an.finder, series, todo, an.states)
+                todo = []
+                sent += 1
     if todo:
         yield _prepared(an.finder, series, todo, an.states)
 
 
-def _prepared(finder: BestLevelFinder, series: "_Series15m", todo: list,
+class _Archive:
+    """The 1m rows a backtest will see, as arrays, aggregated into closed candles a span of
+    rows at a time: a span cut at a bucket boundary of the timeframe gives the very candles
+    of the whole (no bucket straddles the cut)."""
+
+    def __init__(self, frame: pd.DataFrame, rows: int) -> None:
+        self.rows = rows
+        self.open_ms = index_to_ms(frame.index[:rows])
+        self.last_close = int(self.open_ms[-1]) + MINUTE_MS if rows else 0
+        self.cols = {c: frame[c].to_numpy()[:rows] for c in ("open", "high", "low", "close", "volume")}
+        for c in ("quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume"):
+            self.cols[c] = np.zeros(rows, dtype=np.int64)   # unused here; integer zeros sum for free
+
+    def after(self, last_open: int | None, tf: str) -> int:
+        """The first row after the candle of tf opening at last_open (0 for none)."""
+        return 0 if last_open is None else int(np.searchsorted(self.open_ms, bucket_end(last_open, tf), side="right"))
+
+    def cut(self, lo: int, closes: int) -> int:
+        """The open time of the 15m bucket `closes` buckets after the one of row lo: the
+        rows before it hold the first chunk's closes (fewer across a gap)."""
+        return (bucket_start(int(self.open_ms[lo]), "15m") + closes * 15 * MINUTE_MS) if lo < self.rows else 0
+
+    def before(self, t_ms: int, tf: str) -> int:
+        """The first row of the tf bucket holding t_ms: rows before it fill whole buckets."""
+        return int(np.searchsorted(self.open_ms, bucket_start(t_ms, tf), side="left"))
+
+    def candles(self, tf: str, a: int, b: int) -> list[tuple]:
+        """(open time, open, high, low, close, volume) of the tf candles of rows [a, b),
+        closed by the last row (as the agent forms them)."""
+        t, agg = aggregate_arrays(self.open_ms[a:b], {c: v[a:b] for c, v in self.cols.items()}, tf)
+        keep = np.asarray(bucket_end(t, tf)) <= self.last_close
+        return [(int(x), *row) for x, row in zip(
+            t[keep].tolist(), zip(*(agg[c][keep].tolist() for c in ("open", "high", "low", "close", "volume"))))]
+
+
+def _prepared(finder: BestLevelFinder, series: "_Series15m | None", todo: list,
               states: dict) -> list[tuple[tuple, LevelScan]]:
     """(scan key, prepared scan) for a chunk of closes (scan key, inputs, 15m window, static
     score parts, indicator snapshots): the 15m window caches, cut from the series, travel
@@ -118,7 +151,8 @@ def _prepared(finder: BestLevelFinder, series: "_Series15m", todo: list,
     agent need compute neither (`IncrementalAnalyzer.score`). The last scan also carries a
     copy of the indicator states after its close (`states`, the analyzer's, current at the
     last close of the chunk), which bounds the agent's backlog of deferred candles."""
-    caches = iter(series.caches([w for _, _, w, _, _ in todo if w is not None]))
+    wins = [w for _, _, w, _, _ in todo if w is not None]
+    caches = iter(series.caches(wins) if series is not None else [None] * len(wins))
     inputs = [inp if w is None else (*inp, next(caches)) for _, inp, w, _, _ in todo]
     scans = prepare_many(finder, inputs)
     for scan, (_, _, _, (parts, added), snaps) in zip(scans, todo):
@@ -133,36 +167,47 @@ def _prepared(finder: BestLevelFinder, series: "_Series15m", todo: list,
 class _Series15m:
     """The whole 15m series a backtest will close (primed candles, then the stream), so a
     window's swing pivots, forward extremes and zero-range count are slices of arrays
-    computed once instead of recomputed over 500 candles at every close. All are local (a
-    pivot needs 3 candles each side, a forward extreme the next 12), so inside a window they
-    equal the window's own (only the last 12 forward extremes are cut by the window's end
-    and are recomputed)."""
+    computed once instead of recomputed over 500 candles at every close, and its touch
+    statistics read the series itself (`lv.touch_stats_windows`). All are local (a pivot
+    needs 3 candles each side, a forward extreme the next 12), so inside a window they
+    equal the window's own (only the last 12 forward extremes are cut by the window's end)."""
 
-    def __init__(self, held: list[np.ndarray], stream: list[tuple]) -> None:
-        self.t = np.concatenate([held[0], np.array([c[0] for c in stream], dtype=np.int64)])
-        self.h = np.concatenate([held[1], np.array([c[2] for c in stream], dtype=float)])
-        self.l = np.concatenate([held[2], np.array([c[3] for c in stream], dtype=float)])
+    def __init__(self, held: lv.Bars | None, stream: list[tuple]) -> None:
+        cols = list(zip(*stream)) if stream else [()] * 6
+        t, _, h, l, c, v = (np.array(x, dtype=np.int64 if k == 0 else float) for k, x in enumerate(cols))
+        if held is not None:
+            t, h, l, c, v = (np.concatenate([old, new]) for old, new in
+                             zip((held.t, held.h, held.l, held.c, held.v), (t, h, l, c, v)))
+        self.prep = lv.series_prep(t, h, l, c, v)
         s = lv.PIVOT_STRENGTH["15m"]
-        self.ph, self.pl = lv.pivots(self.h, self.l, s)
-        self.ph_list, self.pl_list = self.ph.tolist(), self.pl.tolist()   # bisect beats searchsorted per scalar
-        # each pivot's candidate columns (price, source code, time), sliced per window
-        self.ph_cand = (self.h[self.ph], np.zeros(len(self.ph), np.int64), self.t[self.ph])
-        self.pl_cand = (self.l[self.pl], np.ones(len(self.pl), np.int64), self.t[self.pl])
-        self.fmax = forward_extreme(self.h, lv.LOOKAHEAD, np.maximum, -np.inf)
-        self.fmin = forward_extreme(self.l, lv.LOOKAHEAD, np.minimum, np.inf)
-        self.rng = self.h - self.l
-        self.zero_before = np.concatenate([[0], np.cumsum(self.rng <= 0)]).tolist()  # zero-range candles before i
+        ph, pl = lv.pivots(h, l, s)
+        self.ph_list, self.pl_list = ph.tolist(), pl.tolist()   # bisect beats searchsorted per scalar
+        # each pivot's candidate columns (price, timeframe code, source code, time), sliced per window
+        self.ph_cand = (h[ph], np.zeros(len(ph), np.int64), np.zeros(len(ph), np.int64), t[ph])
+        self.pl_cand = (l[pl], np.zeros(len(pl), np.int64), np.ones(len(pl), np.int64), t[pl])
 
     def caches(self, windows: list[tuple[lv.Bars | None, float, int]]) -> list[_TfCache | None]:
         """The 15m window cache of each (bars, atr, end), bars = series[end - len(bars):end],
         built from the series, with the windows' volume nodes found together; None for a
         window that is not that slice or has no usable ATR (the finder builds its own)."""
         fits = [self._fits(*w) for w in windows]
-        ext = [(float(b.l.min()), float(b.h.max())) if f else None for (b, _, _), f in zip(windows, fits)]
+        ext = iter(self._extremes([(end - len(b), end) for (b, _, end), f in zip(windows, fits) if f]))
+        ext = [next(ext) if f else None for f in fits]
         nodes = iter(lv.volume_nodes_many([(b.h, b.l, b.v, atr, e)
                                            for (b, atr, _), f, e in zip(windows, fits, ext) if f]))
         return [self._cache(b, atr, end, next(nodes), e) if f else None
                 for (b, atr, end), f, e in zip(windows, fits, ext)]
+
+    def _extremes(self, spans: list[tuple[int, int]]) -> list[tuple[float, float]]:
+        """(lowest low, highest high) of series[a:end] for each (a, end), end - a >= 2, in a
+        few calls for all: reduceat over [a, end - 1), then the last candle (exact: min/max)."""
+        if not spans:
+            return []
+        idx = np.array(spans).ravel() - np.tile([0, 1], len(spans))      # a, end - 1, ...
+        last = idx[1::2]
+        lows = np.minimum(np.minimum.reduceat(self.prep.l, idx)[::2], self.prep.l[last])
+        highs = np.maximum(np.maximum.reduceat(self.prep.h, idx)[::2], self.prep.h[last])
+        return list(zip(lows.tolist(), highs.tolist()))
 
     def _fits(self, bars: lv.Bars | None, atr: float, end: int) -> bool:
         """Whether `bars` is series[end - len(bars):end] (long enough for the cut forward
@@ -171,45 +216,35 @@ class _Series15m:
             return False
         n = len(bars)
         a = end - n
-        return not (n <= 2 * lv.LOOKAHEAD or a < 0 or end > len(self.t) or int(self.t[a]) != int(bars.t[0])
-                    or int(self.t[end - 1]) != int(bars.t[-1]))
+        t = self.prep.t
+        return not (n <= 2 * lv.LOOKAHEAD or a < 0 or end > len(t) or int(t[a]) != int(bars.t[0])
+                    or int(t[end - 1]) != int(bars.t[-1]))
 
     def _cache(self, bars: lv.Bars, atr: float, end: int, nodes: np.ndarray,
                extremes: tuple[float, float]) -> _TfCache:
         """The cache of a window that `_fits`, given its volume nodes and (lowest low,
         highest high)."""
-        n = len(bars)
-        a = end - n
-        K = lv.LOOKAHEAD
+        a = end - len(bars)
         s = lv.PIVOT_STRENGTH["15m"]
-        h, l, c = bars.h, bars.l, bars.c
         i = slice(bisect_left(self.ph_list, a + s), bisect_left(self.ph_list, end - s))
         j = slice(bisect_left(self.pl_list, a + s), bisect_left(self.pl_list, end - s))
-        (hp, hs, ht), (lp, ls, lt), k = self.ph_cand, self.pl_cand, len(nodes)
-        cands = (np.concatenate([hp[i], lp[j], nodes]), np.concatenate([hs[i], ls[j], np.full(k, 2, np.int64)]),
-                 np.concatenate([ht[i], lt[j], np.full(k, bars.t[0])]))
-        tol = lv.TOUCH_ATR * atr
-        nan = _NAN
-        # forward extremes: the series' own for all but the last K - 1 candles of the window,
-        # whose K-candle look-ahead the window's end cuts short
-        fmax = np.concatenate([self.fmax[a:end - K + 1], np.maximum.accumulate(h[:n - K:-1])[::-1], nan])
-        fmin = np.concatenate([self.fmin[a:end - K + 1], np.minimum.accumulate(l[:n - K:-1])[::-1], nan])
-        prep = lv.TouchPrep(bars, atr, tol, l - tol, h + tol, self.rng[a:end], np.concatenate([nan, c]),
-                            np.concatenate([c, nan]), fmax, fmin, self.zero_before[end] > self.zero_before[a],
-                            extremes[1] - extremes[0], float(bars.v.sum()))
-        return _TfCache(bars, atr, "15m", cands, prep)
+        k = len(nodes)
+        pieces = [tuple(x[i] for x in self.ph_cand), tuple(x[j] for x in self.pl_cand),
+                  (nodes, _NODE_CODES[0][:k], _NODE_CODES[1][:k], np.full(k, bars.t[0]))]
+        return _TfCache(bars, atr, "15m", pieces, (self.prep, a, end, extremes[1] - extremes[0]))
 
 
-_NAN = np.array([np.nan])
+# a 15m volume node's timeframe and source codes (a window has at most MAX_NODES nodes)
+_NODE_CODES = (np.zeros(lv.MAX_NODES, np.int64), np.full(lv.MAX_NODES, 2, np.int64))
 
 
 def prepare_many(finder: BestLevelFinder, inputs: list) -> list[LevelScan]:
     """`finder.prepare(bars, atrs, ref)` for consecutive scans' inputs (bars, atrs, ref[,
     15m window cache or None]) or ready empty scans, with the work they share done once
     (touch statistics of an 8h/1w window for all their new level prices in one call) and
-    the rest done for all of them together: the merges (`lv.merge_arrays_many`), the 15m
-    windows' touch statistics (`lv.touch_stats_many`) and the features of all their levels
-    (`_features_arrays`). Each a few dozen vector operations whose fixed cost, paid once
+    the rest done for all of them together: the candidates' range filter and merges
+    (`_merged`), the 15m windows' touch statistics (`lv.touch_stats_windows`) and the
+    features of all their levels (`_features_arrays`). Each a few dozen vector operations whose fixed cost, paid once
     per chunk instead of once per scan, was most of a scan's; the results are identical to
     the per-scan path (tests/test_scan_ahead.py)."""
     out: list[LevelScan | None] = [None] * len(inputs)
@@ -231,34 +266,45 @@ def prepare_many(finder: BestLevelFinder, inputs: list) -> list[LevelScan]:
             out[i] = p
         else:
             pend.append((i, p, c.ref_price, caches))
-    stats = _window_stats([(it[1], it[3]) for it in pend])
-    groups: dict[tuple, list] = {}
+    stats, offs = _window_stats([(it[1], it[3]) for it in pend])
+    groups: dict[tuple, list[int]] = {}
     for k, item in enumerate(pend):
-        groups.setdefault(tuple(item[1].tf_list), []).append((item, stats[k]))
-    for tfs, items in groups.items():
-        S = {tf: np.concatenate([st[tf] for _, st in items], axis=1) for tf in tfs}
-        cat = [np.concatenate([getattr(it[1], k) for it, _ in items]) for k in ("prices", "tfm", "srm", "first_seen")]
-        plist = [x for it, _ in items for x in it[1].plist]
+        groups.setdefault(tuple(item[1].tf_list), []).append(k)
+    for tfs, ks in groups.items():
+        cols = _columns(offs, ks)
+        S = {tf: stats[tf][:, cols] for tf in tfs}
+        cat = [np.concatenate([getattr(pend[k][1], f) for k in ks]) for f in ("prices", "tfm", "srm", "first_seen")]
+        plist = [x for k in ks for x in pend[k][1].plist]
         M = finder._features_arrays(S, cat[0], plist, cat[1], cat[2], cat[3], 0.0, 0.0, []).M
         a = 0
-        for (i, p, ref, _), _ in items:
+        for k in ks:
+            i, p, ref, _ = pend[k]
             b = a + len(p.plist)
             out[i] = LevelScan(ref, p.atr, p.notes, tfs, M[:, a:b])
             a = b
     return out  # type: ignore[return-value]
 
 
-def _window_stats(scans: list[tuple[Any, dict[str, _TfCache]]]) -> list[dict[str, np.ndarray]]:
-    """Per scan (its levels, its window cache per timeframe), the (7, levels) touch
-    statistics per timeframe, as `_TfCache.stats` gives them. Windows that one scan alone
-    reads (the 15m windows, new at every close) are computed together per timeframe
-    (`_TfCache.fresh`); a window several scans share (8h/1w) computes their new prices in
-    one `fill`, then each scan gathers its own."""
+def _window_stats(scans: list[tuple[Any, dict[str, _TfCache]]]) -> tuple[dict[str, np.ndarray], list[int]]:
+    """The touch statistics of the scans (their levels, their window cache per timeframe)
+    laid end to end: per timeframe a (7, all levels) matrix whose columns offs[k]:offs[k+1]
+    are scan k's, as `_TfCache.stats` gives them (columns of a scan not reading the
+    timeframe are left unset). Windows that one scan alone reads (the 15m windows, new at
+    every close) are computed together per timeframe (`_TfCache.fresh`); a window several
+    scans share (8h/1w) computes their new prices in one `fill`, then one gather."""
+    offs = np.cumsum([0] + [len(levels.plist) for levels, _ in scans]).tolist()
     readers: dict[int, list[tuple[int, str]]] = {}
     for k, (_, caches) in enumerate(scans):
         for tf, cache in caches.items():
             readers.setdefault(id(cache), []).append((k, tf))
-    out: list[dict[str, np.ndarray]] = [{} for _ in scans]
+    out: dict[str, np.ndarray] = {}
+
+    def place(tf: str, ks: list[int], m: np.ndarray) -> None:
+        if tf not in out and len(ks) == len(scans):      # every scan reads it, in order: no copy
+            out[tf] = m
+        else:
+            out.setdefault(tf, np.empty((7, offs[-1])))[:, _columns(offs, ks)] = m
+
     alone: dict[str, list[tuple[int, _TfCache]]] = {}
     for reads in readers.values():
         if len(reads) == 1:
@@ -268,13 +314,19 @@ def _window_stats(scans: list[tuple[Any, dict[str, _TfCache]]]) -> list[dict[str
         cache = scans[reads[0][0]][1][reads[0][1]]
         full = [[o == tf for o in scans[k][0].finest] for k, tf in reads]
         cache.fill([(scans[k][0].plist, f) for (k, _), f in zip(reads, full)])
-        for k, tf in reads:
-            out[k][tf] = cache.gather(scans[k][0].plist)
+        place(reads[0][1], [k for k, _ in reads], cache.gather([x for k, _ in reads for x in scans[k][0].plist]))
     for tf, items in alone.items():
-        mats = _TfCache.fresh([(c, scans[k][0].prices, [o == tf for o in scans[k][0].finest]) for k, c in items])
-        for (k, _), m in zip(items, mats):
-            out[k][tf] = m
-    return out
+        place(tf, [k for k, _ in items],
+              _TfCache.fresh([(c, scans[k][0].prices, [o == tf for o in scans[k][0].finest]) for k, c in items]))
+    return out, offs
+
+
+def _columns(offs: list[int], ks: list[int]) -> slice | np.ndarray:
+    """The columns of scans ks (ascending) in a matrix laid out by `offs`: a slice when they
+    are consecutive (the usual case, and a view), else the indices."""
+    if ks[-1] - ks[0] == len(ks) - 1:
+        return slice(offs[ks[0]], offs[ks[-1] + 1])
+    return np.concatenate([np.arange(offs[k], offs[k + 1]) for k in ks])
 
 
 def _worker(conn: Any, frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int,

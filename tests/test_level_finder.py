@@ -259,3 +259,31 @@ def test_small_and_array_rank_identical_real(monkeypatch, shared_data_dir):
                for tf, b in bars.items()}
         finder.scan(sub, atrs, float(sub["15m"].c[-1]))
     assert len(sizes) > 3
+
+
+def test_merged_many_scans_equals_one_at_a_time():
+    """Candidates of several scans filtered (within reach of each scan's reference price)
+    and merged together give each scan the levels it gets alone: scans with different
+    timeframes and spans, one with nothing in reach, one without any candidate."""
+    bars = {"15m": generated_bars(500, 1, "15m", 0.004), "8h": generated_bars(300, 2, "8h", 0.02),
+            "1w": generated_bars(60, 3, "1w", 0.06)}
+    atrs = {tf: _atr(b) for tf, b in bars.items()}
+    ref = float(bars["15m"].c[-1])
+    finder = lf.BestLevelFinder()
+    cands = []
+    for sub, r in ((("15m", "8h", "1w"), ref), (("15m",), ref * 1.01), (("15m", "8h"), 1e9), (("8h", "1w"), ref)):
+        c = finder._candidates({tf: bars[tf] for tf in sub}, atrs, r)
+        cands.append(c)
+    empty = cands[1]._replace(pieces=[tuple(x[:0] for x in p) for p in cands[1].pieces])
+    cands.insert(2, empty)
+    together = lf._merged(cands)
+    assert sum(isinstance(x, lf.LevelScan) for x in together) == 2            # none in reach; no candidate
+    for c, got in zip(cands, together):
+        (want,) = lf._merged([c])
+        assert type(got) is type(want)
+        if isinstance(want, lf.LevelScan):
+            assert got == want
+        else:
+            assert got.plist == want.plist and got.finest == want.finest and got.tf_list == want.tf_list
+            for f in ("prices", "tfm", "srm", "first_seen"):
+                assert np.array_equal(getattr(got, f), getattr(want, f))

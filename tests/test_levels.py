@@ -418,3 +418,86 @@ def test_merge_arrays_many_equals_merge_arrays():
         for s, got in zip(batch, lv.merge_arrays_many(batch)):
             for g, w in zip(got, lv.merge_arrays(*s)):
                 assert_identical(g, w)
+    for batch in (sets[:12], sets[20:23]):                                       # and the Python merge
+        for (p, tf, src, t, tol), got in zip(batch, lv.merge_arrays_many(batch)):
+            if np.isnan(p).any():
+                continue
+            cands = [lv.Candidate(float(a), lv.LEVEL_TIMEFRAMES[b], lv.SOURCES[c], int(d))
+                     for a, b, c, d in zip(p, tf, src, t)]
+            assert got[0].tolist() == [c.price for c in lv.merge(cands, tol)]
+
+
+def test_cluster_means_sum_left_to_right_like_merge():
+    """Clusters of 1..40 members, in an order where summing differently would change bits."""
+    rng = np.random.default_rng(12)
+    sizes = np.array([1, 40, 2, 7, 1, 13, 3, 40, 1])
+    sp = np.sort(rng.uniform(0.1, 1e6, sizes.sum())) * (1 + 1e-13 * rng.standard_normal(sizes.sum()))
+    starts = np.concatenate([[0], np.cumsum(sizes[:-1])])
+    want = [sum(sp[a:a + m].tolist()) / m if m > 1 else sp[a] for a, m in zip(starts, sizes)]
+    assert lv._cluster_means(sp, starts, sizes).tolist() == want
+
+
+def _check_touch_stats_windows(series_bars, jobs, tf="15m"):
+    """touch_stats_windows over (a, end, atr, prices) windows of one series == touch_stats of
+    each window's own Bars, with and without events."""
+    b = series_bars
+    series = lv.series_prep(b.t, b.h, b.l, b.c, b.v)
+    windows = [(lv.Bars(*(x[a:end] for x in (b.t, b.o, b.h, b.l, b.c, b.v))), a, end, atr, p)
+               for a, end, atr, p in jobs]
+    for events in (True, False):
+        got = lv.touch_stats_windows(series, [(a, end, atr, float(w.h.max()) - float(w.l.min()), p)
+                                              for w, a, end, atr, p in windows], tf, events=events)
+        k = 0
+        for w, _, _, atr, p in windows:
+            want = lv.touch_stats(w, p, atr, tf, events=events)
+            for f in lv.TouchStats.__dataclass_fields__:
+                assert_identical(getattr(got, f)[k:k + len(p)], getattr(want, f))
+            k += len(p)
+        assert k == len(got.touches)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_touch_stats_windows_equals_one_window_at_a_time_generated(seed):
+    """Windows at the series' start and end, of different lengths (down to LOOKAHEAD + 1,
+    where every forward extreme is cut by the window's end), zero-range candles, levels at
+    the windows' first and last candles (edge episodes), a window without levels."""
+    rng = np.random.default_rng(700 + seed)
+    bars = generated_bars(800, seed, flat_every=6 if seed % 2 else 0)
+    N = len(bars)
+    spans = [(0, 500), (300, N), (N - lv.LOOKAHEAD - 1, N), (0, lv.LOOKAHEAD + 1), (123, 140), (250, 750)]
+    spans += [(a, a + 500) for a in rng.integers(0, N - 500, 6).tolist()]
+    jobs = []
+    for i, (a, end) in enumerate(spans):
+        h, l = bars.h[a:end], bars.l[a:end]
+        atr = float(np.mean(h - l)) * (1 + 0.1 * i)
+        k = 0 if i == 4 else int(rng.integers(1, 40))
+        p = np.concatenate([rng.uniform(l.min() - 1, h.max() + 1, k), h[:1], l[-1:], h[-lv.LOOKAHEAD:][:2]]) if k else np.zeros(0)
+        jobs.append((a, end, atr, np.sort(p)))
+    _check_touch_stats_windows(bars, jobs)
+    _check_touch_stats_windows(bars, jobs[1:2])                                 # one window
+    _check_touch_stats_windows(bars, [(a, e, atr, np.array([1e9, -1e9])) for a, e, atr, _ in jobs[:3]])  # untouched
+
+
+def test_touch_stats_windows_on_constructed_paths():
+    closes, pierce = support_path()
+    bars = path_bars(closes, pierce)
+    prices = np.array([94.0, 99.75, 100.0, 100.25, 103.0, 106.0, 200.0])
+    n = len(bars)
+    _check_touch_stats_windows(bars, [(0, n, 1.0, prices), (5, n - 3, 0.5, prices[2:5]), (n - 20, n, 2.0, prices)])
+
+
+def test_touch_stats_windows_rejects_windows_it_cannot_read():
+    bars = generated_bars(100, 1)
+    series = lv.series_prep(bars.t, bars.h, bars.l, bars.c, bars.v)
+    p = np.array([100.0])
+    for a, end, atr in ((0, lv.LOOKAHEAD, 1.0), (90, 101, 1.0), (-1, 50, 1.0), (0, 50, 0.0), (0, 50, float("nan"))):
+        with pytest.raises(ValueError, match="touch_stats_windows: window"):
+            lv.touch_stats_windows(series, [(a, end, atr, 1.0, p)], "15m")
+
+
+@pytest.mark.shared_data
+def test_touch_stats_windows_equals_one_window_at_a_time_real(shared_data_dir):
+    bars = real_bars(shared_data_dir)["15m"]
+    jobs = [(end - 300, end, atr, np.linspace(float(w.l.min()), float(w.h.max()), 25))
+            for end, (w, atr) in zip(range(300, len(bars) + 1, 41), _windows(bars, 300, 41))]
+    _check_touch_stats_windows(bars, jobs)

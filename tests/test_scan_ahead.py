@@ -31,18 +31,21 @@ def _bars(n: int, seed: int) -> lv.Bars:
 
 
 def test_window_caches_cut_from_the_whole_series_equal_the_windows_own() -> None:
-    """Pivots, forward extremes, zero-range flags and volume nodes of windows prepared
-    together from whole-series arrays equal those of each 500-candle window, at the
-    window's edges too; windows that do not fit get None, in place."""
+    """Candidates (pivots and volume nodes) of windows prepared together from whole-series
+    arrays equal those of each 500-candle window, and their touch statistics read through
+    the series (`_TfCache.fresh`) equal each window's own, zero-range candles and the
+    window's edges included, mixed with a window that has its own arrays; windows that do
+    not fit get None, in place."""
     full = _bars(900, 11)
     flat = np.arange(0, 900, 97)                      # a few zero-range candles
     h = full.h.copy()
     h[flat] = full.l[flat]
     full = lv.Bars(full.t, full.o, h, full.l, full.c, full.v)
+    held = lv.Bars(*(x[:500] for x in (full.t, full.o, full.h, full.l, full.c, full.v)))
     stream = [(int(t), o, h, l, c, v) for t, o, h, l, c, v in
               zip(full.t[500:].tolist(), full.o[500:].tolist(), full.h[500:].tolist(), full.l[500:].tolist(),
                   full.c[500:].tolist(), full.v[500:].tolist())]
-    series = sa._Series15m([full.t[:500], full.h[:500], full.l[:500]], stream)
+    series = sa._Series15m(held, stream)
     wins = []
     for end in range(500, 901, 37):
         w = lv.Bars(*(x[end - 500:end] for x in (full.t, full.o, full.h, full.l, full.c, full.v)))
@@ -51,21 +54,32 @@ def test_window_caches_cut_from_the_whole_series_equal_the_windows_own() -> None
     wins[3:3] = [(shifted, 1.0, 600), (wins[0][0], float("nan"), wins[0][2])]   # not that slice; no ATR
     caches = series.caches(wins)
     assert caches[3] is None and caches[4] is None
-    checked = zero_rng = 0
-    for (w, atr, _), fast in zip(wins, caches):
+    jobs, checked, zero_rng = [], 0, 0
+    for k, ((w, atr, _), fast) in enumerate(zip(wins, caches)):
         if fast is None:
             continue
-        slow_c = lv.candidate_arrays(w, atr, "15m")
-        slow_p = lv.touch_prep(w, atr)
-        for x, y in zip(fast.cands, slow_c):
+        got = [np.concatenate([p[i] for p in fast.pieces]) for i in range(4)]
+        price, src, t = lv.candidate_arrays(w, atr, "15m")
+        for x, y in zip(got, (price, np.zeros(len(price), np.int64), src, t)):
             assert x.dtype == y.dtype and np.array_equal(x, y)
-        for name in ("lo", "hi", "rng", "c_before", "c_after", "fwd_max", "fwd_min"):
-            assert np.array_equal(getattr(fast.prep, name), getattr(slow_p, name), equal_nan=True), name
-        assert (fast.prep.tol, fast.prep.zero_rng, fast.prep.span, fast.prep.total) == (
-            slow_p.tol, slow_p.zero_rng, slow_p.span, slow_p.total)
+        prices = np.sort(np.concatenate([price, w.h[:1], w.l[-1:], w.h[-5:]]))      # window edges too
+        if k == 6:   # a window with its own arrays among the series' ones
+            fast = sa._TfCache(w, atr, "15m")
+        jobs.append((fast, prices, [k % 3 != 1] * len(prices)))
         checked += 1
-        zero_rng += fast.prep.zero_rng
-    assert checked >= 10 and zero_rng >= 1
+        zero_rng += bool(np.any(w.h == w.l))
+    mats = sa._TfCache.fresh(jobs)
+    a = 0
+    for fast, prices, full_rows in jobs:
+        want = lv.touch_stats(fast.bars, prices, fast.atr, "15m", events=full_rows[0])
+        got = mats[:, a:a + len(prices)]
+        a += len(prices)
+        for row, f in enumerate(("touches", "first_ms", "last_ms")):
+            assert np.array_equal(got[(0, 4, 5)[row]], getattr(want, f))
+        if full_rows[0]:
+            for row, f in ((1, "bounces"), (2, "bounce_atr_sum"), (3, "failed"), (6, "volume_ratio")):
+                assert np.array_equal(got[row], getattr(want, f))
+    assert a == mats.shape[1] and checked >= 10 and zero_rng >= 1
 
 
 def test_prepare_many_equals_prepare_one_scan_at_a_time() -> None:
@@ -76,7 +90,7 @@ def test_prepare_many_equals_prepare_one_scan_at_a_time() -> None:
     h8 = lv.Bars.from_frame(make_candles(80, seed=22, freq="8h"))
     stream = [(int(t), o, h, l, c, v) for t, o, h, l, c, v in
               zip(*(x[500:].tolist() for x in (m15.t, m15.o, m15.h, m15.l, m15.c, m15.v)))]
-    series = sa._Series15m([m15.t[:500], m15.h[:500], m15.l[:500]], stream)
+    series = sa._Series15m(lv.Bars(*(x[:500] for x in (m15.t, m15.o, m15.h, m15.l, m15.c, m15.v))), stream)
     inputs, wanted = [], []
     for k, end in enumerate(range(500, 900, 9)):
         w = lv.Bars(*(x[end - 500:end] for x in (m15.t, m15.o, m15.h, m15.l, m15.c, m15.v)))
