@@ -19,6 +19,7 @@ closed by then; the backtest's no-lookahead test runs with the worker.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing as mp
 import pickle
@@ -339,6 +340,10 @@ def _worker(conn: Any, frame: pd.DataFrame, symbol: str, first: int, n: int, wee
     pickling stays with the preparing thread. Bounded, so memory stays flat."""
     out: queue.Queue = queue.Queue(maxsize=LOOKAHEAD)
     writer = threading.Thread(target=_send_all, args=(conn, out), name="scan-ahead-writer", daemon=True)
+    # after each message the writer needs the GIL back, which the preparing thread holds for
+    # up to the switch interval (5 ms by default): in a quiet stretch the agent reads faster
+    # than that lets the writer refill the pipe (FILUSDT 2023-11: one 15-22 ms wait)
+    sys.setswitchinterval(0.001)
     writer.start()
     try:
         for batch in level_scans(frame, symbol, first, n, week0, primed=primed):
@@ -402,7 +407,14 @@ class ScanAhead:
         _widen(self._conn)
         self._proc = ctx.Process(target=_worker, args=(child, frame, symbol, first, n, week0, primed),
                                  name=f"scan-ahead-{symbol}", daemon=True)
-        self._proc.start()
+        # a forked worker's full collection would walk (and, writing their GC headers, copy)
+        # every object inherited from this process: ~45 ms and a copied heap in the middle of
+        # a month, with the agent waiting for its next chunk. Frozen objects are skipped.
+        gc.freeze()
+        try:
+            self._proc.start()
+        finally:
+            gc.unfreeze()
         child.close()
         self._buf: deque = deque()
         self._done = False
