@@ -340,10 +340,6 @@ def _worker(conn: Any, frame: pd.DataFrame, symbol: str, first: int, n: int, wee
     pickling stays with the preparing thread. Bounded, so memory stays flat."""
     out: queue.Queue = queue.Queue(maxsize=LOOKAHEAD)
     writer = threading.Thread(target=_send_all, args=(conn, out), name="scan-ahead-writer", daemon=True)
-    # after each message the writer needs the GIL back, which the preparing thread holds for
-    # up to the switch interval (5 ms by default): in a quiet stretch the agent reads faster
-    # than that lets the writer refill the pipe (FILUSDT 2023-11: one 15-22 ms wait)
-    sys.setswitchinterval(0.001)
     writer.start()
     try:
         for batch in level_scans(frame, symbol, first, n, week0, primed=primed):
