@@ -51,20 +51,28 @@ def _ms(ts):
     return int(ts.value // 1_000_000)
 
 
-def test_incremental_equals_fresh_analyze():
-    inc = IncrementalAnalyzer("X")
+def _fed(inc: IncrementalAnalyzer, bars: int):
+    """Prime `inc` at day 5 of M1, then push `bars` 1m candles (and each 15m candle when it
+    closes); yields (i, the 1m row, its close time, whether a 15m candle closed)."""
     start = 5 * 24 * 60
     inc.update(aggregate(M1, M1.index[start]), float(M1.close.iloc[start - 1]), 0)
     m15 = aggregate(M1, M1.index[-1])["15m"]
-    checked = 0
-    for i in range(start, start + 120):
+    for i in range(start, start + bars):
         r = M1.iloc[i]
         inc.push_candle("1m", _ms(M1.index[i]), r.open, r.high, r.low, r.close, r.volume)
         end = M1.index[i] + pd.Timedelta("1min")
-        if end.minute % 15 == 0:
+        closed = end.minute % 15 == 0
+        if closed:
             t15 = end - pd.Timedelta("15min")
             g = m15.loc[t15]
             inc.push_candle("15m", _ms(t15), g.open, g.high, g.low, g.close, g.volume)
+        yield i, r, end, closed
+
+
+def test_incremental_equals_fresh_analyze():
+    inc = IncrementalAnalyzer("X")
+    checked = 0
+    for i, r, end, _ in _fed(inc, 120):
         price = float(r.close) * (1 + 0.0005 * np.sin(i))
         got = inc.score(price, i)
         if i % 17 == 0 or end.minute % 15 == 0:
@@ -191,18 +199,9 @@ def test_breakdowns_built_on_first_read_match_the_scores_and_the_moment():
     scored, and the scores summed without them must equal `total` of them to the bit."""
     from rl import signals as sig
     inc = IncrementalAnalyzer("X")
-    start = 5 * 24 * 60
-    inc.update(aggregate(M1, M1.index[start]), float(M1.close.iloc[start - 1]), 0)
-    m15 = aggregate(M1, M1.index[-1])["15m"]
     kept = []
-    for i in range(start, start + 300):
-        r = M1.iloc[i]
-        inc.push_candle("1m", _ms(M1.index[i]), r.open, r.high, r.low, r.close, r.volume)
-        end = M1.index[i] + pd.Timedelta("1min")
-        if end.minute % 15 == 0:
-            t15 = end - pd.Timedelta("15min")
-            g = m15.loc[t15]
-            inc.push_candle("15m", _ms(t15), g.open, g.high, g.low, g.close, g.volume)
+    for i, r, _, closed in _fed(inc, 300):
+        if closed:
             price = float(r.close) * (1 + 0.002 * np.sin(i))
             a = inc.score(price, i)
             assert type(a.__dict__["_long_breakdown"]).__name__ == "_BreakdownSide"   # not built

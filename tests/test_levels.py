@@ -334,14 +334,18 @@ def _check_touch_stats_many(jobs, tf):
     without events."""
     preps = [(lv.touch_prep(b, a), p) for b, a, p in jobs]
     for events in (True, False):
-        got = lv.touch_stats_many(preps, tf, events=events)
-        k = 0
-        for b, a, p in jobs:
-            want = lv.touch_stats(b, p, a, tf, events=events)
-            for f in lv.TouchStats.__dataclass_fields__:
-                assert_identical(getattr(got, f)[k:k + len(p)], getattr(want, f))
-            k += len(p)
-        assert k == len(got.touches)
+        _assert_stacked(lv.touch_stats_many(preps, tf, events=events), jobs, tf, events)
+
+
+def _assert_stacked(got, jobs, tf, events):
+    """`got` holds, stacked in job order, exactly touch_stats of each (bars, atr, prices) job."""
+    k = 0
+    for b, a, p in jobs:
+        want = lv.touch_stats(b, p, a, tf, events=events)
+        for f in lv.TouchStats.__dataclass_fields__:
+            assert_identical(getattr(got, f)[k:k + len(p)], getattr(want, f))
+        k += len(p)
+    assert k == len(got.touches)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -447,13 +451,7 @@ def _check_touch_stats_windows(series_bars, jobs, tf="15m"):
     for events in (True, False):
         got = lv.touch_stats_windows(series, [(a, end, atr, float(w.h.max()) - float(w.l.min()), p)
                                               for w, a, end, atr, p in windows], tf, events=events)
-        k = 0
-        for w, _, _, atr, p in windows:
-            want = lv.touch_stats(w, p, atr, tf, events=events)
-            for f in lv.TouchStats.__dataclass_fields__:
-                assert_identical(getattr(got, f)[k:k + len(p)], getattr(want, f))
-            k += len(p)
-        assert k == len(got.touches)
+        _assert_stacked(got, [(w, atr, p) for w, _, _, atr, p in windows], tf, events)
 
 
 @pytest.mark.parametrize("seed", range(4))
