@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rl import levels as lv
+from rl import touches as ts
 from rl.level_book import _MASK_TF, FEATURES, LevelBook, LevelScan, _LazyBook, _ScanResult
 
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -54,7 +55,7 @@ def validate_weights(weights: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def level_features(stats: dict[str, lv.TouchStats], i: int, origin: str) -> tuple[dict[str, float], dict[str, float]]:
+def level_features(stats: dict[str, ts.TouchStats], i: int, origin: str) -> tuple[dict[str, float], dict[str, float]]:
     """Six features (0..1) for level row i, plus the raw numbers behind them.
 
     Event features are read on the level's own (finest) timeframe; duration spans touches on
@@ -89,7 +90,7 @@ class _TfCache:
     MAX_MEMO = 4096
 
     def __init__(self, bars: lv.Bars, atr: float, tf: str, pieces: list[tuple[np.ndarray, ...]] | None = None,
-                 window: tuple[lv.SeriesPrep, int, int, float] | None = None) -> None:
+                 window: tuple[ts.SeriesPrep, int, int, float] | None = None) -> None:
         """`pieces`, when given, must be `lv.candidate_arrays(bars, atr, tf)` with the
         timeframe code column, in consecutive pieces (see `self.pieces`); `window` (series, a,
         end, span), when given, says that bars are series[a:end] with that highest high -
@@ -102,18 +103,18 @@ class _TfCache:
         # pieces that `_merged` lays end to end with the other timeframes' anyway
         self.pieces = pieces
         self.window = window
-        self._prep: lv.TouchPrep | None = None
+        self._prep: ts.TouchPrep | None = None
         self.memo: dict[float, int] = {}           # price -> column of self.table
         self.full: list[bool] = []                 # per column: event/volume rows computed
         self.table = _NO_TABLE                     # stats per memo column (capacity doubles)
         self.used = 0
 
     @property
-    def prep(self) -> lv.TouchPrep:
+    def prep(self) -> ts.TouchPrep:
         """The window's price-independent touch arrays, made at first use: a window of a
         series is read through the series (`fresh`) and never needs its own."""
         if self._prep is None:
-            self._prep = lv.touch_prep(self.bars, self.atr)
+            self._prep = ts.touch_prep(self.bars, self.atr)
         return self._prep
 
     def same(self, bars: lv.Bars, atr: float) -> bool:
@@ -138,17 +139,17 @@ class _TfCache:
             self.used = 0
         if not memo:                                 # fresh window (every 15m scan): all new
             ev = any(full)                           # (level prices of a scan are distinct)
-            m = _as_matrix(lv.touch_stats(self.bars, prices, self.atr, self.tf, self.prep, events=ev))
+            m = _as_matrix(ts.touch_stats(self.bars, prices, self.atr, self.tf, self.prep, events=ev))
             self._store(plist, m, ev)
             return m
         need = {p: f for p, f in zip(plist, full) if p not in memo or (f and not done[memo[p]])}
         ev = any(need.values())
         if len(need) == len(plist):                  # first sight of this window: no gather
-            m = _as_matrix(lv.touch_stats(self.bars, prices, self.atr, self.tf, self.prep, events=ev))
+            m = _as_matrix(ts.touch_stats(self.bars, prices, self.atr, self.tf, self.prep, events=ev))
             self._store(plist, m, ev)
             return m
         if need:
-            self._store(list(need), _as_matrix(lv.touch_stats(self.bars, np.array(list(need)), self.atr, self.tf,
+            self._store(list(need), _as_matrix(ts.touch_stats(self.bars, np.array(list(need)), self.atr, self.tf,
                                                               self.prep, events=ev)), ev)
         return self.table[:, [memo[p] for p in plist]]
 
@@ -156,7 +157,7 @@ class _TfCache:
     def fresh(windows: list[tuple["_TfCache", np.ndarray, list[bool]]]) -> np.ndarray:
         """`stats(prices, plist, full)` for several windows of one timeframe, each read by one
         scan only (a backtest's 15m windows), end to end in one (7, all levels) matrix: in
-        one `lv.touch_stats_many` call (or `lv.touch_stats_windows` for windows of one
+        one `ts.touch_stats_many` call (or `ts.touch_stats_windows` for windows of one
         series) and without the memo (storing what nobody reads again would only cost). Same
         numbers: a level's row depends only on its window, ATR and price (event rows where no
         level of a window needs them may hold numbers instead of NaN; `_features_arrays`
@@ -170,10 +171,10 @@ class _TfCache:
             ev = any(any(windows[k][2]) for k in ks)
             if key:
                 series = windows[ks[0]][0].window[0]
-                s = lv.touch_stats_windows(series, [(*windows[k][0].window[1:3], windows[k][0].atr,
+                s = ts.touch_stats_windows(series, [(*windows[k][0].window[1:3], windows[k][0].atr,
                                                      windows[k][0].window[3], windows[k][1]) for k in ks], tf, events=ev)
             else:
-                s = lv.touch_stats_many([(windows[k][0].prep, windows[k][1]) for k in ks], tf, events=ev)
+                s = ts.touch_stats_many([(windows[k][0].prep, windows[k][1]) for k in ks], tf, events=ev)
             mats.append(_as_matrix(s))
         if len(mats) == 1:
             return mats[0]
@@ -199,7 +200,7 @@ class _TfCache:
                     need[p] = need.get(p, False) or f
         if need:
             ev = any(need.values())
-            self._store(list(need), _as_matrix(lv.touch_stats(self.bars, np.array(list(need)), self.atr, self.tf,
+            self._store(list(need), _as_matrix(ts.touch_stats(self.bars, np.array(list(need)), self.atr, self.tf,
                                                               self.prep, events=ev)), ev)
 
     def gather(self, plist: list[float]) -> np.ndarray:
@@ -222,7 +223,7 @@ class _TfCache:
 _NO_TABLE = np.zeros((7, 0))   # shared and never written: `_store` allocates on first use
 
 
-def _as_matrix(s: lv.TouchStats) -> np.ndarray:
+def _as_matrix(s: ts.TouchStats) -> np.ndarray:
     """TouchStats as one float matrix (ms times < 2**53 stay exact in float64)."""
     return np.array([s.touches, s.bounces, s.bounce_atr_sum, s.failed, s.first_ms, s.last_ms, s.volume_ratio],
                     dtype=float)
@@ -465,7 +466,7 @@ def _merged(cands: list[_Cands]) -> list["_Levels | LevelScan"]:
     if not cands:
         return []
     sizes = [sum(len(p[0]) for p in c.pieces) for c in cands]
-    price, code, src, tms = (lv._cat([p[k] for c in cands for p in c.pieces]) for k in range(4))
+    price, code, src, tms = (ts._cat([p[k] for c in cands for p in c.pieces]) for k in range(4))
     if len(cands) == 1:
         keep = np.abs(price - cands[0].ref_price) <= cands[0].span
         kept = [int(np.count_nonzero(keep))]

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from rl import levels as lv
+from rl import touches as ts
 from rl.level_finder import BestLevelFinder, LevelScan, _merged, _TfCache
 from rl.market import aggregate_arrays, bucket_end, bucket_start, index_to_ms
 
@@ -169,7 +170,7 @@ class _Series15m:
     """The whole 15m series a backtest will close (primed candles, then the stream), so a
     window's swing pivots, forward extremes and zero-range count are slices of arrays
     computed once instead of recomputed over 500 candles at every close, and its touch
-    statistics read the series itself (`lv.touch_stats_windows`). All are local (a pivot
+    statistics read the series itself (`ts.touch_stats_windows`). All are local (a pivot
     needs 3 candles each side, a forward extreme the next 12), so inside a window they
     equal the window's own (only the last 12 forward extremes are cut by the window's end)."""
 
@@ -179,7 +180,7 @@ class _Series15m:
         if held is not None:
             t, h, l, c, v = (np.concatenate([old, new]) for old, new in
                              zip((held.t, held.h, held.l, held.c, held.v), (t, h, l, c, v)))
-        self.prep = lv.series_prep(t, h, l, c, v)
+        self.prep = ts.series_prep(t, h, l, c, v)
         s = lv.PIVOT_STRENGTH["15m"]
         ph, pl = lv.pivots(h, l, s)
         self.ph_list, self.pl_list = ph.tolist(), pl.tolist()   # bisect beats searchsorted per scalar
@@ -244,7 +245,7 @@ def prepare_many(finder: BestLevelFinder, inputs: list) -> list[LevelScan]:
     15m window cache or None]) or ready empty scans, with the work they share done once
     (touch statistics of an 8h/1w window for all their new level prices in one call) and
     the rest done for all of them together: the candidates' range filter and merges
-    (`_merged`), the 15m windows' touch statistics (`lv.touch_stats_windows`) and the
+    (`_merged`), the 15m windows' touch statistics (`ts.touch_stats_windows`) and the
     features of all their levels (`_features_arrays`). Each a few dozen vector operations whose fixed cost, paid once
     per chunk instead of once per scan, was most of a scan's; the results are identical to
     the per-scan path (tests/test_scan_ahead.py)."""

@@ -5,6 +5,7 @@ import pytest
 from rl import level_book as lb
 from rl import level_finder as lf
 from rl import levels as lv
+from rl import touches as ts
 from tests.test_levels import (generated_bars, path_bars, real_bars, reference_candidates,
                                reference_touch_stats, support_path)
 
@@ -33,7 +34,7 @@ def _stats(t15, t8, t1w):
     def one(n):
         a = np.array([float(n)])
         z = np.zeros(1)
-        return lv.TouchStats(a, z, z, z, np.array([0]), np.array([86_400_000]), z)
+        return ts.TouchStats(a, z, z, z, np.array([0]), np.array([86_400_000]), z)
     return {"15m": one(t15), "8h": one(t8), "1w": one(t1w)}
 
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from rl import levels as lv
+from rl import touches as ts
 
 
 def path_bars(closes, pierce=None, start_ms=0, step_ms=900_000, wick=0.3):
@@ -36,7 +37,7 @@ def support_path():
 def test_touch_bounce_and_failed_breakout_counts():
     closes, pierce = support_path()
     bars = path_bars(closes, pierce)
-    st = lv.touch_stats(bars, np.array([100.0]), atr_value=1.0, timeframe="15m")
+    st = ts.touch_stats(bars, np.array([100.0]), atr_value=1.0, timeframe="15m")
     assert st.touches[0] == 4          # three tests + the breakdown
     assert st.bounces[0] == 3          # the breakdown is not a bounce
     assert st.failed[0] == 1           # the 99.0 wick that closed back above
@@ -46,7 +47,7 @@ def test_touch_bounce_and_failed_breakout_counts():
 
 def test_far_level_untouched():
     bars = path_bars(*support_path())
-    st = lv.touch_stats(bars, np.array([200.0]), 1.0, "15m")
+    st = ts.touch_stats(bars, np.array([200.0]), 1.0, "15m")
     assert st.touches[0] == 0 and st.bounces[0] == 0 and st.first_ms[0] == -1 and st.volume_ratio[0] == 0
 
 
@@ -92,8 +93,8 @@ def test_touch_stats_mirror_symmetric():
     b = path_bars(closes, pierce)
     K = 300.0
     m = lv.Bars(b.t, K - b.o, K - b.l, K - b.h, K - b.c, b.v)
-    a = lv.touch_stats(b, np.array([100.0, 103.0]), 1.0, "15m")
-    z = lv.touch_stats(m, np.array([K - 100.0, K - 103.0]), 1.0, "15m")
+    a = ts.touch_stats(b, np.array([100.0, 103.0]), 1.0, "15m")
+    z = ts.touch_stats(m, np.array([K - 100.0, K - 103.0]), 1.0, "15m")
     for f in ("touches", "bounces", "failed", "volume_ratio"):
         np.testing.assert_allclose(getattr(a, f), getattr(z, f))
 
@@ -160,7 +161,7 @@ def reference_touch_stats(bars, prices, atr_value, timeframe):
     z = np.zeros(L)
     neg = np.full(L, -1, dtype=np.int64)
     if L == 0 or n == 0 or not (atr_value == atr_value and atr_value > 0):
-        return lv.TouchStats(z, z, z, z, neg, neg, z)
+        return ts.TouchStats(z, z, z, z, neg, neg, z)
     tol = lv.TOUCH_ATR * atr_value
     P = prices[:, None]
     h, l, c = bars.h, bars.l, bars.c
@@ -215,7 +216,7 @@ def reference_touch_stats(bars, prices, atr_value, timeframe):
     total = float(bars.v.sum())
     expect = total * (2 * tol) / span if span > 0 and total > 0 else 0.0
     vr = band_vol / expect if expect > 0 else z
-    return lv.TouchStats(touches, bounces, bsum, failed, first_ms, last_ms, vr)
+    return ts.TouchStats(touches, bounces, bsum, failed, first_ms, last_ms, vr)
 
 
 def assert_same_stats(got, want):
@@ -262,10 +263,10 @@ def check_against_reference(bars, tf, prices):
             np.testing.assert_array_equal(got, want)          # same additions in the same order
     assert lv.candidates(bars, atr, tf) == reference_candidates(bars, atr, tf)
     want = reference_touch_stats(bars, prices, atr, tf)
-    assert_same_stats(lv.touch_stats(bars, prices, atr, tf), want)
-    prep = lv.touch_prep(bars, atr) if len(bars) else None
-    assert_same_stats(lv.touch_stats(bars, prices, atr, tf, prep), want)
-    light = lv.touch_stats(bars, prices, atr, tf, prep, events=False)
+    assert_same_stats(ts.touch_stats(bars, prices, atr, tf), want)
+    prep = ts.touch_prep(bars, atr) if len(bars) else None
+    assert_same_stats(ts.touch_stats(bars, prices, atr, tf, prep), want)
+    light = ts.touch_stats(bars, prices, atr, tf, prep, events=False)
     for f in ("touches", "first_ms", "last_ms"):
         np.testing.assert_array_equal(getattr(light, f), getattr(want, f))
 
@@ -332,17 +333,17 @@ def _windows(bars, n, step, atr_scale=1.0):
 def _check_touch_stats_many(jobs, tf):
     """touch_stats_many over (bars, atr, prices) jobs == touch_stats of each job, with and
     without events."""
-    preps = [(lv.touch_prep(b, a), p) for b, a, p in jobs]
+    preps = [(ts.touch_prep(b, a), p) for b, a, p in jobs]
     for events in (True, False):
-        _assert_stacked(lv.touch_stats_many(preps, tf, events=events), jobs, tf, events)
+        _assert_stacked(ts.touch_stats_many(preps, tf, events=events), jobs, tf, events)
 
 
 def _assert_stacked(got, jobs, tf, events):
     """`got` holds, stacked in job order, exactly touch_stats of each (bars, atr, prices) job."""
     k = 0
     for b, a, p in jobs:
-        want = lv.touch_stats(b, p, a, tf, events=events)
-        for f in lv.TouchStats.__dataclass_fields__:
+        want = ts.touch_stats(b, p, a, tf, events=events)
+        for f in ts.TouchStats.__dataclass_fields__:
             assert_identical(getattr(got, f)[k:k + len(p)], getattr(want, f))
         k += len(p)
     assert k == len(got.touches)
@@ -445,11 +446,11 @@ def _check_touch_stats_windows(series_bars, jobs, tf="15m"):
     """touch_stats_windows over (a, end, atr, prices) windows of one series == touch_stats of
     each window's own Bars, with and without events."""
     b = series_bars
-    series = lv.series_prep(b.t, b.h, b.l, b.c, b.v)
+    series = ts.series_prep(b.t, b.h, b.l, b.c, b.v)
     windows = [(lv.Bars(*(x[a:end] for x in (b.t, b.o, b.h, b.l, b.c, b.v))), a, end, atr, p)
                for a, end, atr, p in jobs]
     for events in (True, False):
-        got = lv.touch_stats_windows(series, [(a, end, atr, float(w.h.max()) - float(w.l.min()), p)
+        got = ts.touch_stats_windows(series, [(a, end, atr, float(w.h.max()) - float(w.l.min()), p)
                                               for w, a, end, atr, p in windows], tf, events=events)
         _assert_stacked(got, [(w, atr, p) for w, _, _, atr, p in windows], tf, events)
 
@@ -486,11 +487,11 @@ def test_touch_stats_windows_on_constructed_paths():
 
 def test_touch_stats_windows_rejects_windows_it_cannot_read():
     bars = generated_bars(100, 1)
-    series = lv.series_prep(bars.t, bars.h, bars.l, bars.c, bars.v)
+    series = ts.series_prep(bars.t, bars.h, bars.l, bars.c, bars.v)
     p = np.array([100.0])
     for a, end, atr in ((0, lv.LOOKAHEAD, 1.0), (90, 101, 1.0), (-1, 50, 1.0), (0, 50, 0.0), (0, 50, float("nan"))):
         with pytest.raises(ValueError, match="touch_stats_windows: window"):
-            lv.touch_stats_windows(series, [(a, end, atr, 1.0, p)], "15m")
+            ts.touch_stats_windows(series, [(a, end, atr, 1.0, p)], "15m")
 
 
 @pytest.mark.shared_data

@@ -15,6 +15,7 @@ import pytest
 
 from config import Settings
 from rl import levels as lv
+from rl import touches as ts
 from rl import scan_ahead as sa
 from rl.analysis import IncrementalAnalyzer, _static
 from rl.backtest import TIMING_FIELDS, backtest_settings, dumps_json, run_backtest
@@ -71,7 +72,7 @@ def test_window_caches_cut_from_the_whole_series_equal_the_windows_own() -> None
     mats = sa._TfCache.fresh(jobs)
     a = 0
     for fast, prices, full_rows in jobs:
-        want = lv.touch_stats(fast.bars, prices, fast.atr, "15m", events=full_rows[0])
+        want = ts.touch_stats(fast.bars, prices, fast.atr, "15m", events=full_rows[0])
         got = mats[:, a:a + len(prices)]
         a += len(prices)
         for row, f in enumerate(("touches", "first_ms", "last_ms")):
