@@ -343,6 +343,14 @@ def _cluster_means(sp: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.
     if not len(multi):
         return means
     m = sizes[multi]
+    if len(multi) + int(m.sum()) // 30 < 3 * int(m.max()):
+        # few clusters for the longest one's length (one scan rather than a chunk's): the
+        # vector rounds below (~3 us each, one per member of the longest) would cost more
+        # than sum() per cluster (~1 us + 30 ns a member), which adds the very same way
+        spl = sp.tolist()
+        for k, a, n in zip(multi.tolist(), starts[multi].tolist(), m.tolist()):
+            means[k] = sum(spl[a:a + n]) / n
+        return means
     by_size = np.argsort(-m, kind="stable")     # longest first: the clusters still summing are a prefix
     k, first, m = multi[by_size], starts[multi][by_size], m[by_size]
     acc = sp[first]

@@ -432,10 +432,12 @@ def test_merge_arrays_many_equals_merge_arrays():
             assert got[0].tolist() == [c.price for c in lv.merge(cands, tol)]
 
 
-def test_cluster_means_sum_left_to_right_like_merge():
+@pytest.mark.parametrize("sizes", [[1, 40, 2, 7, 1, 13, 3, 40, 1],            # few clusters: per-cluster sums
+                                   [1, 3, 2, 7, 1, 2, 3, 4, 1, 2, 5, 2] * 4])  # many short ones: vector sums
+def test_cluster_means_sum_left_to_right_like_merge(sizes):
     """Clusters of 1..40 members, in an order where summing differently would change bits."""
     rng = np.random.default_rng(12)
-    sizes = np.array([1, 40, 2, 7, 1, 13, 3, 40, 1])
+    sizes = np.array(sizes)
     sp = np.sort(rng.uniform(0.1, 1e6, sizes.sum())) * (1 + 1e-13 * rng.standard_normal(sizes.sum()))
     starts = np.concatenate([[0], np.cumsum(sizes[:-1])])
     want = [sum(sp[a:a + m].tolist()) / m if m > 1 else sp[a] for a, m in zip(starts, sizes)]
