@@ -279,32 +279,14 @@ def merge(cands: list[Candidate], tolerance: float) -> list[Cluster]:
     return out
 
 
-def merge_arrays(price: np.ndarray, tf_code: np.ndarray, src: np.ndarray, time_ms: np.ndarray,
-                 tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """`merge` on candidate arrays (tf_code indexes LEVEL_TIMEFRAMES, src indexes SOURCES):
-    (level prices ascending, timeframe bitmask, source bitmask, first_seen_ms) per cluster.
-
-    Same single linkage and stable price order as `merge`; each mean is summed left to right
-    in Python, exactly as `merge` does, so the level prices are bit-for-bit the same.
-    """
-    return merge_arrays_many([(price, tf_code, src, time_ms, tolerance)])[0]
-
-
-def merge_arrays_many(sets: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]
-                      ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """`merge_arrays(*s)` for every candidate set s = (price, tf_code, src, time_ms,
-    tolerance), computed together: the same clusters, bit for bit, with the dozen vector
-    operations run once for all sets (a backtest's worker merges a chunk of 15m closes)."""
-    if len(sets) == 1:
-        return merge_sets(*sets[0][:4], [len(sets[0][0])], [sets[0][4]])
-    return merge_sets(*(np.concatenate([s[k] for s in sets]) for k in range(4)),
-                      [len(s[0]) for s in sets], [s[4] for s in sets])
-
-
 def merge_sets(price: np.ndarray, tf_code: np.ndarray, src: np.ndarray, time_ms: np.ndarray,
                sizes: list[int], tolerances: list[float]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """`merge_arrays_many` of the sets laid end to end in the arrays (set k: the next
-    sizes[k] entries, merged with tolerances[k]), for a caller that has them so."""
+    """`merge` on candidate arrays (tf_code indexes LEVEL_TIMEFRAMES, src indexes SOURCES) of
+    several sets laid end to end (set k: the next sizes[k] entries, merged with
+    tolerances[k]): per set, (level prices ascending, timeframe bitmask, source bitmask,
+    first_seen_ms) per cluster. Same single linkage and stable price order as `merge`, and
+    each mean summed left to right as `merge` does, so the level prices are bit-for-bit the
+    same; one set or a backtest chunk's dozens, with the dozen vector operations run once."""
     if not sum(sizes):
         z = np.zeros(0, np.int64)
         return [(np.zeros(0), z, z, z) for _ in sizes]

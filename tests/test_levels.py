@@ -295,7 +295,16 @@ def test_optimized_levels_equal_reference_real(shared_data_dir):
         check_against_reference(bars, tf, np.linspace(lo, hi, 60))
 
 
-def test_merge_arrays_equals_merge():
+def _merge_one(p, tf, src, t, tol):
+    return lv.merge_sets(p, tf, src, t, [len(p)], [tol])[0]
+
+
+def _merge_many(sets):
+    return lv.merge_sets(*(np.concatenate([s[k] for s in sets]) for k in range(4)),
+                         [len(s[0]) for s in sets], [s[4] for s in sets])
+
+
+def test_merge_sets_equals_merge():
     rng = np.random.default_rng(5)
     for _ in range(50):
         n = int(rng.integers(1, 60))
@@ -304,7 +313,7 @@ def test_merge_arrays_equals_merge():
         cands = [lv.Candidate(float(a), lv.LEVEL_TIMEFRAMES[b], lv.SOURCES[c], int(d)) for a, b, c, d in zip(p, tf, src, t)]
         for tol in (0.0, 0.5, 3.0, 50.0):               # 50: one cluster of everything
             want = lv.merge(cands, tol)
-            price, tfm, srm, first = lv.merge_arrays(p, tf, src, t, tol)
+            price, tfm, srm, first = _merge_one(p, tf, src, t, tol)
             assert price.tolist() == [c.price for c in want]          # bit for bit
             assert first.tolist() == [c.first_seen_ms for c in want]
             assert [tuple(x for i, x in enumerate(lv.LEVEL_TIMEFRAMES) if m >> i & 1) for m in tfm.tolist()] == \
@@ -409,7 +418,7 @@ def test_volume_nodes_many_equals_volume_nodes_real(shared_data_dir):
         _check_volume_nodes_many(_windows(bars, n, max(1, (len(bars) - n) // 30)))
 
 
-def test_merge_arrays_many_equals_merge_arrays():
+def test_merge_sets_together_equal_one_at_a_time():
     rng = np.random.default_rng(8)
     sets = []
     for i in range(40):
@@ -420,11 +429,11 @@ def test_merge_arrays_many_equals_merge_arrays():
         sets.append((p, rng.integers(0, 3, n), rng.integers(0, 3, n), rng.integers(0, 10**6, n),
                      float(rng.choice([0.0, 0.5, 3.0, 50.0]))))
     for batch in (sets, sets[:1], sets[4:5], [s for s in sets if not len(s[0])]):
-        for s, got in zip(batch, lv.merge_arrays_many(batch)):
-            for g, w in zip(got, lv.merge_arrays(*s)):
+        for s, got in zip(batch, _merge_many(batch)):
+            for g, w in zip(got, _merge_one(*s)):
                 assert_identical(g, w)
     for batch in (sets[:12], sets[20:23]):                                       # and the Python merge
-        for (p, tf, src, t, tol), got in zip(batch, lv.merge_arrays_many(batch)):
+        for (p, tf, src, t, tol), got in zip(batch, _merge_many(batch)):
             if np.isnan(p).any():
                 continue
             cands = [lv.Candidate(float(a), lv.LEVEL_TIMEFRAMES[b], lv.SOURCES[c], int(d))
