@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from rl import levels as lv
 from rl import touches as ts
 from rl.level_book import _MASK_TF, FEATURES, LevelBook, LevelScan, _LazyBook, _ScanResult
+from rl.window_cache import WindowCache
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "volume_density": 0.20, "touch_bounce_count": 0.20, "bounce_magnitude": 0.15,
@@ -81,154 +82,6 @@ def level_features(stats: dict[str, ts.TouchStats], i: int, origin: str) -> tupl
     return feats, raw
 
 
-class _TfCache:
-    """One timeframe's window as last scanned: its candidates, the price-independent touch
-    arrays and touch statistics already computed per level price. 8h and 1w windows change
-    only when their own candle closes, so between those closes a 15m rescan reuses all of it
-    (the statistics of a price depend only on the window, its ATR and the price)."""
-
-    MAX_MEMO = 4096
-
-    def __init__(self, bars: lv.Bars, atr: float, tf: str, pieces: list[tuple[np.ndarray, ...]] | None = None,
-                 window: tuple[ts.SeriesPrep, int, int, float] | None = None) -> None:
-        """`pieces`, when given, must be `lv.candidate_arrays(bars, atr, tf)` with the
-        timeframe code column, in consecutive pieces (see `self.pieces`); `window` (series, a,
-        end, span), when given, says that bars are series[a:end] with that highest high -
-        lowest low (rl.scan_ahead slices both from whole-series arrays)."""
-        self.bars, self.atr, self.tf = bars, atr, tf
-        if pieces is None:
-            price, src, tms = lv.candidate_arrays(bars, atr, tf)
-            pieces = [(price, np.full(len(price), _TF_CODE[tf], dtype=np.int64), src, tms)]
-        # the candidates as (price, timeframe code, source code, time) arrays, in one or more
-        # pieces that `_merged` lays end to end with the other timeframes' anyway
-        self.pieces = pieces
-        self.window = window
-        self._prep: ts.TouchPrep | None = None
-        self.memo: dict[float, int] = {}           # price -> column of self.table
-        self.full: list[bool] = []                 # per column: event/volume rows computed
-        self.table = _NO_TABLE                     # stats per memo column (capacity doubles)
-        self.used = 0
-
-    @property
-    def prep(self) -> ts.TouchPrep:
-        """The window's price-independent touch arrays, made at first use: a window of a
-        series is read through the series (`fresh`) and never needs its own."""
-        if self._prep is None:
-            self._prep = ts.touch_prep(self.bars, self.atr)
-        return self._prep
-
-    def same(self, bars: lv.Bars, atr: float) -> bool:
-        if self.atr != atr:
-            return False
-        b = self.bars
-        if bars is b:
-            return True
-        return (len(bars) == len(b) and np.array_equal(bars.t, b.t) and np.array_equal(bars.h, b.h)
-                and np.array_equal(bars.l, b.l) and np.array_equal(bars.c, b.c) and np.array_equal(bars.v, b.v))
-
-    def stats(self, prices: np.ndarray, plist: list[float], full: list[bool]) -> np.ndarray:
-        """Touch statistics of `prices` (plist = the same as floats) as a (7, levels) matrix
-        (rows in TouchStats field order), computing only prices never seen on this window.
-        full[i]: level i needs the event and volume rows too (its finest timeframe is this
-        one); the others need only touches and first/last times (NaN elsewhere). A memo hit
-        is exact: same window, same ATR, same price."""
-        memo, done = self.memo, self.full
-        if len(memo) > self.MAX_MEMO:
-            memo.clear()
-            done.clear()
-            self.used = 0
-        if not memo:                                 # fresh window (every 15m scan): all new
-            ev = any(full)                           # (level prices of a scan are distinct)
-            m = _as_matrix(ts.touch_stats(self.bars, prices, self.atr, self.tf, self.prep, events=ev))
-            self._store(plist, m, ev)
-            return m
-        need = {p: f for p, f in zip(plist, full) if p not in memo or (f and not done[memo[p]])}
-        ev = any(need.values())
-        if len(need) == len(plist):                  # first sight of this window: no gather
-            m = _as_matrix(ts.touch_stats(self.bars, prices, self.atr, self.tf, self.prep, events=ev))
-            self._store(plist, m, ev)
-            return m
-        if need:
-            self._store(list(need), _as_matrix(ts.touch_stats(self.bars, np.array(list(need)), self.atr, self.tf,
-                                                              self.prep, events=ev)), ev)
-        return self.table[:, [memo[p] for p in plist]]
-
-    @staticmethod
-    def fresh(windows: list[tuple["_TfCache", np.ndarray, list[bool]]]) -> np.ndarray:
-        """`stats(prices, plist, full)` for several windows of one timeframe, each read by one
-        scan only (a backtest's 15m windows), end to end in one (7, all levels) matrix: in
-        one `ts.touch_stats_many` call (or `ts.touch_stats_windows` for windows of one
-        series) and without the memo (storing what nobody reads again would only cost). Same
-        numbers: a level's row depends only on its window, ATR and price (event rows where no
-        level of a window needs them may hold numbers instead of NaN; `_features_arrays`
-        never reads them)."""
-        tf = windows[0][0].tf
-        groups: dict[int, list[int]] = {}          # series id (0: none) -> windows
-        for k, (c, _, _) in enumerate(windows):
-            groups.setdefault(id(c.window[0]) if c.window is not None else 0, []).append(k)
-        mats = []
-        for key, ks in groups.items():
-            ev = any(any(windows[k][2]) for k in ks)
-            if key:
-                series = windows[ks[0]][0].window[0]
-                s = ts.touch_stats_windows(series, [(*windows[k][0].window[1:3], windows[k][0].atr,
-                                                     windows[k][0].window[3], windows[k][1]) for k in ks], tf, events=ev)
-            else:
-                s = ts.touch_stats_many([(windows[k][0].prep, windows[k][1]) for k in ks], tf, events=ev)
-            mats.append(_as_matrix(s))
-        if len(mats) == 1:
-            return mats[0]
-        offs = np.cumsum([0] + [len(p) for _, p, _ in windows])
-        cols = np.concatenate([np.arange(offs[k], offs[k + 1]) for ks in groups.values() for k in ks])
-        out = np.empty((7, offs[-1]))
-        out[:, cols] = np.hstack(mats)
-        return out
-
-    def fill(self, requests: list[tuple[list[float], list[bool]]]) -> None:
-        """Compute, in one touch_stats call, the statistics that several scans of this window
-        will `gather` (a chunk of 15m closes shares one 8h/1w window): the same numbers as
-        `stats` per scan, since each level's row depends only on the window, ATR and price."""
-        if len(self.memo) > self.MAX_MEMO:
-            self.memo.clear()
-            self.full.clear()
-            self.used = 0
-        memo, done = self.memo, self.full
-        need: dict[float, bool] = {}
-        for plist, full in requests:
-            for p, f in zip(plist, full):
-                if p not in memo or (f and not done[memo[p]]):
-                    need[p] = need.get(p, False) or f
-        if need:
-            ev = any(need.values())
-            self._store(list(need), _as_matrix(ts.touch_stats(self.bars, np.array(list(need)), self.atr, self.tf,
-                                                              self.prep, events=ev)), ev)
-
-    def gather(self, plist: list[float]) -> np.ndarray:
-        """(7, levels) statistics of prices already computed by `fill`."""
-        return self.table[:, [self.memo[p] for p in plist]]
-
-    def _store(self, plist: list[float], m: np.ndarray, full: bool) -> None:
-        k, base = len(plist), self.used
-        if base + k > self.table.shape[1]:
-            grown = np.zeros((7, max(2 * self.table.shape[1], base + k, 64)))
-            grown[:, :base] = self.table[:, :base]
-            self.table = grown
-        self.table[:, base:base + k] = m
-        for q, p in enumerate(plist):
-            self.memo[p] = base + q
-        self.full.extend([full] * k)
-        self.used = base + k
-
-
-_NO_TABLE = np.zeros((7, 0))   # shared and never written: `_store` allocates on first use
-
-
-def _as_matrix(s: ts.TouchStats) -> np.ndarray:
-    """TouchStats as one float matrix (ms times < 2**53 stay exact in float64)."""
-    return np.array([s.touches, s.bounces, s.bounce_atr_sum, s.failed, s.first_ms, s.last_ms, s.volume_ratio],
-                    dtype=float)
-
-
 @lru_cache(maxsize=None)
 def _mtf_table(tfs: tuple[str, ...]) -> list:
     """multi_tf_confirm for each bitmask of 'enough touches' per timeframe, computed with
@@ -258,21 +111,19 @@ class _DurationMemo(dict):
 
 
 _DURATION = _DurationMemo()
-_TF_CODE = {tf: i for i, tf in enumerate(lv.LEVEL_TIMEFRAMES)}
-
 
 
 class BestLevelFinder:
     """Finds, scores and ranks support/resistance levels with the given feature weights.
 
-    A finder remembers, per timeframe, the last window it scanned (see `_TfCache`): reuse
+    A finder remembers, per timeframe, the last window it scanned (see `WindowCache`): reuse
     one finder across a backtest and a 15m close only redoes the 15m work. `Bars` passed in
     are treated as immutable (an unchanged window is recognised by identity or equality).
     """
 
     def __init__(self, weights: dict[str, float] | None = None) -> None:
         self.weights = validate_weights(dict(DEFAULT_WEIGHTS) if weights is None else weights)
-        self._caches: dict[str, _TfCache] = {}   # per-timeframe window cache, see _TfCache
+        self._caches: dict[str, WindowCache] = {}   # per-timeframe window cache, see WindowCache
 
     def score(self, features: dict[str, float]) -> float:
         return 100.0 * sum(self.weights[f] * features[f] for f in FEATURES)
@@ -298,6 +149,53 @@ class BestLevelFinder:
         stats = {tf: self._caches[tf].stats(p.prices, p.plist, [o == tf for o in p.finest]) for tf in p.tf_list}
         return self._features(stats, p.prices, p.plist, p.tfm, p.srm, p.first_seen, ref_price, p.atr, p.notes)
 
+    def prepare_many(self, inputs: list) -> list[LevelScan]:
+        """`prepare(bars, atrs, ref)` for consecutive scans' inputs (bars, atrs, ref[,
+        15m window cache or None]) or ready empty scans, with the work they share done once
+        (touch statistics of an 8h/1w window for all their new level prices in one call) and
+        the rest done for all of them together: the candidates' range filter and merges
+        (`_merged`), the 15m windows' touch statistics (`ts.touch_stats_windows`) and the
+        features of all their levels (`_features_arrays`). Each is a few dozen vector
+        operations whose fixed cost, paid once per chunk instead of once per scan, was most
+        of a scan's (a backtest's scan-ahead worker prepares 48 closes at a time); the results
+        are identical to `prepare` one scan at a time (tests/test_scan_ahead.py)."""
+        out: list[LevelScan | None] = [None] * len(inputs)
+        cands = []
+        for i, inp in enumerate(inputs):
+            if isinstance(inp, LevelScan):
+                out[i] = inp
+                continue
+            if len(inp) > 3 and inp[3] is not None:
+                self._caches["15m"] = inp[3]
+            c = self._candidates(*inp[:3])
+            if isinstance(c, LevelScan):
+                out[i] = c
+            else:   # the window caches as they are now: later scans of the chunk replace them
+                cands.append((i, c, {tf: self._caches[tf] for tf in c.tf_list}))
+        pend = []
+        for (i, c, caches), p in zip(cands, _merged([c for _, c, _ in cands])):
+            if isinstance(p, LevelScan):
+                out[i] = p
+            else:
+                pend.append((i, p, c.ref_price, caches))
+        stats, offs = _window_stats([(it[1], it[3]) for it in pend])
+        groups: dict[tuple, list[int]] = {}
+        for k, item in enumerate(pend):
+            groups.setdefault(tuple(item[1].tf_list), []).append(k)
+        for tfs, ks in groups.items():
+            cols = _columns(offs, ks)
+            S = {tf: stats[tf][:, cols] for tf in tfs}
+            cat = [np.concatenate([getattr(pend[k][1], f) for k in ks]) for f in ("prices", "tfm", "srm", "first_seen")]
+            plist = [x for k in ks for x in pend[k][1].plist]
+            M = self._features_arrays(S, cat[0], plist, cat[1], cat[2], cat[3], 0.0, 0.0, []).M
+            a = 0
+            for k in ks:
+                i, p, ref, _ = pend[k]
+                b = a + len(p.plist)
+                out[i] = LevelScan(ref, p.atr, p.notes, tfs, M[:, a:b])
+                a = b
+        return out  # type: ignore[return-value]
+
     def _levels(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> "_Levels | LevelScan":
         """The merged levels of a scan before their touch statistics (or the empty scan)."""
         c = self._candidates(bars, atrs, ref_price)
@@ -321,7 +219,7 @@ class BestLevelFinder:
         for tf, a in good_atr.items():
             entry = caches.get(tf)
             if entry is None or not entry.same(bars[tf], a):
-                caches[tf] = _TfCache(bars[tf], a, tf)
+                caches[tf] = WindowCache(bars[tf], a, tf)
         tf_list = list(good_atr)
         span = lv.RANGE_ATR_8H * good_atr["8h"] if "8h" in good_atr else lv.RANGE_ATR_8H * 5.0 * merge_atr
         return _Cands([x for tf in tf_list for x in caches[tf].pieces], span, tf_list, merge_atr, notes, ref_price)
@@ -383,7 +281,7 @@ class BestLevelFinder:
         mask = np.zeros(L, dtype=np.int64)
         for tf, need, _ in MULTI_TF_RULE:
             if tf in stats:
-                mask |= (S[tf_list.index(tf), 0] >= need).astype(np.int64) << _TF_CODE[tf]
+                mask |= (S[tf_list.index(tf), 0] >= need).astype(np.int64) << lv.TF_CODE[tf]
         mtf = np.array(_mtf_table(tuple(tf_list)), dtype=float)[mask]
         M = np.vstack([prices, np.where(vr / VOLUME_RATIO_FULL < 1.0, vr / VOLUME_RATIO_FULL, 1.0),
                        np.where(BOUNCES_FULL < bounces, BOUNCES_FULL, bounces) / BOUNCES_FULL,
@@ -435,7 +333,7 @@ class BestLevelFinder:
         mask = [0] * L
         for tf, need, _ in MULTI_TF_RULE:
             if tf in stats:
-                bit = 1 << _TF_CODE[tf]
+                bit = 1 << lv.TF_CODE[tf]
                 mask = [m | bit if t >= need else m for m, t in zip(mask, rows[tf_list.index(tf)][0])]
         mtf = [table[m] for m in mask]
         vd = [x if x < 1.0 else 1.0 for x in (v / VOLUME_RATIO_FULL for v in vr)]
@@ -496,3 +394,47 @@ class _Levels(NamedTuple):
     finest: list[str]        # each level's finest timeframe
     atr: float               # ATR the levels were merged with (15m when usable)
     notes: list[str]
+
+
+def _window_stats(scans: list[tuple[Any, dict[str, WindowCache]]]) -> tuple[dict[str, np.ndarray], list[int]]:
+    """The touch statistics of the scans (their levels, their window cache per timeframe)
+    laid end to end: per timeframe a (7, all levels) matrix whose columns offs[k]:offs[k+1]
+    are scan k's, as `WindowCache.stats` gives them (columns of a scan not reading the
+    timeframe are left unset). Windows that one scan alone reads (the 15m windows, new at
+    every close) are computed together per timeframe (`WindowCache.fresh`); a window several
+    scans share (8h/1w) computes their new prices in one `fill`, then one gather."""
+    offs = np.cumsum([0] + [len(levels.plist) for levels, _ in scans]).tolist()
+    readers: dict[int, list[tuple[int, str]]] = {}
+    for k, (_, caches) in enumerate(scans):
+        for tf, cache in caches.items():
+            readers.setdefault(id(cache), []).append((k, tf))
+    out: dict[str, np.ndarray] = {}
+
+    def place(tf: str, ks: list[int], m: np.ndarray) -> None:
+        if tf not in out and len(ks) == len(scans):      # every scan reads it, in order: no copy
+            out[tf] = m
+        else:
+            out.setdefault(tf, np.empty((7, offs[-1])))[:, _columns(offs, ks)] = m
+
+    alone: dict[str, list[tuple[int, WindowCache]]] = {}
+    for reads in readers.values():
+        if len(reads) == 1:
+            k, tf = reads[0]
+            alone.setdefault(tf, []).append((k, scans[k][1][tf]))
+            continue
+        cache = scans[reads[0][0]][1][reads[0][1]]
+        full = [[o == tf for o in scans[k][0].finest] for k, tf in reads]
+        cache.fill([(scans[k][0].plist, f) for (k, _), f in zip(reads, full)])
+        place(reads[0][1], [k for k, _ in reads], cache.gather([x for k, _ in reads for x in scans[k][0].plist]))
+    for tf, items in alone.items():
+        place(tf, [k for k, _ in items],
+              WindowCache.fresh([(c, scans[k][0].prices, [o == tf for o in scans[k][0].finest]) for k, c in items]))
+    return out, offs
+
+
+def _columns(offs: list[int], ks: list[int]) -> slice | np.ndarray:
+    """The columns of scans ks (ascending) in a matrix laid out by `offs`: a slice when they
+    are consecutive (the usual case, and a view), else the indices."""
+    if ks[-1] - ks[0] == len(ks) - 1:
+        return slice(offs[ks[0]], offs[ks[-1] + 1])
+    return np.concatenate([np.arange(offs[k], offs[k + 1]) for k in ks])

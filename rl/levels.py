@@ -15,6 +15,7 @@ import pandas as pd
 
 TF_MS = {"1m": 60_000, "15m": 900_000, "8h": 28_800_000, "1w": 604_800_000}
 LEVEL_TIMEFRAMES = ("15m", "8h", "1w")          # finest first; 1m is chart-only noise
+TF_CODE = {tf: i for i, tf in enumerate(LEVEL_TIMEFRAMES)}   # a timeframe's bit in a level's mask
 PIVOT_STRENGTH = {"15m": 3, "8h": 2, "1w": 1}   # candles required on each side of a pivot
 TOUCH_ATR = 0.25       # a candle touches P when its range comes within 0.25 ATR of P
 MERGE_ATR = 0.5        # candidates closer than 0.5 ATR(15m) are one level (single linkage)

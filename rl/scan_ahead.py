@@ -37,7 +37,8 @@ import pandas as pd
 
 from rl import levels as lv
 from rl import touches as ts
-from rl.level_finder import BestLevelFinder, LevelScan, _merged, _TfCache
+from rl.level_finder import BestLevelFinder, LevelScan
+from rl.window_cache import WindowCache
 from rl.market import aggregate_arrays, bucket_end, bucket_start, index_to_ms
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
     `rl.backtest.prime_frames` gives the agent. The candles are pushed in close-time order; at
     each 15m close the 8h/1w candles closing with it are pushed first, as the agent does,
     then the scan's inputs are taken; every `chunk` closes they are prepared together
-    (`prepare_many`). The first chunks are smaller, so the agent waits less at the start."""
+    (`BestLevelFinder.prepare_many`). The first chunks are smaller, so the agent waits less
+    at the start."""
     from rl.analysis import IncrementalAnalyzer
     from rl.backtest import prime_frames
 
@@ -156,7 +158,7 @@ def _prepared(finder: BestLevelFinder, series: "_Series15m | None", todo: list,
     wins = [w for _, _, w, _, _ in todo if w is not None]
     caches = iter(series.caches(wins) if series is not None else [None] * len(wins))
     inputs = [inp if w is None else (*inp, next(caches)) for _, inp, w, _, _ in todo]
-    scans = prepare_many(finder, inputs)
+    scans = finder.prepare_many(inputs)
     for scan, (_, _, _, (parts, added), snaps) in zip(scans, todo):
         scan.static = (parts, list(scan.notes) + added)
         scan.snaps = snaps
@@ -188,7 +190,7 @@ class _Series15m:
         self.ph_cand = (h[ph], np.zeros(len(ph), np.int64), np.zeros(len(ph), np.int64), t[ph])
         self.pl_cand = (l[pl], np.zeros(len(pl), np.int64), np.ones(len(pl), np.int64), t[pl])
 
-    def caches(self, windows: list[tuple[lv.Bars | None, float, int]]) -> list[_TfCache | None]:
+    def caches(self, windows: list[tuple[lv.Bars | None, float, int]]) -> list[WindowCache | None]:
         """The 15m window cache of each (bars, atr, end), bars = series[end - len(bars):end],
         built from the series, with the windows' volume nodes found together; None for a
         window that is not that slice or has no usable ATR (the finder builds its own)."""
@@ -223,7 +225,7 @@ class _Series15m:
                     or int(t[end - 1]) != int(bars.t[-1]))
 
     def _cache(self, bars: lv.Bars, atr: float, end: int, nodes: np.ndarray,
-               extremes: tuple[float, float]) -> _TfCache:
+               extremes: tuple[float, float]) -> WindowCache:
         """The cache of a window that `_fits`, given its volume nodes and (lowest low,
         highest high)."""
         a = end - len(bars)
@@ -233,102 +235,11 @@ class _Series15m:
         k = len(nodes)
         pieces = [tuple(x[i] for x in self.ph_cand), tuple(x[j] for x in self.pl_cand),
                   (nodes, _NODE_CODES[0][:k], _NODE_CODES[1][:k], np.full(k, bars.t[0]))]
-        return _TfCache(bars, atr, "15m", pieces, (self.prep, a, end, extremes[1] - extremes[0]))
+        return WindowCache(bars, atr, "15m", pieces, (self.prep, a, end, extremes[1] - extremes[0]))
 
 
 # a 15m volume node's timeframe and source codes (a window has at most MAX_NODES nodes)
 _NODE_CODES = (np.zeros(lv.MAX_NODES, np.int64), np.full(lv.MAX_NODES, 2, np.int64))
-
-
-def prepare_many(finder: BestLevelFinder, inputs: list) -> list[LevelScan]:
-    """`finder.prepare(bars, atrs, ref)` for consecutive scans' inputs (bars, atrs, ref[,
-    15m window cache or None]) or ready empty scans, with the work they share done once
-    (touch statistics of an 8h/1w window for all their new level prices in one call) and
-    the rest done for all of them together: the candidates' range filter and merges
-    (`_merged`), the 15m windows' touch statistics (`ts.touch_stats_windows`) and the
-    features of all their levels (`_features_arrays`). Each a few dozen vector operations whose fixed cost, paid once
-    per chunk instead of once per scan, was most of a scan's; the results are identical to
-    the per-scan path (tests/test_scan_ahead.py)."""
-    out: list[LevelScan | None] = [None] * len(inputs)
-    cands = []
-    for i, inp in enumerate(inputs):
-        if isinstance(inp, LevelScan):
-            out[i] = inp
-            continue
-        if len(inp) > 3 and inp[3] is not None:
-            finder._caches["15m"] = inp[3]
-        c = finder._candidates(*inp[:3])
-        if isinstance(c, LevelScan):
-            out[i] = c
-        else:   # the window caches as they are now: later scans of the chunk replace them
-            cands.append((i, c, {tf: finder._caches[tf] for tf in c.tf_list}))
-    pend = []
-    for (i, c, caches), p in zip(cands, _merged([c for _, c, _ in cands])):
-        if isinstance(p, LevelScan):
-            out[i] = p
-        else:
-            pend.append((i, p, c.ref_price, caches))
-    stats, offs = _window_stats([(it[1], it[3]) for it in pend])
-    groups: dict[tuple, list[int]] = {}
-    for k, item in enumerate(pend):
-        groups.setdefault(tuple(item[1].tf_list), []).append(k)
-    for tfs, ks in groups.items():
-        cols = _columns(offs, ks)
-        S = {tf: stats[tf][:, cols] for tf in tfs}
-        cat = [np.concatenate([getattr(pend[k][1], f) for k in ks]) for f in ("prices", "tfm", "srm", "first_seen")]
-        plist = [x for k in ks for x in pend[k][1].plist]
-        M = finder._features_arrays(S, cat[0], plist, cat[1], cat[2], cat[3], 0.0, 0.0, []).M
-        a = 0
-        for k in ks:
-            i, p, ref, _ = pend[k]
-            b = a + len(p.plist)
-            out[i] = LevelScan(ref, p.atr, p.notes, tfs, M[:, a:b])
-            a = b
-    return out  # type: ignore[return-value]
-
-
-def _window_stats(scans: list[tuple[Any, dict[str, _TfCache]]]) -> tuple[dict[str, np.ndarray], list[int]]:
-    """The touch statistics of the scans (their levels, their window cache per timeframe)
-    laid end to end: per timeframe a (7, all levels) matrix whose columns offs[k]:offs[k+1]
-    are scan k's, as `_TfCache.stats` gives them (columns of a scan not reading the
-    timeframe are left unset). Windows that one scan alone reads (the 15m windows, new at
-    every close) are computed together per timeframe (`_TfCache.fresh`); a window several
-    scans share (8h/1w) computes their new prices in one `fill`, then one gather."""
-    offs = np.cumsum([0] + [len(levels.plist) for levels, _ in scans]).tolist()
-    readers: dict[int, list[tuple[int, str]]] = {}
-    for k, (_, caches) in enumerate(scans):
-        for tf, cache in caches.items():
-            readers.setdefault(id(cache), []).append((k, tf))
-    out: dict[str, np.ndarray] = {}
-
-    def place(tf: str, ks: list[int], m: np.ndarray) -> None:
-        if tf not in out and len(ks) == len(scans):      # every scan reads it, in order: no copy
-            out[tf] = m
-        else:
-            out.setdefault(tf, np.empty((7, offs[-1])))[:, _columns(offs, ks)] = m
-
-    alone: dict[str, list[tuple[int, _TfCache]]] = {}
-    for reads in readers.values():
-        if len(reads) == 1:
-            k, tf = reads[0]
-            alone.setdefault(tf, []).append((k, scans[k][1][tf]))
-            continue
-        cache = scans[reads[0][0]][1][reads[0][1]]
-        full = [[o == tf for o in scans[k][0].finest] for k, tf in reads]
-        cache.fill([(scans[k][0].plist, f) for (k, _), f in zip(reads, full)])
-        place(reads[0][1], [k for k, _ in reads], cache.gather([x for k, _ in reads for x in scans[k][0].plist]))
-    for tf, items in alone.items():
-        place(tf, [k for k, _ in items],
-              _TfCache.fresh([(c, scans[k][0].prices, [o == tf for o in scans[k][0].finest]) for k, c in items]))
-    return out, offs
-
-
-def _columns(offs: list[int], ks: list[int]) -> slice | np.ndarray:
-    """The columns of scans ks (ascending) in a matrix laid out by `offs`: a slice when they
-    are consecutive (the usual case, and a view), else the indices."""
-    if ks[-1] - ks[0] == len(ks) - 1:
-        return slice(offs[ks[0]], offs[ks[-1] + 1])
-    return np.concatenate([np.arange(offs[k], offs[k + 1]) for k in ks])
 
 
 def _worker(conn: Any, frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int,

@@ -15,13 +15,14 @@ import pytest
 
 from config import Settings
 from rl import levels as lv
-from rl import touches as ts
 from rl import scan_ahead as sa
+from rl import touches as ts
 from rl.analysis import IncrementalAnalyzer, _static
 from rl.backtest import TIMING_FIELDS, backtest_settings, dumps_json, run_backtest
 from rl.backtest_data import load_backtest_data
 from rl.level_finder import BestLevelFinder
 from rl.market import bucket_start, index_to_ms
+from rl.window_cache import WindowCache
 from tests.conftest import make_candles, shared_data_root, shared_kline_files
 
 SYMBOL = "FILUSDT"
@@ -34,7 +35,7 @@ def _bars(n: int, seed: int) -> lv.Bars:
 def test_window_caches_cut_from_the_whole_series_equal_the_windows_own() -> None:
     """Candidates (pivots and volume nodes) of windows prepared together from whole-series
     arrays equal those of each 500-candle window, and their touch statistics read through
-    the series (`_TfCache.fresh`) equal each window's own, zero-range candles and the
+    the series (`WindowCache.fresh`) equal each window's own, zero-range candles and the
     window's edges included, mixed with a window that has its own arrays; windows that do
     not fit get None, in place."""
     full = _bars(900, 11)
@@ -65,11 +66,11 @@ def test_window_caches_cut_from_the_whole_series_equal_the_windows_own() -> None
             assert x.dtype == y.dtype and np.array_equal(x, y)
         prices = np.sort(np.concatenate([price, w.h[:1], w.l[-1:], w.h[-5:]]))      # window edges too
         if k == 6:   # a window with its own arrays among the series' ones
-            fast = sa._TfCache(w, atr, "15m")
+            fast = WindowCache(w, atr, "15m")
         jobs.append((fast, prices, [k % 3 != 1] * len(prices)))
         checked += 1
         zero_rng += bool(np.any(w.h == w.l))
-    mats = sa._TfCache.fresh(jobs)
+    mats = WindowCache.fresh(jobs)
     a = 0
     for fast, prices, full_rows in jobs:
         want = ts.touch_stats(fast.bars, prices, fast.atr, "15m", events=full_rows[0])
@@ -102,7 +103,7 @@ def test_prepare_many_equals_prepare_one_scan_at_a_time() -> None:
         ref = float(w.c[-1]) if k % 19 != 3 else 1e9                         # sometimes no level in reach
         inputs.append((bars, atrs, ref, series.caches([(w, atr15, end)])[0]))
         wanted.append(BestLevelFinder().prepare(bars, atrs, ref))
-    got = sa.prepare_many(BestLevelFinder(), inputs)
+    got = BestLevelFinder().prepare_many(inputs)
     assert len(got) == len(wanted) and sum(len(g.M[0]) == 0 for g in got) >= 1
     for g, want in zip(got, wanted):
         assert g == want
