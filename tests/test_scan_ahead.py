@@ -200,6 +200,20 @@ def test_backtest_with_the_worker_is_byte_identical(monkeypatch) -> None:
 
 
 @pytest.mark.shared_data
+def test_a_spawned_worker_as_on_windows_gives_the_same_run(monkeypatch) -> None:
+    """Windows and macOS start the worker by spawn (a fresh interpreter: the frame and the
+    prime frames are pickled to it, nothing is inherited); the run must be the same."""
+    import multiprocessing as mp
+
+    if "spawn" not in mp.get_all_start_methods():
+        pytest.skip("no spawn start method here")
+    monkeypatch.setattr(sa, "_context", lambda: mp.get_context("spawn"))
+    single, worker, (hits, misses), trades = _both_ways(_data(2), monkeypatch)
+    assert worker == single and trades > 0
+    assert hits >= 2 * 96 - 1 and misses == 0
+
+
+@pytest.mark.shared_data
 def test_gaps_in_the_archive_leave_the_run_identical(monkeypatch) -> None:
     """Bars missing across 15m, 8h and a run of closes: the agent closes those candles at the
     bar after the gap, the worker by their bucket ends, so some states differ; those scans
