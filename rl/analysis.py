@@ -115,8 +115,9 @@ class _Breakdowns:
             bs, br = (x.build() if isinstance(x, PickedLevel) else x for x in (bs, br))
             pl, ps = sig.price_components(snaps, book, bs, br, price, [])   # notes: taken already
             lb, sb = {**static[0], **pl}, {**static[1], **ps}
+            # (the inputs are kept: two readers at once, e.g. two dashboard requests, each
+            # build the same dicts, and neither finds them gone)
             self.made = ({k: lb[k] for k in sig.COMPONENTS}, {k: sb[k] for k in sig.COMPONENTS})
-            self.args = None
         return self.made[i]
 
 
