@@ -9,7 +9,7 @@ support/resistance and, when someone looks, the listed best 30 become ScoredLeve
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -38,85 +38,6 @@ class ScoredLevel:
         d = asdict(self)
         d["sources"] = list(self.sources)
         return d
-
-
-class LevelBook:
-    """Ranked levels of one scan, re-labelled support/resistance cheaply as price moves."""
-
-    def __init__(self, ranked: list[ScoredLevel], atr_value: float, notes: list[str]) -> None:
-        self.ranked = ranked
-        self.atr = atr_value
-        self.notes = notes
-        by_price = sorted(range(len(ranked)), key=lambda k: ranked[k].price)
-        self._prices = [ranked[k].price for k in by_price]
-        self._levels = [ranked[k] for k in by_price]
-        self._variants: dict[tuple[int, int], ScoredLevel] = {}  # made on demand: scans must stay cheap
-        self._cache_key: tuple[int, int] | None = None
-        self._cache: tuple = ()
-
-    @property
-    def size(self) -> int:
-        """Number of levels (without building them)."""
-        return len(self._prices)
-
-    def view(self, price: float) -> tuple[list[ScoredLevel], ScoredLevel | None, ScoredLevel | None]:
-        """(levels best first labelled for `price`, best support, best resistance).
-
-        Supports are levels <= price, resistances >= price. The best support maximises
-        score * max(0, 1 - distance / (3 ATR15m)); if none is that close, the nearest one.
-        """
-        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
-        if (lo, hi) == self._cache_key:
-            listed, bs, br = self._cache
-            return list(listed), bs, br
-        listed = [self._variant(x, 0 if x.price <= price else 1) for x in self.ranked[:MAX_LEVELS]]
-        bs = self._best(range(hi - 1, -1, -1), price, 0)
-        br = self._best(range(lo, len(self._levels)), price, 1)
-        self._cache_key, self._cache = (lo, hi), (listed, bs, br)
-        return list(listed), bs, br
-
-    def pick(self, price: float) -> tuple[ScoredLevel | None, ScoredLevel | None]:
-        """(best support, best resistance) of `view(price)` without building the listed
-        levels (the backtest reads only these two; the list is built when someone reads it)."""
-        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
-        if (lo, hi) == self._cache_key:
-            return self._cache[1], self._cache[2]
-        return (self._best(range(hi - 1, -1, -1), price, 0), self._best(range(lo, len(self._levels)), price, 1))
-
-    def pick_lazy(self, price: float) -> tuple["ScoredLevel | PickedLevel | None", "ScoredLevel | PickedLevel | None"]:
-        """`pick`, where a book can, as `PickedLevel`s (price and score now, the ScoredLevel
-        when asked); this book's levels exist already, so they are handed out as they are."""
-        return self.pick(price)
-
-    def _best(self, idx, price: float, side: int) -> ScoredLevel | None:
-        best, best_eff, nearest = None, 0.0, None
-        reach = PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
-        for k in idx:
-            x = self._levels[k]
-            dist = abs(price - x.price)
-            if nearest is None:
-                nearest = x
-            if dist >= reach:
-                break
-            eff = x.score * (1.0 - dist / reach)
-            if eff > best_eff:
-                best, best_eff = x, eff
-        pick = best if best is not None else nearest
-        return None if pick is None else self._variant(pick, side)
-
-    def _variant(self, x: ScoredLevel, side: int) -> ScoredLevel:
-        key = (id(x), side)
-        v = self._variants.get(key)
-        if v is None:
-            kind = "support" if side == 0 else "resistance"
-            v = self._variants[key] = x if x.kind == kind else replace(x, kind=kind)
-        return v
-
-    def proximity(self, level: ScoredLevel, price: float) -> float:
-        """1 at the level, falling linearly to 0 at 3 ATR(15m) away."""
-        if not (self.atr == self.atr and self.atr > 0):
-            return 0.0
-        return max(0.0, 1.0 - abs(price - level.price) / (PROXIMITY_ATR * self.atr))
 
 
 class _ScanResult:
@@ -166,8 +87,15 @@ def _raw_dict(a: float, b: float, c: float, d: float, e: float) -> dict[str, flo
 assert tuple(_feature_dict(*FEATURES)) == FEATURES and tuple(_raw_dict(*_RAW_KEYS)) == _RAW_KEYS
 
 
-class _LazyBook(LevelBook):
-    """A LevelBook over a `_ScanResult`: same answers as LevelBook over the full list."""
+class LevelBook:
+    """Ranked levels of one scan, re-labelled support/resistance cheaply as price moves.
+
+    Over a `_ScanResult` (the ranking of a LevelScan's columns): a ScoredLevel is built only
+    for a row somebody reads (the listed best 30, the chosen support/resistance), once per
+    side it is labelled for. Supports are levels <= price, resistances >= price; the best
+    support maximises score * max(0, 1 - distance / (3 ATR15m)), or is the nearest one when
+    none is that close (tests/test_level_finder.py checks every answer against the plain
+    definition over the full list of levels)."""
 
     def __init__(self, res: _ScanResult, atr_value: float, notes: list[str]) -> None:
         self._res = res
@@ -195,7 +123,19 @@ class _LazyBook(LevelBook):
             v = self._variants_r[key] = self._res.level(r, "support" if side == 0 else "resistance")
         return v
 
+    @property
+    def size(self) -> int:
+        """Number of levels (without building them)."""
+        return len(self._prices)
+
+    def proximity(self, level: "ScoredLevel | PickedLevel", price: float) -> float:
+        """1 at the level, falling linearly to 0 at 3 ATR(15m) away."""
+        if not (self.atr == self.atr and self.atr > 0):
+            return 0.0
+        return max(0.0, 1.0 - abs(price - level.price) / (PROXIMITY_ATR * self.atr))
+
     def view(self, price: float) -> tuple[list[ScoredLevel], ScoredLevel | None, ScoredLevel | None]:
+        """(levels best first labelled for `price`, best support, best resistance)."""
         lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
         if (lo, hi) == self._cache_key:
             listed, bs, br = self._cache
@@ -207,6 +147,7 @@ class _LazyBook(LevelBook):
         return list(listed), bs, br
 
     def pick(self, price: float) -> tuple[ScoredLevel | None, ScoredLevel | None]:
+        """(best support, best resistance) of `view(price)` without building the listed levels."""
         lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
         if (lo, hi) == self._cache_key:
             return self._cache[1], self._cache[2]
@@ -228,7 +169,8 @@ class _LazyBook(LevelBook):
         return None if r is None else self._row(r, side)
 
     def _best_index(self, idx, price: float) -> int | None:
-        """The ranking row `_best` would pick among the price-sorted positions idx."""
+        """The ranking row of the best level among the price-sorted positions idx (walked
+        away from the price), by the rule in the class doc."""
         best, best_eff, nearest = None, 0.0, None
         reach = PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
         score = self._res.score
@@ -251,7 +193,7 @@ class PickedLevel:
 
     __slots__ = ("book", "row", "side", "price", "score")
 
-    def __init__(self, book: _LazyBook, row: int, side: int, price: float, score: float) -> None:
+    def __init__(self, book: LevelBook, row: int, side: int, price: float, score: float) -> None:
         self.book, self.row, self.side, self.price, self.score = book, row, side, price, score
 
     def build(self) -> ScoredLevel:

@@ -14,7 +14,7 @@ import numpy as np
 
 from rl import levels as lv
 from rl import touches as ts
-from rl.level_book import _MASK_TF, FEATURES, LevelBook, LevelScan, _LazyBook, _ScanResult
+from rl.level_book import _MASK_TF, FEATURES, LevelBook, LevelScan, _ScanResult
 from rl.window_cache import WindowCache
 
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -230,7 +230,7 @@ class BestLevelFinder:
         M = scan.M
         L = M.shape[1]
         if not L:
-            return LevelBook([], scan.atr, scan.notes)
+            return LevelBook(_ScanResult(scan, [], [], []), scan.atr, scan.notes)
         ref_price = scan.ref_price
         plist = M[0].tolist()
         w0, w1, w2, w3, w4, w5 = (self.weights[f] for f in FEATURES)
@@ -248,7 +248,7 @@ class BestLevelFinder:
             arr = 100.0 * acc
             order = np.lexsort((np.abs(M[0] - ref_price), -arr)).tolist()
             score = arr.tolist()
-        return _LazyBook(_ScanResult(scan, order, plist, score), scan.atr, scan.notes)
+        return LevelBook(_ScanResult(scan, order, plist, score), scan.atr, scan.notes)
 
     def _features(self, stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
                   srm: np.ndarray, first_seen: np.ndarray, ref_price: float, atr: float,

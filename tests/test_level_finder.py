@@ -1,4 +1,6 @@
 """BestLevelFinder: weights validation, feature bounds, the multi-timeframe rule, ranking."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -142,13 +144,47 @@ def assert_same_level(got, want):
             assert type(d_got[k]) is type(v), k       # even multi_tf_confirm's int 0 stays an int
 
 
+class _ListBook:
+    """The plain definition of a book's answers over the full list of ranked levels (the
+    reference `LevelBook` is checked against): supports <= price, resistances >= price; the
+    best support maximises score * max(0, 1 - distance / (3 ATR15m)), else the nearest."""
+
+    def __init__(self, ranked, atr_value):
+        self.ranked, self.atr = ranked, atr_value
+        self._levels = sorted(ranked, key=lambda x: x.price)
+
+    def view(self, price):
+        listed = [self._as(x, 0 if x.price <= price else 1) for x in self.ranked[:lb.MAX_LEVELS]]
+        below = [x for x in reversed(self._levels) if x.price <= price]
+        above = [x for x in self._levels if x.price >= price]
+        return listed, self._best(below, price, 0), self._best(above, price, 1)
+
+    def _best(self, walk, price, side):
+        reach = lb.PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
+        best, best_eff = None, 0.0
+        for x in walk:
+            dist = abs(price - x.price)
+            if dist >= reach:
+                break
+            eff = x.score * (1.0 - dist / reach)
+            if eff > best_eff:
+                best, best_eff = x, eff
+        pick = best if best is not None else (walk[0] if walk else None)
+        return None if pick is None else self._as(pick, side)
+
+    @staticmethod
+    def _as(x, side):
+        kind = "support" if side == 0 else "resistance"
+        return x if x.kind == kind else replace(x, kind=kind)
+
+
 def assert_scan_equals_reference(finder, bars, atrs, ref_price, probes=()):
     book = finder.scan(bars, atrs, ref_price)
     want = reference_scan(bars, atrs, ref_price, finder.weights)
     assert len(book.ranked) == len(want)
     for got, w in zip(book.ranked, want):
         assert_same_level(got, w)
-    ref_book = lb.LevelBook(want, book.atr, list(book.notes))
+    ref_book = _ListBook(want, book.atr)
     for p in (ref_price, *probes, *(x.price for x in want[:3])):
         g_levels, g_bs, g_br = book.view(p)
         w_levels, w_bs, w_br = ref_book.view(p)
