@@ -38,7 +38,8 @@ from rl.agent_bars import HIGHER_TFS, BarDriverMixin, bucket_open, span_ms
 from rl.analysis import Analysis, IncrementalAnalyzer
 from rl.clock import Clock
 from rl.exit_manager import ExitRules, MoveStop, evaluate_exit, exit_kind, holding_quietly
-from rl.knowledge import Encoded, KnowledgeStore
+from rl.knowledge import KnowledgeStore
+from rl.knowledge_json import Encoded
 from rl.learning import EvidenceStats, update_weights
 from rl.level_finder import DEFAULT_WEIGHTS
 from rl.market import MINUTE_MS, index_to_ms

@@ -13,203 +13,27 @@ threads read through the same lock, so they never see a half-written trade.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
-from collections.abc import Mapping as MappingABC
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from rl.db import connect, migrate, transaction
-from rl.learning import WeightUpdate, feature_evidence, validate_weight_map
-
-COMPONENT = "knowledge"
-LOG_LIMIT = 5000
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-SIDES = ("LONG", "SHORT")
-
-MIGRATIONS: list[str] = [
-    # 1: the initial schema
-    """
-    CREATE TABLE trades (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        symbol TEXT NOT NULL,
-        side TEXT NOT NULL CHECK (side IN ('LONG','SHORT')),
-        status TEXT NOT NULL CHECK (status IN ('open','closed')),
-        entry_client_order_id TEXT NOT NULL UNIQUE,
-        opened_ms INTEGER NOT NULL,
-        closed_ms INTEGER,
-        entry_price REAL NOT NULL,
-        quantity REAL NOT NULL,
-        remaining_qty REAL NOT NULL,
-        stop_price REAL,
-        target_price REAL,
-        initial_stop REAL,
-        leverage INTEGER NOT NULL,
-        risk_amount REAL NOT NULL,
-        entry_fee REAL NOT NULL DEFAULT 0,
-        exit_price REAL,
-        realized_pnl REAL,
-        fees REAL,
-        net_pnl REAL,
-        r_multiple REAL,
-        exit_reason TEXT,
-        phase TEXT,
-        long_score REAL,
-        short_score REAL,
-        note TEXT NOT NULL DEFAULT '',
-        position_json TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX trades_status ON trades(status, symbol);
-    CREATE INDEX trades_closed ON trades(closed_ms);
-    CREATE TABLE trade_features (
-        trade_id INTEGER NOT NULL REFERENCES trades(id) ON DELETE CASCADE,
-        feature TEXT NOT NULL,
-        value REAL NOT NULL,
-        PRIMARY KEY (trade_id, feature)
-    );
-    CREATE TABLE trade_exits (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        trade_id INTEGER NOT NULL REFERENCES trades(id) ON DELETE CASCADE,
-        client_order_id TEXT NOT NULL UNIQUE,
-        time_ms INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        price REAL NOT NULL,
-        quantity REAL NOT NULL,
-        pnl REAL NOT NULL,
-        fee REAL NOT NULL
-    );
-    CREATE INDEX trade_exits_trade ON trade_exits(trade_id);
-    CREATE TABLE orders (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        client_order_id TEXT NOT NULL UNIQUE,
-        trade_id INTEGER REFERENCES trades(id) ON DELETE SET NULL,
-        symbol TEXT NOT NULL,
-        order_id TEXT,
-        purpose TEXT NOT NULL,
-        side TEXT,
-        type TEXT,
-        status TEXT,
-        price REAL,
-        orig_qty REAL,
-        executed_qty REAL,
-        avg_price REAL,
-        reduce_only INTEGER NOT NULL DEFAULT 0,
-        commission REAL,
-        time_ms INTEGER,
-        raw_json TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX orders_trade ON orders(trade_id);
-    CREATE TABLE thought_chains (
-        trade_id INTEGER PRIMARY KEY REFERENCES trades(id) ON DELETE CASCADE,
-        perception_json TEXT NOT NULL,
-        action_json TEXT NOT NULL,
-        reward_json TEXT,
-        summary_zh TEXT NOT NULL DEFAULT '',
-        summary_en TEXT NOT NULL DEFAULT ''
-    );
-    CREATE TABLE weight_history (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        time_ms INTEGER NOT NULL,
-        trade_id INTEGER REFERENCES trades(id) ON DELETE SET NULL,
-        trade_count INTEGER NOT NULL,
-        weights_json TEXT NOT NULL,
-        reason_zh TEXT NOT NULL,
-        reason_en TEXT NOT NULL,
-        evidence_json TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE TABLE agent_state (
-        key TEXT PRIMARY KEY,
-        value_json TEXT NOT NULL,
-        updated_ms INTEGER NOT NULL
-    );
-    CREATE TABLE decision_log (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        time_ms INTEGER NOT NULL,
-        level TEXT NOT NULL,
-        symbol TEXT NOT NULL DEFAULT '',
-        message_zh TEXT NOT NULL,
-        message_en TEXT NOT NULL
-    );
-    """,
-]
+from rl.knowledge_json import Encoded, dumps, dumps_top
+from rl.knowledge_log import LOG_LIMIT, DecisionLogMixin
+from rl.knowledge_orders import OrdersMixin
+from rl.knowledge_schema import COMPONENT, MIGRATIONS, SIDES, KnowledgeError, finite
+from rl.knowledge_stats import TradeLogger
+from rl.learning import WeightUpdate, validate_weight_map
 
 
-_LOG_INSERT = "INSERT INTO decision_log(time_ms, level, symbol, message_zh, message_en) VALUES(?,?,?,?,?)"
+class KnowledgeStore(OrdersMixin, DecisionLogMixin):
+    """SQLite store of trades, orders, thought chains, weights, state and the decision log.
 
-
-class KnowledgeError(ValueError):
-    """A write was refused: the message names the field and the rule."""
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    if hasattr(o, "item"):            # numpy scalars
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")
-
-
-# = json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default), without
-# building a new encoder for every value written (json.dumps does for non-default options)
-_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=_json_default).encode
-
-
-class Encoded(MappingABC):
-    """A mapping together with the store's JSON text of it, encoded once for several writes:
-    the agent's entry perception goes into the entry intent (`set_state`) and then into the
-    thought chain (`open_trade`), and it is the bulk of both. Where a plain value is accepted
-    the text written is exactly what the plain value would give; anything else sees a
-    read-only mapping. Do not mutate `value` after wrapping it (the text would be stale)."""
-
-    __slots__ = ("value", "json")
-
-    def __init__(self, value: Mapping[str, Any]) -> None:
-        self.value = dict(value)
-        self.json = _dumps(self.value)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.value[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.value)
-
-    def __len__(self) -> int:
-        return len(self.value)
-
-    def to_dict(self) -> dict:          # anywhere else (nested deeper) it encodes as its value
-        return self.value
-
-
-def _dumps_top(value: Any) -> str:
-    """`_dumps(value)`, splicing in the text of top-level `Encoded` values of a dict with str
-    keys: the encoder writes a dict as {"k": v, ...} in sorted key order with ", " and ": "
-    separators, so encoding each item on its own and joining them gives the same text."""
-    if (type(value) is dict and any(type(v) is Encoded for v in value.values())
-            and all(type(k) is str for k in value)):
-        return "{" + ", ".join(_dumps(k) + ": " + (v.json if type(v) is Encoded else _dumps(v))
-                               for k, v in sorted(value.items(), key=lambda kv: kv[0])) + "}"
-    return _dumps(value)
-
-
-def _finite(name: str, value: Any, positive: bool = False, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise KnowledgeError(f"{name}={value!r} is invalid: it must be a number") from None
-    if not math.isfinite(v) or (positive and v <= 0):
-        raise KnowledgeError(f"{name}={value!r} is invalid: it must be a finite number"
-                             + (" > 0" if positive else ""))
-    return v
-
-
-class KnowledgeStore:
-    """SQLite store of trades, orders, thought chains, weights, state and the decision log."""
+    Orders (rl.knowledge_orders) and the decision log (rl.knowledge_log) are mixins over this
+    class's connection, lock and `_tx`. Trades, thought chains and weights stay here together:
+    close_trade writes all three in one transaction and keeps their caches in step."""
 
     def __init__(self, path: str | Path, default_weights: Mapping[str, float] | None = None,
                  log_limit: int = LOG_LIMIT) -> None:
@@ -265,68 +89,6 @@ class KnowledgeStore:
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0][0])
 
-    # ------------------------------------------------------------------ orders
-    def record_order(self, order: Any, purpose: str, trade_id: int | None = None) -> None:
-        """OrderRecorder: upsert an exchange order (OrderResult or StopOrderInfo) by client id.
-
-        Called by the router for every order it sends or learns about, so the store holds each
-        order's latest known state even if the agent dies before it records the trade."""
-        if not purpose:
-            raise KnowledgeError("purpose must be a non-empty string (entry, stop, exit, ...)")
-        cid = getattr(order, "client_order_id", None) or getattr(order, "client_algo_id", None)
-        if not cid:
-            raise KnowledgeError("order.client_order_id must be set: orders are keyed by it")
-        raw = order.to_dict() if hasattr(order, "to_dict") else (
-            dict(order.__dict__) if hasattr(order, "__dict__") else {})
-        row = (
-            str(cid), trade_id, str(order.symbol),
-            str(getattr(order, "order_id", None) or getattr(order, "algo_id", "") or ""),
-            purpose, getattr(order, "side", None), getattr(order, "type", None),
-            getattr(order, "status", None),
-            getattr(order, "price", None) if getattr(order, "price", None) is not None
-            else getattr(order, "trigger_price", None),
-            getattr(order, "orig_qty", None) if hasattr(order, "orig_qty") else getattr(order, "quantity", None),
-            getattr(order, "executed_qty", None), getattr(order, "avg_price", None),
-            1 if getattr(order, "reduce_only", False) or getattr(order, "close_position", False) else 0,
-            getattr(order, "commission", None), getattr(order, "update_time_ms", None), _dumps(raw))
-        with self._tx():
-            self._conn.execute(
-                "INSERT INTO orders(client_order_id, trade_id, symbol, order_id, purpose, side, type,"
-                " status, price, orig_qty, executed_qty, avg_price, reduce_only, commission, time_ms,"
-                " raw_json) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(client_order_id) DO UPDATE SET"
-                " trade_id=COALESCE(excluded.trade_id, orders.trade_id), order_id=excluded.order_id,"
-                " status=excluded.status, price=excluded.price, orig_qty=excluded.orig_qty,"
-                " executed_qty=excluded.executed_qty, avg_price=excluded.avg_price,"
-                " commission=excluded.commission, time_ms=excluded.time_ms, raw_json=excluded.raw_json",
-                row)
-
-    def link_orders(self, trade_id: int, client_order_ids: Sequence[str]) -> None:
-        with self._tx():
-            self._conn.executemany("UPDATE orders SET trade_id=? WHERE client_order_id=?",
-                                   [(int(trade_id), c) for c in client_order_ids])
-
-    def order(self, client_order_id: str) -> dict | None:
-        rows = self._query("SELECT * FROM orders WHERE client_order_id=?", (client_order_id,))
-        return self._order_dict(rows[0]) if rows else None
-
-    def find_order(self, symbol: str, order_id: str) -> dict | None:
-        """An order by the exchange's id (fills carry only that id)."""
-        rows = self._query("SELECT * FROM orders WHERE symbol=? AND order_id=? ORDER BY id DESC LIMIT 1",
-                           (symbol, str(order_id)))
-        return self._order_dict(rows[0]) if rows else None
-
-    def orders_for_trade(self, trade_id: int) -> list[dict]:
-        return [self._order_dict(r) for r in
-                self._query("SELECT * FROM orders WHERE trade_id=? ORDER BY id", (int(trade_id),))]
-
-    @staticmethod
-    def _order_dict(r: sqlite3.Row) -> dict:
-        d = dict(r)
-        d["raw"] = json.loads(d.pop("raw_json") or "{}")
-        d["reduce_only"] = bool(d["reduce_only"])
-        return d
-
     # ------------------------------------------------------------------ trades
     def open_trade(self, *, symbol: str, side: str, entry_client_order_id: str, opened_ms: int,
                    entry_price: float, quantity: float, stop_price: float | None,
@@ -344,15 +106,15 @@ class KnowledgeStore:
             raise KnowledgeError(f"side={side!r} is invalid: it must be one of {SIDES}")
         if not entry_client_order_id:
             raise KnowledgeError("entry_client_order_id must be set: it makes the write idempotent")
-        ep = _finite("entry_price", entry_price, positive=True)
-        qty = _finite("quantity", quantity, positive=True)
-        sp = _finite("stop_price", stop_price, allow_none=True)
-        tp = _finite("target_price", target_price, allow_none=True)
-        fee = _finite("entry_fee", entry_fee)
+        ep = finite("entry_price", entry_price, positive=True)
+        qty = finite("quantity", quantity, positive=True)
+        sp = finite("stop_price", stop_price, allow_none=True)
+        tp = finite("target_price", target_price, allow_none=True)
+        fee = finite("entry_fee", entry_fee)
         if sp is not None and ((side == "LONG" and sp >= ep) or (side == "SHORT" and sp <= ep)):
             raise KnowledgeError(f"stop_price={sp} is invalid for a {side} entered at {ep}: "
                                  "it must be on the losing side of the entry")
-        feats = {str(k): _finite(f"features[{k!r}]", v) for k, v in features.items()}
+        feats = {str(k): finite(f"features[{k!r}]", v) for k, v in features.items()}
         risk = abs(ep - sp) * qty if sp is not None else 0.0
         with self._tx():
             row = self._conn.execute("SELECT id FROM trades WHERE entry_client_order_id=?",
@@ -366,7 +128,7 @@ class KnowledgeStore:
                 " VALUES(?,?, 'open', ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (symbol, side, entry_client_order_id, int(opened_ms), ep, qty, qty, sp, tp, sp,
                  int(leverage), risk, fee, phase, long_score, short_score, note,
-                 _dumps(dict(position or {}))))
+                 dumps(dict(position or {}))))
             tid = int(cur.lastrowid)
             self._conn.executemany("INSERT INTO trade_features(trade_id, feature, value) VALUES(?,?,?)",
                                    [(tid, k, v) for k, v in feats.items()])
@@ -374,11 +136,11 @@ class KnowledgeStore:
                 perception, perception_json = perception.value, perception.json
             else:
                 perception = dict(perception)
-                perception_json = _dumps(perception)
+                perception_json = dumps(perception)
             action = dict(action)
             self._conn.execute(
                 "INSERT INTO thought_chains(trade_id, perception_json, action_json) VALUES(?,?,?)",
-                (tid, perception_json, _dumps(action)))
+                (tid, perception_json, dumps(action)))
             ids = [entry_client_order_id, *order_ids]
             self._conn.executemany("UPDATE orders SET trade_id=? WHERE client_order_id=?",
                                    [(tid, c) for c in ids])
@@ -393,13 +155,13 @@ class KnowledgeStore:
         params: list[Any] = []
         if stop_price is not None:
             sets.append("stop_price=?")
-            params.append(_finite("stop_price", stop_price, positive=True))
+            params.append(finite("stop_price", stop_price, positive=True))
         if target_price is not None:
             sets.append("target_price=?")
-            params.append(_finite("target_price", target_price, positive=True))
+            params.append(finite("target_price", target_price, positive=True))
         if position is not None:
             sets.append("position_json=?")
-            params.append(_dumps(dict(position)))
+            params.append(dumps(dict(position)))
         if note is not None:
             sets.append("note=?")
             params.append(note)
@@ -412,8 +174,8 @@ class KnowledgeStore:
                     price: float, quantity: float, pnl: float, fee: float,
                     position: Mapping[str, Any] | None = None) -> bool:
         """Record one (partial) exit fill; returns False when it was already recorded."""
-        p = _finite("price", price, positive=True)
-        q = _finite("quantity", quantity, positive=True)
+        p = finite("price", price, positive=True)
+        q = finite("quantity", quantity, positive=True)
         with self._tx():
             t = self._conn.execute("SELECT remaining_qty, status FROM trades WHERE id=?",
                                    (int(trade_id),)).fetchone()
@@ -426,12 +188,12 @@ class KnowledgeStore:
                 "INSERT INTO trade_exits(trade_id, client_order_id, time_ms, kind, price, quantity, pnl, fee)"
                 " VALUES(?,?,?,?,?,?,?,?)",
                 (int(trade_id), client_order_id, int(time_ms), kind, p, q,
-                 _finite("pnl", pnl), _finite("fee", fee)))
+                 finite("pnl", pnl), finite("fee", fee)))
             remaining = max(0.0, float(t["remaining_qty"]) - q)
             self._conn.execute("UPDATE trades SET remaining_qty=? WHERE id=?", (remaining, int(trade_id)))
             if position is not None:
                 self._conn.execute("UPDATE trades SET position_json=? WHERE id=?",
-                                   (_dumps(dict(position)), int(trade_id)))
+                                   (dumps(dict(position)), int(trade_id)))
         return True
 
     def close_trade(self, trade_id: int, *, closed_ms: int, exit_reason: str,
@@ -469,7 +231,7 @@ class KnowledgeStore:
                                         weight_update.trade_count, int(trade_id))
             self._conn.execute(
                 "UPDATE thought_chains SET reward_json=?, summary_zh=?, summary_en=? WHERE trade_id=?",
-                (_dumps(full_reward), summary_zh, summary_en, int(trade_id)))
+                (dumps(full_reward), summary_zh, summary_en, int(trade_id)))
             self._count_cache = None
             self._entry_cache.pop(int(trade_id), None)
             if self._samples_cache is not None:
@@ -630,7 +392,7 @@ class KnowledgeStore:
         self._conn.execute(
             "INSERT INTO weight_history(time_ms, trade_id, trade_count, weights_json, reason_zh, reason_en,"
             " evidence_json) VALUES(?,?,?,?,?,?,?)",
-            (time_ms, trade_id, trade_count, _dumps(dict(weights)), reason_zh, reason_en, _dumps(evidence)))
+            (time_ms, trade_id, trade_count, dumps(dict(weights)), reason_zh, reason_en, dumps(evidence)))
         self._weights_cache = dict(weights)
 
     def weight_history(self, limit: int = 1000) -> list[dict]:
@@ -652,7 +414,7 @@ class KnowledgeStore:
             self._conn.execute(
                 "INSERT INTO agent_state(key, value_json, updated_ms) VALUES(?,?,?)"
                 " ON CONFLICT(key) DO UPDATE SET value_json=excluded.value_json, updated_ms=excluded.updated_ms",
-                (key, _dumps_top(value), int(time_ms)))
+                (key, dumps_top(value), int(time_ms)))
 
     def delete_state(self, key: str) -> None:
         with self._tx():
@@ -661,38 +423,6 @@ class KnowledgeStore:
     def state_keys(self, prefix: str = "") -> list[str]:
         return [r[0] for r in self._query("SELECT key FROM agent_state WHERE key LIKE ? ORDER BY key",
                                           (prefix.replace("%", r"\%") + "%",))]
-
-    # ------------------------------------------------------------------ decision log
-    def log(self, time_ms: int, level: str, symbol: str, message_zh: str, message_en: str) -> int:
-        """Append one decision-log line; only the newest `log_limit` lines are kept."""
-        lvl = level.upper()
-        if lvl not in LOG_LEVELS:
-            raise KnowledgeError(f"level={level!r} is invalid: it must be one of {LOG_LEVELS}")
-        row = (int(time_ms), lvl, symbol or "", message_zh, message_en)
-        with self._lock:
-            nxt = self._log_next
-            # Nothing to trim yet (ids start at 1): the INSERT alone is the whole write, and one
-            # statement is atomic by itself (or joins an open batch), so it needs no BEGIN/COMMIT
-            # of its own. A backtest month writes ~2,000 lines this way.
-            alone = nxt is not None and nxt <= self._log_limit
-            with nullcontext() if alone else self._tx():
-                new_id = int(self._conn.execute(_LOG_INSERT, row).lastrowid)
-                if new_id > self._log_limit:    # (when alone: another writer took ids meanwhile)
-                    self._conn.execute("DELETE FROM decision_log WHERE id<=?", (new_id - self._log_limit,))
-            self._log_next = new_id + 1
-        return new_id
-
-    def logs(self, limit: int = 200, after_id: int | None = None) -> list[dict]:
-        """Newest first; `after_id` returns only lines newer than it (dashboard polling)."""
-        if after_id is None:
-            rows = self._query("SELECT * FROM decision_log ORDER BY id DESC LIMIT ?", (max(0, int(limit)),))
-        else:
-            rows = self._query("SELECT * FROM decision_log WHERE id>? ORDER BY id DESC LIMIT ?",
-                               (int(after_id), max(0, int(limit))))
-        return [dict(r) for r in rows]
-
-    def log_count(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM decision_log")[0][0])
 
     # ------------------------------------------------------------------ statistics
     def get_trade_count(self) -> int:
@@ -703,60 +433,3 @@ class KnowledgeStore:
                     "SELECT COUNT(*) FROM trades WHERE status='closed'").fetchone()[0])
             return self._count_cache
 
-
-class TradeLogger:
-    """The statistics view over the store that the learner, the phases and the dashboard read."""
-
-    def __init__(self, store: KnowledgeStore) -> None:
-        self._store = store
-
-    def get_trade_count(self) -> int:
-        return self._store.get_trade_count()
-
-    def summary(self) -> dict:
-        """Win rate, PnL and R statistics over closed trades."""
-        rows = self._store._query("SELECT net_pnl, r_multiple, fees FROM trades WHERE status='closed'")
-        n = len(rows)
-        wins = [r for r in rows if (r["net_pnl"] or 0) > 0]
-        losses = [r for r in rows if (r["net_pnl"] or 0) <= 0]
-        gross_win = sum(r["net_pnl"] for r in wins)
-        gross_loss = -sum(r["net_pnl"] or 0 for r in losses)
-        return {
-            "trades": n,
-            "open_trades": len(self._store.open_trades()),
-            "wins": len(wins), "losses": len(losses),
-            "win_rate": (len(wins) / n) if n else 0.0,
-            "net_pnl": sum(r["net_pnl"] or 0 for r in rows),
-            "fees": sum(r["fees"] or 0 for r in rows),
-            "avg_r": (sum(r["r_multiple"] or 0 for r in rows) / n) if n else 0.0,
-            "avg_win": (gross_win / len(wins)) if wins else 0.0,
-            "avg_loss": (-gross_loss / len(losses)) if losses else 0.0,
-            "profit_factor": (gross_win / gross_loss) if gross_loss > 0 else None,
-        }
-
-    def win_rate(self) -> float:
-        return float(self.summary()["win_rate"])
-
-    def total_pnl(self) -> float:
-        return float(self.summary()["net_pnl"])
-
-    def feature_stats(self, features: Sequence[str] | None = None) -> dict[str, dict]:
-        """Per feature: correlation of its entry value with R, and its mean in wins vs losses."""
-        samples = self._store.closed_samples()
-        names = list(features) if features is not None else sorted({k for s, _ in samples for k in s})
-        return {k: v.to_dict() for k, v in feature_evidence(samples, names).items()}
-
-    def equity_curve(self, initial_balance: float | None = None) -> list[dict]:
-        """[{time_ms, equity}]: the starting balance, then one point per closed trade (net PnL)."""
-        start = initial_balance if initial_balance is not None else self._store.get_state("initial_balance")
-        start = float(start) if start is not None else 0.0
-        rows = self._store._query("SELECT opened_ms, closed_ms, net_pnl FROM trades WHERE status='closed'"
-                                  " ORDER BY closed_ms, id")
-        if not rows:
-            return [{"time_ms": int(self._store.get_state("initial_balance_ms", 0) or 0), "equity": start}]
-        out = [{"time_ms": int(min(r["opened_ms"] for r in rows)), "equity": start}]
-        eq = start
-        for r in rows:
-            eq += float(r["net_pnl"] or 0.0)
-            out.append({"time_ms": int(r["closed_ms"]), "equity": eq})
-        return out

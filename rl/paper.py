@@ -6,14 +6,18 @@ that price) or `on_bar` (backtest: a 1m bar, fills against its open/high/low). T
 lives in memory and is written to SQLite (rl/paper_store.py) only when something changed; with
 persist=False (backtests) nothing is ever written. Fill rules and the liquidation formula are
 explained in docs/execution.md.
+
+This module is the port half (reads, order/stop placement, persistence). What a price move does
+(fills, stop triggers, liquidation, funding) is rl/paper_matching.py's PaperMatchingMixin; the
+pure futures rules (brackets, liquidation price, default filters) are rl/paper_rules.py; the
+order/stop/position records are rl/paper_records.py.
 """
 from __future__ import annotations
 
 import bisect
-import math
 import logging
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Mapping
@@ -21,140 +25,14 @@ from typing import Callable, Mapping
 from client import (CLIENT_ID_RE, NetworkError, OrderRejected, SymbolFilters,
                     new_client_order_id)
 from rl.exchange import (AccountSnapshot, Fill, OrderResult, PositionSnapshot, StopOrderInfo,
-                         check_order_args, check_stop_args, flat_dict)
+                         check_order_args, check_stop_args)
+from rl.paper_matching import PaperMatchingMixin
+from rl.paper_records import PaperOrder, PaperPosition, PaperStop
+from rl.paper_rules import EPS, FUNDING_INTERVAL_MS, default_filters
 from rl.paper_store import PaperStore
 
-FUNDING_INTERVAL_MS = 8 * 3600 * 1000
-EPS = 1e-12
 
-# Simplified maintenance-margin brackets (BTCUSDT's table, used for every symbol):
-# (notional floor, maintenance margin rate). The maintenance amount `cum` of each bracket is
-# derived so the requirement is continuous: cum_i = cum_{i-1} + floor_i * (mmr_i - mmr_{i-1}).
-MMR_BRACKETS: tuple[tuple[float, float], ...] = (
-    (0.0, 0.004), (50_000.0, 0.005), (250_000.0, 0.01), (3_000_000.0, 0.025),
-    (15_000_000.0, 0.05), (30_000_000.0, 0.10), (80_000_000.0, 0.125),
-    (100_000_000.0, 0.15), (200_000_000.0, 0.25), (300_000_000.0, 0.50),
-)
-
-
-def _bracket_table() -> tuple[tuple[float, float, float], ...]:
-    out, cum, prev = [], 0.0, 0.0
-    for floor, mmr in MMR_BRACKETS:
-        cum += floor * (mmr - prev)
-        out.append((floor, mmr, cum))
-        prev = mmr
-    return tuple(out)
-
-
-_BRACKETS = _bracket_table()
-
-
-def maintenance_bracket(notional: float) -> tuple[float, float]:
-    """(MMR, cum) of the bracket that holds |notional|."""
-    n = abs(notional)
-    mmr, cum = _BRACKETS[0][1], _BRACKETS[0][2]
-    for floor, rate, c in _BRACKETS:
-        if n >= floor:
-            mmr, cum = rate, c
-    return mmr, cum
-
-
-def liquidation_price(amount: float, entry_price: float, isolated_margin: float) -> float:
-    """Binance's one-way isolated formula LP = (WB + cum - s*Q*EP) / (Q*MMR - s*Q); 0 = never."""
-    if amount == 0:
-        return 0.0
-    side = 1.0 if amount > 0 else -1.0
-    q = abs(amount)
-    mmr, cum = maintenance_bracket(q * entry_price)
-    lp = (isolated_margin + cum - side * q * entry_price) / (q * mmr - side * q)
-    return max(lp, 0.0)
-
-
-def default_filters(symbol: str, price: float, min_notional: float | None = None) -> SymbolFilters:
-    """Plausible Binance-like filters from the price alone (when no exchangeInfo is at hand).
-
-    tick: price × 1e-5 floored to a power of ten (BTC ~90k → 0.1, ETH ~3k → 0.01);
-    step: one step is worth about $100 or less (BTC → 0.001), never above 1;
-    min notional: 5 USDT (Binance's usual), 50 for BTCUSDT and 20 for ETHUSDT as on mainnet.
-    """
-    if not price or price <= 0 or price != price:
-        raise ValueError(f"price: must be > 0 to derive default filters, got {price!r}")
-    tick_exp = math.floor(math.log10(price)) - 5
-    step_exp = min(0, math.floor(math.log10(100.0 / price)))
-    tick = Decimal(1).scaleb(tick_exp)
-    step = Decimal(1).scaleb(step_exp)
-    if min_notional is None:
-        min_notional = {"BTCUSDT": 50.0, "ETHUSDT": 20.0}.get(symbol, 5.0)
-    max_qty = step * Decimal(10_000_000)
-    return SymbolFilters(
-        symbol=symbol, tick_size=tick, step_size=step, min_qty=step, max_qty=max_qty,
-        market_step_size=step, market_min_qty=step, market_max_qty=max_qty / 10,
-        min_notional=Decimal(str(min_notional)), price_precision=max(0, -tick_exp),
-        quantity_precision=max(0, -step_exp))
-
-
-# ----------------------------------------------------------------------------- internal state
-@dataclass
-class _Order:
-    client_order_id: str
-    order_id: str
-    symbol: str
-    side: str
-    type: str
-    status: str
-    price: float
-    orig_qty: float
-    executed_qty: float
-    avg_price: float
-    reduce_only: bool
-    time_in_force: str | None
-    update_time_ms: int
-    commission: float
-    reserved: float = 0.0            # initial margin held for the resting part
-
-    def result(self) -> OrderResult:
-        return OrderResult(symbol=self.symbol, order_id=self.order_id,
-                           client_order_id=self.client_order_id, side=self.side, type=self.type,
-                           status=self.status, price=self.price, orig_qty=self.orig_qty,
-                           executed_qty=self.executed_qty, avg_price=self.avg_price,
-                           reduce_only=self.reduce_only, time_in_force=self.time_in_force,
-                           update_time_ms=self.update_time_ms, commission=self.commission)
-
-
-@dataclass
-class _Stop:
-    client_algo_id: str
-    algo_id: str
-    symbol: str
-    side: str
-    type: str
-    trigger_price: float
-    quantity: float
-    close_position: bool
-    status: str
-    update_time_ms: int
-
-    def info(self) -> StopOrderInfo:
-        return StopOrderInfo(**flat_dict(self))         # the same fields by the same names
-
-    def hit(self, price: float) -> bool:
-        """Trigger rule: a sell stop fires at or below its trigger, a sell take-profit at or above."""
-        below = (self.side == "SELL") == (self.type == "STOP_MARKET")
-        return price <= self.trigger_price if below else price >= self.trigger_price
-
-
-@dataclass
-class _Pos:
-    symbol: str
-    amount: float
-    entry_price: float
-    margin: float
-    leverage: int
-    funding_slot: int
-    mark_price: float
-
-
-class PaperExchange:
+class PaperExchange(PaperMatchingMixin):
     """Simulated futures account. Thread-safe: one lock around every public call."""
 
     name = "paper"
@@ -192,11 +70,11 @@ class PaperExchange:
         self._wallet = float(balance)
         self._next_id = 1
         self._leverage: dict[str, int] = {}
-        self._positions: dict[str, _Pos] = {}
-        self._orders: dict[str, _Order] = {}
-        self._open: dict[str, list[_Order]] = {}
-        self._stops: dict[str, _Stop] = {}
-        self._open_stops: dict[str, list[_Stop]] = {}
+        self._positions: dict[str, PaperPosition] = {}
+        self._orders: dict[str, PaperOrder] = {}
+        self._open: dict[str, list[PaperOrder]] = {}
+        self._stops: dict[str, PaperStop] = {}
+        self._open_stops: dict[str, list[PaperStop]] = {}
         self._fills: list[Fill] = []
         # fills_since bisects these times while fills arrive in time order (always in a
         # backtest; a live clock stepping back turns it off and the full scan returns)
@@ -209,9 +87,9 @@ class PaperExchange:
         self._lp_cache: dict[str, tuple[float, float, float, float]] = {}
         self._bands: dict[str, tuple[float, float]] = {}    # symbol -> _trigger_band, until _touch
         self._store = PaperStore(db_path) if (db_path is not None and persist) else None
-        self._dirty_orders: dict[str, _Order] = {}
-        self._dirty_stops: dict[str, _Stop] = {}
-        self._dirty_pos: dict[str, _Pos | None] = {}
+        self._dirty_orders: dict[str, PaperOrder] = {}
+        self._dirty_stops: dict[str, PaperStop] = {}
+        self._dirty_pos: dict[str, PaperPosition | None] = {}
         self._dirty_lev: dict[str, int] = {}
         self._new_fills: list[Fill] = []
         self._new_funding: list[dict] = []
@@ -230,18 +108,18 @@ class PaperExchange:
         self._wallet, self._next_id, self._time = float(acc["wallet"]), int(acc["next_id"]), int(acc["time_ms"])
         self._leverage = dict(data["leverage"])
         for p in data["positions"]:
-            pos = _Pos(**p)
+            pos = PaperPosition(**p)
             self._positions[pos.symbol] = pos
             self._price.setdefault(pos.symbol, pos.mark_price)
             self._busy.add(pos.symbol)
         for o in data["orders"]:
-            order = _Order(**{**o, "reduce_only": bool(o["reduce_only"])})
+            order = PaperOrder(**{**o, "reduce_only": bool(o["reduce_only"])})
             self._orders[order.client_order_id] = order
             if order.status in ("NEW", "PARTIALLY_FILLED"):
                 self._open.setdefault(order.symbol, []).append(order)
                 self._busy.add(order.symbol)
         for s in data["stops"]:
-            stop = _Stop(**{**s, "close_position": bool(s["close_position"])})
+            stop = PaperStop(**{**s, "close_position": bool(s["close_position"])})
             self._stops[stop.client_algo_id] = stop
             if stop.status == "NEW":
                 self._open_stops.setdefault(stop.symbol, []).append(stop)
@@ -263,7 +141,7 @@ class PaperExchange:
         self._dirty_orders, self._dirty_stops, self._dirty_pos, self._dirty_lev = {}, {}, {}, {}
         self._new_fills, self._new_funding, self._dirty = [], [], False
 
-    def _touch(self, order: _Order | None = None, stop: _Stop | None = None,
+    def _touch(self, order: PaperOrder | None = None, stop: PaperStop | None = None,
                pos_symbol: str | None = None) -> None:
         """Every change of an order, a stop, a position or the wallet comes through here: it
         marks what to persist and drops the cached trigger bands (see `_trigger_band`)."""
@@ -302,15 +180,6 @@ class PaperExchange:
             raise NetworkError(f"paper: no market price known for {symbol} yet (feed on_price/on_bar "
                                f"or give price_source); nothing was done")
         return px
-
-    def _liq(self, pos: _Pos) -> float:
-        """liquidation_price(pos), recomputed only when amount, entry or margin changed."""
-        c = self._lp_cache.get(pos.symbol)
-        if c is not None and c[0] == pos.amount and c[1] == pos.entry_price and c[2] == pos.margin:
-            return c[3]
-        lp = liquidation_price(pos.amount, pos.entry_price, pos.margin)
-        self._lp_cache[pos.symbol] = (pos.amount, pos.entry_price, pos.margin, lp)
-        return lp
 
     def _lev(self, symbol: str) -> int:
         return self._leverage.get(symbol, self.default_leverage)
@@ -454,9 +323,11 @@ class PaperExchange:
                 raise OrderRejected("ReduceOnly Order is rejected.", -2022)
             marketable = market or (price >= px if side == "BUY" else price <= px)
             now = self._now()
-            order = _Order(cid, self._new_id(), symbol, side, type, "NEW",
-                           0.0 if market else float(price), float(quantity), 0.0, 0.0,
-                           bool(reduce_only), time_in_force, now, 0.0)
+            order = PaperOrder(client_order_id=cid, order_id=self._new_id(), symbol=symbol, side=side,
+                               type=type, status="NEW", price=0.0 if market else float(price),
+                               orig_qty=float(quantity), executed_qty=0.0, avg_price=0.0,
+                               reduce_only=bool(reduce_only), time_in_force=time_in_force,
+                               update_time_ms=now, commission=0.0)
             fill_qty = 0.0
             if marketable:
                 fill_qty = float(quantity)
@@ -532,7 +403,7 @@ class PaperExchange:
             sign = 1.0 if side == "BUY" else -1.0
             if pos is None or pos.amount * sign >= 0:
                 raise OrderRejected("ReduceOnly Order is rejected.", -2022)
-            stop = _Stop(client_algo_id, self._new_id(), symbol, side, type, float(trigger_price),
+            stop = PaperStop(client_algo_id, self._new_id(), symbol, side, type, float(trigger_price),
                          float(quantity or 0.0), quantity is None, "NEW", self._now())
             if stop.hit(px):
                 raise OrderRejected("Order would immediately trigger.", -2021)
@@ -557,291 +428,3 @@ class PaperExchange:
             self._touch(stop=s)
             self._refresh_busy(symbol)
             self._commit()
-
-    # ------------------------------------------------------------------ fills
-    def _execute(self, order: _Order, qty: float, price: float, maker: bool, time_ms: int) -> None:
-        """Apply one fill of `order` to position, wallet, order and fill log."""
-        symbol = order.symbol
-        sign = 1.0 if order.side == "BUY" else -1.0
-        fee = qty * price * (self.maker_fee if maker else self.taker_fee)
-        pos = self._positions.get(symbol)
-        realized = 0.0
-        remaining = qty
-        if pos is not None and pos.amount * sign < 0:                  # reduce / close / flip
-            closing = min(qty, abs(pos.amount))
-            side_of_pos = 1.0 if pos.amount > 0 else -1.0
-            realized = closing * (price - pos.entry_price) * side_of_pos
-            pos.margin -= pos.margin * closing / abs(pos.amount)
-            pos.amount = round(pos.amount + sign * closing, 12)
-            remaining = qty - closing
-            if abs(pos.amount) < EPS:
-                del self._positions[symbol]
-                self._expire_stops(symbol, time_ms)
-                pos = None
-        if remaining > EPS:                                            # open / increase
-            lev = self._lev(symbol)
-            if pos is None:
-                pos = _Pos(symbol, 0.0, price, 0.0, lev, time_ms // self.funding_interval_ms, price)
-                self._positions[symbol] = pos
-            new_amt = round(pos.amount + sign * remaining, 12)
-            pos.entry_price = (abs(pos.amount) * pos.entry_price + remaining * price) / abs(new_amt)
-            pos.amount = new_amt
-            pos.margin += remaining * price / pos.leverage
-        if pos is not None:
-            pos.mark_price = price
-        self._wallet += realized - fee
-        total = order.executed_qty + qty
-        order.avg_price = (order.avg_price * order.executed_qty + price * qty) / total
-        order.executed_qty = round(total, 12)
-        order.commission += fee
-        order.update_time_ms = time_ms
-        fill = Fill(symbol, self._new_id(), order.order_id, order.side, price, qty, realized, fee,
-                    maker, time_ms)
-        self._add_fill(fill)
-        if self._store is not None:
-            self._new_fills.append(fill)
-        self._touch(order=order, pos_symbol=symbol)
-
-    def _add_fill(self, fill: Fill) -> None:
-        times = self._fill_times
-        if times and fill.time_ms < times[-1]:
-            self._fills_sorted = False
-        self._fills.append(fill)
-        times.append(fill.time_ms)
-
-    def _expire_stops(self, symbol: str, time_ms: int) -> None:
-        """Flat → conditional close orders expire (Binance does so for GTE_GTC/closePosition)."""
-        for s in self._open_stops.pop(symbol, []):
-            s.status, s.update_time_ms = "EXPIRED", time_ms
-            self._touch(stop=s)
-        for o in list(self._open.get(symbol, [])):
-            if o.reduce_only:
-                o.status, o.update_time_ms = "EXPIRED", time_ms
-                self._open[symbol].remove(o)
-                self._touch(order=o)
-
-    def _trigger_stop(self, stop: _Stop, price: float, time_ms: int) -> None:
-        symbol = stop.symbol
-        self._open_stops[symbol].remove(stop)
-        pos = self._positions.get(symbol)
-        sign = 1.0 if stop.side == "BUY" else -1.0
-        stop.update_time_ms = time_ms
-        if pos is None or pos.amount * sign >= 0:
-            stop.status = "EXPIRED"
-            self._touch(stop=stop)
-            return
-        qty = abs(pos.amount) if stop.close_position else min(stop.quantity, abs(pos.amount))
-        order = _Order(f"algo-{stop.algo_id}", self._new_id(), symbol, stop.side, "MARKET",
-                       "NEW", 0.0, qty, 0.0, 0.0, True, None, time_ms, 0.0)
-        self._orders[order.client_order_id] = order
-        self._execute(order, qty, price, maker=False, time_ms=time_ms)
-        order.status = "FILLED"
-        stop.status = "FINISHED"
-        self._touch(stop=stop, order=order)
-
-    def _fill_resting(self, order: _Order, price: float, time_ms: int) -> None:
-        symbol = order.symbol
-        qty = order.orig_qty - order.executed_qty
-        self._open[symbol].remove(order)
-        order.reserved = 0.0
-        if order.reduce_only:
-            pos = self._positions.get(symbol)
-            sign = 1.0 if order.side == "BUY" else -1.0
-            if pos is None or pos.amount * sign >= 0:
-                order.status, order.update_time_ms = "EXPIRED", time_ms
-                self._touch(order=order)
-                return
-            qty = min(qty, abs(pos.amount))
-        self._execute(order, qty, price, maker=True, time_ms=time_ms)
-        order.status = "FILLED"
-
-    def _liquidate(self, symbol: str, lp: float, time_ms: int) -> None:
-        """Close at the liquidation price; the isolated margin is lost (rest = clearance fee)."""
-        pos = self._positions[symbol]
-        side_of_pos = 1.0 if pos.amount > 0 else -1.0
-        qty = abs(pos.amount)
-        realized = qty * (lp - pos.entry_price) * side_of_pos
-        clearance = max(pos.margin + realized, 0.0)
-        order = _Order(f"autoclose-{self._next_id}", self._new_id(), symbol,
-                       "SELL" if pos.amount > 0 else "BUY", "LIQUIDATION", "FILLED", lp, qty, qty,
-                       lp, True, "IOC", time_ms, clearance)
-        self._orders[order.client_order_id] = order
-        self._wallet += realized - clearance
-        del self._positions[symbol]
-        fill = Fill(symbol, self._new_id(), order.order_id, order.side, lp, qty, realized,
-                    clearance, False, time_ms)
-        self._add_fill(fill)
-        if self._store is not None:
-            self._new_fills.append(fill)
-        self._touch(order=order, pos_symbol=symbol)
-        self._expire_stops(symbol, time_ms)
-
-    # ------------------------------------------------------------------ market events
-    def _apply_funding(self, symbol: str, mark: float, time_ms: int) -> None:
-        pos = self._positions.get(symbol)
-        if pos is None:
-            return
-        slot = time_ms // self.funding_interval_ms
-        while pos.funding_slot < slot:
-            pos.funding_slot += 1
-            t = pos.funding_slot * self.funding_interval_ms
-            rate = (float(self.funding_rate(symbol, t)) if callable(self.funding_rate)
-                    else float(self.funding_rate))
-            amount = -pos.amount * mark * rate          # longs pay a positive rate
-            self._wallet += amount
-            pos.margin += amount                        # isolated: funding moves the position's margin
-            event = {"symbol": symbol, "time_ms": t, "rate": rate, "mark_price": mark, "amount": amount}
-            self._funding.append(event)
-            if self._store is not None:
-                self._new_funding.append(event)
-            self._touch(pos_symbol=symbol)
-
-    def _next_event(self, symbol: str, cur: float, target: float):
-        """The first thing the price meets moving from cur to target, as (key, kind, obj, price).
-
-        Anything already crossed at `cur` (a gap at the open, or a live tick) fires at `cur`;
-        otherwise at its own level, nearest first. Ties: stop before take-profit and limit, those
-        before liquidation (a stop placed at the liquidation price closes as a stop) — except that
-        a gap already beyond the liquidation price liquidates first (isolated loss is capped).
-        """
-        # (one plain loop per kind, no closure: this runs several times per bar in a position)
-        # best = ((dist, rank), kind, obj, price); a candidate replaces it only if strictly
-        # nearer, or equally near with a lower rank, so the first one considered wins a full tie
-        best = None
-        bd = br = 0.0
-        for s in self._open_stops.get(symbol, ()):
-            trig = s.trigger_price
-            if (s.side == "SELL") == (s.type == "STOP_MARKET"):      # fires at or below trigger
-                if cur <= trig:
-                    d, r, px = 0.0, 0, cur
-                elif target <= trig:
-                    d, r, px = abs(trig - cur), 0 if s.type == "STOP_MARKET" else 1, trig
-                else:
-                    continue
-            elif cur >= trig:
-                d, r, px = 0.0, 0, cur
-            elif target >= trig:
-                d, r, px = abs(trig - cur), 0 if s.type == "STOP_MARKET" else 1, trig
-            else:
-                continue
-            if best is None or d < bd or (d == bd and r < br):
-                best, bd, br = ((d, r), "stop", s, px), d, r
-        for o in self._open.get(symbol, ()):
-            buy = o.side == "BUY"
-            if (cur <= o.price) if buy else (cur >= o.price):
-                d, px = 0.0, cur
-            elif (target <= o.price) if buy else (target >= o.price):
-                d, px = abs(o.price - cur), o.price
-            else:
-                continue
-            if best is None or d < bd or (d == bd and 1 < br):
-                best, bd, br = ((d, 1), "limit", o, px), d, 1
-        pos = self._positions.get(symbol)
-        if pos is not None:
-            lp = self._liq(pos)
-            if lp > 0:
-                long = pos.amount > 0
-                if (cur <= lp) if long else (cur >= lp):
-                    d, r = 0.0, -1
-                elif (target <= lp) if long else (target >= lp):
-                    d, r = abs(lp - cur), 2
-                else:
-                    return best
-                if best is None or d < bd or (d == bd and r < br):
-                    best = ((d, r), "liq", lp, lp)
-        return best
-
-    def _walk(self, symbol: str, path: tuple[float, ...], time_ms: int) -> None:
-        """Move the price along path, firing every order, stop and liquidation it meets, in order."""
-        cur = path[0]
-        for target in path:
-            while True:          # each event removes an order/stop or the position: terminates
-                ev = self._next_event(symbol, cur, target)
-                if ev is None:
-                    break
-                (dist, _), kind, obj, price = ev
-                if dist > 0:
-                    cur = price
-                if kind == "stop":
-                    self._trigger_stop(obj, price, time_ms)
-                elif kind == "limit":
-                    self._fill_resting(obj, price, time_ms)
-                else:
-                    self._liquidate(symbol, obj, time_ms)
-            cur = target
-
-    def _trigger_band(self, symbol: str) -> tuple[float, float]:
-        """(below, above): a price p fires one of `symbol`'s orders, stops or its liquidation
-        iff p <= below or p >= above (the comparisons `_next_event` makes; -inf/inf when
-        nothing fires on that side). Cached until the next `_touch`, which every change of an
-        order, a stop or a position goes through (mark-price updates do not move the band)."""
-        below, above = -math.inf, math.inf
-        for s in self._open_stops.get(symbol, ()):
-            trig = s.trigger_price
-            if (s.side == "SELL") == (s.type == "STOP_MARKET"):      # fires at or below
-                if trig > below:
-                    below = trig
-            elif trig < above:
-                above = trig
-        for o in self._open.get(symbol, ()):
-            if o.side == "BUY":
-                if o.price > below:
-                    below = o.price
-            elif o.price < above:
-                above = o.price
-        pos = self._positions.get(symbol)
-        if pos is not None:
-            lp = self._liq(pos)
-            if lp > 0:
-                if pos.amount > 0:
-                    if lp > below:
-                        below = lp
-                elif lp < above:
-                    above = lp
-        band = self._bands[symbol] = (below, above)
-        return band
-
-    def _process(self, symbol: str, path: tuple[float, ...], close: float, time_ms: int) -> None:
-        with self._lock:
-            pos = self._positions.get(symbol)
-            if pos is not None and pos.funding_slot < time_ms // self.funding_interval_ms:
-                self._apply_funding(symbol, path[0], time_ms)
-            # `_walk` fires something as soon as one path point lies on a trigger's side, so
-            # when the bar's range stays strictly inside the band it would meet nothing: skip
-            # it (most bars in a position). A NaN first point makes min/max untrustworthy.
-            band = self._bands.get(symbol) or self._trigger_band(symbol)
-            lo = min(path)
-            hi = max(path)
-            if lo <= band[0] or hi >= band[1] or lo != lo or hi != hi:
-                self._walk(symbol, path, time_ms)
-                pos = self._positions.get(symbol)
-                self._refresh_busy(symbol)
-            if pos is not None:
-                pos.mark_price = close
-            self._commit()
-
-    def on_price(self, symbol: str, price: float, time_ms: int) -> None:
-        """Live paper: a new last/mark price. Anything it crosses fills at this price."""
-        self._price[symbol] = price
-        if time_ms > self._time:
-            self._time = time_ms
-        if symbol in self._busy:
-            self._process(symbol, (price,), price, time_ms)
-
-    def on_bar(self, symbol: str, open: float, high: float, low: float, close: float,
-               time_ms: int) -> None:
-        """Backtest: one finished bar (time_ms = its close time). Fast no-op when idle.
-
-        The price is assumed to go open → adverse extreme → favourable extreme → close for the
-        open position (open → low → high → close when flat), so when a stop and a target both lie
-        inside one bar the stop fills first; anything already crossed at the open (a gap) fills
-        at the open.
-        """
-        self._price[symbol] = close
-        if time_ms > self._time:
-            self._time = time_ms
-        if symbol not in self._busy:
-            return
-        pos = self._positions.get(symbol)
-        path = (open, high, low, close) if (pos is not None and pos.amount < 0) else (open, low, high, close)
-        self._process(symbol, path, close, time_ms)

@@ -19,7 +19,9 @@ import pytest
 from rl.analysis import IncrementalAnalyzer
 from rl.exchange import AccountSnapshot, Fill, OrderResult, PositionSnapshot, StopOrderInfo
 from rl.exit_manager import ExitRules, breakeven_stop, evaluate_exit
-from rl.knowledge import Encoded, KnowledgeError, KnowledgeStore, _dumps, _dumps_top
+from rl.knowledge import KnowledgeStore
+from rl.knowledge_json import Encoded, dumps, dumps_top
+from rl.knowledge_schema import KnowledgeError
 from rl.learning import feature_evidence, pearson, update_weights
 from rl.paper import PaperExchange
 from rl.position import PositionState
@@ -288,13 +290,13 @@ def test_encoded_values_are_written_as_the_plain_value_would_be():
     enc = Encoded(perception)
     intent = {"side": "LONG", "perception": enc, "time_ms": 5, "plan": {"q": 1.0}, "aa": [], "zz": {}}
     plain = {**intent, "perception": perception}
-    assert _dumps_top(intent) == _dumps(plain)
-    assert _dumps({"nested": {"p": enc}}) == _dumps({"nested": {"p": perception}})
-    assert _dumps_top({1: enc}) == _dumps({1: perception})          # non-str keys: plain path
+    assert dumps_top(intent) == dumps(plain)
+    assert dumps({"nested": {"p": enc}}) == dumps({"nested": {"p": perception}})
+    assert dumps_top({1: enc}) == dumps({1: perception})          # non-str keys: plain path
     assert dict(enc) == perception and enc["c"] is None and len(enc) == 3   # a read-only mapping
     s = KnowledgeStore(":memory:", default_weights=W)
     s.set_state("intent:X", intent, 1)
-    assert s.get_state("intent:X") == json.loads(_dumps(plain))
+    assert s.get_state("intent:X") == json.loads(dumps(plain))
 
 
 def _open(s: KnowledgeStore, cid: str, perception) -> int:
@@ -462,14 +464,14 @@ def test_saved_position_json_equals_a_plain_encoding():
         pos = _state_copy(st)
         s.update_trade(tid, stop_price=90.0 + i, position=pos)
         row = s._query("SELECT position_json FROM trades WHERE id=?", (tid,))[0][0]
-        assert row == _dumps(pos)
+        assert row == dumps(pos)
     # a rebuilt list of reasons and a value holding NUL characters encode as the plain value too
     st.exit_reasons = ["other", "\x00list:exit_reasons\x00"]
     pos = {**_state_copy(st), "note": "\x00list:exit_reasons\x00"}
     s.record_exit(tid, client_order_id="x1", time_ms=5, kind="partial", price=101.0, quantity=0.5,
                   pnl=0.5, fee=0.01, position=pos)
-    assert s._query("SELECT position_json FROM trades WHERE id=?", (tid,))[0][0] == _dumps(pos)
-    assert s.trade_row(tid)["position"] == json.loads(_dumps(pos))
+    assert s._query("SELECT position_json FROM trades WHERE id=?", (tid,))[0][0] == dumps(pos)
+    assert s.trade_row(tid)["position"] == json.loads(dumps(pos))
 
 
 def test_learning_when_every_trade_has_every_feature_equals_the_reference():

@@ -6,7 +6,8 @@ import sqlite3
 import pytest
 
 from rl.exchange import OrderResult
-from rl.knowledge import KnowledgeError, KnowledgeStore
+from rl.knowledge import KnowledgeStore
+from rl.knowledge_schema import KnowledgeError
 from rl.learning import update_weights
 
 W = {"volume_density": 0.20, "touch_bounce_count": 0.20, "bounce_magnitude": 0.15,

@@ -1,0 +1,138 @@
+"""The knowledge store's tables and the rules a value must meet before it is written there.
+
+The schema evolves by numbered migrations under the component name "knowledge" (rl.db.migrate
+applies the ones a file has not seen yet), so a store file written by an older version opens
+and upgrades in place. A migration is appended, never edited: files in the field already ran it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+COMPONENT = "knowledge"
+SIDES = ("LONG", "SHORT")
+
+MIGRATIONS: list[str] = [
+    # 1: the initial schema
+    """
+    CREATE TABLE trades (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL CHECK (side IN ('LONG','SHORT')),
+        status TEXT NOT NULL CHECK (status IN ('open','closed')),
+        entry_client_order_id TEXT NOT NULL UNIQUE,
+        opened_ms INTEGER NOT NULL,
+        closed_ms INTEGER,
+        entry_price REAL NOT NULL,
+        quantity REAL NOT NULL,
+        remaining_qty REAL NOT NULL,
+        stop_price REAL,
+        target_price REAL,
+        initial_stop REAL,
+        leverage INTEGER NOT NULL,
+        risk_amount REAL NOT NULL,
+        entry_fee REAL NOT NULL DEFAULT 0,
+        exit_price REAL,
+        realized_pnl REAL,
+        fees REAL,
+        net_pnl REAL,
+        r_multiple REAL,
+        exit_reason TEXT,
+        phase TEXT,
+        long_score REAL,
+        short_score REAL,
+        note TEXT NOT NULL DEFAULT '',
+        position_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX trades_status ON trades(status, symbol);
+    CREATE INDEX trades_closed ON trades(closed_ms);
+    CREATE TABLE trade_features (
+        trade_id INTEGER NOT NULL REFERENCES trades(id) ON DELETE CASCADE,
+        feature TEXT NOT NULL,
+        value REAL NOT NULL,
+        PRIMARY KEY (trade_id, feature)
+    );
+    CREATE TABLE trade_exits (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        trade_id INTEGER NOT NULL REFERENCES trades(id) ON DELETE CASCADE,
+        client_order_id TEXT NOT NULL UNIQUE,
+        time_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        price REAL NOT NULL,
+        quantity REAL NOT NULL,
+        pnl REAL NOT NULL,
+        fee REAL NOT NULL
+    );
+    CREATE INDEX trade_exits_trade ON trade_exits(trade_id);
+    CREATE TABLE orders (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_order_id TEXT NOT NULL UNIQUE,
+        trade_id INTEGER REFERENCES trades(id) ON DELETE SET NULL,
+        symbol TEXT NOT NULL,
+        order_id TEXT,
+        purpose TEXT NOT NULL,
+        side TEXT,
+        type TEXT,
+        status TEXT,
+        price REAL,
+        orig_qty REAL,
+        executed_qty REAL,
+        avg_price REAL,
+        reduce_only INTEGER NOT NULL DEFAULT 0,
+        commission REAL,
+        time_ms INTEGER,
+        raw_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX orders_trade ON orders(trade_id);
+    CREATE TABLE thought_chains (
+        trade_id INTEGER PRIMARY KEY REFERENCES trades(id) ON DELETE CASCADE,
+        perception_json TEXT NOT NULL,
+        action_json TEXT NOT NULL,
+        reward_json TEXT,
+        summary_zh TEXT NOT NULL DEFAULT '',
+        summary_en TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE weight_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ms INTEGER NOT NULL,
+        trade_id INTEGER REFERENCES trades(id) ON DELETE SET NULL,
+        trade_count INTEGER NOT NULL,
+        weights_json TEXT NOT NULL,
+        reason_zh TEXT NOT NULL,
+        reason_en TEXT NOT NULL,
+        evidence_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE agent_state (
+        key TEXT PRIMARY KEY,
+        value_json TEXT NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE TABLE decision_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ms INTEGER NOT NULL,
+        level TEXT NOT NULL,
+        symbol TEXT NOT NULL DEFAULT '',
+        message_zh TEXT NOT NULL,
+        message_en TEXT NOT NULL
+    );
+    """,
+]
+
+
+class KnowledgeError(ValueError):
+    """A write was refused: the message names the field and the rule."""
+
+
+def finite(name: str, value: Any, positive: bool = False, allow_none: bool = False) -> float | None:
+    """`value` as a float, or KnowledgeError naming `name`: NaN or inf in a price or PnL column
+    would poison every sum the statistics and the learner take over it."""
+    if value is None and allow_none:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise KnowledgeError(f"{name}={value!r} is invalid: it must be a number") from None
+    if not math.isfinite(v) or (positive and v <= 0):
+        raise KnowledgeError(f"{name}={value!r} is invalid: it must be a finite number"
+                             + (" > 0" if positive else ""))
+    return v
