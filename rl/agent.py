@@ -34,7 +34,7 @@ import numpy as np
 from client import (AuthError, BinanceError, NetworkError, OrderRejected, RateLimitError,
                     UnknownOrderStatus, new_client_order_id)
 from config import Settings
-from rl.agent_bars import HIGHER_TFS, BarDriverMixin, bucket_open, span_ms
+from rl.agent_bars import HIGHER_TFS, BarDriverMixin
 from rl.analysis import Analysis, IncrementalAnalyzer
 from rl.clock import Clock
 from rl.exit_manager import ExitRules, MoveStop, evaluate_exit, exit_kind, holding_quietly
@@ -42,7 +42,7 @@ from rl.knowledge import KnowledgeStore
 from rl.knowledge_json import Encoded
 from rl.learning import EvidenceStats, update_weights
 from rl.level_finder import DEFAULT_WEIGHTS
-from rl.market import MINUTE_MS, index_to_ms
+from rl.market import INTERVAL_MS, MINUTE_MS, bucket_start, index_to_ms
 from rl.marketdata import KLINES_MAX, MarketUnavailable
 from rl.phases import PHASE_KEYS, decide, phase_for
 from rl.position import PositionState
@@ -238,7 +238,7 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
             hist = {"1m": m1.iloc[:-1]}
             for tf, df in frames.items():
                 if tf != "1m":
-                    hist[tf] = df.iloc[:int(np.searchsorted(tf_ms[tf] + span_ms(tf), cut, side="right"))]
+                    hist[tf] = df.iloc[:int(np.searchsorted(tf_ms[tf] + INTERVAL_MS[tf], cut, side="right"))]
             self.prime(sym, hist, float(m1["close"].iloc[-2]) if len(m1) > 1 else price, cut)
             k = len(m1) - 1
         else:
@@ -259,7 +259,7 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
             for tf, opens in tf_ms.items():     # higher-tf candles that closed with this bar
                 last = rt.pushed.get(tf)
                 lo = 0 if last is None else int(np.searchsorted(opens, last, side="right"))
-                hi = int(np.searchsorted(opens + span_ms(tf), t + MINUTE_MS, side="right"))
+                hi = int(np.searchsorted(opens + INTERVAL_MS[tf], t + MINUTE_MS, side="right"))
                 for j in range(lo, hi):
                     rt.analyzer.push_candle(tf, int(opens[j]), *(float(x) for x in tf_rows[tf][j]))
                     rt.pushed[tf] = int(opens[j])
@@ -286,9 +286,9 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
         out = {"1m": int(min(KLINES_MAX, max(0, now - rt.last_1m_ms) // MINUTE_MS + 3))}
         for tf in HIGHER_TFS:
             last = rt.pushed.get(tf)
-            newest_closed = bucket_open(now, tf) - span_ms(tf)
+            newest_closed = bucket_start(now, tf) - INTERVAL_MS[tf]
             if last is None or newest_closed > last:
-                gap = KLINE_LIMITS[tf] if last is None else (newest_closed - last) // span_ms(tf) + 3
+                gap = KLINE_LIMITS[tf] if last is None else (newest_closed - last) // INTERVAL_MS[tf] + 3
                 out[tf] = int(min(KLINES_MAX, gap))
         return out
 

@@ -16,24 +16,9 @@ import numpy as np
 
 from rl.analysis import IncrementalAnalyzer
 from rl.levels import Bars
-from rl.market import DAY_MS, INTERVAL_MS, MINUTE_MS, WEEK_MS, index_to_ms
+from rl.market import INTERVAL_MS, MINUTE_MS, bucket_start, index_to_ms
 
 HIGHER_TFS = ("15m", "8h", "1w")
-WEEK_ANCHOR_MS = 4 * DAY_MS     # Monday 00:00 UTC, as rl.market.bucket_start
-
-
-def bucket_open(t: int, tf: str) -> int:
-    """Open time of the `tf` candle containing t (same formula as rl.market.bucket_start)."""
-    if tf == "1w":
-        return (t - WEEK_ANCHOR_MS) // WEEK_MS * WEEK_MS + WEEK_ANCHOR_MS
-    step = INTERVAL_MS[tf]
-    return t // step * step
-
-
-def span_ms(tf: str) -> int:
-    return WEEK_MS if tf == "1w" else INTERVAL_MS[tf]
-
-
 _M15 = INTERVAL_MS["15m"]
 _FOLD_TFS = ("8h", "1w")
 
@@ -93,16 +78,16 @@ class BarDriverMixin:
                     return None
                 r = rows[i:j]
                 return [b, float(r[0, 0]), float(r[:, 1].max()), float(r[:, 2].min()), float(r[-1, 3]),
-                        [float(x) for x in r[:, 4]], b + span_ms(tf)]
+                        [float(x) for x in r[:, 4]], b + INTERVAL_MS[tf]]
 
-            b15 = bucket_open(int(time_ms), "15m")
+            b15 = bucket_start(int(time_ms), "15m")
             i15 = int(np.searchsorted(m1_ms, b15, side="left"))
             rt.f15 = forming("15m", b15, i15, n)
             # the higher candles hold the 15m buckets already closed; the one forming is
             # folded in when it closes (if it could not be formed, they take its rows directly)
             upto = i15 if rt.f15 is not None else n
             for tf in HIGHER_TFS[1:]:
-                b = bucket_open(int(time_ms), tf)
+                b = bucket_start(int(time_ms), tf)
                 rt.fhi[tf] = forming(tf, b, int(np.searchsorted(m1_ms, b, side="left")), upto)
             rt.last_1m_ms = int(m1_ms[-1])
         if m1_source is not None and type(rt.analyzer) is IncrementalAnalyzer:
@@ -177,8 +162,8 @@ class BarDriverMixin:
                 push(tf, g[0], g[1], g[2], g[3], g[4], math.fsum(g[5]))
                 g = None
             if g is None:
-                b = bucket_open(f[0], tf)
-                g = fhi[tf] = [b, f[1], f[2], f[3], f[4], list(f[5]), b + span_ms(tf)]
+                b = bucket_start(f[0], tf)
+                g = fhi[tf] = [b, f[1], f[2], f[3], f[4], list(f[5]), b + INTERVAL_MS[tf]]
             else:
                 if f[2] > g[2]:
                     g[2] = f[2]

@@ -30,7 +30,7 @@ import numpy as np
 from config import _PARSERS, Settings, SettingsError, load_settings
 from rl.backtest_data import BacktestData, load_backtest_data
 from rl.levels import Bars
-from rl.market import MINUTE_MS, index_to_ms
+from rl.market import DETAIL_SUM_COLUMNS, INTERVAL_MS, MINUTE_MS, index_to_ms
 from rl.metrics import TradeOutcome, drawdown_curve, exposure, summarize
 from rl.router import OrderRouter, sequential_ids
 
@@ -288,7 +288,7 @@ def prime_frames(frame: Any, first: int, week_start_bar: int) -> tuple[dict, flo
     # the analyzer reads open/high/low/close/volume only: the other summed columns become
     # integer zeros, which aggregate for free, instead of three more fsum passes over months
     # of 1m bars (the worker and the agent both wait for these frames at the start)
-    unused = [c for c in ("quote_volume", "taker_buy_volume", "taker_buy_quote_volume", "trades") if c in sub]
+    unused = [c for c in DETAIL_SUM_COLUMNS if c in sub]
     if unused:
         sub = sub.drop(columns=unused).assign(**{c: np.zeros(len(sub), dtype=np.int64) for c in unused})
     clock = StepClock(cut + MINUTE_MS)
@@ -298,17 +298,11 @@ def prime_frames(frame: Any, first: int, week_start_bar: int) -> tuple[dict, flo
         if tf == "1m":
             continue
         df = market.klines("X", tf, limit).iloc[:-1]
-        span = _span_ms(tf)
-        frames[tf] = df[index_to_ms(df.index) + span <= cut]
+        frames[tf] = df[index_to_ms(df.index) + INTERVAL_MS[tf] <= cut]
     m1_lo = min(max(0, first - (KLINE_LIMITS["1m"] - 2)), week_start_bar)
     frames["1m"] = frame.iloc[m1_lo:first]
     price = float(frame["close"].iloc[first - 1]) if first > 0 else float(frame["close"].iloc[first])
     return frames, price, cut
-
-
-def _span_ms(tf: str) -> int:
-    from rl.market import INTERVAL_MS, WEEK_MS
-    return WEEK_MS if tf == "1w" else INTERVAL_MS[tf]
 
 
 def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | None = None,

@@ -44,7 +44,10 @@ INT_COLUMNS = ("close_time", "trades")
 # Binance's row order (minus open_time, which is the index, and the trailing "ignore").
 COLUMNS = ("open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
            "taker_buy_volume", "taker_buy_quote_volume")
-_SUM_COLUMNS = ("volume", "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume")
+# summed when candles are aggregated: the volume, and the detail columns beside it (which the
+# analysis never reads: a backtest aggregates them as integer zeros, for free)
+DETAIL_SUM_COLUMNS = ("quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume")
+_SUM_COLUMNS = ("volume", *DETAIL_SUM_COLUMNS)
 _INDEX_DTYPE = pd.DatetimeTZDtype("ns", "UTC")
 
 

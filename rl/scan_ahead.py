@@ -38,12 +38,11 @@ import pandas as pd
 from rl import levels as lv
 from rl import touches as ts
 from rl.level_finder import BestLevelFinder, LevelScan
+from rl.market import DETAIL_SUM_COLUMNS, INTERVAL_MS, MINUTE_MS, aggregate_arrays, bucket_end, bucket_start, index_to_ms
 from rl.window_cache import WindowCache
-from rl.market import aggregate_arrays, bucket_end, bucket_start, index_to_ms
 
 log = logging.getLogger(__name__)
 
-MINUTE_MS = 60_000
 CHUNK = 48          # scans per message: few enough to start the agent early, many to cut overhead
 FIRST_CHUNK = 4     # scans of the first message: the agent waits for it
 LOOKAHEAD = 16      # messages the worker may have ready beyond the pipe (~200 KB each)
@@ -77,7 +76,6 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
     cut = archive.cut(lo["15m"], min(chunk, FIRST_CHUNK))
     head = {tf: archive.candles(tf, lo[tf], max(lo[tf], archive.before(cut, tf))) for tf in lo}
     higher = {tf: deque(head[tf]) for tf in ("8h", "1w")}
-    ends = {"8h": 8 * 3_600_000, "1w": 7 * 86_400_000}
     r15 = an.rings.get("15m")
     held = r15.bars() if r15 is not None else None
     base = len(held) if held is not None else 0
@@ -93,9 +91,9 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int
             stage = rest["15m"]
         for c15 in stage:
             an.push_candle("15m", *c15)
-            end15 = c15[0] + 15 * MINUTE_MS
+            end15 = c15[0] + INTERVAL_MS["15m"]
             for tf, q in higher.items():
-                while q and q[0][0] + ends[tf] <= end15:
+                while q and q[0][0] + INTERVAL_MS[tf] <= end15:
                     an.push_candle(tf, *q.popleft())
             k += 1
             inp = an.scan_inputs()
@@ -121,7 +119,7 @@ class _Archive:
         self.open_ms = index_to_ms(frame.index[:rows])
         self.last_close = int(self.open_ms[-1]) + MINUTE_MS if rows else 0
         self.cols = {c: frame[c].to_numpy()[:rows] for c in ("open", "high", "low", "close", "volume")}
-        for c in ("quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume"):
+        for c in DETAIL_SUM_COLUMNS:
             self.cols[c] = np.zeros(rows, dtype=np.int64)   # unused here; integer zeros sum for free
 
     def after(self, last_open: int | None, tf: str) -> int:
@@ -131,7 +129,7 @@ class _Archive:
     def cut(self, lo: int, closes: int) -> int:
         """The open time of the 15m bucket `closes` buckets after the one of row lo: the
         rows before it hold the first chunk's closes (fewer across a gap)."""
-        return (bucket_start(int(self.open_ms[lo]), "15m") + closes * 15 * MINUTE_MS) if lo < self.rows else 0
+        return (bucket_start(int(self.open_ms[lo]), "15m") + closes * INTERVAL_MS["15m"]) if lo < self.rows else 0
 
     def before(self, t_ms: int, tf: str) -> int:
         """The first row of the tf bucket holding t_ms: rows before it fill whole buckets."""

@@ -13,13 +13,11 @@ import pytest
 
 from config import Settings
 from rl.agent import TradingAgent
-from rl.agent_bars import bucket_open
 from rl.analysis import Analysis
 from rl.clock import ManualClock
 from rl.knowledge import KnowledgeStore
 from rl.level_book import ScoredLevel
 from rl.level_finder import DEFAULT_WEIGHTS, FEATURES
-from rl.market import bucket_start
 from rl.marketdata import ReplayMarketData
 from rl.paper import PaperExchange
 from rl.thought import ThoughtChain
@@ -338,9 +336,6 @@ def test_manual_close_and_order_are_recorded(tmp_path):
 
 
 def test_backtest_step_aggregates_like_the_market_module_and_trades(tmp_path):
-    for t in (T0, T0 + 14 * MIN, T0 + 3 * 86_400_000 + 5 * MIN, T0 + 9 * 86_400_000):
-        for tf in ("15m", "8h", "1w"):
-            assert bucket_open(t, tf) == bucket_start(t, tf)
     script = Script()
     clock = ManualClock(T0)
     ex = PaperExchange(None, balance=10_000.0, clock=clock.now_ms)
