@@ -286,12 +286,11 @@ class IncrementalAnalyzer:
         # the rings (set by a deferred push, cleared by a flush or by taking a worker's snaps)
         self._backlog: dict[str, list[tuple]] = {}
         self._stale = False
-        # per timeframe, a hash chain over every candle pushed since creation: the scan key's
-        # fingerprint of the whole history the indicator states depend on (see scan_key)
-        self._fp: dict[str, int] = {}
-        self._key_parts: dict[str, tuple] = {}     # per timeframe: its part of scan_key()
+        # per timeframe, its part of scan_key(): the last candle, the candles held and (last)
+        # a hash chain over every candle pushed since creation, the fingerprint of the whole
+        # history the indicator states depend on
+        self._key_parts: dict[str, tuple] = {}
         self._dirty_levels = True
-        self._dirty_static = True
         self._book: LevelBook | None = None
         self._static: tuple[dict, dict] = ({}, {})
         self._static_notes: list[str] = []
@@ -384,7 +383,8 @@ class IncrementalAnalyzer:
         self._bars.pop(tf, None)
         if tf == "1m":
             return  # chart-only: computed lazily from the ring
-        fp = self._fp[tf] = hash((self._fp.get(tf, 0), open_time_ms, o, h, l, c, v))
+        part = self._key_parts.get(tf)
+        fp = hash((part[-1] if part is not None else 0, open_time_ms, o, h, l, c, v))
         # this timeframe's part of scan_key(), as the ring stores the candle (int, floats)
         self._key_parts[tf] = (int(open_time_ms), ring.n, float(o), float(h), float(l), float(c), float(v), fp)
         self._dirty_levels = True
