@@ -6,31 +6,15 @@ and reads them only at an entry; whoever reads them gets exactly what an eager b
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-import numpy as np
-
 from rl import signals as sig
 from rl.level_book import LevelBook, PickedLevel, ScoredLevel
+from rl.thought import json_safe
 
 TIMEFRAMES = ("1m", "15m", "8h", "1w")
-
-
-def _clean(x: Any) -> Any:
-    """JSON-safe copy: NaN/inf -> None, numpy scalars -> Python, tuples -> lists."""
-    if isinstance(x, dict) or isinstance(x, Mapping):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        f = float(x)
-        return f if math.isfinite(f) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
 
 
 class LazyIndicators(Mapping):
@@ -154,7 +138,7 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return _clean({
+        return json_safe({
             "symbol": self.symbol, "price": self.price, "time_ms": self.time_ms,
             "long_score": self.long_score, "short_score": self.short_score,
             "long_breakdown": self.long_breakdown, "short_breakdown": self.short_breakdown,

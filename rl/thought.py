@@ -38,7 +38,7 @@ _isfinite = math.isfinite
 _SCALAR_TYPES: set[type] = set()
 
 
-def _clean(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """Deep copy into JSON-safe primitives (to_dict() objects, numpy, tuples)."""
     t = type(obj)
     if t is float:          # fast paths, same result as below: an entry cleans ~180 values
@@ -58,14 +58,14 @@ def _clean(obj: Any) -> Any:
     elif not (hasattr(obj, "__dict__") or isinstance(obj, (_AbcMapping, list, tuple))):
         _SCALAR_TYPES.add(t)            # decided by its type alone: always `_num` from now on
     if isinstance(obj, _AbcMapping):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return _num(obj)
 
 
 def _clean_dict(d: dict) -> dict:
-    """`{str(k): _clean(v) for k, v in d.items()}` with the scalar cases inlined (perceptions
+    """`{str(k): json_safe(v) for k, v in d.items()}` with the scalar cases inlined (perceptions
     are mostly flat dicts of floats)."""
     out = {}
     for k, v in d.items():
@@ -77,7 +77,7 @@ def _clean_dict(d: dict) -> dict:
         elif t is str or t is int or t is bool or v is None:
             out[k] = v
         else:
-            out[k] = _clean(v)
+            out[k] = json_safe(v)
     return out
 
 
@@ -116,8 +116,8 @@ def build_perception(*, symbol: str, time_ms: int, price: float, analysis: Mappi
     `analysis` is Analysis.to_dict() (or the object): its indicators per timeframe, long/short
     scores with breakdowns and notes are kept; `level` is the chosen ScoredLevel (its six
     features are what the learner later correlates with the outcome)."""
-    a = _clean(analysis) or {}
-    lv = _clean(level) if level is not None else None
+    a = json_safe(analysis) or {}
+    lv = json_safe(level) if level is not None else None
     return {
         "symbol": symbol, "time_ms": int(time_ms), "price": _num(price),
         "indicators": a.get("indicators", {}),
@@ -128,9 +128,9 @@ def build_perception(*, symbol: str, time_ms: int, price: float, analysis: Mappi
                    "long_breakdown": a.get("long_breakdown", {}),
                    "short_breakdown": a.get("short_breakdown", {})},
         "notes": a.get("notes", []),
-        "phase": _clean(phase),
-        "decision": _clean(decision) if decision is not None else None,
-        "weights": _clean(weights) if weights is not None else None,
+        "phase": json_safe(phase),
+        "decision": json_safe(decision) if decision is not None else None,
+        "weights": json_safe(weights) if weights is not None else None,
     }
 
 
@@ -150,8 +150,8 @@ def build_reward(*, realized_pnl: float, fees: float, r_multiple: float, exit_re
     """What came of it; `weight_change` is WeightUpdate.to_dict() when learning ran."""
     out = {"realized_pnl": _num(realized_pnl), "fees": _num(fees),
            "net_pnl": _num(realized_pnl - fees), "r_multiple": _num(r_multiple),
-           "exit_reason": exit_reason, "weight_change": _clean(weight_change)}
-    out.update(_clean(extra))
+           "exit_reason": exit_reason, "weight_change": json_safe(weight_change)}
+    out.update(json_safe(extra))
     return out
 
 

@@ -2,7 +2,7 @@
 
 Each shortcut taken for speed (the paper exchange's trigger band, `position_amount`, bisected
 `fills_since`, flat `to_dict`, the exit manager's early return, the learner's shared moments,
-`_clean`'s fast paths, the store's pre-encoded perception and entry context, the agent's
+`json_safe`'s fast paths, the store's pre-encoded perception and entry context, the agent's
 trimmed 1m prime) is compared here with the slow path it replaces, on random inputs, to
 the bit: results of a backtest must not change because of them.
 """
@@ -25,7 +25,7 @@ from rl.knowledge_schema import KnowledgeError
 from rl.learning import feature_evidence, pearson, update_weights
 from rl.paper import PaperExchange
 from rl.position import PositionState
-from rl.thought import _clean, build_perception
+from rl.thought import build_perception, json_safe
 from tests.conftest import make_candles
 
 SYM = "BTCUSDT"
@@ -275,7 +275,7 @@ def test_clean_fast_paths_equal_the_general_rules():
            "nested": {"x": [np.float32(0.5), {"y": float("nan")}]}, "lv": _Lv(1.0, {"a": np.float64(0.3)}),
            "s": "text", "none": None, "bool": False}
     for _ in range(2):                       # the second pass uses the per-type cache
-        got, ref = _clean(obj), _clean_reference(obj)
+        got, ref = json_safe(obj), _clean_reference(obj)
         assert json.dumps(got, sort_keys=True) == json.dumps(ref, sort_keys=True)
         assert repr(got) == repr(ref)
     p = build_perception(symbol="X", time_ms=1, price=np.float64(2.0), analysis=obj,
