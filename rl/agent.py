@@ -37,7 +37,7 @@ from config import Settings
 from rl.agent_bars import HIGHER_TFS, BarDriverMixin
 from rl.analysis import Analysis, IncrementalAnalyzer
 from rl.clock import Clock
-from rl.exit_manager import ExitRules, MoveStop, evaluate_exit, exit_kind, holding_quietly
+from rl.exit_manager import ExitRules, evaluate_exit, exit_kind, holding_quietly
 from rl.knowledge import KnowledgeStore
 from rl.knowledge_json import Encoded
 from rl.learning import EvidenceStats, update_weights
@@ -468,12 +468,11 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
         opposite = a.short_score if st.side == "LONG" else a.long_score
         if holding_quietly(st, hi, lo, opposite, self.rules):
             return                            # evaluate_exit would return [] (most bars)
-        step, min_qty = self._market_sizes(sym)
+        f = self.exchange.filters(sym)
+        step, min_qty = self._market_sizes(sym, f)
         atr = a.atr_15m
         actions = evaluate_exit(st, price, hi, lo, atr if atr == atr else 0.0, opposite, self.rules,
-                                step=step, min_qty=min_qty)
-        if actions and st.stop_client_algo_id:
-            actions = self._drop_idle_stop_moves(sym, st, actions)
+                                step=step, min_qty=min_qty, round_stop=f.round_price)
         if not actions:
             return
         new_state, outcomes = self.router.apply(st, actions)
@@ -491,26 +490,15 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
                 self._log("INFO", sym, f"持仓调整：{a_.reason_zh or '止损调整'}", f"position update: {a_.reason}", now)
         self._publish(sym)
 
-    def _market_sizes(self, sym: str) -> tuple[float, float]:
-        """(market step, market min qty) as floats for the exit manager, converted from the
-        filters' Decimals only when the exchange hands out a new filters object (every bar in
-        a position asks; the filters change only when exchangeInfo is reloaded)."""
-        f = self.exchange.filters(sym)
+    def _market_sizes(self, sym: str, f: Any) -> tuple[float, float]:
+        """(market step, market min qty) of filters `f` as floats for the exit manager,
+        converted from the filters' Decimals only when the exchange hands out a new filters
+        object (the filters change only when exchangeInfo is reloaded)."""
         c = self._sizes.get(sym)
         if c is None or c[0] is not f:
             c = self._sizes[sym] = (f, float(f.market_step_size or f.step_size),
                                     float(f.market_min_qty or f.min_qty))
         return c[1], c[2]
-
-    def _drop_idle_stop_moves(self, sym: str, st: PositionState, actions: list) -> list:
-        """Leave out stop moves that, rounded to the price tick as the router places them, do
-        not tighten the live stop: a trailing stop a fraction of a tick further would
-        otherwise replace the stop with an identical one (a new Algo order, a cancel, a saved
-        position and a log line) on bar after bar."""
-        f = self.exchange.filters(sym)
-        mode = "down" if st.side == "LONG" else "up"
-        return [x for x in actions if not isinstance(x, MoveStop)
-                or (f.round_price(x.new_stop, mode) - st.stop) * st.sign > 0]
 
     def _record_exit(self, st: PositionState, out: CloseOutcome, now: int) -> None:
         """Record an exit the router just made. Keyed by the exchange order id, the same key the

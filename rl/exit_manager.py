@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Callable, Union
 
 from rl.position import PositionState
 
@@ -95,8 +95,8 @@ def holding_quietly(state: PositionState, high: float, low: float, opposite_scor
                     rules: ExitRules = ExitRules()) -> bool:
     """True when no rule can act on this bar: the opposite score is below its exit level, the
     target is not reached, and the position is short of `partial_at_r` with nothing taken off
-    and the stop not yet at break-even. Most bars of a trade are such bars; the agent skips
-    the rest of its exit work on them (`evaluate_exit` returns [] for them too)."""
+    and the stop not yet at break-even. Most bars of a trade are such bars: `evaluate_exit`
+    returns [] for them, and the agent asks this first to skip the rest of its exit work."""
     if opposite_score >= rules.opposite_score_exit or state.partial_exits or state.breakeven_done:
         return False
     long = state.side == "LONG"
@@ -115,12 +115,21 @@ def _reached_r(state: PositionState, favourable: float, sign: float) -> float:
 
 def evaluate_exit(state: PositionState, price: float, high: float, low: float, atr: float,
                   opposite_score: float = 0.0, rules: ExitRules = ExitRules(),
-                  step: float = 0.0, min_qty: float = 0.0) -> list[ExitAction]:
-    """Actions for this bar/tick. `step`/`min_qty` keep partial sizes tradeable."""
+                  step: float = 0.0, min_qty: float = 0.0,
+                  round_stop: Callable[[float, str], float] | None = None) -> list[ExitAction]:
+    """Actions for this bar/tick. `step`/`min_qty` keep partial sizes tradeable.
+
+    `round_stop(price, "down"|"up")`: the price grid stops are placed on (the symbol's tick;
+    `SymbolFilters.round_price`). With it, a stop move that, so rounded, would not tighten a
+    live stop is left out: a trailing stop a fraction of a tick further would otherwise
+    replace the stop with an identical one (an Algo order, a cancel, a saved position and a
+    log line) on bar after bar."""
     if price <= 0 or high < low:
         raise ValueError(f"price/high/low: need price > 0 and high >= low, got {price}/{high}/{low}")
     if atr < 0 or atr != atr:
         raise ValueError(f"atr: must be >= 0, got {atr!r}")
+    if holding_quietly(state, high, low, opposite_score, rules):
+        return []          # most bars of a trade: before 1R nothing below can act
     long = state.side == "LONG"
     sign = 1.0 if long else -1.0                      # = state.sign
     if opposite_score >= rules.opposite_score_exit:
@@ -132,11 +141,7 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
     if target is not None and (favourable - target) * sign >= 0:
         return [CloseAll(f"target {target:g} reached", f"到达止盈价 {target:g}")]
     partial_done = bool(state.partial_exits)
-    reached_r = 0.0
-    if not partial_done:
-        reached_r = _reached_r(state, favourable, sign)
-        if reached_r < rules.partial_at_r and not state.breakeven_done:
-            return []      # most bars of a trade: before 1R nothing below can act (holding_quietly)
+    reached_r = 0.0 if partial_done else _reached_r(state, favourable, sign)
     actions: list[ExitAction] = []
     best = max(state.best_price, high) if long else min(state.best_price, low)
     stop = state.stop
@@ -159,4 +164,8 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
             actions.append(MoveStop(trail, f"ATR trailing stop: {rules.trail_atr:g} ATR "
                                            f"behind best price {best:g}",
                                     f"ATR 移动止损：距最优价 {best:g} 相差 {rules.trail_atr:g} 倍 ATR"))
+    if round_stop is not None and state.stop_client_algo_id:
+        mode = "down" if long else "up"              # as the router places a stop
+        actions = [a for a in actions if not isinstance(a, MoveStop)
+                   or (round_stop(a.new_stop, mode) - state.stop) * sign > 0]
     return actions

@@ -63,3 +63,22 @@ def test_position_state_roundtrip_and_reconcile():
     assert r.adopt and r.place_stop
     half = PositionSnapshot("BTCUSDT", 0.5, 100.0, 100.0, 0.0, 90.0, 10, 5.0)
     assert reconcile(s, half, [stop]).new_qty == 0.5
+
+
+def test_stop_moves_the_tick_grid_cannot_place_tighter_are_left_out():
+    """A trail a fraction of a tick above a live stop rounds (down, as the router places a
+    long stop) back onto it: no move. A whole tick higher is a move; without a live stop,
+    or without the grid, every move stays."""
+    from rl.paper_rules import default_filters
+    f = default_filters("BTCUSDT", 108.0)
+    assert float(f.tick_size) == pytest.approx(0.001)
+
+    def acts(best, **kw):
+        st = long_state(stop=105.0, partial_exits=[{"qty": 0.5}], best_price=best, **kw)
+        return evaluate_exit(st, 108.0, best, 107.9, atr=1.5, round_stop=f.round_price)
+
+    assert acts(108.0004, stop_client_algo_id="ags-1") == []                  # trail 105.0004
+    assert [a.new_stop for a in acts(108.2, stop_client_algo_id="ags-1")] == [pytest.approx(105.2)]
+    assert [type(a) for a in acts(108.0004)] == [MoveStop]                     # no live stop
+    st = long_state(stop=105.0, partial_exits=[{"qty": 0.5}], best_price=108.0004, stop_client_algo_id="ags-1")
+    assert [type(a) for a in evaluate_exit(st, 108.0, 108.0004, 107.9, atr=1.5)] == [MoveStop]   # no grid
