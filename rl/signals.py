@@ -60,6 +60,14 @@ def trend_component(snaps: dict[str, dict], notes: list[str]):
     return _pair(25.0 * max(0.0, comb), 25.0 * max(0.0, -comb), "trend", f"direction {comb:+.2f} ({desc})")
 
 
+def _has_levels(book, notes: list[str]) -> bool:
+    """Whether the book holds any level; notes when it does not."""
+    if book is None or not book.size:
+        notes.append("levels: none found")
+        return False
+    return True
+
+
 def _level_side(book, x, price: float) -> tuple[float, float]:
     """(points, proximity) of one side's best level."""
     prox = book.proximity(x, price)
@@ -73,8 +81,7 @@ def level_component(book, best_support, best_resistance, price: float, notes: li
         pts, prox = _level_side(book, x, price)
         dist = abs(price - x.price) / book.atr if book.atr == book.atr and book.atr > 0 else float("nan")
         return (pts, f"{word} {x.price:.6g} (score {x.score:.0f}, {x.timeframe}) {dist:.2f} ATR away, proximity {prox:.2f}")
-    if book is None or not book.size:
-        notes.append("levels: none found")
+    if not _has_levels(book, notes):
         return _pair(0.0, 0.0, "level", "no levels found")
     lp, lr = side(best_support, "support")
     sp, sr = side(best_resistance, "resistance")
@@ -123,14 +130,21 @@ def _percent_b(s: dict | None, price: float) -> float | None:
     return (price - lo) / (up - lo)
 
 
+def _noted_percent_b(s: dict | None, price: float, notes: list[str]) -> float | None:
+    """`_percent_b`, noting when the bands cannot score."""
+    pb = _percent_b(s, price)
+    if pb is None:
+        notes.append("15m: Bollinger bands undefined or zero width; Bollinger scores 0")
+    return pb
+
+
 def _bollinger_points(pb: float) -> tuple[float, float]:
     return 15.0 * _clip01((0.5 - pb) / 0.5), 15.0 * _clip01((pb - 0.5) / 0.5)
 
 
 def bollinger_component(s: dict | None, price: float, notes: list[str]):
-    pb = _percent_b(s, price)
+    pb = _noted_percent_b(s, price, notes)
     if pb is None:
-        notes.append("15m: Bollinger bands undefined or zero width; Bollinger scores 0")
         return _pair(0.0, 0.0, "bollinger", "bands undefined")
     up, lo = s["bb_upper"], s["bb_lower"]
     return _pair(*_bollinger_points(pb), "bollinger",
@@ -182,18 +196,12 @@ def price_scores(snaps: dict[str, dict], book, best_support, best_resistance, pr
     """(long score, short score) = `total` of the breakdowns `price_components` and `static`
     make, to the bit, without formatting a reason: a backtest rescores at every 15m close
     and reads the reasons only at an entry. Adds the notes `price_components` adds."""
-    if book is None or not book.size:
-        notes.append("levels: none found")
-        lp = sp = 0.0
-    else:
+    lp = sp = 0.0
+    if _has_levels(book, notes):
         lp = _level_side(book, best_support, price)[0] if best_support is not None else 0.0
         sp = _level_side(book, best_resistance, price)[0] if best_resistance is not None else 0.0
-    pb = _percent_b(snaps.get("15m"), price)
-    if pb is None:
-        notes.append("15m: Bollinger bands undefined or zero width; Bollinger scores 0")
-        bl = bs = 0.0
-    else:
-        bl, bs = _bollinger_points(pb)
+    pb = _noted_percent_b(snaps.get("15m"), price, notes)
+    bl, bs = (0.0, 0.0) if pb is None else _bollinger_points(pb)
     return _total_with(static[0], lp, bl), _total_with(static[1], sp, bs)
 
 
