@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:                     # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from rl.analysis import IncrementalAnalyzer, analyze  # noqa: E402
+from rl.analysis.analyzer import IncrementalAnalyzer, analyze  # noqa: E402
 
 
 def candles(n: int, freq: str, seed: int, vol: float, price: float = 100.0) -> pd.DataFrame:
@@ -83,7 +83,7 @@ def replay(inc: IncrementalAnalyzer, events: list[tuple]) -> None:
 
 
 def real_month(data: str, spec: str) -> None:
-    from rl.archive import load_archive
+    from rl.market.archive import load_archive
     symbol, month = spec.split(":")
     prev = (pd.Period(month, "M") - 1).strftime("%Y-%m")
     try:

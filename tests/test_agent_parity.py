@@ -11,14 +11,14 @@ import time
 import pandas as pd
 
 from config import Settings
-from rl.agent import TradingAgent
+from rl.agent.agent import TradingAgent
 from rl.clock import ManualClock
-from rl.knowledge import KnowledgeStore
-from rl.level_finder import DEFAULT_WEIGHTS
-from rl.market import INTERVAL_MS, WEEK_MS, index_to_ms, resample
-from rl.marketdata import ReplayMarketData
-from rl.paper import PaperExchange
-from rl.runner import AgentRunner
+from rl.knowledge.store import KnowledgeStore
+from rl.analysis.levels.finder import DEFAULT_WEIGHTS
+from rl.market.candles import INTERVAL_MS, WEEK_MS, index_to_ms, resample
+from rl.market.ports import ReplayMarketData
+from rl.paper.exchange import PaperExchange
+from rl.agent.runner import AgentRunner
 from tests.conftest import make_candles
 
 SYMBOL = "BTCUSDT"
@@ -150,11 +150,11 @@ class _RecordingAnalyzer:
 
 def test_self_formed_candles_equal_the_market_ports_bit_for_bit_on_real_data(shared_data_dir):
     """FILUSDT 2023-09 (real archive): every 15m/8h/1w candle step() forms equals the one
-    ReplayMarketData serves (rl.market.aggregate_arrays) exactly, volume included: both sum
+    ReplayMarketData serves (rl.market.candles.aggregate_arrays) exactly, volume included: both sum
     the 1m volumes with math.fsum, so the backtest and replay analyze the same numbers."""
-    from rl.backtest import prime_frames
-    from rl.backtest_data import load_backtest_data
-    from rl.market import bucket_start
+    from rl.backtest.engine import prime_frames
+    from rl.backtest.data import load_backtest_data
+    from rl.market.candles import bucket_start
 
     data = load_backtest_data([shared_data_dir], "FILUSDT", "2023-09-01", "2023-09-30")
     frame, first = data.frame, data.first_bar
@@ -194,7 +194,7 @@ def test_self_formed_candles_equal_the_market_ports_bit_for_bit_on_real_data(sha
 def test_step_appends_1m_candles_to_the_analyzer_like_push_candle():
     """step() appends 1m bars straight to the analyzer's ring: same ring as push_candle, same
     analysis (1m indicators included) and higher-timeframe candles."""
-    from rl.analysis import IncrementalAnalyzer
+    from rl.analysis.analyzer import IncrementalAnalyzer
 
     candles = make_candles(n=2200, seed=11, vol=0.002)
     t_ms = index_to_ms(candles.index)

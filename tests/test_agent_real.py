@@ -9,13 +9,13 @@ import time
 import pytest
 
 from config import Settings
-from rl.agent import TradingAgent
+from rl.agent.agent import TradingAgent
 from rl.clock import ManualClock
-from rl.knowledge import KnowledgeStore
-from rl.level_finder import DEFAULT_WEIGHTS, FEATURES
-from rl.market import index_to_ms
-from rl.marketdata import ReplayMarketData
-from rl.paper import PaperExchange
+from rl.knowledge.store import KnowledgeStore
+from rl.analysis.levels.finder import DEFAULT_WEIGHTS, FEATURES
+from rl.market.candles import index_to_ms
+from rl.market.ports import ReplayMarketData
+from rl.paper.exchange import PaperExchange
 from tests.conftest import make_candles, shared_kline_files
 
 SYMBOL = "BTCUSDT"
@@ -103,7 +103,7 @@ def test_step_driver_on_real_archive_days(shared_data_dir, tmp_path):
     files = shared_kline_files("FILUSDT")
     if not files:
         pytest.skip("FILUSDT archive files not found")
-    from rl.archive import load_archive
+    from rl.market.archive import load_archive
     frame = load_archive(files[0].parent, "FILUSDT", start="2023-08", end="2023-08").frame
     candles = frame.iloc[: 12 * 1440]           # 12 days: 5 to warm up, 7 stepped
     store = KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS)

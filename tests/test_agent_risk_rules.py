@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from rl.agent import TradingAgent
+from rl.agent.agent import TradingAgent
 from tests.test_agent_scripted import SYMBOL, ScriptedAnalyzer, World
 
 FLAT = [100.0] * 60
@@ -64,7 +64,7 @@ def test_exploration_trades_stake_half_the_risk_budget(tmp_path) -> None:
 
 
 def test_fee_floor_keeps_stops_away_from_entry() -> None:
-    from rl.sl_tp import plan_trade
+    from rl.strategy.trade_plan import plan_trade
     # level 99.95 right under entry 100 with a tiny ATR: the natural stop would be 0.1 % away
     plan = plan_trade("LONG", 100.0, 99.95, 0.05, 10_000.0, 10_000.0, taker_fee=0.0005)
     assert plan.stop == pytest.approx(99.5)               # 5 round-trip fees = 0.5 %

@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 
 from config import Settings
-from rl.agent import TradingAgent
-from rl.analysis import Analysis
+from rl.agent.agent import TradingAgent
+from rl.analysis.analyzer import Analysis
 from rl.clock import ManualClock
-from rl.knowledge import KnowledgeStore
-from rl.level_book import ScoredLevel
-from rl.level_finder import DEFAULT_WEIGHTS, FEATURES
-from rl.marketdata import ReplayMarketData
-from rl.paper import PaperExchange
-from rl.thought import ThoughtChain
+from rl.knowledge.store import KnowledgeStore
+from rl.analysis.levels.book import ScoredLevel
+from rl.analysis.levels.finder import DEFAULT_WEIGHTS, FEATURES
+from rl.market.ports import ReplayMarketData
+from rl.paper.exchange import PaperExchange
+from rl.knowledge.thought import ThoughtChain
 
 SYMBOL = "BTCUSDT"
 T0 = int(pd.Timestamp("2024-01-01", tz="UTC").value // 1_000_000)
@@ -435,7 +435,7 @@ def test_the_learners_running_statistics_follow_the_store(tmp_path):
     after each close they must equal the evidence over the store's closed trades, also when
     trades were closed behind the agent's back, and a close whose write failed must not
     leave its sample in them."""
-    from rl.learning import feature_evidence
+    from rl.strategy.learning import feature_evidence
     path = [100.0] * 61 + [(100.0, 103.5, 100.0, 103.2)] + [103.2] * 19 + [(103.2, 106.6, 103.2, 106.4)] + [106.4] * 5
     w = World(tmp_path, path)
     seed_closed_trades(w.store, 29)

@@ -16,16 +16,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pytest
 
-from rl.analysis import IncrementalAnalyzer
-from rl.exchange import AccountSnapshot, Fill, OrderResult, PositionSnapshot, StopOrderInfo
-from rl.exit_manager import ExitRules, breakeven_stop, evaluate_exit
-from rl.knowledge import KnowledgeStore
-from rl.knowledge_json import Encoded, dumps, dumps_top
-from rl.knowledge_schema import KnowledgeError
-from rl.learning import feature_evidence, pearson, update_weights
-from rl.paper import PaperExchange
-from rl.position import PositionState
-from rl.thought import build_perception, json_safe
+from rl.analysis.analyzer import IncrementalAnalyzer
+from rl.execution.port import AccountSnapshot, Fill, OrderResult, PositionSnapshot, StopOrderInfo
+from rl.strategy.exits import ExitRules, breakeven_stop, evaluate_exit
+from rl.knowledge.store import KnowledgeStore
+from rl.knowledge.codec import Encoded, dumps, dumps_top
+from rl.knowledge.schema import KnowledgeError
+from rl.strategy.learning import feature_evidence, pearson, update_weights
+from rl.paper.exchange import PaperExchange
+from rl.execution.position import PositionState
+from rl.knowledge.thought import build_perception, json_safe
 from tests.conftest import make_candles
 
 SYM = "BTCUSDT"
@@ -150,7 +150,7 @@ def test_flat_to_dict_equals_asdict():
 # ----------------------------------------------------------------------------- exit manager
 def _evaluate_exit_reference(state, price, high, low, atr, opposite_score, rules, step, min_qty):
     """evaluate_exit as it was written before its early return (the rules, spelled out)."""
-    from rl.exit_manager import CloseAll, MoveStop, PartialClose, _floor
+    from rl.strategy.exits import CloseAll, MoveStop, PartialClose, _floor
     sign = state.sign
     if opposite_score >= rules.opposite_score_exit:
         return [CloseAll("opp")]
@@ -250,7 +250,7 @@ def test_learning_names_the_first_bad_sample():
 # ----------------------------------------------------------------------------- thought chains
 def _clean_reference(obj):
     from collections.abc import Mapping
-    from rl.thought import _num
+    from rl.knowledge.thought import _num
     if hasattr(obj, "to_dict") and not isinstance(obj, Mapping):
         obj = obj.to_dict()
     if isinstance(obj, Mapping):
@@ -364,7 +364,7 @@ def test_log_without_its_own_transaction_still_rolls_back_and_trims_exactly(tmp_
 
 # ----------------------------------------------------------------------------- agent prime
 def test_prime_pushes_only_the_1m_candles_the_ring_keeps():
-    from rl.agent import TradingAgent, _SymbolRuntime
+    from rl.agent.agent import TradingAgent, _SymbolRuntime
     m1 = make_candles(3_007, start="2024-01-01", freq="1min")
     m15 = make_candles(300, start="2023-12-29", freq="15min", seed=3)
     t = int(m1.index[-1].value // 1_000_000) + 60_000
@@ -427,7 +427,7 @@ def _bits(a) -> bytes:
 
 
 def test_indicator_loops_are_bit_identical_to_the_textbook_loops():
-    from rl import indicators as ind
+    from rl.analysis import indicators as ind
     rng = np.random.default_rng(21)
     for trial in range(300):
         n = int(rng.integers(0, 90))
@@ -453,7 +453,7 @@ def test_saved_position_json_equals_a_plain_encoding():
     tid = _open(s, "e-pos", {"p": 1})
     st = PositionState(symbol="X", side="LONG", entry_price=100.0, qty=1.0, initial_qty=1.0,
                        stop=90.0, initial_stop=90.0, trade_id=tid)
-    from rl.recovery import _state_copy
+    from rl.agent.reconciler import _state_copy
     rng = random.Random(4)
     for i in range(40):
         if rng.random() < 0.6:
@@ -504,7 +504,7 @@ def test_trade_row_without_position_is_the_row_minus_the_position():
 def test_holding_quietly_only_where_no_rule_acts():
     """The agent skips its exit work on bars `holding_quietly` accepts: on those the rules
     must propose nothing, and it must accept the common quiet bar (before 1R)."""
-    from rl.exit_manager import holding_quietly
+    from rl.strategy.exits import holding_quietly
     rng = random.Random(5)
     rules = ExitRules()
     quiet = 0

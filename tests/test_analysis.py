@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rl.analysis import TIMEFRAMES, IncrementalAnalyzer, _static, analyze
+from rl.analysis.analyzer import TIMEFRAMES, IncrementalAnalyzer, _static, analyze
 from tests.conftest import make_candles
 from tests.test_signals import aggregate
 
@@ -143,7 +143,7 @@ def test_levels_built_on_first_read_equal_eager_view():
     import dataclasses
     import pickle
 
-    from rl.analysis import Analysis
+    from rl.analysis.analyzer import Analysis
     frames = aggregate(M1, M1.index[-1])
     price = float(M1.close.iloc[-2])
     a, b = analyze("X", frames, price, 7), analyze("X", frames, price, 7)
@@ -197,7 +197,7 @@ def test_breakdowns_built_on_first_read_match_the_scores_and_the_moment():
     """The reasons of both score breakdowns are formatted on first read (a backtest reads
     them only at an entry): read after many more candles they must be those of the moment
     scored, and the scores summed without them must equal `total` of them to the bit."""
-    from rl import signals as sig
+    from rl.analysis import signals as sig
     inc = IncrementalAnalyzer("X")
     kept = []
     for i, r, _, closed in _fed(inc, 300):
@@ -220,7 +220,7 @@ def test_1m_ring_following_the_archive_reads_as_the_copied_ring():
     """A backtest's 1m ring reads the archive's arrays instead of copying each bar: every view
     (taken at any time, read later, past the ring's capacity) must show the same candles as
     the list ring, and a bar that is not the archive's next one is refused."""
-    from rl.levels import Bars
+    from rl.analysis.levels.candidates import Bars
     src = Bars.from_frame(M1.iloc[:400])
     rows = list(zip(src.t.tolist(), *(getattr(src, f).tolist() for f in "ohlcv")))
     plain, follow = IncrementalAnalyzer("X", max_bars=60), IncrementalAnalyzer("X", max_bars=60)

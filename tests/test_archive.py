@@ -1,4 +1,4 @@
-"""rl.archive: loading Binance archive files (zip/csv, header or not), continuity and gaps."""
+"""rl.market.archive: loading Binance archive files (zip/csv, header or not), continuity and gaps."""
 from __future__ import annotations
 
 import time
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rl.archive import Gap, find_gaps, load_archive
-from rl.market import COLUMNS
+from rl.market.archive import Gap, find_gaps, load_archive
+from rl.market.candles import COLUMNS
 
 MIN = 60_000
 HEADER = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,"
@@ -171,7 +171,7 @@ def test_eleven_column_crlf_export_is_accepted(tmp_path):
 
 
 def test_header_and_long_first_row_beyond_200_bytes(tmp_path) -> None:
-    from rl.archive import read_archive_file
+    from rl.market.archive import read_archive_file
     header = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,"
               "taker_buy_volume,taker_buy_quote_volume,ignore")
     row = ("1693526400000,4.12345678901234567,4.12345678901234567,4.12345678901234567,"

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from config import Settings
-from rl.backtest import (TIMING_FIELDS, BacktestResult, backtest_settings, dumps_json, main,
+from rl.backtest.engine import (TIMING_FIELDS, BacktestResult, backtest_settings, dumps_json, main,
                          run_backtest)
-from rl.backtest_data import BacktestData, BarClock, BarSchedule, load_backtest_data
-from rl.market import MINUTE_MS, index_to_ms
+from rl.backtest.data import BacktestData, BarClock, BarSchedule, load_backtest_data
+from rl.market.candles import MINUTE_MS, index_to_ms
 from tests.conftest import shared_data_root, shared_kline_files
 from tests.test_backtest_data import write_archive
 
@@ -100,7 +100,7 @@ def test_the_run_trades_and_traces_decisions_and_trade_events(day_run) -> None:
 @pytest.mark.shared_data
 def test_no_lookahead_trace_up_to_t_ignores_what_comes_after(day_data, day_run) -> None:
     """Decisions up to T are identical whether the data after T is missing or wildly changed.
-    The cut and tampered runs prepare their level scans in the worker process (rl.scan_ahead),
+    The cut and tampered runs prepare their level scans in the worker process (rl.backtest.scan_ahead),
     which sees the whole archive at once: it must not leak the future either."""
     _, full = day_run
     t_cut = int(index_to_ms(day_data.frame.index)[day_data.first_bar]) + 11 * 60 * MINUTE_MS + 17 * MINUTE_MS
@@ -130,7 +130,7 @@ def test_determinism_byte_identical_json_and_trace(day_data, day_run) -> None:
     assert _json_without_timing(first) == _json_without_timing(second)
     assert trace1 == trace2
     # the HTML report too, thought chains (with their order ids) included, timing aside
-    from rl.report import render_report
+    from rl.backtest.report import render_report
 
     def report(result):
         doc = result.to_report()
@@ -147,11 +147,11 @@ def _replay_trades(data: BacktestData, tmp_path: Path) -> tuple[list[dict], dict
     """The dashboard's replay (AgentRunner thread, ReplayMarketData, PaperExchange on SQLite,
     BarClock at a huge speed, everything as web/world.py builds it) over `data`: its trades
     in the backtest's row shape, and its final weights."""
-    from rl.knowledge import KnowledgeStore
-    from rl.level_finder import DEFAULT_WEIGHTS
-    from rl.marketdata import ReplayMarketData
-    from rl.paper import PaperExchange
-    from rl.runner import AgentRunner
+    from rl.knowledge.store import KnowledgeStore
+    from rl.analysis.levels.finder import DEFAULT_WEIGHTS
+    from rl.market.ports import ReplayMarketData
+    from rl.paper.exchange import PaperExchange
+    from rl.agent.runner import AgentRunner
 
     settings = _settings()
     clock = BarClock(BarSchedule({SYMBOL: data.frame}, start_ms=data.start_ms), speed=1e9)
@@ -206,7 +206,7 @@ def test_parity_holds_across_a_weekly_close(tmp_path: Path) -> None:
     if not shared_kline_files(SYMBOL):
         pytest.skip(f"real Binance archive for {SYMBOL} not found under {shared_data_root()}")
     data = load_backtest_data([shared_data_root()], SYMBOL, "2023-09-03", "2023-09-04")
-    import rl.backtest as bt
+    import rl.backtest.engine as bt
     agents = []
     real_world = bt.build_backtest_world
 
@@ -220,8 +220,8 @@ def test_parity_holds_across_a_weekly_close(tmp_path: Path) -> None:
         result, _ = _run(data)
     finally:
         bt.build_backtest_world = real_world
-    # the weekly candle the agent formed itself equals the market port's (rl.market.resample)
-    from rl.market import resample
+    # the weekly candle the agent formed itself equals the market port's (rl.market.candles.resample)
+    from rl.market.candles import resample
     ring = agents[0]._rt[SYMBOL].analyzer.rings["1w"].bars()
     weekly = resample(data.frame[index_to_ms(data.frame.index) < 1693785600000], "1w")
     assert int(ring.t[-1]) == 1693180800000 == int(index_to_ms(weekly.index)[-1])   # Mon 08-28
@@ -240,7 +240,7 @@ def test_parity_holds_across_a_weekly_close(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- CLI
 
 def test_cli_writes_json_report_and_trace(tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr("rl.backtest.load_settings", lambda: Settings())
+    monkeypatch.setattr("rl.backtest.engine.load_settings", lambda: Settings())
     src = write_archive(tmp_path / "d", "TSTUSDT", "2024-01", 3 * 1440, "2024-01-01", seed=11)
     out_json, out_html, out_trace = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "t.jsonl"
     code = main(["--data", str(src), "--symbol", "tstusdt", "--from", "2024-01-02", "--to", "2024-01-02",
@@ -270,7 +270,7 @@ def test_cli_writes_json_report_and_trace(tmp_path: Path, capsys, monkeypatch) -
     (["--balance", "-5"], "--balance"),
 ])
 def test_cli_bad_input_exits_2_naming_the_field(tmp_path: Path, capsys, monkeypatch, args, message) -> None:
-    monkeypatch.setattr("rl.backtest.load_settings", lambda: Settings())
+    monkeypatch.setattr("rl.backtest.engine.load_settings", lambda: Settings())
     src = write_archive(tmp_path / "d", "TSTUSDT", "2024-01", 100, "2024-01-01")
     assert main(["--data", str(src), "--symbol", "TSTUSDT", *args]) == 2
     assert message in capsys.readouterr().err

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from config import Settings, SettingsError
-from rl.backtest import backtest_settings, parse_overrides
-from rl.backtest_data import BarClock, BarSchedule, load_backtest_data
-from rl.market import MINUTE_MS, index_to_ms
+from rl.backtest.engine import backtest_settings, parse_overrides
+from rl.backtest.data import BarClock, BarSchedule, load_backtest_data
+from rl.market.candles import MINUTE_MS, index_to_ms
 from tests.conftest import make_candles, shared_kline_files
 
 
@@ -168,7 +168,7 @@ class _CountingAgent:
 
 
 def test_backtest_walk_and_runner_loop_cycle_at_the_same_times() -> None:
-    """rl.backtest.run_backtest's walk and AgentRunner's run_cycle/sleep loop over a BarClock
+    """rl.backtest.engine.run_backtest's walk and AgentRunner's run_cycle/sleep loop over a BarClock
     visit the same world times, whatever intervals the agent asks for."""
     from rl.clock import ManualClock
 

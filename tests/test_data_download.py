@@ -1,4 +1,4 @@
-"""rl.data download: checksum-verified, resumable archive downloads (HTTP mocked with responses)."""
+"""rl.market.download download: checksum-verified, resumable archive downloads (HTTP mocked with responses)."""
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +10,8 @@ import pytest
 import requests
 import responses
 
-from rl.archive import load_archive
-from rl.data import (ChecksumMismatch, NotPublished, archive_url, download, download_month,
+from rl.market.archive import load_archive
+from rl.market.download import (ChecksumMismatch, NotPublished, archive_url, download, download_month,
                      main, month_range)
 
 BASE = "https://data.binance.vision"

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rl.analysis import IncrementalAnalyzer, _state_snapshot
-from rl.level_book import LevelScan
+from rl.analysis.analyzer import IncrementalAnalyzer, _state_snapshot
+from rl.analysis.levels.book import LevelScan
 from tests.conftest import make_candles
 
 M15 = make_candles(1400, seed=5, freq="15min", price=80.0, vol=0.004)
@@ -58,7 +58,7 @@ def _same_snaps(a: dict, b: dict) -> bool:
 
 
 def _worker_scans(stream) -> dict:
-    """What rl.scan_ahead ships, made in-process: key -> prepared scan with the static parts
+    """What rl.backtest.scan_ahead ships, made in-process: key -> prepared scan with the static parts
     and the snapshots of each close, from an analyzer that never defers."""
     w = IncrementalAnalyzer("X")
     out = {}
@@ -162,7 +162,7 @@ def test_reads_between_closes_see_current_values() -> None:
 
 def test_a_source_scan_for_another_state_is_never_offered_for_ours() -> None:
     """A state the worker never had (one candle differs) has a key of its own: a source
-    keyed like rl.scan_ahead misses it, and the analyzer computes its own values."""
+    keyed like rl.backtest.scan_ahead misses it, and the analyzer computes its own values."""
     changed = list(STREAM[:600])
     t, o, h, l, c, v = changed[550][0]
     changed[550] = ((t, o, h * 1.01, l, c, v), changed[550][1])
@@ -197,7 +197,7 @@ def test_the_key_fingerprints_history_the_ring_no_longer_holds() -> None:
 def test_the_key_does_not_depend_on_the_hash_seed() -> None:
     """A spawned worker has its own PYTHONHASHSEED; its keys must equal the agent's."""
     code = ("import sys; sys.path.insert(0, '.');"
-            "from tests.test_deferred_indicators import ROWS15; from rl.analysis import IncrementalAnalyzer;"
+            "from tests.test_deferred_indicators import ROWS15; from rl.analysis.analyzer import IncrementalAnalyzer;"
             "an = IncrementalAnalyzer('X'); [an.push_candle('15m', *r) for r in ROWS15[:100]];"
             "print(repr(an.scan_key()))")
     root = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ import pytest
 import responses
 
 from client import BinanceClient
-from rl.exchange import BinanceExchange
+from rl.execution.port import BinanceExchange
 from tests.test_router import BASE, FakeBinance
 
 ACCOUNT = {"totalInitialMargin": "0.00000000", "totalMaintMargin": "0.00000000",

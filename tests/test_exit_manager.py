@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from rl.exit_manager import CloseAll, ExitRules, MoveStop, PartialClose, breakeven_stop, evaluate_exit
-from rl.position import PositionState, reconcile
-from rl.exchange import PositionSnapshot, StopOrderInfo
+from rl.strategy.exits import CloseAll, ExitRules, MoveStop, PartialClose, breakeven_stop, evaluate_exit
+from rl.execution.position import PositionState, reconcile
+from rl.execution.port import PositionSnapshot, StopOrderInfo
 
 
 def long_state(**kw):
@@ -69,7 +69,7 @@ def test_stop_moves_the_tick_grid_cannot_place_tighter_are_left_out():
     """A trail a fraction of a tick above a live stop rounds (down, as the router places a
     long stop) back onto it: no move. A whole tick higher is a move; without a live stop,
     or without the grid, every move stays."""
-    from rl.paper_rules import default_filters
+    from rl.paper.rules import default_filters
     f = default_filters("BTCUSDT", 108.0)
     assert float(f.tick_size) == pytest.approx(0.001)
 

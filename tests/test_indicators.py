@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rl import indicators as ind
+from rl.analysis import indicators as ind
 from tests.conftest import make_candles
 
 
@@ -215,7 +215,7 @@ def test_latest_declines_nan_input():
 
 def test_latest_on_real_minutes(shared_data_dir):
     """500-minute windows of a real month, as an entry's perception reads them."""
-    from rl.backtest_data import load_backtest_data
+    from rl.backtest.data import load_backtest_data
     data = load_backtest_data([shared_data_dir], "FILUSDT", "2023-11-01", "2023-11-03")
     f = data.frame
     t = f.index.as_unit("ms").asi8

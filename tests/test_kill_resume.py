@@ -28,12 +28,12 @@ import sys, pathlib
 import pandas as pd
 from tests.conftest import make_candles
 from config import Settings
-from rl.agent import TradingAgent
+from rl.agent.agent import TradingAgent
 from rl.clock import ManualClock
-from rl.knowledge import KnowledgeStore
-from rl.level_finder import DEFAULT_WEIGHTS
-from rl.marketdata import ReplayMarketData
-from rl.paper import PaperExchange
+from rl.knowledge.store import KnowledgeStore
+from rl.analysis.levels.finder import DEFAULT_WEIGHTS
+from rl.market.ports import ReplayMarketData
+from rl.paper.exchange import PaperExchange
 
 d, end_bar = pathlib.Path(sys.argv[1]), int(sys.argv[2])
 if len(sys.argv) > 3:      # deterministic crash: SIGKILL ourselves on the nth call of a store method

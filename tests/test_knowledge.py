@@ -5,10 +5,10 @@ import sqlite3
 
 import pytest
 
-from rl.exchange import OrderResult
-from rl.knowledge import KnowledgeStore
-from rl.knowledge_schema import KnowledgeError
-from rl.learning import update_weights
+from rl.execution.port import OrderResult
+from rl.knowledge.store import KnowledgeStore
+from rl.knowledge.schema import KnowledgeError
+from rl.strategy.learning import update_weights
 
 W = {"volume_density": 0.20, "touch_bounce_count": 0.20, "bounce_magnitude": 0.15,
      "failed_breakout_count": 0.20, "duration_days": 0.10, "multi_tf_confirm": 0.15}

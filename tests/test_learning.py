@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from rl.learning import (MAX_WEIGHT, MIN_WEIGHT, LearningError, feature_evidence, pearson,
+from rl.strategy.learning import (MAX_WEIGHT, MIN_WEIGHT, LearningError, feature_evidence, pearson,
                          project_to_bounds, update_weights)
 
 W = {"volume_density": 0.20, "touch_bounce_count": 0.20, "bounce_magnitude": 0.15,
@@ -112,7 +112,7 @@ def test_noise_is_inconclusive_and_does_not_move_weights():
 
 
 def test_significance_threshold_shrinks_with_more_trades():
-    from rl.learning import significance_threshold
+    from rl.strategy.learning import significance_threshold
     assert significance_threshold(30) == pytest.approx(1.645 / 30 ** 0.5)
     assert significance_threshold(100) == pytest.approx(0.1645)
     assert significance_threshold(10**6) == pytest.approx(0.05)   # never below MIN_CORRELATION
@@ -130,7 +130,7 @@ def test_running_evidence_equals_evidence_over_all_samples_at_every_close():
     from them the one from the samples."""
     import random
 
-    from rl.learning import EvidenceStats
+    from rl.strategy.learning import EvidenceStats
     rng = random.Random(8)
     samples = _random_samples(rng, 120, list(W))
     running = EvidenceStats(list(W))
@@ -161,7 +161,7 @@ def test_running_correlation_is_accurate_far_from_zero():
 
 
 def test_running_evidence_rejects_a_bad_sample_whole_and_other_features():
-    from rl.learning import EvidenceStats
+    from rl.strategy.learning import EvidenceStats
     st = EvidenceStats(["a", "b"])
     st.add({"a": 1.0, "b": 2.0}, 1.0)
     before = st.evidence()

@@ -4,10 +4,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rl import level_book as lb
-from rl import level_finder as lf
-from rl import levels as lv
-from rl import touches as ts
+from rl.analysis.levels import book as lb
+from rl.analysis.levels import finder as lf
+from rl.analysis.levels import candidates as lv
+from rl.analysis.levels import touches as ts
 from tests.test_levels import (generated_bars, path_bars, real_bars, reference_candidates,
                                reference_touch_stats, support_path)
 

@@ -2,10 +2,8 @@
 import numpy as np
 import pytest
 
-from rl import levels as lv
-from rl import touches as ts
-
-
+from rl.analysis.levels import candidates as lv
+from rl.analysis.levels import touches as ts
 def path_bars(closes, pierce=None, start_ms=0, step_ms=900_000, wick=0.3):
     """Candles from a close path: open = previous close, wicks of `wick` beyond the body.
     `pierce`: {bar index: low} overrides a low (a wick through a level)."""
@@ -101,7 +99,7 @@ def test_touch_stats_mirror_symmetric():
 
 # ------------------------------------------------------------------ reference implementation
 # The straightforward first implementation, kept verbatim as the definition the optimized
-# code in rl/levels.py must reproduce (sliding-window pivots, np.add.at profile, one dense
+# code in rl/analysis/levels/candidates.py must reproduce (sliding-window pivots, np.add.at profile, one dense
 # levels x candles matrix per quantity).
 
 def reference_pivots(high, low, strength):

@@ -10,10 +10,10 @@ import re
 import pytest
 
 from client import NetworkError
-from rl.exit_manager import ExitRules, MoveStop, PartialClose, evaluate_exit
-from rl.position import PositionState, reconcile
-from rl.exchange import PositionSnapshot
-from rl.thought import features_zh
+from rl.strategy.exits import ExitRules, MoveStop, PartialClose, evaluate_exit
+from rl.execution.position import PositionState, reconcile
+from rl.execution.port import PositionSnapshot
+from rl.knowledge.thought import features_zh
 from tests.test_agent_scripted import ENTRY_PARTIAL_TARGET_STOP_PATH, SYMBOL, World
 
 ALLOWED = {"BTCUSDT", "USDT", "ATR", "RSI", "MACD", "IOC", "API", "R"}
@@ -128,7 +128,7 @@ def test_exit_actions_and_reconcile_reasons_come_in_both_languages():
 def _plans():
     """Plans that say each kind of reason: stop, 2R target, next resistance, margin cap,
     zero quantity, a negative target."""
-    from rl.sl_tp import plan_trade
+    from rl.strategy.trade_plan import plan_trade
     return [plan_trade("LONG", 100.0, 99.0, 1.0, 10_000.0, 10_000.0),                   # 2R target
             plan_trade("LONG", 100.0, 99.0, 0.5, 10_000.0, 10_000.0, opposing_level=103.0),
             plan_trade("LONG", 100.0, 99.0, 0.5, 10_000.0, 12.0),                      # margin cap

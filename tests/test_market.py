@@ -1,11 +1,11 @@
-"""rl.market: kline rows -> frame, interval rules, and Binance-exact resampling."""
+"""rl.market.candles: kline rows -> frame, interval rules, and Binance-exact resampling."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rl.market import (COLUMNS, INTERVAL_MS, bucket_end, bucket_start, normalize_frame,
+from rl.market.candles import (COLUMNS, INTERVAL_MS, bucket_end, bucket_start, normalize_frame,
                        resample, rows_to_frame, validate_interval)
 from tests.conftest import make_candles
 

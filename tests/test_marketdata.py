@@ -1,4 +1,4 @@
-"""rl.marketdata: the replay port shows nothing from the future; the live port maps failures."""
+"""rl.market.ports: the replay port shows nothing from the future; the live port maps failures."""
 from __future__ import annotations
 
 import pandas as pd
@@ -8,8 +8,8 @@ import responses
 
 import client as binance
 from rl.clock import ManualClock
-from rl.market import COLUMNS, normalize_frame, resample
-from rl.marketdata import LiveMarketData, MarketDataPort, MarketUnavailable, ReplayMarketData
+from rl.market.candles import COLUMNS, normalize_frame, resample
+from rl.market.ports import LiveMarketData, MarketDataPort, MarketUnavailable, ReplayMarketData
 from tests.conftest import make_candles
 
 MIN = 60_000

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from rl.metrics import (DAY_MS, TradeOutcome, daily_returns, drawdown_curve, exposure,
+from rl.backtest.metrics import (DAY_MS, TradeOutcome, daily_returns, drawdown_curve, exposure,
                         max_drawdown, sharpe_ratio, sortino_ratio, summarize)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from client import NetworkError, OrderRejected
-from rl.paper import PaperExchange
-from rl.paper_rules import default_filters, liquidation_price, maintenance_bracket
+from rl.paper.exchange import PaperExchange
+from rl.paper.rules import default_filters, liquidation_price, maintenance_bracket
 
 SYM = "BTCUSDT"
 

@@ -1,7 +1,7 @@
 """Progressive threshold boundaries and the decision with its log lines."""
 import pytest
 
-from rl.phases import decide, phase_for
+from rl.strategy.phases import decide, phase_for
 
 
 @pytest.mark.parametrize("n, key, min_score, gap, next_at", [

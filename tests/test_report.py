@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from rl.report import _downsample, render_report
+from rl.backtest.report import _downsample, render_report
 
 
 def _result(n: int = 3000) -> dict:

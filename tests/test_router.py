@@ -11,10 +11,10 @@ import pytest
 import responses
 
 from client import BinanceClient, OrderRejected, UnknownOrderStatus, parse_symbol_filters
-from rl.exchange import BinanceExchange
-from rl.exit_manager import CloseAll, MoveStop, PartialClose
-from rl.paper import PaperExchange
-from rl.router import OrderRouter
+from rl.execution.port import BinanceExchange
+from rl.strategy.exits import CloseAll, MoveStop, PartialClose
+from rl.paper.exchange import PaperExchange
+from rl.execution.router import OrderRouter
 
 SYM = "BTCUSDT"
 BASE = "https://demo-fapi.binance.com"

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from rl.clock import SystemClock
-from rl.runner import AgentAlreadyRunning, AgentRunner
+from rl.agent.runner import AgentAlreadyRunning, AgentRunner
 from tests.test_agent_scripted import SYMBOL, World
 
 

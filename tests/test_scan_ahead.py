@@ -1,4 +1,4 @@
-"""Level scans prepared ahead in a worker process (rl.scan_ahead) change nothing but speed.
+"""Level scans prepared ahead in a worker process (rl.backtest.scan_ahead) change nothing but speed.
 
 Every scan the worker prepares must equal, bit for bit, the scan the agent's own analyzer
 computes for the same state; a backtest with the worker must produce byte-identical JSON and
@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 
 from config import Settings
-from rl import levels as lv
-from rl import scan_ahead as sa
-from rl import touches as ts
-from rl.analysis import IncrementalAnalyzer, _static
-from rl.backtest import TIMING_FIELDS, backtest_settings, dumps_json, run_backtest
-from rl.backtest_data import load_backtest_data
-from rl.level_finder import BestLevelFinder
-from rl.market import bucket_start, index_to_ms
-from rl.window_cache import WindowCache
+from rl.analysis.levels import candidates as lv
+from rl.backtest import scan_ahead as sa
+from rl.analysis.levels import touches as ts
+from rl.analysis.analyzer import IncrementalAnalyzer, _static
+from rl.backtest.engine import TIMING_FIELDS, backtest_settings, dumps_json, run_backtest
+from rl.backtest.data import load_backtest_data
+from rl.analysis.levels.finder import BestLevelFinder
+from rl.market.candles import bucket_start, index_to_ms
+from rl.analysis.levels.window_cache import WindowCache
 from tests.conftest import make_candles, shared_data_root, shared_kline_files
 
 SYMBOL = "FILUSDT"
@@ -250,7 +250,7 @@ def test_a_failing_worker_leaves_the_backtest_identical(monkeypatch, caplog) -> 
         yield                                        # (a generator, like the real one)
 
     monkeypatch.setattr(sa, "level_scans", broken)
-    with caplog.at_level("WARNING", logger="rl.scan_ahead"):
+    with caplog.at_level("WARNING", logger="rl.backtest.scan_ahead"):
         result = run_backtest(data, settings, progress=False, scan_ahead=True)
     assert _json(result) == baseline
     assert "worker exploded" in caplog.text and "computes its scans itself" in caplog.text
@@ -261,8 +261,7 @@ def test_a_month_with_the_worker_defers_every_indicator_update(monkeypatch) -> N
     """A real month: the worker has the scan (and snapshots) of every 15m close, so the
     agent's analyzer never pushes a candle into its indicator states after the prime (the
     IndicatorState pushes counted here are the agent's: a forked worker counts its own)."""
-    from rl import indicators as ind
-
+    from rl.analysis import indicators as ind
     data = _data(30)
     pushes, taken = [0], []
     real_push, real_close = ind.IndicatorState.push, sa.ScanAhead.close
@@ -286,7 +285,7 @@ def test_a_month_with_the_worker_defers_every_indicator_update(monkeypatch) -> N
         real_prime(self, *args, **kwargs)
         pushes[0] = 0                                 # count from the first stepped bar on
 
-    from rl.agent import TradingAgent as Agent
+    from rl.agent.agent import TradingAgent as Agent
     real_prime = Agent.prime
     monkeypatch.setattr(ind.IndicatorState, "push", push)
     monkeypatch.setattr(sa.ScanAhead, "close", close)

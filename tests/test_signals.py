@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rl import signals as sig
-from rl.analysis import analyze
+from rl.analysis import signals as sig
+from rl.analysis.analyzer import analyze
 from tests.conftest import make_candles, shared_kline_files
 
 TF = {"1m": "1min", "15m": "15min", "8h": "8h", "1w": "7D"}

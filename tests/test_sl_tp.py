@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from client import parse_symbol_filters
-from rl.sl_tp import plan_trade, stop_price, target_price
+from rl.strategy.trade_plan import plan_trade, stop_price, target_price
 from tests.test_router import EXCHANGE_INFO
 
 F = parse_symbol_filters(EXCHANGE_INFO)["BTCUSDT"]
@@ -54,7 +54,7 @@ def test_bad_input_names_field():
 
 
 def test_short_whose_target_would_be_negative_is_refused_with_a_reason() -> None:
-    from rl.sl_tp import plan_trade
+    from rl.strategy.trade_plan import plan_trade
     # entry 10, level 14 -> stop ~16.5: a 2R target is 10 - 13 = -3
     plan = plan_trade("SHORT", 10.0, 14.0, 5.0, 10_000.0, 10_000.0, risk_percent=1.0)
     assert not plan.ok and plan.qty == 0.0

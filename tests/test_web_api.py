@@ -1,6 +1,6 @@
 """The REST API over the service layer: status codes, JSON errors, token, validation.
 
-Everything here is the real thing: rl.runner.AgentRunner driving the real TradingAgent, a
+Everything here is the real thing: rl.agent.runner.AgentRunner driving the real TradingAgent, a
 KnowledgeStore SQLite file and a PaperExchange under tmp_path, ReplayMarketData over generated
 1m candles and a ManualClock (the agent's "sleep" advances it, so it trades through weeks of
 candles in well under a second). Fakes remain only where a failure must be provoked that the
@@ -19,11 +19,11 @@ import pytest
 from client import BinanceClient, NetworkError
 from config import Settings
 from rl.clock import ManualClock
-from rl.knowledge import KnowledgeStore
-from rl.level_finder import DEFAULT_WEIGHTS, FEATURES
-from rl.marketdata import LiveMarketData, ReplayMarketData
-from rl.paper import PaperExchange
-from rl.runner import AgentAlreadyRunning, AgentRunner
+from rl.knowledge.store import KnowledgeStore
+from rl.analysis.levels.finder import DEFAULT_WEIGHTS, FEATURES
+from rl.market.ports import LiveMarketData, ReplayMarketData
+from rl.paper.exchange import PaperExchange
+from rl.agent.runner import AgentAlreadyRunning, AgentRunner
 from tests.conftest import make_candles
 from web.app import create_app, is_loopback
 from web.service import frame_to_candles
@@ -225,7 +225,7 @@ def test_runner_refusal_maps_to_409(world):
     # The runner may refuse a start that the service's `running` pre-check could not see (a
     # start racing in between check and start). That race cannot be produced on demand with the
     # real runner, so this one test hides `running` from the pre-check and lets start() raise
-    # the real rl.runner.AgentAlreadyRunning: it must still be a 409, not a 500.
+    # the real rl.agent.runner.AgentAlreadyRunning: it must still be a 409, not a 500.
     _, runner, _, _ = world
 
     class RaceLost(AgentRunner):
@@ -273,11 +273,11 @@ def test_status_logs_levels_after_running(client, world):
 
 def test_no_runner_is_503_with_reason(tmp_path):
     app = create_app(Settings(db_path=tmp_path / "a.db"), runner=None, token=TOKEN,
-                     runner_note="ModuleNotFoundError: No module named 'rl.agent'")
+                     runner_note="ModuleNotFoundError: No module named 'rl.agent.agent'")
     c = app.test_client()
     for path in ("/api/agent/status", "/api/account", "/api/positions", "/api/trades", "/api/equity"):
         resp = c.get(path)
-        assert resp.status_code == 503 and "rl.agent" in resp.get_json()["error"], path
+        assert resp.status_code == 503 and "rl.agent.agent" in resp.get_json()["error"], path
     assert post(c, "/api/agent/start").status_code == 503
 
 

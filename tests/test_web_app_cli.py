@@ -126,7 +126,7 @@ def test_bad_setting_exits_2_with_one_line(tmp_path: Path, args, env_extra, need
 def test_replay_of_an_archive_root_without_the_configured_symbol_picks_one(shared_data_dir: Path):
     """A newcomer's `--replay ../shared/data` (SYMBOLS=BTCUSDT, not in the archive) still runs."""
     from config import load_settings
-    from rl.archive import archive_symbols
+    from rl.market.archive import archive_symbols
     from web.world import load_replay_frames
 
     settings = load_settings({"REPLAY_DIR": str(shared_data_dir)}, dotenv_path="/nonexistent")

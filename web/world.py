@@ -42,7 +42,7 @@ def replay_start_ms(start_ms: int, end_ms: int) -> int:
 
 def load_replay_frames(settings: Settings, symbol_given: bool) -> dict[str, Any]:
     """symbol -> ArchiveData for the replay; SettingsError (one line) when the path is unusable."""
-    from rl.archive import archive_symbols, load_archive, load_symbols
+    from rl.market.archive import archive_symbols, load_archive, load_symbols
 
     path = settings.replay_dir
     assert path is not None
@@ -78,8 +78,8 @@ def load_replay_frames(settings: Settings, symbol_given: bool) -> dict[str, Any]
 def build_market(settings: Settings, symbol_given: bool) -> tuple[Settings, Any, Clock, dict | None]:
     """(settings with the replayed symbols, market port, clock, replay facts or None)."""
     if settings.replaying:
-        from rl.backtest_data import replay_clock
-        from rl.marketdata import ReplayMarketData
+        from rl.backtest.data import replay_clock
+        from rl.market.ports import ReplayMarketData
 
         datas = load_replay_frames(settings, symbol_given)
         symbols = tuple(datas)
@@ -101,7 +101,7 @@ def build_market(settings: Settings, symbol_given: bool) -> tuple[Settings, Any,
         return settings, market, clock, replay
 
     from client import BinanceClient
-    from rl.marketdata import LiveMarketData
+    from rl.market.ports import LiveMarketData
 
     clock = SystemClock()
     client = BinanceClient(market_url=settings.market_data_url, trade_url=settings.trade_url,
@@ -112,7 +112,7 @@ def build_market(settings: Settings, symbol_given: bool) -> tuple[Settings, Any,
 
 def build_exchange(settings: Settings, market: Any) -> Any:
     if settings.trading_mode == "paper" or settings.replaying:
-        from rl.paper import PaperExchange
+        from rl.paper.exchange import PaperExchange
 
         db = settings.db_path.with_name(settings.db_path.stem + "-paper" + settings.db_path.suffix)
         # live paper reads Binance's real symbol filters (tick, step, min notional) from the
@@ -122,7 +122,7 @@ def build_exchange(settings: Settings, market: Any) -> Any:
                              taker_fee=settings.taker_fee, default_leverage=settings.leverage,
                              clock=market.now_ms, price_source=market.last_price,
                              filters_source=live_client.symbol_filters if live_client else None)
-    from rl.exchange import BinanceExchange
+    from rl.execution.port import BinanceExchange
 
     # testnet/live never replay, so the market port is live and its client already carries the
     # keys and both hosts: one client means one Retry-After block, one clock offset and one
@@ -133,9 +133,9 @@ def build_exchange(settings: Settings, market: Any) -> Any:
 def build_runner(settings: Settings, market: Any, clock: Clock) -> tuple[Any | None, str | None]:
     """The real AgentRunner, or (None, why) when a piece of the core cannot be built."""
     try:
-        from rl.knowledge import KnowledgeStore
-        from rl.level_finder import DEFAULT_WEIGHTS
-        from rl.runner import AgentRunner
+        from rl.knowledge.store import KnowledgeStore
+        from rl.analysis.levels.finder import DEFAULT_WEIGHTS
+        from rl.agent.runner import AgentRunner
 
         settings.db_path.parent.mkdir(parents=True, exist_ok=True)
         store = KnowledgeStore(settings.db_path, default_weights=DEFAULT_WEIGHTS)

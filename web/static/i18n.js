@@ -95,7 +95,7 @@ const DICT = {
     still_open: "持仓中，尚无奖励",
     levels_none: "暂无支撑阻力位",
     confirm_close: "确定平掉 {symbol} 的持仓？",
-    // exit keys the agent stores with trades and exits (rl/exit_manager.py exit_kind)
+    // exit keys the agent stores with trades and exits (rl/strategy/exits.py exit_kind)
     exit_stop: "止损",
     exit_target: "止盈",
     exit_partial: "分批止盈",

@@ -1,0 +1,229 @@
+"""Restart and reconcile: how the agent's memory is brought back in line with the exchange.
+
+TradingAgent inherits `RecoveryMixin`. The exchange is the truth about positions and stops; the
+knowledge store is the truth about what the agent meant (trades, intents). This module is the
+one place that repairs a disagreement between them:
+- `_restore` (on startup): reload the open trade, adopt a newer live stop, rebuild a trade from
+  an entry intent written just before a kill, then reconcile;
+- `_sync` (every cycle, and on any bar where the position does not match memory): record exits
+  the exchange made (stop fills), adopt an unknown position with a note, re-place a missing
+  protective stop, close the record of a position the exchange no longer has.
+Every write is keyed by an exchange order id, so running any of this twice never counts an
+exit twice (kill -9 safety, see tests/test_kill_resume.py).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from client import BinanceError
+from rl.execution.position import PositionState
+from rl.strategy.exits import reason_zh_for
+from rl.execution.router import error_detail
+
+EPS = 1e-12
+
+def _state_copy(st: PositionState) -> dict:
+    """A reader-safe copy of a PositionState, ~50x cheaper than asdict (its lists hold flat
+    dicts/strings that are never mutated after being appended)."""
+    d = dict(vars(st))
+    d["partial_exits"] = list(st.partial_exits)
+    d["exit_reasons"] = list(st.exit_reasons)
+    d["exit_reasons_zh"] = list(st.exit_reasons_zh)
+    return d
+
+
+
+
+Note = tuple[str, str]      # (Chinese, English): every reconcile note goes to the log in both
+
+
+class RecoveryMixin:
+    """Restart/reconcile half of TradingAgent (uses its store, exchange, router, clock and the
+    `_record_open`, `_finalize`, `_log`, `_publish`, `_connect` methods). Notes are (zh, en)
+    pairs so the run log is one language per column."""
+
+    def _restore(self, sym: str) -> list[Note]:
+        rt = self._rt[sym]
+        now = self.clock.now_ms()
+        notes: list[Note] = []
+        if self.feed_exchange:
+            price = self.market.last_price(sym)
+            self.exchange.on_price(sym, price, now)
+        try:
+            self.exchange.set_leverage(sym, self.settings.leverage)
+        except BinanceError as exc:
+            notes.append((f"{sym}：设置 {self.settings.leverage} 倍杠杆失败（{error_detail(exc)}）",
+                          f"{sym}: set leverage {self.settings.leverage}x failed: {exc}"))
+        trade = self.store.open_trade_for(sym)
+        state = None
+        if trade is not None:
+            trade = self.store.trade(trade["id"])
+            if trade["remaining_qty"] <= EPS:
+                self._finalize(trade["id"], now, trade["exits"][-1]["kind"] if trade["exits"] else "reconcile")
+                notes.append((f"{sym}：交易 #{trade['id']} 在重启前已全部平仓：关闭其记录",
+                              f"{sym}: trade #{trade['id']} was fully exited before the restart: closed its record"))
+            else:
+                state = self._state_from_trade(trade)
+        if state is not None:
+            self._adopt_live_stop(state, notes)
+        intent = self.store.get_state(f"intent:{sym}")
+        if intent is not None:
+            if state is None:
+                state = self._recover_intent(sym, intent, notes)
+            self.store.delete_state(f"intent:{sym}")
+        rt.state = state
+        notes += self._sync(sym, now, restart=True)
+        return notes
+
+    @staticmethod
+    def _state_from_trade(trade: Mapping[str, Any]) -> PositionState:
+        """The saved PositionState, completed from the trade row (the row is the truth about
+        size; a position saved by an older version may lack fields)."""
+        base = {"symbol": trade["symbol"], "side": trade["side"], "entry_price": trade["entry_price"],
+                "initial_qty": trade["quantity"], "initial_stop": trade["initial_stop"] or trade["stop_price"],
+                "stop": trade["stop_price"], "target": trade["target_price"], "opened_ms": trade["opened_ms"],
+                "fees": trade["entry_fee"], "entry_client_order_id": trade["entry_client_order_id"]}
+        merged = {**base, **{k: v for k, v in (trade.get("position") or {}).items() if v is not None}}
+        merged["qty"] = float(trade["remaining_qty"])
+        merged["trade_id"] = int(trade["id"])
+        return PositionState.from_dict(merged)
+
+    def _adopt_live_stop(self, st: PositionState, notes: list[Note]) -> None:
+        """Killed between moving a stop on the exchange and saving it: the remembered stop is
+        gone but our newer one is live. Take the live one (the most protective, since stops only
+        move in our favour) instead of placing a duplicate; reconcile cancels any others."""
+        live = [s for s in self.exchange.open_stops(st.symbol)
+                if s.status == "NEW" and s.side == st.close_side and s.type == "STOP_MARKET"]
+        if not live or st.stop_client_algo_id in {s.client_algo_id for s in live}:
+            return
+        best = max(live, key=lambda s: s.trigger_price * st.sign)
+        st.stop_client_algo_id, st.stop_algo_id, st.stop = best.client_algo_id, best.algo_id, best.trigger_price
+        if (st.stop - st.entry_price) * st.sign > 0:
+            st.breakeven_done = True
+        notes.append((f"{st.symbol}：交易所上的止损单 {best.trigger_price:g} 比保存的更新：采用它",
+                      f"{st.symbol}: the live stop {best.trigger_price:g} is newer than the saved one: adopted it"))
+
+    def _recover_intent(self, sym: str, intent: Mapping[str, Any], notes: list[Note]) -> PositionState | None:
+        """Killed between an entry fill and its record: rebuild the trade from the intent."""
+        pos = self.exchange.position(sym)
+        if pos is None or pos.amount == 0 or pos.side != intent.get("side"):
+            notes.append((f"{sym}：代理停止时正在下入场单；交易所没有对应持仓，说明未成交",
+                          f"{sym}: an entry was being placed when the agent stopped; the exchange has no "
+                          f"matching position, so it never filled"))
+            return None
+        plan = intent.get("plan") or {}
+        close_side = "SELL" if pos.amount > 0 else "BUY"
+        stops = [s for s in self.exchange.open_stops(sym) if s.status == "NEW" and s.side == close_side]
+        open_side = "BUY" if pos.amount > 0 else "SELL"
+        fills = [f for f in self.exchange.fills_since(sym, int(intent.get("time_ms", 0)) - 60_000)
+                 if f.side == open_side]
+        entry_oid = str(fills[0].order_id) if fills else None
+        known = self.store.find_order(sym, entry_oid) if entry_oid else None
+        cid = known["client_order_id"] if known else (f"{sym}:{entry_oid}" if entry_oid else None)
+        fee = sum(f.commission for f in fills if str(f.order_id) == entry_oid)
+        st = PositionState(symbol=sym, side=pos.side, entry_price=pos.entry_price, qty=abs(pos.amount),
+                           initial_qty=abs(pos.amount), stop=float(plan.get("stop")),
+                           initial_stop=float(plan.get("stop")), target=plan.get("target"),
+                           opened_ms=min([f.time_ms for f in fills] or [int(intent.get("time_ms", 0))]),
+                           fees=fee, entry_client_order_id=cid,
+                           stop_client_algo_id=stops[0].client_algo_id if stops else None,
+                           stop_algo_id=stops[0].algo_id if stops else None)
+        if stops:
+            st.stop = stops[0].trigger_price
+        tid = self._record_open(sym, st, intent, note="recovered after restart from the entry intent")
+        notes.append((f"{sym}：代理停止前入场单刚刚成交：已记录交易 #{tid} 及其思维链",
+                      f"{sym}: entry filled just before the agent stopped: recorded trade #{tid} "
+                      f"with its thought chain"))
+        return st
+
+    def _record_exit_fills(self, trade: Mapping[str, Any], kind_default: str) -> float:
+        """Record every closing fill of this trade the store does not know yet (stop filled on
+        the exchange, or an exit made just before a kill); returns the quantity added."""
+        sym = trade["symbol"]
+        close_side = "SELL" if trade["side"] == "LONG" else "BUY"
+        sign = 1.0 if trade["side"] == "LONG" else -1.0
+        groups: dict[str, list] = {}
+        for f in self.exchange.fills_since(sym, int(trade["opened_ms"])):
+            if f.side == close_side:
+                groups.setdefault(str(f.order_id), []).append(f)
+        added = 0.0
+        remaining = float(trade["remaining_qty"])
+        for oid, fills in groups.items():
+            if remaining <= EPS:
+                break
+            qty = min(sum(f.qty for f in fills), remaining)
+            price = sum(f.price * f.qty for f in fills) / sum(f.qty for f in fills)
+            known = self.store.find_order(sym, oid)
+            kind = kind_default
+            if known is not None:
+                kind = {"partial_exit": "partial", "manual": "manual"}.get(known["purpose"], kind_default)
+            pnl = sum(f.realized_pnl for f in fills) or (price - trade["entry_price"]) * qty * sign
+            if self.store.record_exit(trade["id"], client_order_id=f"{sym}:{oid}",
+                                      time_ms=max(f.time_ms for f in fills), kind=kind, price=price,
+                                      quantity=qty, pnl=pnl, fee=sum(f.commission for f in fills)):
+                added += qty
+                remaining -= qty
+        return added
+
+    def _sync(self, sym: str, now: int, restart: bool = False) -> list[Note]:
+        """Router reconcile: position gone (stop hit) → record its fills and close the trade;
+        smaller than remembered → record the missing exit; unknown position → adopt it with a
+        note; missing protective stop → re-place it. Returns the (zh, en) notes."""
+        rt = self._rt[sym]
+        before = rt.state
+        before_qty = before.qty if before is not None else 0.0
+        res = self.router.sync(sym, before)
+        self._connect("exchange", "ok")
+        zh = list(getattr(res, "notes_zh", None) or [])
+        notes: list[Note] = [(zh[i] if i < len(zh) else reason_zh_for(n), n) for i, n in enumerate(res.notes)]
+        if before is not None and before.trade_id is not None:
+            ended = res.state is not before
+            reduced = not ended and res.state.qty < before_qty - EPS
+            if ended or reduced:
+                trade = self.store.trade_row(before.trade_id, with_position=False)
+                kind = ("trailing" if before.breakeven_done else "stop") if ended else "reconcile"
+                if trade is not None and trade["status"] == "open":
+                    self._record_exit_fills(trade, kind)
+                    trade = self.store.trade_row(before.trade_id, with_position=False)
+                    if ended and trade["remaining_qty"] > EPS and res.closed is not None:
+                        # no fill to be found (exchange history unavailable): use the router's estimate
+                        self.store.record_exit(before.trade_id, client_order_id=f"{sym}:outside-{before.trade_id}",
+                                               time_ms=now, kind=kind, price=res.closed.exit_price or before.stop,
+                                               quantity=trade["remaining_qty"], pnl=res.closed.realized_pnl,
+                                               fee=res.closed.fees)
+                    if ended:
+                        exits = self.store.exit_totals(before.trade_id)["exits"]
+                        self._finalize(before.trade_id, now, exits[-1]["kind"] if exits else kind)
+                    elif res.state is not None:
+                        self.store.update_trade(before.trade_id, position=_state_copy(res.state))
+        rt.state = res.state
+        # an entry of unknown outcome stays "pending" in the router until a sync resolves it
+        rt.pending = res.state is None and sym in (getattr(self.router, "_pending", None) or ())
+        if res.state is not None and res.state.trade_id is None:
+            intent = self.store.get_state(f"intent:{sym}")
+            if intent is not None and intent.get("side") == res.state.side:
+                # an entry whose outcome was unknown turned out filled: it is our planned trade
+                self._record_open(sym, res.state, intent)
+                notes.append((f"{sym}：结果未知的入场单实际已成交：已记录交易 #{res.state.trade_id}",
+                              f"{sym}: the entry of unknown outcome was filled: recorded trade #{res.state.trade_id}"))
+            else:
+                self._record_open(sym, res.state, {"time_ms": now, "features": {}, "perception": {
+                    "symbol": sym, "time_ms": now, "note": "adopted from the exchange",
+                    "note_zh": "从交易所接管", "note_en": "adopted from the exchange"}},
+                    note="adopted: the exchange held this position and the agent had no record of it")
+                self.store.delete_state(f"intent:{sym}")
+                side_zh = "多单" if res.state.side == "LONG" else "空单"
+                notes.append((f"{sym}：接管{side_zh} {res.state.qty:g} @ {res.state.entry_price:g}，"
+                              f"止损 {res.state.stop:g}",
+                              f"{sym}: adopted {res.state.side} {res.state.qty:g} @ {res.state.entry_price:g} "
+                              f"with stop {res.state.stop:g}"))
+        elif res.state is not None and res.state.trade_id is not None:
+            self.store.update_trade(res.state.trade_id, stop_price=res.state.stop, position=_state_copy(res.state))
+        if notes and not restart:
+            for n_zh, n_en in notes:
+                gone = "position gone" in n_en
+                self._log("INFO" if gone else "WARNING", sym,
+                          ("持仓已在交易所平仓：" if gone else "对账：") + n_zh,
+                          ("closed on the exchange: " if gone else "reconcile: ") + n_en, now)
+        self._publish(sym)
+        return notes

@@ -1,0 +1,136 @@
+"""AgentRunner: the one background thread that runs the TradingAgent, and the dashboard's window
+into it (see docs/internals.md "Agent runner").
+
+The web service layer only ever talks to this class. Reads (status, logs, trades, weights) go
+to the agent's published snapshot or to the SQLite store, never to state the agent thread is
+mutating, so the dashboard cannot see a half-made decision. Writes from the dashboard (manual
+order, close) go through the agent, which serializes them with its own cycle by one lock.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from config import Settings
+from rl.agent.agent import TradingAgent
+from rl.clock import Clock
+from rl.knowledge.store import KnowledgeStore
+
+log = logging.getLogger(__name__)
+
+
+class AgentAlreadyRunning(Exception):
+    """start() was called while the agent thread is alive."""
+
+
+class AgentRunner:
+    """Start/stop the agent thread; JSON-safe views for the dashboard."""
+
+    def __init__(self, settings: Settings, market: Any, exchange: Any, store: KnowledgeStore,
+                 clock: Clock, agent: TradingAgent | None = None) -> None:
+        self.settings = settings
+        self.market = market
+        self.exchange = exchange
+        self.store = store
+        self.clock = clock
+        self.agent = agent or TradingAgent(settings, market, exchange, store, clock)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._control = threading.Lock()      # start/stop against each other, not the cycle
+        self._fatal: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def running(self) -> bool:
+        t = self._thread
+        return t is not None and t.is_alive()
+
+    def start(self) -> None:
+        """Start the background thread (reload state and reconcile first, inside it)."""
+        with self._control:
+            if self.running:
+                raise AgentAlreadyRunning("the agent is already running: stop it first")
+            self._stop = threading.Event()
+            self._fatal = None
+            self._thread = threading.Thread(target=self._loop, args=(self._stop,),
+                                            name="trading-agent", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to stop and wait for it; the agent checks the flag between steps."""
+        with self._control:
+            self._stop.set()
+            t = self._thread
+            if t is not None and t is not threading.current_thread():
+                t.join(timeout)
+                if t.is_alive():
+                    log.warning("agent thread did not stop within %.1f s; it will stop after its "
+                                "current exchange call returns", timeout)
+
+    def _loop(self, stop: threading.Event) -> None:
+        """The thread body: nothing a cycle raises ends it; only `stop` does."""
+        try:
+            self.agent.startup(stop)
+        except Exception as exc:       # reconcile failing must not keep the agent from trading later
+            self.agent.note_error("startup", exc)
+        while not stop.is_set():
+            try:
+                interval = self.agent.run_cycle(stop)
+            except Exception as exc:   # run_cycle already isolates symbols; this is the last net
+                self.agent.note_error("cycle", exc)
+                interval = self.settings.check_interval_flat
+            if stop.is_set():
+                break
+            if self.clock.sleep(interval, stop):
+                break
+            # a manual clock "sleeps" instantly: give other threads (and stop) a turn
+            if stop.wait(0.001):
+                break
+
+    # ------------------------------------------------------------------ reads
+    def status(self) -> dict:
+        s = self.agent.status()
+        s["running"] = self.running
+        s["mode"] = self.settings.mode_label
+        s["symbols"] = list(self.settings.symbols)
+        return s
+
+    def logs(self, limit: int = 200, after_id: int | None = None) -> list[dict]:
+        return self.store.logs(limit=limit, after_id=after_id)
+
+    def levels(self, symbol: str) -> list[dict]:
+        return self.agent.levels(self._symbol(symbol))
+
+    def account(self) -> dict:
+        return self.exchange.account().to_dict()
+
+    def positions(self) -> list[dict]:
+        return self.agent.positions()
+
+    def trades(self, limit: int = 100) -> list[dict]:
+        return self.store.trades(limit=limit)
+
+    def trade(self, trade_id: int) -> dict | None:
+        return self.store.trade(int(trade_id))
+
+    def equity_curve(self) -> list[dict]:
+        return self.store.trade_logger.equity_curve()
+
+    def weight_history(self) -> list[dict]:
+        return self.store.weight_history()
+
+    # ------------------------------------------------------------------ manual actions
+    def manual_order(self, symbol: str, side: str, type: str, quantity: float,
+                     price: float | None = None) -> dict:
+        return self.agent.manual_order(self._symbol(symbol), side, type, quantity, price)
+
+    def close_position(self, symbol: str) -> dict:
+        return self.agent.close_position(self._symbol(symbol))
+
+    def _symbol(self, symbol: str) -> str:
+        s = str(symbol).upper()
+        if s not in self.settings.symbols:
+            raise ValueError(f"symbol={symbol!r} is invalid: it must be one of the configured SYMBOLS "
+                             f"{', '.join(self.settings.symbols)}")
+        return s

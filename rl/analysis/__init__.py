@@ -1,0 +1,1 @@
+"""Market analysis: indicators, entry-score components, the (incremental) analyzer and its result."""

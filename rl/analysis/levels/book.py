@@ -1,0 +1,252 @@
+"""What a level scan hands out: `ScoredLevel`, the `LevelBook` the analysis reads (best
+support/resistance for a price, the listed best levels) and the weight-independent
+`LevelScan` matrix a scan is prepared as (rl.analysis.levels.finder makes both; a backtest's worker
+prepares LevelScans in another process, rl.backtest.scan_ahead).
+
+Books are built lazily: a scan ranks a few dozen levels at every 15m close, but only the best
+support/resistance and, when someone looks, the listed best 30 become ScoredLevel objects.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from rl.analysis.levels import candidates as lv
+FEATURES: tuple[str, ...] = ("volume_density", "touch_bounce_count", "bounce_magnitude",
+                             "failed_breakout_count", "duration_days", "multi_tf_confirm")
+PROXIMITY_ATR = 3.0          # a level further than 3 ATR(15m) from price does not count now
+MAX_LEVELS = 30              # levels listed in an analysis (best first)
+
+
+@dataclass(frozen=True)
+class ScoredLevel:
+    price: float
+    kind: str                      # "support" | "resistance" relative to the current price
+    score: float                   # 0..100
+    features: dict[str, float]     # each 0..1
+    touches: dict[str, int]        # touch episodes per timeframe
+    timeframe: str                 # finest timeframe the level was found on
+    first_seen_ms: int
+    last_touch_ms: int             # -1 when never touched inside the windows
+    sources: tuple[str, ...] = ()  # pivot_high / pivot_low / volume_node
+    stats: dict[str, float] = field(default_factory=dict)  # raw counts behind the features
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["sources"] = list(self.sources)
+        return d
+
+
+class _ScanResult:
+    """A ranked scan: the ranking permutation and scores over a LevelScan's columns;
+    ScoredLevel objects are built only for the rows somebody looks at (the listed best 30
+    and the chosen support/resistance), not for every level of every scan."""
+
+    def __init__(self, scan: "LevelScan", order: list[int], plist: list[float], score: list[float]) -> None:
+        self.ref_price, self.order, self._scan = scan.ref_price, order, scan
+        self.price = [plist[k] for k in order]          # ranking order (what views iterate)
+        self.score = [score[k] for k in order]
+
+    def __len__(self) -> int:
+        return len(self.price)
+
+    def level(self, r: int, kind: str) -> ScoredLevel:
+        """The ScoredLevel of ranking row r, labelled `kind`."""
+        scan = self._scan
+        col = scan.M[:, self.order[r]].tolist()
+        feats = col[1:7]
+        if feats[5] == 0:
+            feats[5] = 0                 # multi_tf_confirm's "none" is the int 0 of level_features
+        x = object.__new__(ScoredLevel)
+        object.__setattr__(x, "__dict__", {
+            "price": self.price[r], "kind": kind, "score": self.score[r],
+            "features": _feature_dict(*feats),
+            "touches": {tf: int(v) for tf, v in zip(scan.tf_names, col[_ROW_TOUCH:])},
+            "timeframe": _MASK_TF[int(col[_ROW_TFM])], "first_seen_ms": int(col[_ROW_FIRST]),
+            "last_touch_ms": int(col[_ROW_LAST]), "sources": _MASK_SRC[int(col[_ROW_SRC])],
+            "stats": _raw_dict(*col[7:12])})
+        return x
+
+
+_RAW_KEYS = ("volume_ratio", "bounces", "mean_bounce_atr", "failed_breakouts", "duration_days")
+
+
+def _feature_dict(a: float, b: float, c: float, d: float, e: float, f: float) -> dict[str, float]:
+    """dict(zip(FEATURES, row)) as a literal: views build a few dozen of these per scan."""
+    return {"volume_density": a, "touch_bounce_count": b, "bounce_magnitude": c,
+            "failed_breakout_count": d, "duration_days": e, "multi_tf_confirm": f}
+
+
+def _raw_dict(a: float, b: float, c: float, d: float, e: float) -> dict[str, float]:
+    return {"volume_ratio": a, "bounces": b, "mean_bounce_atr": c, "failed_breakouts": d, "duration_days": e}
+
+
+assert tuple(_feature_dict(*FEATURES)) == FEATURES and tuple(_raw_dict(*_RAW_KEYS)) == _RAW_KEYS
+
+
+class LevelBook:
+    """Ranked levels of one scan, re-labelled support/resistance cheaply as price moves.
+
+    Over a `_ScanResult` (the ranking of a LevelScan's columns): a ScoredLevel is built only
+    for a row somebody reads (the listed best 30, the chosen support/resistance), once per
+    side it is labelled for. Supports are levels <= price, resistances >= price; the best
+    support maximises score * max(0, 1 - distance / (3 ATR15m)), or is the nearest one when
+    none is that close (tests/test_level_finder.py checks every answer against the plain
+    definition over the full list of levels)."""
+
+    def __init__(self, res: _ScanResult, atr_value: float, notes: list[str]) -> None:
+        self._res = res
+        self.atr = atr_value
+        self.notes = notes
+        self._ranked: list[ScoredLevel] | None = None
+        by_price = sorted(range(len(res)), key=res.price.__getitem__)
+        self._prices = [res.price[r] for r in by_price]
+        self._rows = by_price
+        self._variants_r: dict[tuple[int, int], ScoredLevel] = {}
+        self._cache_key = None
+        self._cache = ()
+
+    @property
+    def ranked(self) -> list[ScoredLevel]:  # type: ignore[override]
+        if self._ranked is None:
+            ref = self._res.ref_price
+            self._ranked = [self._row(r, 0 if p <= ref else 1) for r, p in enumerate(self._res.price)]
+        return self._ranked
+
+    def _row(self, r: int, side: int) -> ScoredLevel:
+        key = (r, side)
+        v = self._variants_r.get(key)
+        if v is None:
+            v = self._variants_r[key] = self._res.level(r, "support" if side == 0 else "resistance")
+        return v
+
+    @property
+    def size(self) -> int:
+        """Number of levels (without building them)."""
+        return len(self._prices)
+
+    def proximity(self, level: "ScoredLevel | PickedLevel", price: float) -> float:
+        """1 at the level, falling linearly to 0 at 3 ATR(15m) away."""
+        if not (self.atr == self.atr and self.atr > 0):
+            return 0.0
+        return max(0.0, 1.0 - abs(price - level.price) / (PROXIMITY_ATR * self.atr))
+
+    def view(self, price: float) -> tuple[list[ScoredLevel], ScoredLevel | None, ScoredLevel | None]:
+        """(levels best first labelled for `price`, best support, best resistance)."""
+        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
+        if (lo, hi) == self._cache_key:
+            listed, bs, br = self._cache
+            return list(listed), bs, br
+        listed = [self._row(r, 0 if p <= price else 1) for r, p in enumerate(self._res.price[:MAX_LEVELS])]
+        bs = self._best_row(range(hi - 1, -1, -1), price, 0)
+        br = self._best_row(range(lo, len(self._rows)), price, 1)
+        self._cache_key, self._cache = (lo, hi), (listed, bs, br)
+        return list(listed), bs, br
+
+    def pick(self, price: float) -> tuple[ScoredLevel | None, ScoredLevel | None]:
+        """(best support, best resistance) of `view(price)` without building the listed levels."""
+        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
+        if (lo, hi) == self._cache_key:
+            return self._cache[1], self._cache[2]
+        return (self._best_row(range(hi - 1, -1, -1), price, 0), self._best_row(range(lo, len(self._rows)), price, 1))
+
+    def pick_lazy(self, price: float) -> tuple["PickedLevel | None", "PickedLevel | None"]:
+        """`pick` without building the two ScoredLevels (a backtest scores at every 15m close
+        from their price and score, and reads the levels themselves only at an entry)."""
+        lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
+        res = self._res
+        out = []
+        for side, idx in ((0, range(hi - 1, -1, -1)), (1, range(lo, len(self._rows)))):
+            r = self._best_index(idx, price)
+            out.append(None if r is None else PickedLevel(self, r, side, res.price[r], res.score[r]))
+        return out[0], out[1]
+
+    def _best_row(self, idx, price: float, side: int) -> ScoredLevel | None:
+        r = self._best_index(idx, price)
+        return None if r is None else self._row(r, side)
+
+    def _best_index(self, idx, price: float) -> int | None:
+        """The ranking row of the best level among the price-sorted positions idx (walked
+        away from the price), by the rule in the class doc."""
+        best, best_eff, nearest = None, 0.0, None
+        reach = PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
+        score = self._res.score
+        for k in idx:
+            r = self._rows[k]
+            dist = abs(price - self._prices[k])
+            if nearest is None:
+                nearest = r
+            if dist >= reach:
+                break
+            eff = score[r] * (1.0 - dist / reach)
+            if eff > best_eff:
+                best, best_eff = r, eff
+        return best if best is not None else nearest
+
+
+class PickedLevel:
+    """A book's best support or resistance named by its ranking row: the price and score now,
+    the ScoredLevel (`build`, the same object `pick` returns) only when someone reads it."""
+
+    __slots__ = ("book", "row", "side", "price", "score")
+
+    def __init__(self, book: LevelBook, row: int, side: int, price: float, score: float) -> None:
+        self.book, self.row, self.side, self.price, self.score = book, row, side, price, score
+
+    def build(self) -> ScoredLevel:
+        return self.book._row(self.row, self.side)
+
+
+_MASK_TF = [next((tf for i, tf in enumerate(lv.LEVEL_TIMEFRAMES) if m >> i & 1), "") for m in range(8)]
+_MASK_SRC = [tuple(sorted(s for i, s in enumerate(lv.SOURCES) if m >> i & 1)) for m in range(8)]
+
+
+# rows of LevelScan.M (one column per level, cluster order)
+_ROW_FIRST, _ROW_LAST, _ROW_SRC, _ROW_TFM, _ROW_TOUCH = 12, 13, 14, 15, 16
+
+
+class LevelScan:
+    """The weight-independent result of one scan: one float column per level (cluster
+    order) holding its price, six features, the five raw numbers behind them, first/last
+    touch times, source and timeframe bitmasks and touch counts per timeframe (rows as
+    `_ROW_*`; ms times < 2**53 and counts are exact in float64). One matrix, so a worker
+    process hands it over in microseconds. `BestLevelFinder.rank` turns it into a LevelBook."""
+
+    __slots__ = ("ref_price", "atr", "notes", "tf_names", "M", "static", "snaps", "states")
+
+    def __init__(self, ref_price: float, atr: float, notes: list[str], tf_names: tuple, M: np.ndarray) -> None:
+        self.ref_price, self.atr, self.notes, self.tf_names, self.M = ref_price, atr, notes, tf_names, M
+        # the entry score's price-independent components for the same state, when whoever
+        # prepared the scan also had the indicators (rl.backtest.scan_ahead); not part of equality
+        self.static: tuple | None = None
+        # the preparer's indicator snapshots after the same close (15m/8h/1w -> the dicts
+        # IncrementalAnalyzer.snaps holds), so the agent can skip its own indicator updates;
+        # not part of equality either
+        self.snaps: dict | None = None
+        # now and then (rl.backtest.scan_ahead: the last scan of each message) the preparer's indicator
+        # states themselves, so the agent's backlog of deferred candles restarts from there
+        # instead of growing for the whole run
+        self.states: dict | None = None
+
+    @staticmethod
+    def empty(ref_price: float, atr: float, notes: list[str]) -> "LevelScan":
+        return LevelScan(ref_price, atr, notes, (), np.zeros((_ROW_TOUCH, 0)))
+
+    def __getstate__(self) -> tuple:
+        return (self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static, self.snaps,
+                self.states)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static = state[:6]
+        self.snaps = state[6] if len(state) > 6 else None
+        self.states = state[7] if len(state) > 7 else None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LevelScan):
+            return NotImplemented
+        a, b = self.__getstate__()[:5], other.__getstate__()[:5]
+        return (a[2:4] == b[2:4] and (a[0] == b[0] or a[0] != a[0] and b[0] != b[0])
+                and (a[1] == b[1] or a[1] != a[1] and b[1] != b[1])
+                and a[4].shape == b[4].shape and np.array_equal(a[4], b[4], equal_nan=True))

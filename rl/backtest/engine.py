@@ -1,0 +1,527 @@
+"""Backtest: the live TradingAgent, unchanged, run over archive 1m bars.
+
+    python -m rl.backtest --data ../shared/data --symbol FILUSDT --from 2023-09-01 --to 2023-09-30 \
+        --json out.json --report out.html --trace decisions.jsonl --set LEVERAGE=5
+
+No second strategy implementation: the agent's backtest driver `TradingAgent.step()` runs the
+same per-closed-1m-bar routine (`_on_bar`) that `run_cycle()` runs live and in replay. This
+loop primes the agent with what a replay's first cycle sees, then per bar shows the bar to a
+PaperExchange (`on_bar`), steps the agent at the bar's close and, in a position, shows the
+exchange the price at that instant (`on_price`), as a replay cycle does: the dashboard's
+replay (BarClock) makes the same trades (parity; see docs/backtest.md). Arrays only, no
+DataFrame per bar. Figures come from rl.backtest.metrics, shared with the dashboard; the HTML report
+from rl.backtest.report.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from config import _PARSERS, Settings, SettingsError, load_settings
+from rl.backtest.data import BacktestData, load_backtest_data
+from rl.analysis.levels.candidates import Bars
+from rl.market.candles import DETAIL_SUM_COLUMNS, INTERVAL_MS, MINUTE_MS, index_to_ms
+from rl.backtest.metrics import TradeOutcome, drawdown_curve, exposure, summarize
+from rl.execution.router import OrderRouter, sequential_ids
+
+# Settings a backtest decides itself; --set on them would be silently ignored, so refuse.
+_NOT_SETTABLE = {"TRADING_MODE", "API_KEY", "API_SECRET", "LIVE_TRADING_CONFIRM", "SYMBOLS",
+                 "DB_PATH", "HOST", "PORT", "REPLAY_DIR", "REPLAY_SPEED", "MARKET_DATA_URL",
+                 "TRADE_URL"}
+TIMING_FIELDS = ("seconds", "bars_per_second")
+SCAN_AHEAD_MIN_BARS = 2 * 1440       # from two days of bars on, level scans run in a worker
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- settings
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """--set KEY=VALUE pairs -> {settings field: parsed value}, by config.py's own rules."""
+    out: dict[str, Any] = {}
+    for raw in pairs:
+        key, sep, value = str(raw).partition("=")
+        key = key.strip().upper()
+        if not sep or not key:
+            raise SettingsError(f"--set {raw!r} is invalid: use KEY=VALUE with the setting's "
+                                "env-var name, e.g. --set LEVERAGE=5")
+        if key not in _PARSERS:
+            raise SettingsError(f"--set {key}={value!r} is invalid: {key} is not a setting; "
+                                f"settable: {', '.join(sorted(set(_PARSERS) - _NOT_SETTABLE))}")
+        if key in _NOT_SETTABLE:
+            raise SettingsError(f"--set {key}={value!r} is invalid: a backtest fixes {key} itself "
+                                "(paper exchange, in-memory store, --symbol)")
+        attr, parse = _PARSERS[key]
+        out[attr] = parse(key, value)
+    return out
+
+
+def backtest_settings(symbol: str, balance: float | None = None,
+                      overrides: Mapping[str, Any] | None = None,
+                      base: Settings | None = None) -> Settings:
+    """The settings a backtest runs with: .env/environment defaults, then --set, validated.
+
+    Always paper mode, one symbol; keys and live confirmation are dropped (never needed).
+    """
+    if base is None:
+        base = load_settings()
+    changes: dict[str, Any] = dict(overrides or {})
+    if balance is not None:
+        if not (isinstance(balance, (int, float)) and math.isfinite(balance) and balance > 0):
+            raise SettingsError(f"--balance={balance!r} is invalid: it must be a number > 0")
+        changes["paper_balance"] = float(balance)
+    changes.update(trading_mode="paper", api_key="", api_secret="", live_confirm="",
+                   symbols=(symbol,), replay_dir=None)
+    return base.with_overrides(**changes)
+
+
+# ----------------------------------------------------------------------------- trace
+
+TRACE_EVENTS = ("decision", "entry", "exit", "close")
+
+
+class TraceWriter:
+    """One JSON line per trace event, written as it happens (memory stays flat).
+
+    Lines are the agent's decision-listener records (`event: "decision"`, one per entry
+    decision at a 15m close while flat) and the trade events the store records (`entry`, each
+    partial or final `exit` fill, the `close` with net PnL and R); see docs/backtest.md.
+    """
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        self._stream = stream
+        self.count = 0
+        self.decisions = 0
+        self._dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        if self._stream is not None:
+            self._stream.write(self._dumps(record) + "\n")
+        self.count += 1
+
+    def decision(self, record: Mapping[str, Any]) -> None:
+        """The agent's decision listener (TradingAgent.decision_listeners)."""
+        self.decisions += 1
+        if self._stream is not None:
+            self.write({"event": "decision", **{k: _round(v) if isinstance(v, float) else v
+                                                for k, v in record.items()}})
+
+
+def _round(x: Any) -> float | None:
+    return None if x is None or x != x else round(float(x), 6)
+
+
+def _tracing_store(base: type, writer: TraceWriter) -> type:
+    """A KnowledgeStore subclass that also writes each trade event to the trace.
+
+    Only the three writes that mark a trade's life are wrapped; what the store records is
+    unchanged, so a traced run makes exactly the trades of an untraced one."""
+
+    class TracingStore(base):  # type: ignore[misc, valid-type]
+        def open_trade(self, **kw: Any) -> int:
+            tid = super().open_trade(**kw)
+            writer.write({"event": "entry", "time_ms": int(kw["opened_ms"]), "symbol": kw["symbol"],
+                          "trade_id": tid, "side": kw["side"], "price": _round(kw["entry_price"]),
+                          "quantity": _round(kw["quantity"]), "stop": _round(kw["stop_price"]),
+                          "target": _round(kw.get("target_price")), "phase": kw.get("phase")})
+            return tid
+
+        def record_exit(self, trade_id: int, **kw: Any) -> bool:
+            new = super().record_exit(trade_id, **kw)
+            if new:
+                writer.write({"event": "exit", "time_ms": int(kw["time_ms"]), "trade_id": int(trade_id),
+                              "kind": kw["kind"], "price": _round(kw["price"]),
+                              "quantity": _round(kw["quantity"]), "pnl": _round(kw["pnl"]),
+                              "fee": _round(kw["fee"])})
+            return new
+
+        def close_trade(self, trade_id: int, **kw: Any) -> dict:
+            t = super().close_trade(trade_id, **kw)
+            writer.write({"event": "close", "time_ms": int(kw["closed_ms"]), "trade_id": int(trade_id),
+                          "symbol": t.get("symbol"), "exit_reason": kw["exit_reason"],
+                          "net_pnl": _round(t.get("net_pnl")), "fees": _round(t.get("fees")),
+                          "r_multiple": _round(t.get("r_multiple"))})
+            return t
+
+    return TracingStore
+
+
+# ----------------------------------------------------------------------------- result
+
+@dataclass
+class BacktestResult:
+    """Everything a run produced; to_json() is what --json writes, to_report() feeds rl.backtest.report."""
+
+    symbol: str
+    date_from: str
+    date_to: str
+    settings: dict
+    summary: dict
+    final_weights: dict
+    trades: list[dict]
+    open_trades: list[dict]
+    weight_history: list[dict]
+    equity_time_ms: np.ndarray
+    equity: np.ndarray
+    price_time_ms: np.ndarray
+    price_close: np.ndarray
+    bars: int
+    decisions: int
+    gaps: int
+    seconds: float
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def bars_per_second(self) -> float:
+        return self.bars / self.seconds if self.seconds > 0 else float("inf")
+
+    def to_json(self) -> dict:
+        """The --json document: summary figures, final weights, trades, bars and timing."""
+        return {"symbol": self.symbol, "from": self.date_from, "to": self.date_to,
+                **self.summary, "final_weights": self.final_weights,
+                "bars": self.bars, "decisions": self.decisions, "gaps": self.gaps,
+                "seconds": round(self.seconds, 3),
+                "bars_per_second": round(self.bars_per_second, 1) if self.seconds > 0 else None,
+                "settings": self.settings,
+                "trades": [{k: v for k, v in t.items() if k != "thought_chain"} for t in self.trades],
+                "open_trades": [{k: v for k, v in t.items() if k != "thought_chain"}
+                                for t in self.open_trades]}
+
+    def to_report(self) -> dict:
+        """The dict rl.backtest.report.render_report draws."""
+        return {"symbol": self.symbol, "from": self.date_from, "to": self.date_to,
+                "summary": {**self.summary, "bars": self.bars, "seconds": round(self.seconds, 2)},
+                "final_weights": self.final_weights,
+                "prices": {"time_ms": self.price_time_ms.tolist(), "close": self.price_close.tolist()},
+                "equity": {"time_ms": self.equity_time_ms.tolist(), "equity": self.equity.tolist(),
+                           "drawdown": drawdown_curve(self.equity)},
+                "trades": self.trades + self.open_trades, "weight_history": self.weight_history}
+
+
+def _iso_day(ms: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
+
+
+def _iso_min(ms: int | None) -> str | None:
+    return None if ms is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))
+
+
+def _trade_row(t: dict, store: Any) -> dict:
+    full = store.trade(int(t["id"])) or t
+    chain = full.get("thought_chain")
+    return {"id": int(t["id"]), "side": t["side"], "status": t["status"],
+            "opened_ms": int(t["opened_ms"]), "closed_ms": t.get("closed_ms"),
+            "entry_time": _iso_min(t["opened_ms"]), "exit_time": _iso_min(t.get("closed_ms")),
+            "entry_price": t["entry_price"], "exit_price": t.get("exit_price"),
+            "quantity": t["quantity"], "pnl": t.get("net_pnl"), "fees": t.get("fees"),
+            "r_multiple": t.get("r_multiple"), "exit_reason": t.get("exit_reason"),
+            "phase": t.get("phase"), "long_score": t.get("long_score"),
+            "short_score": t.get("short_score"),
+            "summary_en": (chain or {}).get("summary_en"), "summary_zh": (chain or {}).get("summary_zh"),
+            "thought_chain": chain}
+
+
+# ----------------------------------------------------------------------------- the run
+
+class StepClock:
+    """The backtest's clock (rl.clock.Clock): the loop sets it to each bar's close. No lock:
+    one thread owns it, and now_ms() is read many times per bar."""
+
+    def __init__(self, start_ms: int) -> None:
+        self.now = int(start_ms)
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
+        raise RuntimeError("a backtest never sleeps: run_backtest steps the agent bar by bar")
+
+
+def build_backtest_world(settings: Settings, clock: Any, price_source: Callable[[str], float],
+                         store_path: str | Path = ":memory:",
+                         trace: TraceWriter | None = None) -> tuple[Any, Any, Any]:
+    """(exchange, store, agent) wired as for paper trading, the agent in backtest mode: no
+    market port (the caller primes it and feeds every bar to the exchange, then to step())."""
+    from rl.agent.agent import TradingAgent
+    from rl.knowledge.store import KnowledgeStore
+    from rl.analysis.levels.finder import DEFAULT_WEIGHTS
+    from rl.paper.exchange import PaperExchange
+
+    exchange = PaperExchange(None, balance=settings.paper_balance, maker_fee=settings.maker_fee,
+                             taker_fee=settings.taker_fee, default_leverage=settings.leverage,
+                             clock=clock.now_ms, price_source=price_source, persist=False)
+    store_cls = KnowledgeStore if trace is None else _tracing_store(KnowledgeStore, trace)
+    store = store_cls(store_path, default_weights=DEFAULT_WEIGHTS)
+    router = OrderRouter(exchange, store, ioc_offset_bps=settings.ioc_offset_bps, now_ms=clock.now_ms,
+                         id_factory=sequential_ids())
+    agent = TradingAgent(settings, None, exchange, store, clock, router=router, feed_exchange=False)
+    if trace is not None:
+        agent.decision_listeners.append(trace.decision)
+    return exchange, store, agent
+
+
+def prime_frames(frame: Any, first: int, week_start_bar: int) -> tuple[dict, float, int]:
+    """What a replay agent's first cycle primes with at the close of bar `first`, so a
+    backtest starts from the very same analyzer state (parity): the 15m/8h/1w candles
+    closed by bar `first`'s open as the market port shows them (rl.market.ports), the 1m bars
+    before it, and the close of the bar before it. 1m history reaches back to the start of
+    the current week (not just 498 bars) so the agent's own 15m/8h/1w aggregation starts
+    from whole candles; 1m bars only feed the capped 1m chart ring, never a decision.
+    Returns (frames_closed, price, time_ms)."""
+    from rl.agent.agent import KLINE_LIMITS
+    from rl.market.ports import ReplayMarketData
+
+    open_ms = index_to_ms(frame.index)
+    cut = int(open_ms[first])
+    # the market port over the data up to the bar after `first` (later bars are invisible at
+    # that time anyway), asked at the replay's first cycle time, as run_cycle asks it
+    sub = frame.iloc[: first + 2]
+    # the analyzer reads open/high/low/close/volume only: the other summed columns become
+    # integer zeros, which aggregate for free, instead of three more fsum passes over months
+    # of 1m bars (the worker and the agent both wait for these frames at the start)
+    unused = [c for c in DETAIL_SUM_COLUMNS if c in sub]
+    if unused:
+        sub = sub.drop(columns=unused).assign(**{c: np.zeros(len(sub), dtype=np.int64) for c in unused})
+    clock = StepClock(cut + MINUTE_MS)
+    market = ReplayMarketData({"X": sub}, clock)
+    frames: dict[str, Any] = {}
+    for tf, limit in KLINE_LIMITS.items():
+        if tf == "1m":
+            continue
+        df = market.klines("X", tf, limit).iloc[:-1]
+        frames[tf] = df[index_to_ms(df.index) + INTERVAL_MS[tf] <= cut]
+    m1_lo = min(max(0, first - (KLINE_LIMITS["1m"] - 2)), week_start_bar)
+    frames["1m"] = frame.iloc[m1_lo:first]
+    price = float(frame["close"].iloc[first - 1]) if first > 0 else float(frame["close"].iloc[first])
+    return frames, price, cut
+
+
+def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | None = None,
+                 progress: bool | None = None, store_path: str | Path = ":memory:",
+                 on_step: Callable[[int, int], None] | None = None,
+                 scan_ahead: bool | None = None) -> BacktestResult:
+    """Run the agent over every tested bar of `data` (see rl.backtest.data for the walk).
+
+    Per bar i (close time T): the paper exchange is shown the bar (`on_bar`: fills against
+    open/high/low/close), then `agent.step(T, bar)` runs the agent's one per-bar routine, then,
+    while a position is open, the exchange is shown the price at T (`on_price`), exactly what
+    a replay cycle does between bars. progress=None shows a tqdm bar only when stderr is a
+    terminal; on_step(step, T) is called after each bar (tests).
+
+    scan_ahead: prepare the level scans in a worker process (rl.backtest.scan_ahead) while the agent
+    trades; the trades are identical either way. None = on for runs of SCAN_AHEAD_MIN_BARS
+    or more (a worker's start-up is not worth it for a few hours of bars).
+    """
+    from rl.market.candles import bucket_start
+
+    symbol = data.symbol
+    frame = data.frame
+    first = data.first_bar
+    n = data.tested_bars
+    open_ms = index_to_ms(frame.index)
+    # plain Python lists: indexing them per bar is ~10x cheaper than numpy scalars
+    t_l = open_ms.tolist()
+    o_l, h_l, l_l, c_l, v_l = (frame[k].to_numpy(dtype=np.float64).tolist()
+                               for k in ("open", "high", "low", "close", "volume"))
+    clock = StepClock(t_l[first] + MINUTE_MS)
+    cur = [first]                                   # the bar whose close is "now"
+
+    def price_source(_sym: str) -> float:           # the market port's last_price at now
+        return c_l[cur[0]]
+
+    writer = TraceWriter(trace)
+    exchange, store, agent = build_backtest_world(settings, clock, price_source, store_path,
+                                                  writer)
+    eq = [0.0] * n                   # a list: storing a float is cheaper than into numpy
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = None
+    started = time.perf_counter()
+    ahead = None
+    try:
+        week0 = int(np.searchsorted(open_ms, int(bucket_start(t_l[first], "1w")), side="left"))
+        frames, price0, cut = prime_frames(frame, first, week0)
+        if scan_ahead or (scan_ahead is None and n >= SCAN_AHEAD_MIN_BARS):
+            from rl.backtest.scan_ahead import ScanAhead
+            # before the agent primes (the worker starts from the same frames, in parallel)
+            # and before tqdm starts its monitor thread (a fork should copy a single-threaded
+            # process)
+            try:
+                ahead = ScanAhead(frame, symbol, first, n, week0, frames)
+            except OSError as exc:                   # no processes allowed here: one is enough
+                log.warning("scan-ahead worker could not start (%s); running in one process", exc)
+        if show:
+            from tqdm import tqdm
+            bar = tqdm(total=n, unit="bar", file=sys.stderr, mininterval=0.5, desc=f"backtest {symbol}")
+        agent.startup()                              # what the replay runner does first
+        agent.prime(symbol, frames, price0, cut, scan_source=ahead, m1_source=(Bars.from_frame(frame), first))
+        del frames
+        on_bar, on_price, step_fn = exchange.on_bar, exchange.on_price, agent.step
+        margin_balance = exchange.margin_balance      # = account().margin_balance, no snapshot
+        equity = margin_balance()
+        bars = {symbol: None}
+        rows = zip(t_l[first:first + n], o_l[first:first + n], h_l[first:first + n], l_l[first:first + n],
+                   c_l[first:first + n], v_l[first:first + n])
+        for k, row in enumerate(rows):
+            t, o, h, l, c, _ = row
+            now = t + MINUTE_MS
+            clock.now = now
+            cur[0] = first + k
+            on_bar(symbol, o, h, l, c, now - 1)
+            bars[symbol] = row
+            if step_fn(now, bars):
+                # something happened (a 15m close or an open position): as a replay cycle does
+                # in a position, show the exchange the price at now (a stop the agent just
+                # moved past it triggers here, not at the next bar's open; flat and idle it is
+                # a no-op), then read the equity. A flat minute changes neither.
+                on_price(symbol, c, now)
+                equity = margin_balance()
+            eq[k] = equity
+            if on_step is not None:
+                on_step(k, now)
+            if bar is not None and k % 1000 == 999:
+                bar.update(1000)
+        if bar is not None:
+            bar.update(n - bar.n)
+        seconds = time.perf_counter() - started
+    finally:
+        if ahead is not None:
+            ahead.close()
+            log.debug("scan-ahead: %d scans taken, %d computed here", ahead.hits, ahead.misses)
+        if bar is not None:
+            bar.close()
+    eq_t = open_ms[first:first + n] + MINUTE_MS
+    result = _collect(data, settings, store, n, eq_t, np.asarray(eq, dtype=np.float64),
+                      writer.decisions, seconds)
+    store.close()
+    return result
+
+
+def _collect(data: BacktestData, settings: Settings, store: Any, n: int, eq_t: np.ndarray,
+             eq: np.ndarray, decisions: int, seconds: float) -> BacktestResult:
+    rows = list(reversed(store.trades(limit=10**9)))          # oldest first
+    closed = [_trade_row(t, store) for t in rows if t["status"] == "closed"]
+    still_open = [_trade_row(t, store) for t in rows if t["status"] != "closed"]
+    outcomes = [TradeOutcome(pnl=float(t["pnl"] or 0.0), fees=float(t["fees"] or 0.0),
+                             r_multiple=t["r_multiple"], opened_ms=t["opened_ms"],
+                             closed_ms=int(t["closed_ms"])) for t in closed]
+    frame = data.frame
+    open_ms = index_to_ms(frame.index)
+    lo, hi = data.first_bar, data.first_bar + n
+    first_price = float(frame["open"].iloc[lo])
+    last_price = float(frame["close"].iloc[hi - 1])
+    times_with_start = np.concatenate(([int(open_ms[lo])], eq_t))
+    equity_with_start = np.concatenate(([settings.paper_balance], eq))
+    summary = summarize(outcomes, times_with_start, equity_with_start, settings.paper_balance,
+                        first_price=first_price, last_price=last_price).to_dict()
+    if still_open:   # time in a position still open at the end is exposure too
+        held = outcomes + [TradeOutcome(0.0, 0.0, None, t["opened_ms"], int(eq_t[-1])) for t in still_open]
+        summary["exposure_pct"] = exposure(held, int(times_with_start[0]), int(times_with_start[-1])) * 100.0
+    history = store.weight_history(limit=10**9)
+    final = store.current_weights()
+    return BacktestResult(
+        symbol=data.symbol, date_from=_iso_day(int(open_ms[lo])), date_to=_iso_day(int(open_ms[hi - 1])),
+        settings={k: v for k, v in settings.public_dict().items()
+                  if k in ("leverage", "max_risk_percent", "min_trades_for_adjust", "check_interval_flat",
+                           "check_interval_position", "paper_balance", "maker_fee", "taker_fee",
+                           "ioc_offset_bps")},
+        summary=summary, final_weights=final, trades=closed, open_trades=still_open,
+        weight_history=[{"time_ms": w["time_ms"], "weights": w["weights"], "reason": w["reason"]}
+                        for w in history],
+        equity_time_ms=times_with_start, equity=equity_with_start,
+        price_time_ms=open_ms[lo:hi] + MINUTE_MS, price_close=frame["close"].to_numpy()[lo:hi],
+        bars=n, decisions=decisions, gaps=len(data.gaps), seconds=seconds)
+
+
+# ----------------------------------------------------------------------------- output
+
+_ROWS = (("trades", "Trades / 交易数", "{:d}"), ("win_rate", "Win rate / 胜率", "pct1"),
+         ("net_pnl", "Net PnL / 净盈亏", "{:,.2f}"), ("return_pct", "Return / 收益率", "{:+.2f} %"),
+         ("fees", "Fees / 手续费", "{:,.2f}"), ("max_drawdown_pct", "Max drawdown / 最大回撤", "{:.2f} %"),
+         ("sharpe", "Sharpe", "{:.2f}"), ("sortino", "Sortino", "{:.2f}"),
+         ("profit_factor", "Profit factor / 盈亏比", "{:.2f}"), ("expectancy", "Expectancy / 期望", "{:,.2f}"),
+         ("average_r", "Average R / 平均R", "{:+.2f}"), ("exposure_pct", "Exposure / 持仓时间", "{:.1f} %"),
+         ("buy_hold_return_pct", "Buy & hold / 持有收益", "{:+.2f} %"))
+
+
+def format_summary(result: BacktestResult) -> str:
+    """The plain-text summary table the CLI prints."""
+    s = result.summary
+    lines = [f"Backtest {result.symbol} {result.date_from} → {result.date_to}: {result.bars:,} bars "
+             f"in {result.seconds:.1f} s ({result.bars_per_second:,.0f} bars/s)"]
+    width = max(len(label) for _, label, _ in _ROWS) + 2
+    for key, label, fmt in _ROWS:
+        v = s.get(key)
+        if v is None:
+            text = "—"
+        elif fmt == "pct1":
+            text = f"{v * 100:.1f} %"
+        else:
+            text = fmt.format(v)
+        lines.append(f"  {label:<{width}}{text}")
+    if result.open_trades:
+        lines.append(f"  {'Open at end / 未平仓':<{width}}{len(result.open_trades)} (in equity, not in trades)")
+    lines.append("  Final weights / 最终权重:")
+    for k, w in result.final_weights.items():
+        lines.append(f"    {k:<24}{w * 100:5.1f} %")
+    return "\n".join(lines)
+
+
+def dumps_json(doc: Mapping[str, Any]) -> str:
+    """Deterministic JSON (sorted keys, NaN refused) so two runs can be compared byte for byte."""
+    return json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rl.backtest",
+                                description="Run the trading agent over Binance archive 1m klines.")
+    p.add_argument("--data", nargs="+", required=True, metavar="PATH",
+                   help="archive .zip/.csv files, their folder, or the archive root (../shared/data)")
+    p.add_argument("--symbol", required=True, help="symbol to test, e.g. FILUSDT")
+    p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day tested (UTC)")
+    p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day tested (UTC, inclusive)")
+    p.add_argument("--balance", type=float, help="starting balance in USDT (default PAPER_BALANCE)")
+    p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    p.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report")
+    p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per decision")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting by its env-var name (repeatable), e.g. --set LEVERAGE=5")
+    p.add_argument("--single-process", action="store_true",
+                   help="prepare level scans in this process instead of a worker (slower, same results)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        symbol = args.symbol.strip().upper()
+        settings = backtest_settings(symbol, args.balance, parse_overrides(args.overrides))
+        data = load_backtest_data(args.data, symbol, args.date_from, args.date_to)
+    except (SettingsError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    trace = open(args.trace, "w", encoding="utf-8") if args.trace else None
+    try:
+        result = run_backtest(data, settings, trace=trace, scan_ahead=False if args.single_process else None)
+    finally:
+        if trace is not None:
+            trace.close()
+    print(format_summary(result))
+    if args.json:
+        Path(args.json).write_text(dumps_json(result.to_json()) + "\n", encoding="utf-8")
+    if args.report:
+        from rl.backtest.report import render_report
+        Path(args.report).write_text(render_report(result.to_report()), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""Read-side statistics over the knowledge store: win rate, PnL and R summary, per-feature
+evidence and the equity curve, as the learner, the phases and the dashboard read them.
+
+A plain view object (store.trade_logger) rather than more store methods: it only reads, through
+the store's public reads and its locked `_query`, so it never sees a half-written trade.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from rl.strategy.learning import feature_evidence
+
+if TYPE_CHECKING:      # the store builds its TradeLogger: a runtime import would be circular
+    from rl.knowledge.store import KnowledgeStore
+
+
+class TradeLogger:
+    """The statistics view over the store that the learner, the phases and the dashboard read."""
+
+    def __init__(self, store: KnowledgeStore) -> None:
+        self._store = store
+
+    def get_trade_count(self) -> int:
+        return self._store.get_trade_count()
+
+    def summary(self) -> dict:
+        """Win rate, PnL and R statistics over closed trades."""
+        rows = self._store._query("SELECT net_pnl, r_multiple, fees FROM trades WHERE status='closed'")
+        n = len(rows)
+        wins = [r for r in rows if (r["net_pnl"] or 0) > 0]
+        losses = [r for r in rows if (r["net_pnl"] or 0) <= 0]
+        gross_win = sum(r["net_pnl"] for r in wins)
+        gross_loss = -sum(r["net_pnl"] or 0 for r in losses)
+        return {
+            "trades": n,
+            "open_trades": len(self._store.open_trades()),
+            "wins": len(wins), "losses": len(losses),
+            "win_rate": (len(wins) / n) if n else 0.0,
+            "net_pnl": sum(r["net_pnl"] or 0 for r in rows),
+            "fees": sum(r["fees"] or 0 for r in rows),
+            "avg_r": (sum(r["r_multiple"] or 0 for r in rows) / n) if n else 0.0,
+            "avg_win": (gross_win / len(wins)) if wins else 0.0,
+            "avg_loss": (-gross_loss / len(losses)) if losses else 0.0,
+            "profit_factor": (gross_win / gross_loss) if gross_loss > 0 else None,
+        }
+
+    def win_rate(self) -> float:
+        return float(self.summary()["win_rate"])
+
+    def total_pnl(self) -> float:
+        return float(self.summary()["net_pnl"])
+
+    def feature_stats(self, features: Sequence[str] | None = None) -> dict[str, dict]:
+        """Per feature: correlation of its entry value with R, and its mean in wins vs losses."""
+        samples = self._store.closed_samples()
+        names = list(features) if features is not None else sorted({k for s, _ in samples for k in s})
+        return {k: v.to_dict() for k, v in feature_evidence(samples, names).items()}
+
+    def equity_curve(self, initial_balance: float | None = None) -> list[dict]:
+        """[{time_ms, equity}]: the starting balance, then one point per closed trade (net PnL)."""
+        start = initial_balance if initial_balance is not None else self._store.get_state("initial_balance")
+        start = float(start) if start is not None else 0.0
+        rows = self._store._query("SELECT opened_ms, closed_ms, net_pnl FROM trades WHERE status='closed'"
+                                  " ORDER BY closed_ms, id")
+        if not rows:
+            return [{"time_ms": int(self._store.get_state("initial_balance_ms", 0) or 0), "equity": start}]
+        out = [{"time_ms": int(min(r["opened_ms"] for r in rows)), "equity": start}]
+        eq = start
+        for r in rows:
+            eq += float(r["net_pnl"] or 0.0)
+            out.append({"time_ms": int(r["closed_ms"]), "equity": eq})
+        return out

@@ -1,0 +1,435 @@
+"""The knowledge store: SQLite as the single source of truth for what the agent did and learned.
+
+Trades, orders, thought chains, feature values at entry, weight history, agent state and the
+decision log live here, in one file, with numbered migrations (component "knowledge") and one
+transaction per logical write. That is what lets the agent be SIGKILLed at any instant and
+resume: a trade is either fully recorded (row + features + thought chain + linked orders) or not
+at all, and every write that could be repeated after a crash is idempotent (keyed by the
+exchange client order id), so a restart never duplicates a trade or an exit.
+
+Thread model: one connection guarded by one RLock. The agent thread writes; the dashboard
+threads read through the same lock, so they never see a half-written trade.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from rl.db import connect, migrate, transaction
+from rl.knowledge.codec import Encoded, dumps, dumps_top
+from rl.knowledge.decision_log import LOG_LIMIT, DecisionLogMixin
+from rl.knowledge.orders import OrdersMixin
+from rl.knowledge.schema import COMPONENT, MIGRATIONS, SIDES, KnowledgeError, finite
+from rl.knowledge.stats import TradeLogger
+from rl.strategy.learning import WeightUpdate, validate_weight_map
+
+
+class KnowledgeStore(OrdersMixin, DecisionLogMixin):
+    """SQLite store of trades, orders, thought chains, weights, state and the decision log.
+
+    Orders (rl.knowledge.orders) and the decision log (rl.knowledge.decision_log) are mixins over this
+    class's connection, lock and `_tx`. Trades, thought chains and weights stay here together:
+    close_trade writes all three in one transaction and keeps their caches in step."""
+
+    def __init__(self, path: str | Path, default_weights: Mapping[str, float] | None = None,
+                 log_limit: int = LOG_LIMIT) -> None:
+        if int(log_limit) < 1:
+            raise KnowledgeError(f"log_limit={log_limit!r} is invalid: it must be >= 1")
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection = connect(path)
+        self._log_limit = int(log_limit)
+        with self._lock:
+            self.schema_version = migrate(self._conn, COMPONENT, MIGRATIONS)
+        self._default_weights = dict(default_weights) if default_weights else None
+        self._weights_cache: dict[str, float] | None = None
+        self._count_cache: int | None = None
+        self._samples_cache: list[tuple[dict[str, float], float]] | None = None
+        # trade id -> (perception, action, features) as open_trade wrote them in THIS process,
+        # until the trade closes: the close reads them from here instead of decoding the
+        # thought chain it just wrote (see entry_context)
+        self._entry_cache: dict[int, tuple[dict, dict, dict[str, float]]] = {}
+        self._log_next: int | None = None     # id the next log line gets (learnt from the last)
+        self.trade_logger = TradeLogger(self)
+
+    # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group many logical writes into one transaction (backtest: thousands of steps per
+        commit). Nested writes join it; an exception rolls all of them back."""
+        with self._tx():
+            yield
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One logical write; on rollback the in-memory caches are dropped so they never show
+        a value the database does not hold."""
+        try:
+            with transaction(self._conn, self._lock) as conn:
+                yield conn
+        except BaseException:
+            self._weights_cache = None
+            self._count_cache = None
+            self._samples_cache = None
+            self._entry_cache.clear()      # a rolled-back insert's id is handed out again
+            raise
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def integrity_check(self) -> str:
+        return str(self._query("PRAGMA integrity_check")[0][0])
+
+    # ------------------------------------------------------------------ trades
+    def open_trade(self, *, symbol: str, side: str, entry_client_order_id: str, opened_ms: int,
+                   entry_price: float, quantity: float, stop_price: float | None,
+                   target_price: float | None, leverage: int, features: Mapping[str, float],
+                   perception: Mapping[str, Any] | Encoded, action: Mapping[str, Any],
+                   entry_fee: float = 0.0, phase: str | None = None,
+                   long_score: float | None = None, short_score: float | None = None,
+                   note: str = "", position: Mapping[str, Any] | None = None,
+                   order_ids: Sequence[str] = ()) -> int:
+        """Record an opened trade with its features and the first half of its thought chain.
+
+        Idempotent by `entry_client_order_id`: recording the same fill twice (a restart after a
+        crash) returns the existing trade id instead of creating a duplicate."""
+        if side not in SIDES:
+            raise KnowledgeError(f"side={side!r} is invalid: it must be one of {SIDES}")
+        if not entry_client_order_id:
+            raise KnowledgeError("entry_client_order_id must be set: it makes the write idempotent")
+        ep = finite("entry_price", entry_price, positive=True)
+        qty = finite("quantity", quantity, positive=True)
+        sp = finite("stop_price", stop_price, allow_none=True)
+        tp = finite("target_price", target_price, allow_none=True)
+        fee = finite("entry_fee", entry_fee)
+        if sp is not None and ((side == "LONG" and sp >= ep) or (side == "SHORT" and sp <= ep)):
+            raise KnowledgeError(f"stop_price={sp} is invalid for a {side} entered at {ep}: "
+                                 "it must be on the losing side of the entry")
+        feats = {str(k): finite(f"features[{k!r}]", v) for k, v in features.items()}
+        risk = abs(ep - sp) * qty if sp is not None else 0.0
+        with self._tx():
+            row = self._conn.execute("SELECT id FROM trades WHERE entry_client_order_id=?",
+                                     (entry_client_order_id,)).fetchone()
+            if row:
+                return int(row[0])
+            cur = self._conn.execute(
+                "INSERT INTO trades(symbol, side, status, entry_client_order_id, opened_ms, entry_price,"
+                " quantity, remaining_qty, stop_price, target_price, initial_stop, leverage, risk_amount,"
+                " entry_fee, phase, long_score, short_score, note, position_json)"
+                " VALUES(?,?, 'open', ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (symbol, side, entry_client_order_id, int(opened_ms), ep, qty, qty, sp, tp, sp,
+                 int(leverage), risk, fee, phase, long_score, short_score, note,
+                 dumps(dict(position or {}))))
+            tid = int(cur.lastrowid)
+            self._conn.executemany("INSERT INTO trade_features(trade_id, feature, value) VALUES(?,?,?)",
+                                   [(tid, k, v) for k, v in feats.items()])
+            if type(perception) is Encoded:
+                perception, perception_json = perception.value, perception.json
+            else:
+                perception = dict(perception)
+                perception_json = dumps(perception)
+            action = dict(action)
+            self._conn.execute(
+                "INSERT INTO thought_chains(trade_id, perception_json, action_json) VALUES(?,?,?)",
+                (tid, perception_json, dumps(action)))
+            ids = [entry_client_order_id, *order_ids]
+            self._conn.executemany("UPDATE orders SET trade_id=? WHERE client_order_id=?",
+                                   [(tid, c) for c in ids])
+            self._entry_cache[tid] = (perception, action, feats)
+        return tid
+
+    def update_trade(self, trade_id: int, *, stop_price: float | None = None,
+                     target_price: float | None = None, position: Mapping[str, Any] | None = None,
+                     note: str | None = None) -> None:
+        """Move the stop/target or save the position state (break-even, trailing, partials)."""
+        sets: list[str] = []
+        params: list[Any] = []
+        if stop_price is not None:
+            sets.append("stop_price=?")
+            params.append(finite("stop_price", stop_price, positive=True))
+        if target_price is not None:
+            sets.append("target_price=?")
+            params.append(finite("target_price", target_price, positive=True))
+        if position is not None:
+            sets.append("position_json=?")
+            params.append(dumps(dict(position)))
+        if note is not None:
+            sets.append("note=?")
+            params.append(note)
+        if not sets:
+            return
+        with self._tx():
+            self._conn.execute(f"UPDATE trades SET {', '.join(sets)} WHERE id=?", (*params, int(trade_id)))
+
+    def record_exit(self, trade_id: int, *, client_order_id: str, time_ms: int, kind: str,
+                    price: float, quantity: float, pnl: float, fee: float,
+                    position: Mapping[str, Any] | None = None) -> bool:
+        """Record one (partial) exit fill; returns False when it was already recorded."""
+        p = finite("price", price, positive=True)
+        q = finite("quantity", quantity, positive=True)
+        with self._tx():
+            t = self._conn.execute("SELECT remaining_qty, status FROM trades WHERE id=?",
+                                   (int(trade_id),)).fetchone()
+            if t is None:
+                raise KnowledgeError(f"trade_id={trade_id} is invalid: no such trade")
+            if self._conn.execute("SELECT 1 FROM trade_exits WHERE client_order_id=?",
+                                  (client_order_id,)).fetchone():
+                return False
+            self._conn.execute(
+                "INSERT INTO trade_exits(trade_id, client_order_id, time_ms, kind, price, quantity, pnl, fee)"
+                " VALUES(?,?,?,?,?,?,?,?)",
+                (int(trade_id), client_order_id, int(time_ms), kind, p, q,
+                 finite("pnl", pnl), finite("fee", fee)))
+            remaining = max(0.0, float(t["remaining_qty"]) - q)
+            self._conn.execute("UPDATE trades SET remaining_qty=? WHERE id=?", (remaining, int(trade_id)))
+            if position is not None:
+                self._conn.execute("UPDATE trades SET position_json=? WHERE id=?",
+                                   (dumps(dict(position)), int(trade_id)))
+        return True
+
+    def close_trade(self, trade_id: int, *, closed_ms: int, exit_reason: str,
+                    reward: Mapping[str, Any], summary_zh: str, summary_en: str,
+                    weight_update: WeightUpdate | None = None) -> dict:
+        """Close a trade in ONE transaction: totals from its exits, the reward and summary of its
+        thought chain, and (when learning ran) the new weights with their evidence.
+
+        Returns the closed trade. Closing an already closed trade changes nothing (idempotent)."""
+        with self._tx():
+            t = self._conn.execute("SELECT * FROM trades WHERE id=?", (int(trade_id),)).fetchone()
+            if t is None:
+                raise KnowledgeError(f"trade_id={trade_id} is invalid: no such trade")
+            if t["status"] == "closed":
+                return self._trade_dict(t)
+            totals = self._exit_totals(int(trade_id))
+            fees = float(t["entry_fee"]) + totals["fee"]
+            net = totals["pnl"] - fees
+            risk = float(t["risk_amount"])
+            r_mult = net / risk if risk > 0 else 0.0
+            self._conn.execute(
+                "UPDATE trades SET status='closed', closed_ms=?, exit_price=?, realized_pnl=?, fees=?,"
+                " net_pnl=?, r_multiple=?, exit_reason=?, remaining_qty=0 WHERE id=?",
+                (int(closed_ms), totals["avg_price"], totals["pnl"], fees, net, r_mult, exit_reason,
+                 int(trade_id)))
+            full_reward = {**dict(reward), "realized_pnl": totals["pnl"], "fees": fees,
+                           "net_pnl": net, "r_multiple": r_mult, "exit_reason": exit_reason,
+                           "exit_price": totals["avg_price"], "exits": totals["exits"]}
+            if weight_update is not None:
+                full_reward["weight_change"] = weight_update.to_dict()
+                if weight_update.applied:
+                    self._write_weights(weight_update.new, int(closed_ms), weight_update.reason_zh,
+                                        weight_update.reason_en,
+                                        {k: v.to_dict() for k, v in weight_update.evidence.items()},
+                                        weight_update.trade_count, int(trade_id))
+            self._conn.execute(
+                "UPDATE thought_chains SET reward_json=?, summary_zh=?, summary_en=? WHERE trade_id=?",
+                (dumps(full_reward), summary_zh, summary_en, int(trade_id)))
+            self._count_cache = None
+            self._entry_cache.pop(int(trade_id), None)
+            if self._samples_cache is not None:
+                feats = {r["feature"]: float(r["value"]) for r in self._conn.execute(
+                    "SELECT feature, value FROM trade_features WHERE trade_id=?", (int(trade_id),))}
+                self._samples_cache.append((feats, r_mult))
+            return self._trade_dict(self._conn.execute("SELECT * FROM trades WHERE id=?",
+                                                       (int(trade_id),)).fetchone())
+
+    def entry_context(self, trade_id: int) -> tuple[dict, dict, dict[str, float]] | None:
+        """(perception, action, features) of an open trade that `open_trade` recorded in this
+        process, as it wrote them; None otherwise (read `thought_chain`/`features` then).
+
+        The agent's perceptions and actions are plain JSON data (rl.knowledge.thought cleans them), so
+        these hold the values `thought_chain` would decode, and the features the values
+        `features` would read (its key order may differ). Closing a trade needs them once;
+        this spares decoding the perception it wrote minutes ago. Treat them as read-only."""
+        with self._lock:
+            return self._entry_cache.get(int(trade_id))
+
+    def exit_totals(self, trade_id: int) -> dict:
+        with self._lock:
+            return self._exit_totals(int(trade_id))
+
+    def _exit_totals(self, trade_id: int) -> dict:
+        rows = self._conn.execute("SELECT * FROM trade_exits WHERE trade_id=? ORDER BY id",
+                                  (trade_id,)).fetchall()
+        qty = sum(float(r["quantity"]) for r in rows)
+        return {"pnl": sum(float(r["pnl"]) for r in rows), "fee": sum(float(r["fee"]) for r in rows),
+                "quantity": qty,
+                "avg_price": (sum(float(r["price"]) * float(r["quantity"]) for r in rows) / qty) if qty else None,
+                "exits": [{k: r[k] for k in ("time_ms", "kind", "price", "quantity", "pnl", "fee",
+                                             "client_order_id")} for r in rows]}
+
+    def trade(self, trade_id: int) -> dict | None:
+        """One trade with its features, exits, orders and thought chain (what the dashboard shows)."""
+        rows = self._query("SELECT * FROM trades WHERE id=?", (int(trade_id),))
+        if not rows:
+            return None
+        d = self._trade_dict(rows[0])
+        d["features"] = self.features(int(trade_id))
+        d["exits"] = self.exit_totals(int(trade_id))["exits"]
+        d["orders"] = self.orders_for_trade(int(trade_id))
+        d["thought_chain"] = self.thought_chain(int(trade_id))
+        return d
+
+    def trade_row(self, trade_id: int, with_position: bool = True) -> dict | None:
+        """The trade's own row only (as trade() has it, without features, exits, orders or the
+        thought chain): what the agent's reconcile and close paths read, without decoding the
+        rest on every exit. with_position=False also leaves out the saved position (its JSON,
+        tens of KB for a long trailing trade, is what those paths never read)."""
+        rows = self._query("SELECT * FROM trades WHERE id=?", (int(trade_id),))
+        if not rows:
+            return None
+        if with_position:
+            return self._trade_dict(rows[0])
+        d = dict(rows[0])
+        del d["position_json"]
+        return d
+
+    def trades(self, limit: int = 100, status: str | None = None) -> list[dict]:
+        """Newest first."""
+        if status is not None and status not in ("open", "closed"):
+            raise KnowledgeError(f"status={status!r} is invalid: it must be 'open' or 'closed'")
+        sql = "SELECT * FROM trades" + (" WHERE status=?" if status else "") + " ORDER BY id DESC LIMIT ?"
+        params = ((status,) if status else ()) + (max(0, int(limit)),)
+        return [self._trade_dict(r) for r in self._query(sql, params)]
+
+    def open_trades(self, symbol: str | None = None) -> list[dict]:
+        sql = "SELECT * FROM trades WHERE status='open'" + (" AND symbol=?" if symbol else "") + " ORDER BY id"
+        return [self._trade_dict(r) for r in self._query(sql, (symbol,) if symbol else ())]
+
+    def last_closed_ms(self, symbol: str) -> int | None:
+        """When the newest closed trade of `symbol` closed (the re-entry cooldown starts there)."""
+        rows = self._query("SELECT MAX(closed_ms) FROM trades WHERE symbol=? AND status='closed'", (symbol,))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def open_trade_for(self, symbol: str) -> dict | None:
+        rows = self.open_trades(symbol)
+        return rows[-1] if rows else None
+
+    def features(self, trade_id: int) -> dict[str, float]:
+        return {r["feature"]: float(r["value"]) for r in
+                self._query("SELECT feature, value FROM trade_features WHERE trade_id=?", (int(trade_id),))}
+
+    @staticmethod
+    def _trade_dict(r: sqlite3.Row) -> dict:
+        d = dict(r)
+        d["position"] = json.loads(d.pop("position_json") or "{}")
+        return d
+
+    def closed_samples(self) -> list[tuple[dict[str, float], float]]:
+        """(feature values at entry, R multiple) for every closed trade: the learner's input.
+
+        Cached between closes (the learner asks after every close; re-reading every trade
+        each time would make a long backtest quadratic)."""
+        with self._lock:
+            if self._samples_cache is None:
+                self._samples_cache = self._read_samples()
+            return [(dict(f), r) for f, r in self._samples_cache]
+
+    def _read_samples(self) -> list[tuple[dict[str, float], float]]:
+        rows = self._query(
+            "SELECT t.id, t.r_multiple, f.feature, f.value FROM trades t"
+            " LEFT JOIN trade_features f ON f.trade_id=t.id WHERE t.status='closed' ORDER BY t.id")
+        by_id: dict[int, tuple[dict[str, float], float]] = {}
+        for r in rows:
+            feats, _ = by_id.setdefault(int(r["id"]), ({}, float(r["r_multiple"] or 0.0)))
+            if r["feature"] is not None:
+                feats[r["feature"]] = float(r["value"])
+        return list(by_id.values())
+
+    # ------------------------------------------------------------------ thought chains
+    def thought_chain(self, trade_id: int) -> dict | None:
+        rows = self._query("SELECT * FROM thought_chains WHERE trade_id=?", (int(trade_id),))
+        if not rows:
+            return None
+        r = rows[0]
+        return {"trade_id": int(r["trade_id"]), "perception": json.loads(r["perception_json"]),
+                "action": json.loads(r["action_json"]),
+                "reward": json.loads(r["reward_json"]) if r["reward_json"] else None,
+                "summary_zh": r["summary_zh"], "summary_en": r["summary_en"]}
+
+    # ------------------------------------------------------------------ weights
+    def current_weights(self) -> dict[str, float]:
+        """The newest weights (what the level finder uses next cycle); survives restarts."""
+        with self._lock:
+            if self._weights_cache is None:
+                row = self._conn.execute("SELECT weights_json FROM weight_history ORDER BY id DESC LIMIT 1"
+                                         ).fetchone()
+                if row is not None:
+                    self._weights_cache = json.loads(row[0])
+                elif self._default_weights is not None:
+                    self._weights_cache = dict(self._default_weights)
+                else:
+                    raise KnowledgeError("no weights stored and no default_weights given to KnowledgeStore")
+            return dict(self._weights_cache)
+
+    def set_weights(self, weights: Mapping[str, float], time_ms: int, reason_zh: str, reason_en: str,
+                    evidence: Mapping[str, Any] | None = None, trade_id: int | None = None) -> None:
+        w = validate_weight_map(weights)
+        with self._tx():
+            self._write_weights(w, int(time_ms), reason_zh, reason_en, dict(evidence or {}),
+                                self.get_trade_count(), trade_id)
+
+    def ensure_initial_weights(self, time_ms: int) -> dict[str, float]:
+        """Write the default weights as history row 1 if none exists, so the history has a start."""
+        with self._tx():
+            if self._conn.execute("SELECT 1 FROM weight_history LIMIT 1").fetchone() is None:
+                if self._default_weights is None:
+                    raise KnowledgeError("no weights stored and no default_weights given to KnowledgeStore")
+                self._write_weights(validate_weight_map(self._default_weights), int(time_ms),
+                                    "初始权重（设计默认值）", "initial weights (design defaults)", {}, 0, None)
+        return self.current_weights()
+
+    def _write_weights(self, weights: Mapping[str, float], time_ms: int, reason_zh: str, reason_en: str,
+                       evidence: Mapping[str, Any], trade_count: int, trade_id: int | None) -> None:
+        self._conn.execute(
+            "INSERT INTO weight_history(time_ms, trade_id, trade_count, weights_json, reason_zh, reason_en,"
+            " evidence_json) VALUES(?,?,?,?,?,?,?)",
+            (time_ms, trade_id, trade_count, dumps(dict(weights)), reason_zh, reason_en, dumps(evidence)))
+        self._weights_cache = dict(weights)
+
+    def weight_history(self, limit: int = 1000) -> list[dict]:
+        """Oldest first: [{time_ms, weights, reason_zh, reason_en, reason, evidence, trade_count}]."""
+        rows = self._query("SELECT * FROM (SELECT * FROM weight_history ORDER BY id DESC LIMIT ?)"
+                           " ORDER BY id", (max(0, int(limit)),))
+        return [{"id": r["id"], "time_ms": r["time_ms"], "trade_id": r["trade_id"],
+                 "trade_count": r["trade_count"], "weights": json.loads(r["weights_json"]),
+                 "reason": r["reason_en"], "reason_zh": r["reason_zh"], "reason_en": r["reason_en"],
+                 "evidence": json.loads(r["evidence_json"])} for r in rows]
+
+    # ------------------------------------------------------------------ agent state
+    def get_state(self, key: str, default: Any = None) -> Any:
+        rows = self._query("SELECT value_json FROM agent_state WHERE key=?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    def set_state(self, key: str, value: Any, time_ms: int = 0) -> None:
+        with self._tx():
+            self._conn.execute(
+                "INSERT INTO agent_state(key, value_json, updated_ms) VALUES(?,?,?)"
+                " ON CONFLICT(key) DO UPDATE SET value_json=excluded.value_json, updated_ms=excluded.updated_ms",
+                (key, dumps_top(value), int(time_ms)))
+
+    def delete_state(self, key: str) -> None:
+        with self._tx():
+            self._conn.execute("DELETE FROM agent_state WHERE key=?", (key,))
+
+    def state_keys(self, prefix: str = "") -> list[str]:
+        return [r[0] for r in self._query("SELECT key FROM agent_state WHERE key LIKE ? ORDER BY key",
+                                          (prefix.replace("%", r"\%") + "%",))]
+
+    # ------------------------------------------------------------------ statistics
+    def get_trade_count(self) -> int:
+        """Closed trades: the number the phases and the learner count."""
+        with self._lock:
+            if self._count_cache is None:
+                self._count_cache = int(self._conn.execute(
+                    "SELECT COUNT(*) FROM trades WHERE status='closed'").fetchone()[0])
+            return self._count_cache
+

@@ -1,0 +1,1 @@
+"""The simulated futures exchange: account, order matching, futures rules, records, its SQLite store."""

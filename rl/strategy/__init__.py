@@ -1,0 +1,1 @@
+"""The strategy's decisions: entry phases, stop/target/size of a trade, exit rules, weight learning."""
