@@ -80,11 +80,11 @@ def run_steps(candles, warm: int, store: KnowledgeStore, settings: Settings, sym
             t, now = int(t_ms[i]), int(t_ms[i]) + 60_000
             clock.set(now)
             ex.on_bar(symbol, o[i], h[i], l[i], c[i], now - 1)
-            before = (store.log_count(), store.get_trade_count(), len(store.open_trades()))
+            before = (store.decisions.count(), store.get_trade_count(), len(store.open_trades()))
             worked = agent.step(now, {symbol: (t, o[i], h[i], l[i], c[i], v[i])})
             if not worked and agent._rt[symbol].state is None:
                 idle += 1
-                assert (store.log_count(), store.get_trade_count(), len(store.open_trades())) == before
+                assert (store.decisions.count(), store.get_trade_count(), len(store.open_trades())) == before
     return agent, ex, idle, time.perf_counter() - started
 
 

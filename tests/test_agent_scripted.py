@@ -240,7 +240,7 @@ def test_phase_thresholds_move_at_30_and_100(tmp_path):
     assert w.state is None
     st = w.agent.status()["phase"]
     assert (st["key"], st["trade_count"], st["min_score"], st["next_at"]) == ("learning", 30, 45.0, 100)
-    assert "≥45" in w.store.logs(1)[0]["message_zh"]
+    assert "≥45" in w.store.decisions.recent(1)[0]["message_zh"]
     w.script.long = 46.0
     w.cycle()
     assert w.state is None                                     # not a 15m close: no decision
@@ -308,7 +308,7 @@ def test_a_failing_cycle_is_logged_and_the_next_one_runs(tmp_path):
     w.cycle()
     err = w.agent.status()["last_error"]
     assert err["symbol"] == SYMBOL and "bad data" in err["message"]
-    assert w.store.logs(1)[0]["level"] == "ERROR"
+    assert w.store.decisions.recent(1)[0]["level"] == "ERROR"
     w.cycle()
     assert w.state is not None                                 # the next cycle traded normally
     w.close()
@@ -423,7 +423,7 @@ def test_trailing_stop_is_not_replaced_by_an_identical_one(tmp_path):
     moves = [r for r in st.exit_reasons if r.startswith("stop →")]
     assert len(moves) == 2                        # break-even, then one trailing move
     assert st.stop == pytest.approx(100.625) and moves[-1].startswith("stop → 100.625")
-    stop_orders = [o for o in w.store.orders_for_trade(st.trade_id) if o.get("purpose") == "stop"]
+    stop_orders = [o for o in w.store.orders.for_trade(st.trade_id) if o.get("purpose") == "stop"]
     # the initial stop, its resize after the partial exit, break-even, one trailing move
     assert len(stop_orders) == 4
     assert [s.trigger_price for s in w.exchange.open_stops(SYMBOL)] == [pytest.approx(100.625)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sqlite3
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -336,30 +337,30 @@ def test_entry_context_is_dropped_with_a_rolled_back_open():
 def test_log_trims_only_past_the_limit():
     s = KnowledgeStore(":memory:", default_weights=W, log_limit=3)
     for i in range(3):
-        s.log(i, "INFO", "X", f"中{i}", f"en{i}")
-    assert s.log_count() == 3
+        s.decisions.log(i, "INFO", "X", f"中{i}", f"en{i}")
+    assert s.decisions.count() == 3
     for i in range(3, 6):
-        s.log(i, "INFO", "X", f"中{i}", f"en{i}")
-    assert s.log_count() == 3 and [r["message_en"] for r in s.logs()] == ["en5", "en4", "en3"]
+        s.decisions.log(i, "INFO", "X", f"中{i}", f"en{i}")
+    assert s.decisions.count() == 3 and [r["message_en"] for r in s.decisions.recent()] == ["en5", "en4", "en3"]
     with pytest.raises(KnowledgeError, match="level"):
-        s.log(1, "LOUD", "X", "z", "e")
+        s.decisions.log(1, "LOUD", "X", "z", "e")
 
 
 def test_log_without_its_own_transaction_still_rolls_back_and_trims_exactly(tmp_path):
     a = KnowledgeStore(tmp_path / "k.db", default_weights=W, log_limit=4)
     b = KnowledgeStore(tmp_path / "k.db", default_weights=W, log_limit=4)    # a second writer
-    a.log(1, "INFO", "X", "z", "a1")
-    a.log(2, "INFO", "X", "z", "a2")
+    a.decisions.log(1, "INFO", "X", "z", "a1")
+    a.decisions.log(2, "INFO", "X", "z", "a2")
     with pytest.raises(RuntimeError):
         with a.batch():
-            a.log(3, "INFO", "X", "z", "rolled back")
+            a.decisions.log(3, "INFO", "X", "z", "rolled back")
             raise RuntimeError("crash")
-    b.log(4, "INFO", "X", "z", "b1")
-    b.log(5, "INFO", "X", "z", "b2")
-    a.log(6, "INFO", "X", "z", "a3")          # a's next id is not the one it expects
-    a.log(7, "INFO", "X", "z", "a4")
-    assert [r["message_en"] for r in a.logs()] == ["a4", "a3", "b2", "b1"]
-    assert a.log_count() == 4
+    b.decisions.log(4, "INFO", "X", "z", "b1")
+    b.decisions.log(5, "INFO", "X", "z", "b2")
+    a.decisions.log(6, "INFO", "X", "z", "a3")          # a's next id is not the one it expects
+    a.decisions.log(7, "INFO", "X", "z", "a4")
+    assert [r["message_en"] for r in a.decisions.recent()] == ["a4", "a3", "b2", "b1"]
+    assert a.decisions.count() == 4
 
 
 # ----------------------------------------------------------------------------- agent prime
@@ -448,8 +449,9 @@ def test_indicator_loops_are_bit_identical_to_the_textbook_loops():
 
 
 # ----------------------------------------------------------------------------- position JSON
-def test_saved_position_json_equals_a_plain_encoding():
-    s = KnowledgeStore(":memory:", default_weights=W)
+def test_saved_position_json_equals_a_plain_encoding(tmp_path):
+    s = KnowledgeStore(tmp_path / "k.db", default_weights=W)
+    saved = sqlite3.connect(tmp_path / "k.db")          # reads the text the store committed
     tid = _open(s, "e-pos", {"p": 1})
     st = PositionState(symbol="X", side="LONG", entry_price=100.0, qty=1.0, initial_qty=1.0,
                        stop=90.0, initial_stop=90.0, trade_id=tid)
@@ -463,15 +465,17 @@ def test_saved_position_json_equals_a_plain_encoding():
             st.partial_exits.append({"qty": 0.5, "price": 101.0 + i, "reason": "tp", "time_ms": i})
         pos = _state_copy(st)
         s.update_trade(tid, stop_price=90.0 + i, position=pos)
-        row = s._query("SELECT position_json FROM trades WHERE id=?", (tid,))[0][0]
+        row = saved.execute("SELECT position_json FROM trades WHERE id=?", (tid,)).fetchone()[0]
         assert row == dumps(pos)
     # a rebuilt list of reasons and a value holding NUL characters encode as the plain value too
     st.exit_reasons = ["other", "\x00list:exit_reasons\x00"]
     pos = {**_state_copy(st), "note": "\x00list:exit_reasons\x00"}
     s.record_exit(tid, client_order_id="x1", time_ms=5, kind="partial", price=101.0, quantity=0.5,
                   pnl=0.5, fee=0.01, position=pos)
-    assert s._query("SELECT position_json FROM trades WHERE id=?", (tid,))[0][0] == dumps(pos)
+    assert saved.execute("SELECT position_json FROM trades WHERE id=?", (tid,)).fetchone()[0] == dumps(pos)
     assert s.trade_row(tid)["position"] == json.loads(dumps(pos))
+    saved.close()
+    s.close()
 
 
 def test_learning_when_every_trade_has_every_feature_equals_the_reference():

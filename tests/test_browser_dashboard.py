@@ -131,7 +131,7 @@ def test_dashboard_end_to_end(server, browser, tmp_path: Path):
     page.fill("#order-form input[name=quantity]", "-1")
     page.click("#order-form button[type=submit]")
     expect(page.locator(".field-error[data-for=quantity]")).not_to_have_text("")
-    assert not any("manual order" in line["message_en"] for line in runner.store.logs(limit=1000))
+    assert not any("manual order" in line["message_en"] for line in runner.store.decisions.recent(limit=1000))
 
     # Language switch, remembered across a reload.
     page.click("#btn-lang")

@@ -30,22 +30,25 @@ from tests.conftest import make_candles
 from config import Settings
 from rl.agent.agent import TradingAgent
 from rl.clock import ManualClock
+from rl.knowledge.orders import OrderBook
 from rl.knowledge.store import KnowledgeStore
 from rl.analysis.levels.finder import DEFAULT_WEIGHTS
 from rl.market.ports import ReplayMarketData
 from rl.paper.exchange import PaperExchange
 
 d, end_bar = pathlib.Path(sys.argv[1]), int(sys.argv[2])
-if len(sys.argv) > 3:      # deterministic crash: SIGKILL ourselves on the nth call of a store method
+if len(sys.argv) > 3:      # deterministic crash: SIGKILL ourselves on the nth call of a store (or orders.) method
     import os, signal
     name, nth = sys.argv[3].split(":")
-    real, calls = getattr(KnowledgeStore, name), [0]
+    owner = OrderBook if name.startswith("orders.") else KnowledgeStore
+    name = name.removeprefix("orders.")
+    real, calls = getattr(owner, name), [0]
     def dying(self, *a, **k):
         calls[0] += 1
         if calls[0] == int(nth):
             os.kill(os.getpid(), signal.SIGKILL)
         return real(self, *a, **k)
-    setattr(KnowledgeStore, name, dying)
+    setattr(owner, name, dying)
 candles = make_candles(n=end_bar + 100, seed=3, vol=0.002)
 t0 = int(candles.index[0].value // 1_000_000)
 store = KnowledgeStore(d / "agent.db", default_weights=DEFAULT_WEIGHTS)
@@ -96,7 +99,7 @@ def test_sigkill_mid_cycle_and_restart_loses_and_duplicates_nothing(tmp_path):
 
 @pytest.mark.parametrize("crash_at", [
     "open_trade:1",       # entry filled and protected on the exchange, trade not yet recorded
-    "record_order:1",     # killed while the router reports the entry fill: only the intent knows
+    "orders.record:1",    # killed while the router reports the entry fill: only the intent knows
     "record_exit:1",      # an exit filled on the exchange, not yet recorded
     "close_trade:2",      # exits recorded, the close + learning transaction not yet written
     "update_trade:4",     # mid position upkeep (stop moved on the exchange, not in the store)

@@ -39,18 +39,20 @@ def open_one(store, cid="e1", side="LONG", entry=100.0, stop=98.0, qty=1.0, feat
 
 def test_schema_version_and_wal(store):
     assert store.schema_version == 1
-    assert store._query("PRAGMA journal_mode")[0][0] == "wal"
+    other = sqlite3.connect(store.path)                 # WAL is a property of the file
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    other.close()
     assert store.integrity_check() == "ok"
 
 
 def test_open_is_idempotent_and_links_orders(store):
-    store.record_order(order("e1"), "entry")
+    store.orders.record(order("e1"), "entry")
     tid = open_one(store)
     assert open_one(store) == tid                       # same fill recorded twice: one trade
     assert len(store.trades()) == 1
-    assert store.orders_for_trade(tid)[0]["client_order_id"] == "e1"
-    store.record_order(order("e1", status="FILLED", qty=1.0), "entry")   # upsert keeps the link
-    assert store.order("e1")["trade_id"] == tid
+    assert store.orders.for_trade(tid)[0]["client_order_id"] == "e1"
+    store.orders.record(order("e1", status="FILLED", qty=1.0), "entry")   # upsert keeps the link
+    assert store.orders.get("e1")["trade_id"] == tid
 
 
 def test_partial_exit_then_close_totals_r_and_thought_chain(store):
@@ -134,13 +136,13 @@ def test_statistics_and_equity_curve(store):
 
 def test_decision_log_is_bounded_and_pollable(tmp_path):
     s = KnowledgeStore(tmp_path / "l.db", default_weights=W, log_limit=50)
-    ids = [s.log(i, "info", "BTCUSDT", f"第{i}条", f"line {i}") for i in range(120)]
-    assert s.log_count() == 50
-    newest = s.logs(limit=5)
+    ids = [s.decisions.log(i, "info", "BTCUSDT", f"第{i}条", f"line {i}") for i in range(120)]
+    assert s.decisions.count() == 50
+    newest = s.decisions.recent(limit=5)
     assert [r["id"] for r in newest] == ids[-1:-6:-1]
-    assert [r["message_en"] for r in s.logs(after_id=ids[-3])] == ["line 119", "line 118"]
+    assert [r["message_en"] for r in s.decisions.recent(after_id=ids[-3])] == ["line 119", "line 118"]
     with pytest.raises(KnowledgeError, match="level"):
-        s.log(0, "loud", "", "", "")
+        s.decisions.log(0, "loud", "", "", "")
     s.close()
 
 
@@ -169,9 +171,65 @@ def test_bad_trade_input_names_field(store, kwargs, field):
 
 
 def test_newer_schema_is_refused(tmp_path):
-    s = KnowledgeStore(tmp_path / "n.db", default_weights=W)
-    s._conn.execute("UPDATE schema_versions SET version=99 WHERE component='knowledge'")
-    s.close()
+    KnowledgeStore(tmp_path / "n.db", default_weights=W).close()
+    newer = sqlite3.connect(tmp_path / "n.db")          # as a newer program would leave it
+    with newer:
+        newer.execute("UPDATE schema_versions SET version=99 WHERE component='knowledge'")
+    newer.close()
     with pytest.raises(RuntimeError, match="newer"):
         KnowledgeStore(tmp_path / "n.db", default_weights=W)
     assert sqlite3.connect(tmp_path / "n.db").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+class Events:
+    """A TradeListener that keeps what it was told."""
+
+    def __init__(self):
+        self.seen = []
+
+    def trade_opened(self, trade_id, **kw):
+        self.seen.append(("open", trade_id, kw["opened_ms"], kw["entry_price"], kw["phase"]))
+
+    def exit_recorded(self, trade_id, **kw):
+        self.seen.append(("exit", trade_id, kw["time_ms"], kw["kind"], kw["pnl"]))
+
+    def trade_closed(self, trade, **kw):
+        self.seen.append(("close", trade["id"], kw["closed_ms"], kw["exit_reason"], trade["status"]))
+
+
+def test_trade_listener_hears_each_trade_write_after_it_returns(tmp_path):
+    events = Events()
+    s = KnowledgeStore(tmp_path / "e.db", default_weights=W, trade_listener=events)
+    tid = open_one(s)
+    assert open_one(s) == tid                            # a repeated fill reports its trade again
+    for _ in range(2):                                   # the repeated exit is not reported
+        s.record_exit(tid, client_order_id="x", time_ms=5, kind="stop", price=98, quantity=1, pnl=-2, fee=0)
+    s.close_trade(tid, closed_ms=6, exit_reason="stop", reward={}, summary_zh="z", summary_en="e")
+    with pytest.raises(KnowledgeError):                  # a refused write reports nothing
+        s.record_exit(tid + 1, client_order_id="y", time_ms=7, kind="stop", price=98, quantity=1,
+                      pnl=0, fee=0)
+    assert events.seen == [("open", tid, 1000, 100.0, "exploration"), ("open", tid, 1000, 100.0, "exploration"),
+                           ("exit", tid, 5, "stop", -2.0), ("close", tid, 6, "stop", "closed")]
+    s.close()
+
+
+def test_failed_batch_rolls_back_orders_and_log_with_the_trade(store):
+    with pytest.raises(RuntimeError):
+        with store.batch():
+            store.orders.record(order("e1"), "entry")
+            tid = open_one(store)
+            store.decisions.log(1, "INFO", "BTCUSDT", "开仓", "opened")
+            raise RuntimeError("crash mid-write")
+    assert store.orders.get("e1") is None and store.trade(tid) is None
+    assert store.entry_context(tid) is None and store.decisions.count() == 0
+
+
+def test_default_weights_can_be_given_after_opening(tmp_path):
+    s = KnowledgeStore(tmp_path / "d.db")
+    assert s.default_weights is None
+    with pytest.raises(KnowledgeError, match="default_weights"):
+        s.current_weights()
+    s.default_weights = W
+    assert s.default_weights == W and s.ensure_initial_weights(0) == W
+    assert s.weight_history()[0]["weights"] == W
+    s.close()

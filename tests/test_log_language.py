@@ -45,7 +45,7 @@ def test_entry_partial_target_stop_lines_are_one_language_each(tmp_path):
     w.script.long = 0.0
     w.cycle(4)                                  # the paper stop fills on the exchange
     assert w.store.trade(1)["exit_reason"] == "target" and w.store.trade(2)["exit_reason"] == "stop"
-    lines = w.store.logs(500)
+    lines = w.store.decisions.recent(500)
     zh = " | ".join(ln["message_zh"] for ln in lines)
     assert "开仓" in zh and "分批止盈" in zh and "保本" in zh and "持仓已在交易所平仓" in zh
     en = " | ".join(ln["message_en"] for ln in lines)
@@ -67,7 +67,7 @@ def test_restart_reconcile_and_position_gone_lines(tmp_path):
     w.exchange.cancel_stop(SYMBOL, st.stop_client_algo_id)      # the stop vanished while away
     w.close()
     w2 = World(tmp_path, path, persist=True, script=w.script, start_bar=61)
-    restart = [ln for ln in w2.store.logs(100) if ln["message_zh"].startswith("重启对账")]
+    restart = [ln for ln in w2.store.decisions.recent(100) if ln["message_zh"].startswith("重启对账")]
     assert restart and any("补挂" in ln["message_zh"] for ln in restart)
     assert any("no protective stop" in ln["message_en"] for ln in restart)
     assert len(w2.exchange.open_stops(SYMBOL)) == 1
@@ -77,7 +77,7 @@ def test_restart_reconcile_and_position_gone_lines(tmp_path):
                             client_order_id="by-hand-1")
     w2.cycle()
     assert w2.state is None and w2.store.trade(1)["status"] == "closed"
-    assert_pure(w2.store.logs(500))
+    assert_pure(w2.store.decisions.recent(500))
     w2.close()
 
 
@@ -89,7 +89,7 @@ def test_network_error_line_says_binance_unreachable_first(tmp_path):
 
     w.market.klines = down
     w.cycle()
-    ln = w.store.logs(1)[0]
+    ln = w.store.decisions.recent(1)[0]
     assert ln["level"] == "ERROR"
     assert ln["message_zh"].startswith("无法连接币安，下一轮重试（")
     assert ln["message_en"].startswith("Binance unreachable, retrying next cycle (")
@@ -107,7 +107,7 @@ def test_manual_order_and_manual_close_lines(tmp_path):
     out = w.agent.close_position(SYMBOL)
     assert out["closed"] and out["reason_zh"] == "交易面板手动平仓"
     assert w.store.trade(1)["exit_reason"] == "manual"
-    assert_pure(w.store.logs(500))
+    assert_pure(w.store.decisions.recent(500))
     w.close()
 
 

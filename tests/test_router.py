@@ -32,7 +32,7 @@ class Recorder:
     def __init__(self):
         self.rows = []
 
-    def record_order(self, order, purpose, trade_id=None):
+    def record(self, order, purpose, trade_id=None):
         self.rows.append((purpose, order))
 
     def summary(self):

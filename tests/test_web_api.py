@@ -103,7 +103,7 @@ def test_post_without_right_token_is_403_json(client, world, path, token):
     assert "X-Dashboard-Token" in resp.get_json()["error"]
     runner = world[1]
     assert not runner.running and runner.exchange.open_orders(SYMBOL) == []
-    assert runner.exchange.position(SYMBOL) is None and runner.store.logs() == []
+    assert runner.exchange.position(SYMBOL) is None and runner.store.decisions.recent() == []
 
 
 def test_random_token_per_app(tmp_path):
@@ -244,7 +244,7 @@ def test_runner_refusal_maps_to_409(world):
 def test_status_logs_levels_after_running(client, world):
     runner = world[1]
     post(client, "/api/agent/start")
-    assert wait_for(lambda: runner.store.log_count() >= 3 and runner.levels(SYMBOL))
+    assert wait_for(lambda: runner.store.decisions.count() >= 3 and runner.levels(SYMBOL))
     status = client.get("/api/agent/status").get_json()
     # What the page's training panel and badges read.
     assert status["running"] is True and status["mode"] == "paper" and status["symbols"] == [SYMBOL]
@@ -340,7 +340,7 @@ def test_manual_orders_account_positions_close(client, world):
     pos = client.get("/api/positions").get_json()["positions"]
     assert len(pos) == 1 and pos[0]["symbol"] == SYMBOL and pos[0]["amount"] == 250
     assert pos[0]["entry_price"] > 0 and "unrealized_pnl" in pos[0]
-    logs = [line["message_en"] for line in runner.store.logs()]
+    logs = [line["message_en"] for line in runner.store.decisions.recent()]
     assert any("manual order BUY MARKET 250" in m for m in logs)
 
     # Close it: flat afterwards (the page's close button posts exactly this).

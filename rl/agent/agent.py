@@ -132,7 +132,7 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
         self.store = store
         self.clock = clock
         self.symbols = tuple(symbols or settings.symbols)
-        self.router = router or OrderRouter(exchange, store, ioc_offset_bps=settings.ioc_offset_bps,
+        self.router = router or OrderRouter(exchange, store.orders, ioc_offset_bps=settings.ioc_offset_bps,
                                             now_ms=clock.now_ms)
         self.rules = rules or ExitRules(fee_rate=settings.taker_fee)
         # Live paper / replay: nobody else shows the simulated exchange the market, so the agent
@@ -145,8 +145,8 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
         self._status_lock = threading.Lock()
         self._pub: dict[str, Any] = {"symbols": {}, "last_error": None, "last_cycle_ms": None,
                                      "connectivity": {"market": "unknown", "exchange": "unknown"}}
-        if store._default_weights is None:
-            store._default_weights = dict(DEFAULT_WEIGHTS)
+        if store.default_weights is None:
+            store.default_weights = DEFAULT_WEIGHTS
         self._weights = store.current_weights()
         # analyzer_factory(symbol, weights) -> object with update/score/push_candle/set_weights
         # (IncrementalAnalyzer by default; tests script the market's verdict through it)
@@ -579,7 +579,7 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
             p = f.round_price(float(price), "nearest") if type == "LIMIT" else None
             order = self.exchange.place_order(symbol, side, type, q, p, "GTC" if type == "LIMIT" else None,
                                               client_order_id=new_client_order_id("man"))
-            self.store.record_order(order, "manual")
+            self.store.orders.record(order, "manual")
             self._log("INFO", symbol, f"手动下单 {_SIDE_ZH[side]} {_TYPE_ZH[type]} {q:g}" + (f" @ {p:g}" if p else "")
                       + f"：{_STATUS_ZH.get(order.status, order.status)}",
                       f"manual order {side} {type} {q:g}" + (f" @ {p:g}" if p else "") + f": {order.status}", now)
@@ -612,7 +612,7 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
         if pylog:
             log.log(getattr(logging, level, logging.INFO), "%s %s", sym, en)
         try:
-            self.store.log(self.clock.now_ms() if now is None else now, level, sym, zh, en)
+            self.store.decisions.log(self.clock.now_ms() if now is None else now, level, sym, zh, en)
         except Exception:                       # the log must never take the agent down
             log.exception("writing the decision log failed")
 

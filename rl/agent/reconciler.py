@@ -118,7 +118,7 @@ class RecoveryMixin:
         fills = [f for f in self.exchange.fills_since(sym, int(intent.get("time_ms", 0)) - 60_000)
                  if f.side == open_side]
         entry_oid = str(fills[0].order_id) if fills else None
-        known = self.store.find_order(sym, entry_oid) if entry_oid else None
+        known = self.store.orders.find(sym, entry_oid) if entry_oid else None
         cid = known["client_order_id"] if known else (f"{sym}:{entry_oid}" if entry_oid else None)
         fee = sum(f.commission for f in fills if str(f.order_id) == entry_oid)
         st = PositionState(symbol=sym, side=pos.side, entry_price=pos.entry_price, qty=abs(pos.amount),
@@ -153,7 +153,7 @@ class RecoveryMixin:
                 break
             qty = min(sum(f.qty for f in fills), remaining)
             price = sum(f.price * f.qty for f in fills) / sum(f.qty for f in fills)
-            known = self.store.find_order(sym, oid)
+            known = self.store.orders.find(sym, oid)
             kind = kind_default
             if known is not None:
                 kind = {"partial_exit": "partial", "manual": "manual"}.get(known["purpose"], kind_default)

@@ -97,7 +97,7 @@ class AgentRunner:
         return s
 
     def logs(self, limit: int = 200, after_id: int | None = None) -> list[dict]:
-        return self.store.logs(limit=limit, after_id=after_id)
+        return self.store.decisions.recent(limit=limit, after_id=after_id)
 
     def levels(self, symbol: str) -> list[dict]:
         return self.agent.levels(self._symbol(symbol))

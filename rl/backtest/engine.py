@@ -120,39 +120,33 @@ def _round(x: Any) -> float | None:
     return None if x is None or x != x else round(float(x), 6)
 
 
-def _tracing_store(base: type, writer: TraceWriter) -> type:
-    """A KnowledgeStore subclass that also writes each trade event to the trace.
+class _TradeTrace:
+    """The store's trade listener (rl.knowledge.store.TradeListener) that writes each trade
+    event to the trace. It only reads what the store wrote, so a traced run makes exactly the
+    trades of an untraced one."""
 
-    Only the three writes that mark a trade's life are wrapped; what the store records is
-    unchanged, so a traced run makes exactly the trades of an untraced one."""
+    def __init__(self, writer: TraceWriter) -> None:
+        self._writer = writer
 
-    class TracingStore(base):  # type: ignore[misc, valid-type]
-        def open_trade(self, **kw: Any) -> int:
-            tid = super().open_trade(**kw)
-            writer.write({"event": "entry", "time_ms": int(kw["opened_ms"]), "symbol": kw["symbol"],
-                          "trade_id": tid, "side": kw["side"], "price": _round(kw["entry_price"]),
-                          "quantity": _round(kw["quantity"]), "stop": _round(kw["stop_price"]),
-                          "target": _round(kw.get("target_price")), "phase": kw.get("phase")})
-            return tid
+    def trade_opened(self, trade_id: int, *, symbol: str, side: str, opened_ms: int,
+                     entry_price: float, quantity: float, stop_price: float | None,
+                     target_price: float | None, phase: str | None) -> None:
+        self._writer.write({"event": "entry", "time_ms": opened_ms, "symbol": symbol,
+                            "trade_id": trade_id, "side": side, "price": _round(entry_price),
+                            "quantity": _round(quantity), "stop": _round(stop_price),
+                            "target": _round(target_price), "phase": phase})
 
-        def record_exit(self, trade_id: int, **kw: Any) -> bool:
-            new = super().record_exit(trade_id, **kw)
-            if new:
-                writer.write({"event": "exit", "time_ms": int(kw["time_ms"]), "trade_id": int(trade_id),
-                              "kind": kw["kind"], "price": _round(kw["price"]),
-                              "quantity": _round(kw["quantity"]), "pnl": _round(kw["pnl"]),
-                              "fee": _round(kw["fee"])})
-            return new
+    def exit_recorded(self, trade_id: int, *, time_ms: int, kind: str, price: float,
+                      quantity: float, pnl: float, fee: float) -> None:
+        self._writer.write({"event": "exit", "time_ms": time_ms, "trade_id": trade_id, "kind": kind,
+                            "price": _round(price), "quantity": _round(quantity), "pnl": _round(pnl),
+                            "fee": _round(fee)})
 
-        def close_trade(self, trade_id: int, **kw: Any) -> dict:
-            t = super().close_trade(trade_id, **kw)
-            writer.write({"event": "close", "time_ms": int(kw["closed_ms"]), "trade_id": int(trade_id),
-                          "symbol": t.get("symbol"), "exit_reason": kw["exit_reason"],
-                          "net_pnl": _round(t.get("net_pnl")), "fees": _round(t.get("fees")),
-                          "r_multiple": _round(t.get("r_multiple"))})
-            return t
-
-    return TracingStore
+    def trade_closed(self, trade: dict, *, closed_ms: int, exit_reason: str) -> None:
+        self._writer.write({"event": "close", "time_ms": closed_ms, "trade_id": int(trade["id"]),
+                            "symbol": trade.get("symbol"), "exit_reason": exit_reason,
+                            "net_pnl": _round(trade.get("net_pnl")), "fees": _round(trade.get("fees")),
+                            "r_multiple": _round(trade.get("r_multiple"))})
 
 
 # ----------------------------------------------------------------------------- result
@@ -259,10 +253,10 @@ def build_backtest_world(settings: Settings, clock: Any, price_source: Callable[
     exchange = PaperExchange(None, balance=settings.paper_balance, maker_fee=settings.maker_fee,
                              taker_fee=settings.taker_fee, default_leverage=settings.leverage,
                              clock=clock.now_ms, price_source=price_source, persist=False)
-    store_cls = KnowledgeStore if trace is None else _tracing_store(KnowledgeStore, trace)
-    store = store_cls(store_path, default_weights=DEFAULT_WEIGHTS)
-    router = OrderRouter(exchange, store, ioc_offset_bps=settings.ioc_offset_bps, now_ms=clock.now_ms,
-                         id_factory=sequential_ids())
+    store = KnowledgeStore(store_path, default_weights=DEFAULT_WEIGHTS,
+                           trade_listener=None if trace is None else _TradeTrace(trace))
+    router = OrderRouter(exchange, store.orders, ioc_offset_bps=settings.ioc_offset_bps,
+                         now_ms=clock.now_ms, id_factory=sequential_ids())
     agent = TradingAgent(settings, None, exchange, store, clock, router=router, feed_exchange=False)
     if trace is not None:
         agent.decision_listeners.append(trace.decision)

@@ -9,7 +9,7 @@
   that id (client.py does it, and `sync` re-checks the exchange), never re-sent blindly.
 - A position may stay unprotected for at most `max_unprotected_cycles` calls of `sync`; after
   that the router closes it rather than hold an unprotected position.
-Each order is reported to an `OrderRecorder` (the knowledge store) with its purpose.
+Each order is reported to an `OrderRecorder` (the knowledge store's order book) with its purpose.
 """
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def error_detail(exc: BaseException) -> str:
 
 
 class OrderRecorder(Protocol):
-    def record_order(self, order: OrderResult | StopOrderInfo, purpose: str,
-                     trade_id: int | None = None) -> None: ...
+    def record(self, order: OrderResult | StopOrderInfo, purpose: str,
+               trade_id: int | None = None) -> None: ...
 
 
 @dataclass
@@ -106,7 +106,7 @@ class OrderRouter:
         if self.recorder is None:
             return
         try:
-            self.recorder.record_order(order, purpose, trade_id=trade_id)
+            self.recorder.record(order, purpose, trade_id=trade_id)
         except Exception:           # recording must never stop the protective logic
             log.exception("recording %s order failed", purpose)
 

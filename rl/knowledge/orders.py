@@ -1,21 +1,26 @@
-"""The orders part of KnowledgeStore: every exchange order the router sends or learns about,
-upserted by client order id, and linked to its trade when the trade is recorded.
+"""The order book of the knowledge store: every exchange order the router sends or learns
+about, upserted by client order id, and linked to its trade when the trade is recorded.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Sequence
+from typing import Sequence
 
+from rl.execution.port import OrderResult, StopOrderInfo
 from rl.knowledge.codec import dumps
+from rl.knowledge.database import KnowledgeDb
 from rl.knowledge.schema import KnowledgeError
 
 
-class OrdersMixin:
-    """`record_order` (the router's OrderRecorder) and the order reads of KnowledgeStore; it
-    uses the store's connection, lock, `_tx` (one transaction per write) and `_query`."""
+class OrderBook:
+    """The `orders` table: `record` is the router's OrderRecorder; the reads are what the
+    reconciler and the dashboard look orders up by."""
 
-    def record_order(self, order: Any, purpose: str, trade_id: int | None = None) -> None:
+    def __init__(self, db: KnowledgeDb) -> None:
+        self._db = db
+
+    def record(self, order: OrderResult | StopOrderInfo, purpose: str, trade_id: int | None = None) -> None:
         """OrderRecorder: upsert an exchange order (OrderResult or StopOrderInfo) by client id.
 
         Called by the router for every order it sends or learns about, so the store holds each
@@ -38,8 +43,8 @@ class OrdersMixin:
             getattr(order, "executed_qty", None), getattr(order, "avg_price", None),
             1 if getattr(order, "reduce_only", False) or getattr(order, "close_position", False) else 0,
             getattr(order, "commission", None), getattr(order, "update_time_ms", None), dumps(raw))
-        with self._tx():
-            self._conn.execute(
+        with self._db.transaction() as conn:
+            conn.execute(
                 "INSERT INTO orders(client_order_id, trade_id, symbol, order_id, purpose, side, type,"
                 " status, price, orig_qty, executed_qty, avg_price, reduce_only, commission, time_ms,"
                 " raw_json) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -50,28 +55,29 @@ class OrdersMixin:
                 " commission=excluded.commission, time_ms=excluded.time_ms, raw_json=excluded.raw_json",
                 row)
 
-    def link_orders(self, trade_id: int, client_order_ids: Sequence[str]) -> None:
-        with self._tx():
-            self._conn.executemany("UPDATE orders SET trade_id=? WHERE client_order_id=?",
-                                   [(int(trade_id), c) for c in client_order_ids])
+    def link(self, trade_id: int, client_order_ids: Sequence[str]) -> None:
+        """Point these orders at their trade (one transaction, or part of the caller's)."""
+        with self._db.transaction() as conn:
+            conn.executemany("UPDATE orders SET trade_id=? WHERE client_order_id=?",
+                             [(int(trade_id), c) for c in client_order_ids])
 
-    def order(self, client_order_id: str) -> dict | None:
-        rows = self._query("SELECT * FROM orders WHERE client_order_id=?", (client_order_id,))
-        return self._order_dict(rows[0]) if rows else None
+    def get(self, client_order_id: str) -> dict | None:
+        rows = self._db.query("SELECT * FROM orders WHERE client_order_id=?", (client_order_id,))
+        return _order_dict(rows[0]) if rows else None
 
-    def find_order(self, symbol: str, order_id: str) -> dict | None:
+    def find(self, symbol: str, order_id: str) -> dict | None:
         """An order by the exchange's id (fills carry only that id)."""
-        rows = self._query("SELECT * FROM orders WHERE symbol=? AND order_id=? ORDER BY id DESC LIMIT 1",
-                           (symbol, str(order_id)))
-        return self._order_dict(rows[0]) if rows else None
+        rows = self._db.query("SELECT * FROM orders WHERE symbol=? AND order_id=? ORDER BY id DESC LIMIT 1",
+                              (symbol, str(order_id)))
+        return _order_dict(rows[0]) if rows else None
 
-    def orders_for_trade(self, trade_id: int) -> list[dict]:
-        return [self._order_dict(r) for r in
-                self._query("SELECT * FROM orders WHERE trade_id=? ORDER BY id", (int(trade_id),))]
+    def for_trade(self, trade_id: int) -> list[dict]:
+        return [_order_dict(r) for r in
+                self._db.query("SELECT * FROM orders WHERE trade_id=? ORDER BY id", (int(trade_id),))]
 
-    @staticmethod
-    def _order_dict(r: sqlite3.Row) -> dict:
-        d = dict(r)
-        d["raw"] = json.loads(d.pop("raw_json") or "{}")
-        d["reduce_only"] = bool(d["reduce_only"])
-        return d
+
+def _order_dict(r: sqlite3.Row) -> dict:
+    d = dict(r)
+    d["raw"] = json.loads(d.pop("raw_json") or "{}")
+    d["reduce_only"] = bool(d["reduce_only"])
+    return d

@@ -7,7 +7,7 @@ and upgrades in place. A migration is appended, never edited: files in the field
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, overload
 
 COMPONENT = "knowledge"
 SIDES = ("LONG", "SHORT")
@@ -121,6 +121,14 @@ MIGRATIONS: list[str] = [
 
 class KnowledgeError(ValueError):
     """A write was refused: the message names the field and the rule."""
+
+
+@overload
+def finite(name: str, value: Any, positive: bool = ..., allow_none: Literal[False] = ...) -> float: ...
+
+
+@overload
+def finite(name: str, value: Any, positive: bool = ..., *, allow_none: bool) -> float | None: ...
 
 
 def finite(name: str, value: Any, positive: bool = False, allow_none: bool = False) -> float | None:

@@ -2,30 +2,42 @@
 evidence and the equity curve, as the learner, the phases and the dashboard read them.
 
 A plain view object (store.trade_logger) rather than more store methods: it only reads, through
-the store's public reads and its locked `_query`, so it never sees a half-written trade.
+the store's public trade reads and the shared database's locked `query`, so it never sees a
+half-written trade.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, Protocol, Sequence
 
+from rl.knowledge.database import KnowledgeDb
 from rl.strategy.learning import feature_evidence
 
-if TYPE_CHECKING:      # the store builds its TradeLogger: a runtime import would be circular
-    from rl.knowledge.store import KnowledgeStore
+
+class TradeReads(Protocol):
+    """The store's reads the statistics build on (KnowledgeStore has them)."""
+
+    def get_trade_count(self) -> int: ...
+
+    def open_trades(self, symbol: str | None = None) -> list[dict]: ...
+
+    def closed_samples(self) -> list[tuple[dict[str, float], float]]: ...
+
+    def get_state(self, key: str, default: Any = None) -> Any: ...
 
 
 class TradeLogger:
     """The statistics view over the store that the learner, the phases and the dashboard read."""
 
-    def __init__(self, store: KnowledgeStore) -> None:
-        self._store = store
+    def __init__(self, db: KnowledgeDb, trades: TradeReads) -> None:
+        self._db = db
+        self._trades = trades
 
     def get_trade_count(self) -> int:
-        return self._store.get_trade_count()
+        return self._trades.get_trade_count()
 
     def summary(self) -> dict:
         """Win rate, PnL and R statistics over closed trades."""
-        rows = self._store._query("SELECT net_pnl, r_multiple, fees FROM trades WHERE status='closed'")
+        rows = self._db.query("SELECT net_pnl, r_multiple, fees FROM trades WHERE status='closed'")
         n = len(rows)
         wins = [r for r in rows if (r["net_pnl"] or 0) > 0]
         losses = [r for r in rows if (r["net_pnl"] or 0) <= 0]
@@ -33,7 +45,7 @@ class TradeLogger:
         gross_loss = -sum(r["net_pnl"] or 0 for r in losses)
         return {
             "trades": n,
-            "open_trades": len(self._store.open_trades()),
+            "open_trades": len(self._trades.open_trades()),
             "wins": len(wins), "losses": len(losses),
             "win_rate": (len(wins) / n) if n else 0.0,
             "net_pnl": sum(r["net_pnl"] or 0 for r in rows),
@@ -52,18 +64,18 @@ class TradeLogger:
 
     def feature_stats(self, features: Sequence[str] | None = None) -> dict[str, dict]:
         """Per feature: correlation of its entry value with R, and its mean in wins vs losses."""
-        samples = self._store.closed_samples()
+        samples = self._trades.closed_samples()
         names = list(features) if features is not None else sorted({k for s, _ in samples for k in s})
         return {k: v.to_dict() for k, v in feature_evidence(samples, names).items()}
 
     def equity_curve(self, initial_balance: float | None = None) -> list[dict]:
         """[{time_ms, equity}]: the starting balance, then one point per closed trade (net PnL)."""
-        start = initial_balance if initial_balance is not None else self._store.get_state("initial_balance")
+        start = initial_balance if initial_balance is not None else self._trades.get_state("initial_balance")
         start = float(start) if start is not None else 0.0
-        rows = self._store._query("SELECT opened_ms, closed_ms, net_pnl FROM trades WHERE status='closed'"
-                                  " ORDER BY closed_ms, id")
+        rows = self._db.query("SELECT opened_ms, closed_ms, net_pnl FROM trades WHERE status='closed'"
+                              " ORDER BY closed_ms, id")
         if not rows:
-            return [{"time_ms": int(self._store.get_state("initial_balance_ms", 0) or 0), "equity": start}]
+            return [{"time_ms": int(self._trades.get_state("initial_balance_ms", 0) or 0), "equity": start}]
         out = [{"time_ms": int(min(r["opened_ms"] for r in rows)), "equity": start}]
         eq = start
         for r in rows:

@@ -7,44 +7,62 @@ resume: a trade is either fully recorded (row + features + thought chain + linke
 at all, and every write that could be repeated after a crash is idempotent (keyed by the
 exchange client order id), so a restart never duplicates a trade or an exit.
 
-Thread model: one connection guarded by one RLock. The agent thread writes; the dashboard
-threads read through the same lock, so they never see a half-written trade.
+Thread model: one connection guarded by one RLock (rl.knowledge.database), shared by the store
+and its repositories. The agent thread writes; the dashboard threads read through the same
+lock, so they never see a half-written trade.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
-from rl.db import connect, migrate, transaction
 from rl.knowledge.codec import Encoded, dumps, dumps_top
-from rl.knowledge.decision_log import LOG_LIMIT, DecisionLogMixin
-from rl.knowledge.orders import OrdersMixin
-from rl.knowledge.schema import COMPONENT, MIGRATIONS, SIDES, KnowledgeError, finite
+from rl.knowledge.database import KnowledgeDb
+from rl.knowledge.decision_log import LOG_LIMIT, DecisionLog, checked_log_limit
+from rl.knowledge.orders import OrderBook
+from rl.knowledge.schema import SIDES, KnowledgeError, finite
 from rl.knowledge.stats import TradeLogger
 from rl.strategy.learning import WeightUpdate, validate_weight_map
 
 
-class KnowledgeStore(OrdersMixin, DecisionLogMixin):
-    """SQLite store of trades, orders, thought chains, weights, state and the decision log.
+class TradeListener(Protocol):
+    """Told of a trade's life as the store writes it (the backtest's --trace tees it to a file).
 
-    Orders (rl.knowledge.orders) and the decision log (rl.knowledge.decision_log) are mixins over this
-    class's connection, lock and `_tx`. Trades, thought chains and weights stay here together:
-    close_trade writes all three in one transaction and keeps their caches in step."""
+    Each call comes once the write has returned (inside a caller's batch, before that batch
+    commits): `trade_opened` after every `open_trade` (a repeated fill reports the trade it
+    already recorded), `exit_recorded` after a `record_exit` that recorded a new exit, and
+    `trade_closed` after every `close_trade` with the trade as it returns it."""
+
+    def trade_opened(self, trade_id: int, *, symbol: str, side: str, opened_ms: int,
+                     entry_price: float, quantity: float, stop_price: float | None,
+                     target_price: float | None, phase: str | None) -> None: ...
+
+    def exit_recorded(self, trade_id: int, *, time_ms: int, kind: str, price: float,
+                      quantity: float, pnl: float, fee: float) -> None: ...
+
+    def trade_closed(self, trade: dict, *, closed_ms: int, exit_reason: str) -> None: ...
+
+
+class KnowledgeStore:
+    """SQLite store of trades, thought chains, weights and agent state, with its repositories
+    over the same database: `orders` (the router's OrderRecorder), `decisions` (the decision
+    log) and `trade_logger` (the statistics).
+
+    Trades, thought chains and weights stay here together: close_trade writes all three in
+    one transaction and keeps their caches in step."""
 
     def __init__(self, path: str | Path, default_weights: Mapping[str, float] | None = None,
-                 log_limit: int = LOG_LIMIT) -> None:
-        if int(log_limit) < 1:
-            raise KnowledgeError(f"log_limit={log_limit!r} is invalid: it must be >= 1")
+                 log_limit: int = LOG_LIMIT, trade_listener: TradeListener | None = None) -> None:
+        log_limit = checked_log_limit(log_limit)      # before the file is created
         self.path = Path(path)
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection = connect(path)
-        self._log_limit = int(log_limit)
-        with self._lock:
-            self.schema_version = migrate(self._conn, COMPONENT, MIGRATIONS)
+        self._db = KnowledgeDb(path)
+        self.schema_version = self._db.schema_version
+        self.orders = OrderBook(self._db)
+        self.decisions = DecisionLog(self._db, log_limit)
+        self._listener = trade_listener
         self._default_weights = dict(default_weights) if default_weights else None
         self._weights_cache: dict[str, float] | None = None
         self._count_cache: int | None = None
@@ -53,41 +71,30 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
         # until the trade closes: the close reads them from here instead of decoding the
         # thought chain it just wrote (see entry_context)
         self._entry_cache: dict[int, tuple[dict, dict, dict[str, float]]] = {}
-        self._log_next: int | None = None     # id the next log line gets (learnt from the last)
-        self.trade_logger = TradeLogger(self)
+        # a failed write (of any repository) drops the caches, so they never show a value the
+        # database does not hold
+        self._db.on_rollback(self._drop_caches)
+        self.trade_logger = TradeLogger(self._db, self)
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group many logical writes into one transaction (backtest: thousands of steps per
         commit). Nested writes join it; an exception rolls all of them back."""
-        with self._tx():
+        with self._db.transaction():
             yield
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One logical write; on rollback the in-memory caches are dropped so they never show
-        a value the database does not hold."""
-        try:
-            with transaction(self._conn, self._lock) as conn:
-                yield conn
-        except BaseException:
-            self._weights_cache = None
-            self._count_cache = None
-            self._samples_cache = None
-            self._entry_cache.clear()      # a rolled-back insert's id is handed out again
-            raise
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+    def _drop_caches(self) -> None:
+        self._weights_cache = None
+        self._count_cache = None
+        self._samples_cache = None
+        self._entry_cache.clear()      # a rolled-back insert's id is handed out again
 
     def integrity_check(self) -> str:
-        return str(self._query("PRAGMA integrity_check")[0][0])
+        return self._db.integrity_check()
 
     # ------------------------------------------------------------------ trades
     def open_trade(self, *, symbol: str, side: str, entry_client_order_id: str, opened_ms: int,
@@ -116,35 +123,38 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
                                  "it must be on the losing side of the entry")
         feats = {str(k): finite(f"features[{k!r}]", v) for k, v in features.items()}
         risk = abs(ep - sp) * qty if sp is not None else 0.0
-        with self._tx():
-            row = self._conn.execute("SELECT id FROM trades WHERE entry_client_order_id=?",
-                                     (entry_client_order_id,)).fetchone()
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT id FROM trades WHERE entry_client_order_id=?",
+                               (entry_client_order_id,)).fetchone()
             if row:
-                return int(row[0])
-            cur = self._conn.execute(
-                "INSERT INTO trades(symbol, side, status, entry_client_order_id, opened_ms, entry_price,"
-                " quantity, remaining_qty, stop_price, target_price, initial_stop, leverage, risk_amount,"
-                " entry_fee, phase, long_score, short_score, note, position_json)"
-                " VALUES(?,?, 'open', ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (symbol, side, entry_client_order_id, int(opened_ms), ep, qty, qty, sp, tp, sp,
-                 int(leverage), risk, fee, phase, long_score, short_score, note,
-                 dumps(dict(position or {}))))
-            tid = int(cur.lastrowid)
-            self._conn.executemany("INSERT INTO trade_features(trade_id, feature, value) VALUES(?,?,?)",
-                                   [(tid, k, v) for k, v in feats.items()])
-            if type(perception) is Encoded:
-                perception, perception_json = perception.value, perception.json
+                tid = int(row[0])
             else:
-                perception = dict(perception)
-                perception_json = dumps(perception)
-            action = dict(action)
-            self._conn.execute(
-                "INSERT INTO thought_chains(trade_id, perception_json, action_json) VALUES(?,?,?)",
-                (tid, perception_json, dumps(action)))
-            ids = [entry_client_order_id, *order_ids]
-            self._conn.executemany("UPDATE orders SET trade_id=? WHERE client_order_id=?",
-                                   [(tid, c) for c in ids])
-            self._entry_cache[tid] = (perception, action, feats)
+                cur = conn.execute(
+                    "INSERT INTO trades(symbol, side, status, entry_client_order_id, opened_ms, entry_price,"
+                    " quantity, remaining_qty, stop_price, target_price, initial_stop, leverage, risk_amount,"
+                    " entry_fee, phase, long_score, short_score, note, position_json)"
+                    " VALUES(?,?, 'open', ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (symbol, side, entry_client_order_id, int(opened_ms), ep, qty, qty, sp, tp, sp,
+                     int(leverage), risk, fee, phase, long_score, short_score, note,
+                     dumps(dict(position or {}))))
+                tid = int(cur.lastrowid)
+                conn.executemany("INSERT INTO trade_features(trade_id, feature, value) VALUES(?,?,?)",
+                                 [(tid, k, v) for k, v in feats.items()])
+                if type(perception) is Encoded:
+                    perception, perception_json = perception.value, perception.json
+                else:
+                    perception = dict(perception)
+                    perception_json = dumps(perception)
+                action = dict(action)
+                conn.execute(
+                    "INSERT INTO thought_chains(trade_id, perception_json, action_json) VALUES(?,?,?)",
+                    (tid, perception_json, dumps(action)))
+                self.orders.link(tid, [entry_client_order_id, *order_ids])
+                self._entry_cache[tid] = (perception, action, feats)
+        if self._listener is not None:
+            self._listener.trade_opened(tid, symbol=symbol, side=side, opened_ms=int(opened_ms),
+                                        entry_price=ep, quantity=qty, stop_price=sp, target_price=tp,
+                                        phase=phase)
         return tid
 
     def update_trade(self, trade_id: int, *, stop_price: float | None = None,
@@ -167,8 +177,8 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
             params.append(note)
         if not sets:
             return
-        with self._tx():
-            self._conn.execute(f"UPDATE trades SET {', '.join(sets)} WHERE id=?", (*params, int(trade_id)))
+        with self._db.transaction() as conn:
+            conn.execute(f"UPDATE trades SET {', '.join(sets)} WHERE id=?", (*params, int(trade_id)))
 
     def record_exit(self, trade_id: int, *, client_order_id: str, time_ms: int, kind: str,
                     price: float, quantity: float, pnl: float, fee: float,
@@ -176,24 +186,27 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
         """Record one (partial) exit fill; returns False when it was already recorded."""
         p = finite("price", price, positive=True)
         q = finite("quantity", quantity, positive=True)
-        with self._tx():
-            t = self._conn.execute("SELECT remaining_qty, status FROM trades WHERE id=?",
-                                   (int(trade_id),)).fetchone()
+        with self._db.transaction() as conn:
+            t = conn.execute("SELECT remaining_qty, status FROM trades WHERE id=?",
+                             (int(trade_id),)).fetchone()
             if t is None:
                 raise KnowledgeError(f"trade_id={trade_id} is invalid: no such trade")
-            if self._conn.execute("SELECT 1 FROM trade_exits WHERE client_order_id=?",
-                                  (client_order_id,)).fetchone():
+            if conn.execute("SELECT 1 FROM trade_exits WHERE client_order_id=?",
+                            (client_order_id,)).fetchone():
                 return False
-            self._conn.execute(
+            pnl_v, fee_v = finite("pnl", pnl), finite("fee", fee)
+            conn.execute(
                 "INSERT INTO trade_exits(trade_id, client_order_id, time_ms, kind, price, quantity, pnl, fee)"
                 " VALUES(?,?,?,?,?,?,?,?)",
-                (int(trade_id), client_order_id, int(time_ms), kind, p, q,
-                 finite("pnl", pnl), finite("fee", fee)))
+                (int(trade_id), client_order_id, int(time_ms), kind, p, q, pnl_v, fee_v))
             remaining = max(0.0, float(t["remaining_qty"]) - q)
-            self._conn.execute("UPDATE trades SET remaining_qty=? WHERE id=?", (remaining, int(trade_id)))
+            conn.execute("UPDATE trades SET remaining_qty=? WHERE id=?", (remaining, int(trade_id)))
             if position is not None:
-                self._conn.execute("UPDATE trades SET position_json=? WHERE id=?",
-                                   (dumps(dict(position)), int(trade_id)))
+                conn.execute("UPDATE trades SET position_json=? WHERE id=?",
+                             (dumps(dict(position)), int(trade_id)))
+        if self._listener is not None:
+            self._listener.exit_recorded(int(trade_id), time_ms=int(time_ms), kind=kind, price=p, quantity=q,
+                                         pnl=pnl_v, fee=fee_v)
         return True
 
     def close_trade(self, trade_id: int, *, closed_ms: int, exit_reason: str,
@@ -203,43 +216,53 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
         thought chain, and (when learning ran) the new weights with their evidence.
 
         Returns the closed trade. Closing an already closed trade changes nothing (idempotent)."""
-        with self._tx():
-            t = self._conn.execute("SELECT * FROM trades WHERE id=?", (int(trade_id),)).fetchone()
+        with self._db.transaction() as conn:
+            t = conn.execute("SELECT * FROM trades WHERE id=?", (int(trade_id),)).fetchone()
             if t is None:
                 raise KnowledgeError(f"trade_id={trade_id} is invalid: no such trade")
-            if t["status"] == "closed":
-                return self._trade_dict(t)
-            totals = self._exit_totals(int(trade_id))
-            fees = float(t["entry_fee"]) + totals["fee"]
-            net = totals["pnl"] - fees
-            risk = float(t["risk_amount"])
-            r_mult = net / risk if risk > 0 else 0.0
-            self._conn.execute(
-                "UPDATE trades SET status='closed', closed_ms=?, exit_price=?, realized_pnl=?, fees=?,"
-                " net_pnl=?, r_multiple=?, exit_reason=?, remaining_qty=0 WHERE id=?",
-                (int(closed_ms), totals["avg_price"], totals["pnl"], fees, net, r_mult, exit_reason,
-                 int(trade_id)))
-            full_reward = {**dict(reward), "realized_pnl": totals["pnl"], "fees": fees,
-                           "net_pnl": net, "r_multiple": r_mult, "exit_reason": exit_reason,
-                           "exit_price": totals["avg_price"], "exits": totals["exits"]}
-            if weight_update is not None:
-                full_reward["weight_change"] = weight_update.to_dict()
-                if weight_update.applied:
-                    self._write_weights(weight_update.new, int(closed_ms), weight_update.reason_zh,
-                                        weight_update.reason_en,
-                                        {k: v.to_dict() for k, v in weight_update.evidence.items()},
-                                        weight_update.trade_count, int(trade_id))
-            self._conn.execute(
-                "UPDATE thought_chains SET reward_json=?, summary_zh=?, summary_en=? WHERE trade_id=?",
-                (dumps(full_reward), summary_zh, summary_en, int(trade_id)))
-            self._count_cache = None
-            self._entry_cache.pop(int(trade_id), None)
-            if self._samples_cache is not None:
-                feats = {r["feature"]: float(r["value"]) for r in self._conn.execute(
-                    "SELECT feature, value FROM trade_features WHERE trade_id=?", (int(trade_id),))}
-                self._samples_cache.append((feats, r_mult))
-            return self._trade_dict(self._conn.execute("SELECT * FROM trades WHERE id=?",
-                                                       (int(trade_id),)).fetchone())
+            if t["status"] != "closed":
+                self._write_close(conn, t, closed_ms=int(closed_ms), exit_reason=exit_reason,
+                                  reward=reward, summary_zh=summary_zh, summary_en=summary_en,
+                                  weight_update=weight_update)
+                t = conn.execute("SELECT * FROM trades WHERE id=?", (int(trade_id),)).fetchone()
+            closed = self._trade_dict(t)
+        if self._listener is not None:
+            self._listener.trade_closed(closed, closed_ms=int(closed_ms), exit_reason=exit_reason)
+        return closed
+
+    def _write_close(self, conn: sqlite3.Connection, t: sqlite3.Row, *, closed_ms: int, exit_reason: str,
+                     reward: Mapping[str, Any], summary_zh: str, summary_en: str,
+                     weight_update: WeightUpdate | None) -> None:
+        """close_trade's writes for the open trade `t`, inside its transaction."""
+        trade_id = int(t["id"])
+        totals = self._exit_totals(trade_id)
+        fees = float(t["entry_fee"]) + totals["fee"]
+        net = totals["pnl"] - fees
+        risk = float(t["risk_amount"])
+        r_mult = net / risk if risk > 0 else 0.0
+        conn.execute(
+            "UPDATE trades SET status='closed', closed_ms=?, exit_price=?, realized_pnl=?, fees=?,"
+            " net_pnl=?, r_multiple=?, exit_reason=?, remaining_qty=0 WHERE id=?",
+            (closed_ms, totals["avg_price"], totals["pnl"], fees, net, r_mult, exit_reason, trade_id))
+        full_reward = {**dict(reward), "realized_pnl": totals["pnl"], "fees": fees,
+                       "net_pnl": net, "r_multiple": r_mult, "exit_reason": exit_reason,
+                       "exit_price": totals["avg_price"], "exits": totals["exits"]}
+        if weight_update is not None:
+            full_reward["weight_change"] = weight_update.to_dict()
+            if weight_update.applied:
+                self._write_weights(weight_update.new, closed_ms, weight_update.reason_zh,
+                                    weight_update.reason_en,
+                                    {k: v.to_dict() for k, v in weight_update.evidence.items()},
+                                    weight_update.trade_count, trade_id)
+        conn.execute(
+            "UPDATE thought_chains SET reward_json=?, summary_zh=?, summary_en=? WHERE trade_id=?",
+            (dumps(full_reward), summary_zh, summary_en, trade_id))
+        self._count_cache = None
+        self._entry_cache.pop(trade_id, None)
+        if self._samples_cache is not None:
+            feats = {r["feature"]: float(r["value"]) for r in conn.execute(
+                "SELECT feature, value FROM trade_features WHERE trade_id=?", (trade_id,))}
+            self._samples_cache.append((feats, r_mult))
 
     def entry_context(self, trade_id: int) -> tuple[dict, dict, dict[str, float]] | None:
         """(perception, action, features) of an open trade that `open_trade` recorded in this
@@ -249,16 +272,16 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
         these hold the values `thought_chain` would decode, and the features the values
         `features` would read (its key order may differ). Closing a trade needs them once;
         this spares decoding the perception it wrote minutes ago. Treat them as read-only."""
-        with self._lock:
+        with self._db.lock:
             return self._entry_cache.get(int(trade_id))
 
     def exit_totals(self, trade_id: int) -> dict:
-        with self._lock:
+        with self._db.lock:
             return self._exit_totals(int(trade_id))
 
     def _exit_totals(self, trade_id: int) -> dict:
-        rows = self._conn.execute("SELECT * FROM trade_exits WHERE trade_id=? ORDER BY id",
-                                  (trade_id,)).fetchall()
+        rows = self._db.conn.execute("SELECT * FROM trade_exits WHERE trade_id=? ORDER BY id",
+                                     (trade_id,)).fetchall()
         qty = sum(float(r["quantity"]) for r in rows)
         return {"pnl": sum(float(r["pnl"]) for r in rows), "fee": sum(float(r["fee"]) for r in rows),
                 "quantity": qty,
@@ -268,13 +291,13 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
 
     def trade(self, trade_id: int) -> dict | None:
         """One trade with its features, exits, orders and thought chain (what the dashboard shows)."""
-        rows = self._query("SELECT * FROM trades WHERE id=?", (int(trade_id),))
+        rows = self._db.query("SELECT * FROM trades WHERE id=?", (int(trade_id),))
         if not rows:
             return None
         d = self._trade_dict(rows[0])
         d["features"] = self.features(int(trade_id))
         d["exits"] = self.exit_totals(int(trade_id))["exits"]
-        d["orders"] = self.orders_for_trade(int(trade_id))
+        d["orders"] = self.orders.for_trade(int(trade_id))
         d["thought_chain"] = self.thought_chain(int(trade_id))
         return d
 
@@ -283,7 +306,7 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
         thought chain): what the agent's reconcile and close paths read, without decoding the
         rest on every exit. with_position=False also leaves out the saved position (its JSON,
         tens of KB for a long trailing trade, is what those paths never read)."""
-        rows = self._query("SELECT * FROM trades WHERE id=?", (int(trade_id),))
+        rows = self._db.query("SELECT * FROM trades WHERE id=?", (int(trade_id),))
         if not rows:
             return None
         if with_position:
@@ -298,15 +321,15 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
             raise KnowledgeError(f"status={status!r} is invalid: it must be 'open' or 'closed'")
         sql = "SELECT * FROM trades" + (" WHERE status=?" if status else "") + " ORDER BY id DESC LIMIT ?"
         params = ((status,) if status else ()) + (max(0, int(limit)),)
-        return [self._trade_dict(r) for r in self._query(sql, params)]
+        return [self._trade_dict(r) for r in self._db.query(sql, params)]
 
     def open_trades(self, symbol: str | None = None) -> list[dict]:
         sql = "SELECT * FROM trades WHERE status='open'" + (" AND symbol=?" if symbol else "") + " ORDER BY id"
-        return [self._trade_dict(r) for r in self._query(sql, (symbol,) if symbol else ())]
+        return [self._trade_dict(r) for r in self._db.query(sql, (symbol,) if symbol else ())]
 
     def last_closed_ms(self, symbol: str) -> int | None:
         """When the newest closed trade of `symbol` closed (the re-entry cooldown starts there)."""
-        rows = self._query("SELECT MAX(closed_ms) FROM trades WHERE symbol=? AND status='closed'", (symbol,))
+        rows = self._db.query("SELECT MAX(closed_ms) FROM trades WHERE symbol=? AND status='closed'", (symbol,))
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def open_trade_for(self, symbol: str) -> dict | None:
@@ -315,7 +338,7 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
 
     def features(self, trade_id: int) -> dict[str, float]:
         return {r["feature"]: float(r["value"]) for r in
-                self._query("SELECT feature, value FROM trade_features WHERE trade_id=?", (int(trade_id),))}
+                self._db.query("SELECT feature, value FROM trade_features WHERE trade_id=?", (int(trade_id),))}
 
     @staticmethod
     def _trade_dict(r: sqlite3.Row) -> dict:
@@ -328,13 +351,13 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
 
         Cached between closes (the learner asks after every close; re-reading every trade
         each time would make a long backtest quadratic)."""
-        with self._lock:
+        with self._db.lock:
             if self._samples_cache is None:
                 self._samples_cache = self._read_samples()
             return [(dict(f), r) for f, r in self._samples_cache]
 
     def _read_samples(self) -> list[tuple[dict[str, float], float]]:
-        rows = self._query(
+        rows = self._db.query(
             "SELECT t.id, t.r_multiple, f.feature, f.value FROM trades t"
             " LEFT JOIN trade_features f ON f.trade_id=t.id WHERE t.status='closed' ORDER BY t.id")
         by_id: dict[int, tuple[dict[str, float], float]] = {}
@@ -346,7 +369,7 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
 
     # ------------------------------------------------------------------ thought chains
     def thought_chain(self, trade_id: int) -> dict | None:
-        rows = self._query("SELECT * FROM thought_chains WHERE trade_id=?", (int(trade_id),))
+        rows = self._db.query("SELECT * FROM thought_chains WHERE trade_id=?", (int(trade_id),))
         if not rows:
             return None
         r = rows[0]
@@ -356,12 +379,21 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
                 "summary_zh": r["summary_zh"], "summary_en": r["summary_en"]}
 
     # ------------------------------------------------------------------ weights
+    @property
+    def default_weights(self) -> dict[str, float] | None:
+        """The weights used until the history has a row (None: the caller must set them)."""
+        return dict(self._default_weights) if self._default_weights is not None else None
+
+    @default_weights.setter
+    def default_weights(self, weights: Mapping[str, float]) -> None:
+        self._default_weights = dict(weights) if weights else None
+
     def current_weights(self) -> dict[str, float]:
         """The newest weights (what the level finder uses next cycle); survives restarts."""
-        with self._lock:
+        with self._db.lock:
             if self._weights_cache is None:
-                row = self._conn.execute("SELECT weights_json FROM weight_history ORDER BY id DESC LIMIT 1"
-                                         ).fetchone()
+                row = self._db.conn.execute("SELECT weights_json FROM weight_history ORDER BY id DESC LIMIT 1"
+                                            ).fetchone()
                 if row is not None:
                     self._weights_cache = json.loads(row[0])
                 elif self._default_weights is not None:
@@ -373,14 +405,14 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
     def set_weights(self, weights: Mapping[str, float], time_ms: int, reason_zh: str, reason_en: str,
                     evidence: Mapping[str, Any] | None = None, trade_id: int | None = None) -> None:
         w = validate_weight_map(weights)
-        with self._tx():
+        with self._db.transaction():
             self._write_weights(w, int(time_ms), reason_zh, reason_en, dict(evidence or {}),
                                 self.get_trade_count(), trade_id)
 
     def ensure_initial_weights(self, time_ms: int) -> dict[str, float]:
         """Write the default weights as history row 1 if none exists, so the history has a start."""
-        with self._tx():
-            if self._conn.execute("SELECT 1 FROM weight_history LIMIT 1").fetchone() is None:
+        with self._db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM weight_history LIMIT 1").fetchone() is None:
                 if self._default_weights is None:
                     raise KnowledgeError("no weights stored and no default_weights given to KnowledgeStore")
                 self._write_weights(validate_weight_map(self._default_weights), int(time_ms),
@@ -389,7 +421,7 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
 
     def _write_weights(self, weights: Mapping[str, float], time_ms: int, reason_zh: str, reason_en: str,
                        evidence: Mapping[str, Any], trade_count: int, trade_id: int | None) -> None:
-        self._conn.execute(
+        self._db.conn.execute(
             "INSERT INTO weight_history(time_ms, trade_id, trade_count, weights_json, reason_zh, reason_en,"
             " evidence_json) VALUES(?,?,?,?,?,?,?)",
             (time_ms, trade_id, trade_count, dumps(dict(weights)), reason_zh, reason_en, dumps(evidence)))
@@ -397,8 +429,8 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
 
     def weight_history(self, limit: int = 1000) -> list[dict]:
         """Oldest first: [{time_ms, weights, reason_zh, reason_en, reason, evidence, trade_count}]."""
-        rows = self._query("SELECT * FROM (SELECT * FROM weight_history ORDER BY id DESC LIMIT ?)"
-                           " ORDER BY id", (max(0, int(limit)),))
+        rows = self._db.query("SELECT * FROM (SELECT * FROM weight_history ORDER BY id DESC LIMIT ?)"
+                              " ORDER BY id", (max(0, int(limit)),))
         return [{"id": r["id"], "time_ms": r["time_ms"], "trade_id": r["trade_id"],
                  "trade_count": r["trade_count"], "weights": json.loads(r["weights_json"]),
                  "reason": r["reason_en"], "reason_zh": r["reason_zh"], "reason_en": r["reason_en"],
@@ -406,30 +438,30 @@ class KnowledgeStore(OrdersMixin, DecisionLogMixin):
 
     # ------------------------------------------------------------------ agent state
     def get_state(self, key: str, default: Any = None) -> Any:
-        rows = self._query("SELECT value_json FROM agent_state WHERE key=?", (key,))
+        rows = self._db.query("SELECT value_json FROM agent_state WHERE key=?", (key,))
         return json.loads(rows[0][0]) if rows else default
 
     def set_state(self, key: str, value: Any, time_ms: int = 0) -> None:
-        with self._tx():
-            self._conn.execute(
+        with self._db.transaction() as conn:
+            conn.execute(
                 "INSERT INTO agent_state(key, value_json, updated_ms) VALUES(?,?,?)"
                 " ON CONFLICT(key) DO UPDATE SET value_json=excluded.value_json, updated_ms=excluded.updated_ms",
                 (key, dumps_top(value), int(time_ms)))
 
     def delete_state(self, key: str) -> None:
-        with self._tx():
-            self._conn.execute("DELETE FROM agent_state WHERE key=?", (key,))
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM agent_state WHERE key=?", (key,))
 
     def state_keys(self, prefix: str = "") -> list[str]:
-        return [r[0] for r in self._query("SELECT key FROM agent_state WHERE key LIKE ? ORDER BY key",
-                                          (prefix.replace("%", r"\%") + "%",))]
+        return [r[0] for r in self._db.query("SELECT key FROM agent_state WHERE key LIKE ? ORDER BY key",
+                                             (prefix.replace("%", r"\%") + "%",))]
 
     # ------------------------------------------------------------------ statistics
     def get_trade_count(self) -> int:
         """Closed trades: the number the phases and the learner count."""
-        with self._lock:
+        with self._db.lock:
             if self._count_cache is None:
-                self._count_cache = int(self._conn.execute(
+                self._count_cache = int(self._db.conn.execute(
                     "SELECT COUNT(*) FROM trades WHERE status='closed'").fetchone()[0])
             return self._count_cache
 
