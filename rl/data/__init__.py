@@ -1,0 +1,1 @@
+"""`python -m rl.data`: download Binance archive files (see rl.market.download)."""
