@@ -19,12 +19,15 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
+
+from rl.errors import AuthError, BinanceError, NetworkError, OrderRejected, RateLimitError, UnknownOrderStatus
 
 log = logging.getLogger(__name__)
 
@@ -40,46 +43,7 @@ ALGO_TYPES = frozenset({"STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFI
 
 
 # ----------------------------------------------------------------------------- errors
-class BinanceError(Exception):
-    """Any failure talking to Binance; carries HTTP status, Binance code and msg."""
-
-    def __init__(self, msg: str = "", code: int | None = None, status: int | None = None):
-        self.msg = msg
-        self.code = code
-        self.status = status
-        super().__init__(f"{msg} (status={status}, code={code})")
-
-
-class NetworkError(BinanceError):
-    """Connection error / timeout / 5xx: retryable (nothing happened, or it was a GET)."""
-
-
-class RateLimitError(BinanceError):
-    """429/418: stop sending until `retry_after` seconds have passed."""
-
-    def __init__(self, msg: str = "", code: int | None = None, status: int | None = None,
-                 retry_after: float = 0.0):
-        self.retry_after = float(retry_after)
-        super().__init__(msg, code, status)
-
-
-class AuthError(BinanceError):
-    """Missing/invalid API key, bad signature or missing permission."""
-
-
-class OrderRejected(BinanceError):
-    """An order/cancel call answered with a Binance error code (4xx)."""
-
-
-class UnknownOrderStatus(BinanceError):
-    """Order outcome could not be determined even after looking its client id up."""
-
-    def __init__(self, msg: str = "", code: int | None = None, status: int | None = None,
-                 client_order_id: str = ""):
-        self.client_order_id = client_order_id
-        super().__init__(msg, code, status)
-
-
+# The public error classes live in rl.errors (imported above); this one never leaves the module.
 class _OutcomeUnknown(NetworkError):
     """Internal: an order request may or may not have reached the matching engine."""
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from dotenv import dotenv_values
+
+from rl.errors import SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -22,10 +25,6 @@ TESTNET_FAPI = "https://demo-fapi.binance.com"
 DEFAULT_TRADE_URL = {"paper": MAINNET_FAPI, "testnet": TESTNET_FAPI, "live": MAINNET_FAPI}
 LIVE_CONFIRM_PHRASE = "I_UNDERSTAND_REAL_MONEY"
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}USDT$|^[A-Z0-9]{2,20}USDC$")
-
-
-class SettingsError(ValueError):
-    """A setting is invalid; the message is one line a trader can act on."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ class Settings:
         out["mode_label"] = self.mode_label
         return out
 
-    def with_overrides(self, **changes: Any) -> "Settings":
+    def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields replaced (CLI flags), validated like the original."""
         return _validate(replace(self, **changes))
 
@@ -149,7 +148,7 @@ def _risk_scales(name: str, raw: str) -> tuple[float, float, float]:
         raise _fail(name, raw, rule) from None
     if len(values) != 3 or not all(0 < v <= 1 for v in values):
         raise _fail(name, raw, rule)
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:

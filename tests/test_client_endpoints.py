@@ -8,7 +8,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import responses
 
-from client import BinanceClient, BinanceError, OrderRejected, sign
+from client import BinanceClient, sign
+from rl.errors import BinanceError, OrderRejected
 from tests.test_client_filters import EXCHANGE_INFO
 
 KEY, SECRET = "test-api-key-0123456789", "test-api-secret-abcdef"

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from client import OrderRejected, SymbolFilters, parse_symbol_filters
+from client import SymbolFilters, parse_symbol_filters
+from rl.errors import OrderRejected
 
 
 def _symbol(name: str, tick: str, step: str, min_qty: str, max_qty: str, notional: str,

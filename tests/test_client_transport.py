@@ -10,8 +10,8 @@ import pytest
 import requests
 import responses
 
-from client import (AuthError, BinanceClient, BinanceError, NetworkError, OrderRejected,
-                    RateLimitError, UnknownOrderStatus, new_client_order_id, sign)
+from client import BinanceClient, new_client_order_id, sign
+from rl.errors import AuthError, BinanceError, NetworkError, OrderRejected, RateLimitError, UnknownOrderStatus
 
 KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"

@@ -1,12 +1,14 @@
 """Settings: defaults, precedence, and one clear line for each invalid value."""
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
 
 import config
-from config import SettingsError, load_settings
+from config import load_settings
+from rl.errors import SettingsError
 
 NO_FILE = "/nonexistent/.env"
 
@@ -101,7 +103,7 @@ def test_secrets_never_in_repr_or_public_dict() -> None:
 
 def test_settings_are_frozen_and_overrides_revalidate() -> None:
     s = load()
-    with pytest.raises(Exception):
+    with pytest.raises(FrozenInstanceError):
         s.leverage = 20  # type: ignore[misc]
     assert s.with_overrides(port=5123).port == 5123
     with pytest.raises(SettingsError):

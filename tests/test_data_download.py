@@ -10,9 +10,9 @@ import pytest
 import requests
 import responses
 
+from rl.errors import ChecksumMismatch, NotPublished
 from rl.market.archive import load_archive
-from rl.market.download import (ChecksumMismatch, NotPublished, archive_url, download, download_month,
-                     main, month_range)
+from rl.market.download import archive_url, download, download_month, main, month_range
 
 BASE = "https://data.binance.vision"
 LAYOUT = Path("binance/futures/um/monthly/klines/FILUSDT/1m")

@@ -5,8 +5,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rl.market.candles import (COLUMNS, INTERVAL_MS, bucket_end, bucket_start, normalize_frame,
-                       resample, rows_to_frame, validate_interval)
+from rl.market.candles import (
+    COLUMNS,
+    INTERVAL_MS,
+    bucket_end,
+    bucket_start,
+    normalize_frame,
+    resample,
+    rows_to_frame,
+    validate_interval,
+)
 from tests.conftest import make_candles
 
 MIN = 60_000

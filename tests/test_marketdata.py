@@ -8,8 +8,9 @@ import responses
 
 import client as binance
 from rl.clock import ManualClock
+from rl.errors import BinanceError, MarketUnavailable
 from rl.market.candles import COLUMNS, normalize_frame, resample
-from rl.market.ports import LiveMarketData, MarketDataPort, MarketUnavailable, ReplayMarketData
+from rl.market.ports import LiveMarketData, MarketDataPort, ReplayMarketData
 from tests.conftest import make_candles
 
 MIN = 60_000
@@ -244,7 +245,7 @@ def test_live_binance_errors_pass_through_and_price():
     responses.get(KLINES_URL, status=400, json={"code": -1121, "msg": "Invalid symbol."})
     responses.get(PRICE_URL, json={"symbol": "BTCUSDT", "price": "6000.01", "time": 1589437530011})
     live = make_live()
-    with pytest.raises(binance.BinanceError) as err:
+    with pytest.raises(BinanceError) as err:
         live.klines("NOPEUSDT", "1m")
     assert err.value.code == -1121 and not isinstance(err.value, MarketUnavailable)
     assert live.last_price("BTCUSDT") == 6000.01

@@ -16,17 +16,18 @@ from typing import Any
 
 import pytest
 
-from client import BinanceClient, NetworkError
+from client import BinanceClient
 from config import Settings
-from rl.clock import ManualClock
-from rl.knowledge.store import KnowledgeStore
+from rl.agent.runner import AgentRunner
 from rl.analysis.levels.finder import DEFAULT_WEIGHTS, FEATURES
+from rl.clock import ManualClock
+from rl.errors import AgentAlreadyRunning, BinanceError, MarketUnavailable, NetworkError, OrderRejected, SettingsError
+from rl.knowledge.store import KnowledgeStore
 from rl.market.ports import LiveMarketData, ReplayMarketData
 from rl.paper.exchange import PaperExchange
-from rl.agent.runner import AgentAlreadyRunning, AgentRunner
 from tests.conftest import make_candles
 from web.app import create_app, is_loopback
-from web.service import frame_to_candles
+from web.service import frame_to_candles, translate_error
 
 TOKEN = "test-token-123"
 SYMBOL = "FILUSDT"
@@ -225,7 +226,7 @@ def test_runner_refusal_maps_to_409(world):
     # The runner may refuse a start that the service's `running` pre-check could not see (a
     # start racing in between check and start). That race cannot be produced on demand with the
     # real runner, so this one test hides `running` from the pre-check and lets start() raise
-    # the real rl.agent.runner.AgentAlreadyRunning: it must still be a 409, not a 500.
+    # the real rl.errors.AgentAlreadyRunning: it must still be a 409, not a 500.
     _, runner, _, _ = world
 
     class RaceLost(AgentRunner):
@@ -369,6 +370,82 @@ def test_exchange_network_failure_is_503(client, world, monkeypatch):
     resp = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 1})
     assert resp.status_code == 503
     assert "connection refused" in resp.get_json()["error"]
+
+
+class FeedStalled(MarketUnavailable):
+    """A market failure the status table does not list: it must map like MarketUnavailable."""
+
+
+class SelfTradePrevented(OrderRejected):
+    """An exchange refusal the status table does not list: it must map like OrderRejected."""
+
+
+@pytest.mark.parametrize("parent,child,status", [
+    (MarketUnavailable, FeedStalled, 503),
+    (OrderRejected, SelfTradePrevented, 400),
+    (NetworkError, type("ReadTimedOut", (NetworkError,), {}), 503),
+    (SettingsError, type("BadOverride", (SettingsError,), {}), 400),
+])
+def test_subclass_maps_like_its_parent(parent, child, status):
+    assert translate_error(parent("why"), "ctx").status == status
+    mapped = translate_error(child("why"), "ctx")
+    assert mapped.status == status and "why" in mapped.message
+
+
+def test_exchange_refusal_subclass_is_400_with_its_message(client, world, monkeypatch):
+    # Provoked like the network failure above: a refusal of a kind no table entry names.
+    def refuse(*args, **kwargs):
+        raise SelfTradePrevented("Order would immediately match and take.", -2021, 400)
+
+    monkeypatch.setattr(world[1].exchange, "place_order", refuse)
+    resp = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 1})
+    assert resp.status_code == 400
+    assert "would immediately match" in resp.get_json()["error"]
+
+
+def test_market_failure_subclass_is_503_and_shown(client, world, monkeypatch):
+    def stalled(*args, **kwargs):
+        raise FeedStalled("the replay feed stalled: restart it")
+
+    monkeypatch.setattr(world[0].extensions["dashboard_service"].market, "klines", stalled)
+    resp = client.get(f"/api/klines/{SYMBOL}/1m")
+    assert resp.status_code == 503 and "feed stalled" in resp.get_json()["error"]
+    assert client.get("/api/meta").get_json()["connectivity"]["state"] == "unreachable"
+
+
+def test_unexpected_error_text_stays_in_the_log(client, world, monkeypatch, caplog):
+    # A bug deep in the core: its text (paths, SQL) must not reach the browser, only the log.
+    def bug(*args, **kwargs):
+        raise RuntimeError("no such column: secret_col in /home/trader/agent.db")
+
+    monkeypatch.setattr(world[1].exchange, "place_order", bug)
+    resp = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 1})
+    assert resp.status_code == 500
+    error = resp.get_json()["error"]
+    assert "RuntimeError" in error and "server log" in error
+    assert "secret_col" not in error and "/home/trader" not in error
+    assert "secret_col" in caplog.text
+
+
+def test_unhandled_error_outside_the_service_is_500_without_its_text(client, world, monkeypatch):
+    # A market port that returns a frame without candle times breaks in the view itself,
+    # past the service's error mapping: the app's last-resort handler answers.
+    monkeypatch.setattr(world[0].extensions["dashboard_service"].market, "klines",
+                        lambda *args, **kwargs: make_candles(n=3).reset_index())
+    resp = client.get(f"/api/klines/{SYMBOL}/1m")
+    assert resp.status_code == 500
+    error = resp.get_json()["error"]
+    assert error.startswith("internal error (TypeError)") and "DatetimeIndex" not in error
+
+
+def test_unlisted_core_error_is_500_with_its_message(client, world, monkeypatch):
+    # Errors of the project's own tree are written for the trader: shown even when unlisted.
+    def odd_answer(*args, **kwargs):
+        raise BinanceError("Invalid symbol.", -1121, 400)
+
+    monkeypatch.setattr(world[1].exchange, "place_order", odd_answer)
+    resp = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 1})
+    assert resp.status_code == 500 and "Invalid symbol." in resp.get_json()["error"]
 
 
 # ---------------------------------------------------------------------------- account, history

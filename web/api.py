@@ -8,7 +8,7 @@ Every state-changing request (POST) must carry the per-process dashboard token (
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Any, overload
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -51,6 +51,10 @@ def _json_body() -> Any:
     return body
 
 
+@overload
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int: ...
+@overload
+def _int_arg(name: str, default: None, lo: int, hi: int) -> int | None: ...
 def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":

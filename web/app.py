@@ -15,16 +15,19 @@ import ipaddress
 import logging
 import secrets
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from flask import Flask, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from config import Settings, SettingsError, load_settings
+from config import Settings, load_settings
+from rl.errors import SettingsError
 from web.api import api
 from web.pages import pages
-from web.service import DashboardService, ServiceError
+from web.service import DashboardService, ServiceError, internal_error_message
 
 log = logging.getLogger("web")
 
@@ -37,6 +40,11 @@ _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+class _JSONProvider(DefaultJSONProvider):
+    sort_keys = False       # keep the order the service built (the API docs show that order)
+    ensure_ascii = False    # Chinese log lines as UTF-8 text, not \u escapes
 
 
 def is_loopback(host: str) -> bool:
@@ -59,9 +67,7 @@ def create_app(settings: Settings, *, market: Any | None = None, runner: Any | N
     """
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.config["DASHBOARD_TOKEN"] = token or secrets.token_urlsafe(32)
-    app.config["JSON_SORT_KEYS"] = False
-    app.json.sort_keys = False
-    app.json.ensure_ascii = False
+    app.json = _JSONProvider(app)
     svc = service or DashboardService(settings, market, runner, market_note=market_note,
                                       runner_note=runner_note, replay=replay)
     app.extensions["dashboard_service"] = svc
@@ -103,7 +109,7 @@ def create_app(settings: Settings, *, market: Any | None = None, runner: Any | N
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+        return _error(500, internal_error_message(exc))
 
     return app
 

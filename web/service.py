@@ -6,20 +6,38 @@ tested without HTTP and so the API and the page can never disagree about a rule.
 
 The agent runner and the market-data port are taken by duck typing (see docs/internals.md):
 the service needs only the methods listed there. Errors raised by the core are recognised by
-their class name, not by importing their modules, because the web layer must start (and say
-clearly what is wrong) even when a core module failed to import or the network is down.
+their rl.errors class (`ERROR_STATUS`); rl.errors imports nothing else, so the web layer still
+starts (and says clearly what is wrong) when a core module failed to import.
+
+A known error's message is written for the trader and goes into the JSON body as it is; an
+unexpected one (a bug) is logged with its traceback and the body names only its type, so
+internal details (paths, SQL, payloads) never reach the browser.
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
 from config import Settings
+from rl.errors import (
+    AgentAlreadyRunning,
+    AgentError,
+    AuthError,
+    MarketUnavailable,
+    NetworkError,
+    OrderRejected,
+    RateLimitError,
+    UnknownOrderStatus,
+)
+
+log = logging.getLogger("web.service")
 
 # Every kline interval Binance USDⓈ-M futures accepts; the dashboard shows four of them.
 BINANCE_INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
@@ -30,21 +48,31 @@ DEFAULT_KLINES_LIMIT = 500
 ORDER_SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT")
 _SYMBOL_SHAPE = re.compile(r"^[A-Z0-9]{2,30}$")
+T = TypeVar("T")
 
-# Core exceptions, by class name (anywhere in the MRO) -> HTTP status.
-_ERROR_STATUS = {
-    "AgentAlreadyRunning": 409,
-    "MarketUnavailable": 503,
-    "NetworkError": 503,
-    "RateLimitError": 503,       # Binance asked us to back off: try again later
-    "AuthError": 502,            # our API key was refused upstream: a server-side setting
-    "UnknownOrderStatus": 502,   # the exchange may or may not have filled: not the user's fault
-    "OrderRejected": 400,        # Binance (or paper) refused the order: the user can fix it
-}
+# Core exception class -> HTTP status. The first class the error is an instance of wins, so a
+# subclass (with a status of its own) must be listed before its parent; a subclass not listed
+# maps like its parent. Anything else is a 500.
+ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (AgentAlreadyRunning, 409),
+    (MarketUnavailable, 503),
+    (NetworkError, 503),
+    (RateLimitError, 503),        # Binance asked us to back off: try again later
+    (AuthError, 502),             # our API key was refused upstream: a server-side setting
+    (UnknownOrderStatus, 502),    # the exchange may or may not have filled: not the user's fault
+    (OrderRejected, 400),         # Binance (or paper) refused the order: the user can fix it
+    (ValueError, 400),            # bad input named in the message (rl.errors.ValidationError, core checks)
+)
+# What means "Binance / the market cannot be reached": the page's connectivity badge shows it.
+_NETWORK_FAILURES = (MarketUnavailable, NetworkError, RateLimitError)
 
 
-class ServiceError(Exception):
-    """A failure the API reports as JSON `{"error": message}` with `status`."""
+class ServiceError(AgentError):
+    """A failure the API reports as JSON `{"error": message}` with `status`.
+
+    Lives here, not in rl.errors, because it carries an HTTP status: only the web layer knows
+    those. It is an AgentError so that it, too, hangs off the project's one error tree.
+    """
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -59,20 +87,26 @@ class MarketPort(Protocol):
 
 
 def translate_error(exc: BaseException, context: str) -> ServiceError:
-    """Map a core exception to a ServiceError; unknown exceptions become 500."""
+    """Map a core exception to a ServiceError by `ERROR_STATUS`; anything else becomes a 500.
+
+    Known errors (listed ones, and any other AgentError) keep their message; an unexpected
+    error is logged with its traceback and its text stays out of the message.
+    """
     if isinstance(exc, ServiceError):
         return exc
-    for cls in type(exc).__mro__:
-        status = _ERROR_STATUS.get(cls.__name__)
-        if status is not None:
-            return ServiceError(status, f"{context}: {exc}")
-    if isinstance(exc, ValueError):
-        return ServiceError(400, f"{context}: {exc}")
-    return ServiceError(500, f"{context}: {type(exc).__name__}: {exc}")
+    status = next((code for cls, code in ERROR_STATUS if isinstance(exc, cls)), None)
+    if status is not None:
+        return ServiceError(status, f"{context}: {exc}")
+    if isinstance(exc, AgentError):
+        return ServiceError(500, f"{context}: {type(exc).__name__}: {exc}")
+    log.error("%s failed unexpectedly", context, exc_info=exc)
+    return ServiceError(500, internal_error_message(exc, context))
 
 
-def _is_network_failure(exc: BaseException) -> bool:
-    return any(c.__name__ in ("MarketUnavailable", "NetworkError", "RateLimitError") for c in type(exc).__mro__)
+def internal_error_message(exc: BaseException, context: str | None = None) -> str:
+    """What the API says about an unexpected error: its type only (the log has the rest)."""
+    message = f"internal error ({type(exc).__name__}); the server log has the details"
+    return f"{context}: {message}" if context else message
 
 
 def frame_to_candles(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -174,13 +208,14 @@ class DashboardService:
         return value
 
     # ---- market data --------------------------------------------------------------------
-    def _market_call(self, fn: Callable[[], Any], context: str) -> Any:
+    def _market_call(self, fn: Callable[[MarketPort], T], context: str) -> T:
+        """`fn(market)`, its failure as a ServiceError; notes what it says about connectivity."""
         if self.market is None:
             raise ServiceError(503, self.market_note or "market data is unavailable")
         try:
-            result = fn()
+            result = fn(self.market)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a clear JSON error
-            if _is_network_failure(exc):
+            if isinstance(exc, _NETWORK_FAILURES):
                 self._note_connectivity("unreachable", str(exc))
             raise translate_error(exc, context) from exc
         self._note_connectivity("ok", None)
@@ -195,27 +230,26 @@ class DashboardService:
     def klines(self, symbol: str, interval: str, limit: int = DEFAULT_KLINES_LIMIT) -> dict[str, Any]:
         sym = self.check_symbol(symbol)
         itv = self.check_interval(interval)
-        frame = self._market_call(lambda: self.market.klines(sym, itv, limit),
-                                  f"klines {sym} {itv}")
         return {"symbol": sym, "interval": itv, "forming_last": True,
-                "candles": frame_to_candles(frame)}
+                "candles": frame_to_candles(self._klines(sym, itv, limit))}
 
     def klines_all(self, symbol: str, limit: int = DEFAULT_KLINES_LIMIT) -> dict[str, Any]:
         sym = self.check_symbol(symbol)
         out = {}
         for itv in DASHBOARD_INTERVALS:
-            frame = self._market_call(lambda i=itv: self.market.klines(sym, i, limit),
-                                      f"klines {sym} {itv}")
-            out[itv] = frame_to_candles(frame)
+            out[itv] = frame_to_candles(self._klines(sym, itv, limit))
         return {"symbol": sym, "intervals": list(DASHBOARD_INTERVALS), "forming_last": True,
                 "klines": out}
+
+    def _klines(self, sym: str, itv: str, limit: int) -> pd.DataFrame:
+        return self._market_call(lambda market: market.klines(sym, itv, limit), f"klines {sym} {itv}")
 
     def probe_market(self) -> bool:
         """One cheap market call at start-up so the page and log can say if Binance is reachable."""
         if self.market is None:
             return False
         try:
-            self._market_call(lambda: self.market.last_price(self.symbols[0]), "probe")
+            self._market_call(lambda market: market.last_price(self.symbols[0]), "probe")
         except ServiceError:
             return False
         return True

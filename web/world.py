@@ -13,8 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from config import Settings, SettingsError
+from config import Settings
 from rl.clock import Clock, SystemClock
+from rl.errors import AgentError, SettingsError
+from web.service import internal_error_message
 
 log = logging.getLogger("web.world")
 
@@ -22,6 +24,9 @@ DAY_MS = 86_400_000
 # Replay starts this far into the archive (at most half of it), so the 15m/8h charts and the
 # agent's indicators have history from the first minute instead of a handful of candles.
 REPLAY_WARMUP_MS = 30 * DAY_MS
+# Why the agent could not be built, in words the trader can act on: a refused setting or store
+# write, a missing package, an unwritable database path. Their messages are shown as they are.
+_FIXABLE_BUILD_FAILURES = (AgentError, ImportError, OSError)
 
 
 @dataclass
@@ -90,7 +95,7 @@ def build_market(settings: Settings, symbol_given: bool) -> tuple[Settings, Any,
         frames = {s: d.frame for s, d in datas.items()}
         # BarClock steps exactly the closed 1m bars a backtest steps (a ScaledClock drifts to
         # mid-minute times by however long each cycle took), so replay trades = backtest trades.
-        clock = replay_clock(frames, replay_start_ms(start, end), settings.replay_speed)
+        clock: Clock = replay_clock(frames, replay_start_ms(start, end), settings.replay_speed)
         market = ReplayMarketData(frames, clock)
         gaps = sum(len(d.gaps) for d in datas.values())
         replay = {"path": str(settings.replay_dir), "symbols": list(symbols), "speed": settings.replay_speed,
@@ -133,18 +138,23 @@ def build_exchange(settings: Settings, market: Any) -> Any:
 def build_runner(settings: Settings, market: Any, clock: Clock) -> tuple[Any | None, str | None]:
     """The real AgentRunner, or (None, why) when a piece of the core cannot be built."""
     try:
-        from rl.knowledge.store import KnowledgeStore
-        from rl.analysis.levels.finder import DEFAULT_WEIGHTS
         from rl.agent.runner import AgentRunner
+        from rl.analysis.levels.finder import DEFAULT_WEIGHTS
+        from rl.knowledge.store import KnowledgeStore
 
         settings.db_path.parent.mkdir(parents=True, exist_ok=True)
         store = KnowledgeStore(settings.db_path, default_weights=DEFAULT_WEIGHTS)
         exchange = build_exchange(settings, market)
         return AgentRunner(settings, market, exchange, store, clock), None
     except Exception as exc:  # noqa: BLE001 - the page must still come up and say why
-        note = f"{type(exc).__name__}: {exc}"
-        log.error("cannot build the trading agent (%s); the dashboard runs without it", note)
-        log.debug("trading agent build failure", exc_info=True)
+        if isinstance(exc, _FIXABLE_BUILD_FAILURES):
+            note = f"{type(exc).__name__}: {exc}"
+            log.error("cannot build the trading agent (%s); the dashboard runs without it", note)
+            log.debug("trading agent build failure", exc_info=True)
+        else:
+            # the note is shown by the page and the API: a bug's own text stays in the log
+            note = internal_error_message(exc, "the trading agent could not be built")
+            log.error("cannot build the trading agent; the dashboard runs without it", exc_info=exc)
         return None, note
 
 

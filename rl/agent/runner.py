@@ -15,13 +15,10 @@ from typing import Any
 from config import Settings
 from rl.agent.agent import TradingAgent
 from rl.clock import Clock
+from rl.errors import AgentAlreadyRunning
 from rl.knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
-
-
-class AgentAlreadyRunning(Exception):
-    """start() was called while the agent thread is alive."""
 
 
 class AgentRunner:

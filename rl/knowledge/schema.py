@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, overload
 
+from rl.errors import KnowledgeError
+
 COMPONENT = "knowledge"
 SIDES = ("LONG", "SHORT")
 
@@ -117,10 +119,6 @@ MIGRATIONS: list[str] = [
     );
     """,
 ]
-
-
-class KnowledgeError(ValueError):
-    """A write was refused: the message names the field and the rule."""
 
 
 @overload

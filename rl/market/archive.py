@@ -16,10 +16,11 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import cast, overload
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,12 @@ class ArchiveData:
 
 # ----------------------------------------------------------------------------- parsing
 
+@overload
+def _month_bound(value: str, field_name: str, end: bool) -> int: ...
+@overload
+def _month_bound(value: None, field_name: str, end: bool) -> None: ...
+@overload
+def _month_bound(value: str | None, field_name: str, end: bool) -> int | None: ...
 def _month_bound(value: str | None, field_name: str, end: bool) -> int | None:
     """'YYYY-MM' or 'YYYY-MM-DD' -> ms; for `end` the bound is exclusive (next month / day)."""
     if value is None:
@@ -88,7 +95,7 @@ def _month_bound(value: str | None, field_name: str, end: bool) -> int | None:
         raise ValueError(f"{field_name}={value!r} is invalid: use YYYY-MM (or YYYY-MM-DD)")
     year, month, day = int(m.group(1)), int(m.group(2)), m.group(3)
     try:
-        ts = pd.Timestamp(datetime(year, month, int(day) if day else 1, tzinfo=timezone.utc))
+        ts = pd.Timestamp(datetime(year, month, int(day) if day else 1, tzinfo=UTC))
     except ValueError:
         raise ValueError(f"{field_name}={value!r} is invalid: no such date") from None
     if end:
@@ -170,7 +177,7 @@ def find_archive_files(source: str | Path | Sequence[str | Path], symbol: str | 
             if not p.is_file():
                 raise FileNotFoundError(f"archive file {p} does not exist")
         return files
-    path = Path(source)
+    path = Path(cast("str | Path", source))     # a list or tuple of files was handled above
     if path.is_file():
         return [path]
     if not path.is_dir():
@@ -188,7 +195,7 @@ def find_archive_files(source: str | Path | Sequence[str | Path], symbol: str | 
         hint = f"; symbols there: {', '.join(there)}" if there else ""
         what = f"{symbol} {interval}" if symbol else f"{interval} (pass symbol= for an archive root)"
         raise FileNotFoundError(f"no Binance archive files for {what} under {path}{hint}")
-    symbols = sorted({_parse_name(p)["symbol"] for p in found})
+    symbols = sorted({m["symbol"] for p in found if (m := _parse_name(p))})
     if len(symbols) > 1:
         raise ValueError(f"source {path} holds several symbols ({', '.join(symbols)}): pass symbol=")
     return found

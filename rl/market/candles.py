@@ -16,7 +16,8 @@ math.fsum: correctly rounded, so any other code forming the same candle gets the
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -67,7 +68,13 @@ def interval_ms(interval: str) -> int:
     return INTERVAL_MS[interval]
 
 
-def bucket_start(open_ms: np.ndarray | int, interval: str) -> np.ndarray | int:
+@overload
+def bucket_start(open_ms: int | np.integer, interval: str) -> int: ...
+@overload
+def bucket_start(open_ms: np.ndarray, interval: str) -> np.ndarray: ...
+@overload
+def bucket_start(open_ms: np.ndarray | int, interval: str) -> np.ndarray | int: ...
+def bucket_start(open_ms: np.ndarray | int | np.integer, interval: str) -> np.ndarray | int:
     """Open time (ms) of the `interval` candle that contains each time in `open_ms`."""
     validate_interval(interval)
     scalar = np.ndim(open_ms) == 0
@@ -82,6 +89,12 @@ def bucket_start(open_ms: np.ndarray | int, interval: str) -> np.ndarray | int:
     return int(out) if scalar else out
 
 
+@overload
+def bucket_end(start_ms: int, interval: str) -> int: ...
+@overload
+def bucket_end(start_ms: np.ndarray, interval: str) -> np.ndarray: ...
+@overload
+def bucket_end(start_ms: np.ndarray | int, interval: str) -> np.ndarray | int: ...
 def bucket_end(start_ms: np.ndarray | int, interval: str) -> np.ndarray | int:
     """Close time (ms) of candles opening at `start_ms`: next open - 1, as Binance reports it."""
     if interval == "1M":
@@ -95,8 +108,9 @@ def bucket_end(start_ms: np.ndarray | int, interval: str) -> np.ndarray | int:
 def ms_to_index(open_ms: np.ndarray) -> pd.DatetimeIndex:
     """UTC DatetimeIndex named open_time from int64 ms (no copy of the data beyond one multiply)."""
     ns = np.asarray(open_ms, dtype=np.int64) * 1_000_000
-    return pd.DatetimeIndex(pd.arrays.DatetimeArray._simple_new(ns.view("M8[ns]"), dtype=_INDEX_DTYPE),
-                            name="open_time")
+    # _simple_new: pandas' own no-copy, no-validation constructor (the stubs leave it out)
+    array = pd.arrays.DatetimeArray._simple_new(ns.view("M8[ns]"), dtype=_INDEX_DTYPE)  # type: ignore[attr-defined]
+    return pd.DatetimeIndex(array, name="open_time")
 
 
 def index_to_ms(index: pd.Index) -> np.ndarray:
@@ -140,7 +154,7 @@ def rows_to_frame(rows: Sequence[Sequence]) -> pd.DataFrame:
         trades = table[:, 8].astype(np.float64).astype(np.int64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"rows are invalid: every kline field must be a number ({exc})") from None
-    cols = {name: floats[:, j] for j, name in enumerate(
+    cols: dict[str, np.ndarray] = {name: floats[:, j] for j, name in enumerate(
         ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume",
          "taker_buy_quote_volume"))}
     cols["close_time"] = close_ms

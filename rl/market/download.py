@@ -19,12 +19,14 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import requests
 
+from config import load_settings
+from rl.errors import ChecksumMismatch, DownloadError, NotPublished, SettingsError
 from rl.market.candles import validate_interval
 
 BASE_URL = "https://data.binance.vision"
@@ -33,18 +35,6 @@ LOCAL_PATH = "binance/futures/um/monthly/klines/{symbol}/{interval}"
 CHUNK = 1 << 16
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-class DownloadError(Exception):
-    """A month could not be downloaded; the message says which and why."""
-
-
-class NotPublished(DownloadError):
-    """HTTP 404: Binance has not published this month (yet), or the symbol/interval is wrong."""
-
-
-class ChecksumMismatch(DownloadError):
-    """The downloaded bytes do not match Binance's sha256; the file was deleted."""
 
 
 @dataclass(frozen=True)
@@ -227,8 +217,6 @@ def _progress_bar(desc: str):
 
 def _default_dest() -> Path:
     """Where the rest of the project looks for archives: BINANCE_DATA_DIR, else ../shared/data."""
-    from config import SettingsError, load_settings
-
     try:
         return load_settings().data_dir
     except SettingsError as exc:

@@ -16,16 +16,26 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Callable, Mapping, Protocol, TypeVar, runtime_checkable
+from collections.abc import Callable, Mapping
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-import client as binance
 from rl.clock import Clock, SystemClock
-from rl.market.candles import (COLUMNS, MINUTE_MS, aggregate_arrays, bucket_end, bucket_start,
-                       frame_from_arrays, index_to_ms, normalize_frame, rows_to_frame,
-                       validate_interval)
+from rl.errors import MarketUnavailable, NetworkError, RateLimitError
+from rl.market.candles import (
+    COLUMNS,
+    MINUTE_MS,
+    aggregate_arrays,
+    bucket_end,
+    bucket_start,
+    frame_from_arrays,
+    index_to_ms,
+    normalize_frame,
+    rows_to_frame,
+    validate_interval,
+)
 
 KLINES_MAX = 1500
 # Long candles barely move within a minute; caching them keeps a multi-symbol agent far below
@@ -36,11 +46,6 @@ DEFAULT_CACHE_SECONDS: dict[str, float] = {
 }
 REPLAY_HINT = "Check your connection, or replay archive data with python -m web.app --replay PATH"
 T = TypeVar("T")
-
-
-class MarketUnavailable(Exception):
-    """Market data cannot be had right now (network down, Binance unreachable, replay not
-    started); the message says why in words a trader can act on."""
 
 
 @runtime_checkable
@@ -103,11 +108,11 @@ class LiveMarketData:
         """Run one client call, turning 'cannot reach Binance' into MarketUnavailable."""
         try:
             return fn()
-        except binance.RateLimitError as exc:
+        except RateLimitError as exc:
             raise MarketUnavailable(
                 f"Binance ({self.url}) rate limit reached: no requests for "
                 f"{exc.retry_after:.0f} s. The agent will retry after that.") from exc
-        except binance.NetworkError as exc:
+        except NetworkError as exc:
             reason = exc.msg or str(exc)
             raise MarketUnavailable(f"Binance ({self.url}) is unreachable: {reason}. "
                                     f"{REPLAY_HINT}") from exc
@@ -294,6 +299,7 @@ class ReplayMarketData:
                 o = float(c["open"][forming])
                 row["high"], row["low"], row["close"] = max(row["high"], o), min(row["low"], o), o
         else:
+            assert forming is not None, "only called for a bucket with a closed or a forming bar"
             row = ReplayMarketData._partial(s, forming, interval)[1]
         row["close_time"] = int(bucket_end(b, interval))
         return b, row
@@ -308,7 +314,7 @@ class ReplayMarketData:
 
     @classmethod
     def from_archive(cls, source, symbols, clock: Clock, start: str | None = None,
-                     end: str | None = None) -> "ReplayMarketData":
+                     end: str | None = None) -> ReplayMarketData:
         """Load `symbols` from an archive root/folder (rl.market.archive) and replay them on `clock`."""
         from rl.market.archive import load_symbols
 

@@ -24,15 +24,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from rl.errors import LearningError
+
 STEP = 0.05             # design §9.2: +5 % / -5 % per adjustment
 MIN_WEIGHT = 0.02       # floor: a feature never dies out completely
 MAX_WEIGHT = 0.50       # cap: no single feature dominates the level score
 MIN_CORRELATION = 0.05  # never call a weaker correlation evidence, however many trades
 SIGNIFICANCE_Z = 1.645  # one-sided 5 %: |r| must exceed z / sqrt(n) to count as evidence
-
-
-class LearningError(ValueError):
-    """Bad input to the learner (weights, samples or parameters); the message names the field."""
 
 
 @dataclass(frozen=True)
