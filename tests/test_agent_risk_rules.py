@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rl.agent.agent import TradingAgent
+from rl.strategy.params import StrategyParams, TradePlanParams
 from tests.test_agent_scripted import SYMBOL, ScriptedAnalyzer, World
 
 FLAT = [100.0] * 60
@@ -27,6 +28,7 @@ def test_no_reentry_within_cooldown_even_after_restart(tmp_path) -> None:
     w = World(tmp_path, PATH)
     w.settings = w.settings.with_overrides(reentry_cooldown_minutes=60)
     w.agent.settings = w.settings
+    w.agent.params = StrategyParams.from_settings(w.settings)
     closed_ms = _close_first_trade(w)
     w.script.long = 60.0                      # a strong long signal at every 15m close from here on
     while w.clock.now_ms() - closed_ms < 45 * 60_000:
@@ -69,4 +71,4 @@ def test_fee_floor_keeps_stops_away_from_entry() -> None:
     plan = plan_trade("LONG", 100.0, 99.95, 0.05, 10_000.0, 10_000.0, taker_fee=0.0005)
     assert plan.stop == pytest.approx(99.5)               # 5 round-trip fees = 0.5 %
     assert plan_trade("LONG", 100.0, 99.95, 0.05, 10_000.0, 10_000.0, taker_fee=0.0005,
-                      fee_stop_multiple=0.0).stop == pytest.approx(99.8)   # the 0.2 % minimum
+                      params=TradePlanParams(fee_stop_multiple=0.0)).stop == pytest.approx(99.8)   # the 0.2 % minimum

@@ -19,11 +19,12 @@ import pytest
 
 from rl.analysis.analyzer import IncrementalAnalyzer
 from rl.execution.port import AccountSnapshot, Fill, OrderResult, PositionSnapshot, StopOrderInfo
-from rl.strategy.exits import ExitRules, breakeven_stop, evaluate_exit
+from rl.strategy.exits import breakeven_stop, evaluate_exit
 from rl.knowledge.store import KnowledgeStore
 from rl.knowledge.codec import Encoded, dumps, dumps_top
 from rl.knowledge.schema import KnowledgeError
 from rl.strategy.learning import feature_evidence, pearson, update_weights
+from rl.strategy.params import ExitParams, LearningParams
 from rl.paper.exchange import PaperExchange
 from rl.execution.position import PositionState
 from rl.knowledge.thought import build_perception, json_safe
@@ -166,7 +167,7 @@ def _evaluate_exit_reference(state, price, high, low, atr, opposite_score, rules
         rest = state.qty - qty
         if qty >= max(min_qty, 1e-12) and rest >= max(min_qty, 1e-12):
             actions.append(PartialClose(qty, "p"))
-        be = breakeven_stop(state, rules.fee_rate)
+        be = breakeven_stop(state, 0.0005)           # evaluate_exit's default taker fee
         if (be - stop) * sign > 0 and (price - be) * sign > 0:
             actions.append(MoveStop(be, "be"))
             stop = be
@@ -184,7 +185,7 @@ def _shape(actions):
 
 def test_evaluate_exit_matches_the_rules_on_random_bars():
     rng = random.Random(3)
-    rules = ExitRules()
+    rules = ExitParams()
     for _ in range(5_000):
         side = rng.choice(["LONG", "SHORT"])
         sign = 1 if side == "LONG" else -1
@@ -239,7 +240,7 @@ def test_learning_matches_the_plain_formulas():
         xs = [rng.random() for _ in range(n)]
         ys = [rng.random() for _ in range(n)]
         assert _same_r(pearson(xs, ys), _pearson_reference(xs, ys))
-    update_weights(W, [({"a": 1.0}, 1.0)] * 3, min_trades=2)     # runs end to end
+    update_weights(W, [({"a": 1.0}, 1.0)] * 3, LearningParams(min_trades=2))     # runs end to end
 
 
 def test_learning_names_the_first_bad_sample():
@@ -510,7 +511,7 @@ def test_holding_quietly_only_where_no_rule_acts():
     must propose nothing, and it must accept the common quiet bar (before 1R)."""
     from rl.strategy.exits import holding_quietly
     rng = random.Random(5)
-    rules = ExitRules()
+    rules = ExitParams()
     quiet = 0
     for _ in range(5_000):
         side = rng.choice(["LONG", "SHORT"])

@@ -127,7 +127,7 @@ def test_incremental_across_8h_close_and_weight_change_equals_fresh():
             assert got.long_score == pytest.approx(want.long_score, abs=1e-9)
             assert got.short_score == pytest.approx(want.short_score, abs=1e-9)
             # the trend component kept between 8h closes equals one computed now, notes too
-            assert (inc._static, inc._static_notes) == _static(inc.snaps, inc._book)
+            assert (inc._static, inc._static_notes) == _static(inc.snaps, inc._book, inc.score_params)
             assert [x.price for x in got.levels] == [x.price for x in want.levels]
             assert [x.score for x in got.levels] == pytest.approx([x.score for x in want.levels], abs=1e-9)
             assert [x.to_dict()["touches"] for x in got.levels] == [x.to_dict()["touches"] for x in want.levels]

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from rl.strategy.exits import CloseAll, ExitRules, MoveStop, PartialClose, breakeven_stop, evaluate_exit
+from rl.strategy.exits import CloseAll, MoveStop, PartialClose, breakeven_stop, evaluate_exit
+from rl.strategy.params import ExitParams
 from rl.execution.position import PositionState, reconcile
 from rl.execution.port import PositionSnapshot, StopOrderInfo
 
@@ -20,7 +21,7 @@ def test_nothing_before_1r():
 
 def test_half_at_1r_then_breakeven_plus_fees():
     acts = evaluate_exit(long_state(), 102.1, 102.2, 101.0, atr=0.5, step=0.001,
-                         rules=ExitRules(trail_atr=10))
+                         rules=ExitParams(trail_atr=10))
     assert acts[0] == PartialClose(0.5, acts[0].reason) and "1R" in acts[0].reason
     be = breakeven_stop(long_state(), 0.0005)
     assert be == pytest.approx(100.1)
@@ -29,7 +30,7 @@ def test_half_at_1r_then_breakeven_plus_fees():
 
 def test_trailing_after_partial_only_moves_in_favour():
     s = long_state(qty=0.5, stop=100.1, partial_exits=[{"qty": 0.5}], best_price=104.0)
-    acts = evaluate_exit(s, 105.0, 106.0, 104.5, atr=1.0, rules=ExitRules(trail_atr=2.0))
+    acts = evaluate_exit(s, 105.0, 106.0, 104.5, atr=1.0, rules=ExitParams(trail_atr=2.0))
     assert acts == [MoveStop(104.0, acts[0].reason)] and "ATR" in acts[0].reason
     s.stop = 104.5
     assert evaluate_exit(s, 105.0, 106.0, 104.5, atr=1.0) == []
@@ -44,7 +45,7 @@ def test_target_and_opposite_signal_close_all_with_reason():
 
 def test_short_mirror():
     s = long_state(side="SHORT", stop=102.0, initial_stop=102.0, target=90.0)
-    acts = evaluate_exit(s, 97.9, 99.0, 97.8, atr=0.1, rules=ExitRules(trail_atr=50))
+    acts = evaluate_exit(s, 97.9, 99.0, 97.8, atr=0.1, rules=ExitParams(trail_atr=50))
     assert isinstance(acts[0], PartialClose)
     assert acts[1].new_stop == pytest.approx(99.9)
 

@@ -9,6 +9,7 @@ from rl.execution.port import OrderResult
 from rl.knowledge.store import KnowledgeStore
 from rl.knowledge.schema import KnowledgeError
 from rl.strategy.learning import update_weights
+from rl.strategy.params import LearningParams
 
 W = {"volume_density": 0.20, "touch_bounce_count": 0.20, "bounce_magnitude": 0.15,
      "failed_breakout_count": 0.20, "duration_days": 0.10, "multi_tf_confirm": 0.15}
@@ -86,7 +87,7 @@ def test_close_with_learning_writes_weights_in_same_transaction(store, tmp_path)
     tid = open_one(store)
     store.record_exit(tid, client_order_id="x", time_ms=5, kind="stop", price=98, quantity=1, pnl=-2, fee=0)
     samples = [({**{k: 0.5 for k in W}, "touch_bounce_count": i / 40}, (i - 20) / 10) for i in range(40)]
-    upd = update_weights(W, samples, min_trades=30)
+    upd = update_weights(W, samples, LearningParams(min_trades=30))
     store.close_trade(tid, closed_ms=6, exit_reason="stop", reward={}, summary_zh="z", summary_en="e",
                       weight_update=upd)
     assert store.current_weights() == pytest.approx(upd.new)

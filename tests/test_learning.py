@@ -6,8 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from rl.strategy.learning import (MAX_WEIGHT, MIN_WEIGHT, LearningError, feature_evidence, pearson,
-                         project_to_bounds, update_weights)
+from rl.strategy.learning import (LearningError, feature_evidence, pearson, project_to_bounds,
+                                  update_weights)
+from rl.strategy.params import LearningParams
+
+L30 = LearningParams(min_trades=30)
+MIN_WEIGHT, MAX_WEIGHT = L30.min_weight, L30.max_weight
 
 W = {"volume_density": 0.20, "touch_bounce_count": 0.20, "bounce_magnitude": 0.15,
      "failed_breakout_count": 0.20, "duration_days": 0.10, "multi_tf_confirm": 0.15}
@@ -30,14 +34,14 @@ def constructed_samples(n: int = 40, seed: int = 1):
 
 
 def test_below_min_trades_nothing_changes():
-    upd = update_weights(W, constructed_samples(29), min_trades=30)
+    upd = update_weights(W, constructed_samples(29), L30)
     assert not upd.applied and upd.new == W
     assert "30" in upd.reason_en
 
 
 def test_weights_move_in_direction_of_evidence_and_sum_to_one():
     samples = constructed_samples(40)
-    upd = update_weights(W, samples, min_trades=30)
+    upd = update_weights(W, samples, L30)
     assert upd.applied and upd.trade_count == 40
     assert upd.evidence["touch_bounce_count"].verdict == "helped"
     assert upd.evidence["duration_days"].verdict == "did_not_help"
@@ -55,7 +59,7 @@ def test_repeated_learning_never_lets_a_feature_die_or_dominate():
     samples = constructed_samples(60)
     w = dict(W)
     for _ in range(300):
-        w = update_weights(w, samples, min_trades=30).new
+        w = update_weights(w, samples, L30).new
         assert sum(w.values()) == pytest.approx(1.0, abs=1e-9)
         assert min(w.values()) >= MIN_WEIGHT - 1e-12
         assert max(w.values()) <= MAX_WEIGHT + 1e-12
@@ -87,14 +91,14 @@ def test_pearson_and_no_variation():
 ])
 def test_bad_weights_are_named(weights, field):
     with pytest.raises(LearningError, match=field.replace("[", r"\[").replace("]", r"\]")):
-        update_weights(weights, [], min_trades=30)
+        update_weights(weights, [], L30)
 
 
 def test_bad_parameters():
     with pytest.raises(LearningError, match="min_trades"):
-        update_weights(W, [], min_trades=0)
+        update_weights(W, [], LearningParams(min_trades=0))
     with pytest.raises(LearningError, match="step"):
-        update_weights(W, [], min_trades=1, step=1.5)
+        update_weights(W, [], LearningParams(min_trades=1, step=1.5))
     with pytest.raises(LearningError, match="finite"):
         feature_evidence([({"x": float("nan")}, 1.0)], ["x"])
 
@@ -105,7 +109,7 @@ def test_noise_is_inconclusive_and_does_not_move_weights():
     samples = [({k: float(rng.uniform(0, 1)) for k in W}, float(rng.normal(0, 1))) for _ in range(200)]
     w = dict(W)
     for _ in range(50):
-        upd = update_weights(w, samples, min_trades=30)
+        upd = update_weights(w, samples, L30)
         w = upd.new
     assert all(e.verdict == "inconclusive" for e in upd.evidence.values())
     assert w == pytest.approx(W)
@@ -115,7 +119,7 @@ def test_significance_threshold_shrinks_with_more_trades():
     from rl.strategy.learning import significance_threshold
     assert significance_threshold(30) == pytest.approx(1.645 / 30 ** 0.5)
     assert significance_threshold(100) == pytest.approx(0.1645)
-    assert significance_threshold(10**6) == pytest.approx(0.05)   # never below MIN_CORRELATION
+    assert significance_threshold(10**6) == pytest.approx(0.05)   # never below min_correlation
 
 
 # ------------------------------------------------------------------ running statistics
@@ -138,8 +142,8 @@ def test_running_evidence_equals_evidence_over_all_samples_at_every_close():
         running.add(values, r)
         assert running.count == k + 1
         assert running.evidence() == EvidenceStats.of(samples[:k + 1], list(W)).evidence()
-    a = update_weights(W, running, min_trades=30)
-    b = update_weights(W, samples, min_trades=30)
+    a = update_weights(W, running, L30)
+    b = update_weights(W, samples, L30)
     assert a.new == b.new and a.evidence == b.evidence and a.trade_count == b.trade_count == 120
     assert a.reason_en == b.reason_en
 
@@ -169,4 +173,17 @@ def test_running_evidence_rejects_a_bad_sample_whole_and_other_features():
         st.add({"a": 3.0, "b": float("nan")}, 1.0)
     assert st.count == 1 and st.evidence() == before          # nothing of it was counted
     with pytest.raises(LearningError, match=r"statistics over \['a', 'b'\]"):
-        update_weights({"b": 0.5, "a": 0.5}, st, min_trades=1)
+        update_weights({"b": 0.5, "a": 0.5}, st, LearningParams(min_trades=1))
+
+
+def test_learning_numbers_come_from_the_params():
+    """A bigger step moves the weights further; a stricter z makes the same evidence inconclusive."""
+    samples = constructed_samples(40)
+    small = update_weights(W, samples, L30)
+    big = update_weights(W, samples, LearningParams(min_trades=30, step=0.2))
+    gain_small, gain_big = (u.new["touch_bounce_count"] - W["touch_bounce_count"] for u in (small, big))
+    assert gain_big > gain_small > 0
+    strict = update_weights(W, samples, LearningParams(min_trades=30, significance_z=50.0))
+    assert all(e.verdict in ("inconclusive", "no_evidence") for e in strict.evidence.values())
+    assert strict.new == pytest.approx(W)
+    assert not update_weights(W, samples, LearningParams(min_trades=41)).applied

@@ -8,6 +8,7 @@ from rl.analysis.levels import book as lb
 from rl.analysis.levels import finder as lf
 from rl.analysis.levels import candidates as lv
 from rl.analysis.levels import touches as ts
+from rl.strategy.params import LevelParams
 from tests.test_levels import (generated_bars, path_bars, real_bars, reference_candidates,
                                reference_touch_stats, support_path)
 
@@ -160,7 +161,7 @@ class _ListBook:
         return listed, self._best(below, price, 0), self._best(above, price, 1)
 
     def _best(self, walk, price, side):
-        reach = lb.PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
+        reach = LevelParams().proximity_atr * self.atr if self.atr == self.atr else 0.0
         best, best_eff = None, 0.0
         for x in walk:
             dist = abs(price - x.price)

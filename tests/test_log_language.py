@@ -10,7 +10,8 @@ import re
 import pytest
 
 from client import NetworkError
-from rl.strategy.exits import ExitRules, MoveStop, PartialClose, evaluate_exit
+from rl.strategy.exits import MoveStop, PartialClose, evaluate_exit
+from rl.strategy.params import ExitParams
 from rl.execution.position import PositionState, reconcile
 from rl.execution.port import PositionSnapshot
 from rl.knowledge.thought import features_zh
@@ -114,7 +115,7 @@ def test_manual_order_and_manual_close_lines(tmp_path):
 def test_exit_actions_and_reconcile_reasons_come_in_both_languages():
     st = PositionState(symbol=SYMBOL, side="LONG", entry_price=100.0, qty=1.0, initial_qty=1.0,
                        stop=99.0, initial_stop=99.0, target=110.0)
-    acts = evaluate_exit(st, 101.0, 101.2, 100.5, 0.1, rules=ExitRules(), step=0.001)
+    acts = evaluate_exit(st, 101.0, 101.2, 100.5, 0.1, rules=ExitParams(), step=0.001)
     assert isinstance(acts[0], PartialClose) and any(isinstance(a, MoveStop) for a in acts)
     for a in acts:
         assert a.reason and a.reason_zh and not english_runs(a.reason_zh) and not CJK.search(a.reason)

@@ -143,7 +143,7 @@ def test_every_worker_scan_equals_the_agents_own(monkeypatch) -> None:
             else:
                 assert theirs == mine
                 # ...and the static score components the worker took from its indicators
-                assert theirs.static == _static(self.snaps, mine)
+                assert theirs.static == _static(self.snaps, mine, self.score_params)
                 # ...and the indicator snapshots themselves, which a deferring agent adopts
                 assert _same_snaps(theirs.snaps, self.snaps)
                 seen["same"] += 1

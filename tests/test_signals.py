@@ -7,6 +7,7 @@ import pytest
 
 from rl.analysis import signals as sig
 from rl.analysis.analyzer import analyze
+from rl.strategy.params import ComponentPoints, ScoreParams
 from tests.conftest import make_candles, shared_kline_files
 
 TF = {"1m": "1min", "15m": "15min", "8h": "8h", "1w": "7D"}
@@ -130,3 +131,41 @@ def test_trend_uses_what_exists():
     notes = []
     lo, sh = sig.trend_component({}, notes)
     assert lo["points"] == sh["points"] == 0 and len(notes) == 2
+
+
+def test_component_numbers_come_from_score_params():
+    """Each rule scores by its ScoreParams: the maxima, where RSI and volume give full points,
+    the MACD tiers and the trend timeframes' shares."""
+    p = ScoreParams(points=ComponentPoints(rsi=30.0, volume=10.0, macd=40.0, trend=50.0), rsi_full=10.0,
+                    volume_full=2.0, macd_expanding=30.0, trend_weight_8h=1.0, trend_weight_1w=1.0)
+    notes = []
+    lo, _ = sig.rsi_component({"rsi": 40.0}, notes, p)
+    assert (lo["points"], lo["max"]) == (30.0, 30.0)                     # 10 below 50 is full now
+    v = {"vol_avg": 10.0, "volume": 20.0, "close": 101.0, "open": 100.0}
+    assert sig.volume_component(v, notes, p)[0]["points"] == pytest.approx(5.0)   # 2x is half of 3x
+    assert sig.macd_points(0.5, -0.1, -0.3, 1, p)[0] == 40.0
+    assert sig.macd_points(0.5, 0.3, 0.1, 1, p)[0] == 30.0
+    snaps = {"8h": {"atr": 2.0, "ema_fast": 104.0, "ema_slow": 100.0, "close": 105.0, "bars": 200},
+             "1w": {"atr": 10.0, "ema_fast": 90.0, "ema_slow": float("nan"), "close": 95.0, "bars": 30}}
+    assert sig.trend_component(snaps, notes, p)[0]["points"] == pytest.approx(50.0 * 0.75)   # (1 + 0.5) / 2
+
+
+def test_analysis_scores_by_its_params():
+    """analyze() with other score params gives other points (and says so in each breakdown's
+    max); with the default params it is the default analysis."""
+    m1 = generated_m1(1)
+    frames = aggregate(m1, m1.index[-7])
+    price = float(m1.close.iloc[-8])
+    base = analyze("T", frames, price, 0)
+    assert analyze("T", frames, price, 0, score_params=ScoreParams()).to_dict() == base.to_dict()
+    d = ScoreParams()
+    doubled = ScoreParams(points=ComponentPoints(**{c: 2 * base.long_breakdown[c]["max"] for c in sig.COMPONENTS}),
+                          macd_expanding=2 * d.macd_expanding, macd_on_side=2 * d.macd_on_side,
+                          macd_converging=2 * d.macd_converging)
+    a = analyze("T", frames, price, 0, score_params=doubled)
+    for side in ("long_breakdown", "short_breakdown"):
+        got, want = getattr(a, side), getattr(base, side)
+        for c in sig.COMPONENTS:
+            assert got[c]["max"] == 2 * want[c]["max"]
+            assert got[c]["points"] == pytest.approx(2 * want[c]["points"])
+    assert a.short_score == pytest.approx(2 * base.short_score)     # (35.7: under the 100 cap)

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from dataclasses import replace
+
 from client import parse_symbol_filters
+from rl.strategy.params import TradePlanParams
 from rl.strategy.trade_plan import plan_trade, stop_price, target_price
 from tests.test_router import EXCHANGE_INFO
 
@@ -10,16 +13,16 @@ F = parse_symbol_filters(EXCHANGE_INFO)["BTCUSDT"]
 
 
 def test_stop_beyond_level_by_atr_and_min_distance():
-    assert stop_price("LONG", 50_000, 49_500, 200, atr_buffer=0.5) == 49_400
-    assert stop_price("LONG", 50_000, 49_990, 10, min_stop_pct=0.002) == 49_900   # min distance wins
-    assert stop_price("SHORT", 50_000, 50_500, 200) == 50_600
+    assert stop_price("LONG", 50_000, 49_500, 200, atr_buffer=0.5, min_stop_pct=0.002) == 49_400
+    assert stop_price("LONG", 50_000, 49_990, 10, atr_buffer=0.5, min_stop_pct=0.002) == 49_900   # min distance wins
+    assert stop_price("SHORT", 50_000, 50_500, 200, 0.5, 0.002) == 50_600
     with pytest.raises(ValueError, match="side"):
-        stop_price("UP", 1, 1, 1)
+        stop_price("UP", 1, 1, 1, 0.5, 0.002)
 
 
 def test_target_uses_opposing_level_else_reward_multiple():
-    assert target_price("LONG", 100, 98, 105)[0] == 105
-    assert target_price("LONG", 100, 98, 95)[0] == 104          # level on the wrong side: 2R
+    assert target_price("LONG", 100, 98, 105, 2.0)[0] == 105
+    assert target_price("LONG", 100, 98, 95, 2.0)[0] == 104          # level on the wrong side: 2R
     assert target_price("SHORT", 100, 102, None, 3)[0] == 94
 
 
@@ -35,7 +38,7 @@ def test_quantity_from_risk_including_fees_by_hand():
 
 def test_capped_by_available_margin():
     p = plan_trade("LONG", 50_000, 49_950, 0, equity=10_000, available=100, filters=F,
-                   min_stop_pct=0.001, leverage=10)
+                   params=replace(TradePlanParams(), min_stop_pct=0.001), leverage=10)
     # 100 / (50000 * (0.1 + 0.0005)) = 0.0199 → 0.019
     assert p.qty == 0.019 and any("available margin" in r for r in p.reasons)
 
@@ -59,3 +62,15 @@ def test_short_whose_target_would_be_negative_is_refused_with_a_reason() -> None
     plan = plan_trade("SHORT", 10.0, 14.0, 5.0, 10_000.0, 10_000.0, risk_percent=1.0)
     assert not plan.ok and plan.qty == 0.0
     assert "would be <= 0" in plan.reasons[0]
+
+
+def test_plan_numbers_come_from_the_params() -> None:
+    """risk_percent None stakes params.max_risk_percent; a wider ATR buffer and a 3R target
+    move the stop and target as their fields say."""
+    base = plan_trade("LONG", 50_000, 49_500, 200, equity=10_000, available=10_000, filters=F)
+    assert base.risk == plan_trade("LONG", 50_000, 49_500, 200, equity=10_000, available=10_000,
+                                   filters=F, risk_percent=2.0).risk
+    wide = plan_trade("LONG", 50_000, 49_500, 200, equity=10_000, available=10_000, filters=F,
+                      params=TradePlanParams(max_risk_percent=1.0, atr_buffer=1.0, reward_multiple=3.0))
+    assert wide.stop == 49_300 and wide.target == 50_000 + 3 * 700
+    assert wide.risk <= 100 < base.risk

@@ -27,6 +27,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -37,14 +38,14 @@ from config import Settings
 from rl.agent.bar_driver import HIGHER_TFS, BarDriverMixin
 from rl.analysis.analyzer import Analysis, IncrementalAnalyzer
 from rl.clock import Clock
-from rl.strategy.exits import ExitRules, evaluate_exit, exit_kind, holding_quietly
+from rl.strategy.exits import evaluate_exit, exit_kind, holding_quietly
 from rl.knowledge.store import KnowledgeStore
 from rl.knowledge.codec import Encoded
 from rl.strategy.learning import EvidenceStats, update_weights
-from rl.analysis.levels.finder import DEFAULT_WEIGHTS
 from rl.market.candles import INTERVAL_MS, MINUTE_MS, bucket_start, index_to_ms
 from rl.market.ports import KLINES_MAX, MarketUnavailable
-from rl.strategy.phases import PHASE_KEYS, decide, phase_for
+from rl.strategy.params import StrategyParams
+from rl.strategy.phases import decide, phase_for
 from rl.execution.position import PositionState
 from rl.agent.reconciler import EPS, RecoveryMixin, _state_copy
 from rl.execution.router import CloseOutcome, OrderRouter
@@ -123,7 +124,7 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
     `levels`, `positions` from any thread, manual actions serialized through `lock`."""
 
     def __init__(self, settings: Settings, market: Any, exchange: Any, store: KnowledgeStore,
-                 clock: Clock, *, router: OrderRouter | None = None, rules: ExitRules | None = None,
+                 clock: Clock, *, router: OrderRouter | None = None, params: StrategyParams | None = None,
                  feed_exchange: bool | None = None, symbols: Sequence[str] | None = None,
                  analyzer_factory: Callable[[str, dict], Any] | None = None) -> None:
         self.settings = settings
@@ -134,7 +135,7 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
         self.symbols = tuple(symbols or settings.symbols)
         self.router = router or OrderRouter(exchange, store.orders, ioc_offset_bps=settings.ioc_offset_bps,
                                             now_ms=clock.now_ms)
-        self.rules = rules or ExitRules(fee_rate=settings.taker_fee)
+        self.params = params or StrategyParams.from_settings(settings)   # every strategy number
         # Live paper / replay: nobody else shows the simulated exchange the market, so the agent
         # feeds it each newly closed 1m bar and the last price. Backtests feed it themselves.
         self.feed_exchange = hasattr(exchange, "on_bar") if feed_exchange is None else feed_exchange
@@ -146,11 +147,12 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
         self._pub: dict[str, Any] = {"symbols": {}, "last_error": None, "last_cycle_ms": None,
                                      "connectivity": {"market": "unknown", "exchange": "unknown"}}
         if store.default_weights is None:
-            store.default_weights = DEFAULT_WEIGHTS
+            store.default_weights = self.params.levels.weights.as_dict()
         self._weights = store.current_weights()
         # analyzer_factory(symbol, weights) -> object with update/score/push_candle/set_weights
         # (IncrementalAnalyzer by default; tests script the market's verdict through it)
-        make = analyzer_factory or IncrementalAnalyzer
+        make = analyzer_factory or partial(IncrementalAnalyzer, score_params=self.params.score,
+                                           level_params=self.params.levels)
         self._rt = {s: _SymbolRuntime(make(s, self._weights)) for s in self.symbols}
         self._sizes: dict[str, tuple[Any, float, float]] = {}    # see _market_sizes
         # the learner's running statistics over every closed trade (see _finalize): O(1) a close
@@ -345,7 +347,8 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
         if self._cooling_down(sym, rt, now):
             return
         count = self.store.get_trade_count()
-        d = decide(min(100.0, max(0.0, a.long_score)), min(100.0, max(0.0, a.short_score)), count)
+        d = decide(min(100.0, max(0.0, a.long_score)), min(100.0, max(0.0, a.short_score)), count,
+                   self.params.phases)
         if self.decision_listeners:
             record = {"time_ms": now, "symbol": sym, "long_score": d.long_score,
                       "short_score": d.short_score, "min_score": d.phase.min_score,
@@ -363,7 +366,7 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
         self._enter(sym, "LONG" if d.action == "enter_long" else "SHORT", a, d, price, now)
 
     def _risk_scale(self, phase_key: str) -> float:
-        return self.settings.phase_risk_scale[PHASE_KEYS.index(phase_key)]
+        return self.params.phases.rule(phase_key).risk_scale
 
     def _cooling_down(self, sym: str, rt: _SymbolRuntime, now: int) -> bool:
         """No new entry within REENTRY_COOLDOWN_MINUTES of this symbol's last close: re-entering
@@ -371,7 +374,7 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
         if not rt.exit_loaded:
             rt.last_exit_ms = self.store.last_closed_ms(sym)
             rt.exit_loaded = True
-        wait_ms = self.settings.reentry_cooldown_minutes * 60_000
+        wait_ms = self.params.entry.reentry_cooldown_minutes * 60_000
         return rt.last_exit_ms is not None and now - rt.last_exit_ms < wait_ms
 
     def _enter(self, sym: str, side: str, a: Analysis, d: Any, price: float, now: int) -> None:
@@ -385,14 +388,15 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
         filters = self.exchange.filters(sym)
         plan = plan_trade(side, price, level.price, a.atr_15m, acct.margin_balance, acct.available_balance,
                           opposing_level=opposing.price if opposing is not None else None,
-                          risk_percent=self.settings.max_risk_percent * self._risk_scale(d.phase.key),
+                          params=self.params.plan,
+                          risk_percent=self.params.plan.max_risk_percent * self._risk_scale(d.phase.key),
                           leverage=self.settings.leverage,
                           taker_fee=self.settings.taker_fee, filters=filters)
         if not plan.ok:
             self._log("WARNING", sym, "无法开仓：" + "；".join(plan.reasons_zh),
                       "cannot enter: " + "; ".join(plan.reasons), now)
             return
-        phase = phase_for(d.phase.trade_count)
+        phase = phase_for(d.phase.trade_count, self.params.phases)
         perception = build_perception(symbol=sym, time_ms=now, price=price, analysis=_analysis_view(a),
                                       level=level, phase=vars(phase), decision=vars(d) | {"phase": vars(phase)},
                                       weights=self._weights)
@@ -466,13 +470,14 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
                 now: int) -> None:
         st.observe(hi, lo)
         opposite = a.short_score if st.side == "LONG" else a.long_score
-        if holding_quietly(st, hi, lo, opposite, self.rules):
+        if holding_quietly(st, hi, lo, opposite, self.params.exits):
             return                            # evaluate_exit would return [] (most bars)
         f = self.exchange.filters(sym)
         step, min_qty = self._market_sizes(sym, f)
         atr = a.atr_15m
-        actions = evaluate_exit(st, price, hi, lo, atr if atr == atr else 0.0, opposite, self.rules,
-                                step=step, min_qty=min_qty, round_stop=f.round_price)
+        actions = evaluate_exit(st, price, hi, lo, atr if atr == atr else 0.0, opposite, self.params.exits,
+                                step=step, min_qty=min_qty, round_stop=f.round_price,
+                                taker_fee=self.settings.taker_fee)
         if not actions:
             return
         new_state, outcomes = self.router.apply(st, actions)
@@ -537,7 +542,7 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
             stats = self._evidence = EvidenceStats.of(self.store.closed_samples(), list(self._weights))
         stats.add(feats, r)
         self._evidence = None                       # until the close below is stored
-        upd = update_weights(self._weights, stats, self.settings.min_trades_for_adjust)
+        upd = update_weights(self._weights, stats, self.params.learning)
         reward = build_reward(realized_pnl=totals["pnl"], fees=fees, r_multiple=r, exit_reason=kind,
                               weight_change=upd.to_dict())
         if entry is None:
@@ -649,8 +654,8 @@ class TradingAgent(BarDriverMixin, RecoveryMixin):
             pub = {**self._pub, "connectivity": dict(self._pub["connectivity"]),
                    "symbols": dict(self._pub["symbols"])}
         count = self.store.get_trade_count()
-        ph = phase_for(count)
-        prev = {"exploration": 0, "learning": 30, "stable": 100}[ph.key]
+        ph = phase_for(count, self.params.phases)
+        prev = self.params.phases.starts_at(ph.key)
         progress = 1.0 if ph.next_at is None else (count - prev) / (ph.next_at - prev)
         last_scores = {}
         for sym, snap in pub["symbols"].items():

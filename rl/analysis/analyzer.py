@@ -24,6 +24,7 @@ from rl.analysis.result import TIMEFRAMES, Analysis, LazyIndicators, assemble
 from rl.analysis.levels.book import LevelBook, LevelScan
 from rl.analysis.levels.finder import BestLevelFinder
 from rl.analysis.levels.candidates import Bars
+from rl.strategy.params import LevelParams, ScoreParams
 
 INDICATOR_KEYS = ("rsi", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower",
                   "atr", "ema_fast", "ema_slow", "k", "d", "j", "vwap")
@@ -91,9 +92,10 @@ def _check_inputs(symbol: str, price: float, time_ms: int) -> None:
         raise ValueError(f"time_ms: must be an integer (ms since epoch), got {time_ms!r}")
 
 
-def _static(snaps: dict[str, dict], book: LevelBook) -> tuple[tuple[dict, dict], list[str]]:
+def _static(snaps: dict[str, dict], book: LevelBook,
+            score_params: ScoreParams) -> tuple[tuple[dict, dict], list[str]]:
     notes = list(book.notes)
-    return sig.static_components(snaps, notes), notes
+    return sig.static_components(snaps, notes, score_params), notes
 
 
 def _scan_inputs(bars: dict[str, Bars], snaps: dict[str, dict]) -> tuple[dict, dict, float] | LevelScan:
@@ -126,21 +128,22 @@ def _frames_to_bars(frames: dict[str, pd.DataFrame]) -> dict[str, Bars]:
 
 
 def analyze(symbol: str, frames: dict[str, pd.DataFrame], price: float, time_ms: int,
-            weights: dict[str, float] | None = None) -> Analysis:
+            weights: dict[str, float] | None = None, *, score_params: ScoreParams = ScoreParams(),
+            level_params: LevelParams = LevelParams()) -> Analysis:
     """Full analysis from scratch. `frames`: per timeframe, CLOSED candles only (UTC
     open_time index; float open/high/low/close/volume); the last MAX_BARS are used. Missing
     or short timeframes degrade the affected components (see `notes`); nothing raises for
     lack of history."""
     _check_inputs(symbol, price, time_ms)
-    finder = BestLevelFinder(weights)
+    finder = BestLevelFinder(weights, level_params)
     bars = _frames_to_bars(frames)
     snaps = {tf: snapshot(b) for tf, b in bars.items()}
     notes = [f"{tf}: no candles supplied" for tf in TIMEFRAMES if tf not in bars]
     book = _scan(finder, bars, snaps)
-    static, snotes = _static(snaps, book)
+    static, snotes = _static(snaps, book, score_params)
     empty = _public(snapshot(Bars(*(np.zeros(0),) * 6)))
     inds = LazyIndicators({tf: _public(snaps[tf]) if tf in snaps else dict(empty) for tf in TIMEFRAMES})
-    return assemble(symbol, price, time_ms, snaps, book, static, notes + snotes, inds)
+    return assemble(symbol, price, time_ms, snaps, book, static, notes + snotes, inds, score_params)
 
 
 # ------------------------------------------------------------------------------ incremental
@@ -270,13 +273,15 @@ class IncrementalAnalyzer:
     cover, so every read sees current values.
     """
 
-    def __init__(self, symbol: str, weights: dict[str, float] | None = None, max_bars: int = MAX_BARS) -> None:
+    def __init__(self, symbol: str, weights: dict[str, float] | None = None, max_bars: int = MAX_BARS, *,
+                 score_params: ScoreParams = ScoreParams(), level_params: LevelParams = LevelParams()) -> None:
         if not isinstance(max_bars, int) or max_bars < 60:
             raise ValueError(f"max_bars: must be an integer >= 60, got {max_bars!r}")
         if not isinstance(symbol, str) or not symbol:
             raise ValueError(f"symbol: must be a non-empty string, got {symbol!r}")
         self.symbol = symbol
-        self.finder = BestLevelFinder(weights)
+        self.score_params = score_params
+        self.finder = BestLevelFinder(weights, level_params)
         self.max_bars = max_bars
         self.rings: dict[str, _Ring | _ListRing | _SourceRing] = {}
         self._states: dict[str, ind.IndicatorState] = {}
@@ -364,7 +369,7 @@ class IncrementalAnalyzer:
 
     def set_weights(self, weights: dict[str, float]) -> None:
         """New level-feature weights (from learning); levels are rescored on the next call."""
-        finder = BestLevelFinder(weights)
+        finder = BestLevelFinder(weights, self.finder.params)
         finder._caches = self.finder._caches   # window caches hold no weight-dependent value
         self.finder = finder
         self._dirty_levels = True
@@ -465,9 +470,10 @@ class IncrementalAnalyzer:
         memo = self._trend_memo
         if memo is None or memo[0][0] is not key[0] or memo[0][1] is not key[1]:
             trend_notes: list[str] = []
-            memo = self._trend_memo = (key, (sig.trend_component(snaps, trend_notes), trend_notes))
+            memo = self._trend_memo = (key, (sig.trend_component(snaps, trend_notes, self.score_params),
+                                             trend_notes))
         added: list[str] = []
-        return sig.static_components(snaps, added, trend=memo[1]), added
+        return sig.static_components(snaps, added, self.score_params, trend=memo[1]), added
 
     def _static_of(self, book: LevelBook) -> tuple[tuple[dict, dict], list[str]]:
         """`_static(self.snaps, book)` (static_components only appends to the notes)."""
@@ -510,4 +516,4 @@ class IncrementalAnalyzer:
             self._dirty_levels = False
         notes = [f"{tf}: no candles supplied" for tf in TIMEFRAMES if tf not in self.rings]
         return assemble(self.symbol, price, time_ms, self.snaps, self._book, self._static,
-                         notes + self._static_notes, self._indicators())
+                         notes + self._static_notes, self._indicators(), self.score_params)

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 from rl.analysis import signals as sig
 from rl.analysis.levels.book import LevelBook, PickedLevel, ScoredLevel
 from rl.knowledge.thought import json_safe
+from rl.strategy.params import ScoreParams
 
 TIMEFRAMES = ("1m", "15m", "8h", "1w")
 
@@ -74,16 +75,16 @@ class _Breakdowns:
     __slots__ = ("args", "made")
 
     def __init__(self, snaps: dict, book: LevelBook, bs: Any, br: Any, price: float,
-                 static: tuple[dict, dict]) -> None:
+                 static: tuple[dict, dict], score: ScoreParams) -> None:
         # the 15m snapshot of now (the analyzer's snaps dict gets the next candle's later)
         s15 = {"15m": snaps["15m"]} if "15m" in snaps else {}
-        self.args, self.made = (s15, book, bs, br, price, static), None
+        self.args, self.made = (s15, book, bs, br, price, static, score), None
 
     def side(self, i: int) -> dict[str, dict]:
         if self.made is None:
-            snaps, book, bs, br, price, static = self.args
+            snaps, book, bs, br, price, static, score = self.args
             bs, br = (x.build() if isinstance(x, PickedLevel) else x for x in (bs, br))
-            pl, ps = sig.price_components(snaps, book, bs, br, price, [])   # notes: taken already
+            pl, ps = sig.price_components(snaps, book, bs, br, price, [], score)   # notes: taken already
             lb, sb = {**static[0], **pl}, {**static[1], **ps}
             # (the inputs are kept: two readers at once, e.g. two dashboard requests, each
             # build the same dicts, and neither finds them gone)
@@ -150,15 +151,16 @@ class Analysis:
 
 
 def assemble(symbol: str, price: float, time_ms: int, snaps: dict[str, dict], book: LevelBook,
-              static: tuple[dict, dict], static_notes: list[str], indicators: Mapping) -> Analysis:
+              static: tuple[dict, dict], static_notes: list[str], indicators: Mapping,
+              score: ScoreParams) -> Analysis:
     """The Analysis at `price` from its parts: the indicator snapshots, the ranked book, the
-    price-independent score components and their notes. The scores are summed now; the
-    breakdowns with their reasons, the level list and the best levels themselves are built
-    when first read."""
+    price-independent score components and their notes, all made with the `score` params.
+    The scores are summed now; the breakdowns with their reasons, the level list and the best
+    levels themselves are built when first read."""
     bs, br = book.pick_lazy(price)
     notes = list(static_notes)
-    long_score, short_score = sig.price_scores(snaps, book, bs, br, price, static, notes)
-    both = _Breakdowns(snaps, book, bs, br, price, static)
+    long_score, short_score = sig.price_scores(snaps, book, bs, br, price, static, notes, score)
+    both = _Breakdowns(snaps, book, bs, br, price, static, score)
     s15 = snaps.get("15m") or {}
     return Analysis(symbol, float(price), int(time_ms), long_score, short_score,
                     _BreakdownSide(both, 0), _BreakdownSide(both, 1), _Deferred(book, price), bs, br,

@@ -33,6 +33,7 @@ from rl.analysis.levels.candidates import Bars
 from rl.market.candles import DETAIL_SUM_COLUMNS, INTERVAL_MS, MINUTE_MS, index_to_ms
 from rl.backtest.metrics import TradeOutcome, drawdown_curve, exposure, summarize
 from rl.execution.router import OrderRouter, sequential_ids
+from rl.strategy.params import StrategyParams
 
 # Settings a backtest decides itself; --set on them would be silently ignored, so refuse.
 _NOT_SETTABLE = {"TRADING_MODE", "API_KEY", "API_SECRET", "LIVE_TRADING_CONFIRM", "SYMBOLS",
@@ -242,22 +243,26 @@ class StepClock:
 
 def build_backtest_world(settings: Settings, clock: Any, price_source: Callable[[str], float],
                          store_path: str | Path = ":memory:",
-                         trace: TraceWriter | None = None) -> tuple[Any, Any, Any]:
+                         trace: TraceWriter | None = None,
+                         params: StrategyParams | None = None) -> tuple[Any, Any, Any]:
     """(exchange, store, agent) wired as for paper trading, the agent in backtest mode: no
-    market port (the caller primes it and feeds every bar to the exchange, then to step())."""
+    market port (the caller primes it and feeds every bar to the exchange, then to step()).
+    `params`: the strategy's numbers (None: from `settings`, as a live agent builds them)."""
     from rl.agent.agent import TradingAgent
     from rl.knowledge.store import KnowledgeStore
-    from rl.analysis.levels.finder import DEFAULT_WEIGHTS
     from rl.paper.exchange import PaperExchange
+
+    params = params or StrategyParams.from_settings(settings)
 
     exchange = PaperExchange(None, balance=settings.paper_balance, maker_fee=settings.maker_fee,
                              taker_fee=settings.taker_fee, default_leverage=settings.leverage,
                              clock=clock.now_ms, price_source=price_source, persist=False)
-    store = KnowledgeStore(store_path, default_weights=DEFAULT_WEIGHTS,
+    store = KnowledgeStore(store_path, default_weights=params.levels.weights.as_dict(),
                            trade_listener=None if trace is None else _TradeTrace(trace))
     router = OrderRouter(exchange, store.orders, ioc_offset_bps=settings.ioc_offset_bps,
                          now_ms=clock.now_ms, id_factory=sequential_ids())
-    agent = TradingAgent(settings, None, exchange, store, clock, router=router, feed_exchange=False)
+    agent = TradingAgent(settings, None, exchange, store, clock, router=router, feed_exchange=False,
+                         params=params)
     if trace is not None:
         agent.decision_listeners.append(trace.decision)
     return exchange, store, agent
@@ -302,7 +307,8 @@ def prime_frames(frame: Any, first: int, week_start_bar: int) -> tuple[dict, flo
 def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | None = None,
                  progress: bool | None = None, store_path: str | Path = ":memory:",
                  on_step: Callable[[int, int], None] | None = None,
-                 scan_ahead: bool | None = None) -> BacktestResult:
+                 scan_ahead: bool | None = None,
+                 params: StrategyParams | None = None) -> BacktestResult:
     """Run the agent over every tested bar of `data` (see rl.backtest.data for the walk).
 
     Per bar i (close time T): the paper exchange is shown the bar (`on_bar`: fills against
@@ -314,6 +320,7 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
     scan_ahead: prepare the level scans in a worker process (rl.backtest.scan_ahead) while the agent
     trades; the trades are identical either way. None = on for runs of SCAN_AHEAD_MIN_BARS
     or more (a worker's start-up is not worth it for a few hours of bars).
+    params: the strategy's numbers (None: `StrategyParams.from_settings(settings)`).
     """
     from rl.market.candles import bucket_start
 
@@ -334,7 +341,7 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
 
     writer = TraceWriter(trace)
     exchange, store, agent = build_backtest_world(settings, clock, price_source, store_path,
-                                                  writer)
+                                                  writer, params)
     eq = [0.0] * n                   # a list: storing a float is cheaper than into numpy
     show = sys.stderr.isatty() if progress is None else progress
     bar = None
@@ -349,7 +356,7 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
             # and before tqdm starts its monitor thread (a fork should copy a single-threaded
             # process)
             try:
-                ahead = ScanAhead(frame, symbol, first, n, week0, frames)
+                ahead = ScanAhead(frame, symbol, first, n, week0, frames, params=agent.params)
             except OSError as exc:                   # no processes allowed here: one is enough
                 log.warning("scan-ahead worker could not start (%s); running in one process", exc)
         if show:

@@ -40,6 +40,7 @@ from rl.analysis.levels import touches as ts
 from rl.analysis.levels.finder import BestLevelFinder, LevelScan
 from rl.market.candles import DETAIL_SUM_COLUMNS, INTERVAL_MS, MINUTE_MS, aggregate_arrays, bucket_end, bucket_start, index_to_ms
 from rl.analysis.levels.window_cache import WindowCache
+from rl.strategy.params import StrategyParams
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +50,22 @@ LOOKAHEAD = 16      # messages the worker may have ready beyond the pipe (~200 K
 
 
 def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int,
-                chunk: int = CHUNK, primed: dict[str, pd.DataFrame] | None = None
-                ) -> Iterator[list[tuple[tuple, LevelScan]]]:
+                chunk: int = CHUNK, primed: dict[str, pd.DataFrame] | None = None,
+                params: StrategyParams = StrategyParams()) -> Iterator[list[tuple[tuple, LevelScan]]]:
     """Lists of (scan_key, prepared scan), one per 15m close of the backtest over frame bars
     [first, first + n), in time order, starting from the analyzer state
     `rl.backtest.engine.prime_frames` gives the agent. The candles are pushed in close-time order; at
     each 15m close the 8h/1w candles closing with it are pushed first, as the agent does,
     then the scan's inputs are taken; every `chunk` closes they are prepared together
     (`BestLevelFinder.prepare_many`). The first chunks are smaller, so the agent waits less
-    at the start."""
+    at the start. `params`: the agent's (the scans' features and score parts depend on them)."""
     from rl.analysis.analyzer import IncrementalAnalyzer
     from rl.backtest.engine import prime_frames
 
     # the prime frames: given by the backtest (computed once, before the worker started), or
     # made here the same way
     frames = primed if primed is not None else prime_frames(frame, first, week0)[0]
-    an = IncrementalAnalyzer(symbol)
+    an = IncrementalAnalyzer(symbol, score_params=params.score, level_params=params.levels)
     an.push_frames({tf: df for tf, df in frames.items() if tf != "1m"})   # as agent.prime, minus its scan
     primed = {tf: an.rings[tf].last_time() if tf in an.rings else None for tf in ("15m", "8h", "1w")}
     del frames
@@ -241,7 +242,7 @@ _NODE_CODES = (np.zeros(lv.MAX_NODES, np.int64), np.full(lv.MAX_NODES, 2, np.int
 
 
 def _worker(conn: Any, frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int,
-            primed: dict[str, pd.DataFrame] | None = None) -> None:
+            primed: dict[str, pd.DataFrame] | None, params: StrategyParams) -> None:
     """The worker process: prepare the chunks and hand them, pickled, to a writer thread, so a
     pipe left full while the agent is busy (its trades) does not stop the preparing: the
     worker runs up to LOOKAHEAD chunks ahead, and the agent, faster in quiet stretches, finds
@@ -252,7 +253,7 @@ def _worker(conn: Any, frame: pd.DataFrame, symbol: str, first: int, n: int, wee
     writer = threading.Thread(target=_send_all, args=(conn, out), name="scan-ahead-writer", daemon=True)
     writer.start()
     try:
-        for batch in level_scans(frame, symbol, first, n, week0, primed=primed):
+        for batch in level_scans(frame, symbol, first, n, week0, primed=primed, params=params):
             out.put(ForkingPickler.dumps(batch))      # what conn.send would write
         out.put(ForkingPickler.dumps(None))
     except BaseException:                             # tell the parent why, then end
@@ -305,13 +306,14 @@ class ScanAhead:
     Scans are consumed in time order and dropped once passed, so memory stays flat."""
 
     def __init__(self, frame: pd.DataFrame, symbol: str, first: int, n: int, week0: int,
-                 primed: dict[str, pd.DataFrame] | None = None) -> None:
+                 primed: dict[str, pd.DataFrame] | None = None,
+                 params: StrategyParams = StrategyParams()) -> None:
         """`primed`: `rl.backtest.engine.prime_frames(frame, first, week0)[0]` when the caller has it
-        (the worker then starts from it instead of computing it again)."""
+        (the worker then starts from it instead of computing it again). `params`: the agent's."""
         ctx = _context()
         self._conn, child = ctx.Pipe(duplex=False)
         _widen(self._conn)
-        self._proc = ctx.Process(target=_worker, args=(child, frame, symbol, first, n, week0, primed),
+        self._proc = ctx.Process(target=_worker, args=(child, frame, symbol, first, n, week0, primed, params),
                                  name=f"scan-ahead-{symbol}", daemon=True)
         # a forked worker's full collection would walk (and, writing their GC headers, copy)
         # every object inherited from this process: ~45 ms and a copied heap in the middle of

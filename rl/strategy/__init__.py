@@ -1,1 +1,2 @@
-"""The strategy's decisions: entry phases, stop/target/size of a trade, exit rules, weight learning."""
+"""The strategy's decisions: entry phases, stop/target/size of a trade, exit rules, weight learning,
+and the numbers they decide by (`params.StrategyParams`)."""

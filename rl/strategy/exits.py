@@ -1,11 +1,12 @@
 """Exit rules for an open position (pure): what to do now, and why.
 
-Rules, in priority order:
-1. a strong opposite signal closes everything (the reason to hold is gone);
+Rules, in priority order (the numbers are `ExitParams`, defaults in brackets):
+1. a strong opposite signal (`opposite_score_exit`, 70) closes everything (the reason to
+   hold is gone);
 2. the target reached closes everything;
 3. at `partial_at_r` (1R) take `partial_fraction` (half) off and, from then on, the stop goes
-   to break-even plus the fees of both legs, so the trade can no longer lose;
-4. after that the rest trails `trail_atr` ATRs behind the best price seen.
+   to break-even plus the taker fees of both legs, so the trade can no longer lose;
+4. after that the rest trails `trail_atr` (2) ATRs behind the best price seen.
 A stop only ever moves in the position's favour. Every action carries its reason in English
 (`reason`, which `exit_kind` maps to the stored exit key) and in Chinese
 (`reason_zh`, for the run log and the dashboard's Chinese view).
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Union
 
 from rl.execution.position import PositionState
+from rl.strategy.params import ExitParams
 
 
 @dataclass(frozen=True)
@@ -65,21 +67,6 @@ def reason_zh_for(reason_en: str) -> str:
     return EXIT_KIND_ZH.get(exit_kind(reason_en), "平仓")
 
 
-@dataclass(frozen=True)
-class ExitRules:
-    partial_at_r: float = 1.0
-    partial_fraction: float = 0.5
-    trail_atr: float = 2.0
-    opposite_score_exit: float = 70.0     # opposite-direction decision score (0..100)
-    fee_rate: float = 0.0005              # taker, per leg: break-even covers entry + exit fees
-
-    def __post_init__(self) -> None:
-        if not 0 < self.partial_fraction < 1:
-            raise ValueError(f"partial_fraction: must be in (0, 1), got {self.partial_fraction!r}")
-        if self.partial_at_r <= 0 or self.trail_atr <= 0:
-            raise ValueError("partial_at_r/trail_atr: must be > 0")
-
-
 def breakeven_stop(state: PositionState, fee_rate: float) -> float:
     """The stop price at which closing the rest pays back entry and both fees."""
     return state.entry_price * (1 + state.sign * 2 * fee_rate)
@@ -92,7 +79,7 @@ def _floor(qty: float, step: float) -> float:
 
 
 def holding_quietly(state: PositionState, high: float, low: float, opposite_score: float,
-                    rules: ExitRules = ExitRules()) -> bool:
+                    rules: ExitParams = ExitParams()) -> bool:
     """True when no rule can act on this bar: the opposite score is below its exit level, the
     target is not reached, and the position is short of `partial_at_r` with nothing taken off
     and the stop not yet at break-even. Most bars of a trade are such bars: `evaluate_exit`
@@ -114,10 +101,12 @@ def _reached_r(state: PositionState, favourable: float, sign: float) -> float:
 
 
 def evaluate_exit(state: PositionState, price: float, high: float, low: float, atr: float,
-                  opposite_score: float = 0.0, rules: ExitRules = ExitRules(),
+                  opposite_score: float = 0.0, rules: ExitParams = ExitParams(),
                   step: float = 0.0, min_qty: float = 0.0,
-                  round_stop: Callable[[float, str], float] | None = None) -> list[ExitAction]:
-    """Actions for this bar/tick. `step`/`min_qty` keep partial sizes tradeable.
+                  round_stop: Callable[[float, str], float] | None = None,
+                  taker_fee: float = 0.0005) -> list[ExitAction]:
+    """Actions for this bar/tick. `step`/`min_qty` keep partial sizes tradeable; `taker_fee`
+    (per leg) is what the break-even stop pays back.
 
     `round_stop(price, "down"|"up")`: the price grid stops are placed on (the symbol's tick;
     `SymbolFilters.round_price`). With it, a stop move that, so rounded, would not tighten a
@@ -152,7 +141,7 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
             actions.append(PartialClose(qty, f"partial take-profit: {rules.partial_fraction:.0%} "
                                              f"at {rules.partial_at_r:g}R",
                                         f"分批止盈：在 {rules.partial_at_r:g}R 平掉 {rules.partial_fraction:.0%}"))
-        be = breakeven_stop(state, rules.fee_rate)
+        be = breakeven_stop(state, taker_fee)
         if (be - stop) * sign > 0 and (price - be) * sign > 0:
             actions.append(MoveStop(be, f"stop to break-even + fees after {rules.partial_at_r:g}R",
                                     f"达到 {rules.partial_at_r:g}R 后止损移至保本价（含手续费）"))

@@ -3,7 +3,8 @@
 After every close, once at least `min_trades` trades are closed, each of the six level features
 is judged by how its value AT ENTRY related to the trade's outcome (R multiple) over all closed
 trades so far. A feature whose higher values went with better outcomes "predicted profit" and
-gains 5 % of its weight; one whose higher values went with worse outcomes loses 5 %.
+gains 5 % of its weight; one whose higher values went with worse outcomes loses 5 %. (The
+numbers here are `LearningParams`' defaults.)
 
 Only a correlation that clears a significance bar counts: |r| > z / sqrt(n) (z = 1.645, the
 one-sided 5 % critical value of r for n trades, e.g. 0.30 at 30 trades, 0.16 at 100). Below it
@@ -25,12 +26,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from rl.errors import LearningError
-
-STEP = 0.05             # design §9.2: +5 % / -5 % per adjustment
-MIN_WEIGHT = 0.02       # floor: a feature never dies out completely
-MAX_WEIGHT = 0.50       # cap: no single feature dominates the level score
-MIN_CORRELATION = 0.05  # never call a weaker correlation evidence, however many trades
-SIGNIFICANCE_Z = 1.645  # one-sided 5 %: |r| must exceed z / sqrt(n) to count as evidence
+from rl.strategy.params import LearningParams
 
 
 @dataclass(frozen=True)
@@ -101,10 +97,9 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return EvidenceStats.of([({"x": x}, y) for x, y in zip(xs, ys)], ["x"]).evidence()["x"].correlation
 
 
-def significance_threshold(n: int, min_correlation: float = MIN_CORRELATION,
-                           z: float = SIGNIFICANCE_Z) -> float:
+def significance_threshold(n: int, params: LearningParams = LearningParams()) -> float:
     """|r| a sample of n trades must exceed before it counts as evidence (≈ critical r)."""
-    return max(min_correlation, z / math.sqrt(n)) if n > 0 else float("inf")
+    return max(params.min_correlation, params.significance_z / math.sqrt(n)) if n > 0 else float("inf")
 
 
 class EvidenceStats:
@@ -164,8 +159,7 @@ class EvidenceStats:
                 s[8] += x
                 s[9] += 1
 
-    def evidence(self, min_correlation: float = MIN_CORRELATION,
-                 z: float = SIGNIFICANCE_Z) -> dict[str, FeatureEvidence]:
+    def evidence(self, params: LearningParams = LearningParams()) -> dict[str, FeatureEvidence]:
         """Each feature judged over the trades added so far (see the module doc)."""
         out: dict[str, FeatureEvidence] = {}
         for f in self.features:
@@ -173,7 +167,7 @@ class EvidenceStats:
             corr = None
             if n >= 2 and not (sxx <= 1e-18 * max(1.0, mx * mx) * n or syy <= 1e-18 * max(1.0, my * my) * n):
                 corr = max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
-            thr = significance_threshold(n, min_correlation, z)
+            thr = significance_threshold(n, params)
             verdict = ("no_evidence" if corr is None
                        else "helped" if corr > thr
                        else "did_not_help" if corr < -thr else "inconclusive")
@@ -186,14 +180,13 @@ class EvidenceStats:
 
 def feature_evidence(samples: Sequence[tuple[Mapping[str, float], float]],
                      features: Sequence[str],
-                     min_correlation: float = MIN_CORRELATION,
-                     z: float = SIGNIFICANCE_Z) -> dict[str, FeatureEvidence]:
+                     params: LearningParams = LearningParams()) -> dict[str, FeatureEvidence]:
     """Judge each feature over `samples` = [(feature values at entry, R multiple), ...]."""
-    return EvidenceStats.of(samples, features).evidence(min_correlation, z)
+    return EvidenceStats.of(samples, features).evidence(params)
 
 
-def project_to_bounds(weights: Mapping[str, float], min_weight: float = MIN_WEIGHT,
-                      max_weight: float = MAX_WEIGHT) -> dict[str, float]:
+def project_to_bounds(weights: Mapping[str, float], min_weight: float,
+                      max_weight: float) -> dict[str, float]:
     """Renormalize to sum 1 with every weight inside [min_weight, max_weight].
 
     Clip-and-redistribute: weights pinned at a bound stay there and the remaining mass is
@@ -232,15 +225,12 @@ def project_to_bounds(weights: Mapping[str, float], min_weight: float = MIN_WEIG
 
 def update_weights(weights: Mapping[str, float],
                    samples: Sequence[tuple[Mapping[str, float], float]] | EvidenceStats,
-                   min_trades: int,
-                   step: float = STEP,
-                   min_weight: float = MIN_WEIGHT,
-                   max_weight: float = MAX_WEIGHT,
-                   min_correlation: float = MIN_CORRELATION) -> WeightUpdate:
-    """One learning step over all closed trades; `applied` is False below `min_trades`.
+                   params: LearningParams) -> WeightUpdate:
+    """One learning step over all closed trades; `applied` is False below `params.min_trades`.
     `samples`: [(feature values at entry, R multiple), ...], or their running `EvidenceStats`
     over the weights' features (what the agent keeps: O(1) per close)."""
     old = validate_weight_map(weights)
+    min_trades, step = params.min_trades, params.step
     if int(min_trades) < 1:
         raise LearningError(f"min_trades={min_trades!r} is invalid: it must be >= 1")
     if not 0 < step < 1:
@@ -253,16 +243,16 @@ def update_weights(weights: Mapping[str, float],
     if isinstance(samples, EvidenceStats):
         if samples.features != list(old):
             raise LearningError(f"samples: statistics over {samples.features}, weights over {list(old)}")
-        evidence = samples.evidence(min_correlation)
+        evidence = samples.evidence(params)
     else:
-        evidence = feature_evidence(samples, list(old), min_correlation)
+        evidence = feature_evidence(samples, list(old), params)
     raw = dict(old)
     for f, ev in evidence.items():
         if ev.verdict == "helped":
             raw[f] = old[f] * (1 + step)
         elif ev.verdict == "did_not_help":
             raw[f] = old[f] * (1 - step)
-    new = project_to_bounds(raw, min_weight, max_weight)
+    new = project_to_bounds(raw, params.min_weight, params.max_weight)
     helped = [f for f, e in evidence.items() if e.verdict == "helped"]
     hurt = [f for f, e in evidence.items() if e.verdict == "did_not_help"]
     return WeightUpdate(

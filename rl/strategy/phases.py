@@ -1,5 +1,6 @@
 """Progressive entry threshold (design 3.1) and the entry decision with its log line.
 
+The bar rises with the closed-trade count (numbers: `PhaseParams`, defaults shown):
 exploration (< 30 closed trades): score >= 35 and lead >= 10 - trade often, collect data;
 learning (30-99): >= 45, lead >= 12; stable (>= 100): >= 55, lead >= 15.
 """
@@ -7,6 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+
+from rl.strategy.params import PHASE_KEYS, PhaseParams
 
 
 @dataclass(frozen=True)
@@ -20,30 +24,27 @@ class Phase:
     next_at: int | None  # trade count at which the next phase starts
 
 
-_PHASES = (  # (upper bound exclusive, key, zh, en, min score, gap)
-    (30, "exploration", "探索期", "exploration", 35.0, 10.0),
-    (100, "learning", "学习期", "learning", 45.0, 12.0),
-    (None, "stable", "稳定期", "stable", 55.0, 15.0),
-)
+_NAMES = {"exploration": ("探索期", "exploration"), "learning": ("学习期", "learning"),
+          "stable": ("稳定期", "stable")}
+assert tuple(_NAMES) == PHASE_KEYS
 
 
-PHASE_KEYS = tuple(key for _, key, *_ in _PHASES)   # in order; settings.phase_risk_scale follows it
-
-
-_BY_COUNT: dict[int, Phase] = {}    # Phase is frozen: one instance per trade count is enough
-
-
-def phase_for(trade_count: int) -> Phase:
+def phase_for(trade_count: int, params: PhaseParams) -> Phase:
     if isinstance(trade_count, bool) or not isinstance(trade_count, int) or trade_count < 0:
         raise ValueError(f"trade_count: must be a non-negative integer, got {trade_count!r}")
-    ph = _BY_COUNT.get(trade_count)        # (decided at every 15m close while flat)
-    if ph is not None:
-        return ph
-    for upper, key, zh, en, min_score, gap in _PHASES:
-        if upper is None or trade_count < upper:
-            ph = _BY_COUNT[trade_count] = Phase(key, zh, en, min_score, gap, int(trade_count), upper)
-            return ph
-    raise AssertionError("unreachable")
+    return _phase(trade_count, params)
+
+
+@lru_cache(maxsize=4096)    # Phase is frozen: one per (count, params) serves every 15m close
+def _phase(trade_count: int, params: PhaseParams) -> Phase:
+    if trade_count < params.learning_from:
+        key, next_at = "exploration", params.learning_from
+    elif trade_count < params.stable_from:
+        key, next_at = "learning", params.stable_from
+    else:
+        key, next_at = "stable", None
+    rule = params.rule(key)
+    return Phase(key, *_NAMES[key], rule.min_score, rule.score_gap, int(trade_count), next_at)
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,11 @@ def _score(x: float, name: str) -> float:
     return float(x)
 
 
-def decide(long_score: float, short_score: float, trade_count: int) -> Decision:
+def decide(long_score: float, short_score: float, trade_count: int, params: PhaseParams) -> Decision:
     """Enter the side whose score reaches the phase threshold and leads the other side by the
     phase's gap; otherwise wait, saying which condition failed."""
     ls, ss = _score(long_score, "long_score"), _score(short_score, "short_score")
-    ph = phase_for(trade_count)
+    ph = phase_for(trade_count, params)
     m, g = ph.min_score, ph.score_gap
     tag_zh = f"[{ph.name_zh}|{trade_count}笔]"
     tag_en = f"[{ph.name_en}|{trade_count} trade{'s' if trade_count != 1 else ''}]"

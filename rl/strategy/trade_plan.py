@@ -3,16 +3,17 @@
 The stop goes beyond the support/resistance level the trade leans on, by an ATR buffer, so
 ordinary noise around the level does not take us out; never closer than a minimum distance,
 because a stop inside the spread/fees is a guaranteed loss. Size comes from risk: lose at most
-equity × MAX_RISK_PERCENT if the stop is hit, fees of both legs included, then capped by
+equity × risk_percent if the stop is hit, fees of both legs included, then capped by
 leverage and available margin and floored to the exchange step. When the result cannot be
 traded (below min qty / min notional) the plan says why instead of letting the exchange
-answer -4164.
+answer -4164. The numbers are `TradePlanParams`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from client import SymbolFilters
+from rl.strategy.params import TradePlanParams
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-def stop_price(side: str, entry: float, level: float, atr: float, atr_buffer: float = 0.5,
-               min_stop_pct: float = 0.002) -> float:
+def stop_price(side: str, entry: float, level: float, atr: float, atr_buffer: float,
+               min_stop_pct: float) -> float:
     """Stop beyond `level` by atr*atr_buffer, and at least entry*min_stop_pct from entry."""
     _positive("entry", entry)
     _positive("level", level)
@@ -72,25 +73,30 @@ def _target(side: str, entry: float, stop: float, opposing_level: float | None,
             f"止盈设在 {reward_multiple:g}R（入场价之外没有对向关键位）")
 
 
-def target_price(side: str, entry: float, stop: float, opposing_level: float | None = None,
-                 reward_multiple: float = 2.0) -> tuple[float, str]:
+def target_price(side: str, entry: float, stop: float, opposing_level: float | None,
+                 reward_multiple: float) -> tuple[float, str]:
     """The next opposing level when it lies on the profit side, else entry ± reward_multiple × R."""
     return _target(side, entry, stop, opposing_level, reward_multiple)[:2]
 
 
 def plan_trade(side: str, entry: float, level: float, atr: float, equity: float,
                available: float, *, opposing_level: float | None = None,
-               risk_percent: float = 2.0, leverage: int = 10, atr_buffer: float = 0.5,
-               min_stop_pct: float = 0.002, reward_multiple: float = 2.0,
-               taker_fee: float = 0.0005, filters: SymbolFilters | None = None,
-               fee_stop_multiple: float = 5.0) -> TradePlan:
+               params: TradePlanParams = TradePlanParams(), risk_percent: float | None = None,
+               leverage: int = 10, taker_fee: float = 0.0005,
+               filters: SymbolFilters | None = None) -> TradePlan:
     """Full plan: stop, target, risk-sized quantity rounded to the exchange's filters.
+    `risk_percent`: this trade's risk budget in % of equity (the agent scales it by phase);
+    None = `params.max_risk_percent`.
 
-    The stop is never closer than `fee_stop_multiple` round-trip taker fees (5 x 0.1 % = 0.5 %
-    of the price at the default fees): sizing from risk makes the position grow as the stop
-    tightens, and the fees grow with it, so a 0.2 % stop pays half its risk budget in fees
+    The stop is never closer than `params.fee_stop_multiple` round-trip taker fees (5 x 0.1 %
+    = 0.5 % of the price at the default fees): sizing from risk makes the position grow as the
+    stop tightens, and the fees grow with it, so a 0.2 % stop pays half its risk budget in fees
     before the price moves. With the floor, fees cost at most a fifth of the risk.
     """
+    if risk_percent is None:
+        risk_percent = params.max_risk_percent
+    atr_buffer, reward_multiple = params.atr_buffer, params.reward_multiple
+    fee_stop_multiple = params.fee_stop_multiple
     if side not in ("LONG", "SHORT"):
         raise ValueError(f"side: must be LONG or SHORT, got {side!r}")
     _positive("entry", entry)
@@ -113,7 +119,7 @@ def plan_trade(side: str, entry: float, level: float, atr: float, equity: float,
         reasons_zh.append(zh)
 
     sign = 1.0 if side == "LONG" else -1.0
-    min_stop_pct = max(min_stop_pct, fee_stop_multiple * 2.0 * taker_fee)
+    min_stop_pct = max(params.min_stop_pct, fee_stop_multiple * 2.0 * taker_fee)
     stop = stop_price(side, entry, level, atr, atr_buffer, min_stop_pct)
     if filters is not None:     # round the stop away from entry: never tighter than computed
         stop = filters.round_price(stop, "down" if side == "LONG" else "up")

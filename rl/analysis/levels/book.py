@@ -16,7 +16,6 @@ import numpy as np
 from rl.analysis.levels import candidates as lv
 FEATURES: tuple[str, ...] = ("volume_density", "touch_bounce_count", "bounce_magnitude",
                              "failed_breakout_count", "duration_days", "multi_tf_confirm")
-PROXIMITY_ATR = 3.0          # a level further than 3 ATR(15m) from price does not count now
 MAX_LEVELS = 30              # levels listed in an analysis (best first)
 
 
@@ -92,13 +91,14 @@ class LevelBook:
     Over a `_ScanResult` (the ranking of a LevelScan's columns): a ScoredLevel is built only
     for a row somebody reads (the listed best 30, the chosen support/resistance), once per
     side it is labelled for. Supports are levels <= price, resistances >= price; the best
-    support maximises score * max(0, 1 - distance / (3 ATR15m)), or is the nearest one when
-    none is that close (tests/test_level_finder.py checks every answer against the plain
-    definition over the full list of levels)."""
+    support maximises score * max(0, 1 - distance / (proximity_atr ATR15m)), or is the nearest
+    one when none is that close (tests/test_level_finder.py checks every answer against the
+    plain definition over the full list of levels). `proximity_atr`: LevelParams.proximity_atr."""
 
-    def __init__(self, res: _ScanResult, atr_value: float, notes: list[str]) -> None:
+    def __init__(self, res: _ScanResult, atr_value: float, notes: list[str], *, proximity_atr: float) -> None:
         self._res = res
         self.atr = atr_value
+        self.proximity_atr = proximity_atr
         self.notes = notes
         self._ranked: list[ScoredLevel] | None = None
         by_price = sorted(range(len(res)), key=res.price.__getitem__)
@@ -128,10 +128,10 @@ class LevelBook:
         return len(self._prices)
 
     def proximity(self, level: "ScoredLevel | PickedLevel", price: float) -> float:
-        """1 at the level, falling linearly to 0 at 3 ATR(15m) away."""
+        """1 at the level, falling linearly to 0 at proximity_atr ATR(15m) away."""
         if not (self.atr == self.atr and self.atr > 0):
             return 0.0
-        return max(0.0, 1.0 - abs(price - level.price) / (PROXIMITY_ATR * self.atr))
+        return max(0.0, 1.0 - abs(price - level.price) / (self.proximity_atr * self.atr))
 
     def view(self, price: float) -> tuple[list[ScoredLevel], ScoredLevel | None, ScoredLevel | None]:
         """(levels best first labelled for `price`, best support, best resistance)."""
@@ -171,7 +171,7 @@ class LevelBook:
         """The ranking row of the best level among the price-sorted positions idx (walked
         away from the price), by the rule in the class doc."""
         best, best_eff, nearest = None, 0.0, None
-        reach = PROXIMITY_ATR * self.atr if self.atr == self.atr else 0.0
+        reach = self.proximity_atr * self.atr if self.atr == self.atr else 0.0
         score = self._res.score
         for k in idx:
             r = self._rows[k]

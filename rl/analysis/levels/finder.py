@@ -2,7 +2,9 @@
 
 level score = 100 * sum(weight_f * feature_f), weights summing to 1, so the score is 0..100
 and every level carries its feature breakdown: the dashboard and each trade's thought chain
-can show *why* a level won. Feature formulas are in `level_features` and docs/strategy.md.
+can show *why* a level won. Feature formulas are in `level_features` and docs/strategy.md;
+their numbers (where a feature saturates, the multi-timeframe rule, the initial weights) are
+`LevelParams`.
 """
 from __future__ import annotations
 
@@ -16,18 +18,10 @@ from rl.analysis.levels import candidates as lv
 from rl.analysis.levels import touches as ts
 from rl.analysis.levels.book import _MASK_TF, FEATURES, LevelBook, LevelScan, _ScanResult
 from rl.analysis.levels.window_cache import WindowCache
+from rl.strategy.params import LevelParams
 
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "volume_density": 0.20, "touch_bounce_count": 0.20, "bounce_magnitude": 0.15,
-    "failed_breakout_count": 0.20, "duration_days": 0.10, "multi_tf_confirm": 0.15,
-}
-# design 3.2: (timeframe, touches needed, contribution)
-MULTI_TF_RULE: tuple[tuple[str, int, float], ...] = (("15m", 3, 0.6), ("8h", 2, 0.3), ("1w", 1, 0.1))
-VOLUME_RATIO_FULL = 3.0      # 3x the uniform volume density -> 1.0
-BOUNCES_FULL = 5             # 5 bounces -> 1.0
-BOUNCE_ATR_FULL = 3.0        # mean bounce of 3 ATR -> 1.0
-FAILED_FULL = 3              # 3 failed breakouts -> 1.0
-DURATION_DAYS_FULL = 30.0    # log scale, 30 days -> 1.0
+DEFAULT_WEIGHTS: dict[str, float] = LevelParams().weights.as_dict()   # the store's initial weights
+assert tuple(DEFAULT_WEIGHTS) == FEATURES
 WEIGHT_SUM_TOL = 1e-6
 SMALL_SCAN = 40              # up to this many levels, rank and _features run on Python floats
 
@@ -56,7 +50,8 @@ def validate_weights(weights: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def level_features(stats: dict[str, ts.TouchStats], i: int, origin: str) -> tuple[dict[str, float], dict[str, float]]:
+def level_features(stats: dict[str, ts.TouchStats], i: int, origin: str,
+                   params: LevelParams = LevelParams()) -> tuple[dict[str, float], dict[str, float]]:
     """Six features (0..1) for level row i, plus the raw numbers behind them.
 
     Event features are read on the level's own (finest) timeframe; duration spans touches on
@@ -68,13 +63,14 @@ def level_features(stats: dict[str, ts.TouchStats], i: int, origin: str) -> tupl
     firsts = [int(st.first_ms[i]) for st in stats.values() if st.first_ms[i] >= 0]
     lasts = [int(st.last_ms[i]) for st in stats.values() if st.last_ms[i] >= 0]
     days = (max(lasts) - min(firsts)) / 86_400_000 if firsts else 0.0
-    mtf = sum(pts for tf, need, pts in MULTI_TF_RULE if tf in stats and stats[tf].touches[i] >= need)
+    mtf = sum(pts for tf, need, pts in params.multi_tf.as_rule()
+              if tf in stats and stats[tf].touches[i] >= need)
     feats = {
-        "volume_density": min(1.0, float(s.volume_ratio[i]) / VOLUME_RATIO_FULL),
-        "touch_bounce_count": min(bounces, BOUNCES_FULL) / BOUNCES_FULL,
-        "bounce_magnitude": min(mean_move, BOUNCE_ATR_FULL) / BOUNCE_ATR_FULL,
-        "failed_breakout_count": min(float(s.failed[i]), FAILED_FULL) / FAILED_FULL,
-        "duration_days": min(1.0, math.log1p(max(days, 0.0)) / math.log1p(DURATION_DAYS_FULL)),
+        "volume_density": min(1.0, float(s.volume_ratio[i]) / params.volume_ratio_full),
+        "touch_bounce_count": min(bounces, params.bounces_full) / params.bounces_full,
+        "bounce_magnitude": min(mean_move, params.bounce_atr_full) / params.bounce_atr_full,
+        "failed_breakout_count": min(float(s.failed[i]), params.failed_full) / params.failed_full,
+        "duration_days": min(1.0, math.log1p(max(days, 0.0)) / math.log1p(params.duration_days_full)),
         "multi_tf_confirm": round(mtf, 10),
     }
     raw = {"volume_ratio": float(s.volume_ratio[i]), "bounces": bounces, "mean_bounce_atr": mean_move,
@@ -82,18 +78,15 @@ def level_features(stats: dict[str, ts.TouchStats], i: int, origin: str) -> tupl
     return feats, raw
 
 
-@lru_cache(maxsize=None)
-def _mtf_table(tfs: tuple[str, ...]) -> list:
+@lru_cache(maxsize=64)
+def _mtf_table(tfs: tuple[str, ...], rule: tuple[tuple[str, int, float], ...]) -> list:
     """multi_tf_confirm for each bitmask of 'enough touches' per timeframe, computed with
     the very expression of `level_features` (so even its int 0 for no confirmation stays)."""
     out = []
     for mask in range(8):
         ok = {tf: bool(mask >> i & 1) for i, tf in enumerate(lv.LEVEL_TIMEFRAMES)}
-        out.append(round(sum(pts for tf, need, pts in MULTI_TF_RULE if tf in tfs and ok[tf]), 10))
+        out.append(round(sum(pts for tf, need, pts in rule if tf in tfs and ok[tf]), 10))
     return out
-
-
-_LOG31 = math.log1p(DURATION_DAYS_FULL)
 
 
 class _DurationMemo(dict):
@@ -103,14 +96,21 @@ class _DurationMemo(dict):
 
     LIMIT = 1 << 16
 
+    def __init__(self, full_days: float) -> None:
+        super().__init__()
+        self.log_full = math.log1p(full_days)
+
     def __missing__(self, d: float) -> float:
         if len(self) >= self.LIMIT:
             self.clear()
-        v = self[d] = min(1.0, math.log1p(max(d, 0.0)) / _LOG31)
+        v = self[d] = min(1.0, math.log1p(max(d, 0.0)) / self.log_full)
         return v
 
 
-_DURATION = _DurationMemo()
+@lru_cache(maxsize=16)
+def _duration(full_days: float) -> _DurationMemo:
+    """The duration memo for `LevelParams.duration_days_full` = full_days."""
+    return _DurationMemo(full_days)
 
 
 class BestLevelFinder:
@@ -121,8 +121,9 @@ class BestLevelFinder:
     are treated as immutable (an unchanged window is recognised by identity or equality).
     """
 
-    def __init__(self, weights: dict[str, float] | None = None) -> None:
-        self.weights = validate_weights(dict(DEFAULT_WEIGHTS) if weights is None else weights)
+    def __init__(self, weights: dict[str, float] | None = None, params: LevelParams = LevelParams()) -> None:
+        self.params = params
+        self.weights = validate_weights(params.weights.as_dict() if weights is None else weights)
         self._caches: dict[str, WindowCache] = {}   # per-timeframe window cache, see WindowCache
 
     def score(self, features: dict[str, float]) -> float:
@@ -187,7 +188,8 @@ class BestLevelFinder:
             S = {tf: stats[tf][:, cols] for tf in tfs}
             cat = [np.concatenate([getattr(pend[k][1], f) for k in ks]) for f in ("prices", "tfm", "srm", "first_seen")]
             plist = [x for k in ks for x in pend[k][1].plist]
-            M = self._features_arrays(S, cat[0], plist, cat[1], cat[2], cat[3], 0.0, 0.0, []).M
+            M = self._features_arrays(S, cat[0], plist, cat[1], cat[2], cat[3], 0.0, 0.0, [],
+                                      params=self.params).M
             a = 0
             for k in ks:
                 i, p, ref, _ = pend[k]
@@ -229,8 +231,9 @@ class BestLevelFinder:
         first, ties by distance to the scan's reference price)."""
         M = scan.M
         L = M.shape[1]
+        proximity_atr = self.params.proximity_atr
         if not L:
-            return LevelBook(_ScanResult(scan, [], [], []), scan.atr, scan.notes)
+            return LevelBook(_ScanResult(scan, [], [], []), scan.atr, scan.notes, proximity_atr=proximity_atr)
         ref_price = scan.ref_price
         plist = M[0].tolist()
         w0, w1, w2, w3, w4, w5 = (self.weights[f] for f in FEATURES)
@@ -248,7 +251,7 @@ class BestLevelFinder:
             arr = 100.0 * acc
             order = np.lexsort((np.abs(M[0] - ref_price), -arr)).tolist()
             score = arr.tolist()
-        return LevelBook(_ScanResult(scan, order, plist, score), scan.atr, scan.notes)
+        return LevelBook(_ScanResult(scan, order, plist, score), scan.atr, scan.notes, proximity_atr=proximity_atr)
 
     def _features(self, stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
                   srm: np.ndarray, first_seen: np.ndarray, ref_price: float, atr: float,
@@ -256,14 +259,17 @@ class BestLevelFinder:
         """`level_features` for every level. Two implementations with identical results
         (tested against each other): scalar for small scans, arrays for big ones."""
         feats = self._features_small if len(plist) <= SMALL_SCAN else self._features_arrays
-        return feats(stats, prices, plist, tfm, srm, first_seen, ref_price, atr, notes)
+        return feats(stats, prices, plist, tfm, srm, first_seen, ref_price, atr, notes, params=self.params)
 
     @staticmethod
     def _features_arrays(stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
                          srm: np.ndarray, first_seen: np.ndarray, ref_price: float, atr: float,
-                         notes: list[str]) -> "LevelScan":
+                         notes: list[str], params: LevelParams = LevelParams()) -> "LevelScan":
         """`_features` with arrays (faster above SMALL_SCAN levels). Each operation is the
         elementwise IEEE twin of the per-level Python original, so the features are identical."""
+        vfull, bfull, afull, ffull = (params.volume_ratio_full, params.bounces_full, params.bounce_atr_full,
+                                      params.failed_full)
+        rule = params.multi_tf.as_rule()
         L = len(plist)
         tf_list = list(stats)
         S = np.stack([stats[tf] for tf in tf_list])          # (timeframes, 7, levels)
@@ -277,16 +283,16 @@ class BestLevelFinder:
         first = np.where(F >= 0, F, np.inf).min(axis=0)
         last = Lm.max(axis=0)
         days = np.where(touched, (last - np.where(touched, first, last)) / 86_400_000, 0.0)
-        duration = list(map(_DURATION.__getitem__, days.tolist()))
+        duration = list(map(_duration(params.duration_days_full).__getitem__, days.tolist()))
         mask = np.zeros(L, dtype=np.int64)
-        for tf, need, _ in MULTI_TF_RULE:
+        for tf, need, _ in rule:
             if tf in stats:
                 mask |= (S[tf_list.index(tf), 0] >= need).astype(np.int64) << lv.TF_CODE[tf]
-        mtf = np.array(_mtf_table(tuple(tf_list)), dtype=float)[mask]
-        M = np.vstack([prices, np.where(vr / VOLUME_RATIO_FULL < 1.0, vr / VOLUME_RATIO_FULL, 1.0),
-                       np.where(BOUNCES_FULL < bounces, BOUNCES_FULL, bounces) / BOUNCES_FULL,
-                       np.where(BOUNCE_ATR_FULL < mean_move, BOUNCE_ATR_FULL, mean_move) / BOUNCE_ATR_FULL,
-                       np.where(FAILED_FULL < failed, FAILED_FULL, failed) / FAILED_FULL,
+        mtf = np.array(_mtf_table(tuple(tf_list), rule), dtype=float)[mask]
+        M = np.vstack([prices, np.where(vr / vfull < 1.0, vr / vfull, 1.0),
+                       np.where(bfull < bounces, bfull, bounces) / bfull,
+                       np.where(afull < mean_move, afull, mean_move) / afull,
+                       np.where(ffull < failed, ffull, failed) / ffull,
                        np.array(duration, dtype=float), mtf, vr, bounces, mean_move, failed, days,
                        first_seen, last, srm, tfm, S[:, 0]])
         return LevelScan(ref_price, atr, notes, tuple(tf_list), M)
@@ -294,14 +300,17 @@ class BestLevelFinder:
     @staticmethod
     def _features_small(stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
                         srm: np.ndarray, first_seen: np.ndarray, ref_price: float, atr: float,
-                        notes: list[str]) -> "LevelScan":
+                        notes: list[str], params: LevelParams = LevelParams()) -> "LevelScan":
         """`_features` in plain floats: for a few dozen levels numpy's per-call overhead costs
         more than the arithmetic. Each operation is the scalar twin of the per-level original."""
+        vfull, bfull, afull, ffull = (params.volume_ratio_full, params.bounces_full, params.bounce_atr_full,
+                                      params.failed_full)
+        rule = params.multi_tf.as_rule()
         L = len(plist)
         tf_list = list(stats)
         rows = [stats[tf].tolist() for tf in tf_list]        # per timeframe: 7 lists of L floats
         origin_tf = [_MASK_TF[m] for m in tfm.tolist()]
-        table = _mtf_table(tuple(tf_list))
+        table = _mtf_table(tuple(tf_list), rule)
         if len(tf_list) > 1:
             pos = {tf: k for k, tf in enumerate(tf_list)}
             own = [rows[pos[tf]] for tf in origin_tf]
@@ -329,17 +338,17 @@ class BestLevelFinder:
                     days.append((la - min(good)) / 86_400_000 if good else 0.0)
                 else:                            # touched everywhere: min(good) == min(fs)
                     days.append((la - mn) / 86_400_000)
-        duration = list(map(_DURATION.__getitem__, days))
+        duration = list(map(_duration(params.duration_days_full).__getitem__, days))
         mask = [0] * L
-        for tf, need, _ in MULTI_TF_RULE:
+        for tf, need, _ in rule:
             if tf in stats:
                 bit = 1 << lv.TF_CODE[tf]
                 mask = [m | bit if t >= need else m for m, t in zip(mask, rows[tf_list.index(tf)][0])]
         mtf = [table[m] for m in mask]
-        vd = [x if x < 1.0 else 1.0 for x in (v / VOLUME_RATIO_FULL for v in vr)]
-        tb = [(BOUNCES_FULL if BOUNCES_FULL < b else b) / BOUNCES_FULL for b in bounces]
-        bm = [(BOUNCE_ATR_FULL if BOUNCE_ATR_FULL < m else m) / BOUNCE_ATR_FULL for m in mean_move]
-        fb = [(FAILED_FULL if FAILED_FULL < f else f) / FAILED_FULL for f in failed]
+        vd = [x if x < 1.0 else 1.0 for x in (v / vfull for v in vr)]
+        tb = [(bfull if bfull < b else b) / bfull for b in bounces]
+        bm = [(afull if afull < m else m) / afull for m in mean_move]
+        fb = [(ffull if ffull < f else f) / ffull for f in failed]
         M = np.array([plist, vd, tb, bm, fb, duration, mtf, vr, bounces, mean_move, failed, days,
                       first_seen.tolist(), last_l, srm.tolist(), tfm.tolist(), *(r[0] for r in rows)], dtype=float)
         return LevelScan(ref_price, atr, notes, tuple(tf_list), M)
