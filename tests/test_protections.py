@@ -36,36 +36,76 @@ def _stop(t: int, pnl: float, kind: str = "stop", tid: int | None = None,
 
 
 # ------------------------------------------------------------------ drawdown guard
-def test_drawdown_pauses_at_the_limit_and_the_peak_restarts_when_it_lifts() -> None:
+def test_drawdown_pauses_at_the_limit_and_lifts_when_equity_recovers() -> None:
     p = Protections(DRAWDOWN_ONLY)
     assert _feed(p, [(T0, 10_000), (T0 + H, 10_500), (T0 + 2 * H, 9_500)]) == []   # 9.5 % below
     assert p.allows_entry(T0 + 2 * H)
     (ev,) = p.observe_equity(T0 + 3 * H, 9_450)          # (10,500 - 9,450) / 10,500 = 10 % exactly
     assert ev.kind == "started" and ev.time_ms == T0 + 3 * H
-    assert ev.message_zh == "⛔ 回撤保护: 权益自峰值回撤 10.0% ≥ 10%，暂停开仓至 2023-09-05 03:00 UTC"
-    assert ev.message_en == ("⛔ Drawdown guard: equity 10.0 % below its peak (limit 10 %), "
-                             "no new entries until 2023-09-05 03:00 UTC")
-    assert dict(ev.pause.details) == {"peak_equity": 10_500, "equity": 9_450, "drawdown_percent": 10.0,
-                                      "limit_percent": 10.0}
-    assert ev.pause.until_ms == T0 + 27 * H                          # 24 h pause
-    assert not p.allows_entry(T0 + 3 * H) and not p.allows_entry(T0 + 27 * H - 1)
-    assert p.allows_entry(T0 + 27 * H)
-
-    assert _feed(p, [(T0 + 10 * H, 8_000), (T0 + 26 * H, 9_000)]) == []   # paused: no second pause
-    # lifted at 27 h, though nothing is observed yet: the view already shows the reset peak
-    view = p.state(T0 + 27 * H).drawdown
-    assert view is not None and view.peak_equity == 9_000 and view.drawdown_percent == 0.0
-
-    (lift,) = p.observe_equity(T0 + 27 * H, 9_100)
+    assert ev.message_en == ("⛔ Drawdown guard: equity 10.0 % below its 30-day peak 10,500.00 (limit 10 %), "
+                             "no new entries until it recovers or that peak leaves the window at "
+                             "2023-10-04 01:00 UTC")
+    assert ev.message_zh == ("⛔ 回撤保护: 权益较 30 日峰值 10,500.00 回撤 10.0% ≥ 10%，"
+                             "暂停开仓，直到权益回升或该峰值于 2023-10-04 01:00 UTC 移出窗口")
+    assert dict(ev.pause.details) == {"peak_equity": 10_500, "peak_ms": T0 + H, "equity": 9_450,
+                                      "drawdown_percent": 10.0, "limit_percent": 10.0}
+    assert ev.pause.until_ms == T0 + H + 30 * DAY           # the peak's exit: the earliest lift
+    assert not p.allows_entry(T0 + 3 * H)
+    assert _feed(p, [(T0 + 10 * H, 8_000), (T0 + 26 * H, 9_000)]) == []   # still paused, no repeat
+    assert not p.allows_entry(T0 + 26 * H)
+    # an open position's profit brings equity back within 10 % of the peak: lifted at once
+    (lift,) = p.observe_equity(T0 + 27 * H, 9_451)
     assert lift.kind == "lifted" and lift.time_ms == T0 + 27 * H
-    assert lift.message_en == ("✅ Drawdown guard lifted: peak reset to the current equity 9,000.00, "
-                               "entries allowed again")
-    assert lift.message_zh == "✅ 回撤保护解除: 峰值重置为当前权益 9,000.00，恢复开仓"
-    # the new base is the 9,100 just observed: 10 % below it is 8,190 (22 % below the old peak)
-    assert p.observe_equity(T0 + 28 * H, 8_191) == ()
-    (again,) = p.observe_equity(T0 + 29 * H, 8_190)
-    assert again.kind == "started" and dict(again.pause.details)["peak_equity"] == 9_100
-    assert [q.started_ms for q in p.pauses] == [T0 + 3 * H, T0 + 29 * H]
+    assert lift.message_en == ("✅ Drawdown guard lifted: equity 9,451.00 is within 10 % of the window's "
+                               "peak 10,500.00, entries allowed again")
+    assert lift.message_zh == "✅ 回撤保护解除: 权益 9,451.00 已回到窗口峰值 10,500.00 的 10% 以内，恢复开仓"
+    assert p.allows_entry(T0 + 27 * H)
+    assert [(q.started_ms, q.until_ms) for q in p.pauses] == [(T0 + 3 * H, T0 + 27 * H)]
+
+
+def test_drawdown_pause_ends_when_the_peak_leaves_the_window_unless_a_lower_peak_still_holds() -> None:
+    p = Protections(DRAWDOWN_ONLY)
+    # peak 10,000 at T0, a lower high of 9,800 a day later, then equity falls to 8,900
+    _feed(p, [(T0, 10_000), (T0 + DAY, 9_800)])
+    (ev,) = p.observe_equity(T0 + 2 * DAY, 8_900)            # 11 % below 10,000
+    assert ev.pause.until_ms == T0 + 30 * DAY
+    # at 30 days + 1 h the 10,000 peak has left; 9,800 is still in the window and 8,900 is
+    # 9.18 % below it: within the limit, lifted
+    (lift,) = p.observe_equity(T0 + 30 * DAY + H, 8_900)
+    assert lift.kind == "lifted"
+    view = p.state(T0 + 30 * DAY + H).drawdown
+    assert view is not None and view.peak_equity == 9_800
+
+    q = Protections(DRAWDOWN_ONLY)
+    _feed(q, [(T0, 10_000), (T0 + DAY, 9_950)])
+    (ev,) = q.observe_equity(T0 + 2 * DAY, 8_900)            # 11 % below 10,000
+    # when 10,000 leaves, 9,950 still holds 8,900 10.6 % below: the pause goes on, quietly,
+    # and its earliest end moves to when 9,950 leaves
+    assert q.observe_equity(T0 + 30 * DAY + H, 8_900) == ()
+    assert not q.allows_entry(T0 + 30 * DAY + H)
+    (cur,) = q.state(T0 + 30 * DAY + H).active
+    assert cur.until_ms == T0 + 31 * DAY and cur.started_ms == T0 + 2 * DAY
+    (lift,) = q.observe_equity(T0 + 31 * DAY + H, 8_900)      # only 8,900s left in the window
+    assert lift.kind == "lifted" and q.allows_entry(T0 + 31 * DAY + H)
+    assert len(q.pauses) == 1
+
+
+def test_drawdown_bounds_the_loss_within_any_window() -> None:
+    """However long equity keeps falling, no new entry happens 10 % or more below the window's
+    peak: the losses after the pause are only the positions already open."""
+    p = Protections(DRAWDOWN_ONLY)
+    rng = random.Random(7)
+    equity, t, worst = 10_000.0, T0, 0.0
+    peaks: list[tuple[int, float]] = []
+    for _ in range(2_000):
+        t += 15 * M
+        equity *= 1 + rng.gauss(-0.0004, 0.004)
+        p.observe_equity(t, equity)
+        peaks = [(pt, pe) for pt, pe in peaks if pt >= t - 30 * DAY] + [(t, equity)]
+        peak = max(pe for _, pe in peaks)
+        if p.allows_entry(t):
+            worst = max(worst, (peak - equity) / peak)
+    assert worst < 0.10
 
 
 # ------------------------------------------------------------------ daily loss limit
@@ -167,18 +207,18 @@ def test_a_close_recorded_late_lands_where_it_belongs() -> None:
 def test_a_lift_says_which_other_pause_still_holds_entries() -> None:
     p = Protections()
     _feed(p, [(T0, 10_000), (T0 + H, 9_600)])                    # daily 4 %: until midnight
-    (dd,) = p.observe_equity(T0 + 23 * H, 9_000)                 # drawdown 10 %: until 23 h next day
+    (dd,) = p.observe_equity(T0 + 23 * H, 9_000)                 # drawdown 10 %: peak 10,000 at T0
     assert dd.pause.rule == "drawdown"
     (lift,) = p.observe_equity(T0 + DAY, 9_000)
     assert lift.pause.rule == "daily_loss"
     assert lift.message_en == ("✅ Daily loss limit lifted: a new UTC day began; the drawdown guard "
-                               "still holds entries until 2023-09-05 23:00 UTC")
+                               "still holds entries until 2023-10-04 00:00 UTC")
     assert lift.message_zh == ("✅ 日亏损保护解除: 新的 UTC 交易日开始；"
-                               "回撤保护仍暂停开仓至 2023-09-05 23:00 UTC")
+                               "回撤保护仍暂停开仓至 2023-10-04 00:00 UTC")
     state = p.state(T0 + DAY)
     assert [q.rule for q in state.active] == ["drawdown"] and not state.allows_entry()
     out = json.loads(json.dumps(state.to_dict(), allow_nan=False))
-    assert out["allows_entry"] is False and [a["until_ms"] for a in out["active"]] == [T0 + 47 * H]
+    assert out["allows_entry"] is False and [a["until_ms"] for a in out["active"]] == [T0 + 30 * DAY]
     assert [(h["rule"], h["active"]) for h in out["history"]] == [("daily_loss", False), ("drawdown", True)]
 
 
@@ -334,7 +374,7 @@ def test_same_facts_same_answer() -> None:
 # ------------------------------------------------------------------ config validation
 @pytest.mark.parametrize("field, value", [
     ("max_drawdown_percent", -1), ("max_drawdown_percent", 100), ("max_drawdown_percent", float("nan")),
-    ("drawdown_pause_hours", 0), ("drawdown_pause_hours", 721),
+    ("drawdown_lookback_days", 0), ("drawdown_lookback_days", 366),
     ("daily_loss_limit_percent", -0.5), ("daily_loss_limit_percent", "4"),
     ("stoploss_guard_trades", -1), ("stoploss_guard_trades", 2.5), ("stoploss_guard_trades", True),
     ("stoploss_guard_window_hours", 0), ("stoploss_guard_pause_hours", -8),
@@ -351,6 +391,6 @@ def test_config_rejects_a_bad_value_in_one_line_naming_the_field(field: str, val
 def test_default_config_is_json_safe() -> None:
     cfg = ProtectionConfig()
     assert json.loads(json.dumps(cfg.to_dict())) == {
-        "max_drawdown_percent": 10.0, "drawdown_pause_hours": 24.0, "daily_loss_limit_percent": 4.0,
+        "max_drawdown_percent": 10.0, "drawdown_lookback_days": 30.0, "daily_loss_limit_percent": 4.0,
         "stoploss_guard_trades": 3, "stoploss_guard_window_hours": 6.0, "stoploss_guard_pause_hours": 8.0,
         "stop_exit_kinds": ["stop", "trailing", "break_even", "liquidation"]}

@@ -45,11 +45,11 @@ class ProtectionConfig:
     # one the analysis reads; stopping there keeps a bad month from compounding into the
     # 30-40 % drawdowns the unprotected agent reaches.
     max_drawdown_percent: float = 10.0
-    # Long enough for three new 8h candles and 96 new 15m candles, so the analysis that led
-    # into the drawdown has been replaced by a different market before the next entry; short
-    # enough that a backtest month still trades after a drawdown. When it ends, the peak
-    # restarts from the equity of that moment (protections.py explains why).
-    drawdown_pause_hours: float = 24.0
+    # The drawdown is measured from the peak of the last 30 days: MAX_DRAWDOWN_PERCENT is then
+    # the most the account can lose in any 30 days (plus what the positions open at that
+    # moment lose), which is what a trader who checks in once a month can live with. Entries
+    # resume when equity recovers or the peak leaves the window, so a long run goes on.
+    drawdown_lookback_days: float = 30.0
     # 4 % is two full-risk (2 %) stop-outs plus their fees, or four at the exploration stake:
     # a day that has lost that much is trading against the market it is in. It is less than
     # half the drawdown limit, so one bad day alone pauses the agent (until 00:00 UTC) before
@@ -70,7 +70,10 @@ class ProtectionConfig:
 
     def __post_init__(self) -> None:
         _percent("max_drawdown_percent", self.max_drawdown_percent)
-        _hours("drawdown_pause_hours", self.drawdown_pause_hours)
+        v = _number("drawdown_lookback_days", self.drawdown_lookback_days)
+        if not 1 <= v <= 365:
+            raise _fail("drawdown_lookback_days", self.drawdown_lookback_days,
+                        "drawdown_lookback_days must be 1..365 days")
         _percent("daily_loss_limit_percent", self.daily_loss_limit_percent)
         n = self.stoploss_guard_trades
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 1000:
@@ -85,8 +88,8 @@ class ProtectionConfig:
                         "stop_exit_kinds must be a non-empty tuple of exit kinds such as ('stop',)")
 
     @property
-    def drawdown_pause_ms(self) -> int:
-        return round(self.drawdown_pause_hours * HOUR_MS)
+    def drawdown_lookback_ms(self) -> int:
+        return round(self.drawdown_lookback_days * 24 * HOUR_MS)
 
     @property
     def stoploss_guard_window_ms(self) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rl.risk.records import (DAILY_LOSS, DAY_MS, DRAWDOWN, RULE_NAMES_EN, RULE_NAMES_ZH,
                              STOPLOSS_GUARD, ClosedTrade, Pause, ProtectionEvent, format_utc)
@@ -56,56 +56,74 @@ class DrawdownView:
 
 
 class DrawdownGuard:
-    """Equity `limit_percent` or more below its peak -> no entries for `pause_ms`. The peak is
-    the highest equity since the first observation or the end of the last drawdown pause;
-    when a pause ends, the peak restarts from the last equity observed before that moment.
-    While paused the peak stays frozen (it is replaced at the end anyway)."""
+    """Equity `limit_percent` or more below its peak of the last `lookback_ms` -> no entries
+    until it no longer is: until equity recovers to within the limit, or the peak that caused
+    the pause leaves the window (the earliest lift, the pause's `until_ms`; while the next
+    highest equity in the window still holds the drawdown beyond the limit, the pause goes on
+    and `until_ms` moves to when that one leaves). So the account never loses more than the
+    limit within any `lookback_ms`, plus what the positions open at that moment lose, and a
+    long backtest trades again once the old peak is out of the window.
 
-    def __init__(self, limit_percent: float, pause_ms: int) -> None:
+    The window maximum is a monotonic deque: each observation enters once and leaves once."""
+
+    def __init__(self, limit_percent: float, lookback_ms: int) -> None:
         self._limit = limit_percent
-        self._pause_ms = pause_ms
-        self._peak: float | None = None
+        self._lookback = lookback_ms
+        self._window: deque[tuple[int, float]] = deque()   # (time, equity), equity decreasing
         self._last: float | None = None
-        self._current: Pause | None = None        # the newest pause until its lift is processed
+        self._current: Pause | None = None
         self._pauses: list[Pause] = []
 
     @property
     def pauses(self) -> tuple[Pause, ...]:
         return tuple(self._pauses)
 
-    def observe(self, t: int, equity: float) -> list[ProtectionEvent]:
-        events: list[ProtectionEvent] = []
-        cur = self._current
-        if cur is not None and t >= cur.until_ms:
-            self._current = None
-            self._peak = self._last                # restart from the equity when the pause ended
-            events.append(_lifted(cur, f": peak reset to the current equity {self._peak:,.2f}",
-                                  f": 峰值重置为当前权益 {self._peak:,.2f}"))
-        self._last = equity
-        if self._current is not None:
-            return events
-        peak = self._peak
-        if peak is None or equity > peak:
-            self._peak = equity
-        elif _reached(peak, equity, self._limit):
-            dd = _percent_below(peak, equity)
-            until = t + self._pause_ms
-            p = Pause(DRAWDOWN,
-                      f"Drawdown guard: equity {dd:.1f} % below its peak (limit {self._limit:g} %), "
-                      f"no new entries until {format_utc(until)}",
-                      f"回撤保护: 权益自峰值回撤 {dd:.1f}% ≥ {self._limit:g}%，"
-                      f"暂停开仓至 {format_utc(until)}",
-                      t, until, {"peak_equity": peak, "equity": equity, "drawdown_percent": dd,
-                                 "limit_percent": self._limit})
-            self._current = p
+    def _set_current(self, p: Pause) -> None:
+        if self._current is not None and self._pauses and self._pauses[-1] is self._current:
+            self._pauses[-1] = p
+        else:
             self._pauses.append(p)
-            events.append(_started(p))
-        return events
+        self._current = p
+
+    def observe(self, t: int, equity: float) -> list[ProtectionEvent]:
+        w = self._window
+        while w and w[-1][1] <= equity:
+            w.pop()
+        w.append((t, equity))
+        while w[0][0] < t - self._lookback:
+            w.popleft()
+        self._last = equity
+        peak_t, peak = w[0]
+        leaves = max(peak_t + self._lookback, t + 1)     # when this peak is out of the window
+        cur = self._current
+        if not _reached(peak, equity, self._limit):
+            if cur is None:
+                return []
+            ended = replace(cur, until_ms=t)
+            self._set_current(ended)
+            self._current = None
+            return [_lifted(ended, f": equity {equity:,.2f} is within {self._limit:g} % of the "
+                                   f"window's peak {peak:,.2f}",
+                            f": 权益 {equity:,.2f} 已回到窗口峰值 {peak:,.2f} 的 {self._limit:g}% 以内")]
+        if cur is not None:
+            if cur.until_ms != leaves:
+                self._set_current(replace(cur, until_ms=leaves))
+            return []
+        dd = _percent_below(peak, equity)
+        days = self._lookback / DAY_MS
+        p = Pause(DRAWDOWN,
+                  f"Drawdown guard: equity {dd:.1f} % below its {days:g}-day peak {peak:,.2f} "
+                  f"(limit {self._limit:g} %), no new entries until it recovers or that peak "
+                  f"leaves the window at {format_utc(leaves)}",
+                  f"回撤保护: 权益较 {days:g} 日峰值 {peak:,.2f} 回撤 {dd:.1f}% ≥ {self._limit:g}%，"
+                  f"暂停开仓，直到权益回升或该峰值于 {format_utc(leaves)} 移出窗口",
+                  t, leaves, {"peak_equity": peak, "peak_ms": peak_t, "equity": equity,
+                              "drawdown_percent": dd, "limit_percent": self._limit})
+        self._set_current(p)
+        return [_started(p)]
 
     def view(self, now_ms: int) -> DrawdownView:
-        peak = self._peak
-        if self._current is not None and now_ms >= self._current.until_ms:
-            peak = self._last                      # the reset the next observation will make
+        peak = self._window[0][1] if self._window else None
         dd = None if peak is None or self._last is None or peak <= 0 else _percent_below(peak, self._last)
         return DrawdownView(self._limit, peak, self._last, dd)
 

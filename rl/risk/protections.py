@@ -4,12 +4,12 @@ Pure: no I/O, no clock. Time comes in with the facts and the `now_ms` of a quest
 
 Rules (defaults and their reasons: rl/risk/config.py; docs/risk.md):
 - **Drawdown guard.** Equity (wallet + unrealized) `max_drawdown_percent` or more below its
-  peak -> no entries for `drawdown_pause_hours`. The peak is the highest equity since the
-  first observation or since the end of the last drawdown pause: when a pause ends, the peak
-  restarts from the last equity observed before that moment. Without the reset, an account
-  10 % under an old high would stay paused forever and a backtest would end at its first
-  drawdown; with it, trading resumes, and a further 10 % loss from the new base pauses again,
-  so every 10 % lost costs at least one full pause. While paused the peak stays frozen.
+  peak of the last `drawdown_lookback_days` -> no entries until equity recovers to within the
+  limit or that peak leaves the window. The limit is then the most the account loses in any
+  window (plus what the positions open at that moment lose), and a long run trades again
+  once the old peak is out of the window. A pause's `until_ms` is its earliest end (when the
+  peak leaves); while a lower peak still in the window holds the drawdown beyond the limit,
+  the pause goes on and `until_ms` moves, without an event; its lift is an event.
 - **Daily loss limit.** Equity `daily_loss_limit_percent` or more below the day's reference
   -> no entries until the next 00:00 UTC. The reference is the last equity observed before
   the UTC day began (what the account carried into the day, realized and unrealized: an
@@ -104,7 +104,7 @@ class Protections:
     def __init__(self, config: ProtectionConfig | None = None) -> None:
         cfg = ProtectionConfig() if config is None else config
         self._config = cfg
-        self._drawdown = (DrawdownGuard(cfg.max_drawdown_percent, cfg.drawdown_pause_ms)
+        self._drawdown = (DrawdownGuard(cfg.max_drawdown_percent, cfg.drawdown_lookback_ms)
                           if cfg.max_drawdown_percent > 0 else None)
         self._daily = (DailyLossGuard(cfg.daily_loss_limit_percent)
                        if cfg.daily_loss_limit_percent > 0 else None)
