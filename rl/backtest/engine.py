@@ -263,7 +263,7 @@ def build_backtest_world(settings: Settings, clock: Any, price_source: Callable[
     store = store_cls(store_path, default_weights=DEFAULT_WEIGHTS)
     router = OrderRouter(exchange, store, ioc_offset_bps=settings.ioc_offset_bps, now_ms=clock.now_ms,
                          id_factory=sequential_ids())
-    agent = TradingAgent(settings, None, exchange, store, clock, router=router, feed_exchange=False)
+    agent = TradingAgent(settings, None, exchange, store, clock, router=router)
     if trace is not None:
         agent.decision_listeners.append(trace.decision)
     return exchange, store, agent
