@@ -1,7 +1,7 @@
 """Issue 7 parity: replay (AgentRunner driving run_cycle over ReplayMarketData on a clock) and
 backtest (step() per closed 1m bar, the exchange fed by the caller) make the SAME trades.
 
-Both drivers hand every closed 1m bar to the one per-bar routine (TradingAgent._on_bar), so entry
+Both drivers hand every closed 1m bar to the agent's one per-bar routine, so entry
 and exit times, prices, quantities and PnL must agree exactly, also when replay cycles fall
 behind and each one catches up several bars at once."""
 from __future__ import annotations
@@ -58,7 +58,7 @@ def run_replay(candles: pd.DataFrame, tmp_path, sleep_seconds: float | None = No
     store = KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS)
     settings = Settings(db_path=tmp_path / "replay.db")
     runner = AgentRunner(settings, market, ex, store, clock,
-                         agent=TradingAgent(settings, market, ex, store, clock))
+                         agent=TradingAgent(settings, market, ex, store, clock, feed=ex))
     runner.start()
     deadline = time.monotonic() + 60
     while clock.now_ms() <= market.end_ms + 10 * MIN and time.monotonic() < deadline:
@@ -88,8 +88,7 @@ def run_backtest_steps(candles: pd.DataFrame, tmp_path) -> list[dict]:
     clock = ManualClock(start + MIN)
     ex = _paper()
     store = KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS)
-    agent = TradingAgent(Settings(db_path=tmp_path / "bt.db"), None, ex, store, clock, feed_exchange=False,
-                         symbols=[SYMBOL])
+    agent = TradingAgent(Settings(db_path=tmp_path / "bt.db"), None, ex, store, clock, symbols=[SYMBOL])
     agent.startup()
     close0 = float(candles["close"].iloc[WARM - 1])
     agent.prime(SYMBOL, _closed_by(candles, start), close0, start)
@@ -130,9 +129,18 @@ class _RecordingAnalyzer:
     """Stands in for IncrementalAnalyzer: keeps every candle step() forms, decides nothing
     (score() gives no analysis, so the agent never trades)."""
 
+    max_bars = 500
+    scan_source = None
+
     def __init__(self, symbol, weights):
         self.pushed: dict[str, list[tuple]] = {"1m": [], "15m": [], "8h": [], "1w": []}
         self.recording = False
+
+    def follow_1m(self, source, end):
+        pass
+
+    def one_minute_appender(self):
+        return None
 
     def update(self, frames, price, time_ms):
         return None
@@ -162,24 +170,25 @@ def test_self_formed_candles_equal_the_market_ports_bit_for_bit_on_real_data(sha
     clock = ManualClock(int(t_ms[first]) + MIN)
     ex = _paper()
     store = KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS)
-    agent = TradingAgent(Settings(db_path=":memory:"), None, ex, store, clock, feed_exchange=False,
-                         symbols=["FILUSDT"], analyzer_factory=_RecordingAnalyzer)
+    made: list[_RecordingAnalyzer] = []
+    agent = TradingAgent(Settings(db_path=":memory:"), None, ex, store, clock, symbols=["FILUSDT"],
+                         analyzer_factory=lambda s, w: made.append(_RecordingAnalyzer(s, w)) or made[-1])
     week0 = int(pd.Index(t_ms).searchsorted(int(bucket_start(int(t_ms[first]), "1w"))))
     frames, price0, cut = prime_frames(frame, first, week0)
     agent.prime("FILUSDT", frames, price0, cut)
-    rec = agent._rt["FILUSDT"].analyzer
+    rec, = made
     rec.recording = True
     o, h, l, c, v = (frame[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
     for i in range(first, len(frame) - 1):
         t = int(t_ms[i])
         clock.set(t + MIN)
         agent.step(t + MIN, {"FILUSDT": (t, o[i], h[i], l[i], c[i], v[i])})
-    market = ReplayMarketData({"X": frame}, ManualClock(int(t_ms[-1]) + MIN))
     counts = {}
     for tf in ("15m", "8h", "1w"):
-        h_open, h_cols = market._series["X"].higher(tf)
-        want = {int(t): tuple(float(h_cols[k][j]) for k in ("open", "high", "low", "close", "volume"))
-                for j, t in enumerate(h_open.tolist())}
+        served = resample(frame, tf)         # how the market port forms them (aggregate_arrays)
+        want = {int(t): tuple(float(x) for x in row) for t, row in zip(
+            index_to_ms(served.index).tolist(),
+            served[["open", "high", "low", "close", "volume"]].itertuples(index=False))}
         got = rec.pushed[tf]
         counts[tf] = len(got)
         assert [x[0] for x in got] == sorted({x[0] for x in got})        # in order, no repeats
@@ -200,9 +209,11 @@ def test_step_appends_1m_candles_to_the_analyzer_like_push_candle():
     t_ms = index_to_ms(candles.index)
     start = int(t_ms[1500])
     ex = _paper()
+    made: list[IncrementalAnalyzer] = []
     agent = TradingAgent(Settings(db_path=":memory:"), None, ex,
                          KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS),
-                         ManualClock(start + MIN), feed_exchange=False, symbols=[SYMBOL])
+                         ManualClock(start + MIN), symbols=[SYMBOL],
+                         analyzer_factory=lambda s, w: made.append(IncrementalAnalyzer(s, w)) or made[-1])
     agent.prime(SYMBOL, _closed_by(candles, start), float(candles["close"].iloc[1499]), start)
     ref = IncrementalAnalyzer(SYMBOL, dict(DEFAULT_WEIGHTS))
     end = len(candles)
@@ -215,7 +226,7 @@ def test_step_appends_1m_candles_to_the_analyzer_like_push_candle():
         agent.clock.set(t + MIN)
         ex.on_bar(SYMBOL, o[i], h[i], l[i], c[i], t + MIN - 1)
         agent.step(t + MIN, {SYMBOL: (t, o[i], h[i], l[i], c[i], v[i])})
-    mine = agent._rt[SYMBOL].analyzer
+    mine, = made
     for tf in ("1m", "15m", "8h"):
         a, b = mine.rings[tf].bars(), ref.rings[tf].bars()
         assert [getattr(a, k).tolist() for k in "tohlcv"] == [getattr(b, k).tolist() for k in "tohlcv"], tf

@@ -46,7 +46,7 @@ def test_run_cycle_with_real_analysis_trades_and_keeps_books(tmp_path):
     market = ReplayMarketData({SYMBOL: candles}, clock)
     ex = PaperExchange(None, balance=10_000.0, clock=clock.now_ms, funding_rate=0.0)
     store = KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS)
-    agent = TradingAgent(Settings(db_path=tmp_path / "a.db"), market, ex, store, clock)
+    agent = TradingAgent(Settings(db_path=tmp_path / "a.db"), market, ex, store, clock, feed=ex)
     agent.startup()
     for _ in range(1500):
         clock.advance(agent.run_cycle())
@@ -68,7 +68,7 @@ def run_steps(candles, warm: int, store: KnowledgeStore, settings: Settings, sym
     t_ms = index_to_ms(candles.index)
     clock = ManualClock(int(t_ms[warm]))
     ex = PaperExchange(None, balance=10_000.0, clock=clock.now_ms, funding_rate=0.0, persist=False)
-    agent = TradingAgent(settings, None, ex, store, clock, feed_exchange=False, symbols=[symbol])
+    agent = TradingAgent(settings, None, ex, store, clock, symbols=[symbol])
     close0 = float(candles["close"].iloc[warm - 1])
     agent.prime(symbol, _frames_before(candles, warm), close0, int(t_ms[warm]))
     ex.on_price(symbol, close0, int(t_ms[warm]))
@@ -82,7 +82,7 @@ def run_steps(candles, warm: int, store: KnowledgeStore, settings: Settings, sym
             ex.on_bar(symbol, o[i], h[i], l[i], c[i], now - 1)
             before = (store.decisions.count(), store.get_trade_count(), len(store.open_trades()))
             worked = agent.step(now, {symbol: (t, o[i], h[i], l[i], c[i], v[i])})
-            if not worked and agent._rt[symbol].state is None:
+            if not worked and agent.managed_position(symbol) is None:
                 idle += 1
                 assert (store.decisions.count(), store.get_trade_count(), len(store.open_trades())) == before
     return agent, ex, idle, time.perf_counter() - started

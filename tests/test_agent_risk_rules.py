@@ -5,7 +5,7 @@ import pytest
 
 from rl.agent.agent import TradingAgent
 from rl.strategy.params import StrategyParams, TradePlanParams
-from tests.test_agent_scripted import SYMBOL, ScriptedAnalyzer, World
+from tests.test_agent_scripted import ScriptedAnalyzer, World
 
 FLAT = [100.0] * 60
 # enter long at 100 (stop 98.5, target 103), run to the target within 6 bars, then drift flat
@@ -37,7 +37,7 @@ def test_no_reentry_within_cooldown_even_after_restart(tmp_path) -> None:
     assert len(w.store.trades()) == 1        # no second trade opened inside the cooldown
 
     # a restarted agent on the same store still honours the cooldown of the last close
-    agent2 = TradingAgent(w.settings, w.market, w.exchange, w.store, w.clock,
+    agent2 = TradingAgent(w.settings, w.market, w.exchange, w.store, w.clock, feed=w.exchange,
                           analyzer_factory=lambda sym, wts: ScriptedAnalyzer(w.script, sym, wts))
     agent2.startup()
     w.agent = agent2

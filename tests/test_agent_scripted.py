@@ -46,11 +46,20 @@ def _level(price: float, kind: str, feats: dict) -> ScoredLevel:
 
 
 class ScriptedAnalyzer:
-    """Stands in for IncrementalAnalyzer (same four methods)."""
+    """Stands in for IncrementalAnalyzer (rl.agent.analyzer_port.SymbolAnalyzer)."""
+
+    max_bars = 500
+    scan_source = None
 
     def __init__(self, script: Script, symbol: str, weights: dict) -> None:
         self.script, self.symbol = script, symbol
         script.weights_seen.append(dict(weights))
+
+    def follow_1m(self, source, end: int) -> None:
+        pass
+
+    def one_minute_appender(self) -> None:
+        return None                                  # every 1m candle goes to push_candle
 
     def set_weights(self, weights: dict) -> None:
         self.script.weights_seen.append(dict(weights))
@@ -93,7 +102,7 @@ class World:
                                       clock=self.clock.now_ms)
         self.store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
         self.agent = TradingAgent(self.settings, self.market, self.exchange, self.store, self.clock,
-                                  analyzer_factory=lambda sym, w: ScriptedAnalyzer(self.script, sym, w))
+                                  feed=self.exchange, analyzer_factory=lambda sym, w: ScriptedAnalyzer(self.script, sym, w))
         self.agent.startup()
 
     def cycle(self, n: int = 1) -> None:
@@ -109,7 +118,7 @@ class World:
 
     @property
     def state(self):
-        return self.agent._rt[SYMBOL].state
+        return self.agent.managed_position(SYMBOL)
 
     def close(self) -> None:
         self.store.close()
@@ -341,7 +350,7 @@ def test_backtest_step_aggregates_like_the_market_module_and_trades(tmp_path):
     ex = PaperExchange(None, balance=10_000.0, clock=clock.now_ms)
     store = KnowledgeStore(tmp_path / "bt.db", default_weights=DEFAULT_WEIGHTS)
     settings = Settings(db_path=tmp_path / "bt.db")
-    agent = TradingAgent(settings, None, ex, store, clock, feed_exchange=False,
+    agent = TradingAgent(settings, None, ex, store, clock,
                          analyzer_factory=lambda s, wts: ScriptedAnalyzer(script, s, wts))
     script.long = 60.0
     entered_at = None
@@ -351,7 +360,7 @@ def test_backtest_step_aggregates_like_the_market_module_and_trades(tmp_path):
         clock.set(t + MIN)
         ex.on_bar(SYMBOL, price, price, price, price, t + MIN - 1)
         worked = agent.step(t + MIN, {SYMBOL: (t, price, price, price, price, 1.0)})
-        if agent._rt[SYMBOL].state is not None and entered_at is None:
+        if agent.managed_position(SYMBOL) is not None and entered_at is None:
             entered_at = i
             script.long = 0.0
         if i < 14:
@@ -432,28 +441,34 @@ def test_trailing_stop_is_not_replaced_by_an_identical_one(tmp_path):
 
 def test_the_learners_running_statistics_follow_the_store(tmp_path):
     """The agent learns from running statistics (O(1) a close, not a pass over every trade):
-    after each close they must equal the evidence over the store's closed trades, also when
-    trades were closed behind the agent's back, and a close whose write failed must not
-    leave its sample in them."""
+    the evidence each close learns from must equal the evidence over the store's closed
+    trades, also when trades were closed behind the agent's back, and a close whose write
+    failed must not leave its sample in them (it is learned from once, when it is stored)."""
     from rl.strategy.learning import feature_evidence
     path = [100.0] * 61 + [(100.0, 103.5, 100.0, 103.2)] + [103.2] * 19 + [(103.2, 106.6, 103.2, 106.4)] + [106.4] * 5
     w = World(tmp_path, path)
     seed_closed_trades(w.store, 29)
 
-    def store_evidence():
-        return feature_evidence(w.store.closed_samples(), list(w.agent._weights))
+    def learned_from(trade_id: int) -> dict:
+        """The weight change the close of `trade_id` made, as its thought chain keeps it."""
+        return w.store.thought_chain(trade_id)["reward"]["weight_change"]
+
+    def assert_evidence_of_the_store(change: dict) -> None:
+        want = feature_evidence(w.store.closed_samples(), list(FEATURES))
+        assert change["trade_count"] == w.store.get_trade_count()
+        assert change["evidence"].keys() == want.keys()
+        for f, e in want.items():
+            got = change["evidence"][f]
+            assert got["n"] == e.n and got["verdict"] == e.verdict
+            assert got["correlation"] == pytest.approx(e.correlation, abs=1e-12)
 
     w.script.long = 60.0
     w.cycle()
+    first = w.state.trade_id
     w.script.long = 0.0
     w.cycle(2)                                                 # trade #30 closes at its target
     assert w.store.get_trade_count() == 30
-    assert w.agent._evidence.count == 30
-    ev = w.agent._evidence.evidence()
-    assert ev.keys() == store_evidence().keys()
-    for f, e in store_evidence().items():
-        assert ev[f].n == e.n and ev[f].verdict == e.verdict
-        assert ev[f].correlation == pytest.approx(e.correlation, abs=1e-12)
+    assert_evidence_of_the_store(learned_from(first))
     seed_closed_trades(w.store, 5, seed=9, prefix="other")    # closed elsewhere (another process)
     real_close = w.store.close_trade
     fail = {"once": True}
@@ -469,10 +484,9 @@ def test_the_learners_running_statistics_follow_the_store(tmp_path):
     w.script.long = 60.0
     w.cycle()
     assert w.state is not None
+    tid = w.state.trade_id
     w.script.long = 0.0
     w.cycle(8)                                                 # the failed write, then the retry
     assert not fail["once"] and w.store.get_trade_count() == 36
-    assert w.agent._evidence.count == 36                      # 35 in the store + this one, once
-    for f, e in store_evidence().items():
-        assert w.agent._evidence.evidence()[f].correlation == pytest.approx(e.correlation, abs=1e-12)
+    assert_evidence_of_the_store(learned_from(tid))            # 35 in the store + this one, once
     w.close()

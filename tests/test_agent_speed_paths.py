@@ -366,28 +366,44 @@ def test_log_without_its_own_transaction_still_rolls_back_and_trims_exactly(tmp_
 
 # ----------------------------------------------------------------------------- agent prime
 def test_prime_pushes_only_the_1m_candles_the_ring_keeps():
-    from rl.agent.agent import TradingAgent, _SymbolRuntime
-    m1 = make_candles(3_007, start="2024-01-01", freq="1min")
+    """prime() gives the analyzer only the 1m candles its ring keeps, yet the forming 15m
+    candle is still started from all of its minutes in the history: the candle step()
+    completes equals the market port's, bit for bit."""
+    from config import Settings
+    from rl.agent.agent import TradingAgent
+    from rl.analysis.levels.finder import DEFAULT_WEIGHTS
+    from rl.clock import ManualClock
+    from rl.market.candles import index_to_ms, resample
+
+    bars = make_candles(3_015, start="2024-01-01", freq="1min")
+    m1 = bars.iloc[:3_007]                   # the 15m candle forming at the end has 7 minutes
     m15 = make_candles(300, start="2023-12-29", freq="15min", seed=3)
     t = int(m1.index[-1].value // 1_000_000) + 60_000
     full = IncrementalAnalyzer(SYM, max_bars=500)
     full.update({"1m": m1, "15m": m15}, float(m1["close"].iloc[-1]), t)
-
-    class _Agent(TradingAgent):
-        def __init__(self) -> None:          # only what prime() touches
-            self._rt = {}
-
-    agent = _Agent()
-    agent._rt[SYM] = _SymbolRuntime(IncrementalAnalyzer(SYM, max_bars=500))
+    made: list[IncrementalAnalyzer] = []
+    agent = TradingAgent(Settings(db_path=":memory:"), None, PaperExchange(None, persist=False),
+                         KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS), ManualClock(t),
+                         symbols=[SYM], analyzer_factory=lambda s, w: made.append(
+                             IncrementalAnalyzer(s, w, max_bars=500)) or made[-1])
     agent.prime(SYM, {"1m": m1, "15m": m15}, float(m1["close"].iloc[-1]), t)
-    mine = agent._rt[SYM].analyzer
+    mine, = made
     for name in ("t", "o", "h", "l", "c", "v"):
         assert np.array_equal(getattr(mine.rings["1m"].bars(), name), getattr(full.rings["1m"].bars(), name))
     a, b = mine.score(100.0, t), full.score(100.0, t)
     assert dict(a.indicators["1m"]) == pytest.approx(dict(b.indicators["1m"]), nan_ok=True)
     assert repr(dict(a.indicators["1m"])) == repr(dict(b.indicators["1m"]))
-    rt = agent._rt[SYM]                      # the forming 15m candle still has all 7 minutes
-    assert rt.last_1m_ms == t - 60_000 and len(rt.f15[5]) == 7 and rt.ring_1m is mine.rings["1m"]
+    rest = bars.iloc[3_007:]
+    for ts, row in zip(index_to_ms(rest.index).tolist(),
+                       rest[["open", "high", "low", "close", "volume"]].itertuples(index=False)):
+        agent.step(ts + 60_000, {SYM: (ts, *row)})
+    got = mine.rings["15m"].bars()
+    want = resample(bars, "15m").iloc[-1]
+    assert int(got.t[-1]) == int(index_to_ms(resample(bars, "15m").index)[-1])
+    assert (got.o[-1], got.h[-1], got.l[-1], got.c[-1], got.v[-1]) == tuple(
+        float(want[k]) for k in ("open", "high", "low", "close", "volume"))
+    assert [getattr(mine.rings["1m"].bars(), k)[-1] for k in "tc"] == [int(index_to_ms(bars.index)[-1]),
+                                                                        float(bars["close"].iloc[-1])]
 
 
 # ----------------------------------------------------------------------------- indicator loops
@@ -456,7 +472,7 @@ def test_saved_position_json_equals_a_plain_encoding(tmp_path):
     tid = _open(s, "e-pos", {"p": 1})
     st = PositionState(symbol="X", side="LONG", entry_price=100.0, qty=1.0, initial_qty=1.0,
                        stop=90.0, initial_stop=90.0, trade_id=tid)
-    from rl.agent.reconciler import _state_copy
+    from rl.agent.journal import state_copy
     rng = random.Random(4)
     for i in range(40):
         if rng.random() < 0.6:
@@ -464,13 +480,13 @@ def test_saved_position_json_equals_a_plain_encoding(tmp_path):
             st.exit_reasons_zh.append(f"止损 → {90 + i}：移动止损")
         if rng.random() < 0.1:
             st.partial_exits.append({"qty": 0.5, "price": 101.0 + i, "reason": "tp", "time_ms": i})
-        pos = _state_copy(st)
+        pos = state_copy(st)
         s.update_trade(tid, stop_price=90.0 + i, position=pos)
         row = saved.execute("SELECT position_json FROM trades WHERE id=?", (tid,)).fetchone()[0]
         assert row == dumps(pos)
     # a rebuilt list of reasons and a value holding NUL characters encode as the plain value too
     st.exit_reasons = ["other", "\x00list:exit_reasons\x00"]
-    pos = {**_state_copy(st), "note": "\x00list:exit_reasons\x00"}
+    pos = {**state_copy(st), "note": "\x00list:exit_reasons\x00"}
     s.record_exit(tid, client_order_id="x1", time_ms=5, kind="partial", price=101.0, quantity=0.5,
                   pnl=0.5, fee=0.01, position=pos)
     assert saved.execute("SELECT position_json FROM trades WHERE id=?", (tid,)).fetchone()[0] == dumps(pos)

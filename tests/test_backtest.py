@@ -161,7 +161,7 @@ def _replay_trades(data: BacktestData, tmp_path: Path) -> tuple[list[dict], dict
                              default_leverage=settings.leverage, clock=market.now_ms,
                              price_source=market.last_price)
     store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
-    runner = AgentRunner(settings, market, exchange, store, clock)
+    runner = AgentRunner(settings, market, exchange, store, clock, feed=exchange)
     runner.start()
     deadline = time.monotonic() + 120
     try:

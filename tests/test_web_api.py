@@ -43,7 +43,7 @@ def build_runner(settings: Settings, market: Any, clock: Any) -> AgentRunner:
                              maker_fee=settings.maker_fee, taker_fee=settings.taker_fee,
                              default_leverage=settings.leverage, clock=market.now_ms,
                              price_source=market.last_price)
-    return AgentRunner(settings, market, exchange, store, clock)
+    return AgentRunner(settings, market, exchange, store, clock, feed=exchange)
 
 
 def wait_for(cond, timeout: float = 15.0) -> bool:

@@ -141,11 +141,14 @@ def build_runner(settings: Settings, market: Any, clock: Clock) -> tuple[Any | N
         from rl.agent.runner import AgentRunner
         from rl.analysis.levels.finder import DEFAULT_WEIGHTS
         from rl.knowledge.store import KnowledgeStore
+        from rl.paper.exchange import PaperExchange
 
         settings.db_path.parent.mkdir(parents=True, exist_ok=True)
         store = KnowledgeStore(settings.db_path, default_weights=DEFAULT_WEIGHTS)
         exchange = build_exchange(settings, market)
-        return AgentRunner(settings, market, exchange, store, clock), None
+        # paper and replay: nobody else shows the simulated exchange the market, the agent does
+        feed = exchange if isinstance(exchange, PaperExchange) else None
+        return AgentRunner(settings, market, exchange, store, clock, feed=feed), None
     except Exception as exc:  # noqa: BLE001 - the page must still come up and say why
         if isinstance(exc, _FIXABLE_BUILD_FAILURES):
             note = f"{type(exc).__name__}: {exc}"

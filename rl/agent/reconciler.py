@@ -1,65 +1,80 @@
-"""Restart and reconcile: how the agent's memory is brought back in line with the exchange.
+"""Reconciler: how the agent's memory of its positions is brought back in line with the exchange.
 
-TradingAgent inherits `RecoveryMixin`. The exchange is the truth about positions and stops; the
-knowledge store is the truth about what the agent meant (trades, intents). This module is the
-one place that repairs a disagreement between them:
-- `_restore` (on startup): reload the open trade, adopt a newer live stop, rebuild a trade from
-  an entry intent written just before a kill, then reconcile;
-- `_sync` (every cycle, and on any bar where the position does not match memory): record exits
+The exchange is the truth about positions and stops; the knowledge store is the truth about
+what the agent meant (trades, intents). This is the one place that repairs a disagreement
+between them:
+- `restore` (on startup): reload the open trade, adopt a newer live stop, rebuild a trade from
+  an entry intent written just before a kill, then sync;
+- `sync` (every cycle, and on any bar where the position does not match memory): record exits
   the exchange made (stop fills), adopt an unknown position with a note, re-place a missing
-  protective stop, close the record of a position the exchange no longer has.
+  protective stop, close the record of a position the exchange no longer has;
+- `record_exit`: record an exit the router just made, under the key the fill-based recovery
+  uses.
 Every write is keyed by an exchange order id, so running any of this twice never counts an
 exit twice (kill -9 safety, see tests/test_kill_resume.py).
+
+The agent's memory of a symbol is a `PositionSlot`: `restore` and `sync` write the new state
+into it as soon as the exchange's truth is known, before the store writes that follow, so a
+write that fails is retried next cycle from the reconciled state instead of adopting the
+position a second time.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from client import BinanceError
+from rl.agent.journal import LogFn, TradeJournal, state_copy
+from rl.execution.port import ExchangePort
 from rl.execution.position import PositionState
-from rl.strategy.exits import reason_zh_for
-from rl.execution.router import error_detail
+from rl.execution.router import CloseOutcome, OrderRouter, error_detail
+from rl.knowledge.store import KnowledgeStore
+from rl.strategy.exits import exit_kind, reason_zh_for
 
 EPS = 1e-12
-
-def _state_copy(st: PositionState) -> dict:
-    """A reader-safe copy of a PositionState, ~50x cheaper than asdict (its lists hold flat
-    dicts/strings that are never mutated after being appended)."""
-    d = dict(vars(st))
-    d["partial_exits"] = list(st.partial_exits)
-    d["exit_reasons"] = list(st.exit_reasons)
-    d["exit_reasons_zh"] = list(st.exit_reasons_zh)
-    return d
-
-
-
 
 Note = tuple[str, str]      # (Chinese, English): every reconcile note goes to the log in both
 
 
-class RecoveryMixin:
-    """Restart/reconcile half of TradingAgent (uses its store, exchange, router, clock and the
-    `_record_open`, `_finalize`, `_log`, `_publish`, `_connect` methods). Notes are (zh, en)
-    pairs so the run log is one language per column."""
+class PositionSlot(Protocol):
+    """Where the agent keeps what it believes it holds in one symbol."""
 
-    def _restore(self, sym: str) -> list[Note]:
-        rt = self._rt[sym]
-        now = self.clock.now_ms()
+    state: PositionState | None         # the position it manages, None when flat
+    pending: bool                       # an entry of unknown outcome awaits the next sync
+
+
+class Reconciler:
+    """Restart and reconcile (see the module doc). Notes are (zh, en) pairs so the run log is
+    one language per column. `publish(symbol)` shows readers the symbol's new state;
+    `exchange_ok()` records that the exchange answered."""
+
+    def __init__(self, exchange: ExchangePort, router: OrderRouter, store: KnowledgeStore,
+                 journal: TradeJournal, *, leverage: int, log: LogFn,
+                 publish: Callable[[str], None], exchange_ok: Callable[[], None]) -> None:
+        self.exchange = exchange
+        self.router = router
+        self.store = store
+        self.journal = journal
+        self._leverage = leverage
+        self._log = log
+        self._publish = publish
+        self._exchange_ok = exchange_ok
+
+    # ------------------------------------------------------------------ start-up
+    def restore(self, sym: str, slot: PositionSlot, now: int) -> list[Note]:
+        """Bring `sym` back after a (re)start: the store's open trade (or a trade rebuilt from
+        an entry intent) into `slot`, then a sync. Returns the notes (not logged)."""
         notes: list[Note] = []
-        if self.feed_exchange:
-            price = self.market.last_price(sym)
-            self.exchange.on_price(sym, price, now)
         try:
-            self.exchange.set_leverage(sym, self.settings.leverage)
+            self.exchange.set_leverage(sym, self._leverage)
         except BinanceError as exc:
-            notes.append((f"{sym}：设置 {self.settings.leverage} 倍杠杆失败（{error_detail(exc)}）",
-                          f"{sym}: set leverage {self.settings.leverage}x failed: {exc}"))
+            notes.append((f"{sym}：设置 {self._leverage} 倍杠杆失败（{error_detail(exc)}）",
+                          f"{sym}: set leverage {self._leverage}x failed: {exc}"))
         trade = self.store.open_trade_for(sym)
         state = None
         if trade is not None:
             trade = self.store.trade(trade["id"])
             if trade["remaining_qty"] <= EPS:
-                self._finalize(trade["id"], now, trade["exits"][-1]["kind"] if trade["exits"] else "reconcile")
+                self.journal.finalize(trade["id"], now, trade["exits"][-1]["kind"] if trade["exits"] else "reconcile")
                 notes.append((f"{sym}：交易 #{trade['id']} 在重启前已全部平仓：关闭其记录",
                               f"{sym}: trade #{trade['id']} was fully exited before the restart: closed its record"))
             else:
@@ -69,10 +84,10 @@ class RecoveryMixin:
         intent = self.store.get_state(f"intent:{sym}")
         if intent is not None:
             if state is None:
-                state = self._recover_intent(sym, intent, notes)
+                state = self._recover_intent(sym, slot, intent, notes)
             self.store.delete_state(f"intent:{sym}")
-        rt.state = state
-        notes += self._sync(sym, now, restart=True)
+        slot.state = state
+        notes += self.sync(sym, slot, now, restart=True)
         return notes
 
     @staticmethod
@@ -103,7 +118,8 @@ class RecoveryMixin:
         notes.append((f"{st.symbol}：交易所上的止损单 {best.trigger_price:g} 比保存的更新：采用它",
                       f"{st.symbol}: the live stop {best.trigger_price:g} is newer than the saved one: adopted it"))
 
-    def _recover_intent(self, sym: str, intent: Mapping[str, Any], notes: list[Note]) -> PositionState | None:
+    def _recover_intent(self, sym: str, slot: PositionSlot, intent: Mapping[str, Any],
+                        notes: list[Note]) -> PositionState | None:
         """Killed between an entry fill and its record: rebuild the trade from the intent."""
         pos = self.exchange.position(sym)
         if pos is None or pos.amount == 0 or pos.side != intent.get("side"):
@@ -130,11 +146,33 @@ class RecoveryMixin:
                            stop_algo_id=stops[0].algo_id if stops else None)
         if stops:
             st.stop = stops[0].trigger_price
-        tid = self._record_open(sym, st, intent, note="recovered after restart from the entry intent")
+        tid = self._record_open(sym, slot, st, intent, note="recovered after restart from the entry intent")
         notes.append((f"{sym}：代理停止前入场单刚刚成交：已记录交易 #{tid} 及其思维链",
                       f"{sym}: entry filled just before the agent stopped: recorded trade #{tid} "
                       f"with its thought chain"))
         return st
+
+    def _record_open(self, sym: str, slot: PositionSlot, st: PositionState, intent: Mapping[str, Any],
+                     note: str = "") -> int:
+        """The journal's record of a position it did not know of, remembered at once."""
+        tid = self.journal.record_open(sym, st, intent, note)
+        slot.state = st
+        self._publish(sym)
+        return tid
+
+    # ------------------------------------------------------------------ exits
+    def record_exit(self, st: PositionState, out: CloseOutcome, now: int) -> None:
+        """Record an exit the router just made. Keyed by the exchange order id, the same key the
+        fill-based recovery uses, so a crash in between can never count an exit twice."""
+        if st.trade_id is None or out.order is None or out.qty <= 0:
+            return
+        self.store.record_exit(st.trade_id, client_order_id=f"{st.symbol}:{out.order.order_id}", time_ms=now,
+                               kind=exit_kind(out.reason), price=out.exit_price or st.entry_price,
+                               quantity=out.qty, pnl=out.realized_pnl, fee=out.fees,
+                               position=state_copy(st) if st.qty > EPS else None)
+        if st.qty > EPS:
+            self._log("INFO", st.symbol, f"部分平仓 {out.qty:g} @ {out.exit_price:g}：{out.reason_zh or '分批止盈'}",
+                      f"partial exit {out.qty:g} @ {out.exit_price:g}: {out.reason}", now)
 
     def _record_exit_fills(self, trade: Mapping[str, Any], kind_default: str) -> float:
         """Record every closing fill of this trade the store does not know yet (stop filled on
@@ -165,16 +203,17 @@ class RecoveryMixin:
                 remaining -= qty
         return added
 
-    def _sync(self, sym: str, now: int, restart: bool = False) -> list[Note]:
-        """Router reconcile: position gone (stop hit) → record its fills and close the trade;
-        smaller than remembered → record the missing exit; unknown position → adopt it with a
-        note; missing protective stop → re-place it. Returns the (zh, en) notes."""
-        rt = self._rt[sym]
-        before = rt.state
+    # ------------------------------------------------------------------ every cycle
+    def sync(self, sym: str, slot: PositionSlot, now: int, *, restart: bool = False) -> list[Note]:
+        """Router reconcile of `slot`'s position: gone (stop hit) → record its fills and close
+        the trade; smaller than remembered → record the missing exit; unknown position → adopt
+        it with a note; missing protective stop → re-place it. Logs the notes (unless
+        `restart`: restore returns them) and returns them."""
+        before = slot.state
         before_qty = before.qty if before is not None else 0.0
         res = self.router.sync(sym, before)
-        self._connect("exchange", "ok")
-        zh = list(getattr(res, "notes_zh", None) or [])
+        self._exchange_ok()
+        zh = list(res.notes_zh)
         notes: list[Note] = [(zh[i] if i < len(zh) else reason_zh_for(n), n) for i, n in enumerate(res.notes)]
         if before is not None and before.trade_id is not None:
             ended = res.state is not before
@@ -193,21 +232,21 @@ class RecoveryMixin:
                                                fee=res.closed.fees)
                     if ended:
                         exits = self.store.exit_totals(before.trade_id)["exits"]
-                        self._finalize(before.trade_id, now, exits[-1]["kind"] if exits else kind)
+                        self.journal.finalize(before.trade_id, now, exits[-1]["kind"] if exits else kind)
                     elif res.state is not None:
-                        self.store.update_trade(before.trade_id, position=_state_copy(res.state))
-        rt.state = res.state
+                        self.store.update_trade(before.trade_id, position=state_copy(res.state))
+        slot.state = res.state
         # an entry of unknown outcome stays "pending" in the router until a sync resolves it
-        rt.pending = res.state is None and sym in (getattr(self.router, "_pending", None) or ())
+        slot.pending = res.state is None and self.router.has_pending(sym)
         if res.state is not None and res.state.trade_id is None:
             intent = self.store.get_state(f"intent:{sym}")
             if intent is not None and intent.get("side") == res.state.side:
                 # an entry whose outcome was unknown turned out filled: it is our planned trade
-                self._record_open(sym, res.state, intent)
+                self._record_open(sym, slot, res.state, intent)
                 notes.append((f"{sym}：结果未知的入场单实际已成交：已记录交易 #{res.state.trade_id}",
                               f"{sym}: the entry of unknown outcome was filled: recorded trade #{res.state.trade_id}"))
             else:
-                self._record_open(sym, res.state, {"time_ms": now, "features": {}, "perception": {
+                self._record_open(sym, slot, res.state, {"time_ms": now, "features": {}, "perception": {
                     "symbol": sym, "time_ms": now, "note": "adopted from the exchange",
                     "note_zh": "从交易所接管", "note_en": "adopted from the exchange"}},
                     note="adopted: the exchange held this position and the agent had no record of it")
@@ -218,7 +257,7 @@ class RecoveryMixin:
                               f"{sym}: adopted {res.state.side} {res.state.qty:g} @ {res.state.entry_price:g} "
                               f"with stop {res.state.stop:g}"))
         elif res.state is not None and res.state.trade_id is not None:
-            self.store.update_trade(res.state.trade_id, stop_price=res.state.stop, position=_state_copy(res.state))
+            self.store.update_trade(res.state.trade_id, stop_price=res.state.stop, position=state_copy(res.state))
         if notes and not restart:
             for n_zh, n_en in notes:
                 gone = "position gone" in n_en

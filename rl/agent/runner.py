@@ -10,28 +10,31 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
-
 from config import Settings
 from rl.agent.agent import TradingAgent
 from rl.clock import Clock
 from rl.errors import AgentAlreadyRunning
+from rl.execution.port import ExchangePort, SimulatedExchange
 from rl.knowledge.store import KnowledgeStore
+from rl.market.ports import MarketDataPort
 
 log = logging.getLogger(__name__)
 
 
 class AgentRunner:
-    """Start/stop the agent thread; JSON-safe views for the dashboard."""
+    """Start/stop the agent thread; JSON-safe views for the dashboard. `feed`: the simulated
+    exchange the agent shows the market (paper, replay; see TradingAgent), unless `agent` is
+    given ready-made."""
 
-    def __init__(self, settings: Settings, market: Any, exchange: Any, store: KnowledgeStore,
-                 clock: Clock, agent: TradingAgent | None = None) -> None:
+    def __init__(self, settings: Settings, market: MarketDataPort, exchange: ExchangePort,
+                 store: KnowledgeStore, clock: Clock, agent: TradingAgent | None = None, *,
+                 feed: SimulatedExchange | None = None) -> None:
         self.settings = settings
         self.market = market
         self.exchange = exchange
         self.store = store
         self.clock = clock
-        self.agent = agent or TradingAgent(settings, market, exchange, store, clock)
+        self.agent = agent or TradingAgent(settings, market, exchange, store, clock, feed=feed)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._control = threading.Lock()      # start/stop against each other, not the cycle

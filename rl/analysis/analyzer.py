@@ -367,6 +367,15 @@ class IncrementalAnalyzer:
             raise ValueError(f"source: its rows before {end} are not the 1m candles held")
         self.rings["1m"] = _SourceRing(self.max_bars, source, lo, end)
 
+    def one_minute_appender(self) -> Callable[[int, float, float, float, float, float], None] | None:
+        """`push_candle("1m", ...)` without its checks, for a caller that keeps the time order
+        itself (a backtest, once per bar): 1m candles only go to the chart ring (their
+        indicators are computed when read), so appending to the ring directly leaves the
+        analyzer as push_candle would. None before the first 1m candle; ask again after
+        push_candle("1m", ...) or follow_1m, which may start a new ring."""
+        ring = self.rings.get("1m")
+        return None if ring is None else ring.push
+
     def set_weights(self, weights: dict[str, float]) -> None:
         """New level-feature weights (from learning); levels are rescored on the next call."""
         finder = BestLevelFinder(weights, self.finder.params)

@@ -261,7 +261,7 @@ def build_backtest_world(settings: Settings, clock: Any, price_source: Callable[
                            trade_listener=None if trace is None else _TradeTrace(trace))
     router = OrderRouter(exchange, store.orders, ioc_offset_bps=settings.ioc_offset_bps,
                          now_ms=clock.now_ms, id_factory=sequential_ids())
-    agent = TradingAgent(settings, None, exchange, store, clock, router=router, feed_exchange=False,
+    agent = TradingAgent(settings, None, exchange, store, clock, router=router,
                          params=params)
     if trace is not None:
         agent.decision_listeners.append(trace.decision)

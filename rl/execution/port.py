@@ -3,7 +3,9 @@
 The agent talks only to `ExchangePort`. `PaperExchange` (rl/paper/exchange.py) and `BinanceExchange`
 (here) both implement it and return the same frozen dataclasses, so the agent cannot tell a
 simulated account from a real one. Errors are the classes of client.py with Binance's codes
-on both sides (OrderRejected -2019, -4164, ...), so error handling is written once.
+on both sides (OrderRejected -2019, -4164, ...), so error handling is written once. A
+`SimulatedExchange` (the paper exchange) must also be shown the market: a replay or live paper
+agent feeds it, a backtest loop feeds it itself.
 """
 from __future__ import annotations
 
@@ -138,6 +140,10 @@ class ExchangePort(Protocol):
     def filters(self, symbol: str) -> SymbolFilters: ...
     def account(self) -> AccountSnapshot: ...
     def position(self, symbol: str) -> PositionSnapshot | None: ...
+    def position_amount(self, symbol: str) -> float | None:
+        """`position(symbol).amount`, None when flat: the agent compares it with its memory on
+        every bar in a position, so a simulated exchange answers without a snapshot."""
+        ...
     def set_leverage(self, symbol: str, leverage: int) -> None: ...
     def place_order(self, symbol: str, side: str, type: str, quantity: float,
                     price: float | None = None, time_in_force: str | None = None,
@@ -150,6 +156,16 @@ class ExchangePort(Protocol):
     def cancel_stop(self, symbol: str, client_algo_id: str) -> None: ...
     def open_stops(self, symbol: str) -> list[StopOrderInfo]: ...
     def fills_since(self, symbol: str, since_ms: int) -> list[Fill]: ...
+
+
+class SimulatedExchange(ExchangePort, Protocol):
+    """An exchange that knows only the market it is shown (rl.paper.exchange.PaperExchange):
+    whoever drives it shows it each closed 1m bar and, between bars, the last price; resting
+    orders and stops fill against those."""
+
+    def on_bar(self, symbol: str, open: float, high: float, low: float, close: float,
+               time_ms: int) -> None: ...
+    def on_price(self, symbol: str, price: float, time_ms: int) -> None: ...
 
 
 def check_order_args(side: str, type: str, quantity: float, price: float | None,
@@ -264,6 +280,10 @@ class BinanceExchange:
                                     liquidation_price=_f(p, "liquidationPrice"), leverage=int(lev),
                                     margin=margin)
         return None
+
+    def position_amount(self, symbol: str) -> float | None:
+        pos = self.position(symbol)
+        return None if pos is None else pos.amount
 
     def set_leverage(self, symbol: str, leverage: int) -> None:
         if symbol not in self._margin_set:

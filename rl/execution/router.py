@@ -101,6 +101,11 @@ class OrderRouter:
         self._new_id = id_factory or new_client_order_id
         self._pending: dict[str, dict[str, Any]] = {}    # symbol -> entry whose outcome is unknown
 
+    def has_pending(self, symbol: str) -> bool:
+        """Is an entry of unknown outcome in `symbol` waiting to be looked up (by `sync` or
+        the next `open_position`)? No new entry is sent while it is."""
+        return symbol in self._pending
+
     # ------------------------------------------------------------------ helpers
     def _record(self, order: OrderResult | StopOrderInfo, purpose: str, trade_id: int | None) -> None:
         if self.recorder is None:

@@ -1,0 +1,124 @@
+"""StatusBoard: what other threads (the dashboard) may read of the agent, and how it is shown.
+
+The agent thread publishes references to values nobody changes afterwards (a frozen Analysis,
+a fresh copy of the position) and swaps them in under one short lock; readers copy the small
+dicts around them. So a reader never waits for a cycle (the agent's own lock is held through
+exchange calls) and never sees a half-made decision.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Mapping, Sequence
+
+from client import (AuthError, BinanceError, NetworkError, OrderRejected, RateLimitError,
+                    UnknownOrderStatus)
+from rl.analysis.result import Analysis
+from rl.execution.port import ExchangePort
+from rl.market.ports import MarketUnavailable
+from rl.strategy.params import PhaseParams
+from rl.strategy.phases import phase_for
+
+
+class StatusBoard:
+    """The agent's published snapshot: per symbol the analysis and position, the last error,
+    the last cycle's time and whether market and exchange answered."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._symbols: dict[str, dict[str, Any]] = {}
+        self._last_error: dict[str, Any] | None = None
+        self._last_cycle_ms: int | None = None
+        self._connectivity = {"market": "unknown", "exchange": "unknown"}
+
+    def publish(self, symbol: str, analysis: Analysis | None, position: dict | None) -> None:
+        """A symbol's newest analysis and position (a copy the agent no longer changes)."""
+        snap = {"analysis": analysis, "position": position}
+        with self._lock:
+            self._symbols = {**self._symbols, symbol: snap}
+
+    def connect(self, what: str, state: str) -> None:
+        """`what` ("market" or "exchange") answered ("ok") or did not ("down")."""
+        with self._lock:
+            self._connectivity[what] = state
+
+    def error(self, record: dict[str, Any]) -> None:
+        """The newest failed step: time_ms, symbol, message, message_zh, message_en."""
+        with self._lock:
+            self._last_error = record
+
+    def cycle_done(self, time_ms: int) -> None:
+        with self._lock:
+            self._last_cycle_ms = time_ms
+
+    def view(self) -> dict[str, Any]:
+        """{symbols: {symbol: {analysis, position}}, last_error, last_cycle_ms, connectivity}."""
+        with self._lock:
+            return {"symbols": dict(self._symbols), "last_error": self._last_error,
+                    "last_cycle_ms": self._last_cycle_ms, "connectivity": dict(self._connectivity)}
+
+    def symbol(self, symbol: str) -> dict[str, Any]:
+        """{analysis, position} of one symbol ({} before its first publication)."""
+        with self._lock:
+            return self._symbols.get(symbol) or {}
+
+
+def agent_status(view: Mapping[str, Any], trade_count: int, weights: dict[str, float],
+                 phases: PhaseParams) -> dict:
+    """The dashboard's status of the agent from a board `view`: learning phase and progress,
+    last scores per symbol, weights, last error, last cycle time, connectivity."""
+    ph = phase_for(trade_count, phases)
+    prev = phases.starts_at(ph.key)
+    progress = 1.0 if ph.next_at is None else (trade_count - prev) / (ph.next_at - prev)
+    last_scores = {}
+    for sym, snap in view["symbols"].items():
+        a = snap.get("analysis")
+        if a is not None:
+            last_scores[sym] = {"long": float(a.long_score), "short": float(a.short_score),
+                                "long_breakdown": a.long_breakdown, "short_breakdown": a.short_breakdown,
+                                "time_ms": a.time_ms, "price": float(a.price)}
+    return {"phase": {"key": ph.key, "name_zh": ph.name_zh, "name_en": ph.name_en, "trade_count": trade_count,
+                      "next_at": ph.next_at, "progress": max(0.0, min(1.0, progress)),
+                      "min_score": ph.min_score, "score_gap": ph.score_gap},
+            "last_scores": last_scores, "weights": weights,
+            "last_error": view["last_error"], "last_cycle_ms": view["last_cycle_ms"],
+            "connectivity": view["connectivity"]}
+
+
+def merged_positions(symbols: Sequence[str], exchange: ExchangePort,
+                     published: Mapping[str, Mapping[str, Any]]) -> list[dict]:
+    """The exchange's positions in `symbols` as dicts, each completed with the agent's stop,
+    target, partial exits and trade id from its `published` snapshots where it manages it."""
+    out = []
+    for sym in symbols:
+        pos = exchange.position(sym)
+        mine = (published.get(sym) or {}).get("position")
+        if pos is None and mine is None:
+            continue
+        d = pos.to_dict() if pos is not None else {"symbol": sym, "amount": 0.0}
+        if mine is not None:
+            d.update(stop=mine.get("stop"), target=mine.get("target"),
+                     partial_exits=mine.get("partial_exits", []), trade_id=mine.get("trade_id"),
+                     initial_stop=mine.get("initial_stop"))
+        out.append(d)
+    return out
+
+
+def error_texts(exc: BaseException) -> tuple[str, str]:
+    """The plain first part of an error log line, (zh, en): what a trader needs to know (and
+    that the agent carries on); the technical detail follows it in the line."""
+    if isinstance(exc, MarketUnavailable):
+        return "无法获取币安行情，下一轮重试", "Binance market data unavailable, retrying next cycle"
+    if isinstance(exc, RateLimitError):
+        return "币安限流，稍后重试", "Binance rate limit hit, retrying later"
+    if isinstance(exc, AuthError):
+        return ("币安拒绝了API密钥或签名，请检查密钥和权限",
+                "Binance rejected the API key or signature: check the key and its permissions")
+    if isinstance(exc, UnknownOrderStatus):
+        return "订单结果未知，下一轮按订单号查询", "order outcome unknown, looking it up next cycle"
+    if isinstance(exc, NetworkError):
+        return "无法连接币安，下一轮重试", "Binance unreachable, retrying next cycle"
+    if isinstance(exc, OrderRejected):
+        return "币安拒绝了请求，下一轮重试", "Binance rejected the request, retrying next cycle"
+    if isinstance(exc, BinanceError):
+        return "币安返回错误，下一轮重试", "Binance returned an error, retrying next cycle"
+    return "本轮出错，下一轮继续", "cycle failed, will retry next cycle"

@@ -1,0 +1,118 @@
+"""Reconciler on real parts (PaperExchange, OrderRouter, KnowledgeStore in SQLite): the exchange's
+truth comes back into the agent's memory and the store exactly once, however often it runs."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from rl.agent.journal import TradeJournal
+from rl.agent.reconciler import Reconciler
+from rl.analysis.levels.finder import DEFAULT_WEIGHTS, FEATURES
+from rl.clock import ManualClock
+from rl.execution.position import PositionState
+from rl.execution.router import OrderRouter, sequential_ids
+from rl.knowledge.store import KnowledgeStore
+from rl.paper.exchange import PaperExchange
+from rl.strategy.params import LearningParams
+
+SYM = "BTCUSDT"
+T0 = int(pd.Timestamp("2024-01-01", tz="UTC").value // 1_000_000)
+MIN = 60_000
+INTENT = {"side": "LONG", "time_ms": T0, "plan": {"stop": 98.0, "target": 104.0},
+          "features": {f: 0.5 for f in FEATURES}, "perception": {"symbol": SYM, "price": 100.0},
+          "phase": "exploration", "long_score": 60.0, "short_score": 0.0,
+          "reason_zh": "测试", "reason_en": "test"}
+
+
+class Slot:
+    """The agent's memory of one symbol (rl.agent.reconciler.PositionSlot)."""
+
+    def __init__(self) -> None:
+        self.state: PositionState | None = None
+        self.pending = False
+
+
+class Parts:
+    """One process: router, journal and reconciler over the given exchange and store."""
+
+    def __init__(self, exchange: PaperExchange, store: KnowledgeStore, clock: ManualClock) -> None:
+        self.logs: list[tuple] = []
+        self.published: list[str] = []
+        self.router = OrderRouter(exchange, store.orders, now_ms=clock.now_ms, id_factory=sequential_ids())
+        self.journal = TradeJournal(store, leverage=10, learning=LearningParams(),
+                                    log=lambda *line: self.logs.append(line), on_weights=lambda w: None)
+        self.reconciler = Reconciler(exchange, self.router, store, self.journal, leverage=10,
+                                     log=lambda *line: self.logs.append(line),
+                                     publish=self.published.append, exchange_ok=lambda: None)
+
+
+@pytest.fixture
+def world(tmp_path):
+    clock = ManualClock(T0)
+    exchange = PaperExchange(tmp_path / "paper.db", balance=10_000.0, clock=clock.now_ms, funding_rate=0.0)
+    exchange.on_price(SYM, 100.0, T0)
+    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
+    store.ensure_initial_weights(T0)
+    yield exchange, store, clock
+    store.close()
+    exchange.close()
+
+
+def _enter(parts: Parts, slot: Slot, record: bool = True) -> PositionState:
+    out = parts.router.open_position(SYM, "LONG", 2.0, 100.0, stop=98.0, target=104.0)
+    assert out.state is not None
+    if record:
+        parts.journal.record_open(SYM, out.state, INTENT)
+        slot.state = out.state
+    return out.state
+
+
+def test_a_stop_filled_on_the_exchange_is_recorded_once(world):
+    exchange, store, clock = world
+    parts, slot = Parts(exchange, store, clock), Slot()
+    st = _enter(parts, slot)
+    clock.set(T0 + 2 * MIN)
+    exchange.on_bar(SYM, 99.0, 99.5, 97.0, 97.5, T0 + 2 * MIN - 1)      # the stop at 98 fills
+    notes = parts.reconciler.sync(SYM, slot, clock.now_ms())
+    assert slot.state is None and not slot.pending and SYM in parts.published
+    assert any("position gone" in en for _, en in notes)
+    trade = store.trade(st.trade_id)
+    assert trade["status"] == "closed" and trade["exit_reason"] == "stop"
+    assert [(e["kind"], e["quantity"]) for e in trade["exits"]] == [("stop", 2.0)]
+    assert any(line[0] == "INFO" and "closed on the exchange" in line[3] for line in parts.logs)
+    parts.reconciler.sync(SYM, slot, clock.now_ms())                      # again: nothing new
+    assert len(store.trade(st.trade_id)["exits"]) == 1 and store.get_trade_count() == 1
+
+
+def test_restore_rebuilds_a_trade_from_the_intent_of_an_entry_killed_before_its_record(world):
+    exchange, store, clock = world
+    store.set_state(f"intent:{SYM}", INTENT, T0)
+    _enter(Parts(exchange, store, clock), Slot(), record=False)         # filled, then killed
+    parts, slot = Parts(exchange, store, clock), Slot()                  # the restarted process
+    notes = parts.reconciler.restore(SYM, slot, clock.now_ms())
+    st = slot.state
+    assert st is not None and st.trade_id is not None and st.qty == 2.0 and st.stop == 98.0
+    assert any("entry filled just before the agent stopped" in en for _, en in notes)
+    trade = store.trade(st.trade_id)
+    assert trade["note"].startswith("recovered") and set(trade["features"]) == set(FEATURES)
+    assert trade["thought_chain"]["perception"] == INTENT["perception"]
+    assert store.get_state(f"intent:{SYM}") is None
+    assert [s.trigger_price for s in exchange.open_stops(SYM)] == [98.0]  # the live stop, not a second one
+    Parts(exchange, store, clock).reconciler.restore(SYM, Slot(), clock.now_ms())
+    assert len(store.trades()) == 1                                      # a second restart adds nothing
+
+
+def test_an_exit_recorded_from_the_fills_is_not_counted_again_by_record_exit(world):
+    exchange, store, clock = world
+    parts, slot = Parts(exchange, store, clock), Slot()
+    st = _enter(parts, slot)
+    clock.set(T0 + MIN)
+    out = parts.router.close(st, 1.0, "take half")                      # filled, then killed
+    assert out.qty == 1.0
+    restarted, slot2 = Parts(exchange, store, clock), Slot()
+    restarted.reconciler.restore(SYM, slot2, clock.now_ms())            # finds the fill on the exchange
+    assert slot2.state is not None and slot2.state.qty == 1.0
+    assert [e["quantity"] for e in store.trade(st.trade_id)["exits"]] == [1.0]
+    parts.reconciler.record_exit(st, out, clock.now_ms())              # the old process, late
+    trade = store.trade(st.trade_id)
+    assert [e["quantity"] for e in trade["exits"]] == [1.0] and trade["remaining_qty"] == 1.0
