@@ -24,8 +24,10 @@ from rl.knowledge.store import KnowledgeStore
 from rl.knowledge.codec import Encoded, dumps, dumps_top
 from rl.knowledge.schema import KnowledgeError
 from rl.strategy.learning import feature_evidence, pearson, update_weights
+import rl.paper.exchange
 from rl.strategy.params import ExitParams, LearningParams
 from rl.paper.exchange import PaperExchange
+from rl.paper.matching import Matcher
 from rl.execution.position import PositionState
 from rl.knowledge.thought import build_perception, json_safe
 from tests.conftest import make_candles
@@ -35,26 +37,28 @@ W = {"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}
 
 
 # ----------------------------------------------------------------------------- paper exchange
-class _AlwaysWalk(PaperExchange):
+class _AlwaysWalk(Matcher):
     """The reference: every bar walks the full path (no trigger-band shortcut)."""
 
-    def _trigger_band(self, symbol: str) -> tuple[float, float]:
+    def trigger_band(self, symbol: str) -> tuple[float, float]:
         return (math.inf, -math.inf)
 
 
 def _state(ex: PaperExchange) -> tuple:
     fills = [asdict(f) for f in ex.fills_since(SYM, 0)]
     pos = ex.position(SYM)
-    return (ex._wallet, None if pos is None else asdict(pos), fills,
+    return (ex.account().wallet_balance, None if pos is None else asdict(pos), fills,
             [s.to_dict() for s in ex.open_stops(SYM)], [o.to_dict() for o in ex.open_orders(SYM)])
 
 
-def _random_session(cls: type, seed: int) -> tuple:
+def _random_session(matcher: type[Matcher], seed: int, monkeypatch: pytest.MonkeyPatch) -> tuple:
     """Entries, stops (moved), resting limits, take-profits, funding and a liquidation-prone
-    leverage, driven by a random walk of bars and ticks."""
+    leverage, driven by a random walk of bars and ticks, on a PaperExchange built with `matcher`."""
     rng = random.Random(seed)
-    ex = cls(None, balance=10_000.0, default_leverage=rng.choice([5, 20, 50, 125]),
-             funding_interval_ms=3_600_000, persist=False)
+    with monkeypatch.context() as m:
+        m.setattr(rl.paper.exchange, "Matcher", matcher)
+        ex = PaperExchange(None, balance=10_000.0, default_leverage=rng.choice([5, 20, 50, 125]),
+                           funding_interval_ms=3_600_000, persist=False)
     px, t, n = 50_000.0, 0, 0
     ex.on_price(SYM, px, t)
     for _ in range(400):
@@ -99,8 +103,8 @@ def _random_session(cls: type, seed: int) -> tuple:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_trigger_band_shortcut_changes_nothing(seed):
-    assert _random_session(PaperExchange, seed) == _random_session(_AlwaysWalk, seed)
+def test_trigger_band_shortcut_changes_nothing(seed, monkeypatch):
+    assert _random_session(Matcher, seed, monkeypatch) == _random_session(_AlwaysWalk, seed, monkeypatch)
 
 
 def test_trigger_band_follows_every_change():
@@ -125,17 +129,18 @@ def test_position_amount_is_the_snapshots_amount():
 
 
 def test_fills_since_bisect_equals_full_scan_and_survives_a_clock_step_back():
-    ex = PaperExchange(None, balance=10_000.0, persist=False)
+    now = [0]
+    ex = PaperExchange(None, balance=10_000.0, persist=False, clock=lambda: now[0])
     times = [1_000, 2_000, 2_000, 5_000, 3_000, 9_000]         # 3_000 after 5_000: clock stepped back
     for i, t in enumerate(times):
         ex.on_price(SYM, 50_000.0, t)
-        ex._time = t
-        ex._clock = lambda t=t: t
+        now[0] = t
         ex.place_order(SYM, "BUY" if i % 2 == 0 else "SELL", "MARKET", 0.01, client_order_id=f"o{i}")
+        every = ex.fills_since(SYM, 0)                  # since 0: all of them, in the order made
         for since in (0, 1_000, 2_000, 2_001, 3_000, 5_000, 9_000, 10_000):
             got = ex.fills_since(SYM, since)
-            assert got == [f for f in ex._fills if f.symbol == SYM and f.time_ms >= since]
-    assert not ex._fills_sorted
+            assert got == [f for f in every if f.time_ms >= since]
+    assert [f.time_ms for f in every] == times           # the step back is in the log
 
 
 def test_flat_to_dict_equals_asdict():

@@ -2,6 +2,8 @@
 liquidation and restart — numbers checked by hand in the comments."""
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from client import NetworkError, OrderRejected
@@ -211,8 +213,10 @@ def test_liquidation_loses_isolated_margin_only():
     ex.on_bar(SYM, 49_000, 49_100, 47_000, 47_500, 60_000)
     assert ex.position(SYM) is None
     assert ex.account().wallet_balance == pytest.approx(w - 250.0)
-    assert any(o.client_order_id.startswith("autoclose-") for o in
-               [ex.get_order(SYM, c) for c in ex._orders])    # liquidation order recorded
+    last = ex.fills_since(SYM, 0)[-1]                 # the liquidation order is recorded, by
+    o = ex.get_order(SYM, f"autoclose-{last.order_id}")  # Binance's autoclose- client id
+    assert (o.type, o.status, o.side, o.executed_qty) == ("LIQUIDATION", "FILLED", "SELL", 0.1)
+    assert o.avg_price == last.price == pytest.approx(lp)
 
 
 def test_stop_above_liquidation_fires_before_it():
@@ -256,14 +260,18 @@ def test_restart_from_same_db_file(tmp_path):
 
 def test_idle_bars_write_nothing(tmp_path):
     ex = make(tmp_path)
-    ex.close = ex.close
-    calls = []
-    ex._store.save = lambda *a, **k: calls.append(1)
+    # SQLite's data_version changes for this connection whenever another one commits
+    watcher = sqlite3.connect(tmp_path / "paper.db")
+    version = watcher.execute("PRAGMA data_version").fetchone()[0]
     for i in range(1000):
         ex.on_bar("ETHUSDT", 3000, 3001, 2999, 3000, 10_000 + i)
         ex.on_bar(SYM, 50_000, 50_001, 49_999, 50_000, 10_000 + i)
-    assert calls == []
+    assert watcher.execute("PRAGMA data_version").fetchone()[0] == version
     assert ex.account().wallet_balance == 10_000.0
+    ex.place_order(SYM, "BUY", "MARKET", 0.1)            # a change is written (the probe works)
+    assert watcher.execute("PRAGMA data_version").fetchone()[0] != version
+    watcher.close()
+    ex.close()
 
 
 def test_default_filters_sensible():

@@ -1,5 +1,5 @@
 """The paper account's records: a resting/filled order, a conditional (stop/take-profit) order
-and an isolated position, as the matching engine mutates them in place.
+and an isolated position, as the account (rl/paper/account.py) mutates them in place.
 
 Plain mutable dataclasses because fills update them field by field on the backtest's hot path;
 rl/paper/store.py writes them with `asdict`, so their field names are the SQLite column names.

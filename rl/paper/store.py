@@ -1,9 +1,9 @@
 """SQLite persistence of the paper account (component "paper" in rl/db.py's migrations).
 
-Kept apart from the account (rl/paper/exchange.py, rl/paper/matching.py) so that the simulation stays
-readable and the storage can be skipped entirely in backtests (persist=False). Each save is ONE
-transaction: a kill -9 between two saves leaves the previous consistent account, never half a
-fill.
+Kept apart from the account (rl/paper/account.py, which decides what to write and when) so
+that the simulation stays readable and the storage can be skipped entirely in backtests
+(persist=False). Each save is ONE transaction: a kill -9 between two saves leaves the previous
+consistent account, never half a fill.
 """
 from __future__ import annotations
 
