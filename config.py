@@ -40,6 +40,9 @@ class Settings:
     symbols: tuple[str, ...] = ("BTCUSDT",)
     leverage: int = 10
     max_risk_percent: float = 2.0
+    # notional cap and least net reward of a trade: see rl.strategy.params.TradePlanParams
+    max_notional_percent: float = 100.0
+    min_reward_r: float = 1.0
     min_trades_for_adjust: int = 30
     check_interval_flat: float = 60.0
     check_interval_position: float = 30.0
@@ -175,7 +178,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TRADE_URL": ("trade_url", _url),
     "SYMBOLS": ("symbols", _symbols),
     "LEVERAGE": ("leverage", lambda n, r: _int(n, r, 1, 125)),
-    "MAX_RISK_PERCENT": ("max_risk_percent", lambda n, r: _float(n, r, 0.0, 100.0, lo_open=True)),
+    "MAX_RISK_PERCENT": ("max_risk_percent", lambda n, r: _float(n, r, 0.01, 10.0)),
+    "MAX_NOTIONAL_PERCENT": ("max_notional_percent", lambda n, r: _float(n, r, 1.0, 12500.0)),
+    "MIN_REWARD_R": ("min_reward_r", lambda n, r: _float(n, r, 0.0, 20.0)),
     "MIN_TRADES_FOR_ADJUST": ("min_trades_for_adjust", lambda n, r: _int(n, r, 1, 100000)),
     "CHECK_INTERVAL_FLAT": ("check_interval_flat", lambda n, r: _float(n, r, 1.0, 86400.0)),
     "CHECK_INTERVAL_POSITION": ("check_interval_position", lambda n, r: _float(n, r, 1.0, 86400.0)),

@@ -246,15 +246,25 @@ class TradePlanParams:
     atr_buffer: float = 0.5           # ATR(15m) the stop sits beyond the level
     min_stop_pct: float = 0.002       # least stop distance, as a fraction of entry
     reward_multiple: float = 2.0      # target at this many R when no opposing level lies beyond entry
-    fee_stop_multiple: float = 5.0    # least stop distance in round-trip taker fees
+    fee_stop_multiple: float = 5.0    # least stop distance in round-trip fees
+    # Notional at most this % of equity: one round trip at taker fees (0.05 % a leg) then costs
+    # at most 0.1 % of equity, a tenth of a 1 % risk budget, however tight the stop.
+    max_notional_percent: float = 100.0
+    # Least reward at the target after both fees, in R: the exits take their first profit at
+    # 1R, and a payoff below 1:1 needs more than half the trades to win just to break even.
+    min_reward_r: float = 1.0
 
     def validate(self, at: str = "plan") -> None:
         _number(f"{at}.max_risk_percent", self.max_risk_percent)
-        _need(0 < self.max_risk_percent <= 100, f"{at}.max_risk_percent", self.max_risk_percent, "in (0, 100]")
+        _need(0.01 <= self.max_risk_percent <= 10, f"{at}.max_risk_percent", self.max_risk_percent, "in [0.01, 10]")
         _within(f"{at}.atr_buffer", self.atr_buffer, 0.0, 100.0)
         _within(f"{at}.min_stop_pct", self.min_stop_pct, 0.0, 0.5)
         _positive(f"{at}.reward_multiple", self.reward_multiple)
         _within(f"{at}.fee_stop_multiple", self.fee_stop_multiple, 0.0, 1000.0)
+        _number(f"{at}.max_notional_percent", self.max_notional_percent)
+        _need(0 < self.max_notional_percent <= 12500, f"{at}.max_notional_percent", self.max_notional_percent,
+              "in (0, 12500] (% of equity; 125x leverage at most)")
+        _within(f"{at}.min_reward_r", self.min_reward_r, 0.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -312,8 +322,9 @@ class StrategyParams:
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "StrategyParams":
-        """Defaults, with the numbers `Settings` holds (MAX_RISK_PERCENT, PHASE_RISK_SCALE,
-        MIN_TRADES_FOR_ADJUST, REENTRY_COOLDOWN_MINUTES) taken from it; validated."""
+        """Defaults, with the numbers `Settings` holds (MAX_RISK_PERCENT, MAX_NOTIONAL_PERCENT,
+        MIN_REWARD_R, PHASE_RISK_SCALE, MIN_TRADES_FOR_ADJUST, REENTRY_COOLDOWN_MINUTES) taken
+        from it; validated."""
         d = cls()
         _need(len(settings.phase_risk_scale) == len(PHASE_KEYS), "phase_risk_scale",
               settings.phase_risk_scale, f"one number per phase ({', '.join(PHASE_KEYS)})")
@@ -322,7 +333,9 @@ class StrategyParams:
                                       for k in PHASE_KEYS})
         return replace(d, phases=phases,
                        entry=replace(d.entry, reentry_cooldown_minutes=int(settings.reentry_cooldown_minutes)),
-                       plan=replace(d.plan, max_risk_percent=float(settings.max_risk_percent)),
+                       plan=replace(d.plan, max_risk_percent=float(settings.max_risk_percent),
+                                    max_notional_percent=float(settings.max_notional_percent),
+                                    min_reward_r=float(settings.min_reward_r)),
                        learning=replace(d.learning, min_trades=int(settings.min_trades_for_adjust))).validate()
 
     def validate(self) -> "StrategyParams":
