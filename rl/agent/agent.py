@@ -413,8 +413,9 @@ class TradingAgent:
                           opposing_level=opposing.price if opposing is not None else None,
                           params=self.params.plan,
                           risk_percent=self.params.plan.max_risk_percent * self._risk_scale(d.phase.key),
-                          leverage=self.settings.leverage,
-                          taker_fee=self.settings.taker_fee, filters=filters)
+                          leverage=self.settings.leverage, taker_fee=self.settings.taker_fee,
+                          # the IOC limit may fill up to its offset beyond the price
+                          entry_offset=self.settings.ioc_offset_bps / 10_000.0, filters=filters)
         if not plan.ok:
             self._log("WARNING", sym, "无法开仓：" + "；".join(plan.reasons_zh),
                       "cannot enter: " + "; ".join(plan.reasons), now)
