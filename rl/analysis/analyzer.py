@@ -386,24 +386,19 @@ class IncrementalAnalyzer:
         parts = self._key_parts                      # kept by push_candle
         return parts.get("15m"), parts.get("8h"), parts.get("1w")
 
-    def static_parts(self) -> tuple[tuple[dict, dict], list[str]]:
-        """The entry score's price-independent components of the current indicators and the
-        notes they add (`_static` = these after the scan's notes). The trend component is
-        reused while the 8h and 1w snapshots (new dicts at each of their closes) are the same
-        objects: 31 of 32 rescans."""
+    def _static_of(self, book: LevelBook) -> tuple[tuple[dict, dict], list[str]]:
+        """`_static(self.snaps, book)`: the entry score's price-independent components and
+        the notes (the scan's, then the ones they add). The trend component is reused while
+        the 8h and 1w snapshots (new dicts at each of their closes) are the same objects: 31
+        of 32 rescans."""
         snaps = self.snaps
         key = (snaps.get("8h"), snaps.get("1w"))
         memo = self._trend_memo
         if memo is None or memo[0][0] is not key[0] or memo[0][1] is not key[1]:
             trend_notes: list[str] = []
             memo = self._trend_memo = (key, (sig.trend_component(snaps, trend_notes), trend_notes))
-        added: list[str] = []
-        return sig.static_components(snaps, added, trend=memo[1]), added
-
-    def _static_of(self, book: LevelBook) -> tuple[tuple[dict, dict], list[str]]:
-        """`_static(self.snaps, book)` (static_components only appends to the notes)."""
-        parts, added = self.static_parts()
-        return parts, list(book.notes) + added
+        notes = list(book.notes)
+        return sig.static_components(snaps, notes, trend=memo[1]), notes
 
     def _level_bars(self) -> dict[str, Bars]:
         bars = {}
