@@ -5,10 +5,9 @@
     python bench/backtest.py --profile FILUSDT 2023-09 [--days 3]   # cProfile: where time goes
 
 Each month runs in its own process so its peak memory (ru_maxrss) is its own. Printed per
-month: bars, seconds, bars/s, peak RSS, RSS right after loading the data (the part that grows
-with the candles: the archive frame) and the peak RSS of the scan-ahead worker process
-(forked: it shares the loaded data with the agent until either writes to it). The target is
->= 60,000 bars/s with memory flat in the number of candles (docs/backtest.md).
+month: bars, seconds, bars/s, peak RSS and the RSS right after loading the data (the part that
+grows with the candles: the archive frame). The target is >= 60,000 bars/s with memory flat in
+the number of candles (docs/backtest.md).
 """
 from __future__ import annotations
 
@@ -57,15 +56,6 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _children_rss_mb() -> float:
-    """Peak resident memory of the largest finished child (the scan-ahead worker), MB."""
-    try:
-        import resource
-    except ImportError:
-        return float("nan")
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-
-
 def _current_rss_mb() -> float:
     try:
         with open("/proc/self/statm") as fh:
@@ -95,7 +85,6 @@ def run_one(symbol: str, month: str, days: int | None = None) -> dict:
     return {"symbol": symbol, "month": month, "bars": result.bars, "seconds": round(result.seconds, 2),
             "bars_per_second": round(result.bars_per_second, 1), "load_seconds": round(load_s, 2),
             "rss_after_load_mb": round(rss_loaded, 1), "peak_rss_mb": round(_rss_mb(), 1),
-            "worker_peak_rss_mb": round(_children_rss_mb(), 1),
             "trades": result.summary["trades"], "return_pct": round(result.summary["return_pct"], 3)}
 
 
@@ -146,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no monthly 1m archive files under {root} (set BINANCE_DATA_DIR)", file=sys.stderr)
         return 1
     print(f"{'symbol':<10}{'month':<9}{'bars':>8}{'seconds':>9}{'bars/s':>10}{'peak MB':>9}"
-          f"{'data MB':>9}{'worker MB':>10}{'trades':>7}  target {TARGET_BARS_PER_SECOND:,} bars/s")
+          f"{'data MB':>9}{'trades':>7}  target {TARGET_BARS_PER_SECOND:,} bars/s")
     worst = None
     for sym, month in todo:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--one", sym, month]
@@ -158,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{sym:<10}{month:<9}{r['bars']:>8}{r['seconds']:>9.2f}{r['bars_per_second']:>10,.0f}"
-              f"{r['peak_rss_mb']:>9.1f}{r['rss_after_load_mb']:>9.1f}{r['worker_peak_rss_mb']:>10.1f}"
+              f"{r['peak_rss_mb']:>9.1f}{r['rss_after_load_mb']:>9.1f}"
               f"{r['trades']:>7}", flush=True)
         worst = r["bars_per_second"] if worst is None else min(worst, r["bars_per_second"])
     if worst is not None:

@@ -30,13 +30,14 @@ TRADE_KEYS = ("side", "opened_ms", "closed_ms", "entry_price", "exit_price", "qu
 
 
 def _settings() -> Settings:
-    # defaults, never the developer's .env: results must not depend on who runs the test
-    return backtest_settings(SYMBOL, 10_000.0, {}, base=Settings())
+    # defaults, never the developer's .env: results must not depend on who runs the test. No
+    # least reward: these tests check what the engine does with trades, so one day must have some
+    return backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.0}, base=Settings())
 
 
-def _run(data: BacktestData, scan_ahead: bool | None = None) -> tuple[BacktestResult, list[str]]:
+def _run(data: BacktestData) -> tuple[BacktestResult, list[str]]:
     buf = io.StringIO()
-    result = run_backtest(data, _settings(), trace=buf, progress=False, scan_ahead=scan_ahead)
+    result = run_backtest(data, _settings(), trace=buf, progress=False)
     return result, buf.getvalue().splitlines()
 
 
@@ -100,11 +101,11 @@ def test_the_run_trades_and_traces_decisions_and_trade_events(day_run) -> None:
 @pytest.mark.shared_data
 def test_no_lookahead_trace_up_to_t_ignores_what_comes_after(day_data, day_run) -> None:
     """Decisions up to T are identical whether the data after T is missing or wildly changed.
-    The cut and tampered runs prepare their level scans in the worker process (rl.backtest.scan_ahead),
-    which sees the whole archive at once: it must not leak the future either."""
+    Every run prepares its level scans a chunk of closes ahead from the archive
+    (rl.backtest.scans): that must not leak the future either."""
     _, full = day_run
     t_cut = int(index_to_ms(day_data.frame.index)[day_data.first_bar]) + 11 * 60 * MINUTE_MS + 17 * MINUTE_MS
-    cut_result, cut = _run(_truncated(day_data, t_cut), scan_ahead=True)
+    cut_result, cut = _run(_truncated(day_data, t_cut))
     assert 5 < len(cut) < len(full)
     assert cut == full[:len(cut)]                    # an exact prefix, byte for byte
     assert json.loads(full[len(cut)])["time_ms"] > t_cut     # ...ending where the data does
@@ -114,7 +115,7 @@ def test_no_lookahead_trace_up_to_t_ignores_what_comes_after(day_data, day_run) 
     after = index_to_ms(tampered.index) > t_cut
     for col in ("open", "high", "low", "close"):
         tampered.loc[after, col] = tampered.loc[after, col] * 0.5
-    _, crash = _run(replace(day_data, frame=tampered), scan_ahead=True)
+    _, crash = _run(replace(day_data, frame=tampered))
     assert crash[:len(cut)] == cut
     assert crash != full                              # ...while the future really did differ
     # (compared without thought chains: they hold random client order ids, see docs/backtest.md)

@@ -170,9 +170,8 @@ def test_level_params_reach_both_feature_implementations_and_the_book(monkeypatc
 
 @pytest.mark.shared_data
 def test_a_backtest_trades_by_the_params_it_is_given() -> None:
-    """Overridden params reach every part: the decisions show the exploration bar they set,
-    the trades differ from the defaults', and the scan-ahead worker (which prepares level
-    features and score parts in another process) uses them too: with it the run is identical."""
+    """Overridden params reach every part: the decisions show the exploration bar they set and
+    the trades differ from the defaults'."""
     from rl.backtest.data import load_backtest_data
     from rl.backtest.engine import TIMING_FIELDS, backtest_settings, dumps_json, run_backtest
     from tests.conftest import shared_data_root, shared_kline_files
@@ -187,15 +186,14 @@ def test_a_backtest_trades_by_the_params_it_is_given() -> None:
         "levels.weights.duration_days": 0.05, "score.rsi_full": 15, "score.points.trend": 20,
         "plan.atr_buffer": 0.75, "exits.trail_atr": 1.5})
 
-    def run(p, scan_ahead):
+    def run(p):
         buf = io.StringIO()
-        doc = run_backtest(data, settings, trace=buf, progress=False, scan_ahead=scan_ahead, params=p).to_json()
+        doc = run_backtest(data, settings, trace=buf, progress=False, params=p).to_json()
         for k in TIMING_FIELDS:
             doc.pop(k, None)
         return dumps_json(doc), buf.getvalue()
 
-    mine = run(params, False)
-    assert run(params, True) == mine                   # the worker prepared with the same params
+    mine = run(params)
     decisions = [json.loads(x) for x in mine[1].splitlines() if '"event":"decision"' in x]
     assert decisions and {d["min_score"] for d in decisions if d["phase"] == "exploration"} == {30.0}
-    assert mine != run(None, False)
+    assert mine != run(None)

@@ -264,13 +264,9 @@ class IncrementalAnalyzer:
     `update`; then `score(price, time_ms)` re-scores against the new price in microseconds
     when no 15m/8h/1w candle closed.
 
-    Deferred indicators: with a `scan_source` (a backtest whose worker, rl.backtest.scan_ahead, runs
-    this same class over the same candles), a 15m/8h/1w push only appends to the ring and to
-    a per-timeframe backlog. A rescan the worker has a scan for takes the worker's snapshots
-    with it (they are what this analyzer would compute: the scan key fingerprints every candle
-    pushed); otherwise the backlog is pushed into the IndicatorStates in order, exactly as
-    without deferral. `snaps` and `states` are properties that flush a backlog they do not
-    cover, so every read sees current values.
+    With a `scan_source` (a backtest's level scans prepared ahead, rl.backtest.scans), a
+    rescan takes the prepared scan it offers for `scan_key()` and computes it only if offered
+    none.
     """
 
     def __init__(self, symbol: str, weights: dict[str, float] | None = None, max_bars: int = MAX_BARS, *,
@@ -285,12 +281,8 @@ class IncrementalAnalyzer:
         self.max_bars = max_bars
         self.rings: dict[str, _Ring | _ListRing | _SourceRing] = {}
         self._states: dict[str, ind.IndicatorState] = {}
-        self._snaps: dict[str, dict] = {}
-        # deferred indicator updates (see the class doc): per timeframe, the candles pushed to
-        # the ring but not yet to its IndicatorState, in order; `_stale`: `_snaps`/`_pub` lag
-        # the rings (set by a deferred push, cleared by a flush or by taking a worker's snaps)
-        self._backlog: dict[str, list[tuple]] = {}
-        self._stale = False
+        # per 15m/8h/1w timeframe, the indicator snapshot of every candle pushed
+        self.snaps: dict[str, dict] = {}
         # per timeframe, its part of scan_key(): the last candle, the candles held and (last)
         # a hash chain over every candle pushed since creation, the fingerprint of the whole
         # history the indicator states depend on
@@ -306,54 +298,6 @@ class IncrementalAnalyzer:
         self._trend_memo: tuple | None = None     # ((8h snap, 1w snap), (trend pair, notes))
         # key -> prepared LevelScan or None (see score); set by a backtest with scans ahead
         self.scan_source: Callable[[tuple], LevelScan | None] | None = None
-
-    @property
-    def snaps(self) -> dict[str, dict]:
-        """Per 15m/8h/1w timeframe, the indicator snapshot of every candle pushed (flushes a
-        deferred backlog first when the snapshots do not cover it)."""
-        if self._stale:
-            self._flush()
-        return self._snaps
-
-    @property
-    def states(self) -> dict[str, ind.IndicatorState]:
-        """Per timeframe, the IndicatorState of every candle pushed (flushes a deferred backlog)."""
-        if self._backlog:
-            self._flush()
-        return self._states
-
-    def _flush(self) -> None:
-        """Push every deferred candle into its IndicatorState, in order (the same pushes as
-        without deferral), then snapshot each timeframe that moved once, not per candle (a
-        snapshot reads only the state and the last candle)."""
-        for tf, rows in self._backlog.items():
-            st = self._states.get(tf)
-            if st is None:
-                st = self._states[tf] = ind.IndicatorState(ema_fast=EMA_FAST, ema_slow=EMA_SLOW)
-            push = st.push
-            for row in rows:
-                push(*row)
-            _, o, _, _, c, v = rows[-1]
-            snap = self._snaps[tf] = _state_snapshot(st, (c, o, v))
-            self._pub[tf] = _public(snap)
-        self._backlog = {}
-        self._stale = False
-
-    def _take(self, snaps: dict[str, dict], states: dict[str, ind.IndicatorState] | None = None) -> None:
-        """Adopt a worker's snapshots for the current candles (an equal scan key: the same
-        candles pushed since creation, so the same states); the IndicatorStates stay behind
-        with their backlog, unless the worker sent its `states` too: then those are ours and
-        the backlog is empty (so it never holds more than one message's candles). A snapshot
-        object seen before (the 8h/1w ones between their closes, shared within a message)
-        keeps its public dict."""
-        if states is not None:
-            self._states, self._backlog = dict(states), {}
-        mine, pub = self._snaps, self._pub
-        for tf, s in snaps.items():
-            if mine.get(tf) is not s:
-                mine[tf] = s
-                pub[tf] = _public(s)
-        self._stale = False
 
     def follow_1m(self, source: Bars, end: int) -> None:
         """From now on, the 1m candles pushed are `source`'s rows end, end+1, ... (a backtest
@@ -402,21 +346,12 @@ class IncrementalAnalyzer:
         # this timeframe's part of scan_key(), as the ring stores the candle (int, floats)
         self._key_parts[tf] = (int(open_time_ms), ring.n, float(o), float(h), float(l), float(c), float(v), fp)
         self._dirty_levels = True
-        if self.scan_source is None and not self._backlog:
-            st = self._states.get(tf)
-            if st is None:
-                st = self._states[tf] = ind.IndicatorState(ema_fast=EMA_FAST, ema_slow=EMA_SLOW)
-            st.push(open_time_ms, o, h, l, c, v)
-            snap = self._snaps[tf] = _state_snapshot(st, (c, o, v))
-            self._pub[tf] = _public(snap)
-            return
-        rows = self._backlog.get(tf)
-        if rows is None:
-            rows = self._backlog[tf] = []
-        rows.append((open_time_ms, o, h, l, c, v))
-        self._stale = True
-        if self.scan_source is None:      # deferral ended (scan_source unset): catch up now
-            self._flush()
+        st = self._states.get(tf)
+        if st is None:
+            st = self._states[tf] = ind.IndicatorState(ema_fast=EMA_FAST, ema_slow=EMA_SLOW)
+        st.push(open_time_ms, o, h, l, c, v)
+        snap = self.snaps[tf] = _state_snapshot(st, (c, o, v))
+        self._pub[tf] = _public(snap)
 
     def update(self, frames_closed: dict[str, pd.DataFrame], price: float, time_ms: int) -> Analysis:
         """Take closed-candle frames (any subset of timeframes; absent = unchanged), push the
@@ -426,7 +361,7 @@ class IncrementalAnalyzer:
 
     def push_frames(self, frames_closed: dict[str, pd.DataFrame]) -> None:
         """`update` without the scoring: push the candles of `frames_closed` newer than what is
-        held (a backtest's scan-ahead worker primes its analyzer with this)."""
+        held (a backtest's scan preparer, rl.backtest.scans, primes its analyzer with this)."""
         for tf, df in frames_closed.items():
             if tf not in TIMEFRAMES:
                 raise ValueError(f"frames_closed: unknown timeframe {tf!r}")
@@ -447,8 +382,6 @@ class IncrementalAnalyzer:
         if "1m" in self.rings:
             ring = self.rings["1m"]
             lazy["1m"] = lambda v=ring.view(), r=ring: _public(snapshot(r.bars_of(v)))
-        if self._stale:
-            self._flush()
         ready = dict(self._pub)
         for tf in TIMEFRAMES:
             if tf not in ready and tf not in lazy:
@@ -456,24 +389,22 @@ class IncrementalAnalyzer:
         return LazyIndicators(ready, lazy)
 
     def scan_key(self) -> tuple:
-        """What a level scan and the indicator snapshots of the current state depend on: per
-        timeframe the candles held, the last one, and a fingerprint of every candle pushed
-        since creation (the indicator states depend on all of them, not just the ring's). Two
-        analyzers fed the same candles give the same key; a scan (and the snapshots) computed
-        ahead elsewhere (rl.backtest.scan_ahead) is used only under an equal key.
+        """What a level scan of the current state depends on: per timeframe the candles held,
+        the last one, and a fingerprint of every candle pushed since creation (the ATRs, from
+        the indicator states, depend on all of them, not just the ring's). Two analyzers fed
+        the same candles give the same key; a scan prepared ahead by another analyzer
+        (rl.backtest.scans) is used only under an equal key.
 
-        The fingerprint is a hash chain over (time, o, h, l, c, v) tuples: int/float hashing
-        does not depend on PYTHONHASHSEED, so a spawned worker agrees; it needs no indicator
-        value, so it is current while indicator updates are deferred. A NaN in a candle
+        The fingerprint is a hash chain over (time, o, h, l, c, v) tuples. A NaN in a candle
         hashes by identity and only makes keys differ (a miss: the safe direction)."""
         parts = self._key_parts                      # kept by push_candle
         return parts.get("15m"), parts.get("8h"), parts.get("1w")
 
-    def static_parts(self) -> tuple[tuple[dict, dict], list[str]]:
-        """The entry score's price-independent components of the current indicators and the
-        notes they add (`_static` = these after the scan's notes). The trend component is
-        reused while the 8h and 1w snapshots (new dicts at each of their closes) are the same
-        objects: 31 of 32 rescans."""
+    def _static_of(self, book: LevelBook) -> tuple[tuple[dict, dict], list[str]]:
+        """`_static(self.snaps, book)`: the entry score's price-independent components and
+        the notes (the scan's, then the ones they add). The trend component is reused while
+        the 8h and 1w snapshots (new dicts at each of their closes) are the same objects: 31
+        of 32 rescans."""
         snaps = self.snaps
         key = (snaps.get("8h"), snaps.get("1w"))
         memo = self._trend_memo
@@ -481,13 +412,8 @@ class IncrementalAnalyzer:
             trend_notes: list[str] = []
             memo = self._trend_memo = (key, (sig.trend_component(snaps, trend_notes, self.score_params),
                                              trend_notes))
-        added: list[str] = []
-        return sig.static_components(snaps, added, self.score_params, trend=memo[1]), added
-
-    def _static_of(self, book: LevelBook) -> tuple[tuple[dict, dict], list[str]]:
-        """`_static(self.snaps, book)` (static_components only appends to the notes)."""
-        parts, added = self.static_parts()
-        return parts, list(book.notes) + added
+        notes = list(book.notes)
+        return sig.static_components(snaps, notes, self.score_params, trend=memo[1]), notes
 
     def _level_bars(self) -> dict[str, Bars]:
         bars = {}
@@ -508,20 +434,15 @@ class IncrementalAnalyzer:
 
     def score(self, price: float, time_ms: int) -> Analysis:
         """Analysis at `price` from the cached state (rescans levels only if a candle closed).
-        With `scan_source` set (a backtest's scans computed ahead, rl.backtest.scan_ahead), a rescan
+        With `scan_source` set (a backtest's scans prepared ahead, rl.backtest.scans), a rescan
         takes the prepared scan it offers for `scan_key()` and computes it only if offered none."""
         _check_inputs(self.symbol, price, time_ms)
         if self._dirty_levels:
             scan = self.scan_source(self.scan_key()) if self.scan_source is not None else None
             if scan is None:
-                scan = self.prepare_scan()           # (reads self.snaps: flushes the backlog)
-            elif scan.snaps is not None:             # the worker's snapshots of this very state
-                self._take(scan.snaps, scan.states)
+                scan = self.prepare_scan()
             self._book = self.finder.rank(scan)
-            if scan.static is not None:              # prepared with the scan (rl.backtest.scan_ahead)
-                self._static, self._static_notes = scan.static
-            else:
-                self._static, self._static_notes = self._static_of(self._book)
+            self._static, self._static_notes = self._static_of(self._book)
             self._dirty_levels = False
         notes = [f"{tf}: no candles supplied" for tf in TIMEFRAMES if tf not in self.rings]
         return assemble(self.symbol, price, time_ms, self.snaps, self._book, self._static,

@@ -26,13 +26,20 @@ from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from config import _PARSERS, Settings, SettingsError, load_settings
-from rl.backtest.data import BacktestData, load_backtest_data
+from rl.agent.agent import KLINE_LIMITS, TradingAgent
 from rl.analysis.levels.candidates import Bars
-from rl.market.candles import DETAIL_SUM_COLUMNS, INTERVAL_MS, MINUTE_MS, index_to_ms
+from rl.backtest.data import BacktestData, load_backtest_data
 from rl.backtest.metrics import TradeOutcome, drawdown_curve, exposure, summarize
+from rl.backtest.report import render_report
+from rl.backtest.scans import PreparedScans
 from rl.execution.router import OrderRouter, sequential_ids
+from rl.knowledge.store import KnowledgeStore
+from rl.market.candles import DETAIL_SUM_COLUMNS, INTERVAL_MS, MINUTE_MS, bucket_start, index_to_ms
+from rl.market.ports import ReplayMarketData
+from rl.paper.exchange import PaperExchange
 from rl.strategy.params import StrategyParams
 
 # Settings a backtest decides itself; --set on them would be silently ignored, so refuse.
@@ -40,7 +47,6 @@ _NOT_SETTABLE = {"TRADING_MODE", "API_KEY", "API_SECRET", "LIVE_TRADING_CONFIRM"
                  "DB_PATH", "HOST", "PORT", "REPLAY_DIR", "REPLAY_SPEED", "MARKET_DATA_URL",
                  "TRADE_URL"}
 TIMING_FIELDS = ("seconds", "bars_per_second")
-SCAN_AHEAD_MIN_BARS = 2 * 1440       # from two days of bars on, level scans run in a worker
 log = logging.getLogger(__name__)
 
 
@@ -248,10 +254,6 @@ def build_backtest_world(settings: Settings, clock: Any, price_source: Callable[
     """(exchange, store, agent) wired as for paper trading, the agent in backtest mode: no
     market port (the caller primes it and feeds every bar to the exchange, then to step()).
     `params`: the strategy's numbers (None: from `settings`, as a live agent builds them)."""
-    from rl.agent.agent import TradingAgent
-    from rl.knowledge.store import KnowledgeStore
-    from rl.paper.exchange import PaperExchange
-
     params = params or StrategyParams.from_settings(settings)
 
     exchange = PaperExchange(None, balance=settings.paper_balance, maker_fee=settings.maker_fee,
@@ -276,9 +278,6 @@ def prime_frames(frame: Any, first: int, week_start_bar: int) -> tuple[dict, flo
     the current week (not just 498 bars) so the agent's own 15m/8h/1w aggregation starts
     from whole candles; 1m bars only feed the capped 1m chart ring, never a decision.
     Returns (frames_closed, price, time_ms)."""
-    from rl.agent.agent import KLINE_LIMITS
-    from rl.market.ports import ReplayMarketData
-
     open_ms = index_to_ms(frame.index)
     cut = int(open_ms[first])
     # the market port over the data up to the bar after `first` (later bars are invisible at
@@ -286,7 +285,7 @@ def prime_frames(frame: Any, first: int, week_start_bar: int) -> tuple[dict, flo
     sub = frame.iloc[: first + 2]
     # the analyzer reads open/high/low/close/volume only: the other summed columns become
     # integer zeros, which aggregate for free, instead of three more fsum passes over months
-    # of 1m bars (the worker and the agent both wait for these frames at the start)
+    # of 1m bars
     unused = [c for c in DETAIL_SUM_COLUMNS if c in sub]
     if unused:
         sub = sub.drop(columns=unused).assign(**{c: np.zeros(len(sub), dtype=np.int64) for c in unused})
@@ -307,7 +306,6 @@ def prime_frames(frame: Any, first: int, week_start_bar: int) -> tuple[dict, flo
 def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | None = None,
                  progress: bool | None = None, store_path: str | Path = ":memory:",
                  on_step: Callable[[int, int], None] | None = None,
-                 scan_ahead: bool | None = None,
                  params: StrategyParams | None = None) -> BacktestResult:
     """Run the agent over every tested bar of `data` (see rl.backtest.data for the walk).
 
@@ -315,15 +313,11 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
     open/high/low/close), then `agent.step(T, bar)` runs the agent's one per-bar routine, then,
     while a position is open, the exchange is shown the price at T (`on_price`), exactly what
     a replay cycle does between bars. progress=None shows a tqdm bar only when stderr is a
-    terminal; on_step(step, T) is called after each bar (tests).
-
-    scan_ahead: prepare the level scans in a worker process (rl.backtest.scan_ahead) while the agent
-    trades; the trades are identical either way. None = on for runs of SCAN_AHEAD_MIN_BARS
-    or more (a worker's start-up is not worth it for a few hours of bars).
+    terminal; on_step(step, T) is called after each bar (tests). The agent's level scans are
+    prepared a chunk of 15m closes ahead (rl.backtest.scans); the trades are the same as
+    with scans computed one close at a time.
     params: the strategy's numbers (None: `StrategyParams.from_settings(settings)`).
     """
-    from rl.market.candles import bucket_start
-
     symbol = data.symbol
     frame = data.frame
     first = data.first_bar
@@ -346,24 +340,14 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
     show = sys.stderr.isatty() if progress is None else progress
     bar = None
     started = time.perf_counter()
-    ahead = None
     try:
         week0 = int(np.searchsorted(open_ms, int(bucket_start(t_l[first], "1w")), side="left"))
         frames, price0, cut = prime_frames(frame, first, week0)
-        if scan_ahead or (scan_ahead is None and n >= SCAN_AHEAD_MIN_BARS):
-            from rl.backtest.scan_ahead import ScanAhead
-            # before the agent primes (the worker starts from the same frames, in parallel)
-            # and before tqdm starts its monitor thread (a fork should copy a single-threaded
-            # process)
-            try:
-                ahead = ScanAhead(frame, symbol, first, n, week0, frames, params=agent.params)
-            except OSError as exc:                   # no processes allowed here: one is enough
-                log.warning("scan-ahead worker could not start (%s); running in one process", exc)
+        scans = PreparedScans(frame, symbol, first, n, frames, agent.params)
         if show:
-            from tqdm import tqdm
             bar = tqdm(total=n, unit="bar", file=sys.stderr, mininterval=0.5, desc=f"backtest {symbol}")
         agent.startup()                              # what the replay runner does first
-        agent.prime(symbol, frames, price0, cut, scan_source=ahead, m1_source=(Bars.from_frame(frame), first))
+        agent.prime(symbol, frames, price0, cut, scan_source=scans, m1_source=(Bars.from_frame(frame), first))
         del frames
         on_bar, on_price, step_fn = exchange.on_bar, exchange.on_price, agent.step
         margin_balance = exchange.margin_balance      # = account().margin_balance, no snapshot
@@ -393,10 +377,8 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
         if bar is not None:
             bar.update(n - bar.n)
         seconds = time.perf_counter() - started
+        log.debug("prepared scans: %d taken, %d computed by the agent", scans.hits, scans.misses)
     finally:
-        if ahead is not None:
-            ahead.close()
-            log.debug("scan-ahead: %d scans taken, %d computed here", ahead.hits, ahead.misses)
         if bar is not None:
             bar.close()
     eq_t = open_ms[first:first + n] + MINUTE_MS
@@ -495,8 +477,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per decision")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting by its env-var name (repeatable), e.g. --set LEVERAGE=5")
-    p.add_argument("--single-process", action="store_true",
-                   help="prepare level scans in this process instead of a worker (slower, same results)")
     return p
 
 
@@ -511,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     trace = open(args.trace, "w", encoding="utf-8") if args.trace else None
     try:
-        result = run_backtest(data, settings, trace=trace, scan_ahead=False if args.single_process else None)
+        result = run_backtest(data, settings, trace=trace)
     finally:
         if trace is not None:
             trace.close()
@@ -519,7 +499,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(dumps_json(result.to_json()) + "\n", encoding="utf-8")
     if args.report:
-        from rl.backtest.report import render_report
         Path(args.report).write_text(render_report(result.to_report()), encoding="utf-8")
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 WIDTH, HEIGHT, PAD = 1100, 260, 48
@@ -70,7 +71,6 @@ class _Scale:
 
 
 def _axis(scale: _Scale, label: str) -> str:
-    from datetime import datetime, timezone
     parts = [f'<text x="{PAD}" y="14" class="lbl">{html.escape(label)}</text>']
     for frac in (0.0, 0.5, 1.0):
         v = scale.y0 + frac * (scale.y1 - scale.y0)

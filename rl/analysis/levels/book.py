@@ -1,7 +1,7 @@
 """What a level scan hands out: `ScoredLevel`, the `LevelBook` the analysis reads (best
 support/resistance for a price, the listed best levels) and the weight-independent
-`LevelScan` matrix a scan is prepared as (rl.analysis.levels.finder makes both; a backtest's worker
-prepares LevelScans in another process, rl.backtest.scan_ahead).
+`LevelScan` matrix a scan is prepared as (rl.analysis.levels.finder makes both; a backtest
+prepares its LevelScans a chunk of closes ahead, rl.backtest.scans).
 
 Books are built lazily: a scan ranks a few dozen levels at every 15m close, but only the best
 support/resistance and, when someone looks, the listed best 30 become ScoredLevel objects.
@@ -211,42 +211,26 @@ class LevelScan:
     """The weight-independent result of one scan: one float column per level (cluster
     order) holding its price, six features, the five raw numbers behind them, first/last
     touch times, source and timeframe bitmasks and touch counts per timeframe (rows as
-    `_ROW_*`; ms times < 2**53 and counts are exact in float64). One matrix, so a worker
-    process hands it over in microseconds. `BestLevelFinder.rank` turns it into a LevelBook."""
+    `_ROW_*`; ms times < 2**53 and counts are exact in float64). `BestLevelFinder.rank`
+    turns it into a LevelBook."""
 
-    __slots__ = ("ref_price", "atr", "notes", "tf_names", "M", "static", "snaps", "states")
+    __slots__ = ("ref_price", "atr", "notes", "tf_names", "M")
 
     def __init__(self, ref_price: float, atr: float, notes: list[str], tf_names: tuple, M: np.ndarray) -> None:
         self.ref_price, self.atr, self.notes, self.tf_names, self.M = ref_price, atr, notes, tf_names, M
-        # the entry score's price-independent components for the same state, when whoever
-        # prepared the scan also had the indicators (rl.backtest.scan_ahead); not part of equality
-        self.static: tuple | None = None
-        # the preparer's indicator snapshots after the same close (15m/8h/1w -> the dicts
-        # IncrementalAnalyzer.snaps holds), so the agent can skip its own indicator updates;
-        # not part of equality either
-        self.snaps: dict | None = None
-        # now and then (rl.backtest.scan_ahead: the last scan of each message) the preparer's indicator
-        # states themselves, so the agent's backlog of deferred candles restarts from there
-        # instead of growing for the whole run
-        self.states: dict | None = None
 
     @staticmethod
     def empty(ref_price: float, atr: float, notes: list[str]) -> "LevelScan":
         return LevelScan(ref_price, atr, notes, (), np.zeros((_ROW_TOUCH, 0)))
 
-    def __getstate__(self) -> tuple:
-        return (self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static, self.snaps,
-                self.states)
-
-    def __setstate__(self, state: tuple) -> None:
-        self.ref_price, self.atr, self.notes, self.tf_names, self.M, self.static = state[:6]
-        self.snaps = state[6] if len(state) > 6 else None
-        self.states = state[7] if len(state) > 7 else None
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LevelScan):
             return NotImplemented
-        a, b = self.__getstate__()[:5], other.__getstate__()[:5]
-        return (a[2:4] == b[2:4] and (a[0] == b[0] or a[0] != a[0] and b[0] != b[0])
-                and (a[1] == b[1] or a[1] != a[1] and b[1] != b[1])
-                and a[4].shape == b[4].shape and np.array_equal(a[4], b[4], equal_nan=True))
+        return (self.notes == other.notes and self.tf_names == other.tf_names
+                and _same_float(self.ref_price, other.ref_price) and _same_float(self.atr, other.atr)
+                and self.M.shape == other.M.shape and np.array_equal(self.M, other.M, equal_nan=True))
+
+
+def _same_float(a: float, b: float) -> bool:
+    """Equal, or both NaN."""
+    return a == b or (a != a and b != b)

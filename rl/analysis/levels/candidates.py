@@ -174,8 +174,8 @@ def volume_nodes_many(windows: list[tuple[np.ndarray, np.ndarray, np.ndarray, fl
     atr_value, extremes), extremes = (low.min(), high.max()) if the caller has them, else
     None. The same bins and the same additions in the same order, so the same nodes bit for
     bit (tests/test_levels.py), with the vector operations run once for all windows instead
-    of once per window: a backtest's worker finds the nodes of a chunk of 15m closes
-    together. (One window costs more this way than with `volume_nodes`.)"""
+    of once per window: a backtest finds the nodes of a chunk of 15m closes together
+    (rl.backtest.scans). (One window costs more this way than with `volume_nodes`.)"""
     out = [np.zeros(0) for _ in windows]
     live = []                                   # (window, lowest low, bin width, bins)
     for k, (high, low, _, atr_value, ext) in enumerate(windows):

@@ -142,7 +142,7 @@ class BestLevelFinder:
 
     def prepare(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> "LevelScan":
         """Everything of a scan that does not depend on the weights: the levels and their six
-        features. A backtest computes these ahead in a worker process (rl.backtest.scan_ahead); the
+        features. A backtest prepares these a chunk of closes ahead (rl.backtest.scans); the
         weights, which learning changes as trades close, are applied by `rank`."""
         p = self._levels(bars, atrs, ref_price)
         if isinstance(p, LevelScan):
@@ -158,8 +158,8 @@ class BestLevelFinder:
         (`_merged`), the 15m windows' touch statistics (`ts.touch_stats_windows`) and the
         features of all their levels (`_features_arrays`). Each is a few dozen vector
         operations whose fixed cost, paid once per chunk instead of once per scan, was most
-        of a scan's (a backtest's scan-ahead worker prepares 48 closes at a time); the results
-        are identical to `prepare` one scan at a time (tests/test_scan_ahead.py)."""
+        of a scan's (a backtest prepares 48 closes at a time, rl.backtest.scans); the results
+        are identical to `prepare` one scan at a time (tests/test_backtest_scans.py)."""
         out: list[LevelScan | None] = [None] * len(inputs)
         cands = []
         for i, inp in enumerate(inputs):

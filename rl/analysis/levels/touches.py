@@ -2,7 +2,7 @@
 bounces and their size, failed breakouts, first/last touch, the volume traded at the level),
 measured in ATR units like everything in rl.analysis.levels.candidates. One window (`touch_stats`), many windows
 stacked (`touch_stats_many`), or windows of one long series read in place
-(`touch_stats_windows`, a backtest's scan-ahead worker); all give the same numbers to the bit.
+(`touch_stats_windows`, a backtest's prepared scans); all give the same numbers to the bit.
 """
 from __future__ import annotations
 
@@ -96,8 +96,8 @@ def touch_stats_many(jobs: list[tuple[TouchPrep, np.ndarray]], timeframe: str, *
 
     Why: the work is one levels x candles boolean matrix, then a few dozen vector operations
     on the touching (level, candle) cells and the episodes only. At a few dozen levels per
-    window those operations cost mostly their fixed per-call overhead, so a backtest's
-    worker (rl.backtest.scan_ahead) runs them once for many 15m windows instead of once per window.
+    window those operations cost mostly their fixed per-call overhead, so a backtest
+    (rl.backtest.scans) runs them once for many 15m windows instead of once per window.
     Every window needs >= 1 candle and a positive ATR (`touch_stats` answers the others).
     """
     preps = [prep for prep, _ in jobs]
@@ -129,7 +129,7 @@ def touch_stats_many(jobs: list[tuple[TouchPrep, np.ndarray]], timeframe: str, *
 @dataclass(frozen=True)
 class SeriesPrep:
     """`TouchPrep`'s arrays for a whole series, for windows that are slices of it (a
-    backtest's 15m windows, rl.backtest.scan_ahead): computed once, read through every window."""
+    backtest's 15m windows, rl.backtest.scans): computed once, read through every window."""
     t: np.ndarray
     h: np.ndarray
     l: np.ndarray

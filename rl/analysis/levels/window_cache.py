@@ -2,8 +2,8 @@
 the price-independent touch arrays and the touch statistics already computed per level
 price. 8h and 1w windows change only when their own candle closes, so between those closes a
 15m rescan reuses all of it (the statistics of a price depend only on the window, its ATR and
-the price). A backtest's scan-ahead worker also builds these for 15m windows cut from the
-whole series (rl.backtest.scan_ahead), and computes many windows' statistics at once (`fresh`).
+the price). A backtest's prepared scans also build these for 15m windows cut from the
+whole series (rl.backtest.scans), and computes many windows' statistics at once (`fresh`).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class WindowCache:
         """`pieces`, when given, must be `lv.candidate_arrays(bars, atr, tf)` with the
         timeframe code column, in consecutive pieces (see `self.pieces`); `window` (series, a,
         end, span), when given, says that bars are series[a:end] with that highest high -
-        lowest low (rl.backtest.scan_ahead slices both from whole-series arrays)."""
+        lowest low (rl.backtest.scans slices both from whole-series arrays)."""
         self.bars, self.atr, self.tf = bars, atr, tf
         if pieces is None:
             price, src, tms = lv.candidate_arrays(bars, atr, tf)
