@@ -55,8 +55,9 @@ store = KnowledgeStore(d / "agent.db", default_weights=DEFAULT_WEIGHTS)
 clock = ManualClock(store.get_state("test_clock") or t0 + 3000 * 60_000)
 market = ReplayMarketData({"BTCUSDT": candles}, clock)
 ex = PaperExchange(d / "paper.db", balance=10_000.0, clock=clock.now_ms, funding_rate=0.0)
-agent = TradingAgent(Settings(db_path=d / "agent.db", min_trades_for_adjust=MIN_TRADES), market, ex, store, clock,
-                     feed=ex)
+# no least reward: the crash points need trades to close on these generated candles
+agent = TradingAgent(Settings(db_path=d / "agent.db", min_trades_for_adjust=MIN_TRADES, min_reward_r=0.0),
+                     market, ex, store, clock, feed=ex)
 agent.startup()
 print("started", flush=True)
 end = t0 + end_bar * 60_000
