@@ -24,6 +24,7 @@ import pandas as pd
 
 from rl.clock import Clock, SystemClock
 from rl.errors import MarketUnavailable, NetworkError, RateLimitError
+from rl.market.archive import load_symbols
 from rl.market.candles import (
     COLUMNS,
     MINUTE_MS,
@@ -316,8 +317,6 @@ class ReplayMarketData:
     def from_archive(cls, source, symbols, clock: Clock, start: str | None = None,
                      end: str | None = None) -> ReplayMarketData:
         """Load `symbols` from an archive root/folder (rl.market.archive) and replay them on `clock`."""
-        from rl.market.archive import load_symbols
-
         data = load_symbols(source, symbols, start=start, end=end)
         return cls({sym: d.frame for sym, d in data.items()}, clock)
 
