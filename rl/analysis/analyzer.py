@@ -13,7 +13,7 @@ access. The result equals a fresh `analyze()` on the same candles (to float roun
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, cast
 
 import numpy as np
 import pandas as pd
@@ -288,7 +288,7 @@ class IncrementalAnalyzer:
         # history the indicator states depend on
         self._key_parts: dict[str, tuple] = {}
         self._dirty_levels = True
-        self._book: LevelBook | None = None
+        self._book: LevelBook                    # ranked by the first score (levels start dirty)
         self._static: tuple[dict, dict] = ({}, {})
         self._static_notes: list[str] = []
         self._pub: dict[str, dict] = {}             # _public(snap) per timeframe, for the Analysis
@@ -380,7 +380,8 @@ class IncrementalAnalyzer:
     def _indicators(self) -> LazyIndicators:
         lazy = {}
         if "1m" in self.rings:
-            ring = self.rings["1m"]
+            # the 1m ring is a list ring (push_candle) or a source window (follow_1m), never a _Ring
+            ring = cast("_ListRing | _SourceRing", self.rings["1m"])
             lazy["1m"] = lambda v=ring.view(), r=ring: _public(snapshot(r.bars_of(v)))
         ready = dict(self._pub)
         for tf in TIMEFRAMES:

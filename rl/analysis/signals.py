@@ -9,7 +9,7 @@ short scores swap. Missing data scores 0 for that component and says so; nothing
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from rl.strategy.params import ScoreParams
 
@@ -17,7 +17,8 @@ COMPONENTS = ("trend", "level", "rsi", "macd", "bollinger", "volume")   # a brea
 TREND_TFS = ("8h", "1w")     # the timeframes a trend direction is read on
 
 
-def _ok(x: Any) -> bool:
+def _ok(x: Any) -> TypeGuard[float]:
+    """A number, not None nor NaN (a snapshot's value where its indicator is defined)."""
     return x is not None and x == x
 
 
@@ -119,9 +120,8 @@ def macd_points(h0: float, h1: float, h2: float, d: int,
 
 
 def macd_component(s: dict | None, notes: list[str], params: ScoreParams = ScoreParams()):
-    h0 = s.get("macd_hist") if s else None
     m = params.points.macd
-    if not _ok(h0):
+    if not s or not _ok(h0 := s.get("macd_hist")):
         notes.append("15m: MACD needs 34 closed candles; MACD scores 0")
         return _pair(0.0, 0.0, m, "MACD undefined (short history)")
     h1, h2 = s.get("hist_prev1", float("nan")), s.get("hist_prev2", float("nan"))
@@ -156,15 +156,15 @@ def bollinger_component(s: dict | None, price: float, notes: list[str],
     m = params.points.bollinger
     if pb is None:
         return _pair(0.0, 0.0, m, "bands undefined")
+    assert s is not None                     # pb is None without the snapshot
     up, lo = s["bb_upper"], s["bb_lower"]
     return _pair(*_bollinger_points(pb, m), m,
                  f"%B = {pb:.2f} (price {price:.6g}, bands {lo:.6g}..{up:.6g})")
 
 
 def volume_component(s: dict | None, notes: list[str], params: ScoreParams = ScoreParams()):
-    avg = s.get("vol_avg") if s else None
     m = params.points.volume
-    if not _ok(avg) or avg <= 0:
+    if not s or not _ok(avg := s.get("vol_avg")) or avg <= 0:
         notes.append("15m: volume needs 21 closed candles; volume scores 0")
         return _pair(0.0, 0.0, m, "volume average undefined")
     r = s["volume"] / avg

@@ -329,8 +329,10 @@ class StrategyParams:
         _need(len(settings.phase_risk_scale) == len(PHASE_KEYS), "phase_risk_scale",
               settings.phase_risk_scale, f"one number per phase ({', '.join(PHASE_KEYS)})")
         scales = dict(zip(PHASE_KEYS, settings.phase_risk_scale))
-        phases = replace(d.phases, **{k: replace(d.phases.rule(k), risk_scale=float(scales[k]))
-                                      for k in PHASE_KEYS})
+        rules = {k: replace(d.phases.rule(k), risk_scale=float(scales[k])) for k in PHASE_KEYS}
+        # mypy matches a ** dict's values against every field of PhaseParams (the ints too),
+        # not only the PhaseRule fields its keys (PHASE_KEYS) name
+        phases = replace(d.phases, **rules)  # type: ignore[arg-type]
         return replace(d, phases=phases,
                        entry=replace(d.entry, reentry_cooldown_minutes=int(settings.reentry_cooldown_minutes)),
                        plan=replace(d.plan, max_risk_percent=float(settings.max_risk_percent),
@@ -376,11 +378,13 @@ def _hints(cls: type) -> dict[str, Any]:
 def _replace_at(obj: Any, path: list[str], value: Any, key: str) -> Any:
     """`obj` with the leaf at `path` (the rest of dotted `key`) set to `value`."""
     name = path[0]
-    hints = _hints(type(obj))
+    # (annotated: mypy takes the type[Any] of type(obj) for unhashable, so lru_cache refuses it)
+    cls: type = type(obj)
+    hints = _hints(cls)
     if name not in hints:
         where = key[:len(key) - len(".".join(path))].rstrip(".") or "StrategyParams"
         raise ParamsError(f"{key}: unknown parameter; {where} has {', '.join(hints)}")
-    typ = hints[name]
+    typ: type = hints[name]
     if len(path) > 1:
         if not is_dataclass(typ):
             raise ParamsError(f"{key}: unknown parameter; {name} is a number, it has no fields")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from rl.analysis.levels import candidates as lv
 FEATURES: tuple[str, ...] = ("volume_density", "touch_bounce_count", "bounce_magnitude",
                              "failed_breakout_count", "duration_days", "multi_tf_confirm")
 MAX_LEVELS = 30              # levels listed in an analysis (best first)
+V = TypeVar("V")             # a feature value: a float, or its key in the import-time check
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,13 @@ class _ScanResult:
 _RAW_KEYS = ("volume_ratio", "bounces", "mean_bounce_atr", "failed_breakouts", "duration_days")
 
 
-def _feature_dict(a: float, b: float, c: float, d: float, e: float, f: float) -> dict[str, float]:
+def _feature_dict(a: V, b: V, c: V, d: V, e: V, f: V) -> dict[str, V]:
     """dict(zip(FEATURES, row)) as a literal: views build a few dozen of these per scan."""
     return {"volume_density": a, "touch_bounce_count": b, "bounce_magnitude": c,
             "failed_breakout_count": d, "duration_days": e, "multi_tf_confirm": f}
 
 
-def _raw_dict(a: float, b: float, c: float, d: float, e: float) -> dict[str, float]:
+def _raw_dict(a: V, b: V, c: V, d: V, e: V) -> dict[str, V]:
     return {"volume_ratio": a, "bounces": b, "mean_bounce_atr": c, "failed_breakouts": d, "duration_days": e}
 
 
@@ -105,11 +107,12 @@ class LevelBook:
         self._prices = [res.price[r] for r in by_price]
         self._rows = by_price
         self._variants_r: dict[tuple[int, int], ScoredLevel] = {}
-        self._cache_key = None
-        self._cache = ()
+        # the last view: its (lo, hi) bisection of the prices and (listed, support, resistance)
+        self._cache_key: tuple[int, int] | None = None
+        self._cache: tuple[list[ScoredLevel], ScoredLevel | None, ScoredLevel | None] = ([], None, None)
 
     @property
-    def ranked(self) -> list[ScoredLevel]:  # type: ignore[override]
+    def ranked(self) -> list[ScoredLevel]:
         if self._ranked is None:
             ref = self._res.ref_price
             self._ranked = [self._row(r, 0 if p <= ref else 1) for r, p in enumerate(self._res.price)]

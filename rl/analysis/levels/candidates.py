@@ -335,10 +335,10 @@ def _cluster_means(sp: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.
             means[k] = sum(spl[a:a + n]) / n
         return means
     by_size = np.argsort(-m, kind="stable")     # longest first: the clusters still summing are a prefix
-    k, first, m = multi[by_size], starts[multi][by_size], m[by_size]
+    ks, first, m = multi[by_size], starts[multi][by_size], m[by_size]
     acc = sp[first]
     longer = np.searchsorted(-m, -np.arange(1, m[0]), side="left")   # [j - 1]: clusters with > j members
     for j, c in enumerate(longer.tolist(), 1):
         acc[:c] += sp[first[:c] + j]
-    means[k] = acc / m
+    means[ks] = acc / m
     return means
