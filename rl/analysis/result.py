@@ -6,9 +6,9 @@ and reads them only at an entry; whoever reads them gets exactly what an eager b
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from rl.analysis import signals as sig
 from rl.analysis.levels.book import LevelBook, PickedLevel, ScoredLevel

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
-from typing import Iterator, TypeGuard
+from collections.abc import Iterator
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -135,7 +136,7 @@ class _Archive:
             t[keep].tolist(), zip(*(agg[c][keep].tolist() for c in ("open", "high", "low", "close", "volume"))))]
 
 
-def _prepared(finder: BestLevelFinder, series: "_Series15m", todo: list) -> list[ScanItem]:
+def _prepared(finder: BestLevelFinder, series: _Series15m, todo: list) -> list[ScanItem]:
     """(scan key, prepared scan) for a chunk of closes (scan key, inputs, 15m window): the
     15m window caches, cut from the series, go with the inputs."""
     wins = [w for _, _, w in todo if w is not None]

@@ -15,8 +15,8 @@ liquidation formula are explained in docs/execution.md.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Sequence
 
 from rl.execution.port import AccountSnapshot, Fill, PositionSnapshot
 from rl.paper.records import PaperOrder, PaperPosition, PaperStop

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Callable, cast
+from collections.abc import Callable
+from typing import cast
 
 from rl.paper.account import PaperAccount
 from rl.paper.records import PaperOrder, PaperStop

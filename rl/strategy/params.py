@@ -18,9 +18,10 @@ read directly).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Mapping, get_type_hints
+from functools import cache
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 if TYPE_CHECKING:
     from config import Settings
@@ -321,7 +322,7 @@ class StrategyParams:
     learning: LearningParams = LearningParams()  # weight learning
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "StrategyParams":
+    def from_settings(cls, settings: Settings) -> StrategyParams:
         """Defaults, with the numbers `Settings` holds (MAX_RISK_PERCENT, MAX_NOTIONAL_PERCENT,
         MIN_REWARD_R, PHASE_RISK_SCALE, MIN_TRADES_FOR_ADJUST, REENTRY_COOLDOWN_MINUTES) taken
         from it; validated."""
@@ -340,7 +341,7 @@ class StrategyParams:
                                     min_reward_r=float(settings.min_reward_r)),
                        learning=replace(d.learning, min_trades=int(settings.min_trades_for_adjust))).validate()
 
-    def validate(self) -> "StrategyParams":
+    def validate(self) -> StrategyParams:
         """Raise ParamsError (a ValueError) naming the first bad field and its rule; returns self."""
         for f in fields(self):
             getattr(self, f.name).validate(f.name)
@@ -360,7 +361,7 @@ class StrategyParams:
         walk(self, "")
         return out
 
-    def replace_flat(self, overrides: Mapping[str, int | float]) -> "StrategyParams":
+    def replace_flat(self, overrides: Mapping[str, int | float]) -> StrategyParams:
         """A validated copy with the leaves named by dotted keys replaced. An int given for a
         float field becomes a float, an integral float for an int field an int; an unknown
         key or a value of the wrong kind raises ParamsError naming the key."""
@@ -370,7 +371,7 @@ class StrategyParams:
         return out.validate()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hints(cls: type) -> dict[str, Any]:
     return get_type_hints(cls)
 

@@ -227,8 +227,9 @@ def _touch_cells(bounds: list[tuple[np.ndarray, np.ndarray, np.ndarray]], ns: li
 
 
 def _cell_stats(prices: np.ndarray, row: np.ndarray, cell: np.ndarray, flat: np.ndarray,
-                arrays: tuple[np.ndarray, ...], edges: Callable[..., tuple[np.ndarray, ...]], tol: float | np.ndarray, atr: float | np.ndarray,
-                expect: float | np.ndarray, zero_rng: bool, timeframe: str, events: bool) -> TouchStats:
+                arrays: tuple[np.ndarray, ...], edges: Callable[..., tuple[np.ndarray, ...]],
+                tol: float | np.ndarray, atr: float | np.ndarray, expect: float | np.ndarray,
+                zero_rng: bool, timeframe: str, events: bool) -> TouchStats:
     """The statistics from the touching cells (`_touch_cells`): `cell` indexes each cell's
     candle in `arrays` (t, h, l, v, high - low); edges(first candle, candle after, level row)
     of the episodes gives (close before the first, close of the one after, forward max and

@@ -90,7 +90,7 @@ class WindowCache:
         return self.table[:, [memo[p] for p in plist]]
 
     @staticmethod
-    def fresh(windows: list[tuple["WindowCache", np.ndarray, list[bool]]]) -> np.ndarray:
+    def fresh(windows: list[tuple[WindowCache, np.ndarray, list[bool]]]) -> np.ndarray:
         """`stats(prices, plist, full)` for several windows of one timeframe, each read by one
         scan only (a backtest's 15m windows), end to end in one (7, all levels) matrix: in
         one `ts.touch_stats_many` call (or `ts.touch_stats_windows` for windows of one
@@ -107,8 +107,8 @@ class WindowCache:
             ev = any(any(windows[k][2]) for k in ks)
             if key:                   # windows of one series: each has its `window` (series, a, end, span)
                 wins = [(cast(SeriesWindow, windows[k][0].window), windows[k][0].atr, windows[k][1]) for k in ks]
-                s = ts.touch_stats_windows(wins[0][0][0], [(a, end, atr, span, p) for (_, a, end, span), atr, p in wins],
-                                           tf, events=ev)
+                jobs = [(a, end, atr, span, p) for (_, a, end, span), atr, p in wins]
+                s = ts.touch_stats_windows(wins[0][0][0], jobs, tf, events=ev)
             else:
                 s = ts.touch_stats_many([(windows[k][0].prep, windows[k][1]) for k in ks], tf, events=ev)
             mats.append(_as_matrix(s))
