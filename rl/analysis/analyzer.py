@@ -13,23 +13,26 @@ access. The result equals a fresh `analyze()` on the same candles (to float roun
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from rl.analysis import indicators as ind
 from rl.analysis import signals as sig
-from rl.analysis.result import TIMEFRAMES, Analysis, LazyIndicators, assemble
 from rl.analysis.levels.book import LevelBook, LevelScan
-from rl.analysis.levels.finder import BestLevelFinder
 from rl.analysis.levels.candidates import Bars
+from rl.analysis.levels.finder import BestLevelFinder
+from rl.analysis.result import TIMEFRAMES, Analysis, LazyIndicators, assemble
 from rl.strategy.params import LevelParams, ScoreParams
 
 INDICATOR_KEYS = ("rsi", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower",
                   "atr", "ema_fast", "ema_slow", "k", "d", "j", "vwap")
 EMA_FAST, EMA_SLOW = 20, 50
 MAX_BARS = 500
+# the default params (frozen, so one instance serves every call)
+_DEFAULT_SCORE, _DEFAULT_LEVELS = ScoreParams(), LevelParams()
 
 
 # ------------------------------------------------------------------------------ snapshots
@@ -128,8 +131,8 @@ def _frames_to_bars(frames: dict[str, pd.DataFrame]) -> dict[str, Bars]:
 
 
 def analyze(symbol: str, frames: dict[str, pd.DataFrame], price: float, time_ms: int,
-            weights: dict[str, float] | None = None, *, score_params: ScoreParams = ScoreParams(),
-            level_params: LevelParams = LevelParams()) -> Analysis:
+            weights: dict[str, float] | None = None, *, score_params: ScoreParams = _DEFAULT_SCORE,
+            level_params: LevelParams = _DEFAULT_LEVELS) -> Analysis:
     """Full analysis from scratch. `frames`: per timeframe, CLOSED candles only (UTC
     open_time index; float open/high/low/close/volume); the last MAX_BARS are used. Missing
     or short timeframes degrade the affected components (see `notes`); nothing raises for
@@ -270,7 +273,7 @@ class IncrementalAnalyzer:
     """
 
     def __init__(self, symbol: str, weights: dict[str, float] | None = None, max_bars: int = MAX_BARS, *,
-                 score_params: ScoreParams = ScoreParams(), level_params: LevelParams = LevelParams()) -> None:
+                 score_params: ScoreParams = _DEFAULT_SCORE, level_params: LevelParams = _DEFAULT_LEVELS) -> None:
         if not isinstance(max_bars, int) or max_bars < 60:
             raise ValueError(f"max_bars: must be an integer >= 60, got {max_bars!r}")
         if not isinstance(symbol, str) or not symbol:
@@ -288,7 +291,7 @@ class IncrementalAnalyzer:
         # history the indicator states depend on
         self._key_parts: dict[str, tuple] = {}
         self._dirty_levels = True
-        self._book: LevelBook | None = None
+        self._book: LevelBook                    # ranked by the first score (levels start dirty)
         self._static: tuple[dict, dict] = ({}, {})
         self._static_notes: list[str] = []
         self._pub: dict[str, dict] = {}             # _public(snap) per timeframe, for the Analysis
@@ -380,8 +383,10 @@ class IncrementalAnalyzer:
     def _indicators(self) -> LazyIndicators:
         lazy = {}
         if "1m" in self.rings:
-            ring = self.rings["1m"]
-            lazy["1m"] = lambda v=ring.view(), r=ring: _public(snapshot(r.bars_of(v)))
+            # the 1m ring is a list ring (push_candle) or a source window (follow_1m), never a _Ring
+            ring = cast("_ListRing | _SourceRing", self.rings["1m"])
+            view = ring.view()                       # the candles held now, read when asked
+            lazy["1m"] = lambda v=view, r=ring: _public(snapshot(r.bars_of(v)))
         ready = dict(self._pub)
         for tf in TIMEFRAMES:
             if tf not in ready and tf not in lazy:

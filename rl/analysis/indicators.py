@@ -297,6 +297,7 @@ class _Seeded:
     """One SMA-seeded recursion stepped a value at a time (same maths as _seeded_recursion)."""
 
     __slots__ = ("period", "alpha", "buf", "value")
+    buf: list[float]             # the values before the seed (the first `period` of them)
 
     def __init__(self, period: int, alpha: float) -> None:
         self.period, self.alpha, self.buf, self.value = period, alpha, [], NAN
@@ -339,7 +340,8 @@ class IndicatorState:
         self.vols: deque = deque(maxlen=vol_period + 1)
         self.hist: deque = deque(maxlen=3)
         self.prev_close = NAN
-        self.day, self.spv, self.sv = None, 0.0, 0.0
+        self.day: int | None = None  # the VWAP's UTC day (t_ms // DAY_MS), None before the first candle
+        self.spv, self.sv = 0.0, 0.0
         self.last: dict[str, float] = {}
         self.count = 0
 

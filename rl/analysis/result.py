@@ -6,9 +6,9 @@ and reads them only at an entry; whoever reads them gets exactly what an eager b
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
 
 from rl.analysis import signals as sig
 from rl.analysis.levels.book import LevelBook, PickedLevel, ScoredLevel
@@ -17,12 +17,16 @@ from rl.strategy.params import ScoreParams
 
 TIMEFRAMES = ("1m", "15m", "8h", "1w")
 
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+Breakdown = dict[str, dict]      # component name -> {"points", "max", "reason"}
+
 
 class LazyIndicators(Mapping):
     """timeframe -> indicator dict; entries given as thunks are computed on first access
     (the 1m values are only needed by the charts, never by the backtest's decisions)."""
 
-    def __init__(self, ready: dict[str, dict], lazy: dict[str, Callable[[], dict]] | None = None) -> None:
+    def __init__(self, ready: dict[str, dict], lazy: Mapping[str, Callable[[], dict]] | None = None) -> None:
         self._ready = dict(ready)
         self._lazy = dict(lazy or {})
         self._order = [tf for tf in TIMEFRAMES if tf in self._ready or tf in self._lazy]
@@ -42,6 +46,12 @@ class LazyIndicators(Mapping):
 
     def __repr__(self) -> str:
         return f"LazyIndicators({dict(self)!r})"
+
+
+class _Builds(Protocol[T_co]):
+    """What a `_LazyField` holds until first read: something that builds the value."""
+
+    def build(self) -> T_co: ...
 
 
 class _Lazy:
@@ -78,9 +88,11 @@ class _Breakdowns:
                  static: tuple[dict, dict], score: ScoreParams) -> None:
         # the 15m snapshot of now (the analyzer's snaps dict gets the next candle's later)
         s15 = {"15m": snaps["15m"]} if "15m" in snaps else {}
+        self.args: tuple[dict, LevelBook, Any, Any, float, tuple[dict, dict], ScoreParams]
+        self.made: tuple[Breakdown, Breakdown] | None
         self.args, self.made = (s15, book, bs, br, price, static, score), None
 
-    def side(self, i: int) -> dict[str, dict]:
+    def side(self, i: int) -> Breakdown:
         if self.made is None:
             snaps, book, bs, br, price, static, score = self.args
             bs, br = (x.build() if isinstance(x, PickedLevel) else x for x in (bs, br))
@@ -98,18 +110,18 @@ class _BreakdownSide(_Lazy):
     def __init__(self, both: _Breakdowns, i: int) -> None:
         self.both, self.i = both, i
 
-    def build(self) -> dict[str, dict]:
+    def build(self) -> Breakdown:
         return self.both.side(self.i)
 
 
-class _LazyField:
+class _LazyField(Generic[T]):
     """Data descriptor for an `Analysis` field built on first read: stores the value or a
     `_Lazy` and always reads as the value (equality, repr, asdict and to_dict all see it)."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.key = "_" + name
 
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+    def __get__(self, obj: Any, owner: type | None = None) -> T:
         if obj is None:
             raise AttributeError(self.key[1:])   # no class-level default for the dataclass
         v = obj.__dict__[self.key]
@@ -118,7 +130,7 @@ class _LazyField:
             obj.__dict__[self.key] = v
         return v
 
-    def __set__(self, obj: Any, value: Any) -> None:
+    def __set__(self, obj: Any, value: T | _Builds[T]) -> None:
         obj.__dict__[self.key] = value
 
 
@@ -129,13 +141,16 @@ class Analysis:
     time_ms: int
     long_score: float
     short_score: float
-    long_breakdown: dict[str, dict] = _LazyField()    # type: ignore[assignment]  # built on first read
-    short_breakdown: dict[str, dict] = _LazyField()   # type: ignore[assignment]
-    levels: list[ScoredLevel] = _LazyField()          # type: ignore[assignment]
-    best_support: ScoredLevel | None = _LazyField()       # type: ignore[assignment]  # built on first read
-    best_resistance: ScoredLevel | None = _LazyField()    # type: ignore[assignment]
-    indicators: Mapping[str, dict[str, float]]
-    atr_15m: float
+    # built on first read; read as the type in brackets, given as it or as what builds it
+    long_breakdown: _LazyField[Breakdown] = _LazyField()
+    short_breakdown: _LazyField[Breakdown] = _LazyField()
+    levels: _LazyField[list[ScoredLevel]] = _LazyField()
+    best_support: _LazyField[ScoredLevel | None] = _LazyField()
+    best_resistance: _LazyField[ScoredLevel | None] = _LazyField()
+    # (no default really: a _LazyField read on the class raises AttributeError, which is how
+    # the dataclass finds the fields above default-less; mypy counts `= _LazyField()` as one)
+    indicators: Mapping[str, dict[str, float]]   # type: ignore[misc]
+    atr_15m: float                               # type: ignore[misc]
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:

@@ -3,21 +3,24 @@
 trend 25 (1w + 8h direction), level 25 (best level score x proximity), RSI 15, MACD 20,
 Bollinger 15, volume 5: `ScoreParams`' defaults (every rule scores by the params it is
 given). Oscillators are read on closed 15m candles (the trading timeframe); only the level
-and Bollinger components compare the *current* price with a level or band. Every rule is written for a direction d (+1 long, -1 short) on signed
-quantities, which is what makes the mirror property hold: flip the chart and the long and
-short scores swap. Missing data scores 0 for that component and says so; nothing raises.
+and Bollinger components compare the *current* price with a level or band. Every rule is
+written for a direction d (+1 long, -1 short) on signed quantities, which is what makes the
+mirror property hold: flip the chart and the long and short scores swap. Missing data
+scores 0 for that component and says so; nothing raises.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from rl.strategy.params import ScoreParams
 
 COMPONENTS = ("trend", "level", "rsi", "macd", "bollinger", "volume")   # a breakdown's order
 TREND_TFS = ("8h", "1w")     # the timeframes a trend direction is read on
+_DEFAULT = ScoreParams()     # the rules' default params (frozen, so one instance serves all)
 
 
-def _ok(x: Any) -> bool:
+def _ok(x: Any) -> TypeGuard[float]:
+    """A number, not None nor NaN (a snapshot's value where its indicator is defined)."""
     return x is not None and x == x
 
 
@@ -46,7 +49,7 @@ def trend_direction(snap: dict | None, tf: str, notes: list[str]) -> float | Non
     return None
 
 
-def trend_component(snaps: dict[str, dict], notes: list[str], params: ScoreParams = ScoreParams()):
+def trend_component(snaps: dict[str, dict], notes: list[str], params: ScoreParams = _DEFAULT):
     weights = {"8h": params.trend_weight_8h, "1w": params.trend_weight_1w}
     dirs = {tf: trend_direction(snaps.get(tf), tf, notes) for tf in TREND_TFS}
     have = {tf: d for tf, d in dirs.items() if d is not None}
@@ -76,7 +79,7 @@ def _level_side(book, x, price: float, m: float) -> tuple[float, float]:
 
 
 def level_component(book, best_support, best_resistance, price: float, notes: list[str],
-                    params: ScoreParams = ScoreParams()):
+                    params: ScoreParams = _DEFAULT):
     m = params.points.level
 
     def side(x, word: str) -> tuple[float, str]:
@@ -84,7 +87,8 @@ def level_component(book, best_support, best_resistance, price: float, notes: li
             return 0.0, f"no {word} on this side of price"
         pts, prox = _level_side(book, x, price, m)
         dist = abs(price - x.price) / book.atr if book.atr == book.atr and book.atr > 0 else float("nan")
-        return (pts, f"{word} {x.price:.6g} (score {x.score:.0f}, {x.timeframe}) {dist:.2f} ATR away, proximity {prox:.2f}")
+        return (pts, f"{word} {x.price:.6g} (score {x.score:.0f}, {x.timeframe}) {dist:.2f} ATR away, "
+                     f"proximity {prox:.2f}")
     if not _has_levels(book, notes):
         return _pair(0.0, 0.0, m, "no levels found")
     lp, lr = side(best_support, "support")
@@ -92,7 +96,7 @@ def level_component(book, best_support, best_resistance, price: float, notes: li
     return _pair(lp, sp, m, lr, sr)
 
 
-def rsi_component(s: dict | None, notes: list[str], params: ScoreParams = ScoreParams()):
+def rsi_component(s: dict | None, notes: list[str], params: ScoreParams = _DEFAULT):
     r = s.get("rsi") if s else None
     m = params.points.rsi
     if not _ok(r):
@@ -104,7 +108,7 @@ def rsi_component(s: dict | None, notes: list[str], params: ScoreParams = ScoreP
 
 
 def macd_points(h0: float, h1: float, h2: float, d: int,
-                params: ScoreParams = ScoreParams()) -> tuple[float, str]:
+                params: ScoreParams = _DEFAULT) -> tuple[float, str]:
     """Tiers for direction d on the 15m histogram (h0 latest closed, h1, h2 before)."""
     a0, a1, a2 = d * h0, (d * h1 if _ok(h1) else float("nan")), (d * h2 if _ok(h2) else float("nan"))
     if (a1 <= 0 < a0) or (a2 <= 0 < a1 and a0 > 0):
@@ -118,10 +122,9 @@ def macd_points(h0: float, h1: float, h2: float, d: int,
     return 0.0, "histogram against us"
 
 
-def macd_component(s: dict | None, notes: list[str], params: ScoreParams = ScoreParams()):
-    h0 = s.get("macd_hist") if s else None
+def macd_component(s: dict | None, notes: list[str], params: ScoreParams = _DEFAULT):
     m = params.points.macd
-    if not _ok(h0):
+    if not s or not _ok(h0 := s.get("macd_hist")):
         notes.append("15m: MACD needs 34 closed candles; MACD scores 0")
         return _pair(0.0, 0.0, m, "MACD undefined (short history)")
     h1, h2 = s.get("hist_prev1", float("nan")), s.get("hist_prev2", float("nan"))
@@ -151,26 +154,27 @@ def _bollinger_points(pb: float, m: float) -> tuple[float, float]:
 
 
 def bollinger_component(s: dict | None, price: float, notes: list[str],
-                        params: ScoreParams = ScoreParams()):
+                        params: ScoreParams = _DEFAULT):
     pb = _noted_percent_b(s, price, notes)
     m = params.points.bollinger
     if pb is None:
         return _pair(0.0, 0.0, m, "bands undefined")
+    assert s is not None                     # pb is None without the snapshot
     up, lo = s["bb_upper"], s["bb_lower"]
     return _pair(*_bollinger_points(pb, m), m,
                  f"%B = {pb:.2f} (price {price:.6g}, bands {lo:.6g}..{up:.6g})")
 
 
-def volume_component(s: dict | None, notes: list[str], params: ScoreParams = ScoreParams()):
-    avg = s.get("vol_avg") if s else None
+def volume_component(s: dict | None, notes: list[str], params: ScoreParams = _DEFAULT):
     m = params.points.volume
-    if not _ok(avg) or avg <= 0:
+    if not s or not _ok(avg := s.get("vol_avg")) or avg <= 0:
         notes.append("15m: volume needs 21 closed candles; volume scores 0")
         return _pair(0.0, 0.0, m, "volume average undefined")
     r = s["volume"] / avg
     pts = m * _clip01((r - 1.0) / params.volume_full)
     body = s["close"] - s["open"]
-    why = f"last 15m volume {r:.2f}x its 20-candle average, candle {'up' if body > 0 else 'down' if body < 0 else 'flat'}"
+    candle = "up" if body > 0 else "down" if body < 0 else "flat"
+    why = f"last 15m volume {r:.2f}x its 20-candle average, candle {candle}"
     return _pair(pts if body > 0 else 0.0, pts if body < 0 else 0.0, m, why)
 
 

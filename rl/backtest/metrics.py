@@ -13,8 +13,8 @@ Conventions (written down because every tool differs a little):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -116,7 +116,8 @@ def exposure(trades: Iterable[TradeOutcome], start_ms: int, end_ms: int) -> floa
     if span <= 0:
         return 0.0
     intervals = sorted((max(t.opened_ms, start_ms), min(t.closed_ms, end_ms)) for t in trades)
-    covered, cur_s, cur_e = 0, None, None
+    covered = cur_s = 0
+    cur_e: int | None = None                 # the interval being merged: [cur_s, cur_e]
     for s, e in intervals:
         if e <= s:
             continue

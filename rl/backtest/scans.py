@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
-from typing import Iterator
+from collections.abc import Iterator
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -135,7 +136,7 @@ class _Archive:
             t[keep].tolist(), zip(*(agg[c][keep].tolist() for c in ("open", "high", "low", "close", "volume"))))]
 
 
-def _prepared(finder: BestLevelFinder, series: "_Series15m", todo: list) -> list[ScanItem]:
+def _prepared(finder: BestLevelFinder, series: _Series15m, todo: list) -> list[ScanItem]:
     """(scan key, prepared scan) for a chunk of closes (scan key, inputs, 15m window): the
     15m window caches, cut from the series, go with the inputs."""
     wins = [w for _, _, w in todo if w is not None]
@@ -170,13 +171,12 @@ class _Series15m:
         """The 15m window cache of each (bars, atr, end), bars = series[end - len(bars):end],
         built from the series, with the windows' volume nodes found together; None for a
         window that is not that slice or has no usable ATR (the finder builds its own)."""
-        fits = [self._fits(*w) for w in windows]
-        ext = iter(self._extremes([(end - len(b), end) for (b, _, end), f in zip(windows, fits) if f]))
-        ext = [next(ext) if f else None for f in fits]
-        nodes = iter(lv.volume_nodes_many([(b.h, b.l, b.v, atr, e)
-                                           for (b, atr, _), f, e in zip(windows, fits, ext) if f]))
-        return [self._cache(b, atr, end, next(nodes), e) if f else None
-                for (b, atr, end), f, e in zip(windows, fits, ext)]
+        fits = [(b, atr, end) if self._fits(b, atr, end) else None for b, atr, end in windows]
+        fitting = [w for w in fits if w is not None]
+        ext = self._extremes([(end - len(b), end) for b, _, end in fitting])
+        nodes = lv.volume_nodes_many([(b.h, b.l, b.v, atr, e) for (b, atr, _), e in zip(fitting, ext)])
+        made = iter([self._cache(b, atr, end, n, e) for (b, atr, end), n, e in zip(fitting, nodes, ext)])
+        return [None if w is None else next(made) for w in fits]
 
     def _extremes(self, spans: list[tuple[int, int]]) -> list[tuple[float, float]]:
         """(lowest low, highest high) of series[a:end] for each (a, end), end - a >= 2, in a
@@ -189,7 +189,7 @@ class _Series15m:
         highs = np.maximum(np.maximum.reduceat(self.prep.h, idx)[::2], self.prep.h[last])
         return list(zip(lows.tolist(), highs.tolist()))
 
-    def _fits(self, bars: lv.Bars | None, atr: float, end: int) -> bool:
+    def _fits(self, bars: lv.Bars | None, atr: float, end: int) -> TypeGuard[lv.Bars]:
         """Whether `bars` is series[end - len(bars):end] (long enough for the cut forward
         extremes) with a usable ATR."""
         if bars is None or not (atr == atr and atr > 0):

@@ -43,7 +43,8 @@ class DecisionLog:
             # of its own. A backtest month writes ~2,000 lines this way.
             alone = nxt is not None and nxt <= self._limit
             with nullcontext(db.conn) if alone else db.transaction() as conn:
-                new_id = int(conn.execute(_LOG_INSERT, row).lastrowid)
+                new_id = conn.execute(_LOG_INSERT, row).lastrowid
+                assert new_id is not None   # an INSERT sets it (a cursor has None before one)
                 if new_id > self._limit:    # (when alone: another writer took ids meanwhile)
                     conn.execute("DELETE FROM decision_log WHERE id<=?", (new_id - self._limit,))
             self._next = new_id + 1

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from rl.knowledge.codec import Encoded, dumps, dumps_top
 from rl.knowledge.database import KnowledgeDb
@@ -137,11 +138,13 @@ class KnowledgeStore:
                     (symbol, side, entry_client_order_id, int(opened_ms), ep, qty, qty, sp, tp, sp,
                      int(leverage), risk, fee, phase, long_score, short_score, note,
                      dumps(dict(position or {}))))
-                tid = int(cur.lastrowid)
+                assert cur.lastrowid is not None   # an INSERT sets it (a cursor has None before one)
+                tid = cur.lastrowid
                 conn.executemany("INSERT INTO trade_features(trade_id, feature, value) VALUES(?,?,?)",
                                  [(tid, k, v) for k, v in feats.items()])
                 if type(perception) is Encoded:
-                    perception, perception_json = perception.value, perception.json
+                    perception_json = perception.json
+                    perception = perception.value
                 else:
                     perception = dict(perception)
                     perception_json = dumps(perception)

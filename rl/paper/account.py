@@ -15,8 +15,8 @@ liquidation formula are explained in docs/execution.md.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Sequence
 
 from rl.execution.port import AccountSnapshot, Fill, PositionSnapshot
 from rl.paper.records import PaperOrder, PaperPosition, PaperStop
@@ -190,7 +190,8 @@ class PaperAccount:
 
     def snapshot(self) -> AccountSnapshot:
         # one plain loop, summing in the same order (from int 0) as sum() would
-        upnl = used = 0
+        upnl: float = 0
+        used: float = 0
         prices = self._prices
         for s, p in self._positions.items():
             upnl += p.amount * (prices.get(s, p.mark_price) - p.entry_price)
@@ -203,7 +204,7 @@ class PaperAccount:
     def margin_balance(self) -> float:
         """snapshot().margin_balance without building the snapshot: the same loop, so the same
         float to the last bit."""
-        upnl = 0
+        upnl: float = 0
         prices = self._prices
         for s, p in self._positions.items():
             upnl += p.amount * (prices.get(s, p.mark_price) - p.entry_price)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 from rl.paper.account import PaperAccount
 from rl.paper.records import PaperOrder, PaperStop
@@ -139,7 +140,7 @@ class Matcher:
         # best = ((dist, rank), kind, obj, price); a candidate replaces it only if strictly
         # nearer, or equally near with a lower rank, so the first one considered wins a full tie
         account = self._account
-        best = None
+        best: Event | None = None
         bd = br = 0.0
         for s in account.open_stops(symbol):
             trig = s.trigger_price
@@ -195,10 +196,11 @@ class Matcher:
                 (dist, _), kind, obj, price = ev
                 if dist > 0:
                     cur = price
+                # `kind` names what obj is (see Event); mypy cannot tie one tuple item to another
                 if kind == "stop":
-                    account.trigger_stop(obj, price, time_ms)
+                    account.trigger_stop(cast(PaperStop, obj), price, time_ms)
                 elif kind == "limit":
-                    account.fill_resting(obj, price, time_ms)
+                    account.fill_resting(cast(PaperOrder, obj), price, time_ms)
                 else:
-                    account.liquidate(symbol, obj, time_ms)
+                    account.liquidate(symbol, cast(float, obj), time_ms)
             cur = target

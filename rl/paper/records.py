@@ -7,23 +7,42 @@ rl/paper/store.py writes them with `asdict`, so their field names are the SQLite
 """
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields, make_dataclass
+from dataclasses import dataclass, fields
 
 from rl.execution.port import OrderResult, StopOrderInfo, flat_dict
 
 
-def _order_result(self) -> OrderResult:
-    """The immutable ExchangePort view of this order (every field but `reserved`)."""
-    return OrderResult(**{f.name: getattr(self, f.name) for f in fields(OrderResult)})
+@dataclass
+class PaperOrder:
+    """The mutable twin of OrderResult: its fields, by the same names and in the same order
+    (so `result()` and the SQLite columns follow OrderResult's definition; checked below),
+    plus the initial margin held for the resting part."""
+
+    symbol: str
+    order_id: str
+    client_order_id: str
+    side: str
+    type: str
+    status: str
+    price: float
+    orig_qty: float
+    executed_qty: float
+    avg_price: float
+    reduce_only: bool
+    time_in_force: str | None
+    update_time_ms: int
+    commission: float = 0.0
+    reserved: float = 0.0
+
+    def result(self) -> OrderResult:
+        """The immutable ExchangePort view of this order (every field but `reserved`)."""
+        return OrderResult(**{f.name: getattr(self, f.name) for f in fields(OrderResult)})
 
 
-# The mutable twin of OrderResult: its fields, by the same names (so `result()` and the SQLite
-# columns follow OrderResult's definition), plus the initial margin held for the resting part.
-PaperOrder = make_dataclass(
-    "PaperOrder",
-    [(f.name, f.type, field(default=f.default)) if f.default is not MISSING else (f.name, f.type)
-     for f in fields(OrderResult)] + [("reserved", float, field(default=0.0))],
-    namespace={"result": _order_result, "__module__": __name__})
+# the twin must stay one: OrderResult's fields (names, types, defaults), then `reserved`
+if [(f.name, f.type, f.default) for f in fields(PaperOrder)] != \
+        [(f.name, f.type, f.default) for f in fields(OrderResult)] + [("reserved", "float", 0.0)]:
+    raise TypeError("PaperOrder's fields no longer follow OrderResult's (rl/execution/port.py)")
 
 
 @dataclass

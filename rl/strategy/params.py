@@ -18,9 +18,10 @@ read directly).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Mapping, get_type_hints
+from functools import cache
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 if TYPE_CHECKING:
     from config import Settings
@@ -321,7 +322,7 @@ class StrategyParams:
     learning: LearningParams = LearningParams()  # weight learning
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "StrategyParams":
+    def from_settings(cls, settings: Settings) -> StrategyParams:
         """Defaults, with the numbers `Settings` holds (MAX_RISK_PERCENT, MAX_NOTIONAL_PERCENT,
         MIN_REWARD_R, PHASE_RISK_SCALE, MIN_TRADES_FOR_ADJUST, REENTRY_COOLDOWN_MINUTES) taken
         from it; validated."""
@@ -329,8 +330,10 @@ class StrategyParams:
         _need(len(settings.phase_risk_scale) == len(PHASE_KEYS), "phase_risk_scale",
               settings.phase_risk_scale, f"one number per phase ({', '.join(PHASE_KEYS)})")
         scales = dict(zip(PHASE_KEYS, settings.phase_risk_scale))
-        phases = replace(d.phases, **{k: replace(d.phases.rule(k), risk_scale=float(scales[k]))
-                                      for k in PHASE_KEYS})
+        rules = {k: replace(d.phases.rule(k), risk_scale=float(scales[k])) for k in PHASE_KEYS}
+        # mypy matches a ** dict's values against every field of PhaseParams (the ints too),
+        # not only the PhaseRule fields its keys (PHASE_KEYS) name
+        phases = replace(d.phases, **rules)  # type: ignore[arg-type]
         return replace(d, phases=phases,
                        entry=replace(d.entry, reentry_cooldown_minutes=int(settings.reentry_cooldown_minutes)),
                        plan=replace(d.plan, max_risk_percent=float(settings.max_risk_percent),
@@ -338,7 +341,7 @@ class StrategyParams:
                                     min_reward_r=float(settings.min_reward_r)),
                        learning=replace(d.learning, min_trades=int(settings.min_trades_for_adjust))).validate()
 
-    def validate(self) -> "StrategyParams":
+    def validate(self) -> StrategyParams:
         """Raise ParamsError (a ValueError) naming the first bad field and its rule; returns self."""
         for f in fields(self):
             getattr(self, f.name).validate(f.name)
@@ -358,7 +361,7 @@ class StrategyParams:
         walk(self, "")
         return out
 
-    def replace_flat(self, overrides: Mapping[str, int | float]) -> "StrategyParams":
+    def replace_flat(self, overrides: Mapping[str, int | float]) -> StrategyParams:
         """A validated copy with the leaves named by dotted keys replaced. An int given for a
         float field becomes a float, an integral float for an int field an int; an unknown
         key or a value of the wrong kind raises ParamsError naming the key."""
@@ -368,7 +371,7 @@ class StrategyParams:
         return out.validate()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hints(cls: type) -> dict[str, Any]:
     return get_type_hints(cls)
 
@@ -376,11 +379,13 @@ def _hints(cls: type) -> dict[str, Any]:
 def _replace_at(obj: Any, path: list[str], value: Any, key: str) -> Any:
     """`obj` with the leaf at `path` (the rest of dotted `key`) set to `value`."""
     name = path[0]
-    hints = _hints(type(obj))
+    # (annotated: mypy takes the type[Any] of type(obj) for unhashable, so lru_cache refuses it)
+    cls: type = type(obj)
+    hints = _hints(cls)
     if name not in hints:
         where = key[:len(key) - len(".".join(path))].rstrip(".") or "StrategyParams"
         raise ParamsError(f"{key}: unknown parameter; {where} has {', '.join(hints)}")
-    typ = hints[name]
+    typ: type = hints[name]
     if len(path) > 1:
         if not is_dataclass(typ):
             raise ParamsError(f"{key}: unknown parameter; {name} is a number, it has no fields")

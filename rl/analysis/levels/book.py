@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from rl.analysis.levels import candidates as lv
+
 FEATURES: tuple[str, ...] = ("volume_density", "touch_bounce_count", "bounce_magnitude",
                              "failed_breakout_count", "duration_days", "multi_tf_confirm")
 MAX_LEVELS = 30              # levels listed in an analysis (best first)
+V = TypeVar("V")             # a feature value: a float, or its key in the import-time check
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class _ScanResult:
     ScoredLevel objects are built only for the rows somebody looks at (the listed best 30
     and the chosen support/resistance), not for every level of every scan."""
 
-    def __init__(self, scan: "LevelScan", order: list[int], plist: list[float], score: list[float]) -> None:
+    def __init__(self, scan: LevelScan, order: list[int], plist: list[float], score: list[float]) -> None:
         self.ref_price, self.order, self._scan = scan.ref_price, order, scan
         self.price = [plist[k] for k in order]          # ranking order (what views iterate)
         self.score = [score[k] for k in order]
@@ -72,13 +75,13 @@ class _ScanResult:
 _RAW_KEYS = ("volume_ratio", "bounces", "mean_bounce_atr", "failed_breakouts", "duration_days")
 
 
-def _feature_dict(a: float, b: float, c: float, d: float, e: float, f: float) -> dict[str, float]:
+def _feature_dict(a: V, b: V, c: V, d: V, e: V, f: V) -> dict[str, V]:
     """dict(zip(FEATURES, row)) as a literal: views build a few dozen of these per scan."""
     return {"volume_density": a, "touch_bounce_count": b, "bounce_magnitude": c,
             "failed_breakout_count": d, "duration_days": e, "multi_tf_confirm": f}
 
 
-def _raw_dict(a: float, b: float, c: float, d: float, e: float) -> dict[str, float]:
+def _raw_dict(a: V, b: V, c: V, d: V, e: V) -> dict[str, V]:
     return {"volume_ratio": a, "bounces": b, "mean_bounce_atr": c, "failed_breakouts": d, "duration_days": e}
 
 
@@ -105,11 +108,12 @@ class LevelBook:
         self._prices = [res.price[r] for r in by_price]
         self._rows = by_price
         self._variants_r: dict[tuple[int, int], ScoredLevel] = {}
-        self._cache_key = None
-        self._cache = ()
+        # the last view: its (lo, hi) bisection of the prices and (listed, support, resistance)
+        self._cache_key: tuple[int, int] | None = None
+        self._cache: tuple[list[ScoredLevel], ScoredLevel | None, ScoredLevel | None] = ([], None, None)
 
     @property
-    def ranked(self) -> list[ScoredLevel]:  # type: ignore[override]
+    def ranked(self) -> list[ScoredLevel]:
         if self._ranked is None:
             ref = self._res.ref_price
             self._ranked = [self._row(r, 0 if p <= ref else 1) for r, p in enumerate(self._res.price)]
@@ -127,7 +131,7 @@ class LevelBook:
         """Number of levels (without building them)."""
         return len(self._prices)
 
-    def proximity(self, level: "ScoredLevel | PickedLevel", price: float) -> float:
+    def proximity(self, level: ScoredLevel | PickedLevel, price: float) -> float:
         """1 at the level, falling linearly to 0 at proximity_atr ATR(15m) away."""
         if not (self.atr == self.atr and self.atr > 0):
             return 0.0
@@ -152,7 +156,7 @@ class LevelBook:
             return self._cache[1], self._cache[2]
         return (self._best_row(range(hi - 1, -1, -1), price, 0), self._best_row(range(lo, len(self._rows)), price, 1))
 
-    def pick_lazy(self, price: float) -> tuple["PickedLevel | None", "PickedLevel | None"]:
+    def pick_lazy(self, price: float) -> tuple[PickedLevel | None, PickedLevel | None]:
         """`pick` without building the two ScoredLevels (a backtest scores at every 15m close
         from their price and score, and reads the levels themselves only at an entry)."""
         lo, hi = bisect_left(self._prices, price), bisect_right(self._prices, price)
@@ -220,7 +224,7 @@ class LevelScan:
         self.ref_price, self.atr, self.notes, self.tf_names, self.M = ref_price, atr, notes, tf_names, M
 
     @staticmethod
-    def empty(ref_price: float, atr: float, notes: list[str]) -> "LevelScan":
+    def empty(ref_price: float, atr: float, notes: list[str]) -> LevelScan:
         return LevelScan(ref_price, atr, notes, (), np.zeros((_ROW_TOUCH, 0)))
 
     def __eq__(self, other: object) -> bool:

@@ -41,7 +41,7 @@ class Bars:
         return len(self.c)
 
     @staticmethod
-    def from_frame(df: pd.DataFrame, name: str = "frame") -> "Bars":
+    def from_frame(df: pd.DataFrame, name: str = "frame") -> Bars:
         missing = [c for c in ("open", "high", "low", "close", "volume") if c not in df.columns]
         if missing:
             raise ValueError(f"{name}: missing columns {missing}")
@@ -162,7 +162,8 @@ def volume_nodes(high: np.ndarray, low: np.ndarray, volume: np.ndarray, atr_valu
     # symmetric triangular smoothing, so a node spread over a few bins peaks at its middle
     sm = np.convolve(prof, _SMOOTH, mode="same")
     p = np.concatenate([_NEG_INF, sm, _NEG_INF])
-    peak = (p[1:-1] > p[:-2]) & (p[1:-1] > p[2:]) & (sm >= NODE_MIN_RATIO * (total / len(prof)))  # = prof.mean() exactly
+    # (total / len(prof): prof.mean() exactly)
+    peak = (p[1:-1] > p[:-2]) & (p[1:-1] > p[2:]) & (sm >= NODE_MIN_RATIO * (total / len(prof)))
     idx = peak.nonzero()[0]
     idx = idx[np.argsort(-sm[idx], kind="stable")][:MAX_NODES]
     return _centers(lo, width, np.sort(idx))
@@ -281,7 +282,8 @@ def merge(cands: list[Candidate], tolerance: float) -> list[Cluster]:
 
 
 def merge_sets(price: np.ndarray, tf_code: np.ndarray, src: np.ndarray, time_ms: np.ndarray,
-               sizes: list[int], tolerances: list[float]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+               sizes: list[int], tolerances: list[float]
+               ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """`merge` on candidate arrays (tf_code indexes LEVEL_TIMEFRAMES, src indexes SOURCES) of
     several sets laid end to end (set k: the next sizes[k] entries, merged with
     tolerances[k]): per set, (level prices ascending, timeframe bitmask, source bitmask,
@@ -335,10 +337,10 @@ def _cluster_means(sp: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.
             means[k] = sum(spl[a:a + n]) / n
         return means
     by_size = np.argsort(-m, kind="stable")     # longest first: the clusters still summing are a prefix
-    k, first, m = multi[by_size], starts[multi][by_size], m[by_size]
+    ks, first, m = multi[by_size], starts[multi][by_size], m[by_size]
     acc = sp[first]
     longer = np.searchsorted(-m, -np.arange(1, m[0]), side="left")   # [j - 1]: clusters with > j members
     for j, c in enumerate(longer.tolist(), 1):
         acc[:c] += sp[first[:c] + j]
-    means[k] = acc / m
+    means[ks] = acc / m
     return means

@@ -103,6 +103,9 @@ def touch_stats_many(jobs: list[tuple[TouchPrep, np.ndarray]], timeframe: str, *
     preps = [prep for prep, _ in jobs]
     ns = [len(prep.bars) for prep in preps]
     prices, row, col, flat = _touch_cells([(prep.lo, prep.hi, p) for prep, p in jobs], ns)
+    tol: float | np.ndarray           # one window's scalars, or per level row
+    atr: float | np.ndarray
+    expect: float | np.ndarray
     if len(jobs) == 1:                         # a lone window: its own arrays and numbers
         prep = preps[0]
         cell = col
@@ -159,9 +162,9 @@ def touch_stats_windows(series: SeriesPrep, jobs: list[tuple[int, int, float, fl
     window's prep and copying every window's arrays end to end: a cell's candle is read in
     the series itself, and only what the window's edges change is looked up apart (no candle
     before its first one nor after its last one; the forward extremes its end cuts short)."""
-    for a, end, atr, _, _ in jobs:
-        if not (0 <= a and end - a > LOOKAHEAD and end <= len(series.t)) or not atr > 0:
-            raise ValueError(f"touch_stats_windows: window [{a}, {end}) with atr {atr} must lie in the "
+    for a, end, w_atr, _, _ in jobs:
+        if not (0 <= a and end - a > LOOKAHEAD and end <= len(series.t)) or not w_atr > 0:
+            raise ValueError(f"touch_stats_windows: window [{a}, {end}) with atr {w_atr} must lie in the "
                              f"series ({len(series.t)} candles), hold > {LOOKAHEAD} candles and have atr > 0")
     K = LOOKAHEAD
     h, l = series.h, series.l
@@ -224,8 +227,9 @@ def _touch_cells(bounds: list[tuple[np.ndarray, np.ndarray, np.ndarray]], ns: li
 
 
 def _cell_stats(prices: np.ndarray, row: np.ndarray, cell: np.ndarray, flat: np.ndarray,
-                arrays: tuple[np.ndarray, ...], edges: Callable[..., tuple[np.ndarray, ...]], tol: float | np.ndarray, atr: float | np.ndarray,
-                expect: float | np.ndarray, zero_rng: bool, timeframe: str, events: bool) -> TouchStats:
+                arrays: tuple[np.ndarray, ...], edges: Callable[..., tuple[np.ndarray, ...]],
+                tol: float | np.ndarray, atr: float | np.ndarray, expect: float | np.ndarray,
+                zero_rng: bool, timeframe: str, events: bool) -> TouchStats:
     """The statistics from the touching cells (`_touch_cells`): `cell` indexes each cell's
     candle in `arrays` (t, h, l, v, high - low); edges(first candle, candle after, level row)
     of the episodes gives (close before the first, close of the one after, forward max and
@@ -304,7 +308,7 @@ def _expect(prep: TouchPrep) -> float:
 
 def _pick(x: float | np.ndarray, idx: np.ndarray) -> float | np.ndarray:
     """x[idx] for per level row values; a lone window's scalar as it is."""
-    return x if np.ndim(x) == 0 else x[idx]
+    return x if np.ndim(x) == 0 else x[idx]   # type: ignore[index]  # mypy cannot narrow by np.ndim
 
 
 def _cat(arrays: list[np.ndarray]) -> np.ndarray:

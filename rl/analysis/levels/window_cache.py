@@ -7,10 +7,16 @@ whole series (rl.backtest.scans), and computes many windows' statistics at once 
 """
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from rl.analysis.levels import candidates as lv
 from rl.analysis.levels import touches as ts
+
+SeriesWindow = tuple[ts.SeriesPrep, int, int, float]   # (series, a, end, span): bars = series[a:end]
+
+
 class WindowCache:
     """One timeframe's window as last scanned: its candidates, the price-independent touch
     arrays and touch statistics already computed per level price. 8h and 1w windows change
@@ -20,7 +26,7 @@ class WindowCache:
     MAX_MEMO = 4096
 
     def __init__(self, bars: lv.Bars, atr: float, tf: str, pieces: list[tuple[np.ndarray, ...]] | None = None,
-                 window: tuple[ts.SeriesPrep, int, int, float] | None = None) -> None:
+                 window: SeriesWindow | None = None) -> None:
         """`pieces`, when given, must be `lv.candidate_arrays(bars, atr, tf)` with the
         timeframe code column, in consecutive pieces (see `self.pieces`); `window` (series, a,
         end, span), when given, says that bars are series[a:end] with that highest high -
@@ -84,7 +90,7 @@ class WindowCache:
         return self.table[:, [memo[p] for p in plist]]
 
     @staticmethod
-    def fresh(windows: list[tuple["WindowCache", np.ndarray, list[bool]]]) -> np.ndarray:
+    def fresh(windows: list[tuple[WindowCache, np.ndarray, list[bool]]]) -> np.ndarray:
         """`stats(prices, plist, full)` for several windows of one timeframe, each read by one
         scan only (a backtest's 15m windows), end to end in one (7, all levels) matrix: in
         one `ts.touch_stats_many` call (or `ts.touch_stats_windows` for windows of one
@@ -99,10 +105,10 @@ class WindowCache:
         mats = []
         for key, ks in groups.items():
             ev = any(any(windows[k][2]) for k in ks)
-            if key:
-                series = windows[ks[0]][0].window[0]
-                s = ts.touch_stats_windows(series, [(*windows[k][0].window[1:3], windows[k][0].atr,
-                                                     windows[k][0].window[3], windows[k][1]) for k in ks], tf, events=ev)
+            if key:                   # windows of one series: each has its `window` (series, a, end, span)
+                wins = [(cast(SeriesWindow, windows[k][0].window), windows[k][0].atr, windows[k][1]) for k in ks]
+                jobs = [(a, end, atr, span, p) for (_, a, end, span), atr, p in wins]
+                s = ts.touch_stats_windows(wins[0][0][0], jobs, tf, events=ev)
             else:
                 s = ts.touch_stats_many([(windows[k][0].prep, windows[k][1]) for k in ks], tf, events=ev)
             mats.append(_as_matrix(s))
