@@ -55,6 +55,10 @@ def _downsample(xs: Sequence[float], ys: Sequence[float], max_points: int = 2000
 
 class _Scale:
     def __init__(self, xs: Sequence[float], ys: Sequence[float], height: int = HEIGHT) -> None:
+        self.x0: float
+        self.x1: float
+        self.y0: float
+        self.y1: float
         self.x0, self.x1 = (min(xs), max(xs)) if xs else (0, 1)
         self.y0, self.y1 = (min(ys), max(ys)) if ys else (0, 1)
         if self.x1 == self.x0:

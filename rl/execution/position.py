@@ -115,18 +115,19 @@ def reconcile(state: PositionState | None, exchange_position: PositionSnapshot |
     side = "LONG" if exchange_position.amount > 0 else "SHORT"
     size = abs(exchange_position.amount)
     close_side = "SELL" if side == "LONG" else "BUY"
-    adopt = state is None or state.side != side
+    known = state if state is not None and state.side == side else None    # None: adopt
+    adopt = known is None
     if adopt:
         reasons.append(f"{exchange_position.symbol}: exchange holds {side} {size:g} not in memory: adopt")
         zh.append(f"{exchange_position.symbol}：交易所持有未记录的{'多单' if side == 'LONG' else '空单'} "
                   f"{size:g}：接管")
     new_qty = None
-    if not adopt and abs(state.qty - size) > 1e-12:
+    if known is not None and abs(known.qty - size) > 1e-12:
         new_qty = size
-        reasons.append(f"{state.symbol}: size {state.qty:g} in memory, {size:g} on the exchange: "
+        reasons.append(f"{known.symbol}: size {known.qty:g} in memory, {size:g} on the exchange: "
                        f"take the exchange's")
-        zh.append(f"{state.symbol}：记录数量 {state.qty:g}，交易所数量 {size:g}：以交易所为准")
-    ours = None if adopt else state.stop_client_algo_id
+        zh.append(f"{known.symbol}：记录数量 {known.qty:g}，交易所数量 {size:g}：以交易所为准")
+    ours = None if known is None else known.stop_client_algo_id
     protecting = [s for s in live if s.side == close_side and s.type == "STOP_MARKET"]
     covered = any(s.client_algo_id == ours for s in protecting) if ours else False
     wrong_side = tuple(s.client_algo_id for s in live if s.side != close_side)
