@@ -1,8 +1,9 @@
 """TradingAgent: the six steps of the design, once per cycle for each configured symbol.
 
 perceive (klines 1m/15m/8h/1w, forming candle dropped) → analyze (IncrementalAnalyzer with the
-current learned weights) → decide (phase thresholds) → execute (OrderRouter: IOC entry and a
-protective stop; exit manager actions) → record (TradeJournal: one transaction per logical
+current learned weights) → decide (phase thresholds) → execute (OrderRouter: IOC entry, or a
+post-only maker entry polled every bar until it fills or times out, and a protective stop;
+exit manager actions) → record (TradeJournal: one transaction per logical
 write) → learn (after each close, once enough trades are closed).
 
 Two drivers run the SAME per-bar routine `_on_bar` (see docs/strategy.md "Decision cadence"):
@@ -76,8 +77,8 @@ class _Stopped(Exception):
 
 @dataclass
 class _SymbolRuntime:
-    """What the agent thread keeps per symbol (never handed to other threads). Its `state`
-    and `pending` are the Reconciler's PositionSlot."""
+    """What the agent thread keeps per symbol (never handed to other threads). Its `state`,
+    `pending` and `resting` are the Reconciler's PositionSlot."""
 
     analyzer: SymbolAnalyzer
     former: CandleFormer                     # step(): the 15m/8h/1w candles formed from 1m bars
@@ -331,7 +332,8 @@ class TradingAgent:
 
         Flat: decide only when a 15m candle closed (the strategy's oscillators live on 15m),
         at that bar's close. In a position: manage it on every bar against the analysis of the
-        last 15m close, with the bar's high/low/close. Returns True if it did anything."""
+        last 15m close, with the bar's high/low/close. A resting maker entry is polled on every
+        bar (no other entry meanwhile). Returns True if it did anything."""
         state = rt.state
         if not closed_15m and state is None and not rt.pending and not rt.resting:
             return False
@@ -465,7 +467,8 @@ class TradingAgent:
         """The run log's line for an entry that ended (an IOC at once, a maker entry when it
         filled, timed out or was cancelled)."""
         if out.state is None:
-            if out.order is None or out.order.executed_qty <= 0:      # (filled and closed at once: sync logged it)
+            # (a fill closed at once is a trade: the sync that recorded its exit logged it)
+            if out.order is None or out.order.executed_qty <= 0:
                 self._log("INFO", sym, f"未开仓：{out.reason_zh or '入场单未成交'}", f"no position: {out.reason}", now)
             return
         st = out.state
