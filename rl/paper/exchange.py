@@ -212,7 +212,7 @@ class PaperExchange:
                 # refuses it and keeps no record of it. The paper account has one price and no
                 # book, so an order AT the last price is taken to join our side of the touch and
                 # rests (its fills are the conservative part: strictly through only, see Matcher).
-                if price > px if side == "BUY" else price < px:
+                if (price > px) if side == "BUY" else (price < px):
                     raise OrderRejected("Due to the order could not be executed as maker, the Post "
                                         "Only order will be rejected.", POST_ONLY_REJECTED)
                 marketable = False
