@@ -20,6 +20,7 @@ from rl.errors import SettingsError
 PROJECT_ROOT = Path(__file__).resolve().parent
 
 MODES = ("paper", "testnet", "live")
+ENTRY_ORDERS = ("ioc", "maker")
 MAINNET_FAPI = "https://fapi.binance.com"
 TESTNET_FAPI = "https://demo-fapi.binance.com"
 DEFAULT_TRADE_URL = {"paper": MAINNET_FAPI, "testnet": TESTNET_FAPI, "live": MAINNET_FAPI}
@@ -53,6 +54,11 @@ class Settings:
     maker_fee: float = 0.0002
     taker_fee: float = 0.0005
     ioc_offset_bps: float = 5.0
+    # how entries go out: "ioc" = LIMIT IOC at the price +- IOC_OFFSET_BPS (taker fee);
+    # "maker" = post-only LIMIT (GTX) at the planned price (maker fee), resting for at most
+    # entry_timeout_seconds (default: one 15m decision interval, when the agent re-decides)
+    entry_order: str = "ioc"
+    entry_timeout_seconds: float = 900.0
     reentry_cooldown_minutes: int = 60
     # risk multiplier per learning phase (exploration, learning, stable): early trades are for
     # collecting evidence with a low entry bar, so they stake less of MAX_RISK_PERCENT
@@ -191,6 +197,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MAKER_FEE": ("maker_fee", lambda n, r: _float(n, r, -0.01, 0.01)),
     "TAKER_FEE": ("taker_fee", lambda n, r: _float(n, r, 0.0, 0.01)),
     "IOC_OFFSET_BPS": ("ioc_offset_bps", lambda n, r: _float(n, r, 0.0, 500.0)),
+    "ENTRY_ORDER": ("entry_order", lambda n, r: _choice(n, r, ENTRY_ORDERS)),
+    "ENTRY_TIMEOUT_SECONDS": ("entry_timeout_seconds", lambda n, r: _float(n, r, 60.0, 86400.0)),
     "REENTRY_COOLDOWN_MINUTES": ("reentry_cooldown_minutes", lambda n, r: _int(n, r, 0, 10080)),
     "PHASE_RISK_SCALE": ("phase_risk_scale", _risk_scales),
     "REPLAY_DIR": ("replay_dir", _path),
@@ -218,6 +226,12 @@ def _validate(s: Settings) -> Settings:
         raise SettingsError(
             f"CHECK_INTERVAL_POSITION={s.check_interval_position:g} is invalid: it must not be "
             f"longer than CHECK_INTERVAL_FLAT={s.check_interval_flat:g}")
+    if s.entry_order not in ENTRY_ORDERS:
+        raise SettingsError(f"ENTRY_ORDER={s.entry_order!r} is invalid: ENTRY_ORDER must be one of "
+                            f"{', '.join(ENTRY_ORDERS)}")
+    if not 60.0 <= s.entry_timeout_seconds <= 86400.0:
+        raise SettingsError(f"ENTRY_TIMEOUT_SECONDS={s.entry_timeout_seconds!r} is invalid: "
+                            "ENTRY_TIMEOUT_SECONDS must be a number >= 60 and <= 86400")
     if s.maker_fee > s.taker_fee:
         raise SettingsError(f"MAKER_FEE={s.maker_fee:g} is invalid: it must not exceed TAKER_FEE={s.taker_fee:g}")
     return s

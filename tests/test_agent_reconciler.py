@@ -30,6 +30,7 @@ class Slot:
     def __init__(self) -> None:
         self.state: PositionState | None = None
         self.pending = False
+        self.resting = False
 
 
 class Parts:
@@ -116,3 +117,93 @@ def test_an_exit_recorded_from_the_fills_is_not_counted_again_by_record_exit(wor
     parts.reconciler.record_exit(st, out, clock.now_ms())              # the old process, late
     trade = store.trade(st.trade_id)
     assert [e["quantity"] for e in trade["exits"]] == [1.0] and trade["remaining_qty"] == 1.0
+
+
+def _place_maker_entry(parts: Parts, store: KnowledgeStore, expires_ms: int) -> str:
+    """What the agent's _enter does for ENTRY_ORDER=maker: the intent with the order's id first."""
+    cid = parts.router.entry_client_id()
+    store.set_state(f"intent:{SYM}", {**INTENT, "entry": {"order": "maker", "client_order_id": cid,
+                                                         "expires_ms": expires_ms, "placed_ms": T0}}, T0)
+    out = parts.router.open_position(SYM, "LONG", 2.0, 100.0, stop=98.0, target=104.0, entry_type="maker",
+                                     expires_ms=expires_ms, client_order_id=cid)
+    assert out.resting
+    return cid
+
+
+def test_restart_resumes_a_resting_maker_entry_then_records_it_when_it_ends(tmp_path):
+    clock = ManualClock(T0)
+    exchange = PaperExchange(tmp_path / "paper.db", clock=clock.now_ms, funding_rate=0.0, max_fill_qty=1.0)
+    exchange.on_price(SYM, 100.0, T0)
+    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
+    store.ensure_initial_weights(T0)
+    cid = _place_maker_entry(Parts(exchange, store, clock), store, expires_ms=T0 + 15 * MIN)
+    clock.set(T0 + 2 * MIN)
+    exchange.on_bar(SYM, 100.0, 100.1, 99.8, 99.9, T0 + 2 * MIN - 1)    # 1 of 2 fills, unprotected: killed
+    store.close()
+    exchange.close()
+    # the restarted process: both SQLite files reopened
+    exchange = PaperExchange(tmp_path / "paper.db", clock=clock.now_ms, funding_rate=0.0, max_fill_qty=1.0)
+    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
+    parts, slot = Parts(exchange, store, clock), Slot()
+    notes = parts.reconciler.restore(SYM, slot, clock.now_ms())
+    assert slot.resting and slot.state is None and any("still rests" in en for _, en in notes)
+    assert [s.quantity for s in exchange.open_stops(SYM)] == [1.0]      # protected at once
+    assert exchange.position(SYM).amount == 1.0 and store.trades() == []
+    assert store.get_state(f"intent:{SYM}") is not None                # a second restart finds it too
+    clock.set(T0 + 15 * MIN)                                             # its timeout
+    out = parts.router.poll_entry(SYM, clock.now_ms())
+    parts.reconciler.settle_entry(SYM, slot, out, store.get_state(f"intent:{SYM}"), clock.now_ms())
+    assert not slot.resting and slot.state is not None and slot.state.qty == 1.0
+    trade = store.trade(slot.state.trade_id)
+    assert trade["entry_client_order_id"] == cid and trade["quantity"] == 1.0
+    assert trade["thought_chain"]["perception"] == INTENT["perception"]
+    assert store.get_state(f"intent:{SYM}") is None and exchange.open_orders(SYM) == []
+    store.close()
+    exchange.close()
+
+
+def test_restart_after_the_timeout_cancels_an_unfilled_maker_entry(tmp_path):
+    clock = ManualClock(T0)
+    exchange = PaperExchange(tmp_path / "paper.db", clock=clock.now_ms, funding_rate=0.0)
+    exchange.on_price(SYM, 100.0, T0)
+    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
+    store.ensure_initial_weights(T0)
+    cid = _place_maker_entry(Parts(exchange, store, clock), store, expires_ms=T0 + 15 * MIN)
+    store.close()
+    exchange.close()
+    clock.set(T0 + 30 * MIN)                                             # down past its timeout
+    exchange = PaperExchange(tmp_path / "paper.db", clock=clock.now_ms, funding_rate=0.0)
+    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
+    parts, slot = Parts(exchange, store, clock), Slot()
+    notes = parts.reconciler.restore(SYM, slot, clock.now_ms())
+    assert any("has ended" in en and "timed out" in en for _, en in notes)
+    assert not slot.resting and slot.state is None
+    assert exchange.get_order(SYM, cid).status == "CANCELED" and exchange.open_orders(SYM) == []
+    assert exchange.account().initial_margin == 0.0
+    assert store.get_state(f"intent:{SYM}") is None and store.trades() == []
+    store.close()
+    exchange.close()
+
+
+def test_restart_keeps_one_stop_over_a_part_protected_before_the_kill(tmp_path):
+    clock = ManualClock(T0)
+    exchange = PaperExchange(tmp_path / "paper.db", clock=clock.now_ms, funding_rate=0.0, max_fill_qty=1.0)
+    exchange.on_price(SYM, 100.0, T0)
+    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
+    store.ensure_initial_weights(T0)
+    parts = Parts(exchange, store, clock)
+    _place_maker_entry(parts, store, expires_ms=T0 + 15 * MIN)
+    exchange.on_bar(SYM, 100.0, 100.1, 99.8, 99.9, T0 + MIN - 1)
+    assert parts.router.poll_entry(SYM, T0 + MIN).resting              # 1 filled, its stop placed
+    old = [s.client_algo_id for s in exchange.open_stops(SYM)]
+    store.close()
+    exchange.close()
+    exchange = PaperExchange(tmp_path / "paper.db", clock=clock.now_ms, funding_rate=0.0, max_fill_qty=1.0)
+    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
+    parts, slot = Parts(exchange, store, clock), Slot()
+    parts.reconciler.restore(SYM, slot, T0 + 2 * MIN)
+    stops = exchange.open_stops(SYM)
+    assert slot.resting and [(s.quantity, s.trigger_price) for s in stops] == [(1.0, 98.0)]
+    assert stops[0].client_algo_id not in old                          # replaced, never two, never none
+    store.close()
+    exchange.close()

@@ -303,3 +303,115 @@ def test_filters_source_used_and_offline_falls_back_to_price_defaults():
     ex2 = PaperExchange(None, filters_source=offline)
     ex2.on_price("BTCUSDT", 50_000.0, 1_000)
     assert ex2.filters("BTCUSDT") == default_filters("BTCUSDT", 50_000.0)
+
+
+# ------------------------------------------------------------------ post-only (GTX) orders
+POST_ONLY_MSG = "Due to the order could not be executed as maker, the Post Only order will be rejected."
+
+
+def test_post_only_fills_only_when_traded_through_never_at_a_touch():
+    ex = make()
+    r = ex.place_order(SYM, "BUY", "LIMIT", 0.1, price=49_500.0, time_in_force="GTX", client_order_id="px1")
+    assert (r.status, r.executed_qty, r.time_in_force) == ("NEW", 0.0, "GTX")
+    ex.on_bar(SYM, 50_000, 50_100, 49_500, 49_800, 60_000)       # low touches 49_500: no fill
+    ex.on_price(SYM, 49_500.0, 61_000)                           # a tick at the price: no fill
+    assert ex.get_order(SYM, "px1").status == "NEW" and ex.position(SYM) is None
+    ex.on_bar(SYM, 49_800, 49_900, 49_499.9, 49_700, 120_000)     # strictly through
+    o = ex.get_order(SYM, "px1")
+    assert (o.status, o.executed_qty, o.avg_price) == ("FILLED", 0.1, 49_500.0)
+    assert o.commission == pytest.approx(4950 * 0.0002)           # maker fee
+    assert ex.fills_since(SYM, 0)[-1].maker is True
+    # a sell mirrors it; a gap through fills at the limit price, not at the better open
+    r = ex.place_order(SYM, "SELL", "LIMIT", 0.1, price=50_500.0, time_in_force="GTX", client_order_id="px2")
+    ex.on_bar(SYM, 49_700, 50_500, 49_600, 50_400, 180_000)       # high touches: no fill
+    assert ex.get_order(SYM, "px2").status == "NEW"
+    ex.on_bar(SYM, 51_000, 51_200, 50_900, 51_000, 240_000)       # opens above it
+    o = ex.get_order(SYM, "px2")
+    assert (o.status, o.avg_price) == ("FILLED", 50_500.0)
+    assert ex.position(SYM) is None                               # the sell closed the long
+
+
+def test_post_only_live_tick_must_be_strictly_beyond():
+    ex = make()
+    ex.place_order(SYM, "SELL", "LIMIT", 0.1, price=50_100.0, time_in_force="GTX", client_order_id="p")
+    ex.on_price(SYM, 50_100.0, 2_000)
+    assert ex.get_order(SYM, "p").status == "NEW"
+    ex.on_price(SYM, 50_100.1, 3_000)
+    o = ex.get_order(SYM, "p")
+    assert (o.status, o.avg_price) == ("FILLED", 50_100.0)       # at its price, not the tick's
+    assert ex.position(SYM).amount == pytest.approx(-0.1)
+
+
+def test_post_only_that_would_take_is_rejected_with_5022_and_not_kept():
+    ex = make()
+    for side, price in (("BUY", 50_000.1), ("SELL", 49_999.9)):
+        with pytest.raises(OrderRejected) as e:
+            ex.place_order(SYM, side, "LIMIT", 0.1, price=price, time_in_force="GTX", client_order_id=f"x{side}")
+        assert e.value.code == -5022 and e.value.msg == POST_ONLY_MSG
+        assert ex.get_order(SYM, f"x{side}") is None             # Binance keeps no record of it
+    assert ex.open_orders(SYM) == [] and ex.account().initial_margin == 0.0
+    # at the last price it joins the book (the paper account has one price, no spread)
+    assert ex.place_order(SYM, "BUY", "LIMIT", 0.1, price=50_000.0, time_in_force="GTX").status == "NEW"
+
+
+def test_post_only_reserves_margin_and_cancel_releases_it():
+    ex = make()
+    ex.place_order(SYM, "BUY", "LIMIT", 0.1, price=49_000.0, time_in_force="GTX", client_order_id="m")
+    a = ex.account()
+    assert a.initial_margin == pytest.approx(490.0)              # 4900 notional / 10x, as GTC
+    assert a.available_balance == pytest.approx(10_000.0 - 490.0)
+    with pytest.raises(OrderRejected) as e:                      # the rest of the wallet is what is free
+        ex.place_order(SYM, "BUY", "LIMIT", 2.0, price=49_000.0, time_in_force="GTX")   # 9800 > 9510
+    assert e.value.code == -2019
+    c = ex.cancel_order(SYM, "m")
+    assert c.status == "CANCELED" and c.executed_qty == 0.0
+    assert ex.account().initial_margin == 0.0 and ex.account().available_balance == 10_000.0
+    assert ex.open_orders(SYM) == []
+    ex.on_bar(SYM, 50_000, 50_000, 48_000, 48_500, 60_000)       # a cancelled order never fills
+    assert ex.position(SYM) is None
+
+
+def test_post_only_partial_fills_per_bar_under_max_fill_qty_then_cancel():
+    ex = make(max_fill_qty=0.04)
+    ex.place_order(SYM, "BUY", "LIMIT", 0.1, price=49_500.0, time_in_force="GTX", client_order_id="pp")
+    ex.on_bar(SYM, 50_000, 50_000, 49_000, 49_200, 60_000)       # one fill per order per bar
+    o = ex.get_order(SYM, "pp")
+    assert (o.status, o.executed_qty, o.avg_price) == ("PARTIALLY_FILLED", pytest.approx(0.04), 49_500.0)
+    a = ex.account()
+    # position 0.04 * 49500 / 10 = 198; the 0.06 still resting keeps 0.06 * 49500 / 10 = 297
+    assert ex.position(SYM).margin == pytest.approx(198.0)
+    assert a.initial_margin == pytest.approx(198.0 + 297.0)
+    ex.on_bar(SYM, 49_200, 49_400, 49_100, 49_300, 120_000)
+    assert ex.get_order(SYM, "pp").executed_qty == pytest.approx(0.08)
+    assert [f.qty for f in ex.fills_since(SYM, 0)] == [pytest.approx(0.04)] * 2
+    c = ex.cancel_order(SYM, "pp")                               # the filled part stays the position
+    assert (c.status, c.executed_qty) == ("CANCELED", pytest.approx(0.08))
+    assert ex.position(SYM).amount == pytest.approx(0.08)
+    assert ex.account().initial_margin == pytest.approx(0.08 * 49_500 / 10)
+
+
+def test_resting_post_only_order_survives_a_restart(tmp_path):
+    ex = make(tmp_path, max_fill_qty=0.04)
+    ex.place_order(SYM, "BUY", "LIMIT", 0.1, price=49_500.0, time_in_force="GTX", client_order_id="r1")
+    ex.on_bar(SYM, 50_000, 50_000, 49_000, 49_200, 60_000)
+    before = (ex.account(), ex.open_orders(SYM), ex.position(SYM))
+    ex.close()
+    ex2 = PaperExchange(tmp_path / "paper.db", max_fill_qty=0.04)
+    assert (ex2.account(), ex2.open_orders(SYM), ex2.position(SYM)) == before
+    ex2.on_bar(SYM, 49_500, 49_600, 49_500, 49_550, 120_000)     # a touch after the restart: nothing
+    assert ex2.get_order(SYM, "r1").executed_qty == pytest.approx(0.04)
+    ex2.on_bar(SYM, 49_500, 49_500, 49_400, 49_450, 180_000)
+    assert ex2.get_order(SYM, "r1").executed_qty == pytest.approx(0.08)
+    ex2.close()
+
+
+def test_max_fill_qty_caps_a_resting_gtc_order_per_bar_too():
+    ex = make(max_fill_qty=0.04)
+    ex.place_order(SYM, "BUY", "LIMIT", 0.1, price=49_500.0, time_in_force="GTC", client_order_id="g")
+    ex.on_bar(SYM, 50_000, 50_000, 49_500, 49_600, 60_000)       # GTC fills at a touch, capped
+    assert ex.get_order(SYM, "g").executed_qty == pytest.approx(0.04)
+    ex.on_bar(SYM, 49_600, 49_600, 49_400, 49_500, 120_000)
+    ex.on_bar(SYM, 49_500, 49_600, 49_400, 49_500, 180_000)
+    o = ex.get_order(SYM, "g")
+    assert (o.status, o.executed_qty) == ("FILLED", pytest.approx(0.1))
+    assert ex.account().initial_margin == pytest.approx(0.1 * 49_500 / 10)

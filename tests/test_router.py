@@ -64,6 +64,7 @@ class FakeBinance:
         rs.add(responses.GET, BASE + "/fapi/v1/exchangeInfo", json=EXCHANGE_INFO)
         rs.add_callback(responses.POST, BASE + "/fapi/v1/order", callback=self.new_order)
         rs.add_callback(responses.GET, BASE + "/fapi/v1/order", callback=self.query_order)
+        rs.add_callback(responses.DELETE, BASE + "/fapi/v1/order", callback=self.cancel_order)
         rs.add_callback(responses.POST, BASE + "/fapi/v1/algoOrder", callback=self.new_algo)
         rs.add_callback(responses.DELETE, BASE + "/fapi/v1/algoOrder", callback=self.cancel_algo)
         rs.add_callback(responses.GET, BASE + "/fapi/v1/openAlgoOrders", callback=self.open_algos)
@@ -77,6 +78,8 @@ class FakeBinance:
     def new_order(self, req):
         p = self.q(req)
         self.order_posts += 1
+        if p.get("timeInForce") == "GTX":
+            return self.new_post_only(p)
         qty = float(p["quantity"])
         sign = 1 if p["side"] == "BUY" else -1
         if p.get("reduceOnly") == "true":
@@ -110,6 +113,51 @@ class FakeBinance:
             return (503, {}, json.dumps({"code": -1007, "msg": "Timeout waiting for response from "
                                          "backend server. Send status unknown; execution status unknown."}))
         return (200, {}, json.dumps(body))
+
+    def new_post_only(self, p):
+        """A GTX order: refused if it would take (-5022, no record kept), else it rests."""
+        price = float(p["price"])
+        if (price > self.price) if p["side"] == "BUY" else (price < self.price):
+            return (400, {}, json.dumps({"code": -5022, "msg": "Due to the order could not be executed "
+                                         "as maker, the Post Only order will be rejected."}))
+        self.next_id += 1
+        body = {"clientOrderId": p["newClientOrderId"], "cumQty": "0", "cumQuote": "0.00000",
+                "executedQty": "0", "orderId": self.next_id, "avgPrice": "0.00", "origQty": p["quantity"],
+                "price": p["price"], "reduceOnly": False, "side": p["side"], "positionSide": "BOTH",
+                "status": "NEW", "stopPrice": "0", "closePosition": False, "symbol": SYM,
+                "timeInForce": "GTX", "type": "LIMIT", "origType": "LIMIT", "updateTime": 1000 + self.next_id,
+                "workingType": "CONTRACT_PRICE", "priceProtect": False, "priceMatch": "NONE",
+                "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0}
+        self.orders[p["newClientOrderId"]] = body
+        return (200, {}, json.dumps(body))
+
+    def maker_fill(self, cid, qty):
+        """The market trades through a resting order: `qty` of it fills at its price as maker."""
+        o = self.orders[cid]
+        price, sign = float(o["price"]), 1 if o["side"] == "BUY" else -1
+        done = float(o["executedQty"]) + qty
+        new = self.amount + sign * qty
+        self.entry = (abs(self.amount) * self.entry + qty * price) / abs(new)
+        self.amount = round(new, 9)
+        self.next_id += 1
+        self.trades.append({"buyer": sign > 0, "commission": f"{-qty * price * 0.0002:.8f}",
+                            "commissionAsset": "USDT", "id": self.next_id + 500000, "maker": True,
+                            "orderId": o["orderId"], "price": f"{price}", "qty": f"{qty}",
+                            "quoteQty": f"{qty * price}", "realizedPnl": "0", "side": o["side"],
+                            "positionSide": "BOTH", "symbol": SYM, "time": 1000 + self.next_id})
+        o.update(executedQty=f"{done:.3f}", cumQty=f"{done:.3f}", cumQuote=f"{done * price:.5f}",
+                 avgPrice=f"{price:.5f}", updateTime=1000 + self.next_id,
+                 status="FILLED" if done >= float(o["origQty"]) - 1e-9 else "PARTIALLY_FILLED")
+
+    def cancel_order(self, req):
+        """DELETE /fapi/v1/order: the documented answer has no avgPrice (cumQuote does)."""
+        cid = self.q(req).get("origClientOrderId")
+        o = self.orders.get(cid)
+        if o is None or o["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            return (400, {}, json.dumps({"code": -2011, "msg": "Unknown order sent."}))
+        self.next_id += 1
+        o.update(status="CANCELED", updateTime=1000 + self.next_id)
+        return (200, {}, json.dumps({k: v for k, v in o.items() if k != "avgPrice"}))
 
     def query_order(self, req):
         cid = self.q(req).get("origClientOrderId")
@@ -329,3 +377,188 @@ def test_rejected_entry_leaves_no_position_no_stop_and_nothing_pending():
         posts = [c for c in rs.calls if c.request.method == "POST"]
         assert len(posts) == 1                          # refused once, never re-sent
         assert not any("algoOrder" in c.request.url for c in rs.calls)   # no stop for nothing
+
+
+# ------------------------------------------------------------------ maker (post-only) entries
+class PaperVenue:
+    """A paper account on which the market trades through a resting order one bar at a time
+    (each bar fills `fill_qty` of it: max_fill_qty)."""
+
+    def __init__(self, fill_qty: float | None):
+        self.ex = PaperExchange(None, filters=FILTERS, max_fill_qty=fill_qty)
+        self.ex.on_price(SYM, 50_000.0, 1_000)
+        self.t = 60_000
+
+    def trade_through(self, cid: str, qty: float) -> None:
+        self.ex.on_bar(SYM, 50_000.0, 50_000.0, 49_990.0, 49_995.0, self.t)
+        self.t += 60_000
+
+    def open_orders(self):
+        return self.ex.open_orders(SYM)
+
+    def stops(self):
+        return [(s.quantity, s.trigger_price) for s in self.ex.open_stops(SYM)]
+
+    def position(self) -> float:
+        p = self.ex.position(SYM)
+        return p.amount if p is not None else 0.0
+
+
+class BinanceVenue:
+    """BinanceExchange over FakeBinance (documented payloads); fills come from `maker_fill`."""
+
+    def __init__(self, rs):
+        self.ex, self.fake = binance(rs)
+
+    def trade_through(self, cid: str, qty: float) -> None:
+        self.fake.maker_fill(cid, qty)
+
+    def open_orders(self):
+        return [o for o in self.fake.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")]
+
+    def stops(self):
+        return [(float(a["quantity"]), float(a["triggerPrice"])) for a in self.fake.algos.values()]
+
+    def position(self) -> float:
+        return self.fake.amount
+
+
+@pytest.fixture(params=["paper", "binance"])
+def venue_of(request):
+    """venue_of(fill_qty): the same maker scenario on the paper account and on Binance."""
+    if request.param == "paper":
+        yield PaperVenue
+        return
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        yield lambda fill_qty: BinanceVenue(rs)
+
+
+def _maker_entry(router: OrderRouter, expires_ms: int = 900_000, price: float = 50_000.0):
+    return router.open_position(SYM, "LONG", 0.1, price, stop=49_000.0, target=53_000.0, trade_id=3,
+                                entry_type="maker", expires_ms=expires_ms, client_order_id="agm-1")
+
+
+def test_maker_entry_rests_then_fills_and_is_protected_at_once(venue_of):
+    v = venue_of(None)
+    rec = Recorder()
+    router = OrderRouter(v.ex, rec)
+    out = _maker_entry(router)
+    assert out.resting and out.state is None and not out.pending
+    assert (out.order.status, out.order.time_in_force, out.order.price) == ("NEW", "GTX", 50_000.0)
+    assert v.position() == 0 and v.stops() == [] and len(v.open_orders()) == 1
+    still = router.poll_entry(SYM, 120_000)                      # nothing traded through yet
+    assert still.resting and still.state is None
+    v.trade_through("agm-1", 0.1)
+    done = router.poll_entry(SYM, 180_000)
+    assert not done.resting and done.order.status == "FILLED"
+    st = done.state
+    assert (st.qty, st.entry_price, st.stop, st.trade_id) == (pytest.approx(0.1), 50_000.0, 49_000.0, 3)
+    assert st.fees == pytest.approx(0.1 * 50_000 * 0.0002)       # the maker fee
+    assert v.stops() == [(pytest.approx(0.1), 49_000.0)]
+    assert router.resting_entry(SYM) is None and router.poll_entry(SYM, 240_000) is None
+    assert [p for p, *_ in rec.summary()] == ["entry", "entry", "stop"]
+
+
+def test_maker_entry_times_out_unfilled_no_position(venue_of):
+    v = venue_of(None)
+    router = OrderRouter(v.ex)
+    _maker_entry(router, expires_ms=900_000)
+    assert router.poll_entry(SYM, 899_999).resting
+    out = router.poll_entry(SYM, 900_000)
+    assert not out.resting and out.state is None and out.order.status == "CANCELED"
+    assert "timed out" in out.reason and "no position" in out.reason
+    assert v.open_orders() == [] and v.position() == 0 and v.stops() == []
+    if isinstance(v, PaperVenue):
+        assert v.ex.account().initial_margin == 0.0              # the reservation is released
+
+
+def test_partial_fill_is_protected_then_timeout_keeps_it(venue_of):
+    v = venue_of(0.04)
+    rec = Recorder()
+    router = OrderRouter(v.ex, rec)
+    _maker_entry(router)
+    v.trade_through("agm-1", 0.04)
+    out = router.poll_entry(SYM, 120_000)
+    assert out.resting and out.state.qty == pytest.approx(0.04)
+    assert v.stops() == [(pytest.approx(0.04), 49_000.0)]       # the filled part is protected at once
+    v.trade_through("agm-1", 0.04)
+    out = router.poll_entry(SYM, 180_000)
+    assert out.resting and out.state.qty == pytest.approx(0.08)
+    assert v.stops() == [(pytest.approx(0.08), 49_000.0)]       # resized: one stop, the new size
+    end = router.poll_entry(SYM, 900_000)                        # timeout: the rest is cancelled
+    assert not end.resting and end.order.status == "CANCELED"
+    assert end.state.qty == pytest.approx(0.08) and end.state.entry_price == 50_000.0
+    assert "partial: 0.08 of 0.1" in end.reason and "timed out" in end.reason
+    assert v.open_orders() == [] and v.position() == pytest.approx(0.08)
+    assert v.stops() == [(pytest.approx(0.08), 49_000.0)]
+    assert end.state.fees == pytest.approx(0.08 * 50_000 * 0.0002)
+    assert [r[0] for r in rec.summary()] == ["entry", "entry", "stop", "entry", "stop", "entry"]
+
+
+def test_setup_gone_cancels_the_rest(venue_of):
+    v = venue_of(0.04)
+    router = OrderRouter(v.ex)
+    _maker_entry(router)
+    v.trade_through("agm-1", 0.04)
+    out = router.poll_entry(SYM, 120_000, still_valid=False)
+    assert not out.resting and out.order.status == "CANCELED" and "setup gone" in out.reason
+    assert out.state.qty == pytest.approx(0.04) and v.stops() == [(pytest.approx(0.04), 49_000.0)]
+    assert v.open_orders() == []
+
+
+def test_post_only_that_would_take_gives_no_position(venue_of):
+    v = venue_of(None)
+    router = OrderRouter(v.ex)
+    out = _maker_entry(router, price=50_100.0)                   # the market is at 50_000 now
+    assert out.state is None and not out.resting and not out.pending
+    assert out.reason.startswith("post-only would take: price moved") and "-5022" in out.reason
+    assert not router.has_pending(SYM) and router.resting_entry(SYM) is None
+    assert v.open_orders() == [] and v.stops() == [] and v.position() == 0
+
+
+def test_maker_fills_seen_by_paper_and_binance_alike():
+    def run(v):
+        rec = Recorder()
+        router = OrderRouter(v.ex, rec)
+        _maker_entry(router)
+        v.trade_through("agm-1", 0.04)
+        router.poll_entry(SYM, 120_000)
+        end = router.poll_entry(SYM, 900_000)
+        return rec.summary(), end.state.qty, end.state.fees
+
+    paper_run = run(PaperVenue(0.04))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        binance_run = run(BinanceVenue(rs))
+    assert paper_run[0] == binance_run[0]
+    assert paper_run[1:] == pytest.approx(binance_run[1:])
+
+
+def test_maker_entry_of_unknown_outcome_is_found_resting_and_not_adopted():
+    ex = FlakyPaper(None, filters=FILTERS, max_fill_qty=0.04)
+    ex.on_price(SYM, 50_000.0, 1_000)
+    ex.unknown_orders = 1
+    router = OrderRouter(ex)
+    out = _maker_entry(router)
+    assert out.pending and not out.resting
+    ex.on_bar(SYM, 50_000.0, 50_000.0, 49_990.0, 49_995.0, 60_000)   # a part fills meanwhile
+    sync = router.sync(SYM, None)                                # looks it up: it rests
+    assert sync.state is None and router.resting_entry(SYM) is not None
+    assert not router.has_pending(SYM)
+    assert [s.quantity for s in ex.open_stops(SYM)] == [pytest.approx(0.04)]   # protected, once
+    assert router.sync(SYM, None).state is None                  # its filled part is not adopted
+    assert len(ex.open_stops(SYM)) == 1
+    end = router.poll_entry(SYM, 900_000)
+    assert end.state.qty == pytest.approx(0.04) and ex.open_orders(SYM) == []
+    assert router.sync(SYM, end.state).state is end.state        # now it is a normal position
+
+
+def test_filled_part_with_stop_already_crossed_is_closed_and_the_rest_cancelled():
+    ex = PaperExchange(None, filters=FILTERS, max_fill_qty=0.04)
+    ex.on_price(SYM, 50_000.0, 1_000)
+    router = OrderRouter(ex)
+    router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0, entry_type="maker", expires_ms=900_000)
+    ex.on_bar(SYM, 50_000.0, 50_000.0, 48_800.0, 48_900.0, 60_000)   # through the entry and the stop
+    out = router.poll_entry(SYM, 120_000, still_valid=False)
+    assert not out.resting and out.state is None and out.order.executed_qty == pytest.approx(0.04)
+    assert "closed at once" in out.reason
+    assert ex.position(SYM) is None and ex.open_orders(SYM) == [] and ex.open_stops(SYM) == []

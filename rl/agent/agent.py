@@ -1,8 +1,9 @@
 """TradingAgent: the six steps of the design, once per cycle for each configured symbol.
 
 perceive (klines 1m/15m/8h/1w, forming candle dropped) → analyze (IncrementalAnalyzer with the
-current learned weights) → decide (phase thresholds) → execute (OrderRouter: IOC entry and a
-protective stop; exit manager actions) → record (TradeJournal: one transaction per logical
+current learned weights) → decide (phase thresholds) → execute (OrderRouter: IOC entry, or a
+post-only maker entry polled every bar until it fills or times out, and a protective stop;
+exit manager actions) → record (TradeJournal: one transaction per logical
 write) → learn (after each close, once enough trades are closed).
 
 Two drivers run the SAME per-bar routine `_on_bar` (see docs/strategy.md "Decision cadence"):
@@ -51,7 +52,7 @@ from rl.clock import Clock
 from rl.execution.port import ExchangePort, SimulatedExchange
 from rl.strategy.params import StrategyParams
 from rl.execution.position import PositionState
-from rl.execution.router import OrderRouter
+from rl.execution.router import EntryOutcome, OrderRouter, RestingEntry
 from rl.knowledge.codec import Encoded
 from rl.knowledge.store import KnowledgeStore
 from rl.knowledge.thought import build_perception
@@ -76,14 +77,16 @@ class _Stopped(Exception):
 
 @dataclass
 class _SymbolRuntime:
-    """What the agent thread keeps per symbol (never handed to other threads). Its `state`
-    and `pending` are the Reconciler's PositionSlot."""
+    """What the agent thread keeps per symbol (never handed to other threads). Its `state`,
+    `pending` and `resting` are the Reconciler's PositionSlot."""
 
     analyzer: SymbolAnalyzer
     former: CandleFormer                     # step(): the 15m/8h/1w candles formed from 1m bars
     analysis: Analysis | None = None
     state: PositionState | None = None
     pending: bool = False                    # an entry of unknown outcome awaits the next sync
+    resting: bool = False                    # a maker entry rests on the book: polled every bar
+    entry_note: str = ""                     # the resting entry's last logged state
     last_1m_ms: int | None = None            # open time of the newest closed 1m bar handled
     cursor: KlineCursor = field(default_factory=KlineCursor)   # run_cycle(): the market port's klines
     append_1m: OneMinuteAppender | None = None   # step(): the analyzer's cheaper 1m push, if any
@@ -329,9 +332,10 @@ class TradingAgent:
 
         Flat: decide only when a 15m candle closed (the strategy's oscillators live on 15m),
         at that bar's close. In a position: manage it on every bar against the analysis of the
-        last 15m close, with the bar's high/low/close. Returns True if it did anything."""
+        last 15m close, with the bar's high/low/close. A resting maker entry is polled on every
+        bar (no other entry meanwhile). Returns True if it did anything."""
         state = rt.state
-        if not closed_15m and state is None and not rt.pending:
+        if not closed_15m and state is None and not rt.pending and not rt.resting:
             return False
         with self.lock:
             try:
@@ -342,7 +346,9 @@ class TradingAgent:
                 if closed_15m:
                     rt.analysis = rt.analyzer.score(close, now)
                     self._publish(sym)
-                if rt.analysis is not None:
+                if rt.resting and self._poll_entry(sym, rt, high, low, now, closed_15m):
+                    return True       # entered during this bar: managed from the next one
+                if rt.analysis is not None and not rt.resting:
                     self._act(sym, close, high, low, now, fresh=closed_15m)
             except Exception as exc:
                 self.note_error(sym, exc)
@@ -409,13 +415,17 @@ class TradingAgent:
             return
         acct = self.exchange.account()
         filters = self.exchange.filters(sym)
+        maker = self.settings.entry_order == "maker"
         plan = plan_trade(side, price, level.price, a.atr_15m, acct.margin_balance, acct.available_balance,
                           opposing_level=opposing.price if opposing is not None else None,
                           params=self.params.plan,
                           risk_percent=self.params.plan.max_risk_percent * self._risk_scale(d.phase.key),
                           leverage=self.settings.leverage, taker_fee=self.settings.taker_fee,
-                          # the IOC limit may fill up to its offset beyond the price
-                          entry_offset=self.settings.ioc_offset_bps / 10_000.0, filters=filters)
+                          # a maker entry fills at its limit (the price) at the maker fee; the
+                          # IOC limit may fill up to its offset beyond the price, as taker
+                          entry_fee=self.settings.maker_fee if maker else None,
+                          entry_offset=0.0 if maker else self.settings.ioc_offset_bps / 10_000.0,
+                          filters=filters)
         if not plan.ok:
             self._log("WARNING", sym, "无法开仓：" + "；".join(plan.reasons_zh),
                       "cannot enter: " + "; ".join(plan.reasons), now)
@@ -431,27 +441,38 @@ class TradingAgent:
                   "features": dict(level.features), "phase": phase.key,
                   "long_score": a.long_score, "short_score": a.short_score,
                   "reason_zh": d.reason_zh, "reason_en": d.reason_en}
+        cid = expires = None
+        if maker:       # the order's id goes into the intent BEFORE it is sent: a restart finds it
+            cid = self.router.entry_client_id()
+            expires = now + int(self.settings.entry_timeout_seconds * 1000)
+            intent["entry"] = {"order": "maker", "client_order_id": cid, "expires_ms": expires,
+                               "placed_ms": now}
         self.store.set_state(f"intent:{sym}", intent, now)
-        out = self.router.open_position(sym, side, plan.qty, price, plan.stop, plan.target)
+        out = self.router.open_position(sym, side, plan.qty, price, plan.stop, plan.target,
+                                        entry_type=self.settings.entry_order, expires_ms=expires,
+                                        client_order_id=cid)
         self.board.connect("exchange", "ok")
-        if out.state is None and out.order is not None and out.order.executed_qty > 0:
-            # filled, then closed at once (price already beyond the stop): still a trade
-            st = PositionState(symbol=sym, side=side, entry_price=out.order.avg_price,
-                               qty=out.order.executed_qty, initial_qty=out.order.executed_qty,
-                               stop=plan.stop, initial_stop=plan.stop, target=plan.target,
-                               opened_ms=out.order.update_time_ms,
-                               entry_client_order_id=out.order.client_order_id)
-            self._record_open(sym, st, intent)
-            self._sync(sym, now)
+        if out.resting:
+            self._rt[sym].resting = True        # _on_bar polls it from the next bar on
+            self._rt[sym].entry_note = out.reason
+            self._log("INFO", sym, f"挂单入场：{('做多' if side == 'LONG' else '做空')} {plan.qty:g}，"
+                      f"{out.reason_zh}，最迟 {self.settings.entry_timeout_seconds:g} 秒后撤单",
+                      f"maker entry: {side.lower()} {plan.qty:g}, {out.reason}; cancelled after "
+                      f"{self.settings.entry_timeout_seconds:g} s unless filled", now)
             return
+        self.reconciler.settle_entry(sym, self._rt[sym], out, intent, now)
+        self._log_entry(sym, out, now)
+
+    def _log_entry(self, sym: str, out: EntryOutcome, now: int) -> None:
+        """The run log's line for an entry that ended (an IOC at once, a maker entry when it
+        filled, timed out or was cancelled)."""
         if out.state is None:
-            self._rt[sym].pending = bool(out.pending)     # _on_bar syncs until it is resolved
-            if not out.pending:
-                self.store.delete_state(f"intent:{sym}")
-            self._log("INFO", sym, f"未开仓：{out.reason_zh or '入场单未成交'}", f"no position: {out.reason}", now)
+            # (a fill closed at once is a trade: the sync that recorded its exit logged it)
+            if out.order is None or out.order.executed_qty <= 0:
+                self._log("INFO", sym, f"未开仓：{out.reason_zh or '入场单未成交'}", f"no position: {out.reason}", now)
             return
-        self._record_open(sym, out.state, intent)
         st = out.state
+        side = st.side
         self._log("INFO", sym,
                   f"✅ 开仓 {('做多' if side == 'LONG' else '做空')} {st.qty:g} @ {st.entry_price:g} "
                   f"止损 {st.stop:g} 止盈 {st.target if st.target is not None else '-'}"
@@ -459,11 +480,41 @@ class TradingAgent:
                   f"✅ opened {side.lower()} {st.qty:g} @ {st.entry_price:g} stop {st.stop:g} "
                   f"target {st.target if st.target is not None else '-'} ({out.reason})", now)
 
-    def _record_open(self, sym: str, st: PositionState, intent: Mapping[str, Any]) -> None:
-        """The journal's record of an entry, remembered and published at once."""
-        self.journal.record_open(sym, st, intent)
-        self._rt[sym].state = st
-        self._publish(sym)
+    def _poll_entry(self, sym: str, rt: _SymbolRuntime, high: float, low: float, now: int,
+                    fresh: bool) -> bool:
+        """Follow the resting maker entry of `sym` (router.poll_entry: fills protected at once,
+        the rest cancelled at the timeout or when the setup is gone). When it ends, its filled
+        part is recorded as the planned trade, with the intent's thought chain, exactly as an
+        IOC fill is. Returns True when it ended with a position."""
+        r = self.router.resting_entry(sym)
+        out = None if r is None else self.router.poll_entry(sym, now, self._setup_holds(rt, r, high, low, fresh))
+        if out is None:
+            rt.resting = False
+            return False
+        self.board.connect("exchange", "ok")
+        if out.resting:
+            if out.reason != rt.entry_note:           # a new fill, or a cancel that failed
+                rt.entry_note = out.reason
+                self._log("INFO", sym, f"挂单入场：{out.reason_zh}", f"maker entry: {out.reason}", now)
+            return False
+        rt.entry_note = ""
+        self.reconciler.settle_entry(sym, rt, out, self.store.get_state(f"intent:{sym}") or {}, now)
+        self._log_entry(sym, out, now)
+        return rt.state is not None
+
+    def _setup_holds(self, rt: _SymbolRuntime, entry: RestingEntry, high: float, low: float,
+                     fresh: bool) -> bool:
+        """Is the setup a resting maker entry was placed for still there? Not once the bar
+        traded at or beyond its stop, nor when a fresh analysis (a 15m close) no longer decides
+        for its side."""
+        if (low <= entry.stop) if entry.side == "LONG" else (high >= entry.stop):
+            return False
+        a = rt.analysis
+        if not fresh or a is None:
+            return True
+        d = decide(min(100.0, max(0.0, a.long_score)), min(100.0, max(0.0, a.short_score)),
+                   self.store.get_trade_count(), self.params.phases)
+        return d.action == ("enter_long" if entry.side == "LONG" else "enter_short")
 
     # ================================================================== position upkeep
     def _manage(self, sym: str, st: PositionState, a: Analysis, price: float, hi: float, lo: float,

@@ -4,12 +4,15 @@ The exchange is the truth about positions and stops; the knowledge store is the 
 what the agent meant (trades, intents). This is the one place that repairs a disagreement
 between them:
 - `restore` (on startup): reload the open trade, adopt a newer live stop, rebuild a trade from
-  an entry intent written just before a kill, then sync;
+  an entry intent written just before a kill (or follow the maker entry it placed again), then
+  sync;
 - `sync` (every cycle, and on any bar where the position does not match memory): record exits
   the exchange made (stop fills), adopt an unknown position with a note, re-place a missing
   protective stop, close the record of a position the exchange no longer has;
 - `record_exit`: record an exit the router just made, under the key the fill-based recovery
-  uses.
+  uses;
+- `settle_entry`: what an entry's outcome means for memory and the store (record the trade,
+  or drop the intent), the same for an IOC fill and a maker entry that ended.
 Every write is keyed by an exchange order id, so running any of this twice never counts an
 exit twice (kill -9 safety, see tests/test_kill_resume.py).
 
@@ -26,7 +29,7 @@ from client import BinanceError
 from rl.agent.journal import LogFn, TradeJournal, state_copy
 from rl.execution.port import ExchangePort
 from rl.execution.position import PositionState
-from rl.execution.router import CloseOutcome, OrderRouter, error_detail
+from rl.execution.router import CloseOutcome, EntryOutcome, OrderRouter, error_detail
 from rl.knowledge.store import KnowledgeStore
 from rl.strategy.exits import exit_kind, reason_zh_for
 
@@ -40,6 +43,7 @@ class PositionSlot(Protocol):
 
     state: PositionState | None         # the position it manages, None when flat
     pending: bool                       # an entry of unknown outcome awaits the next sync
+    resting: bool                       # a maker entry rests on the book (router.poll_entry)
 
 
 class Reconciler:
@@ -82,10 +86,15 @@ class Reconciler:
         if state is not None:
             self._adopt_live_stop(state, notes)
         intent = self.store.get_state(f"intent:{sym}")
+        slot.resting = False
         if intent is not None:
-            if state is None:
-                state = self._recover_intent(sym, slot, intent, notes)
-            self.store.delete_state(f"intent:{sym}")
+            if state is None and (intent.get("entry") or {}).get("order") == "maker":
+                notes += self._resume_maker_entry(sym, slot, intent, now)    # keeps or ends the intent
+                state = slot.state
+            else:
+                if state is None:
+                    state = self._recover_intent(sym, slot, intent, notes)
+                self.store.delete_state(f"intent:{sym}")
         slot.state = state
         notes += self.sync(sym, slot, now, restart=True)
         return notes
@@ -151,6 +160,55 @@ class Reconciler:
                       f"{sym}: entry filled just before the agent stopped: recorded trade #{tid} "
                       f"with its thought chain"))
         return st
+
+    def _resume_maker_entry(self, sym: str, slot: PositionSlot, intent: Mapping[str, Any],
+                            now: int) -> list[Note]:
+        """Killed while a maker entry rested: follow its order again. Whatever filled meanwhile
+        is protected now; past its timeout the rest is cancelled; an entry that ended is
+        settled as on any bar (its filled part recorded as the planned trade)."""
+        entry, plan = intent["entry"], intent.get("plan") or {}
+        cid = str(entry["client_order_id"])
+        self.router.resume_entry(sym, str(intent["side"]), cid, float(plan["stop"]), plan.get("target"),
+                                 entry.get("expires_ms"), placed_ms=int(entry.get("placed_ms") or 0))
+        out = self.router.poll_entry(sym, now)
+        if out is None:
+            return []
+        self.settle_entry(sym, slot, out, intent, now)
+        if out.resting:
+            return [(f"{sym}：重启前挂出的入场单 {cid} 仍在等待成交：继续跟踪（{out.reason_zh}）",
+                     f"{sym}: the maker entry {cid} placed before the restart still rests: "
+                     f"followed again ({out.reason})")]
+        return [(f"{sym}：重启前挂出的入场单 {cid} 已结束：{out.reason_zh}",
+                 f"{sym}: the maker entry {cid} placed before the restart has ended: {out.reason}")]
+
+    def settle_entry(self, sym: str, slot: PositionSlot, out: EntryOutcome,
+                     intent: Mapping[str, Any], now: int) -> None:
+        """What an entry's outcome means for memory and the store, the same for an IOC entry,
+        a maker entry that ended on a bar and one resumed after a restart: a position is
+        recorded as the planned trade with the intent's thought chain; a fill that was closed
+        at once is recorded too (sync then records its exit); nothing filled → the intent is
+        dropped. Still resting or of unknown outcome → the intent stays (a restart finds it)."""
+        slot.resting = out.resting
+        if out.resting:
+            return
+        if out.state is None and out.order is not None and out.order.executed_qty > 0:
+            plan = intent.get("plan") or {}
+            order = out.order
+            st = PositionState(symbol=sym, side="LONG" if order.side == "BUY" else "SHORT",
+                               entry_price=order.avg_price, qty=order.executed_qty,
+                               initial_qty=order.executed_qty, stop=plan["stop"],
+                               initial_stop=plan["stop"], target=plan.get("target"),
+                               opened_ms=order.update_time_ms,
+                               entry_client_order_id=order.client_order_id)
+            self._record_open(sym, slot, st, intent)
+            self.sync(sym, slot, now)
+            return
+        if out.state is None:
+            slot.pending = bool(out.pending)     # sync looks it up until it is resolved
+            if not out.pending:
+                self.store.delete_state(f"intent:{sym}")
+            return
+        self._record_open(sym, slot, out.state, intent)
 
     def _record_open(self, sym: str, slot: PositionSlot, st: PositionState, intent: Mapping[str, Any],
                      note: str = "") -> int:
@@ -238,6 +296,8 @@ class Reconciler:
         slot.state = res.state
         # an entry of unknown outcome stays "pending" in the router until a sync resolves it
         slot.pending = res.state is None and self.router.has_pending(sym)
+        # ... and may turn out to be a maker entry resting on the book: polled from now on
+        slot.resting = self.router.resting_entry(sym) is not None
         if res.state is not None and res.state.trade_id is None:
             intent = self.store.get_state(f"intent:{sym}")
             if intent is not None and intent.get("side") == res.state.side:

@@ -17,9 +17,10 @@ from client import BinanceClient, BinanceError, SymbolFilters
 SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("LIMIT", "MARKET")
 STOP_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET")
-TIME_IN_FORCE = ("GTC", "IOC")
+TIME_IN_FORCE = ("GTC", "IOC", "GTX")      # GTX = post-only: rests as maker or is refused
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
 NOT_FOUND = -2013          # Binance: "Order does not exist."
+POST_ONLY_REJECTED = -5022  # Binance: a GTX order that would take liquidity is refused, not kept
 ALGO_NOT_FOUND_CODES = (-2013, -2011)
 
 
@@ -181,7 +182,7 @@ def check_order_args(side: str, type: str, quantity: float, price: float | None,
         if price is None:
             raise ValueError("price: required for LIMIT orders")
         if time_in_force not in TIME_IN_FORCE:
-            raise ValueError(f"time_in_force: LIMIT orders need GTC or IOC, got {time_in_force!r}")
+            raise ValueError(f"time_in_force: LIMIT orders need GTC, IOC or GTX, got {time_in_force!r}")
     elif time_in_force is not None:
         raise ValueError(f"time_in_force: not allowed for MARKET orders, got {time_in_force!r}")
 

@@ -321,25 +321,39 @@ class PaperAccount:
         self._touch(stop=stop, order=order)
         self._refresh_busy(symbol)
 
-    def fill_resting(self, order: PaperOrder, price: float, time_ms: int) -> None:
-        """The price reached a resting order: its rest fills at price as maker (a reduce-only
-        one with no position left to reduce expires)."""
+    def fill_resting(self, order: PaperOrder, price: float, time_ms: int,
+                     cap: float | None = None) -> bool:
+        """The price reached a resting order: its rest fills at price as maker, at most `cap`
+        of it (a reduce-only one with no position left to reduce expires). Returns whether the
+        order is done; a capped fill leaves it PARTIALLY_FILLED and resting, its reserved
+        margin shrunk to what still rests."""
         symbol = order.symbol
         qty = order.orig_qty - order.executed_qty
-        self._open[symbol].remove(order)
-        order.reserved = 0.0
         if order.reduce_only:
             pos = self._positions.get(symbol)
             sign = 1.0 if order.side == "BUY" else -1.0
             if pos is None or pos.amount * sign >= 0:
-                order.status, order.update_time_ms = "EXPIRED", time_ms
+                self._open[symbol].remove(order)
+                order.status, order.reserved, order.update_time_ms = "EXPIRED", 0.0, time_ms
                 self._touch(order=order)
                 self._refresh_busy(symbol)
-                return
+                return True
             qty = min(qty, abs(pos.amount))
+        if cap is not None and cap < qty - EPS:
+            # a part: cap < what it may reduce, so the position cannot go flat on it (nothing
+            # of this symbol expires under it) and the order keeps resting
+            if cap > EPS:
+                self._fill(order, cap, price, maker=True, time_ms=time_ms)
+                order.status = "PARTIALLY_FILLED"
+                if not order.reduce_only:
+                    order.reserved = (order.orig_qty - order.executed_qty) * order.price / self.leverage(symbol)
+            return False
+        self._open[symbol].remove(order)
+        order.reserved = 0.0
         self._fill(order, qty, price, maker=True, time_ms=time_ms)
         order.status = "FILLED"
         self._refresh_busy(symbol)
+        return True
 
     def liquidate(self, symbol: str, price: float, time_ms: int) -> None:
         """Close the position at its liquidation price; the isolated margin is lost (what is

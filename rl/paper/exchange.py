@@ -22,8 +22,8 @@ from typing import Callable, Mapping
 
 from client import (CLIENT_ID_RE, NetworkError, OrderRejected, SymbolFilters,
                     new_client_order_id)
-from rl.execution.port import (AccountSnapshot, Fill, OrderResult, PositionSnapshot, StopOrderInfo,
-                         check_order_args, check_stop_args)
+from rl.execution.port import (POST_ONLY_REJECTED, AccountSnapshot, Fill, OrderResult,
+                               PositionSnapshot, StopOrderInfo, check_order_args, check_stop_args)
 from rl.paper.account import PaperAccount
 from rl.paper.matching import Matcher
 from rl.paper.records import PaperOrder, PaperStop
@@ -69,7 +69,8 @@ class PaperExchange:
         self._account = PaperAccount(balance, maker_fee=self.maker_fee, taker_fee=self.taker_fee,
                                      default_leverage=self.default_leverage,
                                      funding_interval_ms=self.funding_interval_ms, store=store)
-        self._matcher = Matcher(self._account, funding_rate, self._lock)
+        self._matcher = Matcher(self._account, funding_rate, self._lock,
+                                fill_cap=None if max_fill_qty is None else self._step_fill_cap)
 
     # ------------------------------------------------------------------ market events
     def on_price(self, symbol: str, price: float, time_ms: int) -> None:
@@ -104,6 +105,11 @@ class PaperExchange:
         if isinstance(cap, Mapping):
             return cap.get(symbol)
         return cap
+
+    def _step_fill_cap(self, symbol: str) -> float | None:
+        """The most one LIMIT order fills in one market event (a bar, a tick), on the step."""
+        cap = self._fill_cap(symbol)
+        return None if cap is None else self.filters(symbol).floor_qty(cap)
 
     # ------------------------------------------------------------------ port: reads
     def filters(self, symbol: str) -> SymbolFilters:
@@ -201,7 +207,17 @@ class PaperExchange:
             pos = account.position(symbol)
             if reduce_only and (pos is None or pos.amount * sign >= 0):
                 raise OrderRejected("ReduceOnly Order is rejected.", -2022)
-            marketable = market or (price >= px if side == "BUY" else price <= px)
+            if time_in_force == "GTX":
+                # Post-only: one priced beyond the last price would take liquidity; Binance
+                # refuses it and keeps no record of it. The paper account has one price and no
+                # book, so an order AT the last price is taken to join our side of the touch and
+                # rests (its fills are the conservative part: strictly through only, see Matcher).
+                if (price > px) if side == "BUY" else (price < px):
+                    raise OrderRejected("Due to the order could not be executed as maker, the Post "
+                                        "Only order will be rejected.", POST_ONLY_REJECTED)
+                marketable = False
+            else:
+                marketable = market or (price >= px if side == "BUY" else price <= px)
             now = self._now()
             order = PaperOrder(client_order_id=cid, order_id=account.new_id(), symbol=symbol, side=side,
                                type=type, status="NEW", price=0.0 if market else float(price),

@@ -29,10 +29,13 @@ class Matcher:
     on the account. `funding_rate` is a fixed rate or rate(symbol, funding time ms)."""
 
     def __init__(self, account: PaperAccount, funding_rate: float | Callable[[str, int], float],
-                 lock: threading.RLock) -> None:
+                 lock: threading.RLock, *,
+                 fill_cap: Callable[[str], float | None] | None = None) -> None:
         self._account = account
         self._funding_rate = funding_rate
         self._lock = lock
+        # fill_cap(symbol): the most one resting LIMIT order fills per market event (None: all)
+        self._fill_cap = fill_cap
         # symbol -> (account revision, trigger band): valid while the account's revision is
         # unchanged (every change of an order, a stop or a position bumps it)
         self._bands: dict[str, tuple[int, tuple[float, float]]] = {}
@@ -77,11 +80,14 @@ class Matcher:
             elif trig < above:
                 above = trig
         for o in account.open_orders(symbol):
+            p = o.price
+            if o.time_in_force == "GTX":        # post-only: fires only strictly beyond its price
+                p = math.nextafter(p, -math.inf if o.side == "BUY" else math.inf)
             if o.side == "BUY":
-                if o.price > below:
-                    below = o.price
-            elif o.price < above:
-                above = o.price
+                if p > below:
+                    below = p
+            elif p < above:
+                above = p
         pos = account.position(symbol)
         if pos is not None:
             lp = account.liquidation_price(pos)
@@ -128,13 +134,18 @@ class Matcher:
             rate = float(rate_of(symbol, t)) if callable(rate_of) else float(rate_of)
             account.pay_funding(symbol, slot, rate, mark)
 
-    def _next_event(self, symbol: str, cur: float, target: float) -> Event | None:
+    def _next_event(self, symbol: str, cur: float, target: float,
+                    filled: set[int]) -> Event | None:
         """The first thing the price meets moving from cur to target, as (key, kind, obj, price).
 
         Anything already crossed at `cur` (a gap at the open, or a live tick) fires at `cur`;
         otherwise at its own level, nearest first. Ties: stop before take-profit and limit, those
         before liquidation (a stop placed at the liquidation price closes as a stop) — except that
         a gap already beyond the liquidation price liquidates first (isolated loss is capped).
+        A post-only (GTX) order fires only when the price goes strictly beyond it, and always at
+        its own price: no queue position is known, so a touch is not taken as a fill. Orders
+        whose ids are in `filled` already filled in part in this market event and wait for the
+        next one.
         """
         # (one plain loop per kind, no closure: this runs several times per bar in a position)
         # best = ((dist, rank), kind, obj, price); a candidate replaces it only if strictly
@@ -160,11 +171,21 @@ class Matcher:
             if best is None or d < bd or (d == bd and r < br):
                 best, bd, br = ((d, r), "stop", s, px), d, r
         for o in account.open_orders(symbol):
+            if filled and id(o) in filled:
+                continue
             buy = o.side == "BUY"
-            if (cur <= o.price) if buy else (cur >= o.price):
+            lim = o.price
+            if o.time_in_force == "GTX":
+                if (cur < lim) if buy else (cur > lim):
+                    d, px = 0.0, lim
+                elif (target < lim) if buy else (target > lim):
+                    d, px = abs(lim - cur), lim
+                else:
+                    continue
+            elif (cur <= lim) if buy else (cur >= lim):
                 d, px = 0.0, cur
-            elif (target <= o.price) if buy else (target >= o.price):
-                d, px = abs(o.price - cur), o.price
+            elif (target <= lim) if buy else (target >= lim):
+                d, px = abs(lim - cur), lim
             else:
                 continue
             if best is None or d < bd or (d == bd and 1 < br):
@@ -188,9 +209,12 @@ class Matcher:
         """Move the price along path, firing every order, stop and liquidation it meets, in order."""
         account = self._account
         cur = path[0]
+        filled: set[int] = set()     # ids of orders a capped fill left open: once per event
         for target in path:
-            while True:          # each event removes an order/stop or the position: terminates
-                ev = self._next_event(symbol, cur, target)
+            # each event removes an order/stop or the position, or puts an order in `filled`:
+            # terminates
+            while True:
+                ev = self._next_event(symbol, cur, target, filled)
                 if ev is None:
                     break
                 (dist, _), kind, obj, price = ev
@@ -200,7 +224,9 @@ class Matcher:
                 if kind == "stop":
                     account.trigger_stop(cast(PaperStop, obj), price, time_ms)
                 elif kind == "limit":
-                    account.fill_resting(cast(PaperOrder, obj), price, time_ms)
+                    cap = self._fill_cap(symbol) if self._fill_cap is not None else None
+                    if not account.fill_resting(cast(PaperOrder, obj), price, time_ms, cap):
+                        filled.add(id(obj))
                 else:
                     account.liquidate(symbol, cast(float, obj), time_ms)
             cur = target
