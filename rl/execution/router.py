@@ -477,7 +477,7 @@ class OrderRouter:
         reason_zh = reason_zh or reason_zh_for(reason)
         f = self.exchange.filters(state.symbol)
         full = qty is None or qty >= state.qty
-        q = state.qty if full else f.floor_qty(qty, market=True)
+        q = state.qty if qty is None or full else f.floor_qty(qty, market=True)
         cid = self._cid("x")
         try:
             order = self.exchange.place_order(state.symbol, state.close_side, "MARKET", q,
@@ -553,7 +553,7 @@ class OrderRouter:
         zh.extend(plan.reasons_zh)
         for cid in plan.cancel_stops:
             self.exchange.cancel_stop(symbol, cid)
-        if plan.drop:
+        if plan.drop and state is not None:         # reconcile drops only a remembered position
             return SyncOutcome(None, self._closed_outside(state), notes, zh)
         if pos is None:
             return SyncOutcome(None, None, notes, zh)
@@ -563,6 +563,7 @@ class OrderRouter:
             state = PositionState(symbol=symbol, side=side, entry_price=pos.entry_price,
                                   qty=abs(pos.amount), initial_qty=abs(pos.amount), stop=stop,
                                   initial_stop=stop, opened_ms=self._now())
+        assert state is not None                    # reconcile adopts whenever memory holds none
         if plan.new_qty is not None:
             state.qty = plan.new_qty
         if plan.place_stop or plan.new_qty is not None:

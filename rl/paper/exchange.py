@@ -207,20 +207,21 @@ class PaperExchange:
             pos = account.position(symbol)
             if reduce_only and (pos is None or pos.amount * sign >= 0):
                 raise OrderRejected("ReduceOnly Order is rejected.", -2022)
+            limit = 0.0 if price is None else float(price)    # a LIMIT has one (check_order_args)
             if time_in_force == "GTX":
                 # Post-only: one priced beyond the last price would take liquidity; Binance
                 # refuses it and keeps no record of it. The paper account has one price and no
                 # book, so an order AT the last price is taken to join our side of the touch and
                 # rests (its fills are the conservative part: strictly through only, see Matcher).
-                if (price > px) if side == "BUY" else (price < px):
+                if (limit > px) if side == "BUY" else (limit < px):
                     raise OrderRejected("Due to the order could not be executed as maker, the Post "
                                         "Only order will be rejected.", POST_ONLY_REJECTED)
                 marketable = False
             else:
-                marketable = market or (price >= px if side == "BUY" else price <= px)
+                marketable = market or (limit >= px if side == "BUY" else limit <= px)
             now = self._now()
             order = PaperOrder(client_order_id=cid, order_id=account.new_id(), symbol=symbol, side=side,
-                               type=type, status="NEW", price=0.0 if market else float(price),
+                               type=type, status="NEW", price=0.0 if market else limit,
                                orig_qty=float(quantity), executed_qty=0.0, avg_price=0.0,
                                reduce_only=bool(reduce_only), time_in_force=time_in_force,
                                update_time_ms=now, commission=0.0)
@@ -230,10 +231,10 @@ class PaperExchange:
                 cap = self._fill_cap(symbol)
                 if cap is not None and not market:
                     fill_qty = min(fill_qty, f.floor_qty(cap))
-                if reduce_only:
+                if reduce_only and pos is not None:     # (a reduce-only order without one was refused)
                     fill_qty = min(fill_qty, abs(pos.amount))
             rest = 0.0 if (market or time_in_force == "IOC") else float(quantity) - fill_qty
-            self._check_margin(symbol, sign, fill_qty, px, rest, float(price or px), reduce_only)
+            self._check_margin(symbol, sign, fill_qty, px, rest, limit or px, reduce_only)
             account.accept_order(order, fill_qty, px, rest, now)
             account.commit()
             return order.result()
@@ -250,7 +251,7 @@ class PaperExchange:
         closing = min(fill_qty, abs(amt)) if amt * sign < 0 else 0.0
         opening = fill_qty - closing
         freed = 0.0
-        if closing > 0:
+        if closing > 0 and pos is not None:
             freed = pos.margin * closing / abs(amt) + closing * (px - pos.entry_price) * (1 if amt > 0 else -1)
         need = opening * px / lev + fill_qty * px * self.taker_fee + rest * rest_price / lev
         if need > account.available() + freed + 1e-9:
