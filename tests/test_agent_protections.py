@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.test_agent_scripted import MIN, SYMBOL, T0, World
+from tests.test_agent_scripted import MIN, T0, World
 
 DAY = 1440 * MIN
 DIP = (100.0, 100.0, 98.0, 98.2)          # crosses the 98.5 stop: a losing stop-out

@@ -173,7 +173,8 @@ class TradingAgent:
         now = self.clock.now_ms()
         self.journal.reload_weights(now)
         # before the reconcile: a trade it closes is told to the rebuilt protections
-        self.protections.restore(now)
+        with self.lock:
+            self.protections.restore(now)
         notes: list[tuple[str, str]] = []          # (zh, en)
         if self.store.get_state("initial_balance") is None:
             try:

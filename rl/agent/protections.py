@@ -15,7 +15,7 @@ Open positions are none of this class's business: the agent keeps managing them.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from rl.agent.journal import LogFn
 from rl.knowledge.store import KnowledgeStore
