@@ -60,6 +60,13 @@ class Settings:
     entry_order: str = "ioc"
     entry_timeout_seconds: float = 900.0
     reentry_cooldown_minutes: int = 60
+    # risk protections: pauses on new entries after losses (rl.risk; reasons in rl/risk/config.py)
+    max_drawdown_percent: float = 10.0
+    drawdown_lookback_days: float = 30.0
+    daily_loss_limit_percent: float = 4.0
+    stoploss_guard_trades: int = 3
+    stoploss_guard_window_hours: float = 6.0
+    stoploss_guard_pause_hours: float = 8.0
     # risk multiplier per learning phase (exploration, learning, stable): early trades are for
     # collecting evidence with a low entry bar, so they stake less of MAX_RISK_PERCENT
     phase_risk_scale: tuple[float, float, float] = (0.5, 0.75, 1.0)
@@ -127,6 +134,30 @@ def _float(name: str, raw: str, lo: float, hi: float, lo_open: bool = False) -> 
     if value != value or bad_lo or value > hi:
         bound = f"> {lo:g}" if lo_open else f">= {lo:g}"
         raise _fail(name, raw, f"{name} must be a number {bound} and <= {hi:g}")
+    return value
+
+
+def _limit_percent(name: str, raw: str) -> float:
+    """A protection's percentage: 0 (the rule off) up to, not including, 100."""
+    rule = f"{name} must be a number >= 0 and < 100 (0 turns the rule off)"
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise _fail(name, raw, rule) from None
+    if not 0 <= value < 100:          # NaN fails this too
+        raise _fail(name, raw, rule)
+    return value
+
+
+def _count_or_off(name: str, raw: str, hi: int) -> int:
+    """A count of 0 (the rule off) up to `hi`."""
+    rule = f"{name} must be an integer 0..{hi} (0 turns the rule off)"
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise _fail(name, raw, rule) from None
+    if not 0 <= value <= hi:
+        raise _fail(name, raw, rule)
     return value
 
 
@@ -201,6 +232,14 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "ENTRY_TIMEOUT_SECONDS": ("entry_timeout_seconds", lambda n, r: _float(n, r, 60.0, 86400.0)),
     "REENTRY_COOLDOWN_MINUTES": ("reentry_cooldown_minutes", lambda n, r: _int(n, r, 0, 10080)),
     "PHASE_RISK_SCALE": ("phase_risk_scale", _risk_scales),
+    "MAX_DRAWDOWN_PERCENT": ("max_drawdown_percent", _limit_percent),
+    "DRAWDOWN_LOOKBACK_DAYS": ("drawdown_lookback_days", lambda n, r: _float(n, r, 1.0, 365.0)),
+    "DAILY_LOSS_LIMIT_PERCENT": ("daily_loss_limit_percent", _limit_percent),
+    "STOPLOSS_GUARD_TRADES": ("stoploss_guard_trades", lambda n, r: _count_or_off(n, r, 1000)),
+    "STOPLOSS_GUARD_WINDOW_HOURS": ("stoploss_guard_window_hours",
+                                    lambda n, r: _float(n, r, 0.0, 720.0, lo_open=True)),
+    "STOPLOSS_GUARD_PAUSE_HOURS": ("stoploss_guard_pause_hours",
+                                   lambda n, r: _float(n, r, 0.0, 720.0, lo_open=True)),
     "REPLAY_DIR": ("replay_dir", _path),
     "REPLAY_SPEED": ("replay_speed", lambda n, r: _float(n, r, 0.0, 1e9, lo_open=True)),
     "BINANCE_DATA_DIR": ("data_dir", _path),

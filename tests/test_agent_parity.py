@@ -43,9 +43,11 @@ def _trades(store: KnowledgeStore) -> list[dict]:
     return out
 
 
-def run_replay(candles: pd.DataFrame, tmp_path, sleep_seconds: float | None = None) -> list[dict]:
+def run_replay(candles: pd.DataFrame, tmp_path, sleep_seconds: float | None = None,
+               **settings) -> tuple[list[dict], list[dict]]:
     """The dashboard's runner thread over archive candles on a manual clock: it advances 60 s
-    flat / 30 s in a position (the agent's own interval), or `sleep_seconds` per cycle."""
+    flat / 30 s in a position (the agent's own interval), or `sleep_seconds` per cycle.
+    Returns (trades, every pause of the risk protections); `settings`: Settings fields."""
 
     class Clock(ManualClock):
         def sleep(self, seconds, stop=None):
@@ -56,19 +58,20 @@ def run_replay(candles: pd.DataFrame, tmp_path, sleep_seconds: float | None = No
     market = ReplayMarketData({SYMBOL: candles}, clock)
     ex = _paper()
     store = KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS)
-    settings = Settings(db_path=tmp_path / "replay.db")
-    runner = AgentRunner(settings, market, ex, store, clock,
-                         agent=TradingAgent(settings, market, ex, store, clock, feed=ex))
+    config = Settings(db_path=tmp_path / "replay.db", **settings)
+    runner = AgentRunner(config, market, ex, store, clock,
+                         agent=TradingAgent(config, market, ex, store, clock, feed=ex))
     runner.start()
     deadline = time.monotonic() + 60
     while clock.now_ms() <= market.end_ms + 10 * MIN and time.monotonic() < deadline:
         time.sleep(0.01)
     runner.stop()
     assert not runner.running and clock.now_ms() > market.end_ms
-    assert runner.status()["last_error"] is None
+    status = runner.status()
+    assert status["last_error"] is None
     trades = _trades(store)
     store.close()
-    return trades
+    return trades, status["protections"]["history"]
 
 
 def _closed_by(candles: pd.DataFrame, t: int) -> dict[str, pd.DataFrame]:
@@ -82,13 +85,14 @@ def _closed_by(candles: pd.DataFrame, t: int) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def run_backtest_steps(candles: pd.DataFrame, tmp_path) -> list[dict]:
+def run_backtest_steps(candles: pd.DataFrame, tmp_path, **settings) -> tuple[list[dict], list[dict]]:
     t_ms = index_to_ms(candles.index)
     start = int(t_ms[WARM])
     clock = ManualClock(start + MIN)
     ex = _paper()
     store = KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS)
-    agent = TradingAgent(Settings(db_path=tmp_path / "bt.db"), None, ex, store, clock, symbols=[SYMBOL])
+    agent = TradingAgent(Settings(db_path=tmp_path / "bt.db", **settings), None, ex, store, clock,
+                         symbols=[SYMBOL])
     agent.startup()
     close0 = float(candles["close"].iloc[WARM - 1])
     agent.prime(SYMBOL, _closed_by(candles, start), close0, start)
@@ -99,16 +103,17 @@ def run_backtest_steps(candles: pd.DataFrame, tmp_path) -> list[dict]:
         clock.set(t + MIN)
         ex.on_bar(SYMBOL, o[i], h[i], l[i], c[i], t + MIN - 1)
         agent.step(t + MIN, {SYMBOL: (t, o[i], h[i], l[i], c[i], v[i])})
-    assert agent.status()["last_error"] is None
+    status = agent.status()
+    assert status["last_error"] is None
     trades = _trades(store)
     store.close()
-    return trades
+    return trades, status["protections"]["history"]
 
 
 def test_replay_runner_and_backtest_step_make_identical_trades(tmp_path):
     candles = make_candles(n=4600, seed=3, vol=0.002)
-    backtest = run_backtest_steps(candles, tmp_path)
-    replay = run_replay(candles, tmp_path)
+    backtest, _ = run_backtest_steps(candles, tmp_path)
+    replay, _ = run_replay(candles, tmp_path)
     assert len(backtest) >= 3 and sum(t["status"] == "closed" for t in backtest) >= 3
     assert any(len(t["exits"]) > 1 for t in backtest) or any(t["exit_reason"] != "stop" for t in backtest)
     assert replay == backtest                         # exact: times, prices, quantities, PnL, fees
@@ -118,10 +123,32 @@ def test_replay_runner_and_backtest_step_make_identical_trades(tmp_path):
 
 def test_replay_cycles_that_skip_bars_still_make_the_same_trades(tmp_path):
     candles = make_candles(n=4600, seed=3, vol=0.002)
-    backtest = run_backtest_steps(candles, tmp_path)
-    replay = run_replay(candles, tmp_path, sleep_seconds=300)   # each cycle catches up 5 bars
+    backtest, _ = run_backtest_steps(candles, tmp_path)
+    replay, _ = run_replay(candles, tmp_path, sleep_seconds=300)   # each cycle catches up 5 bars
     assert len(backtest) >= 3
     assert replay == backtest
+
+
+# limits tight enough for this data to hit all three rules (the defaults never pause on it)
+TIGHT = {"max_drawdown_percent": 2.0, "daily_loss_limit_percent": 1.0, "stoploss_guard_trades": 2,
+         "stoploss_guard_pause_hours": 1.0}
+
+
+def test_replay_and_backtest_pause_entries_identically(tmp_path):
+    """The protections observe the same equity at the same 15m closes and the same closes in
+    both drivers, so both pause (and lift) at the same moments for the same reasons, and the
+    trades around the pauses stay identical too (also when replay cycles skip bars)."""
+    candles = make_candles(n=4600, seed=3, vol=0.002)
+    backtest, bt_pauses = run_backtest_steps(candles, tmp_path, **TIGHT)
+    assert {p["rule"] for p in bt_pauses} == {"drawdown", "daily_loss", "stoploss_guard"}
+    assert any(not p["active"] for p in bt_pauses)              # at least one lifted again
+    assert len(backtest) >= 3
+    default, no_pauses = run_backtest_steps(candles, tmp_path)
+    assert no_pauses == [] and len(default) > len(backtest)     # the pauses did stop entries
+    for skip in (None, 300):
+        replay, pauses = run_replay(candles, tmp_path, sleep_seconds=skip, **TIGHT)
+        assert pauses == bt_pauses                              # rules, times, reasons, figures
+        assert replay == backtest
 
 
 # ----------------------------------------------------------------------------- candle parity

@@ -91,13 +91,14 @@ class World:
     """Agent + paper exchange + store on a ManualClock over the given candles."""
 
     def __init__(self, tmp_path, prices, *, min_trades: int = 30, start_bar: int = 60, persist: bool = False,
-                 script: Script | None = None) -> None:
+                 script: Script | None = None, **settings) -> None:
         self.script = script or Script()
         self.clock = ManualClock(T0 + start_bar * MIN)
         self.market = ReplayMarketData({SYMBOL: candles(prices)}, self.clock)
-        # cooldown 0: these scripts test entry/exit mechanics back to back (cooldown has its own test)
+        # cooldown 0: these scripts test entry/exit mechanics back to back (cooldown has its own
+        # test); `settings`: more Settings fields (the risk protections' tests set their limits)
         self.settings = Settings(db_path=tmp_path / "agent.db", min_trades_for_adjust=min_trades,
-                                 reentry_cooldown_minutes=0)
+                                 reentry_cooldown_minutes=0, **settings)
         self.exchange = PaperExchange(tmp_path / "paper.db" if persist else None, balance=10_000.0,
                                       clock=self.clock.now_ms)
         self.store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)

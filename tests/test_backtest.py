@@ -262,6 +262,32 @@ def test_cli_writes_json_report_and_trace(tmp_path: Path, capsys, monkeypatch) -
     assert len(decisions) == doc["decisions"] > 0 and decisions[0]["min_score"] == 35.0
     page = out_html.read_text()
     assert "<svg" in page and "TSTUSDT" in page and "<script" not in page
+    assert doc["protections"]["pauses"] == [] and "Protections / 风控暂停 (0)" in page
+
+
+def test_cli_reports_the_protections_pauses(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A drawdown limit of 0.2 % pauses entries on this generated day: the JSON lists the pause
+    with ISO and ms times and both reasons, the HTML report has it in a table, the printed
+    summary counts pauses per rule."""
+    monkeypatch.setattr("rl.backtest.engine.load_settings", lambda: Settings())
+    src = write_archive(tmp_path / "d", "TSTUSDT", "2024-01", 3 * 1440, "2024-01-01", seed=11)
+    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    assert main(["--data", str(src), "--symbol", "TSTUSDT", "--from", "2024-01-02", "--to", "2024-01-02",
+                 "--set", "MAX_DRAWDOWN_PERCENT=0.2", "--set", "STOPLOSS_GUARD_TRADES=0",
+                 "--json", str(out_json), "--report", str(out_html)]) == 0
+    printed = capsys.readouterr().out
+    assert "Pauses / 风控暂停        drawdown 1, daily_loss 0, stoploss_guard 0" in printed
+    doc = json.loads(out_json.read_text())
+    assert doc["protections"]["config"]["max_drawdown_percent"] == 0.2
+    assert doc["protections"]["config"]["stoploss_guard_trades"] == 0
+    (pause,) = doc["protections"]["pauses"]
+    assert pause["rule"] == "drawdown" and pause["started"] == "2024-01-02T12:30:00Z"
+    assert pause["started_ms"] == 1704198600000 and pause["until"].endswith("Z")
+    assert pause["until_ms"] > pause["started_ms"] and pause["active"] is False
+    assert pause["reason_en"].startswith("Drawdown guard") and pause["reason_zh"].startswith("回撤保护")
+    page = out_html.read_text()
+    assert "Protections / 风控暂停 (1)" in page and "2024-01-02T12:30:00Z" in page
+    assert "回撤保护" in page and "<script" not in page
 
 
 @pytest.mark.parametrize("args, message", [

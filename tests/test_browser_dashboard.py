@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,24 +38,36 @@ if not os.path.exists(CHROMIUM):
 SPEED = 3000.0       # replay seconds per wall second: a 15m candle every 0.3 s
 
 
-@pytest.fixture
-def server(shared_data_dir: Path, tmp_path: Path):
+@contextmanager
+def _serve(shared_data_dir: Path, tmp_path: Path, before_start=None, **settings):
+    """The app as `python -m web.app --replay` wires it, on a free port; `before_start(runner)`
+    runs before the server does (a test seeds the store there)."""
     from waitress.server import create_server
 
-    settings = Settings(symbols=("FILUSDT",), replay_dir=shared_data_dir, replay_speed=SPEED,
-                        db_path=tmp_path / "agent.db")
-    world = build_world(settings, replay_symbol="FILUSDT")
+    config = Settings(symbols=("FILUSDT",), replay_dir=shared_data_dir, db_path=tmp_path / "agent.db",
+                      **{"replay_speed": SPEED, **settings})
+    world = build_world(config, replay_symbol="FILUSDT")
     assert world.runner is not None, world.runner_note
+    if before_start is not None:
+        before_start(world.runner)
     app = create_app(world.settings, market=world.market, runner=world.runner, replay=world.replay)
     srv = create_server(app, host="127.0.0.1", port=0, threads=6)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}", world.runner
-    world.runner.stop()
-    srv.close()
-    thread.join(5)
-    world.runner.store.close()
-    world.runner.exchange.close()
+    try:
+        yield f"http://127.0.0.1:{srv.effective_port}", world.runner
+    finally:
+        world.runner.stop()
+        srv.close()
+        thread.join(5)
+        world.runner.store.close()
+        world.runner.exchange.close()
+
+
+@pytest.fixture
+def server(shared_data_dir: Path, tmp_path: Path):
+    with _serve(shared_data_dir, tmp_path) as served:
+        yield served
 
 
 @pytest.fixture
@@ -161,3 +174,52 @@ def test_dashboard_end_to_end(server, browser, tmp_path: Path):
     print(f"screenshots: {shot}")
     assert shot.stat().st_size > 10_000
     assert foreign == [], foreign
+
+
+def _seed_stop_outs(runner) -> None:
+    """Three losing stop-outs in the hour before the replay clock: the stop-loss guard's pause
+    (720 h here, so it outlasts the test) is rebuilt from them when the agent starts."""
+    now = runner.clock.now_ms()
+    store = runner.store
+    for i in range(3):
+        t = now - (60 - 20 * i) * 60_000
+        tid = store.open_trade(symbol="FILUSDT", side="LONG", entry_client_order_id=f"seed-{i}",
+                               opened_ms=t - 600_000, entry_price=4.0, quantity=100.0, stop_price=3.9,
+                               target_price=4.2, leverage=10, features={}, perception={}, action={})
+        store.record_exit(tid, client_order_id=f"seed-x-{i}", time_ms=t, kind="stop", price=3.9,
+                          quantity=100.0, pnl=-10.0, fee=0.2)
+        store.close_trade(tid, closed_ms=t, exit_reason="stop", reward={}, summary_zh="种子", summary_en="seed")
+
+
+def test_dashboard_shows_an_active_pause_with_its_reason_and_lift_time(shared_data_dir, browser, tmp_path):
+    with _serve(shared_data_dir, tmp_path, before_start=_seed_stop_outs, replay_speed=60.0,
+                stoploss_guard_pause_hours=720.0) as (base, runner):
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(base + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        panel = page.locator("#protections-panel")
+        expect(panel.locator("h2")).to_have_text("风控保护")
+        expect(panel.locator("li")).to_have_text("无")                  # nothing active yet
+        page.click("#btn-start")                                        # start-up rebuilds the pause
+        pause = panel.locator("li.pause")
+        expect(pause).to_have_count(1, timeout=10_000)
+        active = runner.status()["protections"]["active"][0]
+        assert active["rule"] == "stoploss_guard"
+        expect(pause).to_have_attribute("data-rule", "stoploss_guard")
+        expect(pause).to_contain_text("止损保护")
+        expect(pause).to_contain_text("暂停开仓")
+        expect(pause).to_contain_text(active["reason_zh"])
+        expect(pause).to_contain_text(re.compile(r"最早 \d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})? 解除"))
+        page.screenshot(path=str(tmp_path / "dashboard-paused-zh.png"))
+        page.click("#btn-lang")                                         # the page's language
+        expect(pause).to_contain_text("Stop-loss guard")
+        expect(pause).to_contain_text(active["reason_en"])
+        expect(pause).to_contain_text("at the earliest")
+        expect(panel.locator("h2")).to_have_text("Protections")
+        shot = tmp_path / "dashboard-paused.png"
+        page.screenshot(path=str(shot))
+        print(f"screenshot: {shot}")
+        assert errors == [], errors

@@ -65,6 +65,21 @@ def test_environment_overrides_dotenv(tmp_path: Path) -> None:
     ("TAKER_FEE", "0.5", "TAKER_FEE must be a number >= 0 and <= 0.01"),
     ("REPLAY_SPEED", "0", "REPLAY_SPEED must be a number > 0"),
     ("LANGUAGE", "fr", "LANGUAGE must be one of zh, en"),
+    ("MAX_DRAWDOWN_PERCENT", "-1", "MAX_DRAWDOWN_PERCENT must be a number >= 0 and < 100 (0 turns the rule off)"),
+    ("MAX_DRAWDOWN_PERCENT", "100", "MAX_DRAWDOWN_PERCENT must be a number >= 0 and < 100"),
+    ("MAX_DRAWDOWN_PERCENT", "nan", "MAX_DRAWDOWN_PERCENT must be a number >= 0 and < 100"),
+    ("MAX_DRAWDOWN_PERCENT", "ten", "MAX_DRAWDOWN_PERCENT must be a number >= 0 and < 100"),
+    ("DRAWDOWN_LOOKBACK_DAYS", "0.5", "DRAWDOWN_LOOKBACK_DAYS must be a number >= 1 and <= 365"),
+    ("DRAWDOWN_LOOKBACK_DAYS", "400", "DRAWDOWN_LOOKBACK_DAYS must be a number >= 1 and <= 365"),
+    ("DAILY_LOSS_LIMIT_PERCENT", "-0.1", "DAILY_LOSS_LIMIT_PERCENT must be a number >= 0 and < 100 (0 turns"),
+    ("DAILY_LOSS_LIMIT_PERCENT", "inf", "DAILY_LOSS_LIMIT_PERCENT must be a number >= 0 and < 100"),
+    ("STOPLOSS_GUARD_TRADES", "2.5", "STOPLOSS_GUARD_TRADES must be an integer 0..1000 (0 turns the rule off)"),
+    ("STOPLOSS_GUARD_TRADES", "-1", "STOPLOSS_GUARD_TRADES must be an integer 0..1000"),
+    ("STOPLOSS_GUARD_TRADES", "1001", "STOPLOSS_GUARD_TRADES must be an integer 0..1000"),
+    ("STOPLOSS_GUARD_WINDOW_HOURS", "0", "STOPLOSS_GUARD_WINDOW_HOURS must be a number > 0 and <= 720"),
+    ("STOPLOSS_GUARD_WINDOW_HOURS", "721", "STOPLOSS_GUARD_WINDOW_HOURS must be a number > 0 and <= 720"),
+    ("STOPLOSS_GUARD_PAUSE_HOURS", "-8", "STOPLOSS_GUARD_PAUSE_HOURS must be a number > 0 and <= 720"),
+    ("STOPLOSS_GUARD_PAUSE_HOURS", "eight", "STOPLOSS_GUARD_PAUSE_HOURS must be a number > 0 and <= 720"),
 ])
 def test_each_rule_names_variable_value_and_rule(var: str, value: str, fragment: str) -> None:
     with pytest.raises(SettingsError) as err:
@@ -127,3 +142,14 @@ def test_risk_rule_settings() -> None:
         load(PHASE_RISK_SCALE="0.5,2,1")
     with pytest.raises(SettingsError, match="REENTRY_COOLDOWN_MINUTES must be an integer 0..10080"):
         load(REENTRY_COOLDOWN_MINUTES="-1")
+
+
+def test_protection_settings_default_and_zero_turns_a_rule_off() -> None:
+    s = load()
+    assert (s.max_drawdown_percent, s.drawdown_lookback_days, s.daily_loss_limit_percent) == (10.0, 30.0, 4.0)
+    assert (s.stoploss_guard_trades, s.stoploss_guard_window_hours, s.stoploss_guard_pause_hours) == (3, 6.0, 8.0)
+    off = load(MAX_DRAWDOWN_PERCENT="0", DAILY_LOSS_LIMIT_PERCENT="0", STOPLOSS_GUARD_TRADES="0",
+               DRAWDOWN_LOOKBACK_DAYS="7", STOPLOSS_GUARD_WINDOW_HOURS="2.5", STOPLOSS_GUARD_PAUSE_HOURS="24")
+    assert (off.max_drawdown_percent, off.daily_loss_limit_percent, off.stoploss_guard_trades) == (0.0, 0.0, 0)
+    assert (off.drawdown_lookback_days, off.stoploss_guard_window_hours, off.stoploss_guard_pause_hours) == (7.0, 2.5, 24.0)
+    assert off.public_dict()["max_drawdown_percent"] == 0.0       # shown in the dashboard's settings

@@ -39,7 +39,7 @@ def open_one(store, cid="e1", side="LONG", entry=100.0, stop=98.0, qty=1.0, feat
 
 
 def test_schema_version_and_wal(store):
-    assert store.schema_version == 1
+    assert store.schema_version == 2
     other = sqlite3.connect(store.path)                 # WAL is a property of the file
     assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     other.close()
@@ -234,3 +234,52 @@ def test_default_weights_can_be_given_after_opening(tmp_path):
     assert s.default_weights == W and s.ensure_initial_weights(0) == W
     assert s.weight_history()[0]["weights"] == W
     s.close()
+
+
+def test_a_version_1_file_upgrades_in_place_and_keeps_its_trades(tmp_path):
+    from rl.db import connect, migrate
+    from rl.knowledge.schema import COMPONENT, MIGRATIONS
+
+    conn = connect(tmp_path / "old.db")                  # as the version before equity marks left it
+    migrate(conn, COMPONENT, MIGRATIONS[:1])
+    conn.close()
+    s = KnowledgeStore(tmp_path / "old.db", default_weights=W)
+    assert s.schema_version == 2 and s.equity_marks.count() == 0
+    open_one(s)
+    s.equity_marks.record(1_000, 10_000.0)
+    s.close()
+    again = KnowledgeStore(tmp_path / "old.db", default_weights=W)
+    assert len(again.trades()) == 1 and again.equity_marks.between(0, 2_000) == [(1_000, 10_000.0)]
+    again.close()
+
+
+def test_equity_marks_replace_prune_and_read_back_in_time_order(tmp_path):
+    s = KnowledgeStore(tmp_path / "m.db", default_weights=W)
+    marks = s.equity_marks
+    for t in (3_000, 1_000, 2_000):
+        marks.record(t, 10_000.0 + t)
+    marks.record(2_000, 9_999.5)                         # the same time again: replaced
+    assert marks.between(0, 10_000) == [(1_000, 11_000.0), (2_000, 9_999.5), (3_000, 13_000.0)]
+    assert marks.between(1_500, 2_500) == [(2_000, 9_999.5)]
+    marks.record(4_000, 10_004.0, keep_from_ms=2_000)   # older rows go with the write
+    assert [t for t, _ in marks.between(0, 10_000)] == [2_000, 3_000, 4_000]
+    assert marks.discard_after(3_000) == 1 and marks.count() == 2
+    with pytest.raises(KnowledgeError, match="equity=nan is invalid"):
+        marks.record(5_000, float("nan"))
+    s.close()
+    reopened = KnowledgeStore(tmp_path / "m.db", default_weights=W)     # they survive a restart
+    assert reopened.equity_marks.between(0, 10_000) == [(2_000, 9_999.5), (3_000, 13_000.0)]
+    reopened.close()
+
+
+def test_closed_between_lists_closes_by_close_time(store):
+    for i, (opened, closed) in enumerate(((1_000, 9_000), (2_000, 5_000), (3_000, None))):
+        tid = open_one(store, cid=f"e{i}", t=opened)
+        if closed is not None:
+            store.record_exit(tid, client_order_id=f"x{i}", time_ms=closed, kind="stop", price=98.0,
+                              quantity=1.0, pnl=-2.0, fee=0.05)
+            store.close_trade(tid, closed_ms=closed, exit_reason="stop", reward={}, summary_zh="", summary_en="")
+    rows = store.closed_between(0, 10_000)
+    assert [(r["id"], r["closed_ms"], r["exit_reason"]) for r in rows] == [(2, 5_000, "stop"), (1, 9_000, "stop")]
+    assert rows[0]["net_pnl"] == pytest.approx(-2.1) and rows[0]["symbol"] == "BTCUSDT"
+    assert [r["id"] for r in store.closed_between(6_000, 10_000)] == [1]

@@ -17,7 +17,7 @@ from rl.execution.port import PositionSnapshot
 from rl.knowledge.thought import features_zh
 from tests.test_agent_scripted import ENTRY_PARTIAL_TARGET_STOP_PATH, SYMBOL, World
 
-ALLOWED = {"BTCUSDT", "USDT", "ATR", "RSI", "MACD", "IOC", "API", "R"}
+ALLOWED = {"BTCUSDT", "USDT", "ATR", "RSI", "MACD", "IOC", "API", "R", "UTC"}
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
 
@@ -80,6 +80,28 @@ def test_restart_reconcile_and_position_gone_lines(tmp_path):
     assert w2.state is None and w2.store.trade(1)["status"] == "closed"
     assert_pure(w2.store.decisions.recent(500))
     w2.close()
+
+
+def test_protection_pause_skip_and_lift_lines(tmp_path):
+    """Each rule's start and lift, and the skipped entry, on the agent's scripted paths."""
+    from tests.test_agent_protections import (ONLY_DAILY, ONLY_STOPS, entered_at, lines, run_to,
+                                              stop_outs)
+    from tests.test_agent_scripted import MIN, T0
+
+    w = World(tmp_path / "stops", stop_outs(3, 660), **ONLY_STOPS)
+    w.script.long = 60.0
+    w.cycle()
+    run_to(w, T0 + 10 * 60 * MIN)
+    w2 = World(tmp_path / "daily", stop_outs(2, 1500), daily_loss_limit_percent=1.5, **ONLY_DAILY)
+    w2.script.long = 60.0
+    w2.cycle()
+    run_to(w2, T0 + 1441 * MIN)
+    assert len(entered_at(w)) == 4 and len(entered_at(w2)) == 3
+    for world, name in ((w, "止损保护"), (w2, "日亏损保护")):
+        assert len(lines(world, f"⛔ {name}")) == len(lines(world, f"✅ {name}解除")) == 1
+        assert len(lines(world, "⏸ 做多信号未入场")) == 1
+        assert_pure(world.store.decisions.recent(500))
+        world.close()
 
 
 def test_network_error_line_says_binance_unreachable_first(tmp_path):

@@ -41,6 +41,10 @@ TODAY = {
     "exits.trail_atr": 2.0,
     "learning.min_trades": 30, "learning.step": 0.05, "learning.min_weight": 0.02, "learning.max_weight": 0.50,
     "learning.min_correlation": 0.05, "learning.significance_z": 1.645,
+    # the risk protections (rl.risk.config.ProtectionConfig, new with them)
+    "protections.max_drawdown_percent": 10.0, "protections.drawdown_lookback_days": 30.0,
+    "protections.daily_loss_limit_percent": 4.0, "protections.stoploss_guard_trades": 3,
+    "protections.stoploss_guard_window_hours": 6.0, "protections.stoploss_guard_pause_hours": 8.0,
 }
 
 
@@ -53,6 +57,24 @@ def test_defaults_are_todays_numbers() -> None:
     assert StrategyParams.from_settings(Settings()) == StrategyParams()
     assert DEFAULT_WEIGHTS == LevelWeights().as_dict() and tuple(DEFAULT_WEIGHTS) == FEATURES
     assert tuple(f.name for f in fields(LevelWeights)) == FEATURES
+
+
+def test_from_settings_builds_the_protections_from_their_settings() -> None:
+    s = load_settings({"MAX_DRAWDOWN_PERCENT": "8", "DRAWDOWN_LOOKBACK_DAYS": "14",
+                       "DAILY_LOSS_LIMIT_PERCENT": "0", "STOPLOSS_GUARD_TRADES": "4",
+                       "STOPLOSS_GUARD_WINDOW_HOURS": "3", "STOPLOSS_GUARD_PAUSE_HOURS": "12"},
+                      dotenv_path="/nonexistent")
+    pc = StrategyParams.from_settings(s).protections
+    assert (pc.max_drawdown_percent, pc.drawdown_lookback_days, pc.daily_loss_limit_percent) == (8.0, 14.0, 0.0)
+    assert (pc.stoploss_guard_trades, pc.stoploss_guard_window_hours, pc.stoploss_guard_pause_hours) == (4, 3.0, 12.0)
+    assert pc.stop_exit_kinds == StrategyParams().protections.stop_exit_kinds
+    # an optimizer's trial sets a threshold by its dotted key; a bad one names it
+    p = StrategyParams().replace_flat({"protections.max_drawdown_percent": 6, "protections.stoploss_guard_trades": 2.0})
+    assert p.protections.max_drawdown_percent == 6.0 and p.protections.stoploss_guard_trades == 2
+    with pytest.raises(ParamsError, match=r"^protections\.daily_loss_limit_percent=100\.0 is invalid: .*< 100"):
+        StrategyParams().replace_flat({"protections.daily_loss_limit_percent": 100})
+    with pytest.raises(ParamsError, match=r"^protections\.max_drawdown_percent=-1\.0 is invalid"):
+        StrategyParams.from_settings(Settings(max_drawdown_percent=-1.0))
 
 
 def test_from_settings_takes_the_numbers_settings_hold() -> None:

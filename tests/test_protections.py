@@ -222,6 +222,21 @@ def test_a_lift_says_which_other_pause_still_holds_entries() -> None:
     assert [(h["rule"], h["active"]) for h in out["history"]] == [("daily_loss", False), ("drawdown", True)]
 
 
+def test_active_lists_the_pauses_covering_a_moment_earliest_lift_first_and_last_lifted() -> None:
+    p = Protections()
+    assert p.active(T0) == () and p.last_lifted(T0) is None
+    _feed(p, [(T0, 10_000), (T0 + H, 9_600)])                    # daily 4 %: until midnight
+    p.observe_equity(T0 + 23 * H, 9_000)                         # drawdown 10 %: until T0 + 30 days
+    assert [q.rule for q in p.active(T0 + 23 * H)] == ["daily_loss", "drawdown"]
+    assert [q.rule for q in p.active(T0 + H - 1)] == []          # before the first pause began
+    assert p.last_lifted(T0 + 23 * H) is None
+    p.observe_equity(T0 + DAY, 9_000)
+    assert [q.rule for q in p.active(T0 + DAY)] == ["drawdown"]
+    lifted = p.last_lifted(T0 + DAY)
+    assert lifted is not None and lifted.rule == "daily_loss" and lifted.until_ms == T0 + DAY
+    assert p.allows_entry(T0 + DAY) is (p.active(T0 + DAY) == ())
+
+
 def test_a_rule_set_to_zero_is_off() -> None:
     p = Protections(ProtectionConfig(max_drawdown_percent=0, daily_loss_limit_percent=0,
                                      stoploss_guard_trades=0))
@@ -394,3 +409,12 @@ def test_default_config_is_json_safe() -> None:
         "max_drawdown_percent": 10.0, "drawdown_lookback_days": 30.0, "daily_loss_limit_percent": 4.0,
         "stoploss_guard_trades": 3, "stoploss_guard_window_hours": 6.0, "stoploss_guard_pause_hours": 8.0,
         "stop_exit_kinds": ["stop", "trailing", "break_even", "liquidation"]}
+
+
+def test_how_far_back_a_rebuild_reads() -> None:
+    """Equity: the drawdown window plus a day (the daily reference); closes: at least that, and
+    twice window + pause, so a long stop-loss pause and what it consumed are both rebuilt."""
+    assert ProtectionConfig().equity_history_ms == 31 * DAY
+    assert ProtectionConfig().close_history_ms == 31 * DAY
+    long_pause = ProtectionConfig(stoploss_guard_window_hours=48, stoploss_guard_pause_hours=720)
+    assert long_pause.close_history_ms == 2 * (48 + 720) * H

@@ -46,6 +46,22 @@ def test_report_is_self_contained_with_all_sections() -> None:
     assert "<th>win_rate</th><td>100.0 %</td>" in page and "+0.12 %" in page
 
 
+def test_report_lists_the_protections_pauses() -> None:
+    r = _result()
+    r["protections"] = {"config": {}, "pauses": [
+        {"rule": "daily_loss", "started": "2023-09-01T09:00:00Z", "until": "2023-09-02T00:00:00Z",
+         "started_ms": 1, "until_ms": 2, "active": False, "reason_en": "Daily loss limit <4 %>",
+         "reason_zh": "日亏损保护"},
+        {"rule": "drawdown", "started": "2023-09-02T10:00:00Z", "until": "2023-10-01T00:00:00Z",
+         "started_ms": 3, "until_ms": 4, "active": True, "reason_en": "Drawdown guard", "reason_zh": "回撤保护"}]}
+    page = render_report(r)
+    assert "Protections / 风控暂停 (2)" in page
+    assert "<td>daily_loss</td><td>2023-09-01T09:00:00Z</td><td>2023-09-02T00:00:00Z</td>" in page
+    assert "2023-10-01T00:00:00Z (active / 进行中)" in page
+    assert "Daily loss limit &lt;4 %&gt;" in page and "日亏损保护" in page
+    assert "No pauses / 无暂停" in render_report(_result())
+
+
 def test_report_escapes_text_from_the_store() -> None:
     page = render_report(_result())
     assert "Long &lt;b&gt;at&lt;/b&gt; support &amp; won" in page

@@ -256,6 +256,10 @@ def test_status_logs_levels_after_running(client, world):
     assert sum(status["weights"].values()) == pytest.approx(1.0)
     assert set(status["last_scores"][SYMBOL]) >= {"long", "short", "long_breakdown", "short_breakdown"}
     assert set(status["connectivity"]) == {"market", "exchange"}
+    # the risk protections' state as the agent published it (rl.risk ProtectionState.to_dict)
+    prot = status["protections"]
+    assert prot["allows_entry"] is True and prot["active"] == [] and prot["history"] == []
+    assert prot["config"]["max_drawdown_percent"] == 10.0 and prot["config"]["stoploss_guard_trades"] == 3
     logs = client.get("/api/agent/logs?limit=2").get_json()["logs"]
     assert len(logs) == 2 and logs[0]["id"] > logs[1]["id"]          # newest first
     assert set(logs[0]) >= {"id", "time_ms", "level", "symbol", "message_zh", "message_en"}

@@ -1,10 +1,11 @@
 """TradingAgent: the six steps of the design, once per cycle for each configured symbol.
 
 perceive (klines 1m/15m/8h/1w, forming candle dropped) → analyze (IncrementalAnalyzer with the
-current learned weights) → decide (phase thresholds) → execute (OrderRouter: IOC entry, or a
-post-only maker entry polled every bar until it fills or times out, and a protective stop;
-exit manager actions) → record (TradeJournal: one transaction per logical
-write) → learn (after each close, once enough trades are closed).
+current learned weights) → decide (phase thresholds; no entry while a risk protection pauses
+entries: AccountProtections, fed the account's equity at every 15m close and every closed
+trade) → execute (OrderRouter: IOC entry, or a post-only maker entry polled every bar until it
+fills or times out, and a protective stop; exit manager actions) → record (TradeJournal: one
+transaction per logical write) → learn (after each close, once enough trades are closed).
 
 Two drivers run the SAME per-bar routine `_on_bar` (see docs/strategy.md "Decision cadence"):
 - `run_cycle(stop)` (live, paper, replay): fetches the 1m candles closed since the last cycle and
@@ -43,6 +44,7 @@ from rl.agent.analyzer_port import OneMinuteAppender, SymbolAnalyzer
 from rl.agent.journal import TradeJournal, state_copy
 # KLINE_LIMITS: what a first cycle reads, also imported from here by rl.backtest to prime alike
 from rl.agent.kline_cursor import KLINE_LIMITS, KlineCursor, history_at_newest_bar  # noqa: F401
+from rl.agent.protections import AccountProtections
 from rl.agent.reconciler import EPS, Reconciler
 from rl.agent.status import StatusBoard, agent_status, error_texts, merged_positions
 from rl.analysis.analyzer import Analysis, IncrementalAnalyzer
@@ -59,6 +61,8 @@ from rl.knowledge.thought import build_perception
 from rl.market.candle_former import CandleFormer
 from rl.market.candles import MINUTE_MS, index_to_ms
 from rl.market.ports import MarketDataPort, MarketUnavailable
+from rl.risk import Pause
+from rl.risk.records import RULE_NAMES_EN, RULE_NAMES_ZH, format_utc
 from rl.strategy.exits import evaluate_exit, exit_kind, holding_quietly
 from rl.strategy.phases import Decision, decide, phase_for
 from rl.strategy.trade_plan import plan_trade
@@ -144,9 +148,14 @@ class TradingAgent:
         self.board = StatusBoard()
         if store.default_weights is None:
             store.default_weights = self.params.levels.weights.as_dict()
+        # account-wide pauses on new entries after losses (rl.risk), rebuilt from the store at
+        # start-up; the journal tells them of every close
+        self.protections = AccountProtections(self.params.protections, store, log=self._log,
+                                              publish=self.board.protections, now_ms=clock.now_ms())
         self.journal = TradeJournal(store, leverage=settings.leverage,
                                     learning=self.params.learning,
-                                    log=self._log, on_weights=self._use_weights)
+                                    log=self._log, on_weights=self._use_weights,
+                                    on_close=self.protections.trade_closed)
         self.reconciler = Reconciler(exchange, self.router, store, self.journal, leverage=settings.leverage,
                                      log=self._log, publish=self._publish,
                                      exchange_ok=lambda: self.board.connect("exchange", "ok"))
@@ -165,6 +174,9 @@ class TradingAgent:
         """Reload state and reconcile every symbol with the exchange; returns what was done."""
         now = self.clock.now_ms()
         self.journal.reload_weights(now)
+        # before the reconcile: a trade it closes is told to the rebuilt protections
+        with self.lock:
+            self.protections.restore(now)
         notes: list[tuple[str, str]] = []          # (zh, en)
         if self.store.get_state("initial_balance") is None:
             try:
@@ -346,6 +358,7 @@ class TradingAgent:
                 if closed_15m:
                     rt.analysis = rt.analyzer.score(close, now)
                     self._publish(sym)
+                    self._mark_equity(now)
                 if rt.resting and self._poll_entry(sym, rt, high, low, now, closed_15m):
                     return True       # entered during this bar: managed from the next one
                 if rt.analysis is not None and not rt.resting:
@@ -353,6 +366,17 @@ class TradingAgent:
             except Exception as exc:
                 self.note_error(sym, exc)
         return True
+
+    def _mark_equity(self, now: int) -> None:
+        """The account's equity at this 15m close, for the risk protections: once per close
+        (the first symbol to close it), before any entry decision at it. A failed read is
+        logged and costs the protections one observation, never the position management."""
+        if not self.protections.needs_mark(now):
+            return
+        try:
+            self.protections.mark_equity(now, self.exchange.account().margin_balance)
+        except Exception as exc:
+            self.note_error("", exc)
 
     def _amount_differs(self, sym: str, qty: float) -> bool:
         """Does the exchange's position size differ from the remembered `qty` (or is it gone)?
@@ -380,11 +404,12 @@ class TradingAgent:
         count = self.store.get_trade_count()
         d = decide(min(100.0, max(0.0, a.long_score)), min(100.0, max(0.0, a.short_score)), count,
                    self.params.phases)
+        paused = self.protections.blocking(now)
         if self.decision_listeners:
             record = {"time_ms": now, "symbol": sym, "long_score": d.long_score,
                       "short_score": d.short_score, "min_score": d.phase.min_score,
                       "score_gap": d.phase.score_gap, "phase": d.phase.key, "trade_count": count,
-                      "action": d.action, "price": price}
+                      "action": d.action, "price": price, "paused": [p.rule for p in paused]}
             for listener in self.decision_listeners:
                 listener(record)
         if d.action == "wait":
@@ -392,9 +417,28 @@ class TradingAgent:
                 rt.last_log = d.log_en
                 self._log("INFO", sym, d.log_zh + " " + d.reason_zh, d.log_en + " " + d.reason_en, now)
             return
+        if paused:
+            self._skip_paused(sym, rt, d, paused, now)
+            return
         rt.last_log = ""
         self._log("INFO", sym, d.log_zh + " " + d.reason_zh, d.log_en + " " + d.reason_en, now)
         self._enter(sym, "LONG" if d.action == "enter_long" else "SHORT", a, d, price, now)
+
+    def _skip_paused(self, sym: str, rt: _SymbolRuntime, d: Decision, paused: Sequence[Pause],
+                     now: int) -> None:
+        """An entry signal while the risk protections pause entries: no order, one log line per
+        signal side and pause (a signal that holds for hours is not repeated every 15m)."""
+        until = min(p.until_ms for p in paused)
+        key = f"paused:{d.action}:{','.join(p.rule for p in paused)}:{until}"
+        if key == rt.last_log:
+            return
+        rt.last_log = key
+        side_zh, side_en = ("做多", "long") if d.action == "enter_long" else ("做空", "short")
+        self._log("INFO", sym,
+                  f"⏸ {side_zh}信号未入场：{'、'.join(RULE_NAMES_ZH[p.rule] for p in paused)}暂停开仓中"
+                  f"（最早 {format_utc(until)} 解除）| {d.reason_zh}",
+                  f"⏸ {side_en} signal skipped: the {' and the '.join(RULE_NAMES_EN[p.rule] for p in paused)} "
+                  f"pauses entries (until {format_utc(until)} at the earliest) | {d.reason_en}", now)
 
     def _risk_scale(self, phase_key: str) -> float:
         return self.params.phases.rule(phase_key).risk_scale
@@ -433,7 +477,8 @@ class TradingAgent:
         phase = phase_for(d.phase.trade_count, self.params.phases)
         perception = build_perception(symbol=sym, time_ms=now, price=price, analysis=_analysis_view(a),
                                       level=level, phase=vars(phase), decision=vars(d) | {"phase": vars(phase)},
-                                      weights=self.journal.weights)
+                                      weights=self.journal.weights,
+                                      protections=self.protections.context(now))
         plan_d = plan.to_dict()                                 # reasons and reasons_zh
         plan_d["reasons_en"] = list(plan.reasons)               # the dashboard shows either language
         # the perception is encoded once, for the intent and for the thought chain
@@ -641,9 +686,10 @@ class TradingAgent:
             rt.analyzer.set_weights(weights)
 
     def status(self) -> dict:
-        """Phase, last scores, weights, last error, last cycle time and connectivity."""
+        """Phase, last scores, weights, last error, last cycle time, connectivity and the risk
+        protections (their newest state: active pauses, history, figures, limits)."""
         return agent_status(self.board.view(), self.store.get_trade_count(), self.store.current_weights(),
-                            self.params.phases)
+                            self.params.phases, self.params.protections.to_dict())
 
     def levels(self, symbol: str) -> list[dict]:
         a = self.board.symbol(symbol).get("analysis")

@@ -35,15 +35,19 @@ class TradeJournal:
     """Trade records in the knowledge store, and learning from them (see the module doc).
 
     `on_weights(weights)` is called with the new weights whenever a close moved them (the
-    agent hands them to its analyzers); `log` writes the decision log."""
+    agent hands them to its analyzers); `on_close(row)` with every trade a close transaction
+    closed, as the store returned it (the risk protections count it); `log` writes the
+    decision log."""
 
     def __init__(self, store: KnowledgeStore, *, leverage: int, learning: LearningParams,
-                 log: LogFn, on_weights: Callable[[dict[str, float]], None]) -> None:
+                 log: LogFn, on_weights: Callable[[dict[str, float]], None],
+                 on_close: Callable[[dict], None] | None = None) -> None:
         self.store = store
         self._leverage = leverage
         self._learning = learning
         self._log = log
         self._on_weights = on_weights
+        self._on_close = on_close
         self._weights = store.current_weights()
         # the learner's running statistics over every closed trade (see finalize): O(1) a close
         self._evidence: EvidenceStats | None = None
@@ -128,8 +132,8 @@ class TradeJournal:
             perception, action = chain.get("perception") or {}, chain.get("action") or {}
         zh, en = summarize(perception, action, reward)
         with self.store.batch():
-            self.store.close_trade(trade_id, closed_ms=now, exit_reason=kind, reward=reward,
-                                   summary_zh=zh, summary_en=en, weight_update=upd)
+            row = self.store.close_trade(trade_id, closed_ms=now, exit_reason=kind, reward=reward,
+                                         summary_zh=zh, summary_en=en, weight_update=upd)
         self._evidence = stats                      # = every closed trade's sample, this one too
         self._last_close[t["symbol"]] = now
         if upd.applied:
@@ -138,3 +142,5 @@ class TradeJournal:
             self._log("INFO", t["symbol"], "权重更新：" + features_zh(upd.reason_zh),
                       "weights updated: " + upd.reason_en, now)
         self._log("INFO", t["symbol"], "🏁 " + zh, "🏁 " + en, now)
+        if self._on_close is not None:
+            self._on_close(row)

@@ -15,17 +15,20 @@ from client import (AuthError, BinanceError, NetworkError, OrderRejected, RateLi
 from rl.analysis.result import Analysis
 from rl.execution.port import ExchangePort
 from rl.market.ports import MarketUnavailable
+from rl.risk import ProtectionState
 from rl.strategy.params import PhaseParams
 from rl.strategy.phases import phase_for
 
 
 class StatusBoard:
     """The agent's published snapshot: per symbol the analysis and position, the last error,
-    the last cycle's time and whether market and exchange answered."""
+    the last cycle's time, whether market and exchange answered, and the risk protections'
+    newest state (account-wide)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._symbols: dict[str, dict[str, Any]] = {}
+        self._protections: ProtectionState | None = None
         self._last_error: dict[str, Any] | None = None
         self._last_cycle_ms: int | None = None
         self._connectivity = {"market": "unknown", "exchange": "unknown"}
@@ -46,15 +49,22 @@ class StatusBoard:
         with self._lock:
             self._last_error = record
 
+    def protections(self, state: ProtectionState) -> None:
+        """The protections' newest state (frozen: readers may hold it)."""
+        with self._lock:
+            self._protections = state
+
     def cycle_done(self, time_ms: int) -> None:
         with self._lock:
             self._last_cycle_ms = time_ms
 
     def view(self) -> dict[str, Any]:
-        """{symbols: {symbol: {analysis, position}}, last_error, last_cycle_ms, connectivity}."""
+        """{symbols: {symbol: {analysis, position}}, last_error, last_cycle_ms, connectivity,
+        protections (a ProtectionState or None)}."""
         with self._lock:
             return {"symbols": dict(self._symbols), "last_error": self._last_error,
-                    "last_cycle_ms": self._last_cycle_ms, "connectivity": dict(self._connectivity)}
+                    "last_cycle_ms": self._last_cycle_ms, "connectivity": dict(self._connectivity),
+                    "protections": self._protections}
 
     def symbol(self, symbol: str) -> dict[str, Any]:
         """{analysis, position} of one symbol ({} before its first publication)."""
@@ -63,9 +73,10 @@ class StatusBoard:
 
 
 def agent_status(view: Mapping[str, Any], trade_count: int, weights: dict[str, float],
-                 phases: PhaseParams) -> dict:
+                 phases: PhaseParams, protection_limits: Mapping[str, Any] | None = None) -> dict:
     """The dashboard's status of the agent from a board `view`: learning phase and progress,
-    last scores per symbol, weights, last error, last cycle time, connectivity."""
+    last scores per symbol, weights, last error, last cycle time, connectivity, and the risk
+    protections (ProtectionState.to_dict() with the `config` limits beside it, or None)."""
     ph = phase_for(trade_count, phases)
     prev = phases.starts_at(ph.key)
     progress = 1.0 if ph.next_at is None else (trade_count - prev) / (ph.next_at - prev)
@@ -76,12 +87,14 @@ def agent_status(view: Mapping[str, Any], trade_count: int, weights: dict[str, f
             last_scores[sym] = {"long": float(a.long_score), "short": float(a.short_score),
                                 "long_breakdown": a.long_breakdown, "short_breakdown": a.short_breakdown,
                                 "time_ms": a.time_ms, "price": float(a.price)}
+    state = view.get("protections")
+    protections = None if state is None else {**state.to_dict(), "config": dict(protection_limits or {})}
     return {"phase": {"key": ph.key, "name_zh": ph.name_zh, "name_en": ph.name_en, "trade_count": trade_count,
                       "next_at": ph.next_at, "progress": max(0.0, min(1.0, progress)),
                       "min_score": ph.min_score, "score_gap": ph.score_gap},
             "last_scores": last_scores, "weights": weights,
             "last_error": view["last_error"], "last_cycle_ms": view["last_cycle_ms"],
-            "connectivity": view["connectivity"]}
+            "connectivity": view["connectivity"], "protections": protections}
 
 
 def merged_positions(symbols: Sequence[str], exchange: ExchangePort,

@@ -40,6 +40,8 @@ from rl.knowledge.store import KnowledgeStore
 from rl.market.candles import DETAIL_SUM_COLUMNS, INTERVAL_MS, MINUTE_MS, bucket_start, index_to_ms
 from rl.market.ports import ReplayMarketData
 from rl.paper.exchange import PaperExchange
+from rl.risk import ProtectionState
+from rl.risk.records import RULES
 from rl.strategy.params import StrategyParams
 
 # Settings a backtest decides itself; --set on them would be silently ignored, so refuse.
@@ -180,6 +182,8 @@ class BacktestResult:
     gaps: int
     seconds: float
     stats: dict = field(default_factory=dict)
+    # {config: the limits, pauses: every pause of new entries (pause_records)}
+    protections: dict = field(default_factory=dict)
 
     @property
     def bars_per_second(self) -> float:
@@ -192,7 +196,7 @@ class BacktestResult:
                 "bars": self.bars, "decisions": self.decisions, "gaps": self.gaps,
                 "seconds": round(self.seconds, 3),
                 "bars_per_second": round(self.bars_per_second, 1) if self.seconds > 0 else None,
-                "settings": self.settings,
+                "settings": self.settings, "protections": self.protections,
                 "trades": [{k: v for k, v in t.items() if k != "thought_chain"} for t in self.trades],
                 "open_trades": [{k: v for k, v in t.items() if k != "thought_chain"}
                                 for t in self.open_trades]}
@@ -205,7 +209,8 @@ class BacktestResult:
                 "prices": {"time_ms": self.price_time_ms.tolist(), "close": self.price_close.tolist()},
                 "equity": {"time_ms": self.equity_time_ms.tolist(), "equity": self.equity.tolist(),
                            "drawdown": drawdown_curve(self.equity)},
-                "trades": self.trades + self.open_trades, "weight_history": self.weight_history}
+                "trades": self.trades + self.open_trades, "weight_history": self.weight_history,
+                "protections": self.protections}
 
 
 def _iso_day(ms: int) -> str:
@@ -214,6 +219,25 @@ def _iso_day(ms: int) -> str:
 
 def _iso_min(ms: int | None) -> str | None:
     return None if ms is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))
+
+
+def _iso_utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+def pause_records(state: ProtectionState) -> list[dict]:
+    """Every pause of `state`'s history, oldest first, with its times as ISO UTC beside the ms
+    (`active`: still running at the end of the run; its `until` is then the earliest lift)."""
+    return [{"rule": p.rule, "started": _iso_utc(p.started_ms), "until": _iso_utc(p.until_ms),
+             "started_ms": p.started_ms, "until_ms": p.until_ms, "active": p.active_at(state.as_of_ms),
+             "reason_en": p.reason_en, "reason_zh": p.reason_zh,
+             "details": {k: list(v) if isinstance(v, tuple) else v for k, v in p.details.items()}}
+            for p in state.history]
+
+
+def pause_counts(pauses: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Pauses per rule, every rule listed (0 when it never paused)."""
+    return {rule: sum(1 for p in pauses if p["rule"] == rule) for rule in RULES}
 
 
 def _trade_row(t: dict, store: Any) -> dict:
@@ -384,6 +408,8 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
     eq_t = open_ms[first:first + n] + MINUTE_MS
     result = _collect(data, settings, store, n, eq_t, np.asarray(eq, dtype=np.float64),
                       writer.decisions, seconds)
+    result.protections = {"config": agent.params.protections.to_dict(),
+                          "pauses": pause_records(agent.protections.state(int(eq_t[-1])))}
     store.close()
     return result
 
@@ -452,6 +478,8 @@ def format_summary(result: BacktestResult) -> str:
         lines.append(f"  {label:<{width}}{text}")
     if result.open_trades:
         lines.append(f"  {'Open at end / 未平仓':<{width}}{len(result.open_trades)} (in equity, not in trades)")
+    counts = pause_counts(result.protections.get("pauses", []))
+    lines.append(f"  {'Pauses / 风控暂停':<{width}}" + ", ".join(f"{r} {n}" for r, n in counts.items()))
     lines.append("  Final weights / 最终权重:")
     for k, w in result.final_weights.items():
         lines.append(f"    {k:<24}{w * 100:5.1f} %")

@@ -167,6 +167,7 @@ def render_report(result: dict) -> str:
                 "id", "side", "entry_time", "entry_price", "exit_time", "exit_price", "pnl", "r_multiple",
                 "exit_reason")) + "</tr>" + detail)
     head = "".join(f"<th>{h}</th>" for h in ("#", "side", "entry", "price", "exit", "price", "PnL", "R", "reason"))
+    pauses = (result.get("protections") or {}).get("pauses") or []
     return f"""<!doctype html>
 <html lang="zh"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -176,11 +177,27 @@ table{{border-collapse:collapse}} td,th{{padding:3px 8px;border-bottom:1px solid
 th{{color:#9598a1;text-align:left}} .chart{{width:100%;max-width:{WIDTH}px;background:#1e222d;display:block}}
 .tick{{fill:#787b86;font-size:10px}} .lbl{{fill:#d1d4dc;font-size:12px}} .legend span{{margin-right:12px}}
 pre{{text-align:left;white-space:pre-wrap;max-height:400px;overflow:auto;color:#b2b5be}}
-.grid{{display:flex;gap:40px;flex-wrap:wrap}}
+.grid{{display:flex;gap:40px;flex-wrap:wrap}} td.reason{{text-align:left}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <div class="grid"><div><h2>Summary / 摘要</h2><table>{rows}</table></div>
 <div><h2>Final weights / 最终权重</h2><table>{wrows}</table></div></div>
 <h2>Charts / 图表</h2>{''.join(charts)}
+{_pauses_table(pauses)}
 <h2>Trades / 交易 ({len(trades)})</h2><table><tr>{head}</tr>{''.join(trade_rows)}</table>
 </body></html>"""
+
+
+def _pauses_table(pauses: Sequence[dict]) -> str:
+    """The risk protections' pauses of new entries (rl.backtest.engine.pause_records)."""
+    title = f"<h2>Protections / 风控暂停 ({len(pauses)})</h2>"
+    if not pauses:
+        return title + "<p>No pauses / 无暂停</p>"
+    head = "".join(f"<th>{h}</th>" for h in ("rule / 规则", "started / 开始 (UTC)", "until / 至 (UTC)",
+                                              "reason / 原因"))
+    rows = "".join(
+        "<tr>" + f"<td>{_fmt(p.get('rule'))}</td><td>{_fmt(p.get('started'))}</td>"
+        f"<td>{_fmt(p.get('until'))}{' (active / 进行中)' if p.get('active') else ''}</td>"
+        f'<td class="reason">{_fmt(p.get("reason_en"))}<br>{_fmt(p.get("reason_zh"))}</td></tr>'
+        for p in pauses)
+    return f"{title}<table><tr>{head}</tr>{rows}</table>"

@@ -118,6 +118,14 @@ MIGRATIONS: list[str] = [
         message_en TEXT NOT NULL
     );
     """,
+    # 2: the account equity the risk protections read (rl.knowledge.equity_marks), one row
+    # per 15m close; the trades table already holds the closes they read
+    """
+    CREATE TABLE equity_marks (
+        time_ms INTEGER PRIMARY KEY,
+        equity REAL NOT NULL
+    );
+    """,
 ]
 
 

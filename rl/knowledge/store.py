@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from rl.knowledge.codec import Encoded, dumps, dumps_top
 from rl.knowledge.database import KnowledgeDb
 from rl.knowledge.decision_log import LOG_LIMIT, DecisionLog, checked_log_limit
+from rl.knowledge.equity_marks import EquityMarks
 from rl.knowledge.orders import OrderBook
 from rl.knowledge.schema import SIDES, KnowledgeError, finite
 from rl.knowledge.stats import TradeLogger
@@ -50,7 +51,8 @@ class TradeListener(Protocol):
 class KnowledgeStore:
     """SQLite store of trades, thought chains, weights and agent state, with its repositories
     over the same database: `orders` (the router's OrderRecorder), `decisions` (the decision
-    log) and `trade_logger` (the statistics).
+    log), `equity_marks` (the equity the risk protections observed) and `trade_logger` (the
+    statistics).
 
     Trades, thought chains and weights stay here together: close_trade writes all three in
     one transaction and keeps their caches in step."""
@@ -63,6 +65,7 @@ class KnowledgeStore:
         self.schema_version = self._db.schema_version
         self.orders = OrderBook(self._db)
         self.decisions = DecisionLog(self._db, log_limit)
+        self.equity_marks = EquityMarks(self._db)
         self._listener = trade_listener
         self._default_weights = dict(default_weights) if default_weights else None
         self._weights_cache: dict[str, float] | None = None
@@ -334,6 +337,14 @@ class KnowledgeStore:
         """When the newest closed trade of `symbol` closed (the re-entry cooldown starts there)."""
         rows = self._db.query("SELECT MAX(closed_ms) FROM trades WHERE symbol=? AND status='closed'", (symbol,))
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def closed_between(self, from_ms: int, to_ms: int) -> list[dict]:
+        """The closed trades with from_ms <= closed_ms <= to_ms, oldest close first: id,
+        symbol, closed_ms, exit_reason and net_pnl only (what the risk protections read)."""
+        rows = self._db.query("SELECT id, symbol, closed_ms, exit_reason, net_pnl FROM trades"
+                              " WHERE status='closed' AND closed_ms>=? AND closed_ms<=?"
+                              " ORDER BY closed_ms, id", (int(from_ms), int(to_ms)))
+        return [dict(r) for r in rows]
 
     def open_trade_for(self, symbol: str) -> dict | None:
         rows = self.open_trades(symbol)

@@ -110,12 +110,14 @@ class ThoughtChain:
 def build_perception(*, symbol: str, time_ms: int, price: float, analysis: Mapping[str, Any] | Any,
                      level: Mapping[str, Any] | Any | None, phase: Mapping[str, Any],
                      decision: Mapping[str, Any] | None = None,
-                     weights: Mapping[str, float] | None = None) -> dict:
+                     weights: Mapping[str, float] | None = None,
+                     protections: Mapping[str, Any] | None = None) -> dict:
     """What the agent saw when it decided to enter.
 
     `analysis` is Analysis.to_dict() (or the object): its indicators per timeframe, long/short
     scores with breakdowns and notes are kept; `level` is the chosen ScoredLevel (its six
-    features are what the learner later correlates with the outcome)."""
+    features are what the learner later correlates with the outcome); `protections` what the
+    risk protections said then (the active pauses and the one lifted last)."""
     a = json_safe(analysis) or {}
     lv = json_safe(level) if level is not None else None
     return {
@@ -131,6 +133,7 @@ def build_perception(*, symbol: str, time_ms: int, price: float, analysis: Mappi
         "phase": json_safe(phase),
         "decision": json_safe(decision) if decision is not None else None,
         "weights": json_safe(weights) if weights is not None else None,
+        "protections": json_safe(protections) if protections is not None else None,
     }
 
 

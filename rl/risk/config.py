@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 MAX_PAUSE_HOURS = 720.0       # 30 days: a longer pause is a switched-off agent, not a pause
 
 
@@ -98,6 +99,22 @@ class ProtectionConfig:
     @property
     def stoploss_guard_pause_ms(self) -> int:
         return round(self.stoploss_guard_pause_hours * HOUR_MS)
+
+    @property
+    def equity_history_ms(self) -> int:
+        """How far back equity observations matter: the drawdown window, plus a day for the
+        daily loss limit's reference (the last observation before the UTC day began). Older
+        ones can change no pause any more (a restart rebuilds from this much)."""
+        return self.drawdown_lookback_ms + DAY_MS
+
+    @property
+    def close_history_ms(self) -> int:
+        """How far back closed trades matter to a rebuild: a pause still running started at a
+        stop-out at most one pause ago, and the stop-outs that made it lie one window before
+        that; twice over, so the stop-outs an earlier pause consumed are consumed again (the
+        equity history when it is longer: it costs nothing)."""
+        return max(self.equity_history_ms,
+                   2 * (self.stoploss_guard_window_ms + self.stoploss_guard_pause_ms))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe copy (tuples become lists)."""

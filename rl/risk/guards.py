@@ -314,7 +314,9 @@ class StoplossGuard:
 
     def view(self, now_ms: int) -> StoplossView:
         consumed_to = max((p.started_ms for p in self._tally.pauses if p.started_ms <= now_ms), default=None)
-        lo = now_ms - self._window_ms
-        n = sum(1 for _, s in self._stop_outs
-                if lo < s.closed_ms <= now_ms and (consumed_to is None or s.closed_ms > consumed_to))
-        return StoplossView(self._limit, self._window_hours, n)
+        lo = now_ms - self._window_ms if consumed_to is None else max(now_ms - self._window_ms, consumed_to)
+        # the stop-outs with lo < closed_ms <= now_ms: two bisections of the sorted list (a
+        # long run asks after every observation, and the list keeps every stop-out)
+        first = bisect.bisect_right(self._stop_outs, lo, key=lambda e: e[0][0])
+        last = bisect.bisect_right(self._stop_outs, now_ms, key=lambda e: e[0][0])
+        return StoplossView(self._limit, self._window_hours, max(0, last - first))

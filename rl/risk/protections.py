@@ -171,6 +171,22 @@ class Protections:
         return not any(g is not None and _active(g.pauses, t)
                        for g in (self._drawdown, self._daily, self._stoploss))
 
+    def active(self, now_ms: int) -> tuple[Pause, ...]:
+        """The pauses covering now_ms, earliest lift first (empty: entries allowed). As cheap
+        as `allows_entry` when nothing is paused, so the agent asks it at every decision."""
+        t = time_ms("now_ms", now_ms)
+        out: list[Pause] = []
+        for g in (self._drawdown, self._daily, self._stoploss):
+            if g is not None:
+                out += _active(g.pauses, t)
+        return tuple(sorted(out, key=lambda p: (p.until_ms, RULES.index(p.rule))))
+
+    def last_lifted(self, now_ms: int) -> Pause | None:
+        """The pause that ended last by now_ms (what the next trade's thought chain notes)."""
+        t = time_ms("now_ms", now_ms)
+        ended = [p for p in self.pauses if p.until_ms <= t]
+        return max(ended, key=lambda p: (p.until_ms, RULES.index(p.rule))) if ended else None
+
     def state(self, now_ms: int) -> ProtectionState:
         """The pauses and figures as of now_ms (which should not precede the newest fact)."""
         t = time_ms("now_ms", now_ms)

@@ -28,6 +28,8 @@ DetailValue = Union[int, float, str, None, tuple[Union[int, float, str], ...]]
 
 def time_ms(name: str, value: object) -> int:
     """`value` as an int of ms (numpy integers too), or ValueError naming `name`."""
+    if type(value) is int:          # the usual case, without the Protocol check's cost
+        return value
     if isinstance(value, bool) or not isinstance(value, SupportsIndex):
         raise ValueError(f"{name}={value!r} is invalid: it must be an integer of ms since the epoch")
     return operator.index(value)
@@ -35,6 +37,8 @@ def time_ms(name: str, value: object) -> int:
 
 def finite(name: str, value: object) -> float:
     """`value` as a finite float, or ValueError naming `name`."""
+    if type(value) is float and math.isfinite(value):      # the usual case, cheaply
+        return value
     v = float(value) if isinstance(value, SupportsFloat) and not isinstance(value, bool) else math.nan
     if not math.isfinite(v):
         raise ValueError(f"{name}={value!r} is invalid: it must be a finite number")

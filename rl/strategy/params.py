@@ -18,10 +18,12 @@ read directly).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any, get_type_hints
+
+from rl.risk.config import ProtectionConfig
 
 if TYPE_CHECKING:
     from config import Settings
@@ -320,12 +322,16 @@ class StrategyParams:
     plan: TradePlanParams = TradePlanParams()   # stop, target, size
     exits: ExitParams = ExitParams()            # partial, break-even, trailing, opposite signal
     learning: LearningParams = LearningParams()  # weight learning
+    # pauses on new entries after losses (rl.risk): validated on construction, so a bad value
+    # raises as soon as replace_flat builds it
+    protections: ProtectionConfig = ProtectionConfig()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StrategyParams:
         """Defaults, with the numbers `Settings` holds (MAX_RISK_PERCENT, MAX_NOTIONAL_PERCENT,
-        MIN_REWARD_R, PHASE_RISK_SCALE, MIN_TRADES_FOR_ADJUST, REENTRY_COOLDOWN_MINUTES) taken
-        from it; validated."""
+        MIN_REWARD_R, PHASE_RISK_SCALE, MIN_TRADES_FOR_ADJUST, REENTRY_COOLDOWN_MINUTES and the
+        six protection limits) taken from it; validated. The one place a ProtectionConfig is
+        built from Settings."""
         d = cls()
         _need(len(settings.phase_risk_scale) == len(PHASE_KEYS), "phase_risk_scale",
               settings.phase_risk_scale, f"one number per phase ({', '.join(PHASE_KEYS)})")
@@ -339,16 +345,28 @@ class StrategyParams:
                        plan=replace(d.plan, max_risk_percent=float(settings.max_risk_percent),
                                     max_notional_percent=float(settings.max_notional_percent),
                                     min_reward_r=float(settings.min_reward_r)),
-                       learning=replace(d.learning, min_trades=int(settings.min_trades_for_adjust))).validate()
+                       learning=replace(d.learning, min_trades=int(settings.min_trades_for_adjust)),
+                       protections=_built("protections", lambda: replace(
+                           d.protections, max_drawdown_percent=float(settings.max_drawdown_percent),
+                           drawdown_lookback_days=float(settings.drawdown_lookback_days),
+                           daily_loss_limit_percent=float(settings.daily_loss_limit_percent),
+                           stoploss_guard_trades=int(settings.stoploss_guard_trades),
+                           stoploss_guard_window_hours=float(settings.stoploss_guard_window_hours),
+                           stoploss_guard_pause_hours=float(settings.stoploss_guard_pause_hours)))
+                       ).validate()
 
     def validate(self) -> StrategyParams:
-        """Raise ParamsError (a ValueError) naming the first bad field and its rule; returns self."""
+        """Raise ParamsError (a ValueError) naming the first bad field and its rule; returns self.
+        (`protections` validates itself when it is built.)"""
         for f in fields(self):
-            getattr(self, f.name).validate(f.name)
+            part = getattr(self, f.name)
+            if not isinstance(part, ProtectionConfig):
+                part.validate(f.name)
         return self
 
     def to_flat(self) -> dict[str, int | float]:
-        """Every leaf by its dotted key ("phases.exploration.min_score": 35.0), in field order."""
+        """Every numeric leaf by its dotted key ("phases.exploration.min_score": 35.0), in field
+        order. (protections.stop_exit_kinds, a tuple of exit names, is not a number to search.)"""
         out: dict[str, int | float] = {}
 
         def walk(obj: Any, prefix: str) -> None:
@@ -356,7 +374,7 @@ class StrategyParams:
                 v = getattr(obj, f.name)
                 if is_dataclass(v):
                     walk(v, f"{prefix}{f.name}.")
-                else:
+                elif isinstance(v, (int, float)):
                     out[prefix + f.name] = v
         walk(self, "")
         return out
@@ -393,7 +411,19 @@ def _replace_at(obj: Any, path: list[str], value: Any, key: str) -> Any:
     if is_dataclass(typ):
         raise ParamsError(f"{key}: is a group, not a number; set its fields: "
                           + ", ".join(f"{key}.{f}" for f in _hints(typ)))
-    return replace(obj, **{name: _coerce(key, value, typ)})
+    at = key[:len(key) - len(name)]          # the dotted prefix of this leaf ("protections.")
+    return _built(at.rstrip("."), lambda: replace(obj, **{name: _coerce(key, value, typ)}))
+
+
+def _built(at: str, build: Callable[[], Any]) -> Any:
+    """`build()`, a ValueError a self-validating part (ProtectionConfig) raises turned into a
+    ParamsError naming the dotted key ("protections.max_drawdown_percent=...")."""
+    try:
+        return build()
+    except ParamsError:
+        raise
+    except ValueError as exc:
+        raise ParamsError(f"{at}.{exc}" if at else str(exc)) from None
 
 
 def _coerce(key: str, value: Any, typ: type) -> int | float:

@@ -69,6 +69,7 @@ async function refreshStatus() {
     state.status = await api.status();
     renderAgentState();
     panels.renderTraining(state.status);
+    panels.renderProtections(state.status.protections);
   } catch (e) { /* shown via last_error / banner */ }
 }
 
@@ -148,6 +149,7 @@ async function agentAction(which) {
     state.status = await (which === "start" ? api.start() : api.stop());
     renderAgentState();
     panels.renderTraining(state.status);
+    panels.renderProtections(state.status.protections);
     await Promise.all([refreshLogs(), refreshHistory(), refreshLevels()]);
   } catch (e) {
     panels.toast(e.message, "error");
@@ -174,7 +176,10 @@ function init() {
   onLangChange(() => {
     renderMeta();
     renderAgentState();
-    if (state.status) panels.renderTraining(state.status);
+    if (state.status) {
+      panels.renderTraining(state.status);
+      panels.renderProtections(state.status.protections);
+    }
     panels.renderLogs();
     panels.renderTrades(state.trades);
   });

@@ -186,6 +186,24 @@ export function renderTraining(status) {
     ? `${t("last_error")} ${formatDateTime(le.time_ms)} ${le.symbol || ""}: ${pick(le, "message") || le.message || ""}` : "";
 }
 
+// ---- risk protections ---------------------------------------------------------------------------
+// status.protections: the agent's ProtectionState.to_dict() ({active: [{rule, reason_zh,
+// reason_en, started_ms, until_ms}], history, ...}) or null. Each active pause with its reason
+// in the page's language and when it lifts at the earliest, the earliest first.
+export function renderProtections(prot) {
+  const list = $("protections-list");
+  const active = ((prot && prot.active) || []).slice().sort((a, b) => a.until_ms - b.until_ms);
+  $("protections-panel").classList.toggle("paused", active.length > 0);
+  if (!active.length) {
+    list.replaceChildren(el("li", { class: "muted" }, t("prot_none")));
+    return;
+  }
+  list.replaceChildren(...active.map((p) => el("li", { class: "pause", dataset: { rule: p.rule } },
+    el("div", {}, el("b", {}, t(`prot_rule_${p.rule}`)), " · ", el("span", { class: "down" }, t("prot_paused")),
+      " · ", el("span", { class: "muted" }, t("prot_until", { time: formatDateTime(p.until_ms) }))),
+    el("div", { class: "small" }, pick(p, "reason")))));
+}
+
 // ---- run log (§5.4), newest first ------------------------------------------------------------
 const logState = { lines: [], lastId: null };
 const LOG_KEEP = 400;
