@@ -72,8 +72,8 @@ def _month_bounds(month: str, days: int | None) -> tuple[str, str]:
 
 def run_one(symbol: str, month: str, days: int | None = None) -> dict:
     """One month (or its first `days` days) through rl.backtest.engine; figures as a dict."""
-    from rl.backtest.engine import backtest_settings, run_backtest
     from rl.backtest.data import load_backtest_data
+    from rl.backtest.engine import backtest_settings, run_backtest
 
     lo, hi = _month_bounds(month, days)
     settings = backtest_settings(symbol, base=_bench_base())
@@ -95,8 +95,8 @@ def _bench_base():
 
 
 def profile_one(symbol: str, month: str, days: int | None, top: int = 30) -> str:
-    from rl.backtest.engine import backtest_settings, run_backtest
     from rl.backtest.data import load_backtest_data
+    from rl.backtest.engine import backtest_settings, run_backtest
 
     lo, hi = _month_bounds(month, days)
     data = load_backtest_data([data_root()], symbol, lo, hi)

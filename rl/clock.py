@@ -37,7 +37,7 @@ class ScaledClock:
     Used by replay: archive candles appear as if live, N times faster.
     """
 
-    def __init__(self, start_ms: int, speed: float = 1.0, wall: "SystemClock | None" = None) -> None:
+    def __init__(self, start_ms: int, speed: float = 1.0, wall: SystemClock | None = None) -> None:
         if speed <= 0:
             raise ValueError(f"speed={speed!r} is invalid: it must be > 0")
         self._start_ms = int(start_ms)

@@ -1,1 +1,2 @@
-"""The trading agent: its perceive-analyze-decide-execute-record-learn loop, restart reconciliation, the runner thread."""
+"""The trading agent: its perceive-analyze-decide-execute-record-learn loop, restart
+reconciliation, the runner thread."""

@@ -31,9 +31,9 @@ import copy
 import logging
 import math
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,7 @@ from client import BinanceError, SymbolFilters, new_client_order_id
 from config import Settings
 from rl.agent.analyzer_port import OneMinuteAppender, SymbolAnalyzer
 from rl.agent.journal import TradeJournal, state_copy
+
 # KLINE_LIMITS: what a first cycle reads, also imported from here by rl.backtest to prime alike
 from rl.agent.kline_cursor import KLINE_LIMITS, KlineCursor, history_at_newest_bar  # noqa: F401
 from rl.agent.protections import AccountProtections
@@ -52,7 +53,6 @@ from rl.analysis.levels.book import LevelScan
 from rl.analysis.levels.candidates import Bars
 from rl.clock import Clock
 from rl.execution.port import ExchangePort, SimulatedExchange
-from rl.strategy.params import StrategyParams
 from rl.execution.position import PositionState
 from rl.execution.router import EntryOutcome, OrderRouter, RestingEntry
 from rl.knowledge.codec import Encoded
@@ -64,6 +64,7 @@ from rl.market.ports import MarketDataPort, MarketUnavailable
 from rl.risk import Pause
 from rl.risk.records import RULE_NAMES_EN, RULE_NAMES_ZH, format_utc
 from rl.strategy.exits import evaluate_exit, exit_kind, holding_quietly
+from rl.strategy.params import StrategyParams
 from rl.strategy.phases import Decision, decide, phase_for
 from rl.strategy.trade_plan import plan_trade
 
@@ -97,7 +98,7 @@ class _SymbolRuntime:
     last_log: str = ""
 
     @classmethod
-    def of(cls, analyzer: SymbolAnalyzer) -> "_SymbolRuntime":
+    def of(cls, analyzer: SymbolAnalyzer) -> _SymbolRuntime:
         return cls(analyzer, CandleFormer(analyzer.push_candle))
 
 
@@ -618,7 +619,7 @@ class TradingAgent:
             now = self.clock.now_ms()
             f = self.exchange.filters(symbol)
             q = f.floor_qty(q, market=type == "MARKET")
-            p = f.round_price(float(price), "nearest") if type == "LIMIT" else None
+            p = f.round_price(float(price), "nearest") if type == "LIMIT" and price is not None else None
             order = self.exchange.place_order(symbol, side, type, q, p, "GTC" if type == "LIMIT" else None,
                                               client_order_id=new_client_order_id("man"))
             self.store.orders.record(order, "manual")

@@ -2,7 +2,8 @@
 test's stand-in that scripts the market's verdict."""
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import pandas as pd
 

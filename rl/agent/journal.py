@@ -9,7 +9,8 @@ symbol's last trade closed (the re-entry cooldown).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from rl.execution.position import PositionState
 from rl.knowledge.store import KnowledgeStore
@@ -88,7 +89,8 @@ class TradeJournal:
         st.entry_client_order_id = cid
         with self.store.batch():
             tid = self.store.open_trade(
-                symbol=sym, side=st.side, entry_client_order_id=cid, opened_ms=st.opened_ms or int(intent.get("time_ms", 0)),
+                symbol=sym, side=st.side, entry_client_order_id=cid,
+                opened_ms=st.opened_ms or int(intent.get("time_ms", 0)),
                 entry_price=st.entry_price, quantity=st.initial_qty, stop_price=st.initial_stop,
                 target_price=st.target, leverage=self._leverage, features=intent.get("features") or {},
                 perception=intent.get("perception") or {}, action=action, entry_fee=st.fees,

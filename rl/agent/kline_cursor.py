@@ -8,7 +8,7 @@ brings the higher-timeframe candles that closed with it.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd

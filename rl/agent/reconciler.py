@@ -23,7 +23,8 @@ position a second time.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from client import BinanceError
 from rl.agent.journal import LogFn, TradeJournal, state_copy
@@ -77,6 +78,7 @@ class Reconciler:
         state = None
         if trade is not None:
             trade = self.store.trade(trade["id"])
+        if trade is not None:
             if trade["remaining_qty"] <= EPS:
                 self.journal.finalize(trade["id"], now, trade["exits"][-1]["kind"] if trade["exits"] else "reconcile")
                 notes.append((f"{sym}：交易 #{trade['id']} 在重启前已全部平仓：关闭其记录",
@@ -147,8 +149,8 @@ class Reconciler:
         cid = known["client_order_id"] if known else (f"{sym}:{entry_oid}" if entry_oid else None)
         fee = sum(f.commission for f in fills if str(f.order_id) == entry_oid)
         st = PositionState(symbol=sym, side=pos.side, entry_price=pos.entry_price, qty=abs(pos.amount),
-                           initial_qty=abs(pos.amount), stop=float(plan.get("stop")),
-                           initial_stop=float(plan.get("stop")), target=plan.get("target"),
+                           initial_qty=abs(pos.amount), stop=float(plan["stop"]),
+                           initial_stop=float(plan["stop"]), target=plan.get("target"),
                            opened_ms=min([f.time_ms for f in fills] or [int(intent.get("time_ms", 0))]),
                            fees=fee, entry_client_order_id=cid,
                            stop_client_algo_id=stops[0].client_algo_id if stops else None,
@@ -275,14 +277,14 @@ class Reconciler:
         notes: list[Note] = [(zh[i] if i < len(zh) else reason_zh_for(n), n) for i, n in enumerate(res.notes)]
         if before is not None and before.trade_id is not None:
             ended = res.state is not before
-            reduced = not ended and res.state.qty < before_qty - EPS
+            reduced = not ended and res.state is not None and res.state.qty < before_qty - EPS
             if ended or reduced:
                 trade = self.store.trade_row(before.trade_id, with_position=False)
                 kind = ("trailing" if before.breakeven_done else "stop") if ended else "reconcile"
                 if trade is not None and trade["status"] == "open":
                     self._record_exit_fills(trade, kind)
                     trade = self.store.trade_row(before.trade_id, with_position=False)
-                    if ended and trade["remaining_qty"] > EPS and res.closed is not None:
+                    if ended and trade is not None and trade["remaining_qty"] > EPS and res.closed is not None:
                         # no fill to be found (exchange history unavailable): use the router's estimate
                         self.store.record_exit(before.trade_id, client_order_id=f"{sym}:outside-{before.trade_id}",
                                                time_ms=now, kind=kind, price=res.closed.exit_price or before.stop,

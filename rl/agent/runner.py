@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+
 from config import Settings
 from rl.agent.agent import TradingAgent
 from rl.clock import Clock

@@ -8,10 +8,10 @@ exchange calls) and never sees a half-made decision.
 from __future__ import annotations
 
 import threading
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from client import (AuthError, BinanceError, NetworkError, OrderRejected, RateLimitError,
-                    UnknownOrderStatus)
+from client import AuthError, BinanceError, NetworkError, OrderRejected, RateLimitError, UnknownOrderStatus
 from rl.analysis.result import Analysis
 from rl.execution.port import ExchangePort
 from rl.market.ports import MarketUnavailable

@@ -23,10 +23,10 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ def parse_day(value: str | None, field_name: str) -> datetime | None:
     except ValueError:
         raise ValueError(f"{field_name}={value!r} is invalid: use a date YYYY-MM-DD "
                          "(UTC), e.g. 2023-09-01") from None
-    return d.replace(tzinfo=timezone.utc)
+    return d.replace(tzinfo=UTC)
 
 
 def _ms(d: datetime) -> int:

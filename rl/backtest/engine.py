@@ -21,9 +21,10 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping, Sequence
+from typing import IO, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -376,7 +377,7 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
         on_bar, on_price, step_fn = exchange.on_bar, exchange.on_price, agent.step
         margin_balance = exchange.margin_balance      # = account().margin_balance, no snapshot
         equity = margin_balance()
-        bars = {symbol: None}
+        bars: dict[str, tuple] = {}                 # the bar step() is shown, set before each call
         rows = zip(t_l[first:first + n], o_l[first:first + n], h_l[first:first + n], l_l[first:first + n],
                    c_l[first:first + n], v_l[first:first + n])
         for k, row in enumerate(rows):

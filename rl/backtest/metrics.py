@@ -57,7 +57,7 @@ class Summary:
                 for k, v in asdict(self).items()}
 
 
-def max_drawdown(equity: Sequence[float]) -> float:
+def max_drawdown(equity: Sequence[float] | np.ndarray) -> float:
     """Largest peak-to-trough decline as a fraction of the running peak (0.0 .. 1.0)."""
     arr = np.asarray(equity, dtype=float)
     if arr.size == 0:
@@ -68,7 +68,7 @@ def max_drawdown(equity: Sequence[float]) -> float:
     return float(np.max(dd))
 
 
-def drawdown_curve(equity: Sequence[float]) -> list[float]:
+def drawdown_curve(equity: Sequence[float] | np.ndarray) -> list[float]:
     """Drawdown at each point as a negative fraction of the running peak (for charts)."""
     arr = np.asarray(equity, dtype=float)
     if arr.size == 0:
@@ -78,7 +78,7 @@ def drawdown_curve(equity: Sequence[float]) -> list[float]:
         return list(np.where(peaks > 0, (arr - peaks) / peaks, 0.0))
 
 
-def daily_returns(times_ms: Sequence[int], equity: Sequence[float]) -> np.ndarray:
+def daily_returns(times_ms: Sequence[int] | np.ndarray, equity: Sequence[float] | np.ndarray) -> np.ndarray:
     """Simple returns between the last equity of consecutive UTC days."""
     t = np.asarray(times_ms, dtype=np.int64)
     e = np.asarray(equity, dtype=float)
@@ -132,7 +132,8 @@ def exposure(trades: Iterable[TradeOutcome], start_ms: int, end_ms: int) -> floa
     return covered / span
 
 
-def summarize(trades: Sequence[TradeOutcome], times_ms: Sequence[int], equity: Sequence[float],
+def summarize(trades: Sequence[TradeOutcome], times_ms: Sequence[int] | np.ndarray,
+              equity: Sequence[float] | np.ndarray,
               start_balance: float, first_price: float | None = None,
               last_price: float | None = None) -> Summary:
     """All headline figures of a run from its closed trades and equity curve."""

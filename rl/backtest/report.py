@@ -9,8 +9,9 @@ from __future__ import annotations
 import html
 import json
 import math
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 WIDTH, HEIGHT, PAD = 1100, 260, 48
 PALETTE = ["#f0b90b", "#26a69a", "#ef5350", "#42a5f5", "#ab47bc", "#8d6e63"]
@@ -80,7 +81,7 @@ def _axis(scale: _Scale, label: str) -> str:
         v = scale.y0 + frac * (scale.y1 - scale.y0)
         parts.append(f'<text x="2" y="{scale.y(v) + 4:.1f}" class="tick">{_fmt(float(v))}</text>')
         t = scale.x0 + frac * (scale.x1 - scale.x0)
-        day = datetime.fromtimestamp(t / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+        day = datetime.fromtimestamp(t / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
         anchor = "start" if frac == 0 else ("end" if frac == 1 else "middle")
         parts.append(f'<text x="{scale.x(t):.1f}" y="{scale.h - 4}" text-anchor="{anchor}" class="tick">{day}</text>')
     return "".join(parts)
@@ -109,8 +110,9 @@ def price_chart(times: Sequence[int], closes: Sequence[float], trades: Sequence[
                 marks.append(f'<path d="M{cx:.1f},{cy:.1f} l-5,{-tip} l10,0 z" fill="{c}">'
                              f'<title>#{t.get("id")} {html.escape(str(t.get("side")))} @ {_fmt(px)}</title></path>')
             else:
+                why = html.escape(str(t.get("exit_reason", "")))
                 marks.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{c}">'
-                             f'<title>#{t.get("id")} exit @ {_fmt(px)} ({html.escape(str(t.get("exit_reason", "")))})</title></circle>')
+                             f'<title>#{t.get("id")} exit @ {_fmt(px)} ({why})</title></circle>')
     return (f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" class="chart">{_axis(sc, "Price / 价格")}'
             f'{_polyline(sc, xs, ys, "#d1d4dc")}{"".join(marks)}</svg>')
 
@@ -120,7 +122,7 @@ def line_chart(times: Sequence[int], series: dict[str, Sequence[float]], label: 
     all_y = [v for ys in series.values() for v in ys]
     sc = _Scale(list(times), all_y, height)
     body = []
-    for i, (name, ys) in enumerate(series.items()):
+    for i, ys in enumerate(series.values()):
         xs2, ys2 = _downsample(times, ys)
         color = PALETTE[i % len(PALETTE)]
         if fill_zero:
@@ -159,9 +161,10 @@ def render_report(result: dict) -> str:
     trade_rows = []
     for t in trades:
         chain = t.get("thought_chain")
-        detail = (f'<tr class="chain"><td colspan="9"><details><summary>{html.escape(str(t.get("summary_en") or "thought chain"))}'
-                  f'</summary><pre>{html.escape(json.dumps(chain, ensure_ascii=False, indent=1))}</pre></details></td></tr>'
-                  if chain else "")
+        summary = html.escape(str(t.get("summary_en") or "thought chain"))
+        body = html.escape(json.dumps(chain, ensure_ascii=False, indent=1))
+        detail = (f'<tr class="chain"><td colspan="9"><details><summary>{summary}'
+                  f'</summary><pre>{body}</pre></details></td></tr>' if chain else "")
         trade_rows.append(
             "<tr>" + "".join(f"<td>{_fmt(t.get(k))}</td>" for k in (
                 "id", "side", "entry_time", "entry_price", "exit_time", "exit_price", "pnl", "r_multiple",

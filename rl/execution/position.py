@@ -71,7 +71,7 @@ class PositionState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PositionState":
+    def from_dict(cls, d: dict[str, Any]) -> PositionState:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 

@@ -7,9 +7,10 @@ Paths and objects with to_dict(); sorted keys make the same value always give th
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from collections.abc import Mapping as MappingABC
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 
 def _json_default(o: Any) -> Any:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from rl.db import connect, migrate, transaction
 from rl.knowledge.schema import COMPONENT, MIGRATIONS

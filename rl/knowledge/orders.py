@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Sequence
+from collections.abc import Sequence
 
 from rl.execution.port import OrderResult, StopOrderInfo
 from rl.knowledge.codec import dumps

@@ -7,7 +7,8 @@ half-written trade.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from rl.knowledge.database import KnowledgeDb
 from rl.strategy.learning import feature_evidence

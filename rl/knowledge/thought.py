@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from collections.abc import Mapping as _AbcMapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from rl.strategy.exits import EXIT_KIND_ZH
 
@@ -101,7 +102,7 @@ class ThoughtChain:
                 "summary_zh": self.summary_zh, "summary_en": self.summary_en}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ThoughtChain":
+    def from_dict(cls, d: Mapping[str, Any]) -> ThoughtChain:
         return cls(perception=dict(d.get("perception") or {}), action=dict(d.get("action") or {}),
                    reward=dict(d["reward"]) if d.get("reward") is not None else None,
                    summary_zh=str(d.get("summary_zh") or ""), summary_en=str(d.get("summary_en") or ""))
@@ -200,7 +201,8 @@ def summarize(perception: Mapping[str, Any], action: Mapping[str, Any],
             down = min(delta, key=lambda k: delta[k])
             moved = f"；权重调整：{FEATURE_ZH.get(up, up)}↑ {FEATURE_ZH.get(down, down)}↓"
             moved_en = f"; weights moved: {up} up, {down} down"
-    zh = (f"{phase['name_zh'] + '：' if phase.get('name_zh') else ''}{sym} 在 {lv_s} 附近以 {score_s} 分{_SIDE_ZH.get(side, side)}，"
+    zh = (f"{phase['name_zh'] + '：' if phase.get('name_zh') else ''}"
+          f"{sym} 在 {lv_s} 附近以 {score_s} 分{_SIDE_ZH.get(side, side)}，"
           f"{_EXIT_ZH.get(reason, reason)}出场，净盈亏 {net_s} USDT（{r_s}）{moved}。")
     en = (f"{phase.get('name_en', '').lower() + ' phase: ' if phase.get('name_en') else ''}"
           f"{side.lower()} {sym} near {lv_s} on a score of {score_s}, exited by {reason or 'close'}, "

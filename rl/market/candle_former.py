@@ -15,7 +15,7 @@ per bar with a handful of float comparisons. Per bar only the forming 15m candle
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd

@@ -16,14 +16,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable, Mapping
 
-from client import (CLIENT_ID_RE, NetworkError, OrderRejected, SymbolFilters,
-                    new_client_order_id)
-from rl.execution.port import (POST_ONLY_REJECTED, AccountSnapshot, Fill, OrderResult,
-                               PositionSnapshot, StopOrderInfo, check_order_args, check_stop_args)
+from client import CLIENT_ID_RE, NetworkError, OrderRejected, SymbolFilters, new_client_order_id
+from rl.execution.port import (
+    POST_ONLY_REJECTED,
+    AccountSnapshot,
+    Fill,
+    OrderResult,
+    PositionSnapshot,
+    StopOrderInfo,
+    check_order_args,
+    check_stop_args,
+)
 from rl.paper.account import PaperAccount
 from rl.paper.matching import Matcher
 from rl.paper.records import PaperOrder, PaperStop

@@ -15,8 +15,18 @@ import bisect
 from collections import deque
 from dataclasses import dataclass, replace
 
-from rl.risk.records import (DAILY_LOSS, DAY_MS, DRAWDOWN, RULE_NAMES_EN, RULE_NAMES_ZH,
-                             STOPLOSS_GUARD, ClosedTrade, Pause, ProtectionEvent, format_utc)
+from rl.risk.records import (
+    DAILY_LOSS,
+    DAY_MS,
+    DRAWDOWN,
+    RULE_NAMES_EN,
+    RULE_NAMES_ZH,
+    STOPLOSS_GUARD,
+    ClosedTrade,
+    Pause,
+    ProtectionEvent,
+    format_utc,
+)
 
 
 def _started(pause: Pause) -> ProtectionEvent:

@@ -39,14 +39,23 @@ repeat the events its facts already produced.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Iterable
 
 from rl.risk.config import ProtectionConfig
-from rl.risk.guards import (DailyLossGuard, DailyLossView, DrawdownGuard, DrawdownView,
-                            StoplossGuard, StoplossView)
-from rl.risk.records import (RULE_NAMES_EN, RULE_NAMES_ZH, RULES, ClosedTrade, EquityPoint, Pause,
-                             ProtectionEvent, finite, format_utc, time_ms)
+from rl.risk.guards import DailyLossGuard, DailyLossView, DrawdownGuard, DrawdownView, StoplossGuard, StoplossView
+from rl.risk.records import (
+    RULE_NAMES_EN,
+    RULE_NAMES_ZH,
+    RULES,
+    ClosedTrade,
+    EquityPoint,
+    Pause,
+    ProtectionEvent,
+    finite,
+    format_utc,
+    time_ms,
+)
 
 __all__ = ["ClosedTrade", "EquityPoint", "Pause", "ProtectionConfig", "ProtectionEvent",
            "ProtectionState", "Protections", "evaluate"]
@@ -116,7 +125,7 @@ class Protections:
 
     @classmethod
     def rebuild(cls, config: ProtectionConfig | None, equity_points: Iterable[EquityPoint],
-                closed_trades: Iterable[ClosedTrade]) -> "Protections":
+                closed_trades: Iterable[ClosedTrade]) -> Protections:
         """The fold from scratch over recorded facts (equity points in the order recorded,
         closes in any order): what an agent restarted after kill -9 continues from."""
         p = cls(config)

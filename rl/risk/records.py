@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Literal, Mapping, SupportsFloat, SupportsIndex, Union
+from typing import Literal, SupportsFloat, SupportsIndex
 
 DAY_MS = 86_400_000
 
@@ -23,7 +24,7 @@ RULE_NAMES_EN = {DRAWDOWN: "drawdown guard", DAILY_LOSS: "daily loss limit",
                  STOPLOSS_GUARD: "stop-loss guard"}
 RULE_NAMES_ZH = {DRAWDOWN: "回撤保护", DAILY_LOSS: "日亏损保护", STOPLOSS_GUARD: "止损保护"}
 
-DetailValue = Union[int, float, str, None, tuple[Union[int, float, str], ...]]
+DetailValue = int | float | str | None | tuple[int | float | str, ...]
 
 
 def time_ms(name: str, value: object) -> int:
@@ -47,7 +48,7 @@ def finite(name: str, value: object) -> float:
 
 def format_utc(ms: int) -> str:
     """'2023-09-04 12:00 UTC' (seconds only when the moment is not on a whole minute)."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return dt.strftime("%Y-%m-%d %H:%M:%S UTC" if ms % 60_000 else "%Y-%m-%d %H:%M UTC")
 
 
@@ -80,7 +81,7 @@ class ClosedTrade:
             raise ValueError(f"exit_kind={self.exit_kind!r} is invalid: it must be a string")
 
     @classmethod
-    def from_row(cls, row: Mapping[str, object]) -> "ClosedTrade":
+    def from_row(cls, row: Mapping[str, object]) -> ClosedTrade:
         """From a closed trade of the knowledge store (`KnowledgeStore.trades(status="closed")`)."""
         tid = row.get("id")
         return cls(closed_ms=time_ms("closed_ms", row.get("closed_ms")),

@@ -14,8 +14,8 @@ A stop only ever moves in the position's favour. Every action carries its reason
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Union
 
 from rl.execution.position import PositionState
 from rl.strategy.params import ExitParams
@@ -41,7 +41,7 @@ class CloseAll:
     reason_zh: str = field(default="", compare=False)
 
 
-ExitAction = Union[PartialClose, MoveStop, CloseAll]
+ExitAction = PartialClose | MoveStop | CloseAll
 
 # An English exit reason -> the exit key stored with trades, first match wins ("stop to
 # break-even" is a break-even exit, not a plain stop, so the order matters).

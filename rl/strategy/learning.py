@@ -10,9 +10,10 @@ Only a correlation that clears a significance bar counts: |r| > z / sqrt(n) (z =
 one-sided 5 % critical value of r for n trades, e.g. 0.30 at 30 trades, 0.16 at 100). Below it
 the feature is "inconclusive" and keeps its weight. Without this bar the update, re-applied
 after every close, compounds sampling noise: in a replay of ~170 trades every feature's noisy
-r hovered around zero, four drifted to the floor and two to the cap with no real evidence. The weights are then renormalized to sum 1
-and kept inside [min_weight, max_weight] so no feature dies out (a dead feature could never
-earn its way back) and none takes over the level score alone.
+r hovered around zero, four drifted to the floor and two to the cap with no real evidence. The
+weights are then renormalized to sum 1 and kept inside [min_weight, max_weight] so no feature
+dies out (a dead feature could never earn its way back) and none takes over the level score
+alone.
 
 Why Pearson correlation with the R multiple: R normalizes outcome by the risk taken, so a big
 position's win does not count more than a small one's, and correlation is scale-free, so a
@@ -22,8 +23,8 @@ variation across trades carries no evidence and keeps its weight (before renorma
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from rl.errors import LearningError
 from rl.strategy.params import LearningParams
@@ -121,7 +122,7 @@ class EvidenceStats:
         self._s: dict[str, list] = {f: [0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0] for f in self.features}
 
     @classmethod
-    def of(cls, samples: Sequence[tuple[Mapping[str, float], float]], features: Sequence[str]) -> "EvidenceStats":
+    def of(cls, samples: Sequence[tuple[Mapping[str, float], float]], features: Sequence[str]) -> EvidenceStats:
         st = cls(features)
         for i, (values, r) in enumerate(samples):
             st.add(values, r, index=i)

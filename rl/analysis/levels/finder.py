@@ -140,7 +140,7 @@ class BestLevelFinder:
         """
         return self.rank(self.prepare(bars, atrs, ref_price))
 
-    def prepare(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> "LevelScan":
+    def prepare(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> LevelScan:
         """Everything of a scan that does not depend on the weights: the levels and their six
         features. A backtest prepares these a chunk of closes ahead (rl.backtest.scans); the
         weights, which learning changes as trades close, are applied by `rank`."""
@@ -198,12 +198,12 @@ class BestLevelFinder:
                 a = b
         return out  # type: ignore[return-value]
 
-    def _levels(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> "_Levels | LevelScan":
+    def _levels(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> _Levels | LevelScan:
         """The merged levels of a scan before their touch statistics (or the empty scan)."""
         c = self._candidates(bars, atrs, ref_price)
         return c if isinstance(c, LevelScan) else _merged([c])[0]
 
-    def _candidates(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> "_Cands | LevelScan":
+    def _candidates(self, bars: dict[str, lv.Bars], atrs: dict[str, float], ref_price: float) -> _Cands | LevelScan:
         """A scan's candidates on every timeframe with a usable ATR, within reach of the
         reference price, before the merge (or the empty scan)."""
         notes: list[str] = []
@@ -226,7 +226,7 @@ class BestLevelFinder:
         span = lv.RANGE_ATR_8H * good_atr["8h"] if "8h" in good_atr else lv.RANGE_ATR_8H * 5.0 * merge_atr
         return _Cands([x for tf in tf_list for x in caches[tf].pieces], span, tf_list, merge_atr, notes, ref_price)
 
-    def rank(self, scan: "LevelScan") -> LevelBook:
+    def rank(self, scan: LevelScan) -> LevelBook:
         """Score every level of `scan` with this finder's weights and rank them (best score
         first, ties by distance to the scan's reference price)."""
         M = scan.M
@@ -255,7 +255,7 @@ class BestLevelFinder:
 
     def _features(self, stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
                   srm: np.ndarray, first_seen: np.ndarray, ref_price: float, atr: float,
-                  notes: list[str]) -> "LevelScan":
+                  notes: list[str]) -> LevelScan:
         """`level_features` for every level. Two implementations with identical results
         (tested against each other): scalar for small scans, arrays for big ones."""
         feats = self._features_small if len(plist) <= SMALL_SCAN else self._features_arrays
@@ -264,7 +264,7 @@ class BestLevelFinder:
     @staticmethod
     def _features_arrays(stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
                          srm: np.ndarray, first_seen: np.ndarray, ref_price: float, atr: float,
-                         notes: list[str], params: LevelParams = LevelParams()) -> "LevelScan":
+                         notes: list[str], params: LevelParams = LevelParams()) -> LevelScan:
         """`_features` with arrays (faster above SMALL_SCAN levels). Each operation is the
         elementwise IEEE twin of the per-level Python original, so the features are identical."""
         vfull, bfull, afull, ffull = (params.volume_ratio_full, params.bounces_full, params.bounce_atr_full,
@@ -300,7 +300,7 @@ class BestLevelFinder:
     @staticmethod
     def _features_small(stats: dict[str, np.ndarray], prices: np.ndarray, plist: list[float], tfm: np.ndarray,
                         srm: np.ndarray, first_seen: np.ndarray, ref_price: float, atr: float,
-                        notes: list[str], params: LevelParams = LevelParams()) -> "LevelScan":
+                        notes: list[str], params: LevelParams = LevelParams()) -> LevelScan:
         """`_features` in plain floats: for a few dozen levels numpy's per-call overhead costs
         more than the arithmetic. Each operation is the scalar twin of the per-level original."""
         vfull, bfull, afull, ffull = (params.volume_ratio_full, params.bounces_full, params.bounce_atr_full,
@@ -365,7 +365,7 @@ class _Cands(NamedTuple):
     ref_price: float
 
 
-def _merged(cands: list[_Cands]) -> list["_Levels | LevelScan"]:
+def _merged(cands: list[_Cands]) -> list[_Levels | LevelScan]:
     """Each scan's candidates within reach of its reference price, merged into levels (or
     its empty scan). All scans' candidates are filtered in one pass and merged together
     (`lv.merge_sets`, identical to one at a time): a chunk of a backtest's closes costs a
