@@ -241,7 +241,7 @@ def generated_bars(n, seed, tf="15m", vol=0.004, flat_every=0):
 
 def real_bars(shared_data_dir, symbol="FILUSDT"):
     from tests.conftest import shared_kline_files
-    from tests.test_signals import aggregate, read_archive
+    from tests.analysis.test_signals import aggregate, read_archive
     files = shared_kline_files(symbol)
     if not files:
         pytest.skip(f"no archive files for {symbol}")

@@ -60,7 +60,7 @@ def test_run_cycle_with_real_analysis_trades_and_keeps_books(tmp_path):
 
 def _frames_before(candles, i: int) -> dict:
     """Every timeframe's candles closed when bar i opens (a complete last bucket is kept)."""
-    from tests.test_agent_parity import _closed_by
+    from tests.agent.test_agent_parity import _closed_by
     return _closed_by(candles, int(index_to_ms(candles.index[i:i + 1])[0]))
 
 

@@ -145,7 +145,7 @@ def test_level_params_reach_both_feature_implementations_and_the_book(monkeypatc
     import numpy as np
 
     from rl.analysis.levels import finder as lf
-    from tests.test_levels import generated_bars
+    from tests.analysis.levels.test_levels import generated_bars
 
     bars = {"15m": generated_bars(500, 3, "15m", 0.004), "8h": generated_bars(300, 53, "8h", 0.02),
             "1w": generated_bars(100, 93, "1w", 0.06)}

@@ -9,7 +9,7 @@ from rl.analysis.levels import finder as lf
 from rl.analysis.levels import candidates as lv
 from rl.analysis.levels import touches as ts
 from rl.strategy.params import LevelParams
-from tests.test_levels import (generated_bars, path_bars, real_bars, reference_candidates,
+from tests.analysis.levels.test_levels import (generated_bars, path_bars, real_bars, reference_candidates,
                                reference_touch_stats, support_path)
 
 
