@@ -15,11 +15,11 @@ from rl.agent.agent import TradingAgent
 from rl.clock import ManualClock
 from rl.knowledge.store import KnowledgeStore
 from rl.analysis.levels.finder import DEFAULT_WEIGHTS
-from rl.market.candles import INTERVAL_MS, WEEK_MS, index_to_ms, resample
+from rl.market.candles import index_to_ms, resample
 from rl.market.ports import ReplayMarketData
 from rl.paper.exchange import PaperExchange
 from rl.agent.runner import AgentRunner
-from tests.conftest import make_candles
+from tests.support.candles import closed_by, make_candles
 
 SYMBOL = "BTCUSDT"
 MIN = 60_000
@@ -71,17 +71,6 @@ def run_replay(candles: pd.DataFrame, tmp_path, sleep_seconds: float | None = No
     return trades
 
 
-def _closed_by(candles: pd.DataFrame, t: int) -> dict[str, pd.DataFrame]:
-    """Every timeframe's candles closed by world time t (what the live agent can know)."""
-    hist = candles[index_to_ms(candles.index) < t]
-    frames = {"1m": hist}
-    for tf in ("15m", "8h", "1w"):
-        df = resample(hist, tf)
-        span = WEEK_MS if tf == "1w" else INTERVAL_MS[tf]
-        frames[tf] = df[index_to_ms(df.index) + span <= t]
-    return frames
-
-
 def run_backtest_steps(candles: pd.DataFrame, tmp_path) -> list[dict]:
     t_ms = index_to_ms(candles.index)
     start = int(t_ms[WARM])
@@ -91,7 +80,7 @@ def run_backtest_steps(candles: pd.DataFrame, tmp_path) -> list[dict]:
     agent = TradingAgent(Settings(db_path=tmp_path / "bt.db"), None, ex, store, clock, symbols=[SYMBOL])
     agent.startup()
     close0 = float(candles["close"].iloc[WARM - 1])
-    agent.prime(SYMBOL, _closed_by(candles, start), close0, start)
+    agent.prime(SYMBOL, closed_by(candles, start), close0, start)
     ex.on_price(SYMBOL, close0, start + MIN)             # what the replay agent's startup shows it
     o, h, l, c, v = (candles[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
     for i in range(WARM, len(candles)):
@@ -214,10 +203,10 @@ def test_step_appends_1m_candles_to_the_analyzer_like_push_candle():
                          KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS),
                          ManualClock(start + MIN), symbols=[SYMBOL],
                          analyzer_factory=lambda s, w: made.append(IncrementalAnalyzer(s, w)) or made[-1])
-    agent.prime(SYMBOL, _closed_by(candles, start), float(candles["close"].iloc[1499]), start)
+    agent.prime(SYMBOL, closed_by(candles, start), float(candles["close"].iloc[1499]), start)
     ref = IncrementalAnalyzer(SYMBOL, dict(DEFAULT_WEIGHTS))
     end = len(candles)
-    for tf, df in _closed_by(candles, int(t_ms[end - 1]) + MIN).items():
+    for tf, df in closed_by(candles, int(t_ms[end - 1]) + MIN).items():
         for t, row in zip(index_to_ms(df.index).tolist(), df[["open", "high", "low", "close", "volume"]].itertuples(index=False)):
             ref.push_candle(tf, int(t), *(float(x) for x in row))
     o, h, l, c, v = (candles[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))

@@ -16,7 +16,8 @@ from rl.analysis.levels.finder import DEFAULT_WEIGHTS, FEATURES
 from rl.market.candles import index_to_ms
 from rl.market.ports import ReplayMarketData
 from rl.paper.exchange import PaperExchange
-from tests.conftest import make_candles, shared_kline_files
+from tests.support.candles import closed_by, make_candles
+from tests.support.paths import shared_kline_files
 
 SYMBOL = "BTCUSDT"
 
@@ -60,8 +61,7 @@ def test_run_cycle_with_real_analysis_trades_and_keeps_books(tmp_path):
 
 def _frames_before(candles, i: int) -> dict:
     """Every timeframe's candles closed when bar i opens (a complete last bucket is kept)."""
-    from tests.agent.test_agent_parity import _closed_by
-    return _closed_by(candles, int(index_to_ms(candles.index[i:i + 1])[0]))
+    return closed_by(candles, int(index_to_ms(candles.index[i:i + 1])[0]))
 
 
 def run_steps(candles, warm: int, store: KnowledgeStore, settings: Settings, symbol: str = SYMBOL):

@@ -5,7 +5,7 @@ import pytest
 
 from rl.agent.agent import TradingAgent
 from rl.strategy.params import StrategyParams, TradePlanParams
-from tests.agent.test_agent_scripted import ScriptedAnalyzer, World
+from tests.support.scripted_world import ScriptedAnalyzer, World
 
 FLAT = [100.0] * 60
 # enter long at 100 (stop 98.5, target 103), run to the target within 6 bars, then drift flat

@@ -30,7 +30,7 @@ from rl.paper.exchange import PaperExchange
 from rl.paper.matching import Matcher
 from rl.execution.position import PositionState
 from rl.knowledge.thought import build_perception, json_safe
-from tests.conftest import make_candles
+from tests.support.candles import make_candles
 
 SYM = "BTCUSDT"
 W = {"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}

@@ -19,14 +19,14 @@ import time
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 SYMBOL = "BTCUSDT"
 MIN_TRADES = 3
 CHILD = r"""
 import sys, pathlib
 import pandas as pd
-from tests.conftest import make_candles
+from tests.support.candles import make_candles
 from config import Settings
 from rl.agent.agent import TradingAgent
 from rl.clock import ManualClock

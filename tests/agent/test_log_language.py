@@ -15,7 +15,7 @@ from rl.strategy.params import ExitParams
 from rl.execution.position import PositionState, reconcile
 from rl.execution.port import PositionSnapshot
 from rl.knowledge.thought import features_zh
-from tests.agent.test_agent_scripted import ENTRY_PARTIAL_TARGET_STOP_PATH, SYMBOL, World
+from tests.support.scripted_world import ENTRY_PARTIAL_TARGET_STOP_PATH, SYMBOL, World
 
 ALLOWED = {"BTCUSDT", "USDT", "ATR", "RSI", "MACD", "IOC", "API", "R"}
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")

@@ -10,7 +10,7 @@ import pytest
 
 from rl.clock import SystemClock
 from rl.agent.runner import AgentAlreadyRunning, AgentRunner
-from tests.agent.test_agent_scripted import SYMBOL, World
+from tests.support.scripted_world import SYMBOL, World
 
 
 def wait_for(cond, timeout: float = 10.0) -> bool:

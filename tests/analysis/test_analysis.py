@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from rl.analysis.analyzer import TIMEFRAMES, IncrementalAnalyzer, _static, analyze
-from tests.conftest import make_candles
-from tests.analysis.test_signals import aggregate
+from tests.support.candles import make_candles
+from tests.support.candles import aggregate
 
 M1 = make_candles(6 * 24 * 60, seed=21, price=50.0, vol=0.0012)
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from rl.analysis import indicators as ind
-from tests.conftest import make_candles
+from tests.support.candles import make_candles
 
 
 def ref_ema(x, p, alpha=None):

@@ -1,6 +1,4 @@
 """Entry scores: component rules, bounds, and the mirror property (generated and real data)."""
-import zipfile
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,27 +6,9 @@ import pytest
 from rl.analysis import signals as sig
 from rl.analysis.analyzer import analyze
 from rl.strategy.params import ComponentPoints, ScoreParams
-from tests.conftest import make_candles, shared_kline_files
-
-TF = {"1m": "1min", "15m": "15min", "8h": "8h", "1w": "7D"}
-MONDAY = pd.Timestamp("1970-01-05", tz="UTC")
-
-
-def aggregate(m1: pd.DataFrame, cut: pd.Timestamp) -> dict[str, pd.DataFrame]:
-    """Closed candles of every timeframe as of `cut`, built from 1m candles (weeks on Mondays)."""
-    out = {}
-    m1 = m1[m1.index < cut]
-    agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
-    for tf, rule in TF.items():
-        if tf == "1w":  # Binance weeks open on Monday 00:00 UTC
-            key = (m1.index - MONDAY) // pd.Timedelta("7D")
-            df = m1.groupby(key).agg(agg)
-            df.index = pd.DatetimeIndex(MONDAY + df.index * pd.Timedelta("7D"), name="open_time")
-        else:
-            df = m1.resample(rule, label="left", closed="left").agg(agg).dropna()
-        df = df[df.index + pd.Timedelta(rule) <= cut]
-        out[tf] = df.iloc[-500:]
-    return out
+from tests.support.archives import read_archive
+from tests.support.candles import aggregate, make_candles
+from tests.support.paths import shared_kline_files
 
 
 def mirror(frames, K):
@@ -63,19 +43,6 @@ def test_mirror_symmetry_generated(seed):
         frames = aggregate(m1, cut)
         price = float(m1.close.iloc[cut_i - 1]) * 1.001
         assert_mirrored(frames, price, K=2 * float(m1.high.max()) + 1)
-
-
-def read_archive(path) -> pd.DataFrame:
-    with zipfile.ZipFile(path) as z:
-        name = z.namelist()[0]
-        with z.open(name) as f:
-            df = pd.read_csv(f, header=None)
-    if not str(df.iloc[0, 0]).isdigit():  # newer files have a header row
-        df = df.iloc[1:]
-    df = df.iloc[:, :6].astype(float)
-    df.columns = ["open_time", "open", "high", "low", "close", "volume"]
-    df.index = pd.to_datetime(df.open_time.astype("int64"), unit="ms", utc=True).rename("open_time")
-    return df.drop(columns="open_time")
 
 
 @pytest.mark.shared_data

@@ -20,8 +20,8 @@ from rl.backtest.engine import (TIMING_FIELDS, BacktestResult, backtest_settings
                          run_backtest)
 from rl.backtest.data import BacktestData, BarClock, BarSchedule, load_backtest_data
 from rl.market.candles import MINUTE_MS, index_to_ms
-from tests.conftest import shared_data_root, shared_kline_files
-from tests.backtest.test_backtest_data import write_archive
+from tests.support.paths import shared_data_root, shared_kline_files
+from tests.support.archives import write_archive
 
 SYMBOL = "FILUSDT"
 DAY = "2023-09-01"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,25 +13,9 @@ from config import Settings, SettingsError
 from rl.backtest.engine import backtest_settings, parse_overrides
 from rl.backtest.data import BarClock, BarSchedule, load_backtest_data
 from rl.market.candles import MINUTE_MS, index_to_ms
-from tests.conftest import make_candles, shared_kline_files
-
-
-def write_archive(dirpath: Path, symbol: str, month: str, n: int, start: str, seed: int = 3,
-                  header: bool = True) -> Path:
-    """A Binance-layout monthly zip of generated 1m candles."""
-    df = make_candles(n, start=start, seed=seed, price=5.0)
-    open_ms = index_to_ms(df.index)
-    lines = ["open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
-             "taker_buy_quote_volume,ignore"] if header else []
-    for t, r in zip(open_ms, df.itertuples()):
-        lines.append(f"{t},{r.open:.4f},{r.high:.4f},{r.low:.4f},{r.close:.4f},{r.volume:.1f},"
-                     f"{t + MINUTE_MS - 1},{r.volume * r.close:.1f},10,{r.volume / 2:.1f},"
-                     f"{r.volume * r.close / 2:.1f},0")
-    dirpath.mkdir(parents=True, exist_ok=True)
-    path = dirpath / f"{symbol}-1m-{month}.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(f"{symbol}-1m-{month}.csv", "\n".join(lines) + "\n")
-    return path
+from tests.support.archives import write_archive
+from tests.support.candles import make_candles
+from tests.support.paths import shared_kline_files
 
 
 # ----------------------------------------------------------------------------- --set

@@ -26,7 +26,8 @@ from rl.backtest.data import load_backtest_data
 from rl.backtest.engine import TIMING_FIELDS, backtest_settings, dumps_json, prime_frames, run_backtest
 from rl.backtest.scans import PreparedScans, _Series15m, level_scans
 from rl.market.candles import bucket_start, index_to_ms
-from tests.conftest import make_candles, shared_data_root, shared_kline_files
+from tests.support.candles import make_candles
+from tests.support.paths import shared_data_root, shared_kline_files
 
 SYMBOL = "FILUSDT"
 

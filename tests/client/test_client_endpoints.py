@@ -10,7 +10,7 @@ import responses
 
 from client import BinanceClient, sign
 from rl.errors import BinanceError, OrderRejected
-from tests.client.test_client_filters import EXCHANGE_INFO
+from tests.support.exchange_info import EXCHANGE_INFO
 
 KEY, SECRET = "test-api-key-0123456789", "test-api-secret-abcdef"
 TRADE, MARKET = "https://demo-fapi.binance.com", "https://fapi.binance.com"

@@ -7,47 +7,7 @@ import pytest
 
 from client import SymbolFilters, parse_symbol_filters
 from rl.errors import OrderRejected
-
-
-def _symbol(name: str, tick: str, step: str, min_qty: str, max_qty: str, notional: str,
-            price_precision: int, qty_precision: int, market_step: str | None = None) -> dict:
-    """One symbol entry shaped like the official GET /fapi/v1/exchangeInfo example."""
-    return {
-        "symbol": name, "pair": name, "contractType": "PERPETUAL", "status": "TRADING",
-        "baseAsset": name[:-4], "quoteAsset": "USDT", "marginAsset": "USDT",
-        "pricePrecision": price_precision, "quantityPrecision": qty_precision,
-        "baseAssetPrecision": 8, "quotePrecision": 8, "triggerProtect": "0.0500",
-        "filters": [
-            {"filterType": "PRICE_FILTER", "maxPrice": "4529764", "minPrice": "556.80",
-             "tickSize": tick},
-            {"filterType": "LOT_SIZE", "maxQty": max_qty, "minQty": min_qty, "stepSize": step},
-            {"filterType": "MARKET_LOT_SIZE", "maxQty": "120", "minQty": min_qty,
-             "stepSize": market_step or step},
-            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-            {"filterType": "MIN_NOTIONAL", "notional": notional},
-            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",
-             "multiplierDown": "0.9500", "multiplierDecimal": "4"},
-        ],
-        "OrderType": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
-                      "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
-        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
-    }
-
-
-EXCHANGE_INFO = {
-    "exchangeFilters": [],
-    "rateLimits": [{"interval": "MINUTE", "intervalNum": 1, "limit": 2400,
-                    "rateLimitType": "REQUEST_WEIGHT"}],
-    "serverTime": 1565613908500,
-    "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "0"}],
-    "symbols": [
-        _symbol("BTCUSDT", "0.10", "0.001", "0.001", "1000", "100", 2, 3),
-        _symbol("ETHUSDT", "0.01", "0.1", "0.1", "10000", "20", 2, 1),
-        _symbol("BLZUSDT", "0.0001", "1", "1", "10000000", "5.0", 4, 0),
-        _symbol("TENUSDT", "0.0001", "10", "10", "5000000", "5", 4, 0, market_step="100"),
-    ],
-    "timezone": "UTC",
-}
+from tests.support.exchange_info import EXCHANGE_INFO, symbol_entry
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +26,7 @@ def test_parse_reads_every_field_as_decimal(filters):
 
 
 def test_parse_rejects_missing_lot_size_naming_symbol_and_filter():
-    bad = _symbol("XUSDT", "0.1", "1", "1", "10", "5", 1, 0)
+    bad = symbol_entry("XUSDT", "0.1", "1", "1", "10", "5", 1, 0)
     bad["filters"] = [f for f in bad["filters"] if f["filterType"] != "LOT_SIZE"]
     with pytest.raises(ValueError, match=r"XUSDT.*LOT_SIZE"):
         parse_symbol_filters({"symbols": [bad]})

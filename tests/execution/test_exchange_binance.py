@@ -5,7 +5,7 @@ import responses
 
 from client import BinanceClient
 from rl.execution.port import BinanceExchange
-from tests.execution.test_router import BASE, FakeBinance
+from tests.support.fake_binance import BASE, FakeBinance
 
 ACCOUNT = {"totalInitialMargin": "0.00000000", "totalMaintMargin": "0.00000000",
            "totalWalletBalance": "126.72469206", "totalUnrealizedProfit": "0.00000000",

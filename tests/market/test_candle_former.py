@@ -9,7 +9,7 @@ import pandas as pd
 
 from rl.market.candle_former import FORMED_TIMEFRAMES, CandleFormer
 from rl.market.candles import INTERVAL_MS, MINUTE_MS, bucket_start, index_to_ms, resample
-from tests.conftest import make_candles
+from tests.support.candles import make_candles
 
 COLS = ["open", "high", "low", "close", "volume"]
 

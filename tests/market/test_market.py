@@ -15,7 +15,7 @@ from rl.market.candles import (
     rows_to_frame,
     validate_interval,
 )
-from tests.conftest import make_candles
+from tests.support.candles import make_candles
 
 MIN = 60_000
 

@@ -11,7 +11,7 @@ from rl.clock import ManualClock
 from rl.errors import BinanceError, MarketUnavailable
 from rl.market.candles import COLUMNS, normalize_frame, resample
 from rl.market.ports import LiveMarketData, MarketDataPort, ReplayMarketData
-from tests.conftest import make_candles
+from tests.support.candles import make_candles
 
 MIN = 60_000
 KLINES_URL = "https://fapi.binance.com/fapi/v1/klines"

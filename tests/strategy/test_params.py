@@ -145,7 +145,7 @@ def test_level_params_reach_both_feature_implementations_and_the_book(monkeypatc
     import numpy as np
 
     from rl.analysis.levels import finder as lf
-    from tests.analysis.levels.test_levels import generated_bars
+    from tests.support.level_bars import generated_bars
 
     bars = {"15m": generated_bars(500, 3, "15m", 0.004), "8h": generated_bars(300, 53, "8h", 0.02),
             "1w": generated_bars(100, 93, "1w", 0.06)}
@@ -174,7 +174,7 @@ def test_a_backtest_trades_by_the_params_it_is_given() -> None:
     the trades differ from the defaults'."""
     from rl.backtest.data import load_backtest_data
     from rl.backtest.engine import TIMING_FIELDS, backtest_settings, dumps_json, run_backtest
-    from tests.conftest import shared_data_root, shared_kline_files
+    from tests.support.paths import shared_data_root, shared_kline_files
 
     if not shared_kline_files("FILUSDT"):
         pytest.skip("real Binance archive for FILUSDT not found")

@@ -7,7 +7,7 @@ from dataclasses import replace
 from client import parse_symbol_filters
 from rl.strategy.params import TradePlanParams
 from rl.strategy.trade_plan import plan_trade, stop_price, target_price
-from tests.execution.test_router import EXCHANGE_INFO
+from tests.support.fake_binance import EXCHANGE_INFO
 
 F = parse_symbol_filters(EXCHANGE_INFO)["BTCUSDT"]
 

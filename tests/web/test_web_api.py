@@ -25,7 +25,7 @@ from rl.errors import AgentAlreadyRunning, BinanceError, MarketUnavailable, Netw
 from rl.knowledge.store import KnowledgeStore
 from rl.market.ports import LiveMarketData, ReplayMarketData
 from rl.paper.exchange import PaperExchange
-from tests.conftest import make_candles
+from tests.support.candles import make_candles
 from web.app import create_app, is_loopback
 from web.service import frame_to_candles, translate_error
 

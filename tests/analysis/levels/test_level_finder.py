@@ -9,8 +9,8 @@ from rl.analysis.levels import finder as lf
 from rl.analysis.levels import candidates as lv
 from rl.analysis.levels import touches as ts
 from rl.strategy.params import LevelParams
-from tests.analysis.levels.test_levels import (generated_bars, path_bars, real_bars, reference_candidates,
-                               reference_touch_stats, support_path)
+from tests.support.level_bars import generated_bars, path_bars, real_bars, support_path
+from tests.support.reference_levels import reference_candidates, reference_touch_stats
 
 
 def test_default_weights_are_the_designs_and_valid():
@@ -131,7 +131,7 @@ def reference_scan(bars, atrs, ref_price, weights=None):
 
 def assert_same_level(got, want):
     """Everything exact except the float sums behind volume_density (and so the score),
-    which may differ in the last bits (see tests/test_levels.assert_same_stats)."""
+    which may differ in the last bits (see tests/analysis/levels/test_levels.assert_same_stats)."""
     if want is None:
         assert got is None
         return
