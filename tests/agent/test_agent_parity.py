@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import pandas as pd
+import pytest
 
 from config import Settings
 from rl.agent.agent import TradingAgent
@@ -20,6 +21,8 @@ from rl.market.ports import ReplayMarketData
 from rl.paper.exchange import PaperExchange
 from rl.agent.runner import AgentRunner
 from tests.support.candles import closed_by, make_candles
+
+pytestmark = pytest.mark.slow          # whole agent runs over thousands of bars, twice
 
 SYMBOL = "BTCUSDT"
 MIN = 60_000

@@ -40,6 +40,7 @@ def assert_books_agree(store: KnowledgeStore, exchange: PaperExchange, balance: 
         balance + sum(t["net_pnl"] for t in closed) + open_net, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_run_cycle_with_real_analysis_trades_and_keeps_books(tmp_path):
     candles = make_candles(n=4600, seed=3, vol=0.002)
     t0 = int(index_to_ms(candles.index)[0])

@@ -21,6 +21,8 @@ import pytest
 
 from tests.support.paths import REPO_ROOT
 
+pytestmark = pytest.mark.slow          # each test restarts the agent in subprocesses
+
 SYMBOL = "BTCUSDT"
 MIN_TRADES = 3
 CHILD = r"""
@@ -76,7 +78,6 @@ def spawn(tmp_path, end_bar: int, crash_at: str | None = None) -> subprocess.Pop
                             stdout=subprocess.PIPE, stderr=err, text=True, env=env)
 
 
-@pytest.mark.slow
 def test_sigkill_mid_cycle_and_restart_loses_and_duplicates_nothing(tmp_path):
     end_bar = 6500
     rng = random.Random(11)

@@ -189,6 +189,7 @@ def _backtest_trades(result: BacktestResult) -> list[dict]:
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_parity_replay_runner_makes_the_same_trades(day_data, day_run, tmp_path: Path) -> None:
     """Replay (run_cycle per BarClock step) and backtest (prime + step) make exactly the same
     trades at the same times/prices, and learn the same weights."""
@@ -200,6 +201,7 @@ def test_parity_replay_runner_makes_the_same_trades(day_data, day_run, tmp_path:
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_parity_holds_across_a_weekly_close(tmp_path: Path) -> None:
     """Sun 2023-09-03 .. Mon 09-04: the backtest aggregates the 1w candle itself from 1m bars
     (primed from the week's start), replay reads it from the market port; at Monday 00:00 both

@@ -140,6 +140,7 @@ def _push(an: IncrementalAnalyzer, item: tuple) -> None:
         an.push_candle("8h", *h8)
 
 
+@pytest.mark.slow
 def test_a_scan_prepared_for_another_state_is_never_offered_for_ours() -> None:
     """One candle differs from the candles the scans were prepared from: from there on every
     key is new (a miss), the analyzer computes its own scans, and every analysis equals the
@@ -257,6 +258,7 @@ def _with_and_without_prepared_scans(data, monkeypatch) -> tuple[tuple[str, str]
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_prepared_scans_leave_the_run_byte_identical(monkeypatch) -> None:
     inline, prepared, answers = _with_and_without_prepared_scans(_data(2), monkeypatch)
     assert prepared == inline
@@ -264,6 +266,7 @@ def test_prepared_scans_leave_the_run_byte_identical(monkeypatch) -> None:
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_gaps_in_the_archive_leave_the_run_identical(monkeypatch) -> None:
     """Bars missing across 15m, 8h and a run of closes: the agent closes those candles at the
     bar after the gap, the preparer by their bucket ends, so some states differ; those scans

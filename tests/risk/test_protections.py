@@ -270,6 +270,7 @@ def test_the_scripted_path_exercises_every_rule() -> None:
     assert rules == {"drawdown", "daily_loss", "stoploss_guard"}
 
 
+@pytest.mark.slow
 def test_incremental_fold_equals_a_rebuild_at_every_step() -> None:
     points, closes = _scripted_facts()
     cfg = ProtectionConfig()

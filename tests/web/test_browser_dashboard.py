@@ -21,7 +21,7 @@ from web.app import create_app
 from web.world import build_world
 
 CHROMIUM = "/usr/bin/chromium"
-pytestmark = [pytest.mark.browser, pytest.mark.shared_data]
+pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
 
 try:
     from playwright.sync_api import expect, sync_playwright

@@ -88,6 +88,7 @@ def test_replay_subprocess_serves_klines(shared_data_dir: Path, tmp_path: Path):
     assert "waitress" in log.read_text().lower() or "Serving on" in log.read_text()
 
 
+@pytest.mark.slow
 def test_offline_serves_page_and_says_how_to_replay(tmp_path: Path):
     port, dead = free_port(), free_port()   # nothing listens on `dead`: Binance "unreachable"
     log = tmp_path / "server.log"
