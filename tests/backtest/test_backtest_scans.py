@@ -26,6 +26,7 @@ from rl.backtest.data import load_backtest_data
 from rl.backtest.engine import TIMING_FIELDS, backtest_settings, dumps_json, prime_frames, run_backtest
 from rl.backtest.scans import PreparedScans, _Series15m, level_scans
 from rl.market.candles import bucket_start, index_to_ms
+from rl.strategy.params import StrategyParams
 from tests.support.candles import make_candles
 from tests.support.paths import shared_data_root, shared_kline_files
 
@@ -198,7 +199,8 @@ def _prepared(data) -> dict:
     week0 = int(np.searchsorted(open_ms, int(bucket_start(int(open_ms[data.first_bar]), "1w")), side="left"))
     primed = prime_frames(data.frame, data.first_bar, week0)[0]
     out = {}
-    for chunk in level_scans(data.frame, SYMBOL, data.first_bar, data.tested_bars, primed):
+    params = StrategyParams.from_settings(_settings())                 # what run_backtest uses
+    for chunk in level_scans(data.frame, SYMBOL, data.first_bar, data.tested_bars, primed, params):
         out.update(chunk)
     return out
 
