@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rl.analysis.analyzer import TIMEFRAMES, IncrementalAnalyzer, _static, analyze
+from rl.analysis.analyzer import TIMEFRAMES, IncrementalAnalyzer, analyze
 from tests.support.candles import make_candles
 from tests.support.candles import aggregate
 
@@ -126,8 +126,13 @@ def test_incremental_across_8h_close_and_weight_change_equals_fresh():
             want = analyze("X", aggregate(M1, end), price, i, weights=use)
             assert got.long_score == pytest.approx(want.long_score, abs=1e-9)
             assert got.short_score == pytest.approx(want.short_score, abs=1e-9)
-            # the trend component kept between 8h closes equals one computed now, notes too
-            assert (inc._static, inc._static_notes) == _static(inc.snaps, inc._book, inc.score_params)
+            # every component, the ones kept between closes (trend, RSI, MACD, volume) included,
+            # equals one computed now, its reason too
+            for side in ("long_breakdown", "short_breakdown"):
+                for comp, part in getattr(want, side).items():
+                    mine = getattr(got, side)[comp]
+                    assert mine["points"] == pytest.approx(part["points"], abs=1e-9), comp
+                    assert mine["reason"] == part["reason"], comp
             assert [x.price for x in got.levels] == [x.price for x in want.levels]
             assert [x.score for x in got.levels] == pytest.approx([x.score for x in want.levels], abs=1e-9)
             assert [x.to_dict()["touches"] for x in got.levels] == [x.to_dict()["touches"] for x in want.levels]
@@ -147,13 +152,10 @@ def test_levels_built_on_first_read_equal_eager_view():
     frames = aggregate(M1, M1.index[-1])
     price = float(M1.close.iloc[-2])
     a, b = analyze("X", frames, price, 7), analyze("X", frames, price, 7)
-    assert type(a.__dict__["_levels"]).__name__ == "_Deferred"       # nothing built yet
     # (Analysis == Analysis is False whenever an indicator is NaN, so compare fields)
     assert [getattr(a, f.name) for f in dataclasses.fields(a) if f.name != "indicators"] == \
         [getattr(b, f.name) for f in dataclasses.fields(b) if f.name != "indicators"]
-    assert isinstance(a.levels, list) and a.levels and a.levels is a.levels
-    want = a.__dict__["_levels"]
-    assert want is a.levels                                           # stored once built
+    assert isinstance(a.levels, list) and a.levels and a.levels is a.levels   # stored once built
     c = analyze("X", frames, price, 7)
     assert pickle.loads(pickle.dumps(c)).levels == a.levels           # pickled while deferred
     assert copy.deepcopy(analyze("X", frames, price, 7)).levels == a.levels
@@ -166,9 +168,10 @@ def test_levels_built_on_first_read_equal_eager_view():
     # the eager best support/resistance equal the ones of the full view at this price
     inc = IncrementalAnalyzer("X")
     inc.update(frames, price, 7)
+    book = inc.finder.rank(inc.prepare_scan())        # the book of the analyzer's current candles
     for p in (price * 0.98, price, price * 1.02):
         got = inc.score(p, 8)
-        listed, bs, br = inc._book.view(p)
+        listed, bs, br = book.view(p)
         assert (got.best_support, got.best_resistance) == (bs, br)
         assert got.levels == listed == analyze("X", frames, p, 8).levels
 
@@ -204,7 +207,6 @@ def test_breakdowns_built_on_first_read_match_the_scores_and_the_moment():
         if closed:
             price = float(r.close) * (1 + 0.002 * np.sin(i))
             a = inc.score(price, i)
-            assert type(a.__dict__["_long_breakdown"]).__name__ == "_BreakdownSide"   # not built
             now = inc.score(price, i)                  # the same moment, its reasons read at once
             kept.append((a, (now.long_breakdown, now.short_breakdown)))
     assert len(kept) >= 15
@@ -254,11 +256,11 @@ def test_best_levels_built_on_first_read_are_the_books_picks():
     price = float(M1.close.iloc[-2])
     inc = IncrementalAnalyzer("X")
     inc.update(frames, price, 7)
+    book = inc.finder.rank(inc.prepare_scan())        # the book of the analyzer's current candles
     for p in (price * 0.97, price, price * 1.03):
         a = inc.score(p, 8)
-        assert type(a.__dict__["_best_support"]).__name__ in ("PickedLevel", "NoneType")
-        want = inc._book.pick(p)
-        assert (a.best_support, a.best_resistance) == want == inc._book.view(p)[1:]
+        want = book.pick(p)
+        assert (a.best_support, a.best_resistance) == want == book.view(p)[1:]
         assert a.best_support is None or a.best_support.kind == "support"
         assert a.best_resistance is None or a.best_resistance.kind == "resistance"
         assert a.best_support is a.best_support                     # stored once built

@@ -18,6 +18,7 @@ import pytest
 from config import Settings
 from rl.backtest.engine import (TIMING_FIELDS, BacktestResult, backtest_settings, dumps_json, main,
                          run_backtest)
+from rl.analysis.analyzer import IncrementalAnalyzer
 from rl.backtest.data import BacktestData, BarClock, BarSchedule, load_backtest_data
 from rl.market.candles import MINUTE_MS, index_to_ms
 from tests.support.paths import shared_data_root, shared_kline_files
@@ -202,37 +203,37 @@ def test_parity_replay_runner_makes_the_same_trades(day_data, day_run, tmp_path:
 
 @pytest.mark.shared_data
 @pytest.mark.slow
-def test_parity_holds_across_a_weekly_close(tmp_path: Path) -> None:
+def test_parity_holds_across_a_weekly_close(tmp_path: Path, monkeypatch) -> None:
     """Sun 2023-09-03 .. Mon 09-04: the backtest aggregates the 1w candle itself from 1m bars
     (primed from the week's start), replay reads it from the market port; at Monday 00:00 both
     must push the same weekly candle, or the scores and trades after it would differ."""
     if not shared_kline_files(SYMBOL):
         pytest.skip(f"real Binance archive for {SYMBOL} not found under {shared_data_root()}")
     data = load_backtest_data([shared_data_root()], SYMBOL, "2023-09-03", "2023-09-04")
-    import rl.backtest.engine as bt
-    agents = []
-    real_world = bt.build_backtest_world
+    # the 1w candles each analyzer of the run is handed (the agent's, and the one preparing its
+    # scans ahead): the prime's, then the ones formed from 1m bars
+    pushed_1w: dict[int, list[tuple]] = {}
+    real_push = IncrementalAnalyzer.push_candle
 
-    def capture(*a, **kw):
-        world = real_world(*a, **kw)
-        agents.append(world[2])
-        return world
+    def recording_push(self, tf, *candle):
+        if tf == "1w":
+            pushed_1w.setdefault(id(self), []).append(candle)
+        return real_push(self, tf, *candle)
 
-    bt.build_backtest_world = capture
-    try:
+    with monkeypatch.context() as m:
+        m.setattr(IncrementalAnalyzer, "push_candle", recording_push)
         result, _ = _run(data)
-    finally:
-        bt.build_backtest_world = real_world
     # the weekly candle the agent formed itself equals the market port's (rl.market.candles.resample)
     from rl.market.candles import resample
-    ring = agents[0]._rt[SYMBOL].analyzer.rings["1w"].bars()
     weekly = resample(data.frame[index_to_ms(data.frame.index) < 1693785600000], "1w")
-    assert int(ring.t[-1]) == 1693180800000 == int(index_to_ms(weekly.index)[-1])   # Mon 08-28
-    assert (ring.o[-1], ring.h[-1], ring.l[-1], ring.c[-1]) == tuple(
-        float(weekly[k].iloc[-1]) for k in ("open", "high", "low", "close"))
-    # volume: step() adds 1m volumes one by one, the market port with numpy's pairwise sum;
-    # they agree to the last few bits only (see docs/backtest.md "Open points")
-    assert ring.v[-1] == float(weekly["volume"].iloc[-1])     # fsum on both sides: bit for bit
+    assert pushed_1w
+    for candles in pushed_1w.values():
+        t, o, h, l, c, v = candles[-1]
+        assert int(t) == 1693180800000 == int(index_to_ms(weekly.index)[-1])   # Mon 08-28
+        assert (o, h, l, c) == tuple(float(weekly[k].iloc[-1]) for k in ("open", "high", "low", "close"))
+        # volume: step() adds 1m volumes one by one, the market port with numpy's pairwise sum;
+        # they agree to the last few bits only (see docs/backtest.md "Open points")
+        assert v == float(weekly["volume"].iloc[-1])     # fsum on both sides: bit for bit
     got, weights = _replay_trades(data, tmp_path)
     want = _backtest_trades(result)
     assert any(t["opened_ms"] > 1693785600000 for t in want)      # trades after Mon 00:00 UTC

@@ -213,10 +213,13 @@ def test_every_prepared_scan_equals_the_agents_own(monkeypatch) -> None:
     ahead = _prepared(data)
     seen = {"same": 0, "missing": 0}
     original = IncrementalAnalyzer.score
+    last_key = {}
 
     def checked(self, price, time_ms):
-        if self._dirty_levels:
-            theirs = ahead.get(self.scan_key())
+        key = self.scan_key()
+        if last_key.get(id(self)) != key:              # a candle closed since its last score: a rescan
+            last_key[id(self)] = key
+            theirs = ahead.get(key)
             if theirs is None:
                 seen["missing"] += 1
             else:

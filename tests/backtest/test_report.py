@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from rl.backtest.report import _downsample, render_report
+from rl.backtest.report import price_chart, render_report
 
 
 def _result(n: int = 3000) -> dict:
@@ -57,12 +57,15 @@ def test_report_of_an_empty_run_still_renders() -> None:
     assert "Trades / 交易 (0)" in page and "<svg" not in page
 
 
-def test_downsample_keeps_extremes() -> None:
+def test_a_long_chart_is_thinned_but_keeps_its_extremes() -> None:
     xs = list(range(10_000))
     ys = [0.0] * 10_000
     ys[4321] = 99.0
     ys[777] = -5.0
-    ox, oy = _downsample(xs, ys, max_points=200)
-    assert len(ox) <= 200 and 99.0 in oy and -5.0 in oy
-    assert ox == sorted(ox)
+    svg = price_chart(xs, ys, [])
+    line = re.search(r'<polyline [^>]*points="([^"]*)"', svg).group(1)
+    ox = [float(p.split(",")[0]) for p in line.split()]
+    assert len(ox) <= 2000 and ox == sorted(ox)
+    ticks = re.findall(r'class="tick">([^<]*)<', svg)
+    assert "99.00" in ticks and "-5.0000" in ticks          # the price axis still spans both spikes
 

@@ -243,32 +243,18 @@ def test_scan_equals_reference_real(shared_data_dir):
         assert_scan_equals_reference(finder, sub, atrs, ref, probes=(ref * 0.99, ref * 1.01))
 
 
-def _both_ranks_agree(monkeypatch, finder):
-    """Route every scan through both feature implementations and both ranking branches and
-    demand identical output (features, scores, order, every column): the size of a scan
-    picks one of each, so they must agree exactly."""
-    sizes = []
-
-    def both(stats, prices, plist, tfm, srm, first_seen, ref_price, atr, notes):
-        fa = lf.BestLevelFinder._features_small(stats, prices, plist, tfm, srm, first_seen, ref_price, atr, notes)
-        fb = lf.BestLevelFinder._features_arrays(stats, prices, plist, tfm, srm, first_seen, ref_price, atr, notes)
-        assert fa == fb
-        small = lf.SMALL_SCAN
-        try:
-            lf.SMALL_SCAN = 10**9
-            a = finder.rank(fa)._res
-            lf.SMALL_SCAN = 0
-            b = finder.rank(fa)._res
-        finally:
-            lf.SMALL_SCAN = small
-        assert (a.order, a.price, a.score) == (b.order, b.price, b.score)
-        for r in range(len(a)):          # every built level, types included (multi_tf's int 0)
-            la, lb = a.level(r, "support"), b.level(r, "support")
-            assert la == lb and [type(v) for v in la.features.values()] == [type(v) for v in lb.features.values()]
-        sizes.append(len(plist))
-        return fa
-    monkeypatch.setattr(finder, "_features", both)
-    return sizes
+def _both_paths_agree(monkeypatch, finder, bars, atrs, ref):
+    """Prepare and rank the scan once with the scalar code (every scan counts as small) and
+    once with the array code (none does) and demand identical output (every column of the
+    prepared scan; every ranked level in order, its score and features, types included:
+    multi_tf's int 0): the size of a scan picks one of each, so they must agree exactly."""
+    out = []
+    for small in (10**9, 0):
+        monkeypatch.setattr(lf, "SMALL_SCAN", small)
+        scan = finder.prepare(bars, atrs, ref)
+        ranked = finder.rank(scan).ranked
+        out.append((scan, ranked, [[type(v) for v in x.features.values()] for x in ranked]))
+    assert out[0] == out[1]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -278,12 +264,11 @@ def test_small_and_array_rank_identical_generated(monkeypatch, seed):
     atrs = {tf: _atr(b) for tf, b in bars.items()}
     ref = float(bars["15m"].c[-1])
     finder = lf.BestLevelFinder({**lf.DEFAULT_WEIGHTS, "volume_density": 0.3, "duration_days": 0.0})
-    sizes = _both_ranks_agree(monkeypatch, finder)
     for drop in ((), ("1w",), ("8h",), ("8h", "1w"), ("15m",)):
-        finder.scan({tf: b for tf, b in bars.items() if tf not in drop}, atrs, ref)
+        _both_paths_agree(monkeypatch, finder, {tf: b for tf, b in bars.items() if tf not in drop}, atrs, ref)
     wide = {"15m": generated_bars(2000, seed, "15m", 0.006), "8h": generated_bars(300, seed + 50, "8h", 0.06)}
-    finder.scan(wide, {tf: _atr(b) for tf, b in wide.items()}, float(wide["15m"].c[-1]))  # a big scan
-    assert len(sizes) == 6      # every scan compared both implementations, whatever its size
+    _both_paths_agree(monkeypatch, finder, wide, {tf: _atr(b) for tf, b in wide.items()},
+                      float(wide["15m"].c[-1]))                                             # a big scan
 
 
 @pytest.mark.shared_data
@@ -291,37 +276,28 @@ def test_small_and_array_rank_identical_real(monkeypatch, shared_data_dir):
     bars = real_bars(shared_data_dir)
     atrs = {tf: _atr(b) for tf, b in bars.items()}
     finder = lf.BestLevelFinder()
-    sizes = _both_ranks_agree(monkeypatch, finder)
-    for cut in range(200, len(bars["15m"]) + 1, 37):
+    cuts = range(200, len(bars["15m"]) + 1, 37)
+    assert len(cuts) > 3
+    for cut in cuts:
         sub = {tf: (lv.Bars(*(a[cut - 200:cut] for a in (b.t, b.o, b.h, b.l, b.c, b.v))) if tf == "15m" else b)
                for tf, b in bars.items()}
-        finder.scan(sub, atrs, float(sub["15m"].c[-1]))
-    assert len(sizes) > 3
+        _both_paths_agree(monkeypatch, finder, sub, atrs, float(sub["15m"].c[-1]))
 
 
 def test_merged_many_scans_equals_one_at_a_time():
-    """Candidates of several scans filtered (within reach of each scan's reference price)
-    and merged together give each scan the levels it gets alone: scans with different
-    timeframes and spans, one with nothing in reach, one without any candidate."""
+    """Scans prepared together (their candidates filtered within reach of each scan's
+    reference price and merged together) give each scan the levels it gets alone: scans with
+    different timeframes and spans, one with nothing in reach, one without any candidate."""
     bars = {"15m": generated_bars(500, 1, "15m", 0.004), "8h": generated_bars(300, 2, "8h", 0.02),
             "1w": generated_bars(60, 3, "1w", 0.06)}
     atrs = {tf: _atr(b) for tf, b in bars.items()}
     ref = float(bars["15m"].c[-1])
-    finder = lf.BestLevelFinder()
-    cands = []
-    for sub, r in ((("15m", "8h", "1w"), ref), (("15m",), ref * 1.01), (("15m", "8h"), 1e9), (("8h", "1w"), ref)):
-        c = finder._candidates({tf: bars[tf] for tf in sub}, atrs, r)
-        cands.append(c)
-    empty = cands[1]._replace(pieces=[tuple(x[:0] for x in p) for p in cands[1].pieces])
-    cands.insert(2, empty)
-    together = lf._merged(cands)
-    assert sum(isinstance(x, lf.LevelScan) for x in together) == 2            # none in reach; no candidate
-    for c, got in zip(cands, together):
-        (want,) = lf._merged([c])
-        assert type(got) is type(want)
-        if isinstance(want, lf.LevelScan):
-            assert got == want
-        else:
-            assert got.plist == want.plist and got.finest == want.finest and got.tf_list == want.tf_list
-            for f in ("prices", "tfm", "srm", "first_seen"):
-                assert np.array_equal(getattr(got, f), getattr(want, f))
+    inputs = [({tf: bars[tf] for tf in sub}, atrs, r)
+              for sub, r in ((("15m", "8h", "1w"), ref), (("15m",), ref * 1.01), (("15m", "8h"), 1e9),
+                             (("8h", "1w"), ref))]
+    flat = lv.Bars(bars["15m"].t[:50], *([np.full(50, ref)] * 4), np.full(50, 10.0))   # no pivot, no profile
+    inputs.insert(2, ({"15m": flat}, atrs, ref))
+    together = lf.BestLevelFinder().prepare_many(inputs)
+    assert [g.M.shape[1] == 0 for g in together] == [False, False, True, True, False]  # no candidate; none in reach
+    for inp, got in zip(inputs, together):
+        assert got == lf.BestLevelFinder().prepare(*inp)

@@ -275,14 +275,18 @@ def test_merge_sets_together_equal_one_at_a_time():
 
 @pytest.mark.parametrize("sizes", [[1, 40, 2, 7, 1, 13, 3, 40, 1],            # few clusters: per-cluster sums
                                    [1, 3, 2, 7, 1, 2, 3, 4, 1, 2, 5, 2] * 4])  # many short ones: vector sums
-def test_cluster_means_sum_left_to_right_like_merge(sizes):
-    """Clusters of 1..40 members, in an order where summing differently would change bits."""
+def test_merge_sets_means_sum_left_to_right_like_merge(sizes):
+    """Clusters of 1..40 members, in an order where summing differently would change bits:
+    each level price is its members summed left to right and divided by their count, as
+    `merge`'s sum() / len(). Cluster k spans under 1e6 from k * 1e7: linked within, apart."""
     rng = np.random.default_rng(12)
-    sizes = np.array(sizes)
-    sp = np.sort(rng.uniform(0.1, 1e6, sizes.sum())) * (1 + 1e-13 * rng.standard_normal(sizes.sum()))
-    starts = np.concatenate([[0], np.cumsum(sizes[:-1])])
-    want = [sum(sp[a:a + m].tolist()) / m if m > 1 else sp[a] for a, m in zip(starts, sizes)]
-    assert lv._cluster_means(sp, starts, sizes).tolist() == want
+    parts = [k * 1e7 + np.sort(rng.uniform(0.1, 1e6, m) * (1 + 1e-13 * rng.standard_normal(m)))
+             for k, m in enumerate(sizes)]
+    want = [sum(p.tolist()) / len(p) for p in parts]
+    sp = np.concatenate(parts)
+    z = np.zeros(len(sp), dtype=np.int64)
+    (means, _, _, _), = lv.merge_sets(sp, z, z, z, [len(sp)], [1e6])
+    assert means.tolist() == want
 
 
 def _check_touch_stats_windows(series_bars, jobs, tf="15m"):
