@@ -312,15 +312,6 @@ class ReplayMarketData:
             return float(s.cols["close"][n_closed - 1])
         return float(s.cols["open"][forming])
 
-    @classmethod
-    def from_archive(cls, source, symbols, clock: Clock, start: str | None = None,
-                     end: str | None = None) -> ReplayMarketData:
-        """Load `symbols` from an archive root/folder (rl.market.archive) and replay them on `clock`."""
-        from rl.market.archive import load_symbols
-
-        data = load_symbols(source, symbols, start=start, end=end)
-        return cls({sym: d.frame for sym, d in data.items()}, clock)
-
 
 def _append(open_ms: np.ndarray, cols: dict[str, np.ndarray], t: int,
             row: Mapping[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -23,7 +23,7 @@ from rl.strategy.exits import breakeven_stop, evaluate_exit
 from rl.knowledge.store import KnowledgeStore
 from rl.knowledge.codec import Encoded, dumps, dumps_top
 from rl.knowledge.schema import KnowledgeError
-from rl.strategy.learning import feature_evidence, pearson, update_weights
+from rl.strategy.learning import feature_evidence, update_weights
 import rl.paper.exchange
 from rl.strategy.params import ExitParams, LearningParams
 from rl.paper.exchange import PaperExchange
@@ -249,7 +249,8 @@ def test_learning_matches_the_plain_formulas():
             assert _same_r(e.correlation, ref) and e.n == len(pairs)
         xs = [rng.random() for _ in range(n)]
         ys = [rng.random() for _ in range(n)]
-        assert _same_r(pearson(xs, ys), _pearson_reference(xs, ys))
+        r = feature_evidence([({"x": x}, y) for x, y in zip(xs, ys)], ["x"])["x"].correlation
+        assert _same_r(r, _pearson_reference(xs, ys))
     update_weights(W, [({"a": 1.0}, 1.0)] * 3, LearningParams(min_trades=2))     # runs end to end
 
 

@@ -150,7 +150,6 @@ def test_decision_log_is_bounded_and_pollable(tmp_path):
 def test_state_roundtrip(store):
     store.set_state("pending:BTCUSDT", {"cid": "e9", "plan": [1, 2]}, 5)
     assert store.get_state("pending:BTCUSDT") == {"cid": "e9", "plan": [1, 2]}
-    assert store.state_keys("pending:") == ["pending:BTCUSDT"]
     store.delete_state("pending:BTCUSDT")
     assert store.get_state("pending:BTCUSDT", "none") == "none"
 

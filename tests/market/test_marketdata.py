@@ -9,6 +9,7 @@ import responses
 import client as binance
 from rl.clock import ManualClock
 from rl.errors import BinanceError, MarketUnavailable
+from rl.market.archive import load_symbols
 from rl.market.candles import COLUMNS, normalize_frame, resample
 from rl.market.ports import LiveMarketData, MarketDataPort, ReplayMarketData
 from tests.support.candles import make_candles
@@ -169,8 +170,8 @@ def test_replay_inside_a_data_gap_shows_last_bar_before_it(frame):
 @pytest.mark.shared_data
 def test_replay_real_archive(shared_data_dir):
     clock = ManualClock(ms("2023-10-16 13:05:20"))
-    rep = ReplayMarketData.from_archive(shared_data_dir, ["FILUSDT", "NEARUSDT"], clock,
-                                        start="2023-09", end="2023-10")
+    data = load_symbols(shared_data_dir, ["FILUSDT", "NEARUSDT"], start="2023-09", end="2023-10")
+    rep = ReplayMarketData({sym: d.frame for sym, d in data.items()}, clock)
     assert rep.symbols == ("FILUSDT", "NEARUSDT") and rep.start_ms == ms("2023-09-01")
     w = rep.klines("NEARUSDT", "1w", limit=500)
     assert w.index[-1] == pd.Timestamp("2023-10-16", tz="UTC")   # a Monday

@@ -6,8 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from rl.strategy.learning import (LearningError, feature_evidence, pearson, project_to_bounds,
-                                  update_weights)
+from rl.strategy.learning import LearningError, feature_evidence, project_to_bounds, update_weights
 from rl.strategy.params import LearningParams
 
 L30 = LearningParams(min_trades=30)
@@ -15,6 +14,11 @@ MIN_WEIGHT, MAX_WEIGHT = L30.min_weight, L30.max_weight
 
 W = {"volume_density": 0.20, "touch_bounce_count": 0.20, "bounce_magnitude": 0.15,
      "failed_breakout_count": 0.20, "duration_days": 0.10, "multi_tf_confirm": 0.15}
+
+
+def correlation(xs, ys):
+    """The Pearson correlation the learner finds between one feature's values and the R multiples."""
+    return feature_evidence([({"x": x}, y) for x, y in zip(xs, ys)], ["x"])["x"].correlation
 
 
 def constructed_samples(n: int = 40, seed: int = 1):
@@ -75,9 +79,9 @@ def test_project_to_bounds_keeps_order_of_free_weights():
 
 
 def test_pearson_and_no_variation():
-    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
-    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert pearson([1, 1, 1], [1, 2, 3]) is None
+    assert correlation([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert correlation([1, 1, 1], [1, 2, 3]) is None
     ev = feature_evidence([({"x": 1.0}, 1.0), ({"x": 2.0}, -1.0)] * 10, ["x", "missing"])
     assert ev["x"].verdict == "did_not_help" and ev["x"].mean_when_win == 1.0
     assert ev["missing"].n == 0 and ev["missing"].verdict == "no_evidence"
@@ -161,7 +165,7 @@ def test_running_correlation_is_accurate_far_from_zero():
     mx, my = sum(fx) / len(fx), sum(fy) / len(fy)
     sxy = sum((a - mx) * (b - my) for a, b in zip(fx, fy))
     exact = float(sxy) / math.sqrt(float(sum((a - mx) ** 2 for a in fx)) * float(sum((b - my) ** 2 for b in fy)))
-    assert pearson(xs, ys) == pytest.approx(exact, rel=1e-9)
+    assert correlation(xs, ys) == pytest.approx(exact, rel=1e-9)
 
 
 def test_running_evidence_rejects_a_bad_sample_whole_and_other_features():

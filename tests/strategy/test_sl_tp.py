@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from client import parse_symbol_filters
 from rl.strategy.params import TradePlanParams
-from rl.strategy.trade_plan import plan_trade, stop_price, target_price
+from rl.strategy.trade_plan import plan_trade, stop_price
 from tests.support.fake_binance import EXCHANGE_INFO
 
 F = parse_symbol_filters(EXCHANGE_INFO)["BTCUSDT"]
@@ -21,9 +21,14 @@ def test_stop_beyond_level_by_atr_and_min_distance():
 
 
 def test_target_uses_opposing_level_else_reward_multiple():
-    assert target_price("LONG", 100, 98, 105, 2.0)[0] == 105
-    assert target_price("LONG", 100, 98, 95, 2.0)[0] == 104          # level on the wrong side: 2R
-    assert target_price("SHORT", 100, 102, None, 3)[0] == 94
+    def plan(side, opposing, multiple=2.0):
+        return plan_trade(side, 100.0, 98.0 if side == "LONG" else 102.0, 1.0, equity=10_000, available=10_000,
+                          opposing_level=opposing, params=TradePlanParams(reward_multiple=multiple))
+    assert plan("LONG", 105.0).target == 105
+    p = plan("LONG", 95.0)                                           # level on the wrong side: 2R
+    assert p.target == pytest.approx(100 + 2 * (100 - p.stop))
+    p = plan("SHORT", None, 3)
+    assert p.target == pytest.approx(100 - 3 * (p.stop - 100))
 
 
 def test_quantity_from_risk_including_fees_by_hand():
