@@ -19,13 +19,6 @@ T0 = 1_700_000_000.0
 KLINE = [1499040000000, "0.01634790", "0.80000000", "0.01575800", "0.01577100",
          "148976.11427815", 1499644799999, "2434.19055334", 308, "1756.87402397",
          "28.46694368", "17928899.62484339"]
-BOOK = {"lastUpdateId": 1027024, "symbol": "BTCUSDT", "bidPrice": "4.00000000",
-        "bidQty": "431.00000000", "askPrice": "4.00000200", "askQty": "9.00000000",
-        "time": 1589437530011}
-PREMIUM = {"symbol": "BTCUSDT", "markPrice": "11793.63104562", "indexPrice": "11781.80495970",
-           "estimatedSettlePrice": "11781.16138815", "lastFundingRate": "0.00038246",
-           "interestRate": "0.00010000", "nextFundingTime": 1597392000000,
-           "time": 1597370495002}
 ACCOUNT = {"totalInitialMargin": "0.00000000", "totalMaintMargin": "0.00000000",
            "totalWalletBalance": "103.12345678", "totalUnrealizedProfit": "0.00000000",
            "totalMarginBalance": "103.12345678", "availableBalance": "103.12345678",
@@ -61,7 +54,6 @@ ALGO = {"algoId": 2146760, "clientAlgoId": "sl-1", "algoType": "CONDITIONAL",
         "workingType": "MARK_PRICE", "priceMatch": "NONE", "closePosition": False,
         "priceProtect": False, "reduceOnly": True, "createTime": 1750485492076,
         "updateTime": 1750485492076, "triggerTime": 0, "goodTillDate": 0}
-CANCEL_ALL = {"code": 200, "msg": "The operation of cancel all open order is done."}
 
 # (id, call, method, host, path, expected params before recvWindow/timestamp, signed, payload)
 CASES = [
@@ -75,13 +67,9 @@ CASES = [
      "GET", MARKET, "/fapi/v1/klines",
      [("symbol", "BTCUSDT"), ("interval", "15m"), ("startTime", "1499040000000"),
       ("endTime", "1499644799999"), ("limit", "1000")], False, [KLINE]),
-    ("book_ticker", lambda c: c.book_ticker("BTCUSDT"), "GET", MARKET,
-     "/fapi/v1/ticker/bookTicker", [("symbol", "BTCUSDT")], False, BOOK),
     ("ticker_price", lambda c: c.ticker_price("BTCUSDT"), "GET", MARKET,
      "/fapi/v2/ticker/price", [("symbol", "BTCUSDT")], False,
      {"symbol": "BTCUSDT", "price": "6000.01", "time": 1589437530011}),
-    ("premium_index", lambda c: c.premium_index("BTCUSDT"), "GET", MARKET,
-     "/fapi/v1/premiumIndex", [("symbol", "BTCUSDT")], False, PREMIUM),
     ("account", lambda c: c.account(), "GET", TRADE, "/fapi/v3/account", [], True, ACCOUNT),
     ("balance", lambda c: c.balance(), "GET", TRADE, "/fapi/v3/balance", [], True, BALANCE),
     ("position_risk", lambda c: c.position_risk("ADAUSDT"), "GET", TRADE,
@@ -109,8 +97,6 @@ CASES = [
      dict(ORDER, status="CANCELED")),
     ("open_orders", lambda c: c.open_orders("BTCUSDT"), "GET", TRADE, "/fapi/v1/openOrders",
      [("symbol", "BTCUSDT")], True, [ORDER]),
-    ("cancel_all_orders", lambda c: c.cancel_all_orders("BTCUSDT"), "DELETE", TRADE,
-     "/fapi/v1/allOpenOrders", [("symbol", "BTCUSDT")], True, CANCEL_ALL),
     ("user_trades", lambda c: c.user_trades("BTCUSDT", start_time=1569514978000, limit=100),
      "GET", TRADE, "/fapi/v1/userTrades",
      [("symbol", "BTCUSDT"), ("startTime", "1569514978000"), ("limit", "100")], True,
@@ -121,9 +107,6 @@ CASES = [
     ("set_margin_type", lambda c: c.set_margin_type("BTCUSDT", "ISOLATED"), "POST", TRADE,
      "/fapi/v1/marginType", [("symbol", "BTCUSDT"), ("marginType", "ISOLATED")], True,
      {"code": 200, "msg": "success"}),
-    ("commission_rate", lambda c: c.commission_rate("BTCUSDT"), "GET", TRADE,
-     "/fapi/v1/commissionRate", [("symbol", "BTCUSDT")], True,
-     {"symbol": "BTCUSDT", "makerCommissionRate": "0.0002", "takerCommissionRate": "0.0004"}),
     ("new_algo_order", lambda c: c.new_algo_order(
         "BTCUSDT", "SELL", "STOP_MARKET", 94000.0, quantity=0.01, reduce_only=True,
         client_algo_id="sl-1"),
@@ -147,8 +130,6 @@ CASES = [
      {"algoId": 2146760, "clientAlgoId": "sl-1", "code": "200", "msg": "success"}),
     ("open_algo_orders", lambda c: c.open_algo_orders("BTCUSDT"), "GET", TRADE,
      "/fapi/v1/openAlgoOrders", [("symbol", "BTCUSDT")], True, [ALGO]),
-    ("cancel_all_algo_orders", lambda c: c.cancel_all_algo_orders("BTCUSDT"), "DELETE", TRADE,
-     "/fapi/v1/algoOpenOrders", [("symbol", "BTCUSDT")], True, CANCEL_ALL),
 ]
 
 
@@ -220,38 +201,6 @@ def test_symbol_filters_cached_from_trade_host(client):
     with pytest.raises(BinanceError) as info:       # unknown: refetched once, then an error
         client.symbol_filters("NOPEUSDT")
     assert info.value.code == -1121 and len(responses.calls) == 2
-
-
-def _rows(start: int, n: int, step: int = 60_000) -> list[list]:
-    return [[start + i * step] + KLINE[1:6] + [start + i * step + step - 1] + KLINE[7:]
-            for i in range(n)]
-
-
-@responses.activate
-def test_klines_range_pages_by_1500(client):
-    start = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
-    end = start + 3199 * 60_000
-    url = f"{MARKET}/fapi/v1/klines"
-    responses.get(url, json=_rows(start, 1500))
-    responses.get(url, json=_rows(start + 1500 * 60_000, 1500))
-    responses.get(url, json=_rows(start + 3000 * 60_000, 200))
-    rows = client.klines_range("BTCUSDT", "1m", start, end)
-    assert len(rows) == 3200
-    opens = [r[0] for r in rows]
-    assert opens == sorted(set(opens)) and opens[0] == start and opens[-1] == end
-    sent = [dict(parse_qsl(urlsplit(c.request.url).query)) for c in responses.calls]
-    # each page starts 1 ms after the previous page's last open time: no overlap, no gap
-    assert [s["startTime"] for s in sent] == [str(start), str(start + 1499 * 60_000 + 1),
-                                              str(start + 2999 * 60_000 + 1)]
-    assert all(s["limit"] == "1500" and s["endTime"] == str(end) for s in sent)
-
-
-@responses.activate
-def test_klines_range_empty_and_bad_range(client):
-    responses.get(f"{MARKET}/fapi/v1/klines", json=[])
-    assert client.klines_range("BTCUSDT", "1m", 0, 60_000) == []
-    with pytest.raises(ValueError, match="start_ms"):
-        client.klines_range("BTCUSDT", "1m", 10, 5)
 
 
 @responses.activate

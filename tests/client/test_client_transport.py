@@ -115,12 +115,12 @@ def test_timestamp_recv_window_and_signature_last(client):
 # ----------------------------------------------------------------------------- GET retries
 @responses.activate
 def test_get_retried_on_5xx_with_backoff(client, clock):
-    url = f"{MARKET}/fapi/v1/premiumIndex"
+    url = f"{MARKET}/fapi/v2/ticker/price"
     responses.get(url, status=503, json={"code": -1001, "msg": "Internal error; unable to "
                                                               "process your request."})
     responses.get(url, body=requests.exceptions.ReadTimeout("read timed out"))
-    responses.get(url, json={"symbol": "BTCUSDT", "markPrice": "11793.63104562"})
-    assert client.premium_index("BTCUSDT")["markPrice"] == "11793.63104562"
+    responses.get(url, json={"symbol": "BTCUSDT", "price": "11793.63104562", "time": 1589437530011})
+    assert client.ticker_price("BTCUSDT") == 11793.63104562
     assert len(responses.calls) == 3
     assert clock.sleeps == [0.5, 1.0]
 
@@ -158,13 +158,13 @@ def test_non_order_post_not_retried(client, clock):
 @pytest.mark.parametrize("status,retry_after", [(429, "7"), (418, "120")])
 @responses.activate
 def test_rate_limit_blocks_until_retry_after(client, clock, status, retry_after):
-    url = f"{MARKET}/fapi/v1/ticker/bookTicker"
+    url = f"{MARKET}/fapi/v2/ticker/price"
     responses.get(url, status=status, headers={"Retry-After": retry_after},
                   json={"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1)"
                                               " is 2400 requests per minute."})
-    responses.get(url, json={"symbol": "BTCUSDT", "bidPrice": "4.00000000"})
+    responses.get(url, json={"symbol": "BTCUSDT", "price": "4.00000000", "time": 1589437530011})
     with pytest.raises(RateLimitError) as info:
-        client.book_ticker("BTCUSDT")
+        client.ticker_price("BTCUSDT")
     assert info.value.retry_after == float(retry_after) and info.value.status == status
     clock.t += float(retry_after) - 1
     with pytest.raises(RateLimitError) as blocked:       # blocked: no network touched
@@ -172,7 +172,7 @@ def test_rate_limit_blocks_until_retry_after(client, clock, status, retry_after)
     assert 0 < blocked.value.retry_after <= 1
     assert len(responses.calls) == 1
     clock.t += 1
-    assert client.book_ticker("BTCUSDT")["bidPrice"] == "4.00000000"
+    assert client.ticker_price("BTCUSDT") == 4.0
     assert len(responses.calls) == 2
 
 
