@@ -412,35 +412,9 @@ class BinanceClient:
             "symbol": symbol, "interval": interval, "startTime": start_time,
             "endTime": end_time, "limit": int(limit)})
 
-    def klines_range(self, symbol: str, interval: str, start_ms: int,
-                     end_ms: int) -> list[list]:
-        """All rows with open time in [start_ms, end_ms], paged 1500 at a time."""
-        if start_ms > end_ms:
-            raise ValueError(f"start_ms: must be <= end_ms, got {start_ms} > {end_ms}")
-        rows: list[list] = []
-        cursor = start_ms
-        while cursor <= end_ms:
-            page = self.klines(symbol, interval, KLINES_MAX, cursor, end_ms)
-            page = [r for r in page if int(r[0]) >= cursor]
-            if not page:
-                break
-            rows.extend(page)
-            if len(page) < KLINES_MAX:
-                break
-            cursor = int(page[-1][0]) + 1
-        return rows
-
-    def book_ticker(self, symbol: str, trade_host: bool = False) -> dict:
-        return self._request("GET", "/fapi/v1/ticker/bookTicker", {"symbol": symbol},
-                             trade=trade_host)
-
     def ticker_price(self, symbol: str, trade_host: bool = False) -> float:
         return float(self._request("GET", "/fapi/v2/ticker/price", {"symbol": symbol},
                                    trade=trade_host)["price"])
-
-    def premium_index(self, symbol: str, trade_host: bool = False) -> dict:
-        return self._request("GET", "/fapi/v1/premiumIndex", {"symbol": symbol},
-                             trade=trade_host)
 
     # ------------------------------------------------------------------ account
     def account(self) -> dict:
@@ -451,9 +425,6 @@ class BinanceClient:
 
     def position_risk(self, symbol: str | None = None) -> list[dict]:
         return self._request("GET", "/fapi/v3/positionRisk", {"symbol": symbol}, signed=True)
-
-    def commission_rate(self, symbol: str) -> dict:
-        return self._request("GET", "/fapi/v1/commissionRate", {"symbol": symbol}, signed=True)
 
     def set_leverage(self, symbol: str, leverage: int) -> dict:
         if isinstance(leverage, bool) or not isinstance(leverage, int) or not 1 <= leverage <= 125:
@@ -514,10 +485,6 @@ class BinanceClient:
     def open_orders(self, symbol: str | None = None) -> list[dict]:
         return self._request("GET", "/fapi/v1/openOrders", {"symbol": symbol}, signed=True)
 
-    def cancel_all_orders(self, symbol: str) -> dict:
-        return self._request("DELETE", "/fapi/v1/allOpenOrders", {"symbol": symbol},
-                             signed=True, order=True)
-
     def user_trades(self, symbol: str, start_time: int | None = None,
                     end_time: int | None = None, limit: int = 500) -> list[dict]:
         if not 1 <= int(limit) <= 1000:
@@ -573,7 +540,3 @@ class BinanceClient:
 
     def open_algo_orders(self, symbol: str | None = None) -> list[dict]:
         return self._request("GET", "/fapi/v1/openAlgoOrders", {"symbol": symbol}, signed=True)
-
-    def cancel_all_algo_orders(self, symbol: str) -> dict:
-        return self._request("DELETE", "/fapi/v1/algoOpenOrders", {"symbol": symbol},
-                             signed=True, order=True)

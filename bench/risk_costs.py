@@ -57,7 +57,9 @@ def run_one(job: tuple[str, str, str]) -> dict:
     doc = run_backtest(data, settings, progress=False).to_json()
     start = float(doc["start_balance"])
     pauses = (doc.get("protections") or {}).get("pauses") or []
-    return {"variant": variant, "symbol": symbol, "month": month, "trades": doc["trades"],
+    trades = doc["trades"]
+    return {"variant": variant, "symbol": symbol, "month": month,
+            "trades": len(trades) if isinstance(trades, list) else int(trades),
             "fees_pct": 100.0 * float(doc["fees"]) / start, "return_pct": float(doc["return_pct"]),
             "max_dd_pct": float(doc["max_drawdown_pct"]), "pauses": len(pauses)}
 

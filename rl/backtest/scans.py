@@ -9,7 +9,7 @@ closes together (`BestLevelFinder.prepare_many`), whose shared work is then done
 chunk instead of once per close (docs/backtest.md "Speed"). The agent's analyzer takes a
 prepared scan only when its own `scan_key()` (candles held, the last one of each timeframe,
 a fingerprint of every candle pushed) is equal, and otherwise computes the scan itself, so
-the trades are identical with or without prepared scans (tests/test_backtest_scans.py checks
+the trades are identical with or without prepared scans (tests/backtest/test_backtest_scans.py checks
 every scan of real days).
 
 Causality: the candles are formed from the archive exactly as the agent forms them (first

@@ -17,8 +17,6 @@ from rl.strategy.learning import feature_evidence
 class TradeReads(Protocol):
     """The store's reads the statistics build on (KnowledgeStore has them)."""
 
-    def get_trade_count(self) -> int: ...
-
     def open_trades(self, symbol: str | None = None) -> list[dict]: ...
 
     def closed_samples(self) -> list[tuple[dict[str, float], float]]: ...
@@ -32,9 +30,6 @@ class TradeLogger:
     def __init__(self, db: KnowledgeDb, trades: TradeReads) -> None:
         self._db = db
         self._trades = trades
-
-    def get_trade_count(self) -> int:
-        return self._trades.get_trade_count()
 
     def summary(self) -> dict:
         """Win rate, PnL and R statistics over closed trades."""
@@ -56,12 +51,6 @@ class TradeLogger:
             "avg_loss": (-gross_loss / len(losses)) if losses else 0.0,
             "profit_factor": (gross_win / gross_loss) if gross_loss > 0 else None,
         }
-
-    def win_rate(self) -> float:
-        return float(self.summary()["win_rate"])
-
-    def total_pnl(self) -> float:
-        return float(self.summary()["net_pnl"])
 
     def feature_stats(self, features: Sequence[str] | None = None) -> dict[str, dict]:
         """Per feature: correlation of its entry value with R, and its mean in wins vs losses."""

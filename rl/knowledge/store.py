@@ -466,10 +466,6 @@ class KnowledgeStore:
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM agent_state WHERE key=?", (key,))
 
-    def state_keys(self, prefix: str = "") -> list[str]:
-        return [r[0] for r in self._db.query("SELECT key FROM agent_state WHERE key LIKE ? ORDER BY key",
-                                             (prefix.replace("%", r"\%") + "%",))]
-
     # ------------------------------------------------------------------ statistics
     def get_trade_count(self) -> int:
         """Closed trades: the number the phases and the learner count."""

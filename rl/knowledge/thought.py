@@ -13,7 +13,6 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from collections.abc import Mapping as _AbcMapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from rl.strategy.exits import EXIT_KIND_ZH
@@ -80,32 +79,6 @@ def _clean_dict(d: dict) -> dict:
         else:
             out[k] = json_safe(v)
     return out
-
-
-@dataclass
-class ThoughtChain:
-    """Perception + action at entry; reward + summary filled when the trade closes."""
-
-    perception: dict = field(default_factory=dict)
-    action: dict = field(default_factory=dict)
-    reward: dict | None = None
-    summary_zh: str = ""
-    summary_en: str = ""
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.perception and self.action and self.reward is not None
-                    and self.summary_zh and self.summary_en)
-
-    def to_dict(self) -> dict:
-        return {"perception": self.perception, "action": self.action, "reward": self.reward,
-                "summary_zh": self.summary_zh, "summary_en": self.summary_en}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ThoughtChain:
-        return cls(perception=dict(d.get("perception") or {}), action=dict(d.get("action") or {}),
-                   reward=dict(d["reward"]) if d.get("reward") is not None else None,
-                   summary_zh=str(d.get("summary_zh") or ""), summary_en=str(d.get("summary_en") or ""))
 
 
 def build_perception(*, symbol: str, time_ms: int, price: float, analysis: Mapping[str, Any] | Any,

@@ -24,7 +24,6 @@ import pandas as pd
 
 from rl.clock import Clock, SystemClock
 from rl.errors import MarketUnavailable, NetworkError, RateLimitError
-from rl.market.archive import load_symbols
 from rl.market.candles import (
     COLUMNS,
     MINUTE_MS,
@@ -312,13 +311,6 @@ class ReplayMarketData:
         if n_closed > 0:
             return float(s.cols["close"][n_closed - 1])
         return float(s.cols["open"][forming])
-
-    @classmethod
-    def from_archive(cls, source, symbols, clock: Clock, start: str | None = None,
-                     end: str | None = None) -> ReplayMarketData:
-        """Load `symbols` from an archive root/folder (rl.market.archive) and replay them on `clock`."""
-        data = load_symbols(source, symbols, start=start, end=end)
-        return cls({sym: d.frame for sym, d in data.items()}, clock)
 
 
 def _append(open_ms: np.ndarray, cols: dict[str, np.ndarray], t: int,

@@ -90,14 +90,6 @@ def validate_weight_map(weights: Mapping[str, float], name: str = "weights") -> 
     return out
 
 
-def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """Pearson correlation, or None when either side has no variation (no evidence)."""
-    n = len(xs)
-    if n != len(ys):
-        raise LearningError(f"pearson: xs has {n} values but ys has {len(ys)}: they must match")
-    return EvidenceStats.of([({"x": x}, y) for x, y in zip(xs, ys)], ["x"]).evidence()["x"].correlation
-
-
 def significance_threshold(n: int, params: LearningParams = LearningParams()) -> float:
     """|r| a sample of n trades must exceed before it counts as evidence (≈ critical r)."""
     return max(params.min_correlation, params.significance_z / math.sqrt(n)) if n > 0 else float("inf")

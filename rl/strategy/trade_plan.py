@@ -76,12 +76,6 @@ def _target(side: str, entry: float, stop: float, opposing_level: float | None,
             f"止盈设在 {reward_multiple:g}R（入场价之外没有对向关键位）")
 
 
-def target_price(side: str, entry: float, stop: float, opposing_level: float | None,
-                 reward_multiple: float) -> tuple[float, str]:
-    """The next opposing level when it lies on the profit side, else entry ± reward_multiple × R."""
-    return _target(side, entry, stop, opposing_level, reward_multiple)[:2]
-
-
 def plan_trade(side: str, entry: float, level: float, atr: float, equity: float,
                available: float, *, opposing_level: float | None = None,
                params: TradePlanParams = TradePlanParams(), risk_percent: float | None = None,

@@ -95,7 +95,7 @@ class LevelBook:
     for a row somebody reads (the listed best 30, the chosen support/resistance), once per
     side it is labelled for. Supports are levels <= price, resistances >= price; the best
     support maximises score * max(0, 1 - distance / (proximity_atr ATR15m)), or is the nearest
-    one when none is that close (tests/test_level_finder.py checks every answer against the
+    one when none is that close (tests/analysis/levels/test_level_finder.py checks every answer against the
     plain definition over the full list of levels). `proximity_atr`: LevelParams.proximity_atr."""
 
     def __init__(self, res: _ScanResult, atr_value: float, notes: list[str], *, proximity_atr: float) -> None:

@@ -174,7 +174,7 @@ def volume_nodes_many(windows: list[tuple[np.ndarray, np.ndarray, np.ndarray, fl
     """`volume_nodes(high, low, volume, atr_value)` of each window (high, low, volume,
     atr_value, extremes), extremes = (low.min(), high.max()) if the caller has them, else
     None. The same bins and the same additions in the same order, so the same nodes bit for
-    bit (tests/test_levels.py), with the vector operations run once for all windows instead
+    bit (tests/analysis/levels/test_levels.py), with the vector operations run once for all windows instead
     of once per window: a backtest finds the nodes of a chunk of 15m closes together
     (rl.backtest.scans). (One window costs more this way than with `volume_nodes`.)"""
     out = [np.zeros(0) for _ in windows]

@@ -159,7 +159,7 @@ class BestLevelFinder:
         features of all their levels (`_features_arrays`). Each is a few dozen vector
         operations whose fixed cost, paid once per chunk instead of once per scan, was most
         of a scan's (a backtest prepares 48 closes at a time, rl.backtest.scans); the results
-        are identical to `prepare` one scan at a time (tests/test_backtest_scans.py)."""
+        are identical to `prepare` one scan at a time (tests/backtest/test_backtest_scans.py)."""
         out: list[LevelScan | None] = [None] * len(inputs)
         cands = []
         for i, inp in enumerate(inputs):

@@ -1,0 +1,169 @@
+"""SIGKILL the agent process mid-cycle many times and restart it: nothing lost or duplicated.
+
+A child process runs the real agent (real analysis on generated candles, PaperExchange and
+KnowledgeStore both persisted in SQLite, a ManualClock whose position survives in the store).
+The parent kills it at random moments, restarts it, and at the end checks the two databases
+against each other: every filled entry order on the exchange is exactly one trade in the store,
+every closed trade's exits add up to its size, the paper wallet equals the start balance plus
+the recorded net PnL, learning ran once per close, and both files pass PRAGMA integrity_check.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow          # each test restarts the agent in subprocesses
+
+SYMBOL = "BTCUSDT"
+MIN_TRADES = 3
+CHILD = r"""
+import sys, pathlib
+import pandas as pd
+from tests.support.candles import make_candles
+from config import Settings
+from rl.agent.agent import TradingAgent
+from rl.clock import ManualClock
+from rl.knowledge.orders import OrderBook
+from rl.knowledge.store import KnowledgeStore
+from rl.analysis.levels.finder import DEFAULT_WEIGHTS
+from rl.market.ports import ReplayMarketData
+from rl.paper.exchange import PaperExchange
+
+d, end_bar = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+if len(sys.argv) > 3:      # deterministic crash: SIGKILL ourselves on the nth call of a store (or orders.) method
+    import os, signal
+    name, nth = sys.argv[3].split(":")
+    owner = OrderBook if name.startswith("orders.") else KnowledgeStore
+    name = name.removeprefix("orders.")
+    real, calls = getattr(owner, name), [0]
+    def dying(self, *a, **k):
+        calls[0] += 1
+        if calls[0] == int(nth):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, *a, **k)
+    setattr(owner, name, dying)
+candles = make_candles(n=end_bar + 100, seed=3, vol=0.002)
+t0 = int(candles.index[0].value // 1_000_000)
+store = KnowledgeStore(d / "agent.db", default_weights=DEFAULT_WEIGHTS)
+clock = ManualClock(store.get_state("test_clock") or t0 + 3000 * 60_000)
+market = ReplayMarketData({"BTCUSDT": candles}, clock)
+ex = PaperExchange(d / "paper.db", balance=10_000.0, clock=clock.now_ms, funding_rate=0.0)
+# no least reward: the crash points need trades to close on these generated candles
+agent = TradingAgent(Settings(db_path=d / "agent.db", min_trades_for_adjust=MIN_TRADES, min_reward_r=0.0),
+                     market, ex, store, clock, feed=ex)
+agent.startup()
+print("started", flush=True)
+end = t0 + end_bar * 60_000
+while clock.now_ms() < end:
+    agent.run_cycle()
+    clock.advance(60)
+    store.set_state("test_clock", clock.now_ms())
+print("finished", flush=True)
+""".replace("MIN_TRADES", str(MIN_TRADES))
+
+
+def spawn(tmp_path, end_bar: int, crash_at: str | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    err = open(tmp_path / "child.err", "a")     # a file, not a pipe: a full pipe would block the child
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), str(end_bar)] + ([crash_at] if crash_at else []),
+                            cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+
+
+def test_sigkill_mid_cycle_and_restart_loses_and_duplicates_nothing(tmp_path):
+    end_bar = 6500
+    rng = random.Random(11)
+    kills = 0
+    for _ in range(10):
+        p = spawn(tmp_path, end_bar)
+        line = p.stdout.readline()                    # wait until it is trading
+        assert line.strip() == "started", (tmp_path / "child.err").read_text()[-3000:]
+        time.sleep(rng.uniform(0.05, 0.5))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait(30)
+    p = spawn(tmp_path, end_bar)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0 and "finished" in out, (tmp_path / "child.err").read_text()[-3000:]
+    assert kills >= 8
+
+    check_consistency(tmp_path)
+
+
+@pytest.mark.parametrize("crash_at", [
+    "open_trade:1",       # entry filled and protected on the exchange, trade not yet recorded
+    "orders.record:1",    # killed while the router reports the entry fill: only the intent knows
+    "record_exit:1",      # an exit filled on the exchange, not yet recorded
+    "close_trade:2",      # exits recorded, the close + learning transaction not yet written
+    "update_trade:4",     # mid position upkeep (stop moved on the exchange, not in the store)
+])
+def test_kill_at_each_write_then_restart(tmp_path, crash_at):
+    end_bar = 3800        # decisions only at 15m closes: enough bars for a second close
+    p = spawn(tmp_path, end_bar, crash_at)
+    p.communicate(timeout=120)
+    assert p.returncode == -signal.SIGKILL, "the crash point was never reached"
+    p = spawn(tmp_path, end_bar)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0 and "finished" in out, (tmp_path / "child.err").read_text()[-3000:]
+    check_consistency(tmp_path, min_trades=1)
+
+
+def check_consistency(tmp_path, min_trades: int = 5) -> None:
+    agent_db = sqlite3.connect(tmp_path / "agent.db")
+    paper_db = sqlite3.connect(tmp_path / "paper.db")
+    for db in (agent_db, paper_db):
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    entries = paper_db.execute("SELECT client_order_id, order_id, executed_qty FROM paper_orders "
+                               "WHERE reduce_only=0 AND executed_qty>0").fetchall()
+    trades = agent_db.execute("SELECT id, entry_client_order_id, quantity, status, remaining_qty, net_pnl, "
+                              "note FROM trades ORDER BY id").fetchall()
+    assert len(trades) >= min_trades, "the scenario should trade"
+    # every exchange entry fill is exactly one trade, and no trade is without one
+    keys = [t[1] for t in trades]
+    assert len(keys) == len(set(keys))
+    for cid, oid, qty in entries:
+        matches = [t for t in trades if t[1] in (cid, f"{SYMBOL}:{oid}")]
+        assert len(matches) == 1, f"entry {cid}/{oid} recorded {len(matches)} times"
+        assert matches[0][2] == pytest.approx(qty)
+    assert len(entries) == len(trades)
+    assert not [t for t in trades if t[6].startswith("adopted")]
+    # closed trades: exits add up to the size; the wallet matches the recorded PnL
+    for tid, _, qty, status, remaining, _, _ in trades:
+        exited = agent_db.execute("SELECT COALESCE(SUM(quantity),0) FROM trade_exits WHERE trade_id=?",
+                                  (tid,)).fetchone()[0]
+        if status == "closed":
+            assert exited == pytest.approx(qty), f"trade {tid}"
+        else:
+            assert exited + remaining == pytest.approx(qty)
+    wallet = paper_db.execute("SELECT wallet FROM paper_account").fetchone()[0]
+    closed_net = sum(t[5] for t in trades if t[3] == "closed")
+    open_part = agent_db.execute(
+        "SELECT COALESCE(SUM(x.pnl - x.fee), 0) - COALESCE((SELECT SUM(entry_fee) FROM trades WHERE status='open'), 0) "
+        "FROM trade_exits x JOIN trades t ON t.id=x.trade_id WHERE t.status='open'").fetchone()[0]
+    assert wallet == pytest.approx(10_000.0 + closed_net + open_part, abs=1e-6)
+    # open trades match the exchange position, protected by a live stop
+    open_trades = [t for t in trades if t[3] == "open"]
+    pos = paper_db.execute("SELECT amount FROM paper_positions WHERE symbol=?", (SYMBOL,)).fetchall()
+    assert len(open_trades) == len(pos) <= 1
+    if pos:
+        assert abs(pos[0][0]) == pytest.approx(open_trades[0][4])
+        assert paper_db.execute("SELECT COUNT(*) FROM paper_stops WHERE status='NEW'").fetchone()[0] == 1
+    # learning ran exactly once per close from the MIN_TRADES-th on
+    n_closed = sum(1 for t in trades if t[3] == "closed")
+    hist = agent_db.execute("SELECT COUNT(*) FROM weight_history").fetchone()[0]
+    assert hist == 1 + max(0, n_closed - (MIN_TRADES - 1))
+    # every closed trade has a complete thought chain
+    incomplete = agent_db.execute(
+        "SELECT COUNT(*) FROM trades t JOIN thought_chains c ON c.trade_id=t.id WHERE t.status='closed' "
+        "AND (c.reward_json IS NULL OR c.summary_en='')").fetchone()[0]
+    assert incomplete == 0

@@ -1,0 +1,87 @@
+"""The HTML report: one self-contained file with the charts, the summary and every trade."""
+from __future__ import annotations
+
+import re
+
+from rl.backtest.report import price_chart, render_report
+
+
+def _result(n: int = 3000) -> dict:
+    t0 = 1_693_526_400_000
+    times = [t0 + i * 60_000 for i in range(n)]
+    closes = [4.0 + 0.001 * (i % 50) for i in range(n)]
+    equity = [10_000.0 + (i % 7) - 3 for i in range(n)]
+    trades = [
+        {"id": 1, "side": "LONG", "status": "closed", "opened_ms": times[10], "closed_ms": times[90],
+         "entry_time": "2023-09-01 00:10", "exit_time": "2023-09-01 01:30", "entry_price": 4.01,
+         "exit_price": 4.04, "pnl": 12.5, "r_multiple": 1.2, "exit_reason": "target",
+         "summary_en": "Long <b>at</b> support & won",
+         "thought_chain": {"perception": {"price": 4.01}, "action": {"side": "LONG"},
+                           "reward": {"pnl": 12.5}, "summary_zh": "做多获利", "summary_en": "won"}},
+        {"id": 2, "side": "SHORT", "status": "open", "opened_ms": times[2000], "closed_ms": None,
+         "entry_time": "2023-09-02 09:20", "exit_time": None, "entry_price": 4.02, "exit_price": None,
+         "pnl": None, "r_multiple": None, "exit_reason": None, "thought_chain": None},
+    ]
+    return {"symbol": "FILUSDT", "from": "2023-09-01", "to": "2023-09-03",
+            "summary": {"trades": 1, "win_rate": 1.0, "net_pnl": 12.5, "sharpe": None, "return_pct": 0.125},
+            "final_weights": {"volume_density": 0.25, "touch_bounce_count": 0.75},
+            "prices": {"time_ms": times, "close": closes},
+            "equity": {"time_ms": times, "equity": equity, "drawdown": [-(i % 7) / 1e4 for i in range(n)]},
+            "trades": trades,
+            "weight_history": [{"time_ms": times[0], "weights": {"volume_density": 0.5, "touch_bounce_count": 0.5}},
+                               {"time_ms": times[-1], "weights": {"volume_density": 0.25, "touch_bounce_count": 0.75}}]}
+
+
+def test_report_is_self_contained_with_all_sections() -> None:
+    page = render_report(_result())
+    assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
+    # nothing fetched from anywhere: no scripts, no external links or sources
+    assert "<script" not in page.lower()
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', page)
+    assert page.count("<svg") == 4                   # price, equity, drawdown, weights
+    assert "#1 LONG @ 4.0100" in page               # entry marker on the price chart
+    assert "exit @ 4.0400 (target)" in page          # exit marker with its reason
+    assert "做多获利" in page and "25.0%" in page and "75.0%" in page
+    assert "Trades / 交易 (2)" in page
+    assert "<th>win_rate</th><td>100.0 %</td>" in page and "+0.12 %" in page
+
+
+def test_report_lists_the_protections_pauses() -> None:
+    r = _result()
+    r["protections"] = {"config": {}, "pauses": [
+        {"rule": "daily_loss", "started": "2023-09-01T09:00:00Z", "until": "2023-09-02T00:00:00Z",
+         "started_ms": 1, "until_ms": 2, "active": False, "reason_en": "Daily loss limit <4 %>",
+         "reason_zh": "日亏损保护"},
+        {"rule": "drawdown", "started": "2023-09-02T10:00:00Z", "until": "2023-10-01T00:00:00Z",
+         "started_ms": 3, "until_ms": 4, "active": True, "reason_en": "Drawdown guard", "reason_zh": "回撤保护"}]}
+    page = render_report(r)
+    assert "Protections / 风控暂停 (2)" in page
+    assert "<td>daily_loss</td><td>2023-09-01T09:00:00Z</td><td>2023-09-02T00:00:00Z</td>" in page
+    assert "2023-10-01T00:00:00Z (active / 进行中)" in page
+    assert "Daily loss limit &lt;4 %&gt;" in page and "日亏损保护" in page
+    assert "No pauses / 无暂停" in render_report(_result())
+
+
+def test_report_escapes_text_from_the_store() -> None:
+    page = render_report(_result())
+    assert "Long &lt;b&gt;at&lt;/b&gt; support &amp; won" in page
+    assert "<b>at</b>" not in page
+
+
+def test_report_of_an_empty_run_still_renders() -> None:
+    page = render_report({"symbol": "X", "summary": {"trades": 0, "sharpe": None}, "trades": []})
+    assert "Trades / 交易 (0)" in page and "<svg" not in page
+
+
+def test_a_long_chart_is_thinned_but_keeps_its_extremes() -> None:
+    xs = list(range(10_000))
+    ys = [0.0] * 10_000
+    ys[4321] = 99.0
+    ys[777] = -5.0
+    svg = price_chart(xs, ys, [])
+    line = re.search(r'<polyline [^>]*points="([^"]*)"', svg).group(1)
+    ox = [float(p.split(",")[0]) for p in line.split()]
+    assert len(ox) <= 2000 and ox == sorted(ox)
+    ticks = re.findall(r'class="tick">([^<]*)<', svg)
+    assert "99.00" in ticks and "-5.0000" in ticks          # the price axis still spans both spikes
+

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+import responses
+
+from client import BinanceClient
+from rl.execution.port import BinanceExchange
+from tests.support.fake_binance import BASE, FakeBinance
+
+ACCOUNT = {"totalInitialMargin": "0.00000000", "totalMaintMargin": "0.00000000",
+           "totalWalletBalance": "126.72469206", "totalUnrealizedProfit": "0.00000000",
+           "totalMarginBalance": "126.72469206", "totalPositionInitialMargin": "0.00000000",
+           "totalOpenOrderInitialMargin": "0.00000000", "totalCrossWalletBalance": "126.72469206",
+           "totalCrossUnPnl": "0.00000000", "availableBalance": "126.72469206",
+           "maxWithdrawAmount": "126.72469206", "assets": [], "positions": []}
+
+
+@responses.activate
+def test_adapter_maps_account_position_orders_and_fills():
+    FakeBinance(responses.mock)
+    responses.add(responses.GET, BASE + "/fapi/v3/account", json=ACCOUNT)
+    ex = BinanceExchange(BinanceClient(trade_url=BASE, api_key="k", api_secret="s",
+                                       sleep=lambda s: None))
+    a = ex.account()
+    assert a.wallet_balance == pytest.approx(126.72469206) and a.available_balance == a.wallet_balance
+    assert ex.position("BTCUSDT") is None
+    o = ex.place_order("BTCUSDT", "BUY", "LIMIT", 0.1, 50_025.0, "IOC", client_order_id="e-1")
+    assert (o.status, o.executed_qty, o.avg_price, o.client_order_id) == ("FILLED", 0.1, 50_000.0, "e-1")
+    p = ex.position("BTCUSDT")
+    assert p.amount == pytest.approx(0.1) and p.leverage == 10 and p.margin == pytest.approx(500.0)
+    s = ex.place_stop("BTCUSDT", "SELL", "STOP_MARKET", 49_000.0, 0.1, "s-1")
+    assert (s.status, s.trigger_price, s.type) == ("NEW", 49_000.0, "STOP_MARKET")
+    assert [x.client_algo_id for x in ex.open_stops("BTCUSDT")] == ["s-1"]
+    ex.cancel_stop("BTCUSDT", "s-1")
+    ex.cancel_stop("BTCUSDT", "s-1")                  # -2011 on the second: idempotent
+    assert ex.open_stops("BTCUSDT") == []
+    fills = ex.fills_since("BTCUSDT", 0)
+    assert fills[0].commission == pytest.approx(2.5) and fills[0].order_id == o.order_id
+    assert ex.get_order("BTCUSDT", "nope") is None
+    with pytest.raises(ValueError, match="type"):
+        ex.place_order("BTCUSDT", "BUY", "STOP_MARKET", 0.1)

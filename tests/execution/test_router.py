@@ -1,0 +1,393 @@
+"""OrderRouter against PaperExchange and against BinanceExchange (HTTP mocked with `responses`,
+payloads shaped as in Binance's docs): same position, same orders; no duplicate orders on
+unknown outcomes; never unprotected for more than one cycle."""
+from __future__ import annotations
+
+import pytest
+import responses
+
+from client import BinanceClient, OrderRejected, UnknownOrderStatus, parse_symbol_filters
+from rl.execution.port import BinanceExchange
+from rl.execution.router import OrderRouter
+from rl.paper.exchange import PaperExchange
+from rl.strategy.exits import CloseAll, MoveStop, PartialClose
+from tests.support.fake_binance import BASE, EXCHANGE_INFO, SYM, FakeBinance
+
+FILTERS = parse_symbol_filters(EXCHANGE_INFO)
+
+
+class Recorder:
+    def __init__(self):
+        self.rows = []
+
+    def record(self, order, purpose, trade_id=None):
+        self.rows.append((purpose, order))
+
+    def summary(self):
+        out = []
+        for purpose, o in self.rows:
+            if hasattr(o, "executed_qty"):
+                out.append((purpose, o.side, o.type, o.status, o.executed_qty, o.avg_price))
+            else:
+                out.append((purpose, o.side, o.type, o.status, o.quantity, o.trigger_price))
+        return out
+
+
+def paper():
+    ex = PaperExchange(None, filters=FILTERS)
+    ex.on_price(SYM, 50_000.0, 1_000)
+    return ex
+
+
+def binance(rs):
+    fake = FakeBinance(rs)
+    client = BinanceClient(trade_url=BASE, api_key="k", api_secret="s", sleep=lambda s: None)
+    return BinanceExchange(client, name="testnet"), fake
+
+
+def scenario(ex, set_price):
+    rec = Recorder()
+    router = OrderRouter(ex, rec, ioc_offset_bps=5.0)
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0, target=53_000.0, trade_id=7)
+    state = out.state
+    assert state is not None and out.order.status == "FILLED"
+    set_price(51_000.0)
+    state, closes = router.apply(state, [PartialClose(0.05, "1R"), MoveStop(50_050.0, "break-even")])
+    set_price(52_000.0)
+    state, closes2 = router.apply(state, [CloseAll("target")])
+    return state, rec, closes + closes2
+
+
+def test_same_scenario_paper_and_binance_give_same_positions_and_orders():
+    px = paper()
+    st_p, rec_p, closes_p = scenario(px, lambda p: px.on_price(SYM, p, 5_000))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        st_b, rec_b, closes_b = scenario(bx, lambda p: setattr(fake, "price", p))
+        assert fake.algos == {}                       # every stop cancelled at the close
+    assert st_p is None and st_b is None
+    assert rec_p.summary() == rec_b.summary()
+    purposes = [r[0] for r in rec_p.summary()]
+    assert purposes == ["entry", "stop", "partial_exit", "stop", "stop", "exit"]
+    assert [(c.qty, c.exit_price, c.realized_pnl) for c in closes_p] == \
+           [(c.qty, c.exit_price, c.realized_pnl) for c in closes_b]
+    assert [c.fees for c in closes_p] == pytest.approx([c.fees for c in closes_b])
+    assert px.open_stops(SYM) == [] and px.position(SYM) is None
+
+
+def test_entry_limit_is_offset_and_partial_ioc_is_the_position():
+    ex = PaperExchange(None, filters=FILTERS, max_fill_qty=0.03)
+    ex.on_price(SYM, 50_000.0, 1_000)
+    router = OrderRouter(ex, ioc_offset_bps=5.0)
+    assert router.entry_limit(SYM, "LONG", 50_000.0) == 50_025.0
+    assert router.entry_limit(SYM, "SHORT", 50_000.0) == 49_975.0
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+    assert out.order.status == "EXPIRED" and out.state.qty == pytest.approx(0.03)
+    assert [s.quantity for s in ex.open_stops(SYM)] == [pytest.approx(0.03)]
+    ex.on_price(SYM, 51_000.0, 2_000)
+    miss = router.open_position(SYM, "SHORT", 0.1, 60_000.0, stop=61_000.0)   # limit above market
+    assert miss.state is None and miss.order.executed_qty == 0
+
+
+def test_unknown_outcome_is_looked_up_never_resent():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        fake.timeout_next_order = True                # the order DID execute; the answer was lost
+        router = OrderRouter(bx)
+        out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+        assert fake.order_posts == 1                  # looked up by clientOrderId, not re-sent
+        assert out.state is not None and out.state.qty == pytest.approx(0.1)
+        assert len(fake.algos) == 1
+
+
+class FlakyPaper(PaperExchange):
+    """Paper account whose order/stop answers can be made to fail like a network would."""
+
+    unknown_orders = 0
+    stop_failures = 0
+
+    def place_order(self, *a, **k):
+        r = super().place_order(*a, **k)
+        if self.unknown_orders:
+            self.unknown_orders -= 1
+            raise UnknownOrderStatus("lost answer", -1007, 503, client_order_id=r.client_order_id)
+        return r
+
+    def place_stop(self, *a, **k):
+        if self.stop_failures:
+            self.stop_failures -= 1
+            raise OrderRejected("Internal error", -1001, 400)
+        return super().place_stop(*a, **k)
+
+
+def flaky():
+    ex = FlakyPaper(None, filters=FILTERS)
+    ex.on_price(SYM, 50_000.0, 1_000)
+    return ex
+
+
+def test_unknown_entry_resolved_next_cycle_without_duplicate():
+    ex = flaky()
+    ex.unknown_orders = 1
+    router = OrderRouter(ex)
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+    assert out.pending and out.state is None
+    again = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)   # agent retries
+    assert again.state is not None                                           # found, not re-sent
+    assert ex.position(SYM).amount == pytest.approx(0.1)
+    assert len(ex.fills_since(SYM, 0)) == 1
+    assert len(ex.open_stops(SYM)) == 1
+
+
+def test_stop_failure_retried_next_cycle():
+    ex = flaky()
+    ex.stop_failures = 1
+    router = OrderRouter(ex)
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+    assert out.state.unprotected_cycles == 1 and ex.open_stops(SYM) == []
+    sync = router.sync(SYM, out.state)
+    assert sync.state is not None and sync.state.unprotected_cycles == 0
+    assert [s.trigger_price for s in ex.open_stops(SYM)] == [49_000.0]
+
+
+def test_position_closed_when_it_cannot_be_protected():
+    ex = flaky()
+    ex.stop_failures = 5
+    router = OrderRouter(ex)
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+    sync = router.sync(SYM, out.state)
+    assert sync.state is None and sync.closed.closed
+    assert ex.position(SYM) is None
+
+
+def test_stop_hit_on_exchange_is_reported_by_sync_with_real_fill():
+    ex = paper()
+    router = OrderRouter(ex)
+    state = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0).state
+    ex.on_bar(SYM, 50_000, 50_100, 48_000, 48_500, 60_000)
+    sync = router.sync(SYM, state)
+    assert sync.state is None
+    assert sync.closed.exit_price == 49_000.0 and sync.closed.realized_pnl == pytest.approx(-100.0)
+
+
+def test_stop_already_crossed_at_fill_closes_at_once():
+    ex = paper()
+    router = OrderRouter(ex)
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=50_010.0)
+    assert out.state is None and ex.position(SYM) is None
+
+
+def test_sync_adopts_unknown_position_and_protects_it():
+    ex = paper()
+    ex.place_order(SYM, "SELL", "MARKET", 0.1)
+    router = OrderRouter(ex, adopt_stop_pct=0.02)
+    sync = router.sync(SYM, None)
+    assert sync.state.side == "SHORT" and sync.state.qty == pytest.approx(0.1)
+    assert [s.trigger_price for s in ex.open_stops(SYM)] == [51_000.0]
+
+
+def test_rejected_entry_leaves_no_position_no_stop_and_nothing_pending():
+    # paper: an order far beyond the available margin is refused with Binance's -2019
+    ex = paper()
+    router = OrderRouter(ex)
+    out = router.open_position(SYM, "LONG", 500.0, 50_000.0, stop=49_000.0)
+    assert out.state is None and not out.pending
+    assert "Margin is insufficient" in out.reason
+    assert ex.position(SYM) is None and ex.open_stops(SYM) == [] and ex.open_orders(SYM) == []
+    # Binance: the same refusal as the API sends it (HTTP 400 with code/msg)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        rs.add(responses.GET, f"{BASE}/fapi/v1/exchangeInfo", json=EXCHANGE_INFO)
+        rs.add(responses.POST, f"{BASE}/fapi/v1/order", status=400,
+               json={"code": -2019, "msg": "Margin is insufficient."})
+        client = BinanceClient(trade_url=BASE, api_key="k", api_secret="s", sleep=lambda s: None)
+        router_b = OrderRouter(BinanceExchange(client, name="testnet"))
+        out_b = router_b.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+        assert out_b.state is None and not out_b.pending and "Margin is insufficient" in out_b.reason
+        posts = [c for c in rs.calls if c.request.method == "POST"]
+        assert len(posts) == 1                          # refused once, never re-sent
+        assert not any("algoOrder" in c.request.url for c in rs.calls)   # no stop for nothing
+
+
+# ------------------------------------------------------------------ maker (post-only) entries
+class PaperVenue:
+    """A paper account on which the market trades through a resting order one bar at a time
+    (each bar fills `fill_qty` of it: max_fill_qty)."""
+
+    def __init__(self, fill_qty: float | None):
+        self.ex = PaperExchange(None, filters=FILTERS, max_fill_qty=fill_qty)
+        self.ex.on_price(SYM, 50_000.0, 1_000)
+        self.t = 60_000
+
+    def trade_through(self, cid: str, qty: float) -> None:
+        self.ex.on_bar(SYM, 50_000.0, 50_000.0, 49_990.0, 49_995.0, self.t)
+        self.t += 60_000
+
+    def open_orders(self):
+        return self.ex.open_orders(SYM)
+
+    def stops(self):
+        return [(s.quantity, s.trigger_price) for s in self.ex.open_stops(SYM)]
+
+    def position(self) -> float:
+        p = self.ex.position(SYM)
+        return p.amount if p is not None else 0.0
+
+
+class BinanceVenue:
+    """BinanceExchange over FakeBinance (documented payloads); fills come from `maker_fill`."""
+
+    def __init__(self, rs):
+        self.ex, self.fake = binance(rs)
+
+    def trade_through(self, cid: str, qty: float) -> None:
+        self.fake.maker_fill(cid, qty)
+
+    def open_orders(self):
+        return [o for o in self.fake.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")]
+
+    def stops(self):
+        return [(float(a["quantity"]), float(a["triggerPrice"])) for a in self.fake.algos.values()]
+
+    def position(self) -> float:
+        return self.fake.amount
+
+
+@pytest.fixture(params=["paper", "binance"])
+def venue_of(request):
+    """venue_of(fill_qty): the same maker scenario on the paper account and on Binance."""
+    if request.param == "paper":
+        yield PaperVenue
+        return
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        yield lambda fill_qty: BinanceVenue(rs)
+
+
+def _maker_entry(router: OrderRouter, expires_ms: int = 900_000, price: float = 50_000.0):
+    return router.open_position(SYM, "LONG", 0.1, price, stop=49_000.0, target=53_000.0, trade_id=3,
+                                entry_type="maker", expires_ms=expires_ms, client_order_id="agm-1")
+
+
+def test_maker_entry_rests_then_fills_and_is_protected_at_once(venue_of):
+    v = venue_of(None)
+    rec = Recorder()
+    router = OrderRouter(v.ex, rec)
+    out = _maker_entry(router)
+    assert out.resting and out.state is None and not out.pending
+    assert (out.order.status, out.order.time_in_force, out.order.price) == ("NEW", "GTX", 50_000.0)
+    assert v.position() == 0 and v.stops() == [] and len(v.open_orders()) == 1
+    still = router.poll_entry(SYM, 120_000)                      # nothing traded through yet
+    assert still.resting and still.state is None
+    v.trade_through("agm-1", 0.1)
+    done = router.poll_entry(SYM, 180_000)
+    assert not done.resting and done.order.status == "FILLED"
+    st = done.state
+    assert (st.qty, st.entry_price, st.stop, st.trade_id) == (pytest.approx(0.1), 50_000.0, 49_000.0, 3)
+    assert st.fees == pytest.approx(0.1 * 50_000 * 0.0002)       # the maker fee
+    assert v.stops() == [(pytest.approx(0.1), 49_000.0)]
+    assert router.resting_entry(SYM) is None and router.poll_entry(SYM, 240_000) is None
+    assert [p for p, *_ in rec.summary()] == ["entry", "entry", "stop"]
+
+
+def test_maker_entry_times_out_unfilled_no_position(venue_of):
+    v = venue_of(None)
+    router = OrderRouter(v.ex)
+    _maker_entry(router, expires_ms=900_000)
+    assert router.poll_entry(SYM, 899_999).resting
+    out = router.poll_entry(SYM, 900_000)
+    assert not out.resting and out.state is None and out.order.status == "CANCELED"
+    assert "timed out" in out.reason and "no position" in out.reason
+    assert v.open_orders() == [] and v.position() == 0 and v.stops() == []
+    if isinstance(v, PaperVenue):
+        assert v.ex.account().initial_margin == 0.0              # the reservation is released
+
+
+def test_partial_fill_is_protected_then_timeout_keeps_it(venue_of):
+    v = venue_of(0.04)
+    rec = Recorder()
+    router = OrderRouter(v.ex, rec)
+    _maker_entry(router)
+    v.trade_through("agm-1", 0.04)
+    out = router.poll_entry(SYM, 120_000)
+    assert out.resting and out.state.qty == pytest.approx(0.04)
+    assert v.stops() == [(pytest.approx(0.04), 49_000.0)]       # the filled part is protected at once
+    v.trade_through("agm-1", 0.04)
+    out = router.poll_entry(SYM, 180_000)
+    assert out.resting and out.state.qty == pytest.approx(0.08)
+    assert v.stops() == [(pytest.approx(0.08), 49_000.0)]       # resized: one stop, the new size
+    end = router.poll_entry(SYM, 900_000)                        # timeout: the rest is cancelled
+    assert not end.resting and end.order.status == "CANCELED"
+    assert end.state.qty == pytest.approx(0.08) and end.state.entry_price == 50_000.0
+    assert "partial: 0.08 of 0.1" in end.reason and "timed out" in end.reason
+    assert v.open_orders() == [] and v.position() == pytest.approx(0.08)
+    assert v.stops() == [(pytest.approx(0.08), 49_000.0)]
+    assert end.state.fees == pytest.approx(0.08 * 50_000 * 0.0002)
+    assert [r[0] for r in rec.summary()] == ["entry", "entry", "stop", "entry", "stop", "entry"]
+
+
+def test_setup_gone_cancels_the_rest(venue_of):
+    v = venue_of(0.04)
+    router = OrderRouter(v.ex)
+    _maker_entry(router)
+    v.trade_through("agm-1", 0.04)
+    out = router.poll_entry(SYM, 120_000, still_valid=False)
+    assert not out.resting and out.order.status == "CANCELED" and "setup gone" in out.reason
+    assert out.state.qty == pytest.approx(0.04) and v.stops() == [(pytest.approx(0.04), 49_000.0)]
+    assert v.open_orders() == []
+
+
+def test_post_only_that_would_take_gives_no_position(venue_of):
+    v = venue_of(None)
+    router = OrderRouter(v.ex)
+    out = _maker_entry(router, price=50_100.0)                   # the market is at 50_000 now
+    assert out.state is None and not out.resting and not out.pending
+    assert out.reason.startswith("post-only would take: price moved") and "-5022" in out.reason
+    assert not router.has_pending(SYM) and router.resting_entry(SYM) is None
+    assert v.open_orders() == [] and v.stops() == [] and v.position() == 0
+
+
+def test_maker_fills_seen_by_paper_and_binance_alike():
+    def run(v):
+        rec = Recorder()
+        router = OrderRouter(v.ex, rec)
+        _maker_entry(router)
+        v.trade_through("agm-1", 0.04)
+        router.poll_entry(SYM, 120_000)
+        end = router.poll_entry(SYM, 900_000)
+        return rec.summary(), end.state.qty, end.state.fees
+
+    paper_run = run(PaperVenue(0.04))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        binance_run = run(BinanceVenue(rs))
+    assert paper_run[0] == binance_run[0]
+    assert paper_run[1:] == pytest.approx(binance_run[1:])
+
+
+def test_maker_entry_of_unknown_outcome_is_found_resting_and_not_adopted():
+    ex = FlakyPaper(None, filters=FILTERS, max_fill_qty=0.04)
+    ex.on_price(SYM, 50_000.0, 1_000)
+    ex.unknown_orders = 1
+    router = OrderRouter(ex)
+    out = _maker_entry(router)
+    assert out.pending and not out.resting
+    ex.on_bar(SYM, 50_000.0, 50_000.0, 49_990.0, 49_995.0, 60_000)   # a part fills meanwhile
+    sync = router.sync(SYM, None)                                # looks it up: it rests
+    assert sync.state is None and router.resting_entry(SYM) is not None
+    assert not router.has_pending(SYM)
+    assert [s.quantity for s in ex.open_stops(SYM)] == [pytest.approx(0.04)]   # protected, once
+    assert router.sync(SYM, None).state is None                  # its filled part is not adopted
+    assert len(ex.open_stops(SYM)) == 1
+    end = router.poll_entry(SYM, 900_000)
+    assert end.state.qty == pytest.approx(0.04) and ex.open_orders(SYM) == []
+    assert router.sync(SYM, end.state).state is end.state        # now it is a normal position
+
+
+def test_filled_part_with_stop_already_crossed_is_closed_and_the_rest_cancelled():
+    ex = PaperExchange(None, filters=FILTERS, max_fill_qty=0.04)
+    ex.on_price(SYM, 50_000.0, 1_000)
+    router = OrderRouter(ex)
+    router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0, entry_type="maker", expires_ms=900_000)
+    ex.on_bar(SYM, 50_000.0, 50_000.0, 48_800.0, 48_900.0, 60_000)   # through the entry and the stop
+    out = router.poll_entry(SYM, 120_000, still_valid=False)
+    assert not out.resting and out.state is None and out.order.executed_qty == pytest.approx(0.04)
+    assert "closed at once" in out.reason
+    assert ex.position(SYM) is None and ex.open_orders(SYM) == [] and ex.open_stops(SYM) == []

@@ -1,0 +1,284 @@
+"""KnowledgeStore / TradeLogger: idempotent, atomic writes; statistics; bounded log; restarts."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from rl.execution.port import OrderResult
+from rl.knowledge.schema import KnowledgeError
+from rl.knowledge.store import KnowledgeStore
+from rl.strategy.learning import update_weights
+from rl.strategy.params import LearningParams
+
+W = {"volume_density": 0.20, "touch_bounce_count": 0.20, "bounce_magnitude": 0.15,
+     "failed_breakout_count": 0.20, "duration_days": 0.10, "multi_tf_confirm": 0.15}
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = KnowledgeStore(tmp_path / "k.db", default_weights=W)
+    yield s
+    s.close()
+
+
+def order(cid: str, status: str = "FILLED", qty: float = 1.0, price: float = 100.0) -> OrderResult:
+    return OrderResult(symbol="BTCUSDT", order_id="42", client_order_id=cid, side="BUY", type="LIMIT",
+                       status=status, price=price, orig_qty=qty, executed_qty=qty if status == "FILLED" else 0,
+                       avg_price=price, reduce_only=False, time_in_force="IOC", update_time_ms=1000,
+                       commission=0.05)
+
+
+def open_one(store, cid="e1", side="LONG", entry=100.0, stop=98.0, qty=1.0, feats=None, t=1000):
+    return store.open_trade(symbol="BTCUSDT", side=side, entry_client_order_id=cid, opened_ms=t,
+                            entry_price=entry, quantity=qty, stop_price=stop,
+                            target_price=entry + 2 * (entry - stop), leverage=10,
+                            features=feats or {k: 0.5 for k in W},
+                            perception={"price": entry}, action={"side": side}, entry_fee=0.05,
+                            phase="exploration")
+
+
+def test_schema_version_and_wal(store):
+    assert store.schema_version == 2
+    other = sqlite3.connect(store.path)                 # WAL is a property of the file
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    other.close()
+    assert store.integrity_check() == "ok"
+
+
+def test_open_is_idempotent_and_links_orders(store):
+    store.orders.record(order("e1"), "entry")
+    tid = open_one(store)
+    assert open_one(store) == tid                       # same fill recorded twice: one trade
+    assert len(store.trades()) == 1
+    assert store.orders.for_trade(tid)[0]["client_order_id"] == "e1"
+    store.orders.record(order("e1", status="FILLED", qty=1.0), "entry")   # upsert keeps the link
+    assert store.orders.get("e1")["trade_id"] == tid
+
+
+def test_partial_exit_then_close_totals_r_and_thought_chain(store):
+    tid = open_one(store)                                # risk = 2 * 1 = 2
+    assert store.record_exit(tid, client_order_id="x1", time_ms=2000, kind="partial", price=102,
+                             quantity=0.5, pnl=1.0, fee=0.02)
+    assert not store.record_exit(tid, client_order_id="x1", time_ms=2000, kind="partial", price=102,
+                                 quantity=0.5, pnl=1.0, fee=0.02)          # duplicate ignored
+    assert store.open_trade_for("BTCUSDT")["remaining_qty"] == pytest.approx(0.5)
+    store.record_exit(tid, client_order_id="x2", time_ms=3000, kind="target", price=104,
+                      quantity=0.5, pnl=2.0, fee=0.03)
+    t = store.close_trade(tid, closed_ms=3000, exit_reason="target", reward={"note": "ok"},
+                          summary_zh="总结", summary_en="summary")
+    assert t["status"] == "closed"
+    assert t["realized_pnl"] == pytest.approx(3.0)
+    assert t["fees"] == pytest.approx(0.10)
+    assert t["r_multiple"] == pytest.approx((3.0 - 0.10) / 2.0)
+    assert t["exit_price"] == pytest.approx(103.0)
+    chain = store.trade(tid)["thought_chain"]
+    assert chain["perception"] == {"price": 100.0} and chain["action"] == {"side": "LONG"}
+    assert chain["reward"]["r_multiple"] == pytest.approx(1.45) and chain["reward"]["note"] == "ok"
+    assert chain["summary_en"] == "summary"
+    assert store.get_trade_count() == 1
+    # closing again changes nothing
+    again = store.close_trade(tid, closed_ms=9999, exit_reason="stop", reward={}, summary_zh="", summary_en="")
+    assert again["closed_ms"] == 3000 and store.get_trade_count() == 1
+
+
+def test_close_with_learning_writes_weights_in_same_transaction(store, tmp_path):
+    store.ensure_initial_weights(0)
+    tid = open_one(store)
+    store.record_exit(tid, client_order_id="x", time_ms=5, kind="stop", price=98, quantity=1, pnl=-2, fee=0)
+    samples = [({**{k: 0.5 for k in W}, "touch_bounce_count": i / 40}, (i - 20) / 10) for i in range(40)]
+    upd = update_weights(W, samples, LearningParams(min_trades=30))
+    store.close_trade(tid, closed_ms=6, exit_reason="stop", reward={}, summary_zh="z", summary_en="e",
+                      weight_update=upd)
+    assert store.current_weights() == pytest.approx(upd.new)
+    hist = store.weight_history()
+    assert len(hist) == 2 and hist[-1]["trade_id"] == tid
+    assert hist[-1]["evidence"]["touch_bounce_count"]["verdict"] == "helped"
+    assert store.thought_chain(tid)["reward"]["weight_change"]["new"] == pytest.approx(upd.new)
+    # weights survive a restart
+    store.close()
+    reopened = KnowledgeStore(tmp_path / "k.db", default_weights=W)
+    assert reopened.current_weights() == pytest.approx(upd.new)
+    reopened.close()
+
+
+def test_failed_transaction_leaves_nothing(store):
+    tid = open_one(store)
+    with pytest.raises(RuntimeError):
+        with store.batch():
+            store.record_exit(tid, client_order_id="x", time_ms=5, kind="stop", price=98, quantity=1,
+                              pnl=-2, fee=0)
+            store.set_weights({**W}, 5, "z", "e")
+            raise RuntimeError("crash mid-write")
+    assert store.exit_totals(tid)["exits"] == []
+    assert store.weight_history() == []
+    assert store.current_weights() == W
+
+
+def test_statistics_and_equity_curve(store):
+    store.set_state("initial_balance", 1000.0)
+    for i, (exit_price, pnl) in enumerate([(104, 4.0), (98, -2.0), (102, 2.0)]):
+        tid = open_one(store, cid=f"e{i}", t=1000 * i, feats={**{k: 0.5 for k in W}, "volume_density": pnl})
+        store.record_exit(tid, client_order_id=f"x{i}", time_ms=1000 * i + 500, kind="stop",
+                          price=exit_price, quantity=1, pnl=pnl, fee=0.0)
+        store.close_trade(tid, closed_ms=1000 * i + 500, exit_reason="stop", reward={}, summary_zh="",
+                          summary_en="")
+    s = store.trade_logger.summary()
+    assert s["trades"] == 3 and s["wins"] == 2
+    assert s["win_rate"] == pytest.approx(2 / 3)
+    assert s["net_pnl"] == pytest.approx(4 - 2 + 2 - 3 * 0.05)
+    curve = store.trade_logger.equity_curve()
+    assert [p["equity"] for p in curve] == pytest.approx([1000, 1003.95, 1001.9, 1003.85])
+    fs = store.trade_logger.feature_stats(list(W))
+    assert fs["volume_density"]["verdict"] == "helped"
+    assert fs["duration_days"]["verdict"] == "no_evidence"
+    assert len(store.closed_samples()) == 3
+
+
+def test_decision_log_is_bounded_and_pollable(tmp_path):
+    s = KnowledgeStore(tmp_path / "l.db", default_weights=W, log_limit=50)
+    ids = [s.decisions.log(i, "info", "BTCUSDT", f"第{i}条", f"line {i}") for i in range(120)]
+    assert s.decisions.count() == 50
+    newest = s.decisions.recent(limit=5)
+    assert [r["id"] for r in newest] == ids[-1:-6:-1]
+    assert [r["message_en"] for r in s.decisions.recent(after_id=ids[-3])] == ["line 119", "line 118"]
+    with pytest.raises(KnowledgeError, match="level"):
+        s.decisions.log(0, "loud", "", "", "")
+    s.close()
+
+
+def test_state_roundtrip(store):
+    store.set_state("pending:BTCUSDT", {"cid": "e9", "plan": [1, 2]}, 5)
+    assert store.get_state("pending:BTCUSDT") == {"cid": "e9", "plan": [1, 2]}
+    store.delete_state("pending:BTCUSDT")
+    assert store.get_state("pending:BTCUSDT", "none") == "none"
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"side": "UP"}, "side"),
+    ({"entry_price": -1}, "entry_price"),
+    ({"stop_price": 101.0}, "stop_price"),
+    ({"quantity": float("nan")}, "quantity"),
+])
+def test_bad_trade_input_names_field(store, kwargs, field):
+    base = dict(symbol="BTCUSDT", side="LONG", entry_client_order_id="e", opened_ms=1, entry_price=100.0,
+                quantity=1.0, stop_price=98.0, target_price=104.0, leverage=10, features={},
+                perception={}, action={})
+    base.update(kwargs)
+    with pytest.raises(KnowledgeError, match=field):
+        store.open_trade(**base)
+    assert store.trades() == []
+
+
+def test_newer_schema_is_refused(tmp_path):
+    KnowledgeStore(tmp_path / "n.db", default_weights=W).close()
+    newer = sqlite3.connect(tmp_path / "n.db")          # as a newer program would leave it
+    with newer:
+        newer.execute("UPDATE schema_versions SET version=99 WHERE component='knowledge'")
+    newer.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        KnowledgeStore(tmp_path / "n.db", default_weights=W)
+    assert sqlite3.connect(tmp_path / "n.db").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+class Events:
+    """A TradeListener that keeps what it was told."""
+
+    def __init__(self):
+        self.seen = []
+
+    def trade_opened(self, trade_id, **kw):
+        self.seen.append(("open", trade_id, kw["opened_ms"], kw["entry_price"], kw["phase"]))
+
+    def exit_recorded(self, trade_id, **kw):
+        self.seen.append(("exit", trade_id, kw["time_ms"], kw["kind"], kw["pnl"]))
+
+    def trade_closed(self, trade, **kw):
+        self.seen.append(("close", trade["id"], kw["closed_ms"], kw["exit_reason"], trade["status"]))
+
+
+def test_trade_listener_hears_each_trade_write_after_it_returns(tmp_path):
+    events = Events()
+    s = KnowledgeStore(tmp_path / "e.db", default_weights=W, trade_listener=events)
+    tid = open_one(s)
+    assert open_one(s) == tid                            # a repeated fill reports its trade again
+    for _ in range(2):                                   # the repeated exit is not reported
+        s.record_exit(tid, client_order_id="x", time_ms=5, kind="stop", price=98, quantity=1, pnl=-2, fee=0)
+    s.close_trade(tid, closed_ms=6, exit_reason="stop", reward={}, summary_zh="z", summary_en="e")
+    with pytest.raises(KnowledgeError):                  # a refused write reports nothing
+        s.record_exit(tid + 1, client_order_id="y", time_ms=7, kind="stop", price=98, quantity=1,
+                      pnl=0, fee=0)
+    assert events.seen == [("open", tid, 1000, 100.0, "exploration"), ("open", tid, 1000, 100.0, "exploration"),
+                           ("exit", tid, 5, "stop", -2.0), ("close", tid, 6, "stop", "closed")]
+    s.close()
+
+
+def test_failed_batch_rolls_back_orders_and_log_with_the_trade(store):
+    with pytest.raises(RuntimeError):
+        with store.batch():
+            store.orders.record(order("e1"), "entry")
+            tid = open_one(store)
+            store.decisions.log(1, "INFO", "BTCUSDT", "开仓", "opened")
+            raise RuntimeError("crash mid-write")
+    assert store.orders.get("e1") is None and store.trade(tid) is None
+    assert store.entry_context(tid) is None and store.decisions.count() == 0
+
+
+def test_default_weights_can_be_given_after_opening(tmp_path):
+    s = KnowledgeStore(tmp_path / "d.db")
+    assert s.default_weights is None
+    with pytest.raises(KnowledgeError, match="default_weights"):
+        s.current_weights()
+    s.default_weights = W
+    assert s.default_weights == W and s.ensure_initial_weights(0) == W
+    assert s.weight_history()[0]["weights"] == W
+    s.close()
+
+
+def test_a_version_1_file_upgrades_in_place_and_keeps_its_trades(tmp_path):
+    from rl.db import connect, migrate
+    from rl.knowledge.schema import COMPONENT, MIGRATIONS
+
+    conn = connect(tmp_path / "old.db")                  # as the version before equity marks left it
+    migrate(conn, COMPONENT, MIGRATIONS[:1])
+    conn.close()
+    s = KnowledgeStore(tmp_path / "old.db", default_weights=W)
+    assert s.schema_version == 2 and s.equity_marks.count() == 0
+    open_one(s)
+    s.equity_marks.record(1_000, 10_000.0)
+    s.close()
+    again = KnowledgeStore(tmp_path / "old.db", default_weights=W)
+    assert len(again.trades()) == 1 and again.equity_marks.between(0, 2_000) == [(1_000, 10_000.0)]
+    again.close()
+
+
+def test_equity_marks_replace_prune_and_read_back_in_time_order(tmp_path):
+    s = KnowledgeStore(tmp_path / "m.db", default_weights=W)
+    marks = s.equity_marks
+    for t in (3_000, 1_000, 2_000):
+        marks.record(t, 10_000.0 + t)
+    marks.record(2_000, 9_999.5)                         # the same time again: replaced
+    assert marks.between(0, 10_000) == [(1_000, 11_000.0), (2_000, 9_999.5), (3_000, 13_000.0)]
+    assert marks.between(1_500, 2_500) == [(2_000, 9_999.5)]
+    marks.record(4_000, 10_004.0, keep_from_ms=2_000)   # older rows go with the write
+    assert [t for t, _ in marks.between(0, 10_000)] == [2_000, 3_000, 4_000]
+    assert marks.discard_after(3_000) == 1 and marks.count() == 2
+    with pytest.raises(KnowledgeError, match="equity=nan is invalid"):
+        marks.record(5_000, float("nan"))
+    s.close()
+    reopened = KnowledgeStore(tmp_path / "m.db", default_weights=W)     # they survive a restart
+    assert reopened.equity_marks.between(0, 10_000) == [(2_000, 9_999.5), (3_000, 13_000.0)]
+    reopened.close()
+
+
+def test_closed_between_lists_closes_by_close_time(store):
+    for i, (opened, closed) in enumerate(((1_000, 9_000), (2_000, 5_000), (3_000, None))):
+        tid = open_one(store, cid=f"e{i}", t=opened)
+        if closed is not None:
+            store.record_exit(tid, client_order_id=f"x{i}", time_ms=closed, kind="stop", price=98.0,
+                              quantity=1.0, pnl=-2.0, fee=0.05)
+            store.close_trade(tid, closed_ms=closed, exit_reason="stop", reward={}, summary_zh="", summary_en="")
+    rows = store.closed_between(0, 10_000)
+    assert [(r["id"], r["closed_ms"], r["exit_reason"]) for r in rows] == [(2, 5_000, "stop"), (1, 9_000, "stop")]
+    assert rows[0]["net_pnl"] == pytest.approx(-2.1) and rows[0]["symbol"] == "BTCUSDT"
+    assert [r["id"] for r in store.closed_between(6_000, 10_000)] == [1]

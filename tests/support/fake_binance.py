@@ -1,0 +1,177 @@
+"""A scripted Binance futures API for `responses`: one symbol, orders fill at `price`, algo
+(stop) orders rest until cancelled, answers in the shapes of Binance's docs."""
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlparse
+
+import responses
+
+SYM = "BTCUSDT"
+BASE = "https://demo-fapi.binance.com"
+EXCHANGE_INFO = {"timezone": "UTC", "serverTime": 1, "rateLimits": [], "symbols": [{
+    "symbol": SYM, "status": "TRADING", "pricePrecision": 2, "quantityPrecision": 3,
+    "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "556.80", "maxPrice": "4529764", "tickSize": "0.10"},
+        {"filterType": "LOT_SIZE", "stepSize": "0.001", "maxQty": "1000", "minQty": "0.001"},
+        {"filterType": "MARKET_LOT_SIZE", "stepSize": "0.001", "maxQty": "120", "minQty": "0.001"},
+        {"filterType": "MIN_NOTIONAL", "notional": "100"}]}]}
+
+
+class FakeBinance:
+    """Just enough of the futures API for the scenario, answering in the documented shapes."""
+
+    def __init__(self, rs: responses.RequestsMock, price: float = 50_000.0):
+        self.price, self.amount, self.entry = price, 0.0, 0.0
+        self.orders, self.algos, self.trades = {}, {}, []
+        self.next_id = 1000
+        self.fail_algo = 0
+        self.timeout_next_order = False
+        self.order_posts = 0
+        rs.add(responses.GET, BASE + "/fapi/v1/exchangeInfo", json=EXCHANGE_INFO)
+        rs.add_callback(responses.POST, BASE + "/fapi/v1/order", callback=self.new_order)
+        rs.add_callback(responses.GET, BASE + "/fapi/v1/order", callback=self.query_order)
+        rs.add_callback(responses.DELETE, BASE + "/fapi/v1/order", callback=self.cancel_order)
+        rs.add_callback(responses.POST, BASE + "/fapi/v1/algoOrder", callback=self.new_algo)
+        rs.add_callback(responses.DELETE, BASE + "/fapi/v1/algoOrder", callback=self.cancel_algo)
+        rs.add_callback(responses.GET, BASE + "/fapi/v1/openAlgoOrders", callback=self.open_algos)
+        rs.add_callback(responses.GET, BASE + "/fapi/v3/positionRisk", callback=self.position_risk)
+        rs.add_callback(responses.GET, BASE + "/fapi/v1/userTrades", callback=self.user_trades)
+
+    @staticmethod
+    def q(req):
+        return {k: v[0] for k, v in parse_qs(urlparse(req.url).query).items()}
+
+    def new_order(self, req):
+        p = self.q(req)
+        self.order_posts += 1
+        if p.get("timeInForce") == "GTX":
+            return self.new_post_only(p)
+        qty = float(p["quantity"])
+        sign = 1 if p["side"] == "BUY" else -1
+        if p.get("reduceOnly") == "true":
+            qty = min(qty, abs(self.amount))
+        self.next_id += 1
+        oid = self.next_id
+        if self.amount == 0 or self.amount * sign > 0:
+            new = self.amount + sign * qty
+            self.entry = (abs(self.amount) * self.entry + qty * self.price) / abs(new)
+            pnl = 0.0
+        else:
+            pnl = qty * (self.price - self.entry) * (1 if self.amount > 0 else -1)
+            new = round(self.amount + sign * qty, 9)
+        self.amount = round(new, 9)
+        self.trades.append({"buyer": sign > 0, "commission": f"{-qty * self.price * 0.0005:.8f}",
+                            "commissionAsset": "USDT", "id": oid + 500000, "maker": False,
+                            "orderId": oid, "price": f"{self.price}", "qty": f"{qty}",
+                            "quoteQty": f"{qty * self.price}", "realizedPnl": f"{pnl:.8f}",
+                            "side": p["side"], "positionSide": "BOTH", "symbol": SYM, "time": 1000 + oid})
+        body = {"clientOrderId": p["newClientOrderId"], "cumQty": f"{qty}",
+                "cumQuote": f"{qty * self.price}", "executedQty": f"{qty}", "orderId": oid,
+                "avgPrice": f"{self.price:.5f}", "origQty": p["quantity"], "price": p.get("price", "0"),
+                "reduceOnly": p.get("reduceOnly") == "true", "side": p["side"], "positionSide": "BOTH",
+                "status": "FILLED", "stopPrice": "0", "closePosition": False, "symbol": SYM,
+                "timeInForce": p.get("timeInForce", "GTC"), "type": p["type"], "origType": p["type"],
+                "updateTime": 1000 + oid, "workingType": "CONTRACT_PRICE", "priceProtect": False,
+                "priceMatch": "NONE", "selfTradePreventionMode": "NONE", "goodTillDate": 0}
+        self.orders[p["newClientOrderId"]] = body
+        if self.timeout_next_order:
+            self.timeout_next_order = False
+            return (503, {}, json.dumps({"code": -1007, "msg": "Timeout waiting for response from "
+                                         "backend server. Send status unknown; execution status unknown."}))
+        return (200, {}, json.dumps(body))
+
+    def new_post_only(self, p):
+        """A GTX order: refused if it would take (-5022, no record kept), else it rests."""
+        price = float(p["price"])
+        if (price > self.price) if p["side"] == "BUY" else (price < self.price):
+            return (400, {}, json.dumps({"code": -5022, "msg": "Due to the order could not be executed "
+                                         "as maker, the Post Only order will be rejected."}))
+        self.next_id += 1
+        body = {"clientOrderId": p["newClientOrderId"], "cumQty": "0", "cumQuote": "0.00000",
+                "executedQty": "0", "orderId": self.next_id, "avgPrice": "0.00", "origQty": p["quantity"],
+                "price": p["price"], "reduceOnly": False, "side": p["side"], "positionSide": "BOTH",
+                "status": "NEW", "stopPrice": "0", "closePosition": False, "symbol": SYM,
+                "timeInForce": "GTX", "type": "LIMIT", "origType": "LIMIT", "updateTime": 1000 + self.next_id,
+                "workingType": "CONTRACT_PRICE", "priceProtect": False, "priceMatch": "NONE",
+                "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0}
+        self.orders[p["newClientOrderId"]] = body
+        return (200, {}, json.dumps(body))
+
+    def maker_fill(self, cid, qty):
+        """The market trades through a resting order: `qty` of it fills at its price as maker."""
+        o = self.orders[cid]
+        price, sign = float(o["price"]), 1 if o["side"] == "BUY" else -1
+        done = float(o["executedQty"]) + qty
+        new = self.amount + sign * qty
+        self.entry = (abs(self.amount) * self.entry + qty * price) / abs(new)
+        self.amount = round(new, 9)
+        self.next_id += 1
+        self.trades.append({"buyer": sign > 0, "commission": f"{-qty * price * 0.0002:.8f}",
+                            "commissionAsset": "USDT", "id": self.next_id + 500000, "maker": True,
+                            "orderId": o["orderId"], "price": f"{price}", "qty": f"{qty}",
+                            "quoteQty": f"{qty * price}", "realizedPnl": "0", "side": o["side"],
+                            "positionSide": "BOTH", "symbol": SYM, "time": 1000 + self.next_id})
+        o.update(executedQty=f"{done:.3f}", cumQty=f"{done:.3f}", cumQuote=f"{done * price:.5f}",
+                 avgPrice=f"{price:.5f}", updateTime=1000 + self.next_id,
+                 status="FILLED" if done >= float(o["origQty"]) - 1e-9 else "PARTIALLY_FILLED")
+
+    def cancel_order(self, req):
+        """DELETE /fapi/v1/order: the documented answer has no avgPrice (cumQuote does)."""
+        cid = self.q(req).get("origClientOrderId")
+        o = self.orders.get(cid)
+        if o is None or o["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            return (400, {}, json.dumps({"code": -2011, "msg": "Unknown order sent."}))
+        self.next_id += 1
+        o.update(status="CANCELED", updateTime=1000 + self.next_id)
+        return (200, {}, json.dumps({k: v for k, v in o.items() if k != "avgPrice"}))
+
+    def query_order(self, req):
+        cid = self.q(req).get("origClientOrderId")
+        if cid not in self.orders:
+            return (400, {}, json.dumps({"code": -2013, "msg": "Order does not exist."}))
+        return (200, {}, json.dumps(self.orders[cid]))
+
+    def new_algo(self, req):
+        p = self.q(req)
+        if self.fail_algo:
+            self.fail_algo -= 1
+            return (503, {}, json.dumps({"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}))
+        self.next_id += 1
+        body = {"algoId": self.next_id, "clientAlgoId": p["clientAlgoId"], "algoType": "CONDITIONAL",
+                "orderType": p["type"], "symbol": SYM, "side": p["side"], "positionSide": "BOTH",
+                "timeInForce": "GTC", "quantity": p.get("quantity", "0"), "algoStatus": "NEW",
+                "triggerPrice": p["triggerPrice"], "price": "0.00", "icebergQuantity": None,
+                "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": p["workingType"],
+                "priceMatch": "NONE", "closePosition": p.get("closePosition") == "true",
+                "priceProtect": False, "reduceOnly": p.get("reduceOnly") == "true",
+                "activatePrice": "", "callbackRate": "", "createTime": 1750485492076,
+                "updateTime": 1750485492076, "triggerTime": 0, "goodTillDate": 0}
+        self.algos[p["clientAlgoId"]] = body
+        return (200, {}, json.dumps(body))
+
+    def cancel_algo(self, req):
+        cid = self.q(req)["clientAlgoId"]
+        body = self.algos.pop(cid, None)
+        if body is None:
+            return (400, {}, json.dumps({"code": -2011, "msg": "Unknown order sent."}))
+        return (200, {}, json.dumps({"algoId": body["algoId"], "clientAlgoId": cid, "code": "200", "msg": "success"}))
+
+    def open_algos(self, req):
+        return (200, {}, json.dumps(list(self.algos.values())))
+
+    def position_risk(self, req):
+        row = {"symbol": SYM, "positionSide": "BOTH", "positionAmt": f"{self.amount}",
+               "entryPrice": f"{self.entry}", "breakEvenPrice": f"{self.entry}",
+               "markPrice": f"{self.price}", "unRealizedProfit": f"{self.amount * (self.price - self.entry)}",
+               "liquidationPrice": "45180.7", "isolatedMargin": f"{abs(self.amount) * self.entry / 10}",
+               "notional": f"{self.amount * self.price}", "marginAsset": "USDT",
+               "isolatedWallet": f"{abs(self.amount) * self.entry / 10}",
+               "initialMargin": f"{abs(self.amount) * self.price / 10}", "maintMargin": "0",
+               "positionInitialMargin": f"{abs(self.amount) * self.price / 10}",
+               "openOrderInitialMargin": "0", "adl": 2, "bidNotional": "0", "askNotional": "0",
+               "updateTime": 1720736417660}
+        return (200, {}, json.dumps([row] if self.amount else []))
+
+    def user_trades(self, req):
+        return (200, {}, json.dumps(self.trades))
