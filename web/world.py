@@ -127,7 +127,7 @@ def build_exchange(settings: Settings, market: Any) -> Any:
                              taker_fee=settings.taker_fee, default_leverage=settings.leverage,
                              clock=market.now_ms, price_source=market.last_price,
                              filters_source=live_client.symbol_filters if live_client else None)
-    from rl.execution.port import BinanceExchange
+    from rl.execution.binance import BinanceExchange
 
     # testnet/live never replay, so the market port is live and its client already carries the
     # keys and both hosts: one client means one Retry-After block, one clock offset and one

@@ -4,7 +4,7 @@ import pytest
 import responses
 
 from client import BinanceClient
-from rl.execution.port import BinanceExchange
+from rl.execution.binance import BinanceExchange
 from tests.support.fake_binance import BASE, FakeBinance
 
 ACCOUNT = {"totalInitialMargin": "0.00000000", "totalMaintMargin": "0.00000000",

@@ -7,7 +7,7 @@ import pytest
 import responses
 
 from client import BinanceClient, OrderRejected, UnknownOrderStatus, parse_symbol_filters
-from rl.execution.port import BinanceExchange
+from rl.execution.binance import BinanceExchange
 from rl.execution.router import OrderRouter
 from rl.paper.exchange import PaperExchange
 from rl.strategy.exits import CloseAll, MoveStop, PartialClose
