@@ -52,6 +52,7 @@ from rl.analysis.analyzer import Analysis, IncrementalAnalyzer
 from rl.analysis.levels.book import LevelScan
 from rl.analysis.levels.candidates import Bars
 from rl.clock import Clock
+from rl.execution.actions import exit_kind
 from rl.execution.port import ExchangePort, SimulatedExchange
 from rl.execution.position import PositionState
 from rl.execution.router import EntryOutcome, OrderRouter, RestingEntry
@@ -63,7 +64,7 @@ from rl.market.candles import MINUTE_MS, index_to_ms
 from rl.market.ports import MarketDataPort, MarketUnavailable
 from rl.risk import Pause
 from rl.risk.records import RULE_NAMES_EN, RULE_NAMES_ZH, format_utc
-from rl.strategy.exits import evaluate_exit, exit_kind, holding_quietly
+from rl.strategy.exits import evaluate_exit, holding_quietly
 from rl.strategy.params import StrategyParams
 from rl.strategy.phases import Decision, decide, phase_for
 from rl.strategy.trade_plan import plan_trade

@@ -28,11 +28,11 @@ from typing import Any, Protocol
 
 from client import BinanceError
 from rl.agent.journal import LogFn, TradeJournal, state_copy
+from rl.execution.actions import exit_kind, reason_zh_for
 from rl.execution.port import ExchangePort
 from rl.execution.position import PositionState
 from rl.execution.router import CloseOutcome, EntryOutcome, OrderRouter, error_detail
 from rl.knowledge.store import KnowledgeStore
-from rl.strategy.exits import exit_kind, reason_zh_for
 
 EPS = 1e-12
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from client import BinanceError, NetworkError, OrderRejected, UnknownOrderStatus, new_client_order_id
+from rl.execution.actions import CloseAll, ExitAction, MoveStop, PartialClose, reason_zh_for
 from rl.execution.port import POST_ONLY_REJECTED, ExchangePort, OrderResult, StopOrderInfo
 from rl.execution.position import PositionState, reconcile
-from rl.strategy.exits import CloseAll, ExitAction, MoveStop, PartialClose, reason_zh_for
 
 log = logging.getLogger(__name__)
 WOULD_TRIGGER = -2021

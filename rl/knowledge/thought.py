@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Mapping as _AbcMapping
 from typing import Any
 
-from rl.strategy.exits import EXIT_KIND_ZH
+from rl.execution.actions import EXIT_KIND_ZH
 
 PARTS = ("perception", "action", "reward", "summary")
 

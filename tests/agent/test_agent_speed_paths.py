@@ -162,7 +162,7 @@ def _floor(qty, step):
 
 def _evaluate_exit_reference(state, price, high, low, atr, opposite_score, rules, step, min_qty):
     """evaluate_exit as it was written before its early return (the rules, spelled out)."""
-    from rl.strategy.exits import CloseAll, MoveStop, PartialClose
+    from rl.execution.actions import CloseAll, MoveStop, PartialClose
     sign = state.sign
     if opposite_score >= rules.opposite_score_exit:
         return [CloseAll("opp")]

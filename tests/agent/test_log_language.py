@@ -10,10 +10,11 @@ import re
 import pytest
 
 from client import NetworkError
+from rl.execution.actions import MoveStop, PartialClose
 from rl.execution.port import PositionSnapshot
 from rl.execution.position import PositionState, reconcile
 from rl.knowledge.thought import features_zh
-from rl.strategy.exits import MoveStop, PartialClose, evaluate_exit
+from rl.strategy.exits import evaluate_exit
 from rl.strategy.params import ExitParams
 from tests.support.scripted_world import ENTRY_PARTIAL_TARGET_STOP_PATH, SYMBOL, World
 

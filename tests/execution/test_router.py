@@ -7,10 +7,10 @@ import pytest
 import responses
 
 from client import BinanceClient, OrderRejected, UnknownOrderStatus, parse_symbol_filters
+from rl.execution.actions import CloseAll, MoveStop, PartialClose
 from rl.execution.binance import BinanceExchange
 from rl.execution.router import OrderRouter
 from rl.paper.exchange import PaperExchange
-from rl.strategy.exits import CloseAll, MoveStop, PartialClose
 from tests.support.fake_binance import BASE, EXCHANGE_INFO, SYM, FakeBinance
 
 FILTERS = parse_symbol_filters(EXCHANGE_INFO)

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from rl.execution.actions import CloseAll, MoveStop, PartialClose
 from rl.execution.port import PositionSnapshot, StopOrderInfo
 from rl.execution.position import PositionState, reconcile
-from rl.strategy.exits import CloseAll, MoveStop, PartialClose, breakeven_stop, evaluate_exit
+from rl.strategy.exits import breakeven_stop, evaluate_exit
 from rl.strategy.params import ExitParams
 
 

@@ -1,0 +1,53 @@
+"""What the order router can be asked to do to an open position (the exit rules of
+rl.strategy.exits decide which), and the exit kinds it records: one vocabulary for the strategy
+that decides and the execution that acts, so the dependency runs one way (strategy ->
+execution)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PartialClose:
+    qty: float
+    reason: str
+    reason_zh: str = field(default="", compare=False)   # the same reason for the Chinese page
+
+
+@dataclass(frozen=True)
+class MoveStop:
+    new_stop: float
+    reason: str
+    reason_zh: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class CloseAll:
+    reason: str
+    reason_zh: str = field(default="", compare=False)
+
+
+ExitAction = PartialClose | MoveStop | CloseAll
+
+# An English exit reason -> the exit key stored with trades, first match wins ("stop to
+# break-even" is a break-even exit, not a plain stop, so the order matters).
+_REASON_KEYWORDS = (("manual", "manual"), ("opposite", "signal"), ("target", "target"),
+                    ("partial", "partial"), ("trailing", "trailing"), ("break-even", "break_even"),
+                    ("liquidat", "liquidation"), ("stop", "stop"))
+EXIT_KIND_ZH = {"manual": "手动平仓", "signal": "反向信号", "target": "止盈", "partial": "分批止盈",
+                "trailing": "移动止损", "break_even": "保本止损", "liquidation": "强平", "stop": "止损"}
+
+
+def exit_kind(reason: str) -> str:
+    """The stored exit key for a reason text; "reconcile" when none is recognisable."""
+    r = reason.lower()
+    for key, kind in _REASON_KEYWORDS:
+        if key in r:
+            return kind
+    return "reconcile"
+
+
+def reason_zh_for(reason_en: str) -> str:
+    """Chinese for an English-only reason (an older caller of `close`/`move_stop`): the exit
+    key's name when one is recognisable, else a neutral word; never English."""
+    return EXIT_KIND_ZH.get(exit_kind(reason_en), "平仓")
