@@ -229,7 +229,7 @@ class _SourceRing:
     """A backtest's 1m ring: a window onto the archive's own arrays, which hold every bar the
     backtest will push, in order. A push moves the window's end (after checking the bar is
     the source's next one) and a read is slicing, where the list ring copies ~500 tuples into
-    arrays at each read (~130 us at every entry). Views stay valid: the source never changes."""
+    arrays at each read (at every entry). Views stay valid: the source never changes."""
 
     def __init__(self, cap: int, source: Bars, lo: int, end: int) -> None:
         self.cap, self.source, self.lo, self.end = cap, source, lo, end

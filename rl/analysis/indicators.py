@@ -7,7 +7,7 @@ charts must see the same numbers, so the seeds and smoothing constants are the o
 charting packages use, and each docstring states the first defined index.
 
 Recursive filters (EMA, Wilder's RMA, KDJ smoothing) are a tight Python loop over a list:
-on 500 candles that is ~30 us, cheaper than pandas' ewm call overhead, and it lets
+on 500 candles that is cheaper than pandas' ewm call overhead, and it lets
 `IndicatorState` (the O(1) per-candle path used by the backtest) apply literally the same
 recurrence, so the incremental result equals a fresh computation.
 """

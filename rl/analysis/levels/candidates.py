@@ -330,8 +330,8 @@ def _cluster_means(sp: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.
     m = sizes[multi]
     if len(multi) + int(m.sum()) // 30 < 3 * int(m.max()):
         # few clusters for the longest one's length (one scan rather than a chunk's): the
-        # vector rounds below (~3 us each, one per member of the longest) would cost more
-        # than sum() per cluster (~1 us + 30 ns a member), which adds the very same way
+        # vector rounds below (one per member of the longest) would cost more than sum() per
+        # cluster, which adds the very same way (docs/backtest.md has the figures)
         spl = sp.tolist()
         for k, a, n in zip(multi.tolist(), starts[multi].tolist(), m.tolist()):
             means[k] = sum(spl[a:a + n]) / n
