@@ -20,7 +20,7 @@ class SymbolAnalyzer(Protocol):
     agent's analyzer factory: factory(symbol, weights)."""
 
     max_bars: int                   # candles kept per timeframe (older 1m history is not pushed)
-    # a backtest's source of level scans prepared ahead (rl.backtest.scan_ahead), else None
+    # a backtest's source of level scans prepared ahead (rl.backtest.scans), else None
     scan_source: Callable[[tuple], LevelScan | None] | None
 
     def update(self, frames_closed: dict[str, pd.DataFrame], price: float,
