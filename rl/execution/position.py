@@ -88,11 +88,6 @@ class Reconciliation:
     reasons: tuple[str, ...] = ()
     reasons_zh: tuple[str, ...] = ()    # reasons[i] in Chinese (same order, same length)
 
-    @property
-    def in_sync(self) -> bool:
-        return not (self.adopt or self.drop or self.new_qty is not None or self.place_stop
-                    or self.cancel_stops)
-
 
 def reconcile(state: PositionState | None, exchange_position: PositionSnapshot | None,
               open_stops: list[StopOrderInfo]) -> Reconciliation:

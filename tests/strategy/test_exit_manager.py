@@ -4,7 +4,7 @@ import pytest
 
 from rl.execution.actions import CloseAll, MoveStop, PartialClose
 from rl.execution.port import PositionSnapshot, StopOrderInfo
-from rl.execution.position import PositionState, reconcile
+from rl.execution.position import PositionState, Reconciliation, reconcile
 from rl.strategy.exits import breakeven_stop, evaluate_exit
 from rl.strategy.params import ExitParams
 
@@ -56,7 +56,7 @@ def test_position_state_roundtrip_and_reconcile():
     assert PositionState.from_dict(s.to_dict()) == s
     snap = PositionSnapshot("BTCUSDT", 1.0, 100.0, 100.0, 0.0, 90.0, 10, 10.0)
     stop = StopOrderInfo("BTCUSDT", "9", "s1", "SELL", "STOP_MARKET", 98.0, 1.0, False, "NEW")
-    assert reconcile(s, snap, [stop]).in_sync
+    assert reconcile(s, snap, [stop]) == Reconciliation()        # nothing to do, nothing to say
     r = reconcile(s, snap, [])
     assert r.place_stop and not r.adopt
     r = reconcile(s, None, [stop])
