@@ -215,9 +215,16 @@ def _require_login() -> Any:
 
 
 def _same_origin() -> bool:
-    """A browser's Origin on the login POST must be this dashboard (absent: not a browser form)."""
+    """A browser's login POST must come from this dashboard's own page.
+
+    Sec-Fetch-Site says so directly; Origin is "null" under the page's Referrer-Policy
+    no-referrer, so it only counts when it names a host (absent both: not a browser form).
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
+    return origin in (None, "null") or urlsplit(origin).netloc == request.host
 
 
 def _page(status: int, error_zh: str = "", error_en: str = "", **headers: str) -> Any:

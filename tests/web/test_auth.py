@@ -184,9 +184,11 @@ def test_limiter_window_per_client_and_overall() -> None:
 
 def test_login_from_another_site_is_refused(tmp_path: Path) -> None:
     with dashboard(tmp_path) as (base, app, runner):
-        resp = requests.post(base + "/login", data={"password": PASSWORD}, allow_redirects=False,
-                             headers={"Origin": "http://evil.example"}, timeout=10)
-        assert resp.status_code == 403 and "Set-Cookie" not in resp.headers
+        for headers in ({"Origin": "http://evil.example"},
+                        {"Origin": "null", "Sec-Fetch-Site": "cross-site"}):
+            resp = requests.post(base + "/login", data={"password": PASSWORD}, allow_redirects=False,
+                                 headers=headers, timeout=10)
+            assert resp.status_code == 403 and "Set-Cookie" not in resp.headers
 
 
 def test_session_survives_a_restart_but_not_a_new_password(tmp_path: Path) -> None:
