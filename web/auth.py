@@ -6,7 +6,8 @@ start there without a password, and `install` puts this login in front of every 
 
 - the password is stored only as a salted scrypt hash (hashlib, stdlib), made with
       python -m web.auth hash
-- a correct password yields Flask's signed session cookie (HttpOnly, SameSite=Strict, 12 h),
+- a correct password yields Flask's signed session cookie (HttpOnly, SameSite=Strict, ending
+  12 h after the login),
   signed with a secret kept beside the database file (0600), so a restart keeps the session;
   the session holds a fingerprint of the hash, so changing the password logs everyone out;
 - POSTs still need the page's token (web.api.require_token): the page that carries it is only
@@ -98,19 +99,24 @@ def hash_fingerprint(stored: str) -> str:
 # ------------------------------------------------------------------------------ secret
 def load_or_create_secret(path: Path) -> bytes:
     """The session-signing secret in `path` (0600), made on first use."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secrets.token_hex(32))
-    if path.stat().st_mode & 0o077:
-        # someone else on the machine could read it and forge a session
-        os.chmod(path, 0o600)
-        log.warning("%s 权限过宽，已改为 0600 / was readable by others, now 0600", path)
-    secret = path.read_text(encoding="ascii").strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secrets.token_hex(32))
+        if path.stat().st_mode & 0o077:
+            # someone else on the machine could read it and forge a session
+            os.chmod(path, 0o600)
+            log.warning("%s 权限过宽，已改为 0600 / was readable by others, now 0600", path)
+        secret = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise SettingsError(f"{path} is invalid: cannot keep the dashboard session secret there "
+                            f"({reason}); it sits beside DB_PATH") from None
     if len(secret) < 32:
         raise SettingsError(f"{path} is invalid: the dashboard session secret is too short; delete "
                             "the file and start again (a new one is made)")
@@ -198,6 +204,9 @@ def install(app: Flask, settings: Settings, limiter: LoginLimiter | None = None)
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+        # the cookie is issued once, at login: a session ends SESSION_HOURS after it, however
+        # busy (a cookie re-issued on every poll of the page would never expire)
+        SESSION_REFRESH_EACH_REQUEST=False,
     )
     app.extensions["dashboard_auth"] = _Auth(stored, hash_fingerprint(stored), limiter or LoginLimiter())
     app.register_blueprint(auth)

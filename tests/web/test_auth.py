@@ -144,6 +144,25 @@ def test_login_gives_an_httponly_strict_session_and_the_token_is_still_needed(tm
         assert runner.exchange.position(SYMBOL) is not None
 
 
+def test_a_session_ends_12_hours_after_the_login(tmp_path: Path, monkeypatch) -> None:
+    import itsdangerous.timed
+
+    with dashboard(tmp_path) as (base, app, runner):
+        s, _ = login(base)
+        polled = s.get(base + "/api/meta", timeout=10)
+        assert polled.status_code == 200 and "Set-Cookie" not in polled.headers   # not re-issued
+        serializer = app.session_interface.get_signing_serializer(app)
+        name, value = next(iter(s.cookies.get_dict().items()))
+        content = serializer.loads(value)
+        real_time = itsdangerous.timed.time.time
+        monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: real_time() - 12 * 3600 - 60)
+        stale = serializer.dumps(content)                   # the same session, signed 12 h ago
+        monkeypatch.undo()
+        assert requests.get(base + "/api/meta", cookies={name: stale}, timeout=10).status_code == 401
+        fresh = serializer.dumps(content)
+        assert requests.get(base + "/api/meta", cookies={name: fresh}, timeout=10).status_code == 200
+
+
 def test_logout_needs_the_token_and_ends_the_session(tmp_path: Path) -> None:
     with dashboard(tmp_path) as (base, app, runner):
         s, _ = login(base)
@@ -227,6 +246,13 @@ def test_a_readable_secret_file_is_made_private(tmp_path: Path) -> None:
     os.chmod(secret, 0o644)
     create_app(Settings(host="0.0.0.0", db_path=tmp_path / "agent.db", dashboard_password_hash=HASH))
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_an_unusable_secret_file_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / SECRET_FILE).mkdir()
+    with pytest.raises(SettingsError, match="cannot keep the dashboard session secret") as err:
+        create_app(Settings(host="0.0.0.0", db_path=tmp_path / "agent.db", dashboard_password_hash=HASH))
+    assert "\n" not in str(err.value)
 
 
 def test_loopback_with_a_password_keeps_the_host_check(tmp_path: Path) -> None:
