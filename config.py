@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -24,6 +25,15 @@ ENTRY_ORDERS = ("ioc", "maker")
 MAINNET_FAPI = "https://fapi.binance.com"
 TESTNET_FAPI = "https://demo-fapi.binance.com"
 DEFAULT_TRADE_URL = {"paper": MAINNET_FAPI, "testnet": TESTNET_FAPI, "live": MAINNET_FAPI}
+# Binance's USD-M hosts, exactly (a substring test would pass fapi.binance.com.evil.io). The two
+# test hosts share one test backend; mainnet is the only host where orders spend real money.
+MAINNET_HOST = "fapi.binance.com"
+TEST_HOSTS = ("demo-fapi.binance.com", "testnet.binancefuture.com")
+BINANCE_HOSTS = (MAINNET_HOST, *TEST_HOSTS)
+_HOST_LIST = ", ".join(f"https://{h}" for h in BINANCE_HOSTS)
+# The shape web.auth.hash_password writes: scheme:params...:salt:key, base64url without padding.
+# Checked here so a plain password pasted into DASHBOARD_PASSWORD_HASH stops start-up.
+_PASSWORD_HASH_RE = re.compile(r"^(scrypt:\d+:\d+:\d+|pbkdf2_sha256:\d+):[A-Za-z0-9_-]{16,}:[A-Za-z0-9_-]{32,}$")
 LIVE_CONFIRM_PHRASE = "I_UNDERSTAND_REAL_MONEY"
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}USDT$|^[A-Z0-9]{2,20}USDC$")
 
@@ -36,6 +46,9 @@ class Settings:
     api_key: str = field(default="", repr=False)
     api_secret: str = field(default="", repr=False)
     live_confirm: str = field(default="", repr=False)
+    # salted scrypt hash of the dashboard password (python -m web.auth hash); "" = no login,
+    # which web.app allows only on loopback
+    dashboard_password_hash: str = field(default="", repr=False)
     market_data_url: str = MAINNET_FAPI
     trade_url: str = MAINNET_FAPI
     symbols: tuple[str, ...] = ("BTCUSDT",)
@@ -92,7 +105,7 @@ class Settings:
 
     def public_dict(self) -> dict[str, Any]:
         """Settings safe to show in the dashboard / API: never keys or secrets."""
-        hidden = {"api_key", "api_secret", "live_confirm"}
+        hidden = {"api_key", "api_secret", "live_confirm", "dashboard_password_hash"}
         out: dict[str, Any] = {}
         for f in fields(self):
             if f.name in hidden:
@@ -101,6 +114,7 @@ class Settings:
             out[f.name] = str(value) if isinstance(value, Path) else (
                 list(value) if isinstance(value, tuple) else value)
         out["has_keys"] = self.has_keys
+        out["dashboard_login"] = bool(self.dashboard_password_hash)
         out["mode_label"] = self.mode_label
         return out
 
@@ -161,10 +175,36 @@ def _count_or_off(name: str, raw: str, hi: int) -> int:
     return value
 
 
+def binance_host(url: str) -> str | None:
+    """The host of `url` if it is exactly https://<one of BINANCE_HOSTS>, else None.
+
+    Parsed, not searched: no other scheme, port, user, path, query or fragment, so neither
+    https://fapi.binance.com.evil.io nor https://evil.example/binance.com nor http:// passes.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme != "https" or parts.path or parts.query or parts.fragment:
+        return None
+    host = parts.netloc.lower()
+    return host if host in BINANCE_HOSTS else None
+
+
 def _url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise _fail(name, raw, f"{name} must be an http(s) URL such as {MAINNET_FAPI}")
+    host = binance_host(value) if re.fullmatch(r"https://[A-Za-z0-9.-]+", value) else None
+    if host is None:
+        raise _fail(name, raw, f"{name} must be a Binance USDⓈ-M host, exactly one of {_HOST_LIST}")
+    return f"https://{host}"
+
+
+def _password_hash(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not _PASSWORD_HASH_RE.match(value):
+        # the value is not echoed: it may be the password itself
+        raise SettingsError(f"{name} is invalid: it must be a hash made by `python -m web.auth hash` "
+                            "(never the password itself)")
     return value
 
 
@@ -211,6 +251,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "API_KEY": ("api_key", lambda n, r: r.strip()),
     "API_SECRET": ("api_secret", lambda n, r: r.strip()),
     "LIVE_TRADING_CONFIRM": ("live_confirm", lambda n, r: r.strip()),
+    "DASHBOARD_PASSWORD_HASH": ("dashboard_password_hash", _password_hash),
     "MARKET_DATA_URL": ("market_data_url", _url),
     "TRADE_URL": ("trade_url", _url),
     "SYMBOLS": ("symbols", _symbols),
@@ -259,8 +300,7 @@ def _validate(s: Settings) -> Settings:
         raise SettingsError(
             "TRADING_MODE='live' trades real money and refuses to start: set "
             f"LIVE_TRADING_CONFIRM={LIVE_CONFIRM_PHRASE} in .env if you really mean it")
-    if s.trading_mode == "live" and s.trade_url != MAINNET_FAPI and "binance.com" not in s.trade_url:
-        raise SettingsError(f"TRADE_URL={s.trade_url!r} is invalid: live mode must trade on {MAINNET_FAPI}")
+    _check_hosts(s)
     if s.check_interval_position > s.check_interval_flat:
         raise SettingsError(
             f"CHECK_INTERVAL_POSITION={s.check_interval_position:g} is invalid: it must not be "
@@ -276,6 +316,27 @@ def _validate(s: Settings) -> Settings:
     return s
 
 
+def _check_hosts(s: Settings) -> None:
+    """Orders go where the mode says: live only to mainnet, testnet only to a test host."""
+    if binance_host(s.market_data_url) is None:
+        raise SettingsError(f"MARKET_DATA_URL={s.market_data_url!r} is invalid: MARKET_DATA_URL must "
+                            f"be a Binance USDⓈ-M host, exactly one of {_HOST_LIST}")
+    host = binance_host(s.trade_url)
+    if s.trading_mode == "live" and host != MAINNET_HOST:
+        raise SettingsError(f"TRADE_URL={s.trade_url!r} is invalid: TRADING_MODE=live trades only "
+                            f"on {MAINNET_FAPI}")
+    if s.trading_mode == "testnet" and host not in TEST_HOSTS:
+        tests = " or ".join(f"https://{h}" for h in TEST_HOSTS)
+        why = (" is Binance's real-money host" if host == MAINNET_HOST else " is invalid") + \
+            f": TRADING_MODE=testnet trades only on {tests}"
+        if host == MAINNET_HOST:
+            why += f" (real money needs TRADING_MODE=live and LIVE_TRADING_CONFIRM={LIVE_CONFIRM_PHRASE})"
+        raise SettingsError(f"TRADE_URL={s.trade_url!r}{why}")
+    if host is None:
+        raise SettingsError(f"TRADE_URL={s.trade_url!r} is invalid: TRADE_URL must be a Binance "
+                            f"USDⓈ-M host, exactly one of {_HOST_LIST}")
+
+
 def load_settings(environ: Mapping[str, str] | None = None,
                   dotenv_path: str | Path | None = None) -> Settings:
     """Defaults <- .env file <- environment (environment wins). Raises SettingsError."""
@@ -284,6 +345,10 @@ def load_settings(environ: Mapping[str, str] | None = None,
     if env_file.is_file():
         merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     merged.update(os.environ if environ is None else environ)
+    if merged.get("DASHBOARD_PASSWORD"):
+        raise SettingsError("DASHBOARD_PASSWORD is not read: a plain password must not sit in .env; "
+                            "put its hash in DASHBOARD_PASSWORD_HASH (make it with "
+                            "`python -m web.auth hash`) and delete DASHBOARD_PASSWORD")
 
     values: dict[str, Any] = {}
     for var, (attr, parse) in _PARSERS.items():

@@ -6,7 +6,11 @@
 
 The agent never starts by itself: the page (or POST /api/agent/start) starts it in one
 background thread. `--debug` uses Flask's development server WITHOUT the reloader, because the
-reloader runs the module twice and would own two agents and two tokens.
+reloader runs the module twice and would own two agents and two tokens; it is refused off
+loopback, since its debugger runs code for whoever reaches it.
+
+Bound off loopback (e.g. --host 0.0.0.0) the dashboard starts only with DASHBOARD_PASSWORD_HASH
+set, and then every page and API call needs a login (web.auth).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import ipaddress
 import logging
 import secrets
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from werkzeug.exceptions import HTTPException
 
 from config import Settings, load_settings
 from rl.errors import SettingsError
+from web import auth
 from web.api import api
 from web.pages import pages
 from web.service import DashboardService, ServiceError, internal_error_message
@@ -63,8 +69,10 @@ def create_app(settings: Settings, *, market: Any | None = None, runner: Any | N
     """Build the dashboard app over one DashboardService.
 
     `market` is a MarketDataPort, `runner` an AgentRunner (or anything with its interface);
-    either may be None, with a note saying why, and the page shows that note.
+    either may be None, with a note saying why, and the page shows that note. SettingsError
+    if settings.host is off loopback without a DASHBOARD_PASSWORD_HASH.
     """
+    check_bind(settings)
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.config["DASHBOARD_TOKEN"] = token or secrets.token_urlsafe(32)
     app.json = _JSONProvider(app)
@@ -83,6 +91,9 @@ def create_app(settings: Settings, *, market: Any | None = None, runner: Any | N
         if host.lower() not in _LOOPBACK_HOSTS:
             return _error(403, f"forbidden: Host {request.host!r} is not this loopback dashboard")
         return None
+
+    if settings.dashboard_password_hash:        # after the Host check: it runs first
+        auth.install(app, settings)
 
     @app.after_request
     def _headers(resp: Any) -> Any:
@@ -123,6 +134,41 @@ def _host_name(host: str) -> str:
 
 def _error(status: int, message: str) -> Any:
     return jsonify({"error": message}), status
+
+
+def check_bind(settings: Settings, debug: bool = False) -> None:
+    """SettingsError (one line) unless the address is safe to serve on.
+
+    Off loopback anyone who reaches the port gets the page and its token, so a password is
+    required; the Werkzeug debugger (--debug) runs code for anyone who reaches it.
+    """
+    if is_loopback(settings.host):
+        return
+    if not settings.dashboard_password_hash:
+        raise SettingsError(
+            f"HOST={settings.host!r} is invalid: off loopback anyone who reaches the port could "
+            "trade, so set DASHBOARD_PASSWORD_HASH (make it with `python -m web.auth hash`) or "
+            "use HOST=127.0.0.1")
+    if debug:
+        raise SettingsError(
+            f"--debug is invalid with HOST={settings.host!r}: the Werkzeug debugger runs code for "
+            "anyone who reaches it; use --debug only with --host 127.0.0.1")
+
+
+def check_db_path(path: Path) -> None:
+    """SettingsError (one line) unless the store, its journal and its neighbours (the paper
+    account, the session secret) can be written at `path`: serving a dashboard whose agent
+    cannot be built would only hide the mistake."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+        if path.exists():
+            with path.open("r+b"):
+                pass
+    except OSError as exc:
+        raise SettingsError(f"DB_PATH={str(path)!r} is invalid: cannot write there "
+                            f"({exc.strerror or type(exc).__name__})") from None
 
 
 # ------------------------------------------------------------------------------------- CLI
@@ -175,14 +221,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
         logging.getLogger().setLevel(settings.log_level)
+        check_bind(settings, debug=args.debug)
+        check_db_path(settings.db_path)
         world = build_world(settings, replay_symbol=args.symbol)
+        settings = world.settings
+        app = create_app(settings, market=world.market, runner=world.runner,
+                         market_note=world.market_note, runner_note=world.runner_note,
+                         replay=world.replay)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = world.settings
-    app = create_app(settings, market=world.market, runner=world.runner,
-                     market_note=world.market_note, runner_note=world.runner_note,
-                     replay=world.replay)
     svc: DashboardService = app.extensions["dashboard_service"]
     if world.market is not None and not settings.replaying:
         if not svc.probe_market():
@@ -193,9 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if world.runner is None:
         log.warning("agent unavailable: %s", world.runner_note)
     if not is_loopback(settings.host):
-        log.warning("bound to %s, NOT loopback: anyone who can reach this address can see the "
-                    "dashboard; POSTs still need the page's token. Use --host 127.0.0.1 unless "
-                    "you know why.", settings.host)
+        log.warning("绑定到 %s（非本机回环）：需登录；密码经明文 HTTP 传输，请只在可信网络使用或加 HTTPS 反向代理 / "
+                    "bound to %s, NOT loopback: every page needs the login; the password crosses the "
+                    "network in plain HTTP, so use a trusted network, an SSH tunnel or an HTTPS "
+                    "reverse proxy", settings.host, settings.host)
     url_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     log.info("dashboard on http://%s:%d  (mode: %s)", url_host, settings.port, settings.mode_label)
     try:

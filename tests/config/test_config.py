@@ -58,7 +58,10 @@ def test_environment_overrides_dotenv(tmp_path: Path) -> None:
     ("SYMBOLS", "BTC-USDT", "SYMBOLS entries must be USDⓈ-M perpetual symbols"),
     ("SYMBOLS", ",", "SYMBOLS must list at least one symbol"),
     ("SYMBOLS", "BTCUSDT,BTCUSDT", "SYMBOLS must not repeat a symbol"),
-    ("MARKET_DATA_URL", "fapi.binance.com", "MARKET_DATA_URL must be an http(s) URL"),
+    ("MARKET_DATA_URL", "fapi.binance.com", "MARKET_DATA_URL must be a Binance USDⓈ-M host"),
+    ("MARKET_DATA_URL", "http://127.0.0.1:9999", "MARKET_DATA_URL must be a Binance USDⓈ-M host"),
+    ("MARKET_DATA_URL", "https://fapi.binance.com.evil.io", "MARKET_DATA_URL must be a Binance USDⓈ-M host"),
+    ("TRADE_URL", "https://evil.example/binance.com", "TRADE_URL must be a Binance USDⓈ-M host"),
     ("MIN_TRADES_FOR_ADJUST", "0", "MIN_TRADES_FOR_ADJUST must be an integer 1..100000"),
     ("CHECK_INTERVAL_FLAT", "0.1", "CHECK_INTERVAL_FLAT must be a number >= 1"),
     ("PAPER_BALANCE", "-5", "PAPER_BALANCE must be a number > 0"),
@@ -153,3 +156,75 @@ def test_protection_settings_default_and_zero_turns_a_rule_off() -> None:
     assert (off.max_drawdown_percent, off.daily_loss_limit_percent, off.stoploss_guard_trades) == (0.0, 0.0, 0)
     assert (off.drawdown_lookback_days, off.stoploss_guard_window_hours, off.stoploss_guard_pause_hours) == (7.0, 2.5, 24.0)
     assert off.public_dict()["max_drawdown_percent"] == 0.0       # shown in the dashboard's settings
+
+
+# ---- item 4 of issue 13: orders go only where the mode says -------------------------------
+KEYS = {"API_KEY": "k" * 64, "API_SECRET": "s" * 64}
+LIVE = {"TRADING_MODE": "live", "LIVE_TRADING_CONFIRM": config.LIVE_CONFIRM_PHRASE, **KEYS}
+NOT_MAINNET = [
+    "https://fapi.binance.com.evil.io",     # passed the old substring test
+    "https://evil.example/binance.com",
+    "http://fapi.binance.com",              # keys and orders in clear text
+    "https://fapi.binance.com:8443",
+    "https://user@fapi.binance.com",
+    "https://fapi.binance.com/fapi",
+    "https://fapi.binance.com?x=1",
+    "https://demo-fapi.binance.com",        # a test host: live means mainnet
+    "http://127.0.0.1:8080",
+]
+
+
+@pytest.mark.parametrize("url", NOT_MAINNET)
+def test_live_trades_only_on_the_mainnet_host(url: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load(TRADE_URL=url, **LIVE)
+    assert "\n" not in str(err.value) and str(err.value).startswith("TRADE_URL=")
+
+
+def test_testnet_refuses_the_real_money_host() -> None:
+    for url in ("https://fapi.binance.com", "https://FAPI.binance.com/"):
+        with pytest.raises(SettingsError, match="real-money host: TRADING_MODE=testnet trades only on"):
+            load(TRADING_MODE="testnet", TRADE_URL=url, **KEYS)
+
+
+@pytest.mark.parametrize("url", ["https://demo-fapi.binance.com.evil.io", "http://demo-fapi.binance.com",
+                                 "http://127.0.0.1:8080", "https://evil.example/demo-fapi.binance.com"])
+def test_testnet_refuses_other_hosts(url: str) -> None:
+    with pytest.raises(SettingsError, match="^TRADE_URL="):
+        load(TRADING_MODE="testnet", TRADE_URL=url, **KEYS)
+
+
+def test_binance_hosts_accepted_per_mode() -> None:
+    assert load(**LIVE).trade_url == "https://fapi.binance.com"
+    assert load(TRADE_URL="https://fapi.binance.com/", **LIVE).trade_url == "https://fapi.binance.com"
+    for host in ("https://demo-fapi.binance.com", "https://testnet.binancefuture.com"):
+        assert load(TRADING_MODE="testnet", TRADE_URL=host, **KEYS).trade_url == host
+        assert load(MARKET_DATA_URL=host).market_data_url == host
+        assert load(TRADE_URL=host).trade_url == host           # paper reads filters anywhere
+
+
+def test_overrides_recheck_the_hosts() -> None:
+    with pytest.raises(SettingsError, match="TRADING_MODE=testnet trades only on"):
+        load(TRADING_MODE="testnet", **KEYS).with_overrides(trade_url="https://fapi.binance.com")
+    with pytest.raises(SettingsError, match="MARKET_DATA_URL="):
+        load().with_overrides(market_data_url="http://127.0.0.1:1")
+
+
+# ---- item 5: the dashboard password is stored hashed, never plain ---------------------------
+A_HASH = "scrypt:16384:8:1:" + "A" * 22 + ":" + "B" * 43
+
+
+def test_dashboard_password_hash_is_kept_out_of_repr_and_public_dict() -> None:
+    s = load(DASHBOARD_PASSWORD_HASH=A_HASH)
+    assert s.dashboard_password_hash == A_HASH
+    assert A_HASH not in repr(s) and A_HASH not in str(s.public_dict())
+    assert s.public_dict()["dashboard_login"] is True and load().public_dict()["dashboard_login"] is False
+
+
+def test_a_plain_password_is_refused_without_echoing_it() -> None:
+    with pytest.raises(SettingsError) as err:
+        load(DASHBOARD_PASSWORD_HASH="hunter2-correct-horse")
+    assert "python -m web.auth hash" in str(err.value) and "hunter2" not in str(err.value)
+    with pytest.raises(SettingsError, match="DASHBOARD_PASSWORD is not read") as err:
+        load(DASHBOARD_PASSWORD="hunter2-correct-horse")
+    assert "hunter2" not in str(err.value)

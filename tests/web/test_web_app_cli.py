@@ -92,7 +92,10 @@ def test_replay_subprocess_serves_klines(shared_data_dir: Path, tmp_path: Path):
 def test_offline_serves_page_and_says_how_to_replay(tmp_path: Path):
     port, dead = free_port(), free_port()   # nothing listens on `dead`: Binance "unreachable"
     log = tmp_path / "server.log"
-    env = clean_env(tmp_path, MARKET_DATA_URL=f"http://127.0.0.1:{dead}", REQUEST_TIMEOUT="2")
+    # MARKET_DATA_URL accepts only Binance's hosts, so "no network" is a proxy that is not there
+    env = clean_env(tmp_path, HTTPS_PROXY=f"http://127.0.0.1:{dead}", REQUEST_TIMEOUT="2")
+    for name in ("NO_PROXY", "no_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        env.pop(name, None)
     proc = start(["--port", str(port)], env, log)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -25,6 +25,8 @@ async function call(method, path, body) {
   }
   let data = null;
   try { data = await resp.json(); } catch (e) { data = null; }
+  // 401: the login (web/auth.py) expired or the password changed; the server says why
+  if (resp.status === 401) window.location.assign("/login");
   if (!resp.ok) {
     throw new ApiError(resp.status, (data && data.error) || `HTTP ${resp.status}`);
   }
