@@ -191,7 +191,7 @@ def weight_limit_from(exchange_info: Any) -> int | None:
     limits = exchange_info.get("rateLimits") if isinstance(exchange_info, dict) else None
     for r in limits if isinstance(limits, list) else []:
         if (isinstance(r, dict) and r.get("rateLimitType") == "REQUEST_WEIGHT"
-                and r.get("interval") == "MINUTE" and int(r.get("intervalNum", 1)) == 1):
+                and r.get("interval") == "MINUTE" and str(r.get("intervalNum", 1)) == "1"):
             try:
                 limit = int(r["limit"])
             except (KeyError, TypeError, ValueError):

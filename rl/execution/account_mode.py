@@ -85,11 +85,12 @@ def _error_text(exc: BaseException) -> str:
 def check_account_mode(exchange: ExchangePort, symbols: Sequence[str], leverage: int, now_ms: int,
                        margin_type: str = EXPECTED_MARGIN_TYPE) -> ModeCheck:
     """Read the account's modes, fix a flat symbol's margin type and leverage, report the rest.
-    Never raises for an exchange failure: an unreadable account is itself a problem
-    ("unverified"), so entries stay refused until a later check reads it."""
+    Never raises: an account that cannot be read (an exchange failure, an answer of an unknown
+    shape) is itself a problem ("unverified"), so entries stay refused until a later check
+    reads it."""
     try:
         mode = exchange.account_mode(symbols)
-    except (BinanceError, ValueError, TypeError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - unreadable = unverified: entries stay refused
         return ModeCheck(now_ms, (ModeProblem("", "unverified",
                                               f"无法读取账户模式（{_error_text(exc)}），暂不开仓",
                                               f"could not read the account's modes ({_error_text(exc)}): "
@@ -103,7 +104,7 @@ def check_account_mode(exchange: ExchangePort, symbols: Sequence[str], leverage:
         if fixed:
             try:
                 mode = exchange.account_mode(symbols)
-            except (BinanceError, ValueError, TypeError, KeyError) as exc:
+            except Exception as exc:  # noqa: BLE001 - unreadable = unverified: entries stay refused
                 return ModeCheck(now_ms, (ModeProblem("", "unverified",
                                                       f"修改后无法再次读取账户模式（{_error_text(exc)}），暂不开仓",
                                                       f"could not read the account's modes again after changing "

@@ -166,3 +166,21 @@ def test_unfixable_mismatch_refuses_entries_until_a_recheck_finds_it_gone(tmp_pa
         assert sent(rs, "POST", "/fapi/v1/order") == 1
         assert any(ln["message_en"].startswith("account modes verified") for ln in w.lines("INFO"))
         w.store.close()
+
+
+def test_open_position_leverage_is_left_alone_and_reported(tmp_path):
+    """With a position open, changing leverage or margin type would move its margin and
+    liquidation price: neither is sent (the old restore set leverage regardless and only logged
+    a refusal); the mismatch refuses entries on the symbol and says why."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        w = BinanceWorld(tmp_path, rs)
+        w.fake.amount, w.fake.entry = 0.5, 100.0
+        w.fake.symbol_cfg = {"marginType": "ISOLATED", "leverage": 20}
+        w.agent.startup()
+        assert sent(rs, "POST", "/fapi/v1/leverage") == sent(rs, "POST", "/fapi/v1/marginType") == 0
+        assert w.fake.symbol_cfg["leverage"] == 20
+        (problem,) = w.agent.status()["account_mode"]["problems"]
+        assert (problem["symbol"], problem["kind"]) == (SYM, "leverage")
+        assert "a position is open" in problem["en"] and "有持仓" in problem["zh"]
+        assert len(w.fake.algos) == 1                  # the adopted position is still protected
+        w.store.close()
