@@ -132,8 +132,11 @@ class BinanceExchange:
         for sym in symbols:
             for row in self.client.symbol_config(sym):
                 if row.get("symbol") == sym:
-                    modes.append(SymbolMode(sym, str(row.get("marginType", "")).upper(),
-                                            int(row.get("leverage") or 0)))
+                    mode = SymbolMode(sym, str(row.get("marginType", "")).upper(),
+                                      int(row.get("leverage") or 0))
+                    modes.append(mode)
+                    if mode.leverage > 0:      # positionRisk v3 has no leverage: keep the truth
+                        self._leverage[sym] = mode.leverage
                     break
         return AccountMode(hedge_mode=hedge, multi_assets=multi, symbols=tuple(modes))
 

@@ -82,3 +82,8 @@ def test_position_reads_one_way_rows_and_refuses_hedge_legs():
         ex.position_amount("BTCUSDT")
     fake.hedge_legs = [FakeBinance.hedge_leg("LONG", 0.0, 0.0, 50_000.0)]
     assert ex.position("BTCUSDT") is None                  # both legs flat: flat
+    fake.dual_side, fake.amount, fake.entry = False, 0.1, 50_000.0
+    fake.symbol_cfg = {"marginType": "ISOLATED", "leverage": 20}
+    ex.account_mode(["BTCUSDT"])                           # symbolConfig: the real leverage
+    p = ex.position("BTCUSDT")
+    assert p.amount == pytest.approx(0.1) and p.leverage == 20
