@@ -10,6 +10,13 @@ Why it is built the way it is:
 - Numbers are handled as Decimal and sent as plain strings, so float noise (0.1+0.2) never
   reaches Binance as a -1111 precision reject.
 - Secrets live in `_Secret` wrappers whose repr is redacted; messages never include them.
+- Rate limits are per kind of call (`call_kind`). Binance counts IP weight on reads; new orders
+  and algo orders carry none (they count against the account's order limits). So a 429 on a
+  read blocks only weighted reads until Retry-After, a 429 on an order endpoint (order-count
+  limit) blocks only new position-opening orders, and only a 418 (IP ban) blocks everything:
+  stops, reduce-only closes and cancels keep going through a 429. Before Binance has to say
+  no, weighted reads are throttled from X-MBX-USED-WEIGHT-1M against exchangeInfo's
+  REQUEST_WEIGHT limit (docs/configuration.md "Rate limits").
 """
 from __future__ import annotations
 
@@ -33,11 +40,22 @@ log = logging.getLogger(__name__)
 
 CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 AUTH_CODES = frozenset({-2014, -2015, -2008, -1022})
+TOO_MANY_REQUESTS = -1003   # IP request weight exceeded
+TOO_MANY_ORDERS = -1015     # account order-count limit exceeded
 NOT_FOUND = -2013           # "Order does not exist." → the order was never placed
 UNKNOWN_STATUS = -1007      # backend timeout: send status unknown
 CLOCK_SKEW = -1021          # timestamp outside recvWindow
 MARGIN_NO_CHANGE = -4046    # "No need to change margin type." → already as asked
 KLINES_MAX = 1500
+DEFAULT_WEIGHT_LIMIT = 2400     # REQUEST_WEIGHT per minute on mainnet (exchangeInfo.rateLimits)
+ORDER_PATHS = frozenset({"/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v1/batchOrders",
+                         "/fapi/v1/allOpenOrders", "/fapi/v1/algoOpenOrders"})
+# IP weight of the reads this client sends (Binance's docs); any other path weighs 1.
+_WEIGHTS = {"/fapi/v3/account": 5, "/fapi/v3/balance": 5, "/fapi/v3/positionRisk": 5,
+            "/fapi/v1/userTrades": 5, "/fapi/v1/commissionRate": 20, "/fapi/v1/symbolConfig": 5,
+            "/fapi/v1/positionSide/dual": 30, "/fapi/v1/multiAssetsMargin": 30}
+_WEIGHT_WITHOUT_SYMBOL = {"/fapi/v1/openOrders": 40, "/fapi/v1/openAlgoOrders": 40,
+                          "/fapi/v2/ticker/price": 2}
 ALGO_TYPES = frozenset({"STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT",
                         "TRAILING_STOP_MARKET"})
 
@@ -123,9 +141,63 @@ def _fmt(value: Any, field: str) -> str:
     return str(value)
 
 
+def _flag(body: Any, field: str) -> bool:
+    """A boolean field of a Binance answer; anything else is an error naming the field."""
+    value = body.get(field) if isinstance(body, dict) else None
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise BinanceError(f"{field}: expected true or false in Binance's answer, got {value!r}")
+    return value
+
+
 def _decimals(d: Decimal) -> int:
     exp = d.normalize().as_tuple().exponent
     return max(0, -exp) if isinstance(exp, int) else 0
+
+
+# ----------------------------------------------------------------------------- rate limits
+READ, ORDER, PROTECTIVE = "read", "order", "protective"
+
+
+def call_kind(method: str, path: str, params: dict) -> str:
+    """What a call is to the rate limits: READ (carries IP weight: market data, account reads,
+    settings), ORDER (a new order that may open or add to a position: no IP weight, counts
+    against the order limits) or PROTECTIVE (a cancel, a stop or a reduce-only order: what
+    keeps a position safe, sent through any 429)."""
+    if path not in ORDER_PATHS or method == "GET":
+        return READ
+    if method == "DELETE":
+        return PROTECTIVE           # cancels
+    if params.get("reduceOnly") in (True, "true") or params.get("closePosition") in (True, "true"):
+        return PROTECTIVE           # stops and closes
+    return ORDER
+
+
+def request_weight(method: str, path: str, params: dict) -> int:
+    """The IP weight Binance counts for one call (0 for new orders and algo orders)."""
+    if path in ORDER_PATHS and method == "POST":
+        return 0
+    if path == "/fapi/v1/klines":
+        limit = int(params.get("limit") or 500)
+        return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+    if path in _WEIGHT_WITHOUT_SYMBOL and params.get("symbol") is None:
+        return _WEIGHT_WITHOUT_SYMBOL[path]
+    return _WEIGHTS.get(path, 1)
+
+
+def weight_limit_from(exchange_info: Any) -> int | None:
+    """exchangeInfo.rateLimits' REQUEST_WEIGHT per 1 minute, None when it is not there."""
+    limits = exchange_info.get("rateLimits") if isinstance(exchange_info, dict) else None
+    for r in limits if isinstance(limits, list) else []:
+        if (isinstance(r, dict) and r.get("rateLimitType") == "REQUEST_WEIGHT"
+                and r.get("interval") == "MINUTE" and str(r.get("intervalNum", 1)) == "1"):
+            try:
+                limit = int(r["limit"])
+            except (KeyError, TypeError, ValueError):
+                return None
+            return limit if limit > 0 else None
+    return None
 
 
 # ----------------------------------------------------------------------------- filters
@@ -240,6 +312,15 @@ class BinanceClient:
     backoff_base = 0.5       # seconds; doubles per retry
     lookup_delay = 1.0       # wait before looking up an order of unknown outcome
     default_retry_after = 60.0
+    # The soft throttle: a market read (unsigned) waits once the minute's used weight would pass
+    # market_weight_share of the limit, an account read (signed) once it would pass
+    # account_weight_share: the last share is left to the reads that keep a stop in place
+    # (positions, open stops). Orders carry no IP weight and are never throttled. A wait up to
+    # max_throttle_sleep seconds is slept; a longer one is not sent (RateLimitError, retried
+    # by the caller's next cycle) so the agent's lock is never held for most of a minute.
+    market_weight_share = 0.8
+    account_weight_share = 0.95
+    max_throttle_sleep = 5.0
 
     def __init__(self, market_url: str = "https://fapi.binance.com",
                  trade_url: str = "https://demo-fapi.binance.com",
@@ -265,7 +346,11 @@ class BinanceClient:
         self.used_weight: int | None = None
         self.order_count_10s: int | None = None
         self.order_count_1m: int | None = None
-        self._blocked_until = 0.0
+        self.weight_limit = DEFAULT_WEIGHT_LIMIT
+        self._weight_minute: int | None = None     # server minute the used_weight belongs to
+        self._reads_blocked_until = 0.0            # a 429 on a read
+        self._orders_blocked_until = 0.0           # a 429 on an order endpoint (order limits)
+        self._all_blocked_until = 0.0              # a 418: the IP is banned
         self._filters: dict[str, SymbolFilters] | None = None
 
     def __repr__(self) -> str:
@@ -278,9 +363,11 @@ class BinanceClient:
                  signed: bool = False, trade: bool = False, order: bool = False) -> Any:
         """Send one logical call. GETs retry on NetworkError; -1021 resyncs and retries once."""
         retries, resynced = 0, False
+        params = params or {}
+        kind = call_kind(method, path, params)
         while True:
             try:
-                return self._once(method, path, params or {}, signed, trade or signed, order)
+                return self._once(method, path, params, signed, trade or signed, order, kind)
             except _OutcomeUnknown:
                 raise
             except NetworkError:
@@ -295,11 +382,8 @@ class BinanceClient:
                 self.sync_time()
 
     def _once(self, method: str, path: str, params: dict, signed: bool, trade: bool,
-              order: bool) -> Any:
-        wait = self._blocked_until - self.now()
-        if wait > 0:
-            raise RateLimitError(f"rate limited: blocked for {wait:.1f} s more, not sent",
-                                 retry_after=wait)
+              order: bool, kind: str = READ) -> Any:
+        self._admit(method, path, params, signed, kind)
         pairs = [(k, _fmt(v, k)) for k, v in params.items() if v is not None]
         headers = {}
         if signed:
@@ -337,7 +421,19 @@ class BinanceClient:
         log.debug("%s %s -> %s code=%s weight=%s", method, path, status, code, self.used_weight)
         if status in (418, 429):
             retry_after = self._retry_after(resp.headers.get("Retry-After"))
-            self._blocked_until = max(self._blocked_until, self.now() + retry_after)
+            until = self.now() + retry_after
+            if status == 418:
+                blocked = "every call"
+                self._all_blocked_until = max(self._all_blocked_until, until)
+            elif code == TOO_MANY_ORDERS or (code != TOO_MANY_REQUESTS and kind != READ):
+                # the account's order limits: new entries wait, protective calls go on
+                blocked = "new entry orders"
+                self._orders_blocked_until = max(self._orders_blocked_until, until)
+            else:       # the IP's request weight: weighted reads wait, orders go on
+                blocked = "weighted reads"
+                self._reads_blocked_until = max(self._reads_blocked_until, until)
+            log.warning("%s %s -> HTTP %s (code %s): %s blocked for %.0f s", method, path,
+                        status, code, blocked, retry_after)
             raise RateLimitError(msg or f"HTTP {status} rate limit", code, status, retry_after)
         if code == UNKNOWN_STATUS or status >= 500:
             cls = _OutcomeUnknown if order else NetworkError
@@ -348,7 +444,47 @@ class BinanceClient:
             raise (OrderRejected if order else BinanceError)(msg or f"HTTP {status}", code, status)
         return body
 
+    def _admit(self, method: str, path: str, params: dict, signed: bool, kind: str) -> None:
+        """Raise RateLimitError (nothing sent) while a block covers this kind of call; throttle
+        a weighted read that would take the minute's used weight past its share."""
+        now = self.now()
+        blocks = [(self._all_blocked_until, "the IP is banned (418)")]
+        if kind == READ:
+            blocks.append((self._reads_blocked_until, "weighted reads are rate limited (429)"))
+        elif kind == ORDER:
+            blocks.append((self._orders_blocked_until, "new orders are rate limited (429)"))
+        for until, why in blocks:
+            wait = until - now
+            if wait > 0:
+                raise RateLimitError(f"rate limited: {why}, blocked for {wait:.1f} s more, "
+                                     f"{method} {path} not sent", retry_after=wait)
+        if kind != READ:
+            return
+        weight = request_weight(method, path, params)
+        used = self._used_this_minute(now)
+        share = self.account_weight_share if signed else self.market_weight_share
+        if weight <= 0 or used + weight <= share * self.weight_limit:
+            return
+        server_ms = now * 1000 + self.time_offset_ms
+        wait = (60_000 - server_ms % 60_000) / 1000 + 0.05      # Binance resets at each minute
+        if wait > self.max_throttle_sleep:
+            raise RateLimitError(f"throttled: {used} of {self.weight_limit} request weight used "
+                                 f"this minute; {method} {path} (weight {weight}) deferred "
+                                 f"{wait:.1f} s, not sent", retry_after=wait)
+        log.info("throttled: %s of %s request weight used this minute; %s %s waits %.1f s",
+                 used, self.weight_limit, method, path, wait)
+        self.sleep(wait)
+
+    def _used_this_minute(self, now: float) -> int:
+        """The last X-MBX-USED-WEIGHT-1M seen, if it belongs to the current server minute."""
+        if self.used_weight is None or self._weight_minute is None:
+            return 0
+        minute = int((now * 1000 + self.time_offset_ms) // 60_000)
+        return self.used_weight if minute == self._weight_minute else 0
+
     def _track(self, headers: Any) -> None:
+        if headers.get("X-MBX-USED-WEIGHT-1M") is not None:
+            self._weight_minute = int((self.now() * 1000 + self.time_offset_ms) // 60_000)
         for name, attr in (("X-MBX-USED-WEIGHT-1M", "used_weight"),
                            ("X-MBX-ORDER-COUNT-10S", "order_count_10s"),
                            ("X-MBX-ORDER-COUNT-1M", "order_count_1m")):
@@ -394,7 +530,12 @@ class BinanceClient:
         return self.time_offset_ms
 
     def exchange_info(self, trade_host: bool = True) -> dict:
-        return self._request("GET", "/fapi/v1/exchangeInfo", trade=trade_host)
+        """exchangeInfo; its REQUEST_WEIGHT limit becomes the soft throttle's limit."""
+        info = self._request("GET", "/fapi/v1/exchangeInfo", trade=trade_host)
+        limit = weight_limit_from(info)
+        if limit is not None:
+            self.weight_limit = limit
+        return info
 
     def symbol_filters(self, symbol: str) -> SymbolFilters:
         """Filters from the trade host's exchangeInfo (cached; refetched once if unknown)."""
@@ -425,6 +566,21 @@ class BinanceClient:
 
     def position_risk(self, symbol: str | None = None) -> list[dict]:
         return self._request("GET", "/fapi/v3/positionRisk", {"symbol": symbol}, signed=True)
+
+    def symbol_config(self, symbol: str | None = None) -> list[dict]:
+        """GET /fapi/v1/symbolConfig: [{symbol, marginType, isAutoAddMargin, leverage,
+        maxNotionalValue}] (every symbol without `symbol`)."""
+        return self._request("GET", "/fapi/v1/symbolConfig", {"symbol": symbol}, signed=True)
+
+    def position_mode(self) -> bool:
+        """GET /fapi/v1/positionSide/dual: True = hedge mode, False = one-way mode."""
+        return _flag(self._request("GET", "/fapi/v1/positionSide/dual", signed=True),
+                     "dualSidePosition")
+
+    def multi_assets_mode(self) -> bool:
+        """GET /fapi/v1/multiAssetsMargin: True = multi-assets mode, False = single-asset."""
+        return _flag(self._request("GET", "/fapi/v1/multiAssetsMargin", signed=True),
+                     "multiAssetsMargin")
 
     def set_leverage(self, symbol: str, leverage: int) -> dict:
         if isinstance(leverage, bool) or not isinstance(leverage, int) or not 1 <= leverage <= 125:

@@ -52,6 +52,7 @@ from rl.analysis.analyzer import Analysis, IncrementalAnalyzer
 from rl.analysis.levels.book import LevelScan
 from rl.analysis.levels.candidates import Bars
 from rl.clock import Clock
+from rl.execution.account_mode import ModeCheck, check_account_mode
 from rl.execution.actions import exit_kind
 from rl.execution.port import ExchangePort, SimulatedExchange
 from rl.execution.position import PositionState
@@ -77,6 +78,9 @@ _STATUS_ZH = {"NEW": "已挂单", "PARTIALLY_FILLED": "部分成交", "FILLED": 
               "EXPIRED": "已过期", "REJECTED": "被拒绝", "EXPIRED_IN_MATCH": "撮合时过期"}
 
 
+MODE_RECHECK_MS = 15 * 60_000
+
+
 class _Stopped(Exception):
     """Raised between steps when the stop flag is set: unwinds a cycle without a half action."""
 
@@ -97,6 +101,7 @@ class _SymbolRuntime:
     cursor: KlineCursor = field(default_factory=KlineCursor)   # run_cycle(): the market port's klines
     append_1m: OneMinuteAppender | None = None   # step(): the analyzer's cheaper 1m push, if any
     last_log: str = ""
+    mode_note: str = ""                      # the account-mode refusal last logged for it
 
     @classmethod
     def of(cls, analyzer: SymbolAnalyzer) -> _SymbolRuntime:
@@ -165,6 +170,10 @@ class TradingAgent:
                                            level_params=self.params.levels)
         self._rt = {s: _SymbolRuntime.of(make(s, self.journal.weights)) for s in self.symbols}
         self._sizes: dict[str, tuple[SymbolFilters, float, float]] = {}    # see _market_sizes
+        # the account's verified modes (hedge / multi-assets / margin type / leverage): no entry
+        # while a mismatch stands; checked at start-up, re-checked at an entry signal while one
+        # stands (at most every MODE_RECHECK_MS)
+        self._mode: ModeCheck | None = None
 
     def _market_port(self) -> MarketDataPort:
         if self.market is None:
@@ -180,6 +189,8 @@ class TradingAgent:
         with self.lock:
             self.protections.restore(now)
         notes: list[tuple[str, str]] = []          # (zh, en)
+        with self.lock:
+            self._check_mode(now)
         if self.store.get_state("initial_balance") is None:
             try:
                 self.store.set_state("initial_balance", self.exchange.account().wallet_balance, now)
@@ -194,6 +205,8 @@ class TradingAgent:
                     now = self.clock.now_ms()
                     if self.feed is not None:    # a paper exchange knows no price it was not shown
                         self.feed.on_price(sym, self._market_port().last_price(sym), now)
+                    if self._hands_off():        # hedge mode: nothing on the account is ours
+                        continue
                     notes += self.reconciler.restore(sym, self._rt[sym], now)
                 except Exception as exc:
                     self.note_error(sym, exc)
@@ -387,8 +400,59 @@ class TradingAgent:
         return amt is None or abs(abs(amt) - qty) > EPS
 
     def _sync(self, sym: str, now: int) -> None:
-        """Reconcile `sym` with the exchange (the Reconciler logs and publishes)."""
+        """Reconcile `sym` with the exchange (the Reconciler logs and publishes). Not in hedge
+        mode: its LONG/SHORT legs and their stops are the trader's, never adopted or cancelled."""
+        if self._hands_off():
+            return
         self.reconciler.sync(sym, self._rt[sym], now)
+
+    # ================================================================== account mode
+    def _hands_off(self) -> bool:
+        return self._mode is not None and self._mode.hands_off
+
+    def _check_mode(self, now: int) -> ModeCheck:
+        """Verify (and where safe fix) the account's modes; log what changed, publish it."""
+        before = self._mode
+        mode = self._mode = check_account_mode(self.exchange, self.symbols, self.settings.leverage, now)
+        self.board.account_mode(mode.to_dict())
+        for zh, en in mode.fixed:
+            self._log("INFO", "", "账户设置已修正：" + zh, "account setting fixed: " + en, now)
+        if mode.key() != (before.key() if before is not None else ""):
+            for p in mode.problems:
+                self._log("WARNING", p.symbol, "⛔ 账户模式不符，暂停开仓：" + p.zh,
+                          "⛔ account mode mismatch, entries refused: " + p.en, now)
+            if not mode.problems:
+                self._log("INFO", "", "账户模式已核实（单向持仓、单资产、逐仓、杠杆与设置一致），允许开仓",
+                          "account modes verified (one-way, single-asset, isolated, leverage as set): "
+                          "entries allowed", now)
+        if before is not None and before.hands_off and not mode.hands_off:
+            # left hedge mode: what start-up skipped (restore) is done now
+            for sym in self.symbols:
+                try:
+                    for zh, en in self.reconciler.restore(sym, self._rt[sym], now):
+                        self._log("INFO", "", "对账：" + zh, "reconcile: " + en, now)
+                except Exception as exc:
+                    self.note_error(sym, exc)
+        return mode
+
+    def _mode_allows(self, sym: str, now: int) -> bool:
+        """May an entry go out on `sym`? Not while an account-mode mismatch stands (it is read
+        again here at most every MODE_RECHECK_MS, so a fix on Binance's side is seen); the
+        refusal is logged once per symbol and mismatch."""
+        mode = self._mode
+        if mode is None or (mode.problems and now - mode.time_ms >= MODE_RECHECK_MS):
+            mode = self._check_mode(now)
+        blocking = mode.blocking(sym)
+        rt = self._rt[sym]
+        if not blocking:
+            rt.mode_note = ""
+            return True
+        key = mode.key(sym)
+        if key != rt.mode_note:
+            rt.mode_note = key
+            self._log("WARNING", sym, "入场信号未执行：" + "；".join(p.zh for p in blocking),
+                      "entry signal not taken: " + "; ".join(p.en for p in blocking), now)
+        return False
 
     # ================================================================== the decision
     def _act(self, sym: str, price: float, hi: float, lo: float, now: int, fresh: bool) -> None:
@@ -453,6 +517,8 @@ class TradingAgent:
         return last is not None and now - last < wait_ms
 
     def _enter(self, sym: str, side: str, a: Analysis, d: Decision, price: float, now: int) -> None:
+        if not self._mode_allows(sym, now):
+            return
         level = a.best_support if side == "LONG" else a.best_resistance
         opposing = a.best_resistance if side == "LONG" else a.best_support
         if level is None or not (a.atr_15m == a.atr_15m):

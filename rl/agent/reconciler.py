@@ -26,12 +26,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from client import BinanceError
 from rl.agent.journal import LogFn, TradeJournal, state_copy
 from rl.execution.actions import exit_kind, reason_zh_for
 from rl.execution.port import ExchangePort
 from rl.execution.position import PositionState
-from rl.execution.router import CloseOutcome, EntryOutcome, OrderRouter, error_detail
+from rl.execution.router import CloseOutcome, EntryOutcome, OrderRouter
 from rl.knowledge.store import KnowledgeStore
 
 EPS = 1e-12
@@ -69,11 +68,8 @@ class Reconciler:
         """Bring `sym` back after a (re)start: the store's open trade (or a trade rebuilt from
         an entry intent) into `slot`, then a sync. Returns the notes (not logged)."""
         notes: list[Note] = []
-        try:
-            self.exchange.set_leverage(sym, self._leverage)
-        except BinanceError as exc:
-            notes.append((f"{sym}：设置 {self._leverage} 倍杠杆失败（{error_detail(exc)}）",
-                          f"{sym}: set leverage {self._leverage}x failed: {exc}"))
+        # (leverage and margin type: TradingAgent.startup verified them before, and set them
+        # only on a flat symbol: rl/execution/account_mode.py)
         trade = self.store.open_trade_for(sym)
         state = None
         if trade is not None:

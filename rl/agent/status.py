@@ -32,6 +32,7 @@ class StatusBoard:
         self._last_error: dict[str, Any] | None = None
         self._last_cycle_ms: int | None = None
         self._connectivity = {"market": "unknown", "exchange": "unknown"}
+        self._account_mode: dict[str, Any] | None = None
 
     def publish(self, symbol: str, analysis: Analysis | None, position: dict | None) -> None:
         """A symbol's newest analysis and position (a copy the agent no longer changes)."""
@@ -54,17 +55,22 @@ class StatusBoard:
         with self._lock:
             self._protections = state
 
+    def account_mode(self, check: dict[str, Any]) -> None:
+        """The newest account-mode check (ModeCheck.to_dict(): ok, problems, ...)."""
+        with self._lock:
+            self._account_mode = check
+
     def cycle_done(self, time_ms: int) -> None:
         with self._lock:
             self._last_cycle_ms = time_ms
 
     def view(self) -> dict[str, Any]:
         """{symbols: {symbol: {analysis, position}}, last_error, last_cycle_ms, connectivity,
-        protections (a ProtectionState or None)}."""
+        protections (a ProtectionState or None), account_mode (a ModeCheck dict or None)}."""
         with self._lock:
             return {"symbols": dict(self._symbols), "last_error": self._last_error,
                     "last_cycle_ms": self._last_cycle_ms, "connectivity": dict(self._connectivity),
-                    "protections": self._protections}
+                    "protections": self._protections, "account_mode": self._account_mode}
 
     def symbol(self, symbol: str) -> dict[str, Any]:
         """{analysis, position} of one symbol ({} before its first publication)."""
@@ -76,7 +82,8 @@ def agent_status(view: Mapping[str, Any], trade_count: int, weights: dict[str, f
                  phases: PhaseParams, protection_limits: Mapping[str, Any] | None = None) -> dict:
     """The dashboard's status of the agent from a board `view`: learning phase and progress,
     last scores per symbol, weights, last error, last cycle time, connectivity, and the risk
-    protections (ProtectionState.to_dict() with the `config` limits beside it, or None)."""
+    protections (ProtectionState.to_dict() with the `config` limits beside it, or None), and the
+    account-mode check (ok, problems with zh/en, what was read; None before the first)."""
     ph = phase_for(trade_count, phases)
     prev = phases.starts_at(ph.key)
     progress = 1.0 if ph.next_at is None else (trade_count - prev) / (ph.next_at - prev)
@@ -94,7 +101,8 @@ def agent_status(view: Mapping[str, Any], trade_count: int, weights: dict[str, f
                       "min_score": ph.min_score, "score_gap": ph.score_gap},
             "last_scores": last_scores, "weights": weights,
             "last_error": view["last_error"], "last_cycle_ms": view["last_cycle_ms"],
-            "connectivity": view["connectivity"], "protections": protections}
+            "connectivity": view["connectivity"], "protections": protections,
+            "account_mode": view.get("account_mode")}
 
 
 def merged_positions(symbols: Sequence[str], exchange: ExchangePort,

@@ -2,15 +2,19 @@
 mapping of Binance's JSON onto the port's data types."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from client import BinanceClient, BinanceError, SymbolFilters
 from rl.execution.port import (
     ALGO_NOT_FOUND_CODES,
     NOT_FOUND,
+    AccountMode,
     AccountSnapshot,
     Fill,
     OrderResult,
     PositionSnapshot,
     StopOrderInfo,
+    SymbolMode,
     check_order_args,
     check_stop_args,
 )
@@ -81,8 +85,18 @@ class BinanceExchange:
             available_balance=_f(a, "availableBalance"))
 
     def position(self, symbol: str) -> PositionSnapshot | None:
-        for p in self.client.position_risk(symbol):
-            if p.get("symbol") != symbol or p.get("positionSide", "BOTH") != "BOTH":
+        """The one-way (positionSide BOTH) position, None when flat. A hedge-mode leg (LONG or
+        SHORT) is not flat and not ours: reading it raises, so nothing downstream takes the
+        account for flat and cancels the stops that protect the user's legs."""
+        rows = [p for p in self.client.position_risk(symbol) if p.get("symbol") == symbol]
+        legs = sorted(str(p.get("positionSide")) for p in rows
+                      if p.get("positionSide", "BOTH") != "BOTH" and _f(p, "positionAmt") != 0)
+        if legs:
+            raise BinanceError(f"{symbol}: the account holds hedge-mode positions "
+                               f"({', '.join(legs)}); the agent trades one-way mode only and "
+                               f"leaves them and their orders alone")
+        for p in rows:
+            if p.get("positionSide", "BOTH") != "BOTH":
                 continue
             amt = _f(p, "positionAmt")
             if amt == 0:
@@ -109,6 +123,27 @@ class BinanceExchange:
             self._margin_set.add(symbol)
         self.client.set_leverage(symbol, leverage)
         self._leverage[symbol] = int(leverage)
+
+    def account_mode(self, symbols: Sequence[str]) -> AccountMode:
+        """positionSide/dual and multiAssetsMargin (account-wide), symbolConfig per symbol."""
+        hedge = self.client.position_mode()
+        multi = self.client.multi_assets_mode()
+        modes = []
+        for sym in symbols:
+            for row in self.client.symbol_config(sym):
+                if row.get("symbol") == sym:
+                    mode = SymbolMode(sym, str(row.get("marginType", "")).upper(),
+                                      int(row.get("leverage") or 0))
+                    modes.append(mode)
+                    if mode.leverage > 0:      # positionRisk v3 has no leverage: keep the truth
+                        self._leverage[sym] = mode.leverage
+                    break
+        return AccountMode(hedge_mode=hedge, multi_assets=multi, symbols=tuple(modes))
+
+    def set_margin_type(self, symbol: str, margin_type: str) -> None:
+        self.client.set_margin_type(symbol, margin_type)
+        if margin_type == self.margin_type:
+            self._margin_set.add(symbol)
 
     def place_order(self, symbol: str, side: str, type: str, quantity: float,
                     price: float | None = None, time_in_force: str | None = None,

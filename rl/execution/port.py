@@ -9,6 +9,7 @@ agent feeds it, a backtest loop feeds it itself.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol, runtime_checkable
 
@@ -134,6 +135,28 @@ class Fill:
         return flat_dict(self)
 
 
+@dataclass(frozen=True)
+class SymbolMode:
+    """One symbol's settings on the account (Binance: GET /fapi/v1/symbolConfig)."""
+
+    symbol: str
+    margin_type: str             # ISOLATED | CROSSED
+    leverage: int
+
+
+@dataclass(frozen=True)
+class AccountMode:
+    """How the account is set up, as the exchange reports it: what the agent's orders (one-way,
+    positionSide BOTH) and its risk maths (isolated margin at LEVERAGE) assume."""
+
+    hedge_mode: bool             # dualSidePosition: True = LONG and SHORT legs per symbol
+    multi_assets: bool           # multiAssetsMargin: True = shared margin across assets
+    symbols: tuple[SymbolMode, ...]
+
+    def symbol(self, symbol: str) -> SymbolMode | None:
+        return next((m for m in self.symbols if m.symbol == symbol), None)
+
+
 @runtime_checkable
 class ExchangePort(Protocol):
     name: str
@@ -146,6 +169,10 @@ class ExchangePort(Protocol):
         every bar in a position, so a simulated exchange answers without a snapshot."""
         ...
     def set_leverage(self, symbol: str, leverage: int) -> None: ...
+    def account_mode(self, symbols: Sequence[str]) -> AccountMode:
+        """Position mode, multi-assets mode and each symbol's margin type and leverage."""
+        ...
+    def set_margin_type(self, symbol: str, margin_type: str) -> None: ...
     def place_order(self, symbol: str, side: str, type: str, quantity: float,
                     price: float | None = None, time_in_force: str | None = None,
                     reduce_only: bool = False, client_order_id: str | None = None) -> OrderResult: ...

@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 
 from client import CLIENT_ID_RE, NetworkError, OrderRejected, SymbolFilters, new_client_order_id
 from rl.execution.port import (
     POST_ONLY_REJECTED,
+    AccountMode,
     AccountSnapshot,
     Fill,
     OrderResult,
     PositionSnapshot,
     StopOrderInfo,
+    SymbolMode,
     check_order_args,
     check_stop_args,
 )
@@ -177,7 +179,18 @@ class PaperExchange:
         with self._lock:
             return self._account.funding_since(symbol, since_ms)
 
+    def account_mode(self, symbols: Sequence[str]) -> AccountMode:
+        """The simulated account: one-way, single-asset, isolated, at its leverage settings."""
+        with self._lock:
+            return AccountMode(hedge_mode=False, multi_assets=False, symbols=tuple(
+                SymbolMode(s, "ISOLATED", self._account.leverage(s)) for s in symbols))
+
     # ------------------------------------------------------------------ port: writes
+    def set_margin_type(self, symbol: str, margin_type: str) -> None:
+        if margin_type != "ISOLATED":
+            raise OrderRejected(f"paper account: margin type {margin_type} is not simulated "
+                                f"(isolated margin only)")
+
     def set_leverage(self, symbol: str, leverage: int) -> None:
         if isinstance(leverage, bool) or not isinstance(leverage, int) or not 1 <= leverage <= 125:
             raise ValueError(f"leverage: must be an integer in 1..125, got {leverage!r}")

@@ -104,6 +104,14 @@ CASES = [
     ("set_leverage", lambda c: c.set_leverage("BTCUSDT", 21), "POST", TRADE,
      "/fapi/v1/leverage", [("symbol", "BTCUSDT"), ("leverage", "21")], True,
      {"leverage": 21, "maxNotionalValue": "1000000", "symbol": "BTCUSDT"}),
+    ("symbol_config", lambda c: c.symbol_config("BTCUSDT"), "GET", TRADE, "/fapi/v1/symbolConfig",
+     [("symbol", "BTCUSDT")], True,
+     [{"symbol": "BTCUSDT", "marginType": "CROSSED", "isAutoAddMargin": "false", "leverage": 21,
+       "maxNotionalValue": "1000000"}]),
+    ("position_mode", lambda c: c.position_mode(), "GET", TRADE, "/fapi/v1/positionSide/dual",
+     [], True, {"dualSidePosition": True}),
+    ("multi_assets_mode", lambda c: c.multi_assets_mode(), "GET", TRADE,
+     "/fapi/v1/multiAssetsMargin", [], True, {"multiAssetsMargin": False}),
     ("set_margin_type", lambda c: c.set_margin_type("BTCUSDT", "ISOLATED"), "POST", TRADE,
      "/fapi/v1/marginType", [("symbol", "BTCUSDT"), ("marginType", "ISOLATED")], True,
      {"code": 200, "msg": "success"}),
@@ -166,6 +174,10 @@ def test_request_shape(client, name, call, method, host, path, params, signed, p
         assert result == 6000.01
     elif name == "set_margin_type":
         assert result is None
+    elif name == "position_mode":
+        assert result is True
+    elif name == "multi_assets_mode":
+        assert result is False
     else:
         assert result == payload
 

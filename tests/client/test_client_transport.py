@@ -176,6 +176,147 @@ def test_rate_limit_blocks_until_retry_after(client, clock, status, retry_after)
     assert len(responses.calls) == 2
 
 
+TOO_MANY_REQUESTS = {"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1) is "
+                                            "2400 requests per minute. Please use the websocket "
+                                            "for live updates to avoid polling the API."}
+TOO_MANY_ORDERS = {"code": -1015, "msg": "Too many new orders; current limit is 1200 orders per "
+                                        "MINUTE."}
+CANCEL_ALGO = {"algoId": 2146760, "clientAlgoId": "sl-1", "code": "200", "msg": "success"}
+
+
+def mock_order_endpoints() -> None:
+    """Order, stop and cancel endpoints answering as the docs show."""
+    responses.post(f"{TRADE}/fapi/v1/order", json=ORDER_RESULT)
+    responses.post(f"{TRADE}/fapi/v1/algoOrder", json=ALGO_RESULT)
+    responses.delete(f"{TRADE}/fapi/v1/algoOrder", json=CANCEL_ALGO)
+    responses.delete(f"{TRADE}/fapi/v1/order", json=dict(ORDER_RESULT, status="CANCELED"))
+
+
+def sent(method: str, path: str) -> int:
+    return methods(method, path)
+
+
+@responses.activate
+def test_429_on_a_read_blocks_only_weighted_reads(client, clock):
+    """Binance's IP weight was exceeded: reads wait out Retry-After, but entries, stops,
+    reduce-only closes and cancels (order endpoints: no IP weight) still go out."""
+    responses.get(f"{MARKET}/fapi/v1/klines", status=429, headers={"Retry-After": "30"},
+                  json=TOO_MANY_REQUESTS)
+    mock_order_endpoints()
+    with pytest.raises(RateLimitError):
+        client.klines("BTCUSDT", "1m", 500)
+    with pytest.raises(RateLimitError) as blocked:           # a weighted read: not sent
+        client.position_risk("BTCUSDT")
+    assert 29 < blocked.value.retry_after <= 30 and sent("GET", "/fapi/v3/positionRisk") == 0
+    client.new_algo_order("BTCUSDT", "SELL", "STOP_MARKET", 94000, quantity=0.01,
+                          reduce_only=True, client_algo_id="sl-1")
+    client.new_order("BTCUSDT", "SELL", "MARKET", 0.01, reduce_only=True)
+    client.cancel_algo_order(client_algo_id="sl-1")
+    client.cancel_order("BTCUSDT", orig_client_order_id="ag-1")
+    client.new_order("BTCUSDT", "BUY", "LIMIT", 0.01, 96000, "IOC")
+    assert (sent("POST", "/fapi/v1/algoOrder"), sent("POST", "/fapi/v1/order"),
+            sent("DELETE", "/fapi/v1/algoOrder"), sent("DELETE", "/fapi/v1/order")) == (1, 2, 1, 1)
+    clock.t += 30
+    responses.get(f"{TRADE}/fapi/v3/positionRisk", json=[])
+    assert client.position_risk("BTCUSDT") == []
+
+
+@responses.activate
+def test_418_blocks_every_call_where_429_did_not(client, clock):
+    """After a 429 on a read the stop still goes out; an IP ban (418) then stops everything,
+    stops and cancels too (sending on would lengthen the ban), until its Retry-After."""
+    responses.get(f"{MARKET}/fapi/v1/klines", status=429, headers={"Retry-After": "30"},
+                  json=TOO_MANY_REQUESTS)
+    mock_order_endpoints()
+    with pytest.raises(RateLimitError):
+        client.klines("BTCUSDT", "1m", 500)
+    stop = lambda: client.new_algo_order("BTCUSDT", "SELL", "STOP_MARKET", 94000,  # noqa: E731
+                                         quantity=0.01, reduce_only=True, client_algo_id="sl-1")
+    stop()
+    responses.replace(responses.POST, f"{TRADE}/fapi/v1/algoOrder", status=418,
+                      headers={"Retry-After": "120"},
+                      json={"code": -1003, "msg": "Way too many requests; IP(127.0.0.1) banned "
+                                                  "until 1700000120000. Please use the websocket "
+                                                  "for live updates to avoid bans."})
+    with pytest.raises(RateLimitError) as info:
+        stop()
+    assert info.value.status == 418 and info.value.retry_after == 120
+    responses.replace(responses.POST, f"{TRADE}/fapi/v1/algoOrder", json=ALGO_RESULT)
+    calls = [stop,
+             lambda: client.new_order("BTCUSDT", "SELL", "MARKET", 0.01, reduce_only=True),
+             lambda: client.cancel_algo_order(client_algo_id="sl-1"),
+             lambda: client.new_order("BTCUSDT", "BUY", "LIMIT", 0.01, 96000, "IOC")]
+    for call in calls:
+        with pytest.raises(RateLimitError):
+            call()
+    assert len(responses.calls) == 3
+    clock.t += 120
+    for call in calls:
+        call()
+    assert len(responses.calls) == 7
+
+
+@responses.activate
+def test_429_on_an_order_blocks_new_entries_not_protection(client, clock):
+    """The account's order-count limit (-1015): a new entry waits out Retry-After, while the
+    stop, the reduce-only close, the cancel and the reads that keep a position safe go on."""
+    responses.post(f"{TRADE}/fapi/v1/order", status=429, headers={"Retry-After": "10"},
+                   json=TOO_MANY_ORDERS)
+    with pytest.raises(RateLimitError):
+        client.new_order("BTCUSDT", "BUY", "LIMIT", 0.01, 96000, "IOC")
+    responses.replace(responses.POST, f"{TRADE}/fapi/v1/order", json=ORDER_RESULT)
+    with pytest.raises(RateLimitError):                          # another entry: not sent
+        client.new_order("BTCUSDT", "BUY", "LIMIT", 0.01, 96000, "IOC")
+    assert sent("POST", "/fapi/v1/order") == 1
+    responses.post(f"{TRADE}/fapi/v1/algoOrder", json=ALGO_RESULT)
+    responses.delete(f"{TRADE}/fapi/v1/algoOrder", json=CANCEL_ALGO)
+    responses.get(f"{TRADE}/fapi/v3/positionRisk", json=[])
+    client.new_algo_order("BTCUSDT", "SELL", "STOP_MARKET", 94000, close_position=True,
+                          client_algo_id="sl-1")
+    client.new_order("BTCUSDT", "SELL", "MARKET", 0.01, reduce_only=True)
+    client.cancel_algo_order(client_algo_id="sl-1")
+    assert client.position_risk("BTCUSDT") == []
+    assert sent("POST", "/fapi/v1/order") == 2 and sent("POST", "/fapi/v1/algoOrder") == 1
+    clock.t += 10
+    client.new_order("BTCUSDT", "BUY", "LIMIT", 0.01, 96000, "IOC")
+    assert sent("POST", "/fapi/v1/order") == 3
+
+
+EXCHANGE_INFO_LIMITS = {"timezone": "UTC", "serverTime": 1, "symbols": [], "rateLimits": [
+    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+    {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300}]}
+KLINE = [1499040000000, "0.01634790", "0.80000000", "0.01575800", "0.01577100", "148976.11427815",
+         1499644799999, "2434.19055334", 308, "1756.87402397", "28.46694368", "17928899.62484339"]
+
+
+@responses.activate
+def test_reads_throttled_from_used_weight_before_binance_says_no(client, clock):
+    """X-MBX-USED-WEIGHT-1M near exchangeInfo's REQUEST_WEIGHT limit: a market read is held
+    back (deferred, or slept when the minute is about to end) instead of earning a 429, while
+    orders (no IP weight) go at once; a new minute starts from zero."""
+    clock.t = 1_700_000_000.0 - 1_700_000_000.0 % 60 + 10            # 10 s into a minute
+    responses.get(f"{TRADE}/fapi/v1/exchangeInfo", json=EXCHANGE_INFO_LIMITS,
+                  headers={"X-MBX-USED-WEIGHT-1M": "957"})
+    responses.get(f"{MARKET}/fapi/v1/klines", json=[KLINE], headers={"X-MBX-USED-WEIGHT-1M": "962"})
+    responses.post(f"{TRADE}/fapi/v1/order", json=ORDER_RESULT, headers={"X-MBX-USED-WEIGHT-1M": "962"})
+    client.exchange_info()
+    assert client.weight_limit == 1200 and client.used_weight == 957
+    with pytest.raises(RateLimitError, match="throttled") as info:   # 957 + 5 > 80 % of 1200
+        client.klines("BTCUSDT", "1m", 500)
+    assert sent("GET", "/fapi/v1/klines") == 0 and 49 < info.value.retry_after <= 50.1
+    client.klines("BTCUSDT", "1m", 50)                               # weight 1: 958 fits
+    client.new_order("BTCUSDT", "BUY", "LIMIT", 0.01, 96000, "IOC")
+    assert sent("POST", "/fapi/v1/order") == 1 and clock.sleeps == []
+    clock.t += 47                                                    # 3 s before the minute ends
+    client.klines("BTCUSDT", "1m", 500)                              # waits for the new minute
+    assert len(clock.sleeps) == 1 and 3 <= clock.sleeps[0] < 3.1
+    assert sent("GET", "/fapi/v1/klines") == 2
+    with pytest.raises(RateLimitError, match="throttled"):          # the new minute's 962 + 5
+        client.klines("BTCUSDT", "1m", 500)
+    assert sent("GET", "/fapi/v1/klines") == 2
+
+
 @responses.activate
 def test_used_weight_and_order_counts_tracked(client):
     responses.get(f"{MARKET}/fapi/v1/time", json={"serverTime": 1499827319559},

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 import responses
 
-from client import BinanceClient
+from client import BinanceClient, BinanceError
 from rl.execution.binance import BinanceExchange
+from rl.execution.port import SymbolMode
 from tests.support.fake_binance import BASE, FakeBinance
 
 ACCOUNT = {"totalInitialMargin": "0.00000000", "totalMaintMargin": "0.00000000",
@@ -39,3 +42,48 @@ def test_adapter_maps_account_position_orders_and_fills():
     assert ex.get_order("BTCUSDT", "nope") is None
     with pytest.raises(ValueError, match="type"):
         ex.place_order("BTCUSDT", "BUY", "STOP_MARKET", 0.1)
+
+
+@responses.activate
+def test_account_mode_reads_position_mode_multi_assets_and_symbol_config():
+    fake = FakeBinance(responses.mock)
+    fake.multi_assets = True
+    fake.symbol_cfg = {"marginType": "CROSSED", "leverage": 20}
+    ex = BinanceExchange(BinanceClient(trade_url=BASE, api_key="k", api_secret="s",
+                                       sleep=lambda s: None))
+    mode = ex.account_mode(["BTCUSDT", "ETHUSDT"])
+    assert (mode.hedge_mode, mode.multi_assets) == (False, True)
+    assert mode.symbol("BTCUSDT") == SymbolMode("BTCUSDT", "CROSSED", 20)
+    assert mode.symbol("ETHUSDT") is None                  # no row for it: not verified
+    paths = [urlsplit(c.request.url).path for c in responses.calls]
+    assert paths.count("/fapi/v1/positionSide/dual") == paths.count("/fapi/v1/multiAssetsMargin") == 1
+    assert paths.count("/fapi/v1/symbolConfig") == 2
+    with pytest.raises(BinanceError) as refused:           # multi-assets mode: cross only
+        ex.set_margin_type("BTCUSDT", "ISOLATED")
+    assert refused.value.code == -4168
+    fake.multi_assets = False
+    ex.set_margin_type("BTCUSDT", "ISOLATED")
+    assert ex.account_mode(["BTCUSDT"]).symbol("BTCUSDT").margin_type == "ISOLATED"
+
+
+@responses.activate
+def test_position_reads_one_way_rows_and_refuses_hedge_legs():
+    """A hedge-mode leg (positionSide LONG/SHORT) is neither flat nor a one-way position: reading
+    it raises, so reconcile never takes the account for flat and cancels the legs' stops."""
+    fake = FakeBinance(responses.mock)
+    ex = BinanceExchange(BinanceClient(trade_url=BASE, api_key="k", api_secret="s",
+                                       sleep=lambda s: None))
+    fake.dual_side = True
+    fake.hedge_legs = [FakeBinance.hedge_leg("LONG", 0.0, 0.0, 50_000.0),
+                       FakeBinance.hedge_leg("SHORT", -0.2, 51_000.0, 50_000.0)]
+    with pytest.raises(BinanceError, match=r"hedge-mode positions \(SHORT\)"):
+        ex.position("BTCUSDT")
+    with pytest.raises(BinanceError, match="hedge-mode"):
+        ex.position_amount("BTCUSDT")
+    fake.hedge_legs = [FakeBinance.hedge_leg("LONG", 0.0, 0.0, 50_000.0)]
+    assert ex.position("BTCUSDT") is None                  # both legs flat: flat
+    fake.dual_side, fake.amount, fake.entry = False, 0.1, 50_000.0
+    fake.symbol_cfg = {"marginType": "ISOLATED", "leverage": 20}
+    ex.account_mode(["BTCUSDT"])                           # symbolConfig: the real leverage
+    p = ex.position("BTCUSDT")
+    assert p.amount == pytest.approx(0.1) and p.leverage == 20

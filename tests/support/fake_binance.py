@@ -1,5 +1,7 @@
 """A scripted Binance futures API for `responses`: one symbol, orders fill at `price`, algo
-(stop) orders rest until cancelled, answers in the shapes of Binance's docs."""
+(stop) orders rest until cancelled, answers in the shapes of Binance's docs. The account's
+modes (hedge / multi-assets, the symbol's margin type and leverage) are scripted too, and in
+hedge mode positionRisk answers the `hedge_legs` (positionSide LONG / SHORT rows)."""
 from __future__ import annotations
 
 import json
@@ -28,6 +30,17 @@ class FakeBinance:
         self.fail_algo = 0
         self.timeout_next_order = False
         self.order_posts = 0
+        self.dual_side = False                      # GET /fapi/v1/positionSide/dual
+        self.multi_assets = False                   # GET /fapi/v1/multiAssetsMargin
+        self.symbol_cfg = {"marginType": "ISOLATED", "leverage": 10}   # GET /fapi/v1/symbolConfig
+        self.hedge_legs: list[dict] = []            # positionRisk rows in hedge mode
+        self.config_changes: list[tuple[str, str]] = []    # (endpoint, value) accepted
+        self.wallet = 10_000.0
+        rs.add_callback(responses.GET, BASE + "/fapi/v1/positionSide/dual", callback=self.position_mode)
+        rs.add_callback(responses.GET, BASE + "/fapi/v1/multiAssetsMargin", callback=self.multi_assets_mode)
+        rs.add_callback(responses.GET, BASE + "/fapi/v1/symbolConfig", callback=self.symbol_config)
+        rs.add_callback(responses.POST, BASE + "/fapi/v1/leverage", callback=self.set_leverage)
+        rs.add_callback(responses.POST, BASE + "/fapi/v1/marginType", callback=self.set_margin_type)
         rs.add(responses.GET, BASE + "/fapi/v1/exchangeInfo", json=EXCHANGE_INFO)
         rs.add_callback(responses.POST, BASE + "/fapi/v1/order", callback=self.new_order)
         rs.add_callback(responses.GET, BASE + "/fapi/v1/order", callback=self.query_order)
@@ -160,7 +173,69 @@ class FakeBinance:
     def open_algos(self, req):
         return (200, {}, json.dumps(list(self.algos.values())))
 
+    # ------------------------------------------------------------------ account modes
+    def position_mode(self, req):
+        return (200, {}, json.dumps({"dualSidePosition": self.dual_side}))
+
+    def multi_assets_mode(self, req):
+        return (200, {}, json.dumps({"multiAssetsMargin": self.multi_assets}))
+
+    def symbol_config(self, req):
+        row = {"symbol": SYM, "marginType": self.symbol_cfg["marginType"], "isAutoAddMargin": "false",
+               "leverage": self.symbol_cfg["leverage"], "maxNotionalValue": "1000000"}
+        sym = self.q(req).get("symbol")
+        return (200, {}, json.dumps([row] if sym in (None, SYM) else []))
+
+    def _has_position(self) -> bool:
+        return bool(self.amount) or any(float(r["positionAmt"]) for r in self.hedge_legs)
+
+    def set_leverage(self, req):
+        lev = int(self.q(req)["leverage"])
+        self.symbol_cfg["leverage"] = lev
+        self.config_changes.append(("leverage", str(lev)))
+        return (200, {}, json.dumps({"leverage": lev, "maxNotionalValue": "1000000", "symbol": SYM}))
+
+    def set_margin_type(self, req):
+        want = self.q(req)["marginType"]
+        if want == self.symbol_cfg["marginType"]:
+            return (400, {}, json.dumps({"code": -4046, "msg": "No need to change margin type."}))
+        if self._has_position():
+            return (400, {}, json.dumps({"code": -4048, "msg": "Margin type cannot be changed if "
+                                         "there exists position."}))
+        if self.multi_assets and want == "ISOLATED":
+            return (400, {}, json.dumps({"code": -4168, "msg": "Unable to adjust to isolated-margin "
+                                         "mode under the Multi-Assets mode."}))
+        self.symbol_cfg["marginType"] = want
+        self.config_changes.append(("marginType", want))
+        return (200, {}, json.dumps({"code": 200, "msg": "success"}))
+
+    def serve_account(self, rs: responses.RequestsMock) -> None:
+        """Answer GET /fapi/v3/account with a flat account holding `wallet` USDT."""
+        rs.add_callback(responses.GET, BASE + "/fapi/v3/account", callback=self.account)
+
+    def account(self, req):
+        w = f"{self.wallet:.8f}"
+        return (200, {}, json.dumps({
+            "totalInitialMargin": "0.00000000", "totalMaintMargin": "0.00000000", "totalWalletBalance": w,
+            "totalUnrealizedProfit": "0.00000000", "totalMarginBalance": w,
+            "totalPositionInitialMargin": "0.00000000", "totalOpenOrderInitialMargin": "0.00000000",
+            "totalCrossWalletBalance": w, "totalCrossUnPnl": "0.00000000", "availableBalance": w,
+            "maxWithdrawAmount": w, "assets": [], "positions": []}))
+
+    @staticmethod
+    def hedge_leg(side: str, amount: float, entry: float, mark: float) -> dict:
+        """A positionRisk row of a hedge-mode leg (positionSide LONG or SHORT)."""
+        return {"symbol": SYM, "positionSide": side, "positionAmt": f"{amount}", "entryPrice": f"{entry}",
+                "breakEvenPrice": f"{entry}", "markPrice": f"{mark}",
+                "unRealizedProfit": f"{amount * (mark - entry)}", "liquidationPrice": "0",
+                "isolatedMargin": "0", "notional": f"{amount * mark}", "marginAsset": "USDT",
+                "isolatedWallet": "0", "initialMargin": f"{abs(amount) * mark / 10}", "maintMargin": "0",
+                "positionInitialMargin": f"{abs(amount) * mark / 10}", "openOrderInitialMargin": "0",
+                "adl": 1, "bidNotional": "0", "askNotional": "0", "updateTime": 1720736417660}
+
     def position_risk(self, req):
+        if self.dual_side:
+            return (200, {}, json.dumps([r for r in self.hedge_legs if float(r["positionAmt"])]))
         row = {"symbol": SYM, "positionSide": "BOTH", "positionAmt": f"{self.amount}",
                "entryPrice": f"{self.entry}", "breakEvenPrice": f"{self.entry}",
                "markPrice": f"{self.price}", "unRealizedProfit": f"{self.amount * (self.price - self.entry)}",

@@ -223,3 +223,36 @@ def test_dashboard_shows_an_active_pause_with_its_reason_and_lift_time(shared_da
         page.screenshot(path=str(shot))
         print(f"screenshot: {shot}")
         assert errors == [], errors
+
+
+def _hedge_mode_account(runner) -> None:
+    """The account reports hedge mode, as a Binance account switched to dual-side positions
+    would (GET /fapi/v1/positionSide/dual: true); the paper account itself is always one-way."""
+    from rl.execution.port import AccountMode, SymbolMode
+
+    leverage = runner.settings.leverage
+    runner.exchange.account_mode = lambda symbols: AccountMode(
+        hedge_mode=True, multi_assets=False,
+        symbols=tuple(SymbolMode(s, "ISOLATED", leverage) for s in symbols))
+
+
+def test_dashboard_shows_an_account_mode_mismatch_that_refuses_entries(shared_data_dir, browser, tmp_path):
+    with _serve(shared_data_dir, tmp_path, before_start=_hedge_mode_account) as (base, runner):
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(base + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        panel = page.locator("#protections-panel")
+        page.click("#btn-start")                                        # start-up checks the modes
+        item = panel.locator("li[data-mode='hedge_mode']")
+        expect(item).to_have_count(1, timeout=10_000)
+        problem = runner.status()["account_mode"]["problems"][0]
+        expect(item).to_contain_text("账户模式不符，暂停开仓")
+        expect(item).to_contain_text(problem["zh"])
+        page.click("#btn-lang")
+        expect(item).to_contain_text("Account mode mismatch: no entries")
+        expect(item).to_contain_text(problem["en"])
+        page.screenshot(path=str(tmp_path / "dashboard-account-mode.png"))
+        assert errors == [], errors

@@ -69,7 +69,7 @@ async function refreshStatus() {
     state.status = await api.status();
     renderAgentState();
     panels.renderTraining(state.status);
-    panels.renderProtections(state.status.protections);
+    panels.renderProtections(state.status.protections, state.status.account_mode);
   } catch (e) { /* shown via last_error / banner */ }
 }
 
@@ -149,7 +149,7 @@ async function agentAction(which) {
     state.status = await (which === "start" ? api.start() : api.stop());
     renderAgentState();
     panels.renderTraining(state.status);
-    panels.renderProtections(state.status.protections);
+    panels.renderProtections(state.status.protections, state.status.account_mode);
     await Promise.all([refreshLogs(), refreshHistory(), refreshLevels()]);
   } catch (e) {
     panels.toast(e.message, "error");
@@ -178,7 +178,7 @@ function init() {
     renderAgentState();
     if (state.status) {
       panels.renderTraining(state.status);
-      panels.renderProtections(state.status.protections);
+      panels.renderProtections(state.status.protections, state.status.account_mode);
     }
     panels.renderLogs();
     panels.renderTrades(state.trades);

@@ -190,15 +190,21 @@ export function renderTraining(status) {
 // status.protections: the agent's ProtectionState.to_dict() ({active: [{rule, reason_zh,
 // reason_en, started_ms, until_ms}], history, ...}) or null. Each active pause with its reason
 // in the page's language and when it lifts at the earliest, the earliest first.
-export function renderProtections(prot) {
+// status.account_mode: the account-mode check ({ok, problems: [{symbol, kind, zh, en}], ...}) or
+// null; each problem (hedge mode, multi-assets mode, margin type, leverage) refuses entries.
+export function renderProtections(prot, mode) {
   const list = $("protections-list");
   const active = ((prot && prot.active) || []).slice().sort((a, b) => a.until_ms - b.until_ms);
-  $("protections-panel").classList.toggle("paused", active.length > 0);
-  if (!active.length) {
+  const problems = (mode && mode.problems) || [];
+  $("protections-panel").classList.toggle("paused", active.length > 0 || problems.length > 0);
+  if (!active.length && !problems.length) {
     list.replaceChildren(el("li", { class: "muted" }, t("prot_none")));
     return;
   }
-  list.replaceChildren(...active.map((p) => el("li", { class: "pause", dataset: { rule: p.rule } },
+  list.replaceChildren(...problems.map((p) => el("li", { class: "pause", dataset: { mode: p.kind } },
+    el("div", {}, el("b", {}, t("mode_mismatch")), p.symbol ? ` · ${p.symbol}` : ""),
+    el("div", { class: "small" }, p[lang()] || p.en || ""))),
+  ...active.map((p) => el("li", { class: "pause", dataset: { rule: p.rule } },
     el("div", {}, el("b", {}, t(`prot_rule_${p.rule}`)), " · ", el("span", { class: "down" }, t("prot_paused")),
       " · ", el("span", { class: "muted" }, t("prot_until", { time: formatDateTime(p.until_ms) }))),
     el("div", { class: "small" }, pick(p, "reason")))));
