@@ -197,6 +197,7 @@ def test_rejected_entry_leaves_no_position_no_stop_and_nothing_pending():
     # Binance: the same refusal as the API sends it (HTTP 400 with code/msg)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
         rs.add(responses.GET, f"{BASE}/fapi/v1/exchangeInfo", json=EXCHANGE_INFO)
+        rs.add(responses.GET, f"{BASE}/fapi/v1/openAlgoOrders", json=[])    # no stale stop
         rs.add(responses.POST, f"{BASE}/fapi/v1/order", status=400,
                json={"code": -2019, "msg": "Margin is insufficient."})
         client = BinanceClient(trade_url=BASE, api_key="k", api_secret="s", sleep=lambda s: None)
