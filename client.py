@@ -35,6 +35,8 @@ CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 AUTH_CODES = frozenset({-2014, -2015, -2008, -1022})
 NOT_FOUND = -2013           # "Order does not exist." → the order was never placed
 UNKNOWN_STATUS = -1007      # backend timeout: send status unknown
+UNEXPECTED_RESP = -1006     # "unexpected response from the message bus. Execution status unknown."
+UNKNOWN_CODES = frozenset({UNKNOWN_STATUS, UNEXPECTED_RESP})
 CLOCK_SKEW = -1021          # timestamp outside recvWindow
 MARGIN_NO_CHANGE = -4046    # "No need to change margin type." → already as asked
 KLINES_MAX = 1500
@@ -339,7 +341,7 @@ class BinanceClient:
             retry_after = self._retry_after(resp.headers.get("Retry-After"))
             self._blocked_until = max(self._blocked_until, self.now() + retry_after)
             raise RateLimitError(msg or f"HTTP {status} rate limit", code, status, retry_after)
-        if code == UNKNOWN_STATUS or status >= 500:
+        if code in UNKNOWN_CODES or status >= 500:
             cls = _OutcomeUnknown if order else NetworkError
             raise cls(msg or f"{method} {path}: HTTP {status}", code, status)
         if status >= 400 or (code is not None and code < 0):

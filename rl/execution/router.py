@@ -239,8 +239,7 @@ class OrderRouter:
         notes.extend(plan.reasons)
         zh.extend(plan.reasons_zh)
         if pos is None:
-            self.stops.cancel_each(symbol, plan.cancel_stops)
-            self.stops.retry(symbol)
+            self.stops.sweep(symbol, plan.cancel_stops)
             if plan.drop and state is not None:     # reconcile drops only a remembered position
                 return SyncOutcome(None, self._closed_outside(state), notes, zh, entry)
             return SyncOutcome(None, None, notes, zh, entry)
@@ -258,8 +257,7 @@ class OrderRouter:
             ok = self.stops.protect(state, state.stop)
         # the position is protected (or that failed and is handled below): now the others
         keep = state.stop_client_algo_id
-        self.stops.cancel_each(symbol, [c for c in plan.cancel_stops if c != keep])
-        self.stops.retry(symbol, keep=keep)
+        self.stops.sweep(symbol, plan.cancel_stops, keep=keep)
         if ok == "crossed":
             out = self.close(state, reason="protective stop already crossed",
                              reason_zh="价格已越过保护性止损价")

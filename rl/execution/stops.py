@@ -3,7 +3,7 @@
 - `protect` places a reduce-only STOP_MARKET for the whole open size, then cancels the old one:
   there is never a moment without a stop.
 - A cancel that fails (5xx, timeout, 429, or a "not found" the exchange could not confirm) is
-  logged and remembered; every later `retry` (each sync) tries again, so a failed cancel never
+  logged and remembered; every later `sweep` (each sync, each entry) tries again, so a failed cancel never
   stops the caller and never leaves a stale stop behind for good.
 - `clear_for_entry` makes sure no stale reduce-only stop of an earlier position remains on a
   flat symbol before a new entry: a stale SELL stop would close the new long at the old price.
@@ -68,7 +68,7 @@ class StopKeeper:
 
     def cancel(self, symbol: str, client_algo_id: str) -> bool:
         """Cancel one stop; never raises. True when the exchange confirmed it gone; else it is
-        remembered and `retry` tries again (a stale extra stop is reduce-only: harmless to the
+        remembered and `sweep` tries again (a stale extra stop is reduce-only: harmless to the
         position it protected, but not to the next one)."""
         try:
             self.exchange.cancel_stop(symbol, client_algo_id)
@@ -87,13 +87,15 @@ class StopKeeper:
         """Cancel these stops one by one, each guarded; returns the ids not confirmed gone."""
         return [c for c in client_algo_ids if not self.cancel(symbol, c)]
 
-    def retry(self, symbol: str, keep: str | None = None) -> list[str]:
-        """Retry the failed cancels of `symbol` (never `keep`: the stop protecting it now);
-        returns those still failing."""
-        left = [c for c in sorted(self._stale.get(symbol, ())) if c != keep]
+    def sweep(self, symbol: str, listed: tuple[str, ...] | list[str] = (), keep: str | None = None) -> list[str]:
+        """Cancel the stops `listed` (that protect nothing) and retry the failed cancels of
+        `symbol`, each once, never `keep` (the stop protecting it now); returns the ids still
+        not confirmed gone."""
         if keep is not None and keep in self._stale.get(symbol, ()):
             self._stale[symbol].discard(keep)
-        return self.cancel_each(symbol, left)
+        ids = [c for c in listed if c != keep]
+        ids += [c for c in sorted(self._stale.get(symbol, ())) if c not in ids and c != keep]
+        return self.cancel_each(symbol, ids)
 
     def cancel_all(self, symbol: str) -> None:
         """Cancel every open stop of a symbol just closed (each guarded)."""
@@ -106,10 +108,9 @@ class StopKeeper:
 
     def clear_for_entry(self, symbol: str) -> tuple[str, str] | None:
         """Before a new entry on a flat `symbol`: cancel the stops left from earlier positions
-        (the failed cancels first, then whatever the exchange lists). None when the symbol is
+        (whatever the exchange lists, and the cancels that failed before). None when the symbol is
         clear; else why not, (English, Chinese): the entry must wait, a stale stop could close
         the new position."""
-        failed = self.retry(symbol)
         try:
             live = [s.client_algo_id for s in self.exchange.open_stops(symbol) if s.status == "NEW"]
         except BinanceError as exc:
@@ -121,7 +122,7 @@ class StopKeeper:
                 return (f"cannot read the position ({exc})", f"无法查询持仓（{error_detail(exc)}）")
             if held:
                 return None     # they protect a position: not stale (sync deals with it)
-        failed = sorted(set(failed) | set(self.cancel_each(symbol, live)))
+        failed = self.sweep(symbol, live)
         if failed:
             ids = ", ".join(failed)
             return (f"stale stop(s) {ids} could not be cancelled", f"旧止损单 {ids} 未能撤销")
