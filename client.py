@@ -4,7 +4,7 @@ Why it is built the way it is:
 - One code path (`_request`) owns signing, timeouts, retries, rate-limit blocks and error
   mapping, so every endpoint behaves the same under failure.
 - GETs are idempotent and retried with backoff; order POSTs are NEVER blindly re-sent. Every
-  order carries a client id, and when its outcome is unknown (timeout, 5xx, -1007) we look the
+  order carries a client id, and when its outcome is unknown (timeout, 5xx, -1006, -1007) we look the
   id up: found → return it, -2013 → it was not placed (safe to retry), lookup failed →
   `UnknownOrderStatus`. This is what keeps a flaky network from doubling a position.
 - Numbers are handled as Decimal and sent as plain strings, so float noise (0.1+0.2) never

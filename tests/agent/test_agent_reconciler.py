@@ -307,3 +307,18 @@ def test_a_restart_keeps_looking_for_an_entry_of_unknown_outcome(late_world):
     clock.set(T0 + 5_000)
     parts.reconciler.sync(SYM, slot, clock.now_ms())
     _assert_recorded_as_planned(store, exchange, slot)
+
+
+def test_a_restart_after_a_kill_during_the_entry_request_finds_its_fill(late_world):
+    exchange, store, clock = late_world
+    store.set_state(f"intent:{SYM}", PLANNED, T0)                  # the intent, then the request ...
+    exchange.late = True
+    assert Parts(exchange, store, clock).router.open_position(SYM, "LONG", 2.0, 100.0, stop=99.0).pending
+    clock.set(T0 + 1_000)                                            # ... killed before its answer
+    parts, slot = Parts(exchange, store, clock), Slot()
+    parts.reconciler.restore(SYM, slot, clock.now_ms())
+    assert slot.pending and store.get_state(f"intent:{SYM}") is not None
+    exchange.arrive()                                                # no order id known: found by its fill
+    clock.set(T0 + 3_000)
+    parts.reconciler.sync(SYM, slot, clock.now_ms())
+    _assert_recorded_as_planned(store, exchange, slot)

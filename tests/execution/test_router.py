@@ -568,3 +568,12 @@ def test_no_stale_stop_remains_before_a_new_entry():
         out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_200.0)
         assert out.state is not None and fake.order_posts == 3
         assert [float(a["triggerPrice"]) for a in fake.algos.values()] == [49_200.0]
+
+
+def test_a_resumed_maker_entry_not_visible_yet_is_followed_until_the_window_ends():
+    ex = paper()
+    router = OrderRouter(ex)
+    router.resume_entry(SYM, "LONG", "agm-9", 49_000.0, None, expires_ms=None, placed_ms=10_000)
+    assert router.poll_entry(SYM, 20_000).resting                  # Binance may show it late
+    end = router.poll_entry(SYM, 40_000)                           # 30 s on: it is not there
+    assert not end.resting and end.state is None and "not on the exchange" in end.reason
