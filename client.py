@@ -4,7 +4,7 @@ Why it is built the way it is:
 - One code path (`_request`) owns signing, timeouts, retries, rate-limit blocks and error
   mapping, so every endpoint behaves the same under failure.
 - GETs are idempotent and retried with backoff; order POSTs are NEVER blindly re-sent. Every
-  order carries a client id, and when its outcome is unknown (timeout, 5xx, -1007) we look the
+  order carries a client id, and when its outcome is unknown (timeout, 5xx, -1006, -1007) we look the
   id up: found → return it, -2013 → it was not placed (safe to retry), lookup failed →
   `UnknownOrderStatus`. This is what keeps a flaky network from doubling a position.
 - Numbers are handled as Decimal and sent as plain strings, so float noise (0.1+0.2) never
@@ -44,6 +44,8 @@ TOO_MANY_REQUESTS = -1003   # IP request weight exceeded
 TOO_MANY_ORDERS = -1015     # account order-count limit exceeded
 NOT_FOUND = -2013           # "Order does not exist." → the order was never placed
 UNKNOWN_STATUS = -1007      # backend timeout: send status unknown
+UNEXPECTED_RESP = -1006     # "unexpected response from the message bus. Execution status unknown."
+UNKNOWN_CODES = frozenset({UNKNOWN_STATUS, UNEXPECTED_RESP})
 CLOCK_SKEW = -1021          # timestamp outside recvWindow
 MARGIN_NO_CHANGE = -4046    # "No need to change margin type." → already as asked
 KLINES_MAX = 1500
@@ -435,7 +437,7 @@ class BinanceClient:
             log.warning("%s %s -> HTTP %s (code %s): %s blocked for %.0f s", method, path,
                         status, code, blocked, retry_after)
             raise RateLimitError(msg or f"HTTP {status} rate limit", code, status, retry_after)
-        if code == UNKNOWN_STATUS or status >= 500:
+        if code in UNKNOWN_CODES or status >= 500:
             cls = _OutcomeUnknown if order else NetworkError
             raise cls(msg or f"{method} {path}: HTTP {status}", code, status)
         if status >= 400 or (code is not None and code < 0):

@@ -463,7 +463,7 @@ class TradingAgent:
         if rt.state is not None:
             self._manage(sym, rt.state, a, price, hi, lo, now)
             return
-        if not fresh:
+        if not fresh or rt.pending:     # an entry of unknown outcome keeps its intent (plan)
             return
         if self._cooling_down(sym, now):
             return

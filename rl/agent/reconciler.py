@@ -34,6 +34,9 @@ from rl.execution.router import CloseOutcome, EntryOutcome, OrderRouter
 from rl.knowledge.store import KnowledgeStore
 
 EPS = 1e-12
+# after a restart, an entry intent at most this old without a position is looked up again
+# (its order may still show up); an older one is taken as never filled
+RESTART_LOOKUP_MS = 10 * 60_000
 
 Note = tuple[str, str]      # (Chinese, English): every reconcile note goes to the log in both
 
@@ -90,9 +93,12 @@ class Reconciler:
                 notes += self._resume_maker_entry(sym, slot, intent, now)    # keeps or ends the intent
                 state = slot.state
             else:
+                pending = False
                 if state is None:
-                    state = self._recover_intent(sym, slot, intent, notes)
-                self.store.delete_state(f"intent:{sym}")
+                    state = self._recover_intent(sym, slot, intent, notes, now)
+                    pending = self.router.has_pending(sym)
+                if not pending:     # an entry still to be found out keeps its plan
+                    self.store.delete_state(f"intent:{sym}")
         slot.state = state
         notes += self.sync(sym, slot, now, restart=True)
         return notes
@@ -126,15 +132,32 @@ class Reconciler:
                       f"{st.symbol}: the live stop {best.trigger_price:g} is newer than the saved one: adopted it"))
 
     def _recover_intent(self, sym: str, slot: PositionSlot, intent: Mapping[str, Any],
-                        notes: list[Note]) -> PositionState | None:
-        """Killed between an entry fill and its record: rebuild the trade from the intent."""
+                        notes: list[Note], now: int) -> PositionState | None:
+        """Killed between an entry fill and its record: rebuild the trade from the intent.
+        Killed while its outcome was unknown (or before the answer came): no position yet
+        proves nothing (Binance may show the order late), so a recent entry is pending again,
+        with its plan, and found out on the router's lookup schedule."""
         pos = self.exchange.position(sym)
+        plan = intent.get("plan") or {}
         if pos is None or pos.amount == 0 or pos.side != intent.get("side"):
+            entry = intent.get("entry") or {}
+            sent = int(entry.get("placed_ms") or intent.get("time_ms") or 0)
+            if plan.get("stop") and intent.get("side") in ("LONG", "SHORT") and now - sent < RESTART_LOOKUP_MS:
+                cid = entry.get("client_order_id")
+                self.router.resume_pending(sym, str(intent["side"]), str(cid) if cid else None,
+                                           float(plan["stop"]), plan.get("target"), sent,
+                                           entry_type=str(entry.get("order") or "ioc"),
+                                           qty=float(plan.get("qty") or 0.0))
+                slot.pending = True
+                name = cid or "?"
+                notes.append((f"{sym}：代理停止时入场单 {name} 的结果未知；交易所暂无对应持仓，保留交易计划继续查询",
+                              f"{sym}: the entry {name} was of unknown outcome when the agent stopped; no "
+                              f"position yet, so its plan is kept and it is looked up again"))
+                return None
             notes.append((f"{sym}：代理停止时正在下入场单；交易所没有对应持仓，说明未成交",
                           f"{sym}: an entry was being placed when the agent stopped; the exchange has no "
                           f"matching position, so it never filled"))
             return None
-        plan = intent.get("plan") or {}
         close_side = "SELL" if pos.amount > 0 else "BUY"
         stops = [s for s in self.exchange.open_stops(sym) if s.status == "NEW" and s.side == close_side]
         open_side = "BUY" if pos.amount > 0 else "SELL"
@@ -203,10 +226,24 @@ class Reconciler:
             return
         if out.state is None:
             slot.pending = bool(out.pending)     # sync looks it up until it is resolved
-            if not out.pending:
+            if out.pending:
+                self._remember_pending(sym, intent, now)
+            else:
                 self.store.delete_state(f"intent:{sym}")
             return
         self._record_open(sym, slot, out.state, intent)
+
+    def _remember_pending(self, sym: str, intent: Mapping[str, Any], now: int) -> None:
+        """The entry's outcome is unknown: its client id goes into the intent, so that a
+        restart looks the same order up (its plan stays with it) instead of calling it unfilled."""
+        p = self.router.pending_entry(sym)
+        if p is None or not p.client_order_id or not intent:
+            return
+        if (intent.get("entry") or {}).get("client_order_id") == p.client_order_id:
+            return
+        entry = {"order": p.entry_type, "client_order_id": p.client_order_id, "placed_ms": p.sent_ms,
+                 "expires_ms": p.expires_ms, "outcome": "unknown"}
+        self.store.set_state(f"intent:{sym}", {**intent, "entry": entry}, now)
 
     def _record_open(self, sym: str, slot: PositionSlot, st: PositionState, intent: Mapping[str, Any],
                      note: str = "") -> int:
@@ -296,6 +333,12 @@ class Reconciler:
         slot.pending = res.state is None and self.router.has_pending(sym)
         # ... and may turn out to be a maker entry resting on the book: polled from now on
         slot.resting = self.router.resting_entry(sym) is not None
+        if res.entry is not None and res.state is None and not res.entry.resting and not res.entry.pending:
+            # it turned out unfilled, never placed, or filled and gone at once: its intent is
+            # settled as for an entry answered at once (dropped, or its trade recorded)
+            intent = self.store.get_state(f"intent:{sym}")
+            if intent is not None:
+                self.settle_entry(sym, slot, res.entry, intent, now)
         if res.state is not None and res.state.trade_id is None:
             intent = self.store.get_state(f"intent:{sym}")
             if intent is not None and intent.get("side") == res.state.side:

@@ -3,8 +3,11 @@ mapping of Binance's JSON onto the port's data types."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from client import BinanceClient, BinanceError, SymbolFilters
+import requests
+
+from client import BinanceClient, BinanceError, NetworkError, SymbolFilters, UnknownOrderStatus
 from rl.execution.port import (
     ALGO_NOT_FOUND_CODES,
     NOT_FOUND,
@@ -18,6 +21,10 @@ from rl.execution.port import (
     check_order_args,
     check_stop_args,
 )
+
+# a stop in one of these no longer protects (nor threatens) anything: FINISHED and TRIGGERED
+# went to the matching engine; TRIGGERING is on its way there and may still fail: not gone
+ALGO_GONE_STATUSES = frozenset({"CANCELED", "EXPIRED", "REJECTED", "FINISHED", "TRIGGERED"})
 
 
 def _f(d: dict, key: str, default: float = 0.0) -> float:
@@ -148,16 +155,54 @@ class BinanceExchange:
     def place_order(self, symbol: str, side: str, type: str, quantity: float,
                     price: float | None = None, time_in_force: str | None = None,
                     reduce_only: bool = False, client_order_id: str | None = None) -> OrderResult:
+        """The order as Binance answered it (priced from its fills when the answer has no
+        average price). Raises UnknownOrderStatus whenever the order may have reached Binance,
+        even if the client's one lookup found nothing: Binance may show a new order late."""
         check_order_args(side, type, quantity, price, time_in_force)
-        raw = self.client.new_order(symbol, side, type, quantity=quantity, price=price,
-                                    time_in_force=time_in_force, reduce_only=reduce_only,
-                                    new_client_order_id=client_order_id)
-        return order_from_binance(raw)
+        try:
+            raw = self.client.new_order(symbol, side, type, quantity=quantity, price=price,
+                                        time_in_force=time_in_force, reduce_only=reduce_only,
+                                        new_client_order_id=client_order_id)
+        except NetworkError as exc:
+            if isinstance(exc.__cause__, requests.exceptions.ConnectTimeout):
+                raise                   # never connected: it cannot have reached Binance
+            # 5xx / timeout / -1006 / -1007, then one lookup 1 s later that answered -2013:
+            # that proves nothing yet (the router keeps looking, on a schedule)
+            raise UnknownOrderStatus(f"order {client_order_id}: outcome unknown ({exc.msg})",
+                                     exc.code, exc.status,
+                                     client_order_id=client_order_id or "") from exc
+        return self._priced(order_from_binance(raw))
+
+    def _priced(self, o: OrderResult) -> OrderResult:
+        """An order that filled but whose answer has neither avgPrice nor cumQuote: price it
+        from GET /fapi/v1/order, else from its fills (userTrades of its orderId); left at 0
+        when neither says (the router then prices it at its limit)."""
+        if o.executed_qty <= 0 or o.avg_price > 0:
+            return o
+        try:
+            ref = ({"order_id": int(o.order_id)} if o.order_id.isdigit()
+                   else {"orig_client_order_id": o.client_order_id})
+            q = order_from_binance(self.client.query_order(o.symbol, **ref))
+            if q.avg_price > 0:
+                return replace(o, avg_price=q.avg_price)
+        except BinanceError:
+            pass
+        try:
+            since = o.update_time_ms - 60_000 if o.update_time_ms else None
+            mine = [fill_from_binance(r) for r in self.client.user_trades(o.symbol, start_time=since, limit=1000)
+                    if str(r.get("orderId")) == o.order_id]
+        except BinanceError:
+            return o
+        qty = sum(f.qty for f in mine)
+        if qty <= 0:
+            return o
+        return replace(o, avg_price=sum(f.price * f.qty for f in mine) / qty,
+                       commission=sum(f.commission for f in mine))
 
     def get_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
         try:
-            return order_from_binance(self.client.query_order(
-                symbol, orig_client_order_id=client_order_id))
+            return self._priced(order_from_binance(self.client.query_order(
+                symbol, orig_client_order_id=client_order_id)))
         except BinanceError as exc:
             if exc.code == NOT_FOUND:
                 return None
@@ -165,8 +210,8 @@ class BinanceExchange:
 
     def cancel_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
         try:
-            return order_from_binance(self.client.cancel_order(
-                symbol, orig_client_order_id=client_order_id))
+            return self._priced(order_from_binance(self.client.cancel_order(
+                symbol, orig_client_order_id=client_order_id)))
         except BinanceError as exc:
             if exc.code in (NOT_FOUND, -2011):
                 return self.get_order(symbol, client_order_id)
@@ -187,12 +232,27 @@ class BinanceExchange:
         return stop_from_binance(raw)
 
     def cancel_stop(self, symbol: str, client_algo_id: str) -> None:
-        """Idempotent: a stop that is already gone (triggered/cancelled) is not an error."""
+        """Idempotent: a stop that is already gone (triggered/cancelled) is not an error. But
+        -2011/-2013 on the cancel is only taken as "gone" once GET algoOrder confirms it (a
+        final status, or no such order at all); a stop still NEW (or TRIGGERING) raises, so
+        the caller keeps retrying."""
         try:
             self.client.cancel_algo_order(client_algo_id=client_algo_id)
+            return
         except BinanceError as exc:
             if exc.code not in ALGO_NOT_FOUND_CODES:
                 raise
+            refused = exc
+        try:
+            status = stop_from_binance(self.client.query_algo_order(client_algo_id=client_algo_id)).status
+        except BinanceError as exc:
+            if exc.code in ALGO_NOT_FOUND_CODES:
+                return                  # no such stop at all: nothing to cancel
+            raise BinanceError(f"cancel of stop {client_algo_id} answered {refused.code} and its "
+                               f"status could not be read ({exc.msg})", exc.code, exc.status) from exc
+        if status not in ALGO_GONE_STATUSES:
+            raise BinanceError(f"cancel of stop {client_algo_id} answered {refused.code} "
+                               f"({refused.msg}) but the stop is {status}", refused.code, refused.status)
 
     def open_stops(self, symbol: str) -> list[StopOrderInfo]:
         return [stop_from_binance(o) for o in self.client.open_algo_orders(symbol)

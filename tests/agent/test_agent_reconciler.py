@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from client import UnknownOrderStatus
 from rl.agent.journal import TradeJournal
 from rl.agent.reconciler import Reconciler
 from rl.analysis.levels.finder import DEFAULT_WEIGHTS, FEATURES
@@ -207,3 +208,117 @@ def test_restart_keeps_one_stop_over_a_part_protected_before_the_kill(tmp_path):
     assert stops[0].client_algo_id not in old                          # replaced, never two, never none
     store.close()
     exchange.close()
+
+
+# ------------------------------------------------------------------ entries of unknown outcome
+class LatePaper(PaperExchange):
+    """A paper account whose next order is answered like a 503 and reaches the book only at
+    `arrive()` (until then it is not found, as on Binance right after such an answer)."""
+
+    late = False
+    held: tuple | None = None
+
+    def place_order(self, symbol, side, type, quantity, price=None, time_in_force=None,
+                    reduce_only=False, client_order_id=None):
+        if self.late:
+            self.late = False
+            self.held = (symbol, side, type, quantity, price, time_in_force, reduce_only, client_order_id)
+            raise UnknownOrderStatus("Service Unavailable", -1001, 503, client_order_id=client_order_id or "")
+        return super().place_order(symbol, side, type, quantity, price, time_in_force, reduce_only,
+                                   client_order_id)
+
+    def arrive(self) -> None:
+        assert self.held is not None
+        super().place_order(*self.held)
+        self.held = None
+
+
+PLANNED = {**INTENT, "plan": {"stop": 99.0, "target": 104.0, "qty": 2.0}}   # 2 % below 100 would be 98
+
+
+@pytest.fixture
+def late_world(tmp_path):
+    clock = ManualClock(T0)
+    exchange = LatePaper(tmp_path / "paper.db", balance=10_000.0, clock=clock.now_ms, funding_rate=0.0)
+    exchange.on_price(SYM, 100.0, T0)
+    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
+    store.ensure_initial_weights(T0)
+    yield exchange, store, clock
+    store.close()
+    exchange.close()
+
+
+def _enter_unknown(parts: Parts, slot: Slot, store: KnowledgeStore, exchange: LatePaper) -> None:
+    """What the agent's _enter does, with the entry answered 503."""
+    store.set_state(f"intent:{SYM}", PLANNED, T0)
+    exchange.late = True
+    out = parts.router.open_position(SYM, "LONG", 2.0, 100.0, stop=99.0, target=104.0)
+    assert out.pending
+    parts.reconciler.settle_entry(SYM, slot, out, PLANNED, T0)
+
+
+def _assert_recorded_as_planned(store: KnowledgeStore, exchange: PaperExchange, slot: Slot) -> None:
+    st = slot.state
+    assert st is not None and st.trade_id is not None and (st.stop, st.initial_stop) == (99.0, 99.0)
+    trade = store.trade(st.trade_id)
+    assert trade["stop_price"] == 99.0 and trade["entry_fee"] > 0
+    assert trade["thought_chain"]["perception"] == INTENT["perception"]
+    assert [s.trigger_price for s in exchange.open_stops(SYM)] == [99.0]
+    assert store.get_state(f"intent:{SYM}") is None and len(store.trades()) == 1
+
+
+def test_an_entry_of_unknown_outcome_that_fills_later_is_the_planned_trade(late_world):
+    exchange, store, clock = late_world
+    parts, slot = Parts(exchange, store, clock), Slot()
+    _enter_unknown(parts, slot, store, exchange)
+    assert slot.pending and store.get_state(f"intent:{SYM}")["entry"]["outcome"] == "unknown"
+    clock.set(T0 + 1_000)
+    parts.reconciler.sync(SYM, slot, clock.now_ms())           # not found yet: still pending
+    assert slot.pending and slot.state is None and store.get_state(f"intent:{SYM}") is not None
+    exchange.arrive()
+    clock.set(T0 + 3_000)
+    parts.reconciler.sync(SYM, slot, clock.now_ms())
+    assert not slot.pending
+    _assert_recorded_as_planned(store, exchange, slot)
+
+
+def test_an_entry_of_unknown_outcome_never_seen_is_dropped_after_the_lookups(late_world):
+    exchange, store, clock = late_world
+    parts, slot = Parts(exchange, store, clock), Slot()
+    _enter_unknown(parts, slot, store, exchange)
+    t = T0
+    while slot.pending and t < T0 + 60_000:
+        clock.set(t)
+        parts.reconciler.sync(SYM, slot, t)
+        t += 1_000
+    assert not slot.pending and t - 1_000 - T0 >= 30_000
+    assert store.get_state(f"intent:{SYM}") is None and store.trades() == [] and exchange.position(SYM) is None
+
+
+def test_a_restart_keeps_looking_for_an_entry_of_unknown_outcome(late_world):
+    exchange, store, clock = late_world
+    _enter_unknown(Parts(exchange, store, clock), Slot(), store, exchange)   # then killed
+    clock.set(T0 + 1_000)
+    parts, slot = Parts(exchange, store, clock), Slot()                      # the restarted process
+    notes = parts.reconciler.restore(SYM, slot, clock.now_ms())
+    assert slot.pending and slot.state is None and any("looked up again" in en for _, en in notes)
+    assert store.get_state(f"intent:{SYM}") is not None
+    exchange.arrive()
+    clock.set(T0 + 5_000)
+    parts.reconciler.sync(SYM, slot, clock.now_ms())
+    _assert_recorded_as_planned(store, exchange, slot)
+
+
+def test_a_restart_after_a_kill_during_the_entry_request_finds_its_fill(late_world):
+    exchange, store, clock = late_world
+    store.set_state(f"intent:{SYM}", PLANNED, T0)                  # the intent, then the request ...
+    exchange.late = True
+    assert Parts(exchange, store, clock).router.open_position(SYM, "LONG", 2.0, 100.0, stop=99.0).pending
+    clock.set(T0 + 1_000)                                            # ... killed before its answer
+    parts, slot = Parts(exchange, store, clock), Slot()
+    parts.reconciler.restore(SYM, slot, clock.now_ms())
+    assert slot.pending and store.get_state(f"intent:{SYM}") is not None
+    exchange.arrive()                                                # no order id known: found by its fill
+    clock.set(T0 + 3_000)
+    parts.reconciler.sync(SYM, slot, clock.now_ms())
+    _assert_recorded_as_planned(store, exchange, slot)

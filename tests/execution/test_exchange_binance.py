@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 import pytest
 import responses
 
-from client import BinanceClient, BinanceError
+from client import BinanceClient, BinanceError, UnknownOrderStatus
 from rl.execution.binance import BinanceExchange
 from rl.execution.port import SymbolMode
 from tests.support.fake_binance import BASE, FakeBinance
@@ -87,3 +87,52 @@ def test_position_reads_one_way_rows_and_refuses_hedge_legs():
     ex.account_mode(["BTCUSDT"])                           # symbolConfig: the real leverage
     p = ex.position("BTCUSDT")
     assert p.amount == pytest.approx(0.1) and p.leverage == 20
+def _exchange():
+    return BinanceExchange(BinanceClient(trade_url=BASE, api_key="k", api_secret="s", sleep=lambda s: None))
+
+
+@responses.activate
+def test_cancel_stop_answered_unknown_is_confirmed_with_the_algo_order():
+    fake = FakeBinance(responses.mock)
+    ex = _exchange()
+    ex.place_stop("BTCUSDT", "SELL", "STOP_MARKET", 49_000.0, 0.1, "s-1")
+    fake.cancel_algo_unknown = 1                   # -2011, but GET algoOrder shows it NEW
+    with pytest.raises(BinanceError, match="the stop is NEW"):
+        ex.cancel_stop("BTCUSDT", "s-1")
+    assert "s-1" in fake.algos
+    ex.cancel_stop("BTCUSDT", "s-1")               # cancelled now
+    ex.cancel_stop("BTCUSDT", "s-1")               # -2011 again: GET algoOrder says CANCELED
+    ex.cancel_stop("BTCUSDT", "never-placed")      # -2011, and GET algoOrder -2013: nothing there
+    assert fake.algos == {}
+    assert [c.request.method for c in responses.calls if "/fapi/v1/algoOrder" in c.request.url].count("GET") == 3
+
+
+@responses.activate
+def test_a_minus_1006_on_an_order_is_an_unknown_outcome_not_a_rejection():
+    FakeBinance(responses.mock)
+    responses.replace(responses.POST, BASE + "/fapi/v1/order", status=400, json={
+        "code": -1006, "msg": "An unexpected response was received from the message bus. "
+                              "Execution status unknown."})
+    with pytest.raises(UnknownOrderStatus) as err:
+        _exchange().place_order("BTCUSDT", "BUY", "LIMIT", 0.1, 50_025.0, "IOC", client_order_id="e-1")
+    assert err.value.client_order_id == "e-1"
+
+
+@responses.activate
+def test_a_lookup_that_answers_not_found_after_a_503_is_still_an_unknown_outcome():
+    fake = FakeBinance(responses.mock)
+    fake.late_next_order = True                    # 503, and the client's lookup answers -2013
+    with pytest.raises(UnknownOrderStatus):
+        _exchange().place_order("BTCUSDT", "BUY", "LIMIT", 0.1, 50_025.0, "IOC", client_order_id="e-1")
+
+
+@responses.activate
+def test_an_order_answer_without_avg_price_is_priced_from_the_order_or_its_fills():
+    fake = FakeBinance(responses.mock)
+    ex = _exchange()
+    fake.omit_avg_next_order = True
+    o = ex.place_order("BTCUSDT", "BUY", "LIMIT", 0.1, 50_025.0, "IOC", client_order_id="e-1")
+    assert o.avg_price == 50_000.0                 # from GET /fapi/v1/order
+    fake.omit_avg_next_order = fake.omit_avg_in_query = True
+    o = ex.place_order("BTCUSDT", "BUY", "LIMIT", 0.1, 50_025.0, "IOC", client_order_id="e-2")
+    assert o.avg_price == 50_000.0 and o.commission == pytest.approx(2.5)    # from userTrades

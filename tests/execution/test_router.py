@@ -197,6 +197,7 @@ def test_rejected_entry_leaves_no_position_no_stop_and_nothing_pending():
     # Binance: the same refusal as the API sends it (HTTP 400 with code/msg)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
         rs.add(responses.GET, f"{BASE}/fapi/v1/exchangeInfo", json=EXCHANGE_INFO)
+        rs.add(responses.GET, f"{BASE}/fapi/v1/openAlgoOrders", json=[])    # no stale stop
         rs.add(responses.POST, f"{BASE}/fapi/v1/order", status=400,
                json={"code": -2019, "msg": "Margin is insufficient."})
         client = BinanceClient(trade_url=BASE, api_key="k", api_secret="s", sleep=lambda s: None)
@@ -391,3 +392,188 @@ def test_filled_part_with_stop_already_crossed_is_closed_and_the_rest_cancelled(
     assert not out.resting and out.state is None and out.order.executed_qty == pytest.approx(0.04)
     assert "closed at once" in out.reason
     assert ex.position(SYM) is None and ex.open_orders(SYM) == [] and ex.open_stops(SYM) == []
+
+
+# ------------------------------------------------------------------ faults (issue 13: 1, 2, 3, 9)
+class Clock:
+    """The router's injected clock (ms), moved by hand."""
+
+    def __init__(self, t: int = 0) -> None:
+        self.t = t
+
+    def __call__(self) -> int:
+        return self.t
+
+
+def _calls(rs, method, path):
+    return [c for c in rs.calls if c.request.method == method and c.request.url.split("?")[0].endswith(path)]
+
+
+def test_sync_places_the_missing_stop_before_a_cancel_that_fails():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        router = OrderRouter(bx)
+        state = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0).state
+        fake.algos.clear()                                        # our stop is gone ...
+        bx.place_stop(SYM, "BUY", "STOP_MARKET", 60_000.0, 0.1, "wrong-side-1")   # ... a stray one is live
+        fake.fail_cancel_algo = 2                                 # and the cancels answer 503
+        sync = router.sync(SYM, state)                            # the old sync raised here
+        assert sync.state is state and state.unprotected_cycles == 0
+        live = {c: (a["side"], float(a["triggerPrice"])) for c, a in fake.algos.items()}
+        assert live[state.stop_client_algo_id] == ("SELL", 49_000.0)
+        assert "wrong-side-1" in live and "wrong-side-1" in router.stops.stale(SYM)
+        router.sync(SYM, state)                                   # the failed cancel is retried
+        assert list(fake.algos) == [state.stop_client_algo_id] and not router.stops.stale(SYM)
+
+
+def test_sync_places_a_stop_when_the_stops_cannot_be_listed():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        router = OrderRouter(bx)
+        state = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0).state
+        fake.algos.clear()
+        fake.fail_open_algos = 4                                  # the GET and its 3 retries: 503
+        sync = router.sync(SYM, state)
+        assert sync.state is state and state.unprotected_cycles == 0
+        assert [(a["side"], float(a["triggerPrice"]), a["reduceOnly"]) for a in fake.algos.values()] == \
+               [("SELL", 49_000.0, True)]
+        assert any("placing a reduce-only stop anyway" in n for n in sync.notes)
+
+
+def test_the_safety_close_fires_although_every_cancel_fails():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        router = OrderRouter(bx)
+        state = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0).state
+        fake.algos.clear()
+        bx.place_stop(SYM, "BUY", "STOP_MARKET", 60_000.0, 0.1, "wrong-side-1")
+        fake.fail_cancel_algo = fake.fail_algo = 1_000           # no stop can be placed nor cancelled
+        first = router.sync(SYM, state)
+        assert first.state is state and state.unprotected_cycles == 1
+        second = router.sync(SYM, state)
+        assert second.state is None and second.closed.closed and "closed for safety" in second.closed.reason
+        assert fake.amount == 0
+
+
+def test_an_entry_answered_503_that_fills_later_gets_its_planned_stop():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        clock = Clock(0)
+        router = OrderRouter(bx, now_ms=clock)
+        fake.late_next_order = True                               # 503; the client's lookup 1 s later: -2013
+        out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_500.0, target=52_000.0, trade_id=9)
+        assert out.pending and out.state is None and router.has_pending(SYM)
+        clock.t = 1_000
+        assert router.sync(SYM, None).state is None and router.has_pending(SYM)
+        clock.t = 1_500
+        again = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_500.0)
+        assert again.pending and "still unknown" in again.reason and fake.order_posts == 1
+        fake.execute_late()                                       # the order reaches the book now
+        clock.t = 3_000                                           # the next lookup is due (1 s + 2 s)
+        sync = router.sync(SYM, None)
+        st = sync.state
+        assert st is not None and sync.entry is not None and not router.has_pending(SYM)
+        assert (st.stop, st.initial_stop, st.target, st.trade_id) == (49_500.0, 49_500.0, 52_000.0, 9)
+        assert st.qty == pytest.approx(0.1) and st.fees == pytest.approx(2.5)
+        assert [float(a["triggerPrice"]) for a in fake.algos.values()] == [49_500.0]
+        assert fake.order_posts == 1
+
+
+def test_an_unknown_entry_is_declared_never_placed_only_after_lookups_over_30_s():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        clock = Clock(0)
+        router = OrderRouter(bx, now_ms=clock)
+        fake.late_next_order = True                               # ... and it never executes
+        assert router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_500.0).pending
+        lookups_by_client = len(_calls(rs, "GET", "/fapi/v1/order"))
+        ended = None
+        for t in range(0, 40_001, 500):                          # the agent's cycles, every 0.5 s
+            clock.t = t
+            sync = router.sync(SYM, None)
+            if sync.entry is not None:
+                ended = (t, sync.entry)
+                break
+            assert router.has_pending(SYM)
+        assert ended is not None and ended[0] == 30_000
+        assert "never placed" in ended[1].reason and not ended[1].pending
+        assert len(_calls(rs, "GET", "/fapi/v1/order")) - lookups_by_client == 5   # at 0, 2, 6, 14, 30 s
+        assert len(_calls(rs, "GET", "/fapi/v3/positionRisk")) >= 5
+        assert fake.order_posts == 1 and fake.algos == {}
+
+
+def test_an_order_lookup_that_lags_is_matched_by_position_and_fills():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        router = OrderRouter(bx, now_ms=Clock(0))
+        fake.timeout_next_order = True                            # executed, answered -1007 ...
+        fake.hide_orders = True                                   # ... and GET order says -2013
+        out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_500.0, trade_id=4)
+        assert out.pending
+        sync = router.sync(SYM, None)
+        st = sync.state
+        assert st is not None and "found by its fill" in sync.entry.reason
+        assert (st.stop, st.qty, st.entry_price, st.trade_id) == (49_500.0, pytest.approx(0.1), 50_000.0, 4)
+        assert st.fees == pytest.approx(2.5)
+        assert [float(a["triggerPrice"]) for a in fake.algos.values()] == [49_500.0]
+
+
+@pytest.mark.parametrize("query_has_avg", [True, False])
+def test_an_entry_fill_without_avg_price_is_priced_and_protected(query_has_avg):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        fake.omit_avg_next_order = True                           # neither avgPrice nor cumQuote
+        fake.omit_avg_in_query = not query_has_avg                # then only userTrades tell
+        router = OrderRouter(bx)
+        out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+        assert out.state is not None and out.state.entry_price == 50_000.0
+        assert out.state.fees == pytest.approx(2.5)
+        assert [float(a["triggerPrice"]) for a in fake.algos.values()] == [49_000.0]
+
+
+def test_the_stop_is_placed_before_the_fees_are_looked_up():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        out = OrderRouter(bx).open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+        assert out.state.fees == pytest.approx(2.5)
+        urls = [(c.request.method, c.request.url.split("?")[0].rsplit("/", 1)[1]) for c in rs.calls]
+        assert urls.index(("POST", "algoOrder")) < urls.index(("GET", "userTrades"))
+
+
+def test_a_cancel_answered_unknown_is_retried_until_the_stop_is_gone():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        router = OrderRouter(bx)
+        state = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0).state
+        old = state.stop_client_algo_id
+        fake.cancel_algo_unknown = 1                              # -2011, yet the stop stays live
+        assert router.move_stop(state, 49_500.0, "tighter")
+        assert set(fake.algos) == {old, state.stop_client_algo_id} and router.stops.stale(SYM) == {old}
+        router.sync(SYM, state)
+        assert list(fake.algos) == [state.stop_client_algo_id] and not router.stops.stale(SYM)
+
+
+def test_no_stale_stop_remains_before_a_new_entry():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        bx, fake = binance(rs)
+        router = OrderRouter(bx)
+        state = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0).state
+        fake.cancel_algo_unknown = 1_000                          # every cancel: -2011, the stop stays
+        gone, _ = router.apply(state, [CloseAll("signal")])
+        assert gone is None and fake.amount == 0 and len(fake.algos) == 1   # a stale SELL stop is live
+        refused = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0)
+        assert refused.state is None and not refused.pending and "stale stop" in refused.reason
+        assert fake.order_posts == 2                              # the entry and the close: nothing sent
+        fake.cancel_algo_unknown = 0
+        out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_200.0)
+        assert out.state is not None and fake.order_posts == 3
+        assert [float(a["triggerPrice"]) for a in fake.algos.values()] == [49_200.0]
+
+
+def test_a_resumed_maker_entry_not_visible_yet_is_followed_until_the_window_ends():
+    ex = paper()
+    router = OrderRouter(ex)
+    router.resume_entry(SYM, "LONG", "agm-9", 49_000.0, None, expires_ms=None, placed_ms=10_000)
+    assert router.poll_entry(SYM, 20_000).resting                  # Binance may show it late
+    end = router.poll_entry(SYM, 40_000)                           # 30 s on: it is not there
+    assert not end.resting and end.state is None and "not on the exchange" in end.reason

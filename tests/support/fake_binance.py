@@ -1,7 +1,16 @@
 """A scripted Binance futures API for `responses`: one symbol, orders fill at `price`, algo
 (stop) orders rest until cancelled, answers in the shapes of Binance's docs. The account's
 modes (hedge / multi-assets, the symbol's margin type and leverage) are scripted too, and in
-hedge mode positionRisk answers the `hedge_legs` (positionSide LONG / SHORT rows)."""
+hedge mode positionRisk answers the `hedge_legs` (positionSide LONG / SHORT rows).
+
+Fault switches (all off by default, each a count of answers to spoil unless said otherwise):
+`fail_algo` (POST algoOrder 503), `fail_cancel_algo` (DELETE algoOrder 503),
+`cancel_algo_unknown` (DELETE algoOrder answers -2011 but the stop stays live),
+`fail_open_algos` / `fail_user_trades` (GET 503; the client retries GETs 3 times, so 4 fail a
+call), `late_next_order` (POST order answers 503 and the order only executes at
+`execute_late()`; until then lookups answer -2013), `hide_orders` (bool: GET order answers
+-2013 although the order exists), `omit_avg_next_order` (the answer lacks avgPrice and
+cumQuote), `omit_avg_in_query` (bool: GET order answers lack them too)."""
 from __future__ import annotations
 
 import json
@@ -41,12 +50,23 @@ class FakeBinance:
         rs.add_callback(responses.GET, BASE + "/fapi/v1/symbolConfig", callback=self.symbol_config)
         rs.add_callback(responses.POST, BASE + "/fapi/v1/leverage", callback=self.set_leverage)
         rs.add_callback(responses.POST, BASE + "/fapi/v1/marginType", callback=self.set_margin_type)
+        self.fail_cancel_algo = 0
+        self.cancel_algo_unknown = 0
+        self.fail_open_algos = 0
+        self.fail_user_trades = 0
+        self.late_next_order = False
+        self.late: list[dict] = []
+        self.hide_orders = False
+        self.omit_avg_next_order = False
+        self.omit_avg_in_query = False
+        self.algos_done: dict = {}          # cancelled stops, as GET algoOrder shows them
         rs.add(responses.GET, BASE + "/fapi/v1/exchangeInfo", json=EXCHANGE_INFO)
         rs.add_callback(responses.POST, BASE + "/fapi/v1/order", callback=self.new_order)
         rs.add_callback(responses.GET, BASE + "/fapi/v1/order", callback=self.query_order)
         rs.add_callback(responses.DELETE, BASE + "/fapi/v1/order", callback=self.cancel_order)
         rs.add_callback(responses.POST, BASE + "/fapi/v1/algoOrder", callback=self.new_algo)
         rs.add_callback(responses.DELETE, BASE + "/fapi/v1/algoOrder", callback=self.cancel_algo)
+        rs.add_callback(responses.GET, BASE + "/fapi/v1/algoOrder", callback=self.query_algo)
         rs.add_callback(responses.GET, BASE + "/fapi/v1/openAlgoOrders", callback=self.open_algos)
         rs.add_callback(responses.GET, BASE + "/fapi/v3/positionRisk", callback=self.position_risk)
         rs.add_callback(responses.GET, BASE + "/fapi/v1/userTrades", callback=self.user_trades)
@@ -55,11 +75,28 @@ class FakeBinance:
     def q(req):
         return {k: v[0] for k, v in parse_qs(urlparse(req.url).query).items()}
 
+    @staticmethod
+    def server_error():
+        return (503, {}, json.dumps({"code": -1001, "msg": "Internal error; unable to process your "
+                                     "request. Please try again."}))
+
     def new_order(self, req):
         p = self.q(req)
         self.order_posts += 1
+        if self.late_next_order:
+            self.late_next_order = False
+            self.late.append(p)
+            return self.server_error()
         if p.get("timeInForce") == "GTX":
             return self.new_post_only(p)
+        return self.execute(p)
+
+    def execute_late(self):
+        """The orders answered with a 503 reach the matching engine now."""
+        while self.late:
+            self.execute(self.late.pop(0))
+
+    def execute(self, p):
         qty = float(p["quantity"])
         sign = 1 if p["side"] == "BUY" else -1
         if p.get("reduceOnly") == "true":
@@ -88,6 +125,9 @@ class FakeBinance:
                 "updateTime": 1000 + oid, "workingType": "CONTRACT_PRICE", "priceProtect": False,
                 "priceMatch": "NONE", "selfTradePreventionMode": "NONE", "goodTillDate": 0}
         self.orders[p["newClientOrderId"]] = body
+        if self.omit_avg_next_order:
+            self.omit_avg_next_order = False
+            return (200, {}, json.dumps({k: v for k, v in body.items() if k not in ("avgPrice", "cumQuote")}))
         if self.timeout_next_order:
             self.timeout_next_order = False
             return (503, {}, json.dumps({"code": -1007, "msg": "Timeout waiting for response from "
@@ -140,10 +180,16 @@ class FakeBinance:
         return (200, {}, json.dumps({k: v for k, v in o.items() if k != "avgPrice"}))
 
     def query_order(self, req):
-        cid = self.q(req).get("origClientOrderId")
-        if cid not in self.orders:
+        p = self.q(req)
+        cid = p.get("origClientOrderId")
+        if cid is None and "orderId" in p:
+            cid = next((c for c, o in self.orders.items() if str(o["orderId"]) == p["orderId"]), None)
+        if cid not in self.orders or self.hide_orders:
             return (400, {}, json.dumps({"code": -2013, "msg": "Order does not exist."}))
-        return (200, {}, json.dumps(self.orders[cid]))
+        body = self.orders[cid]
+        if self.omit_avg_in_query:
+            body = {k: v for k, v in body.items() if k not in ("avgPrice", "cumQuote")}
+        return (200, {}, json.dumps(body))
 
     def new_algo(self, req):
         p = self.q(req)
@@ -165,12 +211,29 @@ class FakeBinance:
 
     def cancel_algo(self, req):
         cid = self.q(req)["clientAlgoId"]
+        if self.fail_cancel_algo:
+            self.fail_cancel_algo -= 1
+            return self.server_error()
+        if self.cancel_algo_unknown:
+            self.cancel_algo_unknown -= 1
+            return (400, {}, json.dumps({"code": -2011, "msg": "Unknown order sent."}))
         body = self.algos.pop(cid, None)
         if body is None:
             return (400, {}, json.dumps({"code": -2011, "msg": "Unknown order sent."}))
+        self.algos_done[cid] = {**body, "algoStatus": "CANCELED", "updateTime": body["updateTime"] + 1}
         return (200, {}, json.dumps({"algoId": body["algoId"], "clientAlgoId": cid, "code": "200", "msg": "success"}))
 
+    def query_algo(self, req):
+        cid = self.q(req).get("clientAlgoId")
+        body = self.algos.get(cid) or self.algos_done.get(cid)
+        if body is None:
+            return (400, {}, json.dumps({"code": -2013, "msg": "Order does not exist."}))
+        return (200, {}, json.dumps({**body, "actualOrderId": "", "actualPrice": "0.00000"}))
+
     def open_algos(self, req):
+        if self.fail_open_algos:
+            self.fail_open_algos -= 1
+            return self.server_error()
         return (200, {}, json.dumps(list(self.algos.values())))
 
     # ------------------------------------------------------------------ account modes
@@ -249,4 +312,7 @@ class FakeBinance:
         return (200, {}, json.dumps([row] if self.amount else []))
 
     def user_trades(self, req):
+        if self.fail_user_trades:
+            self.fail_user_trades -= 1
+            return self.server_error()
         return (200, {}, json.dumps(self.trades))
