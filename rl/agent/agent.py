@@ -52,6 +52,7 @@ from rl.analysis.analyzer import Analysis, IncrementalAnalyzer
 from rl.analysis.levels.book import LevelScan
 from rl.analysis.levels.candidates import Bars
 from rl.clock import Clock
+from rl.errors import NetworkError, UnknownOrderStatus, ValidationError
 from rl.execution.actions import exit_kind
 from rl.execution.port import ExchangePort, SimulatedExchange
 from rl.execution.position import PositionState
@@ -101,6 +102,16 @@ class _SymbolRuntime:
     @classmethod
     def of(cls, analyzer: SymbolAnalyzer) -> _SymbolRuntime:
         return cls(analyzer, CandleFormer(analyzer.push_candle))
+
+
+def _trader_detail(exc: BaseException) -> str | None:
+    """The part of an error a trader may see: Binance's (or the paper account's) code and
+    message for a refusal, or a project validation message; None for anything else."""
+    if isinstance(exc, BinanceError) and not isinstance(exc, (NetworkError, UnknownOrderStatus)):
+        return f"Binance {exc.code}: {exc.msg}" if exc.code is not None and exc.msg else None
+    if isinstance(exc, ValidationError):
+        return str(exc)
+    return None
 
 
 def _analysis_view(a: Analysis) -> dict:
@@ -605,8 +616,12 @@ class TradingAgent:
 
     # ================================================================== manual actions
     def manual_order(self, symbol: str, side: str, type: str, quantity: float,
-                     price: float | None = None) -> dict:
-        """A trader's order from the dashboard, serialized with the agent's own by the lock."""
+                     price: float | None = None, client_order_id: str | None = None) -> dict:
+        """A trader's order from the dashboard, serialized with the agent's own by the lock.
+
+        With `client_order_id` the call is idempotent: an order the exchange already knows by
+        that id is answered as it stands, never placed again (Binance only refuses a duplicate
+        id while the first order is open; a filled one's id would be taken anew)."""
         if side not in ("BUY", "SELL"):
             raise ValueError(f"side={side!r} is invalid: it must be BUY or SELL")
         if type not in ("LIMIT", "MARKET"):
@@ -617,12 +632,16 @@ class TradingAgent:
         if type == "LIMIT" and (price is None or not float(price) > 0):
             raise ValueError(f"price={price!r} is invalid: a LIMIT order needs a price > 0")
         with self.lock:
+            if client_order_id is not None:
+                placed = self.exchange.get_order(symbol, client_order_id)
+                if placed is not None:
+                    return placed.to_dict()
             now = self.clock.now_ms()
             f = self.exchange.filters(symbol)
             q = f.floor_qty(q, market=type == "MARKET")
             p = f.round_price(float(price), "nearest") if type == "LIMIT" and price is not None else None
             order = self.exchange.place_order(symbol, side, type, q, p, "GTC" if type == "LIMIT" else None,
-                                              client_order_id=new_client_order_id("man"))
+                                              client_order_id=client_order_id or new_client_order_id("man"))
             self.store.orders.record(order, "manual")
             self._log("INFO", symbol, f"手动下单 {_SIDE_ZH[side]} {_TYPE_ZH[type]} {q:g}" + (f" @ {p:g}" if p else "")
                       + f"：{_STATUS_ZH.get(order.status, order.status)}",
@@ -661,7 +680,12 @@ class TradingAgent:
             log.exception("writing the decision log failed")
 
     def note_error(self, sym: str, exc: BaseException) -> None:
-        """Record a failed step: Python log with traceback, decision log, status.last_error."""
+        """Record a failed step: Python log with traceback, decision log, status.last_error.
+
+        status.last_error (what the API shows) carries only what a trader can read: the plain
+        sentence and, when there is one, the exchange's own refusal or the project's own
+        validation message; never an exception's raw text or type, which stay in the Python
+        log (paths, SQL and payloads live there)."""
         now = self.clock.now_ms()
         msg = f"{type(exc).__name__}: {exc}"
         plain_zh, plain_en = error_texts(exc)
@@ -671,8 +695,11 @@ class TradingAgent:
             self.board.connect("exchange", "down")
         expected = isinstance(exc, (MarketUnavailable, BinanceError))   # outages: no traceback spam
         log.error("cycle for %s failed: %s", sym or "-", msg, exc_info=None if expected else exc)
-        self.board.error({"time_ms": now, "symbol": sym, "message": msg,
-                          "message_zh": f"{plain_zh}（{msg}）", "message_en": f"{plain_en} ({msg})"})
+        detail = _trader_detail(exc)
+        shown_zh = f"{plain_zh}（{detail}）" if detail else plain_zh
+        shown_en = f"{plain_en} ({detail})" if detail else plain_en
+        self.board.error({"time_ms": now, "symbol": sym, "message": shown_en,
+                          "message_zh": shown_zh, "message_en": shown_en})
         self._log("ERROR", sym, f"{plain_zh}（{msg}）", f"{plain_en} ({msg})", now, pylog=False)
 
     def _publish(self, sym: str, analysis: Analysis | None = None) -> None:

@@ -4,9 +4,10 @@
 const TOKEN = document.querySelector('meta[name="dashboard-token"]')?.content || "";
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, field = null) {
     super(message);
     this.status = status;
+    this.field = field;   // the refused field, when the server names one (400 bad input)
   }
 }
 
@@ -26,7 +27,7 @@ async function call(method, path, body) {
   let data = null;
   try { data = await resp.json(); } catch (e) { data = null; }
   if (!resp.ok) {
-    throw new ApiError(resp.status, (data && data.error) || `HTTP ${resp.status}`);
+    throw new ApiError(resp.status, (data && data.error) || `HTTP ${resp.status}`, data && data.field);
   }
   return data;
 }
