@@ -13,6 +13,7 @@ import hmac
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from web.inputs import MAX_BODY_BYTES, InputError, parse_int, parse_json_object
 from web.service import DashboardService
@@ -55,7 +56,12 @@ def _json_body() -> Any:
     """The request's JSON object (web.inputs.parse_json_object): an empty body is {}."""
     # Werkzeug stops reading past this (413), chunked bodies included: nothing large is buffered.
     request.max_content_length = MAX_BODY_BYTES
-    return parse_json_object(request.get_data(cache=True), is_json=request.is_json)
+    try:
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise InputError("body", f"it must be at most {MAX_BODY_BYTES} bytes", shown=False,
+                         status=413) from None
+    return parse_json_object(data, is_json=request.is_json)
 
 
 def _query(name: str) -> str | None:
