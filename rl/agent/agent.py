@@ -52,7 +52,7 @@ from rl.analysis.analyzer import Analysis, IncrementalAnalyzer
 from rl.analysis.levels.book import LevelScan
 from rl.analysis.levels.candidates import Bars
 from rl.clock import Clock
-from rl.errors import NetworkError, UnknownOrderStatus, ValidationError
+from rl.errors import AgentError
 from rl.execution.actions import exit_kind
 from rl.execution.port import ExchangePort, SimulatedExchange
 from rl.execution.position import PositionState
@@ -105,12 +105,13 @@ class _SymbolRuntime:
 
 
 def _trader_detail(exc: BaseException) -> str | None:
-    """The part of an error a trader may see: Binance's (or the paper account's) code and
-    message for a refusal, or a project validation message; None for anything else."""
-    if isinstance(exc, BinanceError) and not isinstance(exc, (NetworkError, UnknownOrderStatus)):
-        return f"Binance {exc.code}: {exc.msg}" if exc.code is not None and exc.msg else None
-    if isinstance(exc, ValidationError):
-        return str(exc)
+    """The part of an error a trader may see: the message of one of the project's own errors
+    (rl.errors: written for the trader, naming no secrets; for a Binance error its code and
+    msg), None for anything else, whose text (paths, SQL, payloads) only the Python log gets."""
+    if isinstance(exc, BinanceError):
+        return f"Binance {exc.code}: {exc.msg}" if exc.code is not None else (exc.msg or None)
+    if isinstance(exc, AgentError):
+        return str(exc) or None
     return None
 
 
@@ -682,10 +683,9 @@ class TradingAgent:
     def note_error(self, sym: str, exc: BaseException) -> None:
         """Record a failed step: Python log with traceback, decision log, status.last_error.
 
-        status.last_error (what the API shows) carries only what a trader can read: the plain
-        sentence and, when there is one, the exchange's own refusal or the project's own
-        validation message; never an exception's raw text or type, which stay in the Python
-        log (paths, SQL and payloads live there)."""
+        What the API shows (status.last_error, the decision log) is what a trader can read:
+        the plain sentence and, for one of the project's own errors, its message; never an
+        unexpected exception's text or type, which only the Python log gets (with traceback)."""
         now = self.clock.now_ms()
         msg = f"{type(exc).__name__}: {exc}"
         plain_zh, plain_en = error_texts(exc)
@@ -700,7 +700,7 @@ class TradingAgent:
         shown_en = f"{plain_en} ({detail})" if detail else plain_en
         self.board.error({"time_ms": now, "symbol": sym, "message": shown_en,
                           "message_zh": shown_zh, "message_en": shown_en})
-        self._log("ERROR", sym, f"{plain_zh}（{msg}）", f"{plain_en} ({msg})", now, pylog=False)
+        self._log("ERROR", sym, shown_zh, shown_en, now, pylog=False)
 
     def _publish(self, sym: str, analysis: Analysis | None = None) -> None:
         """Show readers the symbol's analysis and a copy of its position. `analysis`: a

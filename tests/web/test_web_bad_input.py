@@ -213,6 +213,9 @@ def test_agent_status_last_error_has_no_exception_text(client, world, monkeypatc
     assert err["message_en"] == "cycle failed, will retry next cycle"
     assert err["message_zh"] == "本轮出错，下一轮继续" and err["message"] == err["message_en"]
     assert "secret_col" not in str(err) and "RuntimeError" not in str(err)
+    logs = client.get("/api/agent/logs").get_json()["logs"]      # the page's run log, too
+    assert logs[0]["level"] == "ERROR" and logs[0]["message_en"] == err["message_en"]
+    assert "secret_col" not in str(logs) and "RuntimeError" not in str(logs)
     assert "secret_col" in caplog.text
 
 
