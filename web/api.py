@@ -73,9 +73,7 @@ def _query(name: str) -> str | None:
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    value = parse_int(name, _query(name), lo=lo, hi=hi, default=default)
-    assert value is not None
-    return value
+    return parse_int(name, _query(name), lo=lo, hi=hi, default=default)
 
 
 def _symbol_arg() -> str:
@@ -161,8 +159,8 @@ def trades() -> Any:
 @api.get("/trades/<trade_id>")
 def trade(trade_id: str) -> Any:
     # a string route: Flask's <int:> takes any size, and past 2**63-1 SQLite overflows
-    found = parse_int("trade id", trade_id, lo=1, hi=SQLITE_MAX_INT)
-    assert found is not None
+    # (a path segment is never empty, so the default is never used)
+    found = parse_int("trade id", trade_id, lo=1, hi=SQLITE_MAX_INT, default=0)
     return jsonify(service().trade(found))
 
 

@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from rl.errors import ValidationError
 
@@ -85,6 +85,10 @@ def parse_number(field: str, raw: Any, *, required: bool) -> float | None:
     return float(value)
 
 
+@overload
+def parse_int(field: str, raw: str | None, *, lo: int, hi: int, default: int) -> int: ...
+@overload
+def parse_int(field: str, raw: str | None, *, lo: int, hi: int, default: None = None) -> int | None: ...
 def parse_int(field: str, raw: str | None, *, lo: int, hi: int, default: int | None = None) -> int | None:
     """An integer lo..hi written in ASCII digits (an optional leading '-'); None/"" -> default."""
     if raw is None or raw == "":

@@ -201,9 +201,7 @@ class DashboardService:
     @staticmethod
     def check_limit(raw: str | None, default: int = DEFAULT_KLINES_LIMIT,
                     maximum: int = MAX_KLINES_LIMIT) -> int:
-        value = parse_int("limit", raw, lo=1, hi=maximum, default=default)
-        assert value is not None
-        return value
+        return parse_int("limit", raw, lo=1, hi=maximum, default=default)
 
     # ---- market data --------------------------------------------------------------------
     def _market_call(self, fn: Callable[[MarketPort], T], context: str) -> T:
