@@ -635,7 +635,8 @@ class TradingAgent:
         with self.lock:
             if client_order_id is not None:
                 placed = self.exchange.get_order(symbol, client_order_id)
-                if placed is not None:
+                if placed is not None:              # (an upsert: recorded even if it was not yet)
+                    self.store.orders.record(placed, "manual")
                     return placed.to_dict()
             now = self.clock.now_ms()
             f = self.exchange.filters(symbol)
