@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 from urllib.parse import urlencode
 
@@ -202,6 +202,17 @@ def weight_limit_from(exchange_info: Any) -> int | None:
     return None
 
 
+def _on_grid(value: Decimal, step: Decimal) -> bool:
+    """value % step == 0, exactly, whatever their sizes.
+
+    The default 28-digit context raises DivisionImpossible as soon as value / step needs more
+    digits (1e28 % 0.001): give the remainder the digits it needs instead.
+    """
+    with localcontext() as ctx:
+        ctx.prec = max(28, value.adjusted() - step.adjusted() + 30)
+        return value % step == 0
+
+
 # ----------------------------------------------------------------------------- filters
 @dataclass(frozen=True)
 class SymbolFilters:
@@ -218,6 +229,9 @@ class SymbolFilters:
     min_notional: Decimal
     price_precision: int
     quantity_precision: int
+    # PERCENT_PRICE: a BUY's limit at most mark × up, a SELL's at least mark × down (0 = none)
+    multiplier_up: Decimal = Decimal(0)
+    multiplier_down: Decimal = Decimal(0)
 
     def _lot(self, market: bool) -> tuple[Decimal, Decimal, Decimal]:
         if market and self.market_step_size > 0:
@@ -251,7 +265,7 @@ class SymbolFilters:
 
         For market orders `price` is optional and only used for the notional check.
         """
-        q = _dec(qty, "qty")
+        q = _dec(qty, "qty")            # finite, or a ValueError naming the field
         step, lo, hi = self._lot(market)
         if _decimals(q) > self.quantity_precision:
             raise OrderRejected("Precision is over the maximum defined for this asset.", -1111)
@@ -260,16 +274,17 @@ class SymbolFilters:
             if _decimals(p) > self.price_precision:
                 raise OrderRejected("Precision is over the maximum defined for this asset.",
                                     -1111)
-            if p <= 0 or p % self.tick_size != 0:
+            if p <= 0 or not _on_grid(p, self.tick_size):
                 raise OrderRejected("Price not increased by tick size.", -4014)
         if q <= 0:
             raise OrderRejected("Quantity less than or equal to zero.", -4003)
-        if q % step != 0:
+        # the bound before the grid: an absurd size is "too large", and is never divided
+        if hi > 0 and q > hi:
+            raise OrderRejected("Quantity greater than maximum quantity.", -4005)
+        if not _on_grid(q, step):
             raise OrderRejected("Quantity not increased by step size.", -4023)
         if q < lo:
             raise OrderRejected("Quantity less than minimum quantity.", -4004)
-        if hi > 0 and q > hi:
-            raise OrderRejected("Quantity greater than maximum quantity.", -4005)
         if p is not None and p * q < self.min_notional:
             raise OrderRejected(f"Order's notional must be no smaller than "
                                 f"{_plain(self.min_notional)} (unless you choose reduce only).",
@@ -290,9 +305,15 @@ def parse_symbol_filters(exchange_info: dict) -> dict[str, SymbolFilters]:
                 raise ValueError(f"exchange_info.symbols[{name}].filters: {need} is missing")
         pf, lot = f["PRICE_FILTER"], f["LOT_SIZE"]
         mkt = f.get("MARKET_LOT_SIZE", lot)
+        pct = f.get("PERCENT_PRICE", {})        # absent: no price band
         tick, step = _dec(pf["tickSize"], "tickSize"), _dec(lot["stepSize"], "stepSize")
         if tick <= 0 or step <= 0:
             raise ValueError(f"exchange_info.symbols[{name}]: tickSize and stepSize must be > 0")
+        up = _dec(pct.get("multiplierUp", "0"), "multiplierUp")
+        down = _dec(pct.get("multiplierDown", "0"), "multiplierDown")
+        if up < 0 or down < 0:
+            raise ValueError(f"exchange_info.symbols[{name}].PERCENT_PRICE: multiplierUp and "
+                             f"multiplierDown must be >= 0")
         out[name] = SymbolFilters(
             symbol=name, tick_size=tick, step_size=step,
             min_qty=_dec(lot["minQty"], "minQty"), max_qty=_dec(lot["maxQty"], "maxQty"),
@@ -302,6 +323,7 @@ def parse_symbol_filters(exchange_info: dict) -> dict[str, SymbolFilters]:
             min_notional=_dec(f.get("MIN_NOTIONAL", {}).get("notional", "0"), "notional"),
             price_precision=int(s.get("pricePrecision", _decimals(tick))),
             quantity_precision=int(s.get("quantityPrecision", _decimals(step))),
+            multiplier_up=up, multiplier_down=down,
         )
     return out
 

@@ -1,22 +1,27 @@
 """REST API blueprint: thin views over web.service.DashboardService.
 
-Each view parses the request, calls one service method and returns JSON. Rules and error
-messages live in the service; errors become `{"error": "..."}` in web.app's handlers.
+Each view parses the request (web.inputs: strict rules, errors naming field and rule), calls
+one service method and returns JSON. Rules and error messages live in the service and
+web.inputs; errors become `{"error": "..."}` in web.app's handlers (bad input here, with
+`field` and `rule`).
 Every state-changing request (POST) must carry the per-process dashboard token (see
 `require_token`), so a page on another site cannot trade through the trader's browser.
 """
 from __future__ import annotations
 
 import hmac
-from typing import Any, overload
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from web.service import DashboardService, ServiceError
+from web.inputs import MAX_BODY_BYTES, InputError, parse_int, parse_json_object
+from web.service import DashboardService
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
 TOKEN_HEADER = "X-Dashboard-Token"
+SQLITE_MAX_INT = 2**63 - 1      # ids are SQLite INTEGERs: a larger one cannot even be looked up
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -41,36 +46,38 @@ def require_token() -> Any:
     return None
 
 
+@api.errorhandler(InputError)
+def bad_input(exc: InputError) -> Any:
+    """400 (413 for a body too large) naming the field and the rule, as JSON."""
+    return jsonify({"error": str(exc), "field": exc.field, "rule": exc.rule}), exc.status
+
+
 def _json_body() -> Any:
-    """The request's JSON object; an empty body is {}; malformed JSON is a 400."""
-    if not request.get_data(cache=True):
-        return {}
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ServiceError(400, "body is invalid: it must be JSON (Content-Type: application/json)")
-    return body
-
-
-@overload
-def _int_arg(name: str, default: int, lo: int, hi: int) -> int: ...
-@overload
-def _int_arg(name: str, default: None, lo: int, hi: int) -> int | None: ...
-def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
+    """The request's JSON object (web.inputs.parse_json_object): an empty body is {}."""
+    # Werkzeug stops reading past this (413), chunked bodies included: nothing large is buffered.
+    request.max_content_length = MAX_BODY_BYTES
     try:
-        value = int(raw)
-    except ValueError:
-        value = lo - 1
-    if not lo <= value <= hi:
-        raise ServiceError(400, f"{name}={raw!r} is invalid: it must be an integer {lo}..{hi}")
-    return value
+        data = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise InputError("body", f"it must be at most {MAX_BODY_BYTES} bytes", shown=False,
+                         status=413) from None
+    return parse_json_object(data, is_json=request.is_json)
+
+
+def _query(name: str) -> str | None:
+    """One query parameter; given twice it is ambiguous, so refused (as Binance's -1101 does)."""
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise InputError(name, "it is given more than once", shown=False)
+    return values[0] if values else None
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    return parse_int(name, _query(name), lo=lo, hi=hi, default=default)
 
 
 def _symbol_arg() -> str:
-    svc = service()
-    return request.args.get("symbol") or svc.symbols[0]
+    return _query("symbol") or service().symbols[0]
 
 
 # ---- meta -------------------------------------------------------------------------------
@@ -98,7 +105,7 @@ def agent_status() -> Any:
 @api.get("/agent/logs")
 def agent_logs() -> Any:
     limit = _int_arg("limit", 200, 1, 2000)
-    after_id = _int_arg("after_id", None, 0, 2**62)
+    after_id = parse_int("after_id", _query("after_id"), lo=0, hi=SQLITE_MAX_INT)
     return jsonify({"logs": service().agent_logs(limit=limit, after_id=after_id)})
 
 
@@ -132,14 +139,14 @@ def close() -> Any:
 @api.get("/klines/<symbol>/<interval>")
 def klines(symbol: str, interval: str) -> Any:
     svc = service()
-    limit = svc.check_limit(request.args.get("limit"))
+    limit = svc.check_limit(_query("limit"))
     return jsonify(svc.klines(symbol, interval, limit))
 
 
 @api.get("/klines_all/<symbol>")
 def klines_all(symbol: str) -> Any:
     svc = service()
-    limit = svc.check_limit(request.args.get("limit"))
+    limit = svc.check_limit(_query("limit"))
     return jsonify(svc.klines_all(symbol, limit))
 
 
@@ -149,9 +156,12 @@ def trades() -> Any:
     return jsonify({"trades": service().trades(limit=_int_arg("limit", 100, 1, 1000))})
 
 
-@api.get("/trades/<int:trade_id>")
-def trade(trade_id: int) -> Any:
-    return jsonify(service().trade(trade_id))
+@api.get("/trades/<trade_id>")
+def trade(trade_id: str) -> Any:
+    # a string route: Flask's <int:> takes any size, and past 2**63-1 SQLite overflows
+    # (a path segment is never empty, so the default is never used)
+    found = parse_int("trade id", trade_id, lo=1, hi=SQLITE_MAX_INT, default=0)
+    return jsonify(service().trade(found))
 
 
 @api.get("/equity")

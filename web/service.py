@@ -9,17 +9,19 @@ the service needs only the methods listed there. Errors raised by the core are r
 their rl.errors class (`ERROR_STATUS`); rl.errors imports nothing else, so the web layer still
 starts (and says clearly what is wrong) when a core module failed to import.
 
-A known error's message is written for the trader and goes into the JSON body as it is; an
-unexpected one (a bug) is logged with its traceback and the body names only its type, so
-internal details (paths, SQL, payloads) never reach the browser.
+Request values are parsed by web.inputs (one strict rule per kind of value, errors naming
+the field and the rule). A known error's message is written for the trader and goes into the
+JSON body as it is; an unexpected one (a bug) is logged with its traceback and the body says
+only that it happened, so internal details (paths, SQL, payloads, types) never reach the
+browser.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
-import math
-import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -36,6 +38,7 @@ from rl.errors import (
     RateLimitError,
     UnknownOrderStatus,
 )
+from web.inputs import InputError, check_fields, parse_choice, parse_client_id, parse_int, parse_number, parse_symbol
 
 log = logging.getLogger("web.service")
 
@@ -47,7 +50,9 @@ MAX_KLINES_LIMIT = 1500          # Binance's own cap on /fapi/v1/klines
 DEFAULT_KLINES_LIMIT = 500
 ORDER_SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT")
-_SYMBOL_SHAPE = re.compile(r"^[A-Z0-9]{2,30}$")
+ORDER_FIELDS = ("symbol", "side", "type", "quantity", "price", "clientOrderId")
+CLOSE_FIELDS = ("symbol",)
+IDEMPOTENCY_MEMORY = 1000        # answered clientOrderIds the service remembers (oldest go first)
 T = TypeVar("T")
 
 # Core exception class -> HTTP status. The first class the error is an instance of wins, so a
@@ -89,24 +94,41 @@ class MarketPort(Protocol):
 def translate_error(exc: BaseException, context: str) -> ServiceError:
     """Map a core exception to a ServiceError by `ERROR_STATUS`; anything else becomes a 500.
 
-    Known errors (listed ones, and any other AgentError) keep their message; an unexpected
-    error is logged with its traceback and its text stays out of the message.
+    Known errors (listed ones, and any other AgentError) keep their message, which the project
+    writes for the trader; an unexpected error is logged with its traceback and neither its
+    text nor its type reaches the message.
     """
     if isinstance(exc, ServiceError):
         return exc
+    if isinstance(exc, InputError):
+        return ServiceError(exc.status, str(exc))
     status = next((code for cls, code in ERROR_STATUS if isinstance(exc, cls)), None)
     if status is not None:
         return ServiceError(status, f"{context}: {exc}")
     if isinstance(exc, AgentError):
-        return ServiceError(500, f"{context}: {type(exc).__name__}: {exc}")
+        return ServiceError(500, f"{context}: {exc}")
     log.error("%s failed unexpectedly", context, exc_info=exc)
     return ServiceError(500, internal_error_message(exc, context))
 
 
 def internal_error_message(exc: BaseException, context: str | None = None) -> str:
-    """What the API says about an unexpected error: its type only (the log has the rest)."""
-    message = f"internal error ({type(exc).__name__}); the server log has the details"
+    """What the API says about an unexpected error: that it happened (the log has the rest).
+
+    Not even the exception's type: "OverflowError" or "RecursionError" tells an attacker which
+    input reached which code, and tells the trader nothing.
+    """
+    message = "internal error; the server log has the details"
     return f"{context}: {message}" if context else message
+
+
+def exchange_client_id(given: str) -> str:
+    """The exchange's clientOrderId for the page's id: "man-" + 28 hex of its SHA-256.
+
+    Deterministic, so a retry (even after a restart) names the same order; prefixed and hashed,
+    so a page's id can never collide with the agent's own ids ("ag-...") and always fits
+    Binance's 36 characters.
+    """
+    return "man-" + hashlib.sha256(given.encode("ascii")).hexdigest()[:28]
 
 
 def frame_to_candles(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -134,24 +156,6 @@ def frame_to_candles(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def _number(payload: dict[str, Any], name: str, required: bool) -> float | None:
-    """A finite positive number from JSON (number or numeric string), or a 400 naming it."""
-    raw = payload.get(name)
-    if raw is None or raw == "":
-        if required:
-            raise ServiceError(400, f"{name} is required: a number > 0")
-        return None
-    if isinstance(raw, bool):
-        raise ServiceError(400, f"{name}={raw!r} is invalid: it must be a number > 0")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ServiceError(400, f"{name}={raw!r} is invalid: it must be a number > 0") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ServiceError(400, f"{name}={raw!r} is invalid: it must be a number > 0")
-    return value
-
-
 class DashboardService:
     """What the dashboard can see and do. Thread-safe: waitress serves from several threads."""
 
@@ -172,40 +176,32 @@ class DashboardService:
         self._connectivity = "unknown" if market is not None else "unreachable"
         self._connectivity_error: str | None = market_note
         self._connectivity_checked_ms: int | None = None
+        # clientOrderId -> (the validated order, the answer): idempotent POST /api/order
+        self._orders_lock = threading.Lock()
+        self._answered: OrderedDict[str, tuple[dict[str, Any], dict[str, Any]]] = OrderedDict()
 
     # ---- validation -------------------------------------------------------------------
     @property
     def symbols(self) -> tuple[str, ...]:
         return tuple(self.settings.symbols)
 
-    def check_symbol(self, symbol: str, field: str = "symbol") -> str:
-        sym = (symbol or "").strip().upper()
-        if not _SYMBOL_SHAPE.match(sym):
-            raise ServiceError(400, f"{field}={symbol!r} is invalid: it must be a symbol like BTCUSDT")
+    def check_symbol(self, symbol: Any, field: str = "symbol") -> str:
+        """A symbol this dashboard serves: 400 when it is not shaped like one, else 404."""
+        sym = parse_symbol(field, symbol)
         if sym not in self.symbols:
             raise ServiceError(404, f"{field}={sym!r} is unknown here: this dashboard serves "
                                     f"{', '.join(self.symbols)}")
         return sym
 
     @staticmethod
-    def check_interval(interval: str) -> str:
-        if interval not in BINANCE_INTERVALS:
-            raise ServiceError(400, f"interval={interval!r} is invalid: it must be one of "
-                                    f"{', '.join(BINANCE_INTERVALS)}")
-        return interval
+    def check_interval(interval: Any) -> str:
+        # case matters: "1m" is a minute, "1M" a month
+        return parse_choice("interval", interval, BINANCE_INTERVALS, fold_case=False)
 
     @staticmethod
     def check_limit(raw: str | None, default: int = DEFAULT_KLINES_LIMIT,
                     maximum: int = MAX_KLINES_LIMIT) -> int:
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except (TypeError, ValueError):
-            value = 0
-        if not 1 <= value <= maximum:
-            raise ServiceError(400, f"limit={raw!r} is invalid: it must be an integer 1..{maximum}")
-        return value
+        return parse_int("limit", raw, lo=1, hi=maximum, default=default)
 
     # ---- market data --------------------------------------------------------------------
     def _market_call(self, fn: Callable[[MarketPort], T], context: str) -> T:
@@ -338,36 +334,56 @@ class DashboardService:
 
     def validate_order(self, payload: Any) -> dict[str, Any]:
         """Check a manual order; every problem names the field and the rule (400)."""
-        if not isinstance(payload, dict):
-            raise ServiceError(400, "body is invalid: it must be a JSON object")
-        if payload.get("symbol") in (None, ""):
-            raise ServiceError(400, "symbol is required: a symbol like BTCUSDT")
-        sym = self.check_symbol(str(payload["symbol"]))
-        side = str(payload.get("side") or "").strip().upper()
-        if side not in ORDER_SIDES:
-            raise ServiceError(400, f"side={payload.get('side')!r} is invalid: it must be BUY or SELL")
-        otype = str(payload.get("type") or "MARKET").strip().upper()
-        if otype not in ORDER_TYPES:
-            raise ServiceError(400, f"type={payload.get('type')!r} is invalid: it must be MARKET or LIMIT")
-        quantity = _number(payload, "quantity", required=True)
-        price = _number(payload, "price", required=(otype == "LIMIT"))
+        check_fields(payload, ORDER_FIELDS)
+        sym = self.check_symbol(payload.get("symbol"))
+        side = parse_choice("side", payload.get("side"), ORDER_SIDES)
+        otype = parse_choice("type", payload.get("type"), ORDER_TYPES, default="MARKET")
+        quantity = parse_number("quantity", payload.get("quantity"), required=True)
+        price = parse_number("price", payload.get("price"), required=(otype == "LIMIT"))
         if otype == "MARKET" and price is not None:
-            raise ServiceError(400, "price is invalid for a MARKET order: leave it empty or use LIMIT")
-        return {"symbol": sym, "side": side, "type": otype, "quantity": quantity, "price": price}
+            raise InputError("price", "a MARKET order has no price: leave it empty or use LIMIT",
+                             payload.get("price"))
+        client_id = parse_client_id("clientOrderId", payload.get("clientOrderId"))
+        return {"symbol": sym, "side": side, "type": otype, "quantity": quantity, "price": price,
+                "client_order_id": client_id}
 
     def place_order(self, payload: Any) -> dict[str, Any]:
+        """Place a manual order; with a clientOrderId, at most one order per id.
+
+        A repeated POST with an id already answered gets the first answer again (200, no new
+        order). The id reaches the exchange as `exchange_client_id(id)`, and the agent looks that
+        up before placing, so a retry after a lost answer or a restart places nothing twice
+        either. The lock makes "answered?" and "place" one step for concurrent POSTs.
+        """
         order = self.validate_order(payload)
         runner = self._need_runner()
-        return self._runner_call(lambda: runner.manual_order(
-            order["symbol"], order["side"], order["type"], order["quantity"], order["price"]),
-            f"order {order['symbol']}")
+        given = order.pop("client_order_id")
+        context = f"order {order['symbol']}"
+        if given is None:
+            return self._runner_call(lambda: runner.manual_order(
+                order["symbol"], order["side"], order["type"], order["quantity"], order["price"]),
+                context)
+        with self._orders_lock:
+            seen = self._answered.get(given)
+            if seen is not None:
+                if seen[0] != order:
+                    raise ServiceError(409, f"clientOrderId={given!r} is already used by another "
+                                            "order: send a new id for a new order")
+                return seen[1]
+            result = self._runner_call(lambda: runner.manual_order(
+                order["symbol"], order["side"], order["type"], order["quantity"], order["price"],
+                client_order_id=exchange_client_id(given)), context)
+            self._answered[given] = (order, result)
+            while len(self._answered) > IDEMPOTENCY_MEMORY:
+                self._answered.popitem(last=False)
+            return result
 
     def close_position(self, payload: Any) -> dict[str, Any]:
-        if not isinstance(payload, dict):
-            raise ServiceError(400, "body is invalid: it must be a JSON object")
+        check_fields(payload, CLOSE_FIELDS)
         if payload.get("symbol") in (None, ""):
-            raise ServiceError(400, "symbol is required: the symbol of the position to close")
-        sym = self.check_symbol(str(payload["symbol"]))
+            raise InputError("symbol", "it is required: the symbol of the position to close",
+                             shown=False)
+        sym = self.check_symbol(payload["symbol"])
         runner = self._need_runner()
         return self._runner_call(lambda: runner.close_position(sym), f"close {sym}")
 

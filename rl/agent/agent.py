@@ -52,6 +52,7 @@ from rl.analysis.analyzer import Analysis, IncrementalAnalyzer
 from rl.analysis.levels.book import LevelScan
 from rl.analysis.levels.candidates import Bars
 from rl.clock import Clock
+from rl.errors import AgentError
 from rl.execution.account_mode import ModeCheck, check_account_mode
 from rl.execution.actions import exit_kind
 from rl.execution.port import ExchangePort, SimulatedExchange
@@ -106,6 +107,17 @@ class _SymbolRuntime:
     @classmethod
     def of(cls, analyzer: SymbolAnalyzer) -> _SymbolRuntime:
         return cls(analyzer, CandleFormer(analyzer.push_candle))
+
+
+def _trader_detail(exc: BaseException) -> str | None:
+    """The part of an error a trader may see: the message of one of the project's own errors
+    (rl.errors: written for the trader, naming no secrets; for a Binance error its code and
+    msg), None for anything else, whose text (paths, SQL, payloads) only the Python log gets."""
+    if isinstance(exc, BinanceError):
+        return f"Binance {exc.code}: {exc.msg}" if exc.code is not None else (exc.msg or None)
+    if isinstance(exc, AgentError):
+        return str(exc) or None
+    return None
 
 
 def _analysis_view(a: Analysis) -> dict:
@@ -671,8 +683,12 @@ class TradingAgent:
 
     # ================================================================== manual actions
     def manual_order(self, symbol: str, side: str, type: str, quantity: float,
-                     price: float | None = None) -> dict:
-        """A trader's order from the dashboard, serialized with the agent's own by the lock."""
+                     price: float | None = None, client_order_id: str | None = None) -> dict:
+        """A trader's order from the dashboard, serialized with the agent's own by the lock.
+
+        With `client_order_id` the call is idempotent: an order the exchange already knows by
+        that id is answered as it stands, never placed again (Binance only refuses a duplicate
+        id while the first order is open; a filled one's id would be taken anew)."""
         if side not in ("BUY", "SELL"):
             raise ValueError(f"side={side!r} is invalid: it must be BUY or SELL")
         if type not in ("LIMIT", "MARKET"):
@@ -683,12 +699,17 @@ class TradingAgent:
         if type == "LIMIT" and (price is None or not float(price) > 0):
             raise ValueError(f"price={price!r} is invalid: a LIMIT order needs a price > 0")
         with self.lock:
+            if client_order_id is not None:
+                placed = self.exchange.get_order(symbol, client_order_id)
+                if placed is not None:              # (an upsert: recorded even if it was not yet)
+                    self.store.orders.record(placed, "manual")
+                    return placed.to_dict()
             now = self.clock.now_ms()
             f = self.exchange.filters(symbol)
             q = f.floor_qty(q, market=type == "MARKET")
             p = f.round_price(float(price), "nearest") if type == "LIMIT" and price is not None else None
             order = self.exchange.place_order(symbol, side, type, q, p, "GTC" if type == "LIMIT" else None,
-                                              client_order_id=new_client_order_id("man"))
+                                              client_order_id=client_order_id or new_client_order_id("man"))
             self.store.orders.record(order, "manual")
             self._log("INFO", symbol, f"手动下单 {_SIDE_ZH[side]} {_TYPE_ZH[type]} {q:g}" + (f" @ {p:g}" if p else "")
                       + f"：{_STATUS_ZH.get(order.status, order.status)}",
@@ -727,7 +748,11 @@ class TradingAgent:
             log.exception("writing the decision log failed")
 
     def note_error(self, sym: str, exc: BaseException) -> None:
-        """Record a failed step: Python log with traceback, decision log, status.last_error."""
+        """Record a failed step: Python log with traceback, decision log, status.last_error.
+
+        What the API shows (status.last_error, the decision log) is what a trader can read:
+        the plain sentence and, for one of the project's own errors, its message; never an
+        unexpected exception's text or type, which only the Python log gets (with traceback)."""
         now = self.clock.now_ms()
         msg = f"{type(exc).__name__}: {exc}"
         plain_zh, plain_en = error_texts(exc)
@@ -737,9 +762,12 @@ class TradingAgent:
             self.board.connect("exchange", "down")
         expected = isinstance(exc, (MarketUnavailable, BinanceError))   # outages: no traceback spam
         log.error("cycle for %s failed: %s", sym or "-", msg, exc_info=None if expected else exc)
-        self.board.error({"time_ms": now, "symbol": sym, "message": msg,
-                          "message_zh": f"{plain_zh}（{msg}）", "message_en": f"{plain_en} ({msg})"})
-        self._log("ERROR", sym, f"{plain_zh}（{msg}）", f"{plain_en} ({msg})", now, pylog=False)
+        detail = _trader_detail(exc)
+        shown_zh = f"{plain_zh}（{detail}）" if detail else plain_zh
+        shown_en = f"{plain_en} ({detail})" if detail else plain_en
+        self.board.error({"time_ms": now, "symbol": sym, "message": shown_en,
+                          "message_zh": shown_zh, "message_en": shown_en})
+        self._log("ERROR", sym, shown_zh, shown_en, now, pylog=False)
 
     def _publish(self, sym: str, analysis: Analysis | None = None) -> None:
         """Show readers the symbol's analysis and a copy of its position. `analysis`: a

@@ -123,8 +123,9 @@ class AgentRunner:
 
     # ------------------------------------------------------------------ manual actions
     def manual_order(self, symbol: str, side: str, type: str, quantity: float,
-                     price: float | None = None) -> dict:
-        return self.agent.manual_order(self._symbol(symbol), side, type, quantity, price)
+                     price: float | None = None, client_order_id: str | None = None) -> dict:
+        return self.agent.manual_order(self._symbol(symbol), side, type, quantity, price,
+                                       client_order_id=client_order_id)
 
     def close_position(self, symbol: str) -> dict:
         return self.agent.close_position(self._symbol(symbol))

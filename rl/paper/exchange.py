@@ -36,7 +36,7 @@ from rl.execution.port import (
 from rl.paper.account import PaperAccount
 from rl.paper.matching import Matcher
 from rl.paper.records import PaperOrder, PaperStop
-from rl.paper.rules import FUNDING_INTERVAL_MS, default_filters
+from rl.paper.rules import FUNDING_INTERVAL_MS, check_percent_price, default_filters
 from rl.paper.store import PaperStore
 
 
@@ -223,6 +223,8 @@ class PaperExchange:
             except OrderRejected as exc:
                 if not (exc.code == -4164 and reduce_only):   # Binance waives notional for reduce-only
                     raise
+            if not market:
+                check_percent_price(f, side, float(price or 0.0), px)
             sign = 1.0 if side == "BUY" else -1.0
             pos = account.position(symbol)
             if reduce_only and (pos is None or pos.amount * sign >= 0):

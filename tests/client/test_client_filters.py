@@ -113,3 +113,48 @@ def test_validate_accepts_rounded_values(filters):
 def test_filters_are_frozen(filters):
     with pytest.raises(AttributeError):
         filters["BTCUSDT"].tick_size = Decimal("1")  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ huge and odd values
+@pytest.mark.parametrize("symbol,price,qty,market,code", [
+    # The old validate took q % step first: the 28-digit Decimal context raised
+    # InvalidOperation (DivisionImpossible), a 500 in the API, instead of Binance's -4005.
+    ("BTCUSDT", 96000.0, 1e28, False, -4005),
+    ("BTCUSDT", None, 1e28, True, -4005),
+    ("BTCUSDT", 96000.0, 1e300, False, -4005),
+    ("BTCUSDT", 1e300, 0.01, False, None),       # no maxPrice known: on the grid, accepted
+])
+def test_validate_bounds_before_dividing(filters, symbol, price, qty, market, code):
+    if code is None:
+        filters[symbol].validate(price, qty, market=market)
+        return
+    with pytest.raises(OrderRejected) as info:
+        filters[symbol].validate(price, qty, market=market)
+    assert info.value.code == code
+
+
+def test_validate_tick_grid_is_exact_for_huge_prices(filters):
+    # 30 integer digits and 2 decimals: off the 0.10 grid by 0.05. Dividing in the default
+    # 28-digit context raised InvalidOperation; the grid check now has the digits it needs.
+    btc = filters["BTCUSDT"]
+    with pytest.raises(OrderRejected) as info:
+        btc.validate("1" + "0" * 29 + ".05", 0.01)               # type: ignore[arg-type]
+    assert info.value.code == -4014
+    btc.validate("1" + "0" * 29 + ".10", 0.01)                   # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="finite"):
+        btc.validate(float("inf"), 0.01)
+    with pytest.raises(ValueError, match="finite"):
+        btc.validate(96000.0, float("nan"))
+
+
+def test_parse_reads_percent_price_band(filters):
+    btc = filters["BTCUSDT"]
+    assert (btc.multiplier_up, btc.multiplier_down) == (Decimal("1.05"), Decimal("0.95"))
+    bare = symbol_entry("XUSDT", "0.1", "1", "1", "10", "5", 1, 0)
+    bare["filters"] = [f for f in bare["filters"] if f["filterType"] != "PERCENT_PRICE"]
+    x = parse_symbol_filters({"symbols": [bare]})["XUSDT"]
+    assert (x.multiplier_up, x.multiplier_down) == (0, 0)          # no filter: no band
+    bad = symbol_entry("YUSDT", "0.1", "1", "1", "10", "5", 1, 0)
+    next(f for f in bad["filters"] if f["filterType"] == "PERCENT_PRICE")["multiplierDown"] = "-0.1"
+    with pytest.raises(ValueError, match=r"YUSDT.*PERCENT_PRICE"):
+        parse_symbol_filters({"symbols": [bad]})

@@ -415,3 +415,49 @@ def test_max_fill_qty_caps_a_resting_gtc_order_per_bar_too():
     o = ex.get_order(SYM, "g")
     assert (o.status, o.executed_qty) == ("FILLED", pytest.approx(0.1))
     assert ex.account().initial_margin == pytest.approx(0.1 * 49_500 / 10)
+
+
+# ------------------------------------------------------------------ PERCENT_PRICE band
+def _exchange_info_filters():
+    from client import parse_symbol_filters
+    from tests.support.exchange_info import EXCHANGE_INFO
+    return parse_symbol_filters(EXCHANGE_INFO)          # BTCUSDT: multiplierUp 1.05, Down 0.95
+
+
+@pytest.mark.parametrize("side,price,code,msg", [
+    # mark 50,000: a BUY at most 52,500, a SELL at least 47,500 (Binance's futures rule)
+    ("BUY", 52_500.1, -4016, "Limit price can't be higher than 52500."),
+    ("BUY", 100_000.0, -4016, "Limit price can't be higher than 52500."),
+    ("SELL", 47_499.9, -4024, "Limit price can't be lower than 47500."),
+    ("SELL", 1_000.0, -4024, "Limit price can't be lower than 47500."),
+])
+def test_limit_outside_percent_price_band_is_refused_and_not_kept(side, price, code, msg):
+    ex = make(filters=_exchange_info_filters())
+    with pytest.raises(OrderRejected) as e:
+        ex.place_order(SYM, side, "LIMIT", 0.1, price=price, time_in_force="GTC", client_order_id="b1")
+    assert (e.value.code, e.value.msg) == (code, msg)
+    assert ex.get_order(SYM, "b1") is None and ex.open_orders(SYM) == [] and ex.position(SYM) is None
+    assert ex.account().wallet_balance == 10_000.0
+    # The rule is one-sided: on the bound it passes, and the other direction has no bound
+    # (a BUY far below the market rests, a SELL far above it too).
+    on_bound = 52_500.0 if side == "BUY" else 47_500.0
+    assert ex.place_order(SYM, side, "LIMIT", 0.1, price=on_bound, time_in_force="IOC").status == "FILLED"
+    far_side = 1_000.0 if side == "BUY" else 100_000.0
+    assert ex.place_order(SYM, side, "LIMIT", 0.1, price=far_side, time_in_force="GTC").status == "NEW"
+
+
+def test_band_follows_the_mark_and_default_filters_carry_one():
+    ex = make()                                          # default filters: 1.05 / 0.95 too
+    assert (float(ex.filters(SYM).multiplier_up), float(ex.filters(SYM).multiplier_down)) == (1.05, 0.95)
+    with pytest.raises(OrderRejected) as e:
+        ex.place_order(SYM, "BUY", "LIMIT", 0.01, price=53_000.0, time_in_force="GTC")
+    assert e.value.code == -4016
+    ex.on_price(SYM, 51_000.0, 2_000)                    # cap now 53,550
+    assert ex.place_order(SYM, "BUY", "LIMIT", 0.01, price=53_000.0, time_in_force="IOC").status == "FILLED"
+
+
+def test_no_percent_price_filter_means_no_band():
+    import dataclasses
+    plain = dataclasses.replace(default_filters(SYM, 50_000.0), multiplier_up=0, multiplier_down=0)
+    ex = make(filters={SYM: plain})
+    assert ex.place_order(SYM, "BUY", "LIMIT", 0.01, price=90_000.0, time_in_force="IOC").status == "FILLED"

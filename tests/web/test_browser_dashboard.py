@@ -256,3 +256,37 @@ def test_dashboard_shows_an_account_mode_mismatch_that_refuses_entries(shared_da
         expect(item).to_contain_text(problem["en"])
         page.screenshot(path=str(tmp_path / "dashboard-account-mode.png"))
         assert errors == [], errors
+
+
+def test_order_form_retry_after_a_lost_answer_places_one_order(shared_data_dir, browser, tmp_path):
+    # The first answer is lost on the way back (the server placed the order; the page sees a
+    # network error); the trader submits again: the same clientOrderId goes out, the server
+    # answers the first result, and one order exists. A changed order gets a new id.
+    with _serve(shared_data_dir, tmp_path, replay_speed=60.0) as (base, runner):
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        sent: list[dict] = []
+
+        def lose_first_answer(route, request):
+            sent.append(request.post_data_json)
+            if len(sent) == 1:
+                route.fetch()                        # the server does place the order ...
+                route.abort("connectionreset")       # ... and its answer never arrives
+            else:
+                route.continue_()
+
+        page.route("**/api/order", lose_first_answer)
+        page.goto(base + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        page.fill("#order-form input[name=quantity]", "10")
+        page.click("#order-form button[type=submit]")
+        expect(page.locator("#order-form button[type=submit]")).to_be_enabled(timeout=10_000)
+        assert len(sent) == 1 and runner.exchange.position("FILUSDT").amount == 10
+        page.click("#order-form button[type=submit]")                  # the retry
+        expect(page.locator("#order-form input[name=quantity]")).to_have_value("", timeout=10_000)
+        assert len(sent) == 2 and sent[1] == sent[0] and sent[0]["clientOrderId"].startswith("web-")
+        assert runner.exchange.position("FILUSDT").amount == 10        # still one order
+        page.fill("#order-form input[name=quantity]", "10")            # a new order: new id
+        page.click("#order-form button[type=submit]")
+        expect(page.locator("#order-form input[name=quantity]")).to_have_value("", timeout=10_000)
+        assert len(sent) == 3 and sent[2]["clientOrderId"] != sent[0]["clientOrderId"]
+        assert runner.exchange.position("FILUSDT").amount == 20

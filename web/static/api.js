@@ -4,9 +4,10 @@
 const TOKEN = document.querySelector('meta[name="dashboard-token"]')?.content || "";
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, field = null) {
     super(message);
     this.status = status;
+    this.field = field;   // the refused field, when the server names one (400 bad input)
   }
 }
 
@@ -28,7 +29,7 @@ async function call(method, path, body) {
   // 401: the login (web/auth.py) expired or the password changed; the server says why
   if (resp.status === 401) window.location.assign("/login");
   if (!resp.ok) {
-    throw new ApiError(resp.status, (data && data.error) || `HTTP ${resp.status}`);
+    throw new ApiError(resp.status, (data && data.error) || `HTTP ${resp.status}`, data && data.field);
   }
   return data;
 }

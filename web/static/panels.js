@@ -120,8 +120,17 @@ export function validateOrder(form) {
   return { errors, order: { side: form.side.value, type, quantity: qty, price } };
 }
 
+// One idempotency key per order the trader means: the server places at most one order per
+// clientOrderId. A retry of the same order after an unknown outcome (no answer, or a 5xx) sends
+// the same id, so it cannot place a second order; a new or changed order gets a new id.
+function newClientOrderId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));   // works without a secure context
+  return "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 export function bindOrderForm(getSymbol, onPlaced) {
   const form = $("order-form");
+  let unsettled = null;   // {key, clientOrderId}: the last order whose outcome is unknown
   const showErrors = (errors) => {
     form.querySelectorAll(".field-error").forEach((n) => { n.textContent = errors[n.dataset.for] || ""; });
   };
@@ -137,14 +146,21 @@ export function bindOrderForm(getSymbol, onPlaced) {
     if (Object.keys(errors).length) return;
     const submit = form.querySelector("button[type=submit]");
     submit.disabled = true;
+    const body = { symbol: getSymbol(), ...order };
+    const key = JSON.stringify(body);
+    const clientOrderId = unsettled && unsettled.key === key ? unsettled.clientOrderId : newClientOrderId();
+    unsettled = { key, clientOrderId };
     try {
-      const res = await api.order({ symbol: getSymbol(), ...order });
+      const res = await api.order({ ...body, clientOrderId });
+      unsettled = null;
       toast(t("order_ok", { status: res.status || res.order?.status || "OK" }), "ok");
       form.quantity.value = "";
       onPlaced && onPlaced();
     } catch (e) {
-      // The server names the field in its message ("quantity=... is invalid: ...").
-      const field = ["quantity", "price", "side", "type", "symbol"].find((f) => e.message.startsWith(f));
+      // A 4xx is a definite answer (nothing was placed): the next submit is a new order.
+      if (e.status >= 400 && e.status < 500) unsettled = null;
+      // The server names the field ("quantity=... is invalid: ...", and `field` in the body).
+      const field = e.field || ["quantity", "price", "side", "type", "symbol"].find((f) => e.message.startsWith(f));
       showErrors(field ? { [field]: e.message } : {});
       toast(e.message, "error");
     } finally {
