@@ -157,7 +157,7 @@ class TradingAgent:
         self.journal = TradeJournal(store, leverage=settings.leverage,
                                     learning=self.params.learning,
                                     log=self._log, on_weights=self._use_weights,
-                                    on_close=self.protections.trade_closed)
+                                    on_close=self.protections.trade_closed, funding=self._funding)
         self.reconciler = Reconciler(exchange, self.router, store, self.journal, leverage=settings.leverage,
                                      log=self._log, publish=self._publish,
                                      exchange_ok=lambda: self.board.connect("exchange", "ok"))
@@ -165,6 +165,11 @@ class TradingAgent:
                                            level_params=self.params.levels)
         self._rt = {s: _SymbolRuntime.of(make(s, self.journal.weights)) for s in self.symbols}
         self._sizes: dict[str, tuple[SymbolFilters, float, float]] = {}    # see _market_sizes
+
+    def _funding(self, symbol: str, from_ms: int, to_ms: int) -> float:
+        """The funding the account received (> 0) or paid (< 0) in `symbol` between the two
+        times (the journal folds it into a closing trade's net PnL)."""
+        return sum(f.amount for f in self.exchange.funding_since(symbol, from_ms) if f.time_ms <= to_ms)
 
     def _market_port(self) -> MarketDataPort:
         if self.market is None:

@@ -134,6 +134,20 @@ class Fill:
         return flat_dict(self)
 
 
+@dataclass(frozen=True)
+class FundingPayment:
+    """One funding settlement of a position: what the account received (amount > 0) or paid
+    (amount < 0), in `asset` (the symbol's margin asset, USDT for USDT-M)."""
+
+    symbol: str
+    time_ms: int
+    amount: float
+    asset: str = "USDT"
+
+    def to_dict(self) -> dict[str, Any]:
+        return flat_dict(self)
+
+
 @runtime_checkable
 class ExchangePort(Protocol):
     name: str
@@ -157,6 +171,9 @@ class ExchangePort(Protocol):
     def cancel_stop(self, symbol: str, client_algo_id: str) -> None: ...
     def open_stops(self, symbol: str) -> list[StopOrderInfo]: ...
     def fills_since(self, symbol: str, since_ms: int) -> list[Fill]: ...
+    def funding_since(self, symbol: str, since_ms: int) -> list[FundingPayment]:
+        """The funding settlements of `symbol` from since_ms on, oldest first."""
+        ...
 
 
 class SimulatedExchange(ExchangePort, Protocol):

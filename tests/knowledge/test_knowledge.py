@@ -39,7 +39,7 @@ def open_one(store, cid="e1", side="LONG", entry=100.0, stop=98.0, qty=1.0, feat
 
 
 def test_schema_version_and_wal(store):
-    assert store.schema_version == 2
+    assert store.schema_version == 3
     other = sqlite3.connect(store.path)                 # WAL is a property of the file
     assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     other.close()
@@ -243,7 +243,7 @@ def test_a_version_1_file_upgrades_in_place_and_keeps_its_trades(tmp_path):
     migrate(conn, COMPONENT, MIGRATIONS[:1])
     conn.close()
     s = KnowledgeStore(tmp_path / "old.db", default_weights=W)
-    assert s.schema_version == 2 and s.equity_marks.count() == 0
+    assert s.schema_version == 3 and s.equity_marks.count() == 0
     open_one(s)
     s.equity_marks.record(1_000, 10_000.0)
     s.close()
