@@ -126,9 +126,11 @@ class Fill:
     price: float
     qty: float
     realized_pnl: float          # closing part only, before fees
-    commission: float            # quote asset, positive = paid
+    commission: float            # in the quote asset, positive = paid (converted if paid in BNB)
     maker: bool
     time_ms: int
+    commission_asset: str = "USDT"   # what the exchange charged it in (BNB with the BNB discount)
+    asset_commission: float | None = None   # ... and how much of it, when that is not the quote
 
     def to_dict(self) -> dict[str, Any]:
         return flat_dict(self)
