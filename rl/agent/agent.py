@@ -402,7 +402,8 @@ class TradingAgent:
         if a is None:
             return
         if rt.state is not None:
-            self._manage(sym, rt.state, a, price, hi, lo, now)
+            if not rt.state.manual:     # a manual trade's position is the trader's to manage
+                self._manage(sym, rt.state, a, price, hi, lo, now)
             return
         if not fresh:
             return
@@ -611,7 +612,11 @@ class TradingAgent:
     # ================================================================== manual actions
     def manual_order(self, symbol: str, side: str, type: str, quantity: float,
                      price: float | None = None) -> dict:
-        """A trader's order from the dashboard, serialized with the agent's own by the lock."""
+        """A trader's order from the dashboard, serialized with the agent's own by the lock.
+
+        On a symbol the agent is flat in, its fill is a manual trade of its own (no stop, not
+        managed, kept out of the learning); on the agent's position it is taken into the
+        agent's trade, which is then marked "mixed" (see rl/agent/manual_trades.py)."""
         if side not in ("BUY", "SELL"):
             raise ValueError(f"side={side!r} is invalid: it must be BUY or SELL")
         if type not in ("LIMIT", "MARKET"):
@@ -629,6 +634,9 @@ class TradingAgent:
             order = self.exchange.place_order(symbol, side, type, q, p, "GTC" if type == "LIMIT" else None,
                                               client_order_id=new_client_order_id("man"))
             self.store.orders.record(order, "manual")
+            rt = self._rt[symbol]
+            if rt.state is None and not rt.pending and not rt.resting:
+                self.reconciler.manual.open(symbol, rt, order, now)
             self._log("INFO", symbol, f"手动下单 {_SIDE_ZH[side]} {_TYPE_ZH[type]} {q:g}" + (f" @ {p:g}" if p else "")
                       + f"：{_STATUS_ZH.get(order.status, order.status)}",
                       f"manual order {side} {type} {q:g}" + (f" @ {p:g}" if p else "") + f": {order.status}", now)
