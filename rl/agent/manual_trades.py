@@ -71,11 +71,13 @@ class ManualTrades:
         the trader's: that stop is cancelled and a manual trade recorded. None otherwise (an
         unknown position: the agent adopts it as before)."""
         open_side = "BUY" if st.side == "LONG" else "SELL"
-        fills, need = [], st.qty
+        fills, need, fee = [], st.qty, 0.0
         for f in reversed([f for f in self._fills(sym, now - LOOKBACK_MS) if f.side == open_side]):
             if need <= EPS:
                 break
             fills.append(f)
+            # a fill that flipped a position opened only part of this one: its share of the fee
+            fee += f.commission * min(1.0, need / f.qty) if f.qty > 0 else 0.0
             need -= f.qty
         orders = {str(f.order_id): self.store.orders.find(sym, str(f.order_id)) for f in fills}
         manual = [o for o in orders.values() if o is not None and o["purpose"] == "manual"]
@@ -90,7 +92,7 @@ class ManualTrades:
         st.manual, st.stop, st.initial_stop = True, 0.0, 0.0
         st.stop_client_algo_id = st.stop_algo_id = None
         st.opened_ms = min(f.time_ms for f in fills)
-        st.fees = sum(f.commission for f in fills)
+        st.fees = fee
         st.entry_client_order_id = str(manual[0]["client_order_id"])
         tid = self._record(sym, slot, st, now, [str(o["client_order_id"]) for o in manual])
         return (f"{sym}：手动挂单已成交，记为手动交易 #{tid}（无止损，不参与学习）",

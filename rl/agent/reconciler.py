@@ -262,10 +262,17 @@ class Reconciler:
             pnl = sum(f.realized_pnl for f in fills) or (price - trade["entry_price"]) * qty * sign
             if self.store.record_exit(trade["id"], client_order_id=f"{sym}:{oid}",
                                       time_ms=max(f.time_ms for f in fills), kind=kind, price=price,
-                                      quantity=qty, pnl=pnl, fee=sum(f.commission for f in fills)):
+                                      quantity=qty, pnl=pnl, fee=self._fee_share(fills, qty)):
                 added += qty
                 remaining -= qty
         return added
+
+    @staticmethod
+    def _fee_share(fills: list, qty: float) -> float:
+        """The commission of `fills` that belongs to `qty` of them: all of it, unless a fill
+        flipped the position (a manual sell beyond it), whose rest opened the next trade."""
+        fee, total = sum(f.commission for f in fills), sum(f.qty for f in fills)
+        return fee if qty >= total - EPS else fee * qty / total
 
     # ------------------------------------------------------------------ every cycle
     def sync(self, sym: str, slot: PositionSlot, now: int, *, restart: bool = False) -> list[Note]:

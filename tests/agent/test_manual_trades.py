@@ -112,3 +112,26 @@ def test_a_manual_limit_that_fills_later_is_a_manual_trade_and_survives_a_restar
     assert t["status"] == "closed" and abs(wallet_change(w) - t["net_pnl"]) < 1e-9
     assert w.store.get_trade_count() == 0
     w.close()
+
+
+def test_a_manual_sell_beyond_the_agents_long_closes_it_and_opens_a_manual_short(tmp_path):
+    """One fill flips the net position: its closing part is the agent trade's exit, its rest the
+    manual trade's entry, and its fee is shared between them (counted once, not twice)."""
+    w = World(tmp_path, [100.0] * 70 + [100.5] * 40)
+    w.script.long = 60.0
+    w.cycle()
+    w.script.long = 0.0
+    q = w.state.qty
+    w.agent.manual_order(SYMBOL, "SELL", "MARKET", q + 40)
+    st = w.state
+    assert st.manual and st.side == "SHORT" and st.qty == pytest.approx(40)
+    assert w.exchange.open_stops(SYMBOL) == []
+    agent_t, manual_t = w.store.trade(1), w.store.trade(st.trade_id)
+    assert (agent_t["status"], agent_t["source"], manual_t["source"]) == ("closed", "mixed", "manual")
+    w.cycle(5)
+    w.agent.manual_order(SYMBOL, "BUY", "MARKET", 40)
+    assert w.state is None and w.exchange.position(SYMBOL) is None
+    trades = w.store.trades(status="closed")
+    assert len(trades) == 2 and abs(wallet_change(w) - sum(t["net_pnl"] for t in trades)) < 1e-9
+    assert w.store.get_trade_count() == 0
+    w.close()
