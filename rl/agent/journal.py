@@ -181,7 +181,10 @@ class TradeJournal:
                               funding=funding, source=t["source"])
         chain = self.store.thought_chain(trade_id) or {}
         zh, en = summarize(chain.get("perception") or {}, chain.get("action") or {}, reward)
-        zh, en = f"（手动交易，不参与学习）{zh}", f"(manual trade, kept out of the learning) {en}"
+        if t["source"] == "manual":
+            zh, en = f"（手动交易，不参与学习）{zh}", f"(manual trade, kept out of the learning) {en}"
+        else:
+            zh, en = f"（含手动单，不参与学习）{zh}", f"(changed by a manual order, kept out of the learning) {en}"
         row = self.store.close_trade(trade_id, closed_ms=now, exit_reason=kind, reward=reward,
                                      summary_zh=zh, summary_en=en, weight_update=None, funding=funding)
         self._last_close[t["symbol"]] = self.store.last_closed_ms(t["symbol"])
