@@ -58,6 +58,8 @@ _WEIGHTS = {"/fapi/v3/account": 5, "/fapi/v3/balance": 5, "/fapi/v3/positionRisk
             "/fapi/v1/positionSide/dual": 30, "/fapi/v1/multiAssetsMargin": 30}
 _WEIGHT_WITHOUT_SYMBOL = {"/fapi/v1/openOrders": 40, "/fapi/v1/openAlgoOrders": 40,
                           "/fapi/v2/ticker/price": 2}
+FILTER_CODES = frozenset({-1111, -4014, -4023})   # precision / tick / step rejects: filters changed?
+FILTERS_MAX_AGE_S = 3600.0                         # exchangeInfo is re-read at least hourly
 ALGO_TYPES = frozenset({"STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT",
                         "TRAILING_STOP_MARKET"})
 
@@ -376,6 +378,8 @@ class BinanceClient:
         self._orders_blocked_until = 0.0           # a 429 on an order endpoint (order limits)
         self._all_blocked_until = 0.0              # a 418: the IP is banned
         self._filters: dict[str, SymbolFilters] | None = None
+        self._filters_at = 0.0           # when (self.now()) they were read; 0: never / stale
+        self._filters_retry_at = 0.0     # after a failed refresh: keep the old ones until then
 
     def __repr__(self) -> str:
         return (f"BinanceClient(market_url={self.market_url!r}, trade_url={self.trade_url!r}, "
@@ -562,12 +566,30 @@ class BinanceClient:
         return info
 
     def symbol_filters(self, symbol: str) -> SymbolFilters:
-        """Filters from the trade host's exchangeInfo (cached; refetched once if unknown)."""
-        if self._filters is None or symbol not in self._filters:
-            self._filters = parse_symbol_filters(self.exchange_info(trade_host=True))
+        """Filters from the trade host's exchangeInfo: cached, re-read when older than
+        FILTERS_MAX_AGE_S, after `invalidate_filters` (an order refused for precision, tick or
+        step: Binance changed them) and once for an unknown symbol. A failed re-read keeps the
+        cached filters for a minute (logged) rather than stop every order on an exchangeInfo
+        outage; with nothing cached the error goes to the caller."""
+        now = self.now()
+        stale = self._filters is None or now - self._filters_at >= FILTERS_MAX_AGE_S
+        if (stale and now >= self._filters_retry_at) or self._filters is None or symbol not in self._filters:
+            try:
+                self._filters = parse_symbol_filters(self.exchange_info(trade_host=True))
+                self._filters_at, self._filters_retry_at = now, 0.0
+            except BinanceError as exc:
+                if self._filters is None or symbol not in self._filters:
+                    raise
+                self._filters_retry_at = now + 60.0
+                log.warning("exchangeInfo refresh failed (%s); keeping the filters read %.0f s ago",
+                            exc, now - self._filters_at)
         if symbol not in self._filters:
             raise BinanceError(f"Invalid symbol: {symbol!r} not in exchangeInfo", -1121)
         return self._filters[symbol]
+
+    def invalidate_filters(self) -> None:
+        """The next `symbol_filters` re-reads exchangeInfo (called after a -1111/-4014/-4023)."""
+        self._filters_at, self._filters_retry_at = 0.0, 0.0
 
     def klines(self, symbol: str, interval: str, limit: int = 500,
                start_time: int | None = None, end_time: int | None = None) -> list[list]:
@@ -666,12 +688,30 @@ class BinanceClient:
         return self._request("GET", "/fapi/v1/openOrders", {"symbol": symbol}, signed=True)
 
     def user_trades(self, symbol: str, start_time: int | None = None,
-                    end_time: int | None = None, limit: int = 500) -> list[dict]:
+                    end_time: int | None = None, limit: int = 500, *,
+                    order_id: int | str | None = None, from_id: int | str | None = None) -> list[dict]:
+        """GET /fapi/v1/userTrades. Binance: startTime..endTime at most 7 days apart, fromId
+        not with either of them, orderId only with the symbol; only the last 6 months."""
         if not 1 <= int(limit) <= 1000:
             raise ValueError(f"limit: must be in 1..1000, got {limit}")
+        if from_id is not None and (start_time is not None or end_time is not None):
+            raise ValueError("from_id: cannot be combined with start_time/end_time (Binance)")
+        if start_time is not None and end_time is not None and end_time - start_time > 7 * 86_400_000:
+            raise ValueError("end_time: at most 7 days after start_time (Binance)")
         return self._request("GET", "/fapi/v1/userTrades", {
-            "symbol": symbol, "startTime": start_time, "endTime": end_time,
-            "limit": int(limit)}, signed=True)
+            "symbol": symbol, "orderId": order_id, "startTime": start_time, "endTime": end_time,
+            "fromId": from_id, "limit": int(limit)}, signed=True)
+
+    def income(self, symbol: str | None = None, income_type: str | None = None,
+               start_time: int | None = None, end_time: int | None = None,
+               limit: int = 1000) -> list[dict]:
+        """GET /fapi/v1/income (funding fees, commissions, ...), oldest first from start_time;
+        Binance keeps three months."""
+        if not 1 <= int(limit) <= 1000:
+            raise ValueError(f"limit: must be in 1..1000, got {limit}")
+        return self._request("GET", "/fapi/v1/income", {
+            "symbol": symbol, "incomeType": income_type, "startTime": start_time,
+            "endTime": end_time, "limit": int(limit)}, signed=True)
 
     # ------------------------------------------------------------------ algo orders
     def new_algo_order(self, symbol: str, side: str, type: str, trigger_price: float | str,

@@ -174,7 +174,7 @@ class TradingAgent:
         self.journal = TradeJournal(store, leverage=settings.leverage,
                                     learning=self.params.learning,
                                     log=self._log, on_weights=self._use_weights,
-                                    on_close=self.protections.trade_closed)
+                                    on_close=self.protections.trade_closed, funding=self._funding)
         self.reconciler = Reconciler(exchange, self.router, store, self.journal, leverage=settings.leverage,
                                      log=self._log, publish=self._publish,
                                      exchange_ok=lambda: self.board.connect("exchange", "ok"))
@@ -186,6 +186,11 @@ class TradingAgent:
         # while a mismatch stands; checked at start-up, re-checked at an entry signal while one
         # stands (at most every MODE_RECHECK_MS)
         self._mode: ModeCheck | None = None
+
+    def _funding(self, symbol: str, from_ms: int, to_ms: int) -> float:
+        """The funding the account received (> 0) or paid (< 0) in `symbol` between the two
+        times (the journal folds it into a closing trade's net PnL)."""
+        return sum(f.amount for f in self.exchange.funding_since(symbol, from_ms) if f.time_ms <= to_ms)
 
     def _market_port(self) -> MarketDataPort:
         if self.market is None:
@@ -473,7 +478,8 @@ class TradingAgent:
         if a is None:
             return
         if rt.state is not None:
-            self._manage(sym, rt.state, a, price, hi, lo, now)
+            if not rt.state.manual:     # a manual trade's position is the trader's to manage
+                self._manage(sym, rt.state, a, price, hi, lo, now)
             return
         if not fresh or rt.pending:     # an entry of unknown outcome keeps its intent (plan)
             return
@@ -688,7 +694,11 @@ class TradingAgent:
 
         With `client_order_id` the call is idempotent: an order the exchange already knows by
         that id is answered as it stands, never placed again (Binance only refuses a duplicate
-        id while the first order is open; a filled one's id would be taken anew)."""
+        id while the first order is open; a filled one's id would be taken anew).
+
+        On a symbol the agent is flat in, its fill is a manual trade of its own (no stop, not
+        managed, kept out of the learning); on the agent's position it is taken into the
+        agent's trade, which is then marked "mixed" (see rl/agent/manual_trades.py)."""
         if side not in ("BUY", "SELL"):
             raise ValueError(f"side={side!r} is invalid: it must be BUY or SELL")
         if type not in ("LIMIT", "MARKET"):
@@ -711,6 +721,9 @@ class TradingAgent:
             order = self.exchange.place_order(symbol, side, type, q, p, "GTC" if type == "LIMIT" else None,
                                               client_order_id=client_order_id or new_client_order_id("man"))
             self.store.orders.record(order, "manual")
+            rt = self._rt[symbol]
+            if rt.state is None and not rt.pending and not rt.resting:
+                self.reconciler.manual.open(symbol, rt, order, now)
             self._log("INFO", symbol, f"手动下单 {_SIDE_ZH[side]} {_TYPE_ZH[type]} {q:g}" + (f" @ {p:g}" if p else "")
                       + f"：{_STATUS_ZH.get(order.status, order.status)}",
                       f"manual order {side} {type} {q:g}" + (f" @ {p:g}" if p else "") + f": {order.status}", now)

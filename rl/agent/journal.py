@@ -20,6 +20,9 @@ from rl.strategy.params import LearningParams
 
 # (level, symbol, Chinese, English, time_ms): a line of the decision log
 LogFn = Callable[[str, str, str, str, int], None]
+# (symbol, from_ms, to_ms) -> the funding the account received (> 0) or paid (< 0) in that
+# symbol between the two times, both included (rl.agent.agent builds it over the exchange)
+FundingFn = Callable[[str, int, int], float]
 
 
 def state_copy(st: PositionState) -> dict:
@@ -38,12 +41,15 @@ class TradeJournal:
     `on_weights(weights)` is called with the new weights whenever a close moved them (the
     agent hands them to its analyzers); `on_close(row)` with every trade a close transaction
     closed, as the store returned it (the risk protections count it); `log` writes the
-    decision log."""
+    decision log; `funding` tells what funding a closing trade's position received or paid
+    while open (None: none is counted)."""
 
     def __init__(self, store: KnowledgeStore, *, leverage: int, learning: LearningParams,
                  log: LogFn, on_weights: Callable[[dict[str, float]], None],
-                 on_close: Callable[[dict], None] | None = None) -> None:
+                 on_close: Callable[[dict], None] | None = None,
+                 funding: FundingFn | None = None) -> None:
         self.store = store
+        self._funding = funding
         self._leverage = leverage
         self._learning = learning
         self._log = log
@@ -102,9 +108,24 @@ class TradeJournal:
             self.store.delete_state(f"intent:{sym}")
         return tid
 
+    def _funding_of(self, t: Mapping[str, Any], now: int) -> float:
+        """The funding of `t`'s position from its opening to now (one position per symbol at
+        a time: whatever funding the symbol saw meanwhile was this trade's). A failed lookup
+        counts 0 and says so in the log rather than keep the trade from closing."""
+        if self._funding is None:
+            return 0.0
+        try:
+            return float(self._funding(t["symbol"], int(t["opened_ms"]), now))
+        except Exception as exc:
+            self._log("WARNING", t["symbol"], f"交易 #{t['id']} 的资金费查询失败（{exc}）：按 0 计入",
+                      f"trade #{t['id']}: funding lookup failed ({exc}): counted as 0", now)
+            return 0.0
+
     def finalize(self, trade_id: int | None, now: int, kind: str) -> None:
         """Close the record, learn from it and write both in ONE transaction (a trade that is
-        already closed, or unknown, is left alone)."""
+        already closed, or unknown, is left alone). The funding its position saw is part of
+        its net PnL. A trade a manual order made or changed (source manual/mixed) is closed
+        without learning: its R is not the agent's."""
         if trade_id is None:
             return
         t = self.store.trade_row(trade_id, with_position=False)   # the row only: nothing else is read here
@@ -112,8 +133,12 @@ class TradeJournal:
             return
         totals = self.store.exit_totals(trade_id)
         fees = float(t["entry_fee"]) + totals["fee"]
-        net = totals["pnl"] - fees
+        funding = self._funding_of(t, now)
+        net = totals["pnl"] - fees + funding
         r = net / t["risk_amount"] if t["risk_amount"] > 0 else 0.0
+        if t["source"] != "agent":
+            self._finalize_unlearned(t, now, kind, totals, fees, funding, r)
+            return
         # what this process wrote at the entry, else (a trade from before a restart) the store
         entry = self.store.entry_context(trade_id)
         if entry is not None:
@@ -128,14 +153,14 @@ class TradeJournal:
         self._evidence = None                       # until the close below is stored
         upd = update_weights(self._weights, stats, self._learning)
         reward = build_reward(realized_pnl=totals["pnl"], fees=fees, r_multiple=r, exit_reason=kind,
-                              weight_change=upd.to_dict())
+                              weight_change=upd.to_dict(), funding=funding)
         if entry is None:
             chain = self.store.thought_chain(trade_id) or {}
             perception, action = chain.get("perception") or {}, chain.get("action") or {}
         zh, en = summarize(perception, action, reward)
         with self.store.batch():
             row = self.store.close_trade(trade_id, closed_ms=now, exit_reason=kind, reward=reward,
-                                         summary_zh=zh, summary_en=en, weight_update=upd)
+                                         summary_zh=zh, summary_en=en, weight_update=upd, funding=funding)
         self._evidence = stats                      # = every closed trade's sample, this one too
         self._last_close[t["symbol"]] = now
         if upd.applied:
@@ -143,6 +168,26 @@ class TradeJournal:
             self._on_weights(self._weights)
             self._log("INFO", t["symbol"], "权重更新：" + features_zh(upd.reason_zh),
                       "weights updated: " + upd.reason_en, now)
+        self._log("INFO", t["symbol"], "🏁 " + zh, "🏁 " + en, now)
+        if self._on_close is not None:
+            self._on_close(row)
+
+    def _finalize_unlearned(self, t: Mapping[str, Any], now: int, kind: str, totals: Mapping[str, Any],
+                            fees: float, funding: float, r: float) -> None:
+        """finalize for a manual or mixed trade: the close and its reward, no learning step
+        (the weights and the learner's running evidence stay as they were)."""
+        trade_id = int(t["id"])
+        reward = build_reward(realized_pnl=totals["pnl"], fees=fees, r_multiple=r, exit_reason=kind,
+                              funding=funding, source=t["source"])
+        chain = self.store.thought_chain(trade_id) or {}
+        zh, en = summarize(chain.get("perception") or {}, chain.get("action") or {}, reward)
+        if t["source"] == "manual":
+            zh, en = f"（手动交易，不参与学习）{zh}", f"(manual trade, kept out of the learning) {en}"
+        else:
+            zh, en = f"（含手动单，不参与学习）{zh}", f"(changed by a manual order, kept out of the learning) {en}"
+        row = self.store.close_trade(trade_id, closed_ms=now, exit_reason=kind, reward=reward,
+                                     summary_zh=zh, summary_en=en, weight_update=None, funding=funding)
+        self._last_close[t["symbol"]] = self.store.last_closed_ms(t["symbol"])
         self._log("INFO", t["symbol"], "🏁 " + zh, "🏁 " + en, now)
         if self._on_close is not None:
             self._on_close(row)

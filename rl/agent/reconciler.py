@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from rl.agent.journal import LogFn, TradeJournal, state_copy
+from rl.agent.manual_trades import ManualTrades
 from rl.execution.actions import exit_kind, reason_zh_for
 from rl.execution.port import ExchangePort
 from rl.execution.position import PositionState
@@ -65,6 +66,9 @@ class Reconciler:
         self._log = log
         self._publish = publish
         self._exchange_ok = exchange_ok
+        # the dashboard's orders: trades of their own, or marked on the agent's (manual_trades.py)
+        self.manual = ManualTrades(exchange, store, journal, leverage=leverage, log=log, publish=publish,
+                                   record_exit_fills=self._record_exit_fills)
 
     # ------------------------------------------------------------------ start-up
     def restore(self, sym: str, slot: PositionSlot, now: int) -> list[Note]:
@@ -291,17 +295,34 @@ class Reconciler:
             pnl = sum(f.realized_pnl for f in fills) or (price - trade["entry_price"]) * qty * sign
             if self.store.record_exit(trade["id"], client_order_id=f"{sym}:{oid}",
                                       time_ms=max(f.time_ms for f in fills), kind=kind, price=price,
-                                      quantity=qty, pnl=pnl, fee=sum(f.commission for f in fills)):
+                                      quantity=qty, pnl=pnl, fee=self._fee_share(fills, qty)):
                 added += qty
                 remaining -= qty
         return added
+
+    @staticmethod
+    def _fee_share(fills: list, qty: float) -> float:
+        """The commission of `fills` that belongs to `qty` of them: all of it, unless a fill
+        flipped the position (a manual sell beyond it), whose rest opened the next trade."""
+        fee, total = sum(f.commission for f in fills), sum(f.qty for f in fills)
+        return fee if qty >= total - EPS else fee * qty / total
 
     # ------------------------------------------------------------------ every cycle
     def sync(self, sym: str, slot: PositionSlot, now: int, *, restart: bool = False) -> list[Note]:
         """Router reconcile of `slot`'s position: gone (stop hit) → record its fills and close
         the trade; smaller than remembered → record the missing exit; unknown position → adopt
         it with a note; missing protective stop → re-place it. Logs the notes (unless
-        `restart`: restore returns them) and returns them."""
+        `restart`: restore returns them) and returns them. A manual trade's position is only
+        watched (ManualTrades.sync): no stop, no management."""
+        if slot.state is not None and slot.state.manual:
+            manual_notes, flipped = self.manual.sync(sym, slot, now)
+            self._exchange_ok()
+            if not restart:
+                for n_zh, n_en in manual_notes:
+                    self._log("INFO", sym, "对账：" + n_zh, "reconcile: " + n_en, now)
+            if flipped:                 # the exchange holds the other side now: a new position
+                manual_notes += self.sync(sym, slot, now, restart=restart)
+            return manual_notes
         before = slot.state
         before_qty = before.qty if before is not None else 0.0
         res = self.router.sync(sym, before)
@@ -311,11 +332,17 @@ class Reconciler:
         if before is not None and before.trade_id is not None:
             ended = res.state is not before
             reduced = not ended and res.state is not None and res.state.qty < before_qty - EPS
+            if not ended and res.state is not None and res.state.qty > before_qty + EPS:
+                # grown outside the agent (a manual add-on): recorded, the trade marked mixed
+                grown = self.store.trade_row(before.trade_id, with_position=False)
+                if grown is not None and grown["status"] == "open":
+                    self.manual.took_in(grown, res.state, before_qty)
             if ended or reduced:
                 trade = self.store.trade_row(before.trade_id, with_position=False)
                 kind = ("trailing" if before.breakeven_done else "stop") if ended else "reconcile"
                 if trade is not None and trade["status"] == "open":
                     self._record_exit_fills(trade, kind)
+                    self.manual.note_exits(trade)
                     trade = self.store.trade_row(before.trade_id, with_position=False)
                     if ended and trade is not None and trade["remaining_qty"] > EPS and res.closed is not None:
                         # no fill to be found (exchange history unavailable): use the router's estimate
@@ -346,6 +373,9 @@ class Reconciler:
                 self._record_open(sym, slot, res.state, intent)
                 notes.append((f"{sym}：结果未知的入场单实际已成交：已记录交易 #{res.state.trade_id}",
                               f"{sym}: the entry of unknown outcome was filled: recorded trade #{res.state.trade_id}"))
+            elif (manual := self.manual.adopt(sym, slot, res.state, now)) is not None:
+                self.store.delete_state(f"intent:{sym}")
+                notes.append(manual)
             else:
                 self._record_open(sym, slot, res.state, {"time_ms": now, "features": {}, "perception": {
                     "symbol": sym, "time_ms": now, "note": "adopted from the exchange",

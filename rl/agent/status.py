@@ -117,9 +117,11 @@ def merged_positions(symbols: Sequence[str], exchange: ExchangePort,
             continue
         d = pos.to_dict() if pos is not None else {"symbol": sym, "amount": 0.0}
         if mine is not None:
-            d.update(stop=mine.get("stop"), target=mine.get("target"),
+            manual = bool(mine.get("manual"))          # no stop of the agent's: none shown
+            d.update(stop=None if manual else mine.get("stop"), target=mine.get("target"),
                      partial_exits=mine.get("partial_exits", []), trade_id=mine.get("trade_id"),
-                     initial_stop=mine.get("initial_stop"))
+                     initial_stop=None if manual else mine.get("initial_stop"),
+                     source="manual" if manual else "agent")
         out.append(d)
     return out
 

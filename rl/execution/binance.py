@@ -2,18 +2,21 @@
 mapping of Binance's JSON onto the port's data types."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any, TypeVar
 
 import requests
 
-from client import BinanceClient, BinanceError, NetworkError, SymbolFilters, UnknownOrderStatus
+from client import FILTER_CODES, BinanceClient, BinanceError, NetworkError, SymbolFilters, UnknownOrderStatus
 from rl.execution.port import (
     ALGO_NOT_FOUND_CODES,
     NOT_FOUND,
     AccountMode,
     AccountSnapshot,
     Fill,
+    FundingPayment,
     OrderResult,
     PositionSnapshot,
     StopOrderInfo,
@@ -60,12 +63,51 @@ def stop_from_binance(d: dict) -> StopOrderInfo:
         update_time_ms=int(d.get("updateTime") or d.get("createTime") or 0))
 
 
-def fill_from_binance(d: dict) -> Fill:
-    """/fapi/v1/userTrades row → Fill (Binance shows commission signed; we store it paid > 0)."""
+DAY_MS = 86_400_000
+TRADES_WINDOW_MS = 7 * DAY_MS - 1      # userTrades: endTime - startTime at most 7 days
+TRADES_HISTORY_MS = 180 * DAY_MS       # userTrades: only the last 6 months are kept
+PAGE = 1000                            # the most rows userTrades and income answer at once
+
+# (asset, time_ms) -> the asset's price in the quote asset at that time (BNB fees)
+AssetPrice = Callable[[str, int], float]
+
+
+def fill_from_binance(d: dict, asset_price: AssetPrice | None = None) -> Fill:
+    """/fapi/v1/userTrades row → Fill (Binance shows commission signed; we store it paid > 0).
+
+    A commission paid in another asset than the symbol's quote (commissionAsset BNB, with the
+    BNB fee discount) is counted in the quote at that asset's price at the fill's time
+    (`asset_price`; BinanceExchange uses the open of the asset's USDT 1m candle holding the
+    fill); the raw amount and asset stay on the fill (asset_commission, commission_asset)."""
+    raw = abs(_f(d, "commission"))
+    asset = str(d.get("commissionAsset") or "USDT")
+    commission, in_asset = raw, None
+    if not str(d["symbol"]).endswith(asset):
+        if asset_price is None:
+            raise ValueError(f"commissionAsset={asset!r}: a price to convert it is needed")
+        commission, in_asset = raw * asset_price(asset, int(d["time"])), raw
     return Fill(symbol=d["symbol"], trade_id=str(d["id"]), order_id=str(d["orderId"]),
                 side=d["side"], price=_f(d, "price"), qty=_f(d, "qty"),
-                realized_pnl=_f(d, "realizedPnl"), commission=abs(_f(d, "commission")),
-                maker=bool(d.get("maker", False)), time_ms=int(d["time"]))
+                realized_pnl=_f(d, "realizedPnl"), commission=commission,
+                maker=bool(d.get("maker", False)), time_ms=int(d["time"]),
+                commission_asset=asset, asset_commission=in_asset)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _filters_checked(method: F) -> F:
+    """An order refused for its precision, tick or step (-1111/-4014/-4023) says the cached
+    exchangeInfo filters may be out of date: the next `filters` reads them again."""
+    @functools.wraps(method)
+    def wrapper(self: BinanceExchange, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except BinanceError as exc:
+            if exc.code in FILTER_CODES:
+                self.client.invalidate_filters()
+            raise
+    return wrapper  # type: ignore[return-value]
 
 
 class BinanceExchange:
@@ -82,6 +124,8 @@ class BinanceExchange:
         self._margin_set: set[str] = set()
 
     def filters(self, symbol: str) -> SymbolFilters:
+        """The symbol's exchangeInfo filters (client.symbol_filters: re-read hourly and after a
+        -1111/-4014/-4023 reject)."""
         return self.client.symbol_filters(symbol)
 
     def account(self) -> AccountSnapshot:
@@ -152,6 +196,7 @@ class BinanceExchange:
         if margin_type == self.margin_type:
             self._margin_set.add(symbol)
 
+    @_filters_checked
     def place_order(self, symbol: str, side: str, type: str, quantity: float,
                     price: float | None = None, time_in_force: str | None = None,
                     reduce_only: bool = False, client_order_id: str | None = None) -> OrderResult:
@@ -220,6 +265,7 @@ class BinanceExchange:
     def open_orders(self, symbol: str) -> list[OrderResult]:
         return [order_from_binance(o) for o in self.client.open_orders(symbol)]
 
+    @_filters_checked
     def place_stop(self, symbol: str, side: str, type: str, trigger_price: float,
                    quantity: float | None, client_algo_id: str) -> StopOrderInfo:
         check_stop_args(side, type, trigger_price, quantity)
@@ -258,6 +304,86 @@ class BinanceExchange:
         return [stop_from_binance(o) for o in self.client.open_algo_orders(symbol)
                 if o.get("symbol") == symbol]
 
+    def _now_ms(self) -> int:
+        return int(self.client.now() * 1000) + self.client.time_offset_ms
+
     def fills_since(self, symbol: str, since_ms: int) -> list[Fill]:
-        rows = self.client.user_trades(symbol, start_time=int(since_ms), limit=1000)
-        return sorted((fill_from_binance(r) for r in rows), key=lambda f: (f.time_ms, f.trade_id))
+        """Every fill from since_ms to now, oldest first: userTrades asked in windows of at most
+        7 days (Binance refuses longer ones and answers only 7 days without an end), each
+        paged on by time while a page comes back full; no further back than Binance keeps."""
+        now = self._now_ms()
+        start = max(int(since_ms), now - TRADES_HISTORY_MS)
+        rows: dict[str, dict] = {}
+        while start <= now:
+            end = min(start + TRADES_WINDOW_MS, now)
+            page_start = start
+            while True:
+                page = self.client.user_trades(symbol, start_time=page_start, end_time=end, limit=PAGE)
+                fresh = [r for r in page if str(r["id"]) not in rows]
+                rows.update((str(r["id"]), r) for r in page)
+                if len(page) < PAGE or not fresh:
+                    break
+                page_start = max(int(r["time"]) for r in page)   # same-ms rows: deduped by id
+            start = end + 1
+        return self._fills(rows.values())
+
+    def order_fills(self, symbol: str, order_id: str) -> list[Fill]:
+        """The fills of one order (userTrades by orderId: no time window to get wrong)."""
+        rows: dict[str, dict] = {}
+        from_id: int | None = None
+        while True:
+            page = (self.client.user_trades(symbol, order_id=int(order_id), limit=PAGE) if from_id is None
+                    else self.client.user_trades(symbol, from_id=from_id, limit=PAGE))
+            mine = [r for r in page if str(r["orderId"]) == str(order_id)]
+            fresh = [r for r in mine if str(r["id"]) not in rows]
+            rows.update((str(r["id"]), r) for r in mine)
+            if len(page) < PAGE or not fresh:
+                break
+            from_id = max(int(r["id"]) for r in page) + 1
+        return self._fills(rows.values())
+
+    def stop_fills(self, symbol: str, client_algo_id: str) -> list[Fill]:
+        """The fills of a stop (Algo API order): once triggered its algoOrder answer names the
+        order it sent (actualOrderId), whose fills these are; none before it triggered."""
+        algo = self.client.query_algo_order(client_algo_id=client_algo_id)
+        actual = algo.get("actualOrderId")
+        if actual in (None, "", 0, "0"):
+            return []
+        return self.order_fills(symbol, str(actual))
+
+    def _fills(self, rows: Any) -> list[Fill]:
+        prices: dict[tuple[str, int], float] = {}
+
+        def asset_price(asset: str, time_ms: int) -> float:
+            minute = time_ms // 60_000 * 60_000
+            key = (asset, minute)
+            if key not in prices:
+                k = self.client.klines(f"{asset}USDT", "1m", limit=1, start_time=minute)
+                if not k:
+                    raise BinanceError(f"no {asset}USDT price at {minute} to convert a fee paid in {asset}")
+                prices[key] = float(k[0][1])          # the open of the fill's minute
+            return prices[key]
+
+        return sorted((fill_from_binance(r, asset_price) for r in rows), key=lambda f: (f.time_ms, f.trade_id))
+
+    def funding_since(self, symbol: str, since_ms: int) -> list[FundingPayment]:
+        """The funding fees of `symbol` from since_ms to now (/fapi/v1/income, incomeType
+        FUNDING_FEE; > 0 received, < 0 paid), oldest first, paged on by time while a page
+        comes back full. Binance keeps three months of them."""
+        now = self._now_ms()
+        start = int(since_ms)
+        rows: dict[tuple[str, int], dict] = {}
+        while True:
+            page = self.client.income(symbol, "FUNDING_FEE", start_time=start, end_time=now, limit=PAGE)
+            fresh = 0
+            for r in page:
+                key = (str(r.get("tranId", "")), int(r["time"]))
+                funding = r.get("incomeType", "FUNDING_FEE") == "FUNDING_FEE"
+                if key not in rows and r.get("symbol") == symbol and funding:
+                    rows[key] = r
+                    fresh += 1
+            if len(page) < PAGE or not fresh:
+                break
+            start = max(int(r["time"]) for r in page)
+        return sorted((FundingPayment(symbol, int(r["time"]), _f(r, "income"), str(r.get("asset") or "USDT"))
+                       for r in rows.values()), key=lambda f: f.time_ms)

@@ -127,9 +127,25 @@ class Fill:
     price: float
     qty: float
     realized_pnl: float          # closing part only, before fees
-    commission: float            # quote asset, positive = paid
+    commission: float            # in the quote asset, positive = paid (converted if paid in BNB)
     maker: bool
     time_ms: int
+    commission_asset: str = "USDT"   # what the exchange charged it in (BNB with the BNB discount)
+    asset_commission: float | None = None   # ... and how much of it, when that is not the quote
+
+    def to_dict(self) -> dict[str, Any]:
+        return flat_dict(self)
+
+
+@dataclass(frozen=True)
+class FundingPayment:
+    """One funding settlement of a position: what the account received (amount > 0) or paid
+    (amount < 0), in `asset` (the symbol's margin asset, USDT for USDT-M)."""
+
+    symbol: str
+    time_ms: int
+    amount: float
+    asset: str = "USDT"
 
     def to_dict(self) -> dict[str, Any]:
         return flat_dict(self)
@@ -190,6 +206,9 @@ class ExchangePort(Protocol):
         ...
     def open_stops(self, symbol: str) -> list[StopOrderInfo]: ...
     def fills_since(self, symbol: str, since_ms: int) -> list[Fill]: ...
+    def funding_since(self, symbol: str, since_ms: int) -> list[FundingPayment]:
+        """The funding settlements of `symbol` from since_ms on, oldest first."""
+        ...
 
 
 class SimulatedExchange(ExchangePort, Protocol):

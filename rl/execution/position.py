@@ -37,6 +37,9 @@ class PositionState:
     entry_client_order_id: str | None = None
     exit_reasons: list[str] = field(default_factory=list)
     exit_reasons_zh: list[str] = field(default_factory=list)   # the same reasons in Chinese
+    # a position a dashboard order opened (trade source "manual"): the agent records its
+    # fills but neither protects nor manages it (stop 0: none asked for)
+    manual: bool = False
 
     def __post_init__(self) -> None:
         if self.side not in ("LONG", "SHORT"):

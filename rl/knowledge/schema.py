@@ -13,6 +13,7 @@ from rl.errors import KnowledgeError
 
 COMPONENT = "knowledge"
 SIDES = ("LONG", "SHORT")
+SOURCES = ("agent", "manual", "mixed")   # who made a trade (see migration 3)
 
 MIGRATIONS: list[str] = [
     # 1: the initial schema
@@ -124,6 +125,27 @@ MIGRATIONS: list[str] = [
     CREATE TABLE equity_marks (
         time_ms INTEGER PRIMARY KEY,
         equity REAL NOT NULL
+    );
+    """,
+    # 3: the funding a trade paid or received while open (net_pnl = realized - fees + funding,
+    # so the trades add up to the wallet), and who made the trade: 'agent', 'manual' (a
+    # dashboard order on a symbol the agent was flat in) or 'mixed' (an agent trade a manual
+    # order changed). Only 'agent' trades feed the learner and the agent's R statistics.
+    # Rows written before this migration are the agent's, with their funding unknown (0).
+    # trade_additions: the manual add-ons a trade took in (one net position on the exchange).
+    """
+    ALTER TABLE trades ADD COLUMN funding REAL NOT NULL DEFAULT 0;
+    ALTER TABLE trades ADD COLUMN source TEXT NOT NULL DEFAULT 'agent'
+        CHECK (source IN ('agent','manual','mixed'));
+    CREATE INDEX trades_source ON trades(source, status);
+    CREATE TABLE trade_additions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        trade_id INTEGER NOT NULL REFERENCES trades(id) ON DELETE CASCADE,
+        client_order_id TEXT NOT NULL UNIQUE,
+        time_ms INTEGER NOT NULL,
+        price REAL NOT NULL,
+        quantity REAL NOT NULL,
+        fee REAL NOT NULL
     );
     """,
 ]

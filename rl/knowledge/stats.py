@@ -32,8 +32,13 @@ class TradeLogger:
         self._trades = trades
 
     def summary(self) -> dict:
-        """Win rate, PnL and R statistics over closed trades."""
-        rows = self._db.query("SELECT net_pnl, r_multiple, fees FROM trades WHERE status='closed'")
+        """Win rate, PnL and R statistics over the agent's own closed trades (source 'agent');
+        the trades a manual order made or changed are counted apart under "manual" (their
+        PnL is the account's, their R is not the agent's)."""
+        rows = self._db.query("SELECT net_pnl, r_multiple, fees, funding FROM trades"
+                              " WHERE status='closed' AND source='agent'")
+        manual = self._db.query("SELECT COUNT(*) AS n, COALESCE(SUM(net_pnl), 0) AS pnl FROM trades"
+                                " WHERE status='closed' AND source!='agent'")[0]
         n = len(rows)
         wins = [r for r in rows if (r["net_pnl"] or 0) > 0]
         losses = [r for r in rows if (r["net_pnl"] or 0) <= 0]
@@ -46,10 +51,12 @@ class TradeLogger:
             "win_rate": (len(wins) / n) if n else 0.0,
             "net_pnl": sum(r["net_pnl"] or 0 for r in rows),
             "fees": sum(r["fees"] or 0 for r in rows),
+            "funding": sum(r["funding"] or 0 for r in rows),
             "avg_r": (sum(r["r_multiple"] or 0 for r in rows) / n) if n else 0.0,
             "avg_win": (gross_win / len(wins)) if wins else 0.0,
             "avg_loss": (-gross_loss / len(losses)) if losses else 0.0,
             "profit_factor": (gross_win / gross_loss) if gross_loss > 0 else None,
+            "manual": {"trades": int(manual["n"]), "net_pnl": float(manual["pnl"])},
         }
 
     def feature_stats(self, features: Sequence[str] | None = None) -> dict[str, dict]:
@@ -59,7 +66,8 @@ class TradeLogger:
         return {k: v.to_dict() for k, v in feature_evidence(samples, names).items()}
 
     def equity_curve(self, initial_balance: float | None = None) -> list[dict]:
-        """[{time_ms, equity}]: the starting balance, then one point per closed trade (net PnL)."""
+        """[{time_ms, equity}]: the starting balance, then one point per closed trade (net PnL,
+        funding included; manual trades too: the curve is the account's)."""
         start = initial_balance if initial_balance is not None else self._trades.get_state("initial_balance")
         start = float(start) if start is not None else 0.0
         rows = self._db.query("SELECT opened_ms, closed_ms, net_pnl FROM trades WHERE status='closed'"

@@ -25,7 +25,7 @@ from rl.knowledge.database import KnowledgeDb
 from rl.knowledge.decision_log import LOG_LIMIT, DecisionLog, checked_log_limit
 from rl.knowledge.equity_marks import EquityMarks
 from rl.knowledge.orders import OrderBook
-from rl.knowledge.schema import SIDES, KnowledgeError, finite
+from rl.knowledge.schema import SIDES, SOURCES, KnowledgeError, finite
 from rl.knowledge.stats import TradeLogger
 from rl.strategy.learning import WeightUpdate, validate_weight_map
 
@@ -108,13 +108,17 @@ class KnowledgeStore:
                    entry_fee: float = 0.0, phase: str | None = None,
                    long_score: float | None = None, short_score: float | None = None,
                    note: str = "", position: Mapping[str, Any] | None = None,
-                   order_ids: Sequence[str] = ()) -> int:
+                   order_ids: Sequence[str] = (), source: str = "agent") -> int:
         """Record an opened trade with its features and the first half of its thought chain.
+        `source`: "agent", or "manual" for a position a dashboard order opened (kept out of
+        the learning and the agent's statistics; see schema migration 3).
 
         Idempotent by `entry_client_order_id`: recording the same fill twice (a restart after a
         crash) returns the existing trade id instead of creating a duplicate."""
         if side not in SIDES:
             raise KnowledgeError(f"side={side!r} is invalid: it must be one of {SIDES}")
+        if source not in SOURCES:
+            raise KnowledgeError(f"source={source!r} is invalid: it must be one of {SOURCES}")
         if not entry_client_order_id:
             raise KnowledgeError("entry_client_order_id must be set: it makes the write idempotent")
         ep = finite("entry_price", entry_price, positive=True)
@@ -136,11 +140,11 @@ class KnowledgeStore:
                 cur = conn.execute(
                     "INSERT INTO trades(symbol, side, status, entry_client_order_id, opened_ms, entry_price,"
                     " quantity, remaining_qty, stop_price, target_price, initial_stop, leverage, risk_amount,"
-                    " entry_fee, phase, long_score, short_score, note, position_json)"
-                    " VALUES(?,?, 'open', ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " entry_fee, phase, long_score, short_score, note, position_json, source)"
+                    " VALUES(?,?, 'open', ?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (symbol, side, entry_client_order_id, int(opened_ms), ep, qty, qty, sp, tp, sp,
                      int(leverage), risk, fee, phase, long_score, short_score, note,
-                     dumps(dict(position or {}))))
+                     dumps(dict(position or {})), source))
                 assert cur.lastrowid is not None   # an INSERT sets it (a cursor has None before one)
                 tid = cur.lastrowid
                 conn.executemany("INSERT INTO trade_features(trade_id, feature, value) VALUES(?,?,?)",
@@ -186,6 +190,40 @@ class KnowledgeStore:
         with self._db.transaction() as conn:
             conn.execute(f"UPDATE trades SET {', '.join(sets)} WHERE id=?", (*params, int(trade_id)))
 
+    def record_addition(self, trade_id: int, *, client_order_id: str, time_ms: int, price: float,
+                        quantity: float, fee: float, position: Mapping[str, Any] | None = None) -> bool:
+        """A manual order added `quantity` at `price` to the open trade's position (one net
+        position on the exchange): the trade's size, remaining size, average entry and entry
+        fee take it in, the order is linked, and an agent trade becomes "mixed" (out of the
+        learning: its outcome is no longer the agent's decision alone). Idempotent by the
+        order's `client_order_id` (False when it was already taken in)."""
+        p = finite("price", price, positive=True)
+        q = finite("quantity", quantity, positive=True)
+        fee_v = finite("fee", fee)
+        with self._db.transaction() as conn:
+            t = conn.execute("SELECT * FROM trades WHERE id=?", (int(trade_id),)).fetchone()
+            if t is None:
+                raise KnowledgeError(f"trade_id={trade_id} is invalid: no such trade")
+            if t["status"] != "open" or conn.execute(
+                    "SELECT 1 FROM trade_additions WHERE client_order_id=?", (client_order_id,)).fetchone():
+                return False
+            old_q = float(t["quantity"])
+            entry = (float(t["entry_price"]) * old_q + p * q) / (old_q + q)
+            conn.execute("UPDATE trades SET quantity=?, remaining_qty=remaining_qty+?, entry_price=?,"
+                         " entry_fee=entry_fee+?, source=CASE source WHEN 'agent' THEN 'mixed' ELSE source END"
+                         " WHERE id=?", (old_q + q, q, entry, fee_v, int(trade_id)))
+            conn.execute("INSERT INTO trade_additions(trade_id, client_order_id, time_ms, price, quantity, fee)"
+                         " VALUES(?,?,?,?,?,?)", (int(trade_id), client_order_id, int(time_ms), p, q, fee_v))
+            if position is not None:
+                conn.execute("UPDATE trades SET position_json=? WHERE id=?", (dumps(dict(position)), int(trade_id)))
+            self.orders.link(int(trade_id), [client_order_id])
+        return True
+
+    def mark_mixed(self, trade_id: int) -> None:
+        """A manual order changed this agent trade (sold part of it): it leaves the learning."""
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE trades SET source='mixed' WHERE id=? AND source='agent'", (int(trade_id),))
+
     def record_exit(self, trade_id: int, *, client_order_id: str, time_ms: int, kind: str,
                     price: float, quantity: float, pnl: float, fee: float,
                     position: Mapping[str, Any] | None = None) -> bool:
@@ -217,9 +255,12 @@ class KnowledgeStore:
 
     def close_trade(self, trade_id: int, *, closed_ms: int, exit_reason: str,
                     reward: Mapping[str, Any], summary_zh: str, summary_en: str,
-                    weight_update: WeightUpdate | None = None) -> dict:
+                    weight_update: WeightUpdate | None = None, funding: float = 0.0) -> dict:
         """Close a trade in ONE transaction: totals from its exits, the reward and summary of its
-        thought chain, and (when learning ran) the new weights with their evidence.
+        thought chain, and (when learning ran) the new weights with their evidence. `funding`:
+        what the position received (> 0) or paid (< 0) in funding while open; it is part of
+        the net PnL (net = realized - fees + funding), so the closed trades add up to the
+        wallet's change.
 
         Returns the closed trade. Closing an already closed trade changes nothing (idempotent)."""
         with self._db.transaction() as conn:
@@ -229,7 +270,7 @@ class KnowledgeStore:
             if t["status"] != "closed":
                 self._write_close(conn, t, closed_ms=int(closed_ms), exit_reason=exit_reason,
                                   reward=reward, summary_zh=summary_zh, summary_en=summary_en,
-                                  weight_update=weight_update)
+                                  weight_update=weight_update, funding=finite("funding", funding))
                 t = conn.execute("SELECT * FROM trades WHERE id=?", (int(trade_id),)).fetchone()
             closed = self._trade_dict(t)
         if self._listener is not None:
@@ -238,21 +279,23 @@ class KnowledgeStore:
 
     def _write_close(self, conn: sqlite3.Connection, t: sqlite3.Row, *, closed_ms: int, exit_reason: str,
                      reward: Mapping[str, Any], summary_zh: str, summary_en: str,
-                     weight_update: WeightUpdate | None) -> None:
+                     weight_update: WeightUpdate | None, funding: float = 0.0) -> None:
         """close_trade's writes for the open trade `t`, inside its transaction."""
         trade_id = int(t["id"])
         totals = self._exit_totals(trade_id)
         fees = float(t["entry_fee"]) + totals["fee"]
-        net = totals["pnl"] - fees
+        net = totals["pnl"] - fees + funding
         risk = float(t["risk_amount"])
         r_mult = net / risk if risk > 0 else 0.0
         conn.execute(
             "UPDATE trades SET status='closed', closed_ms=?, exit_price=?, realized_pnl=?, fees=?,"
-            " net_pnl=?, r_multiple=?, exit_reason=?, remaining_qty=0 WHERE id=?",
-            (closed_ms, totals["avg_price"], totals["pnl"], fees, net, r_mult, exit_reason, trade_id))
+            " funding=?, net_pnl=?, r_multiple=?, exit_reason=?, remaining_qty=0 WHERE id=?",
+            (closed_ms, totals["avg_price"], totals["pnl"], fees, funding, net, r_mult, exit_reason, trade_id))
         full_reward = {**dict(reward), "realized_pnl": totals["pnl"], "fees": fees,
                        "net_pnl": net, "r_multiple": r_mult, "exit_reason": exit_reason,
                        "exit_price": totals["avg_price"], "exits": totals["exits"]}
+        if funding:
+            full_reward["funding"] = funding
         if weight_update is not None:
             full_reward["weight_change"] = weight_update.to_dict()
             if weight_update.applied:
@@ -265,7 +308,7 @@ class KnowledgeStore:
             (dumps(full_reward), summary_zh, summary_en, trade_id))
         self._count_cache = None
         self._entry_cache.pop(trade_id, None)
-        if self._samples_cache is not None:
+        if self._samples_cache is not None and t["source"] == "agent":
             feats = {r["feature"]: float(r["value"]) for r in conn.execute(
                 "SELECT feature, value FROM trade_features WHERE trade_id=?", (trade_id,))}
             self._samples_cache.append((feats, r_mult))
@@ -303,6 +346,9 @@ class KnowledgeStore:
         d = self._trade_dict(rows[0])
         d["features"] = self.features(int(trade_id))
         d["exits"] = self.exit_totals(int(trade_id))["exits"]
+        d["additions"] = [dict(r) for r in self._db.query(
+            "SELECT time_ms, price, quantity, fee, client_order_id FROM trade_additions WHERE trade_id=?"
+            " ORDER BY id", (int(trade_id),))]
         d["orders"] = self.orders.for_trade(int(trade_id))
         d["thought_chain"] = self.thought_chain(int(trade_id))
         return d
@@ -334,8 +380,10 @@ class KnowledgeStore:
         return [self._trade_dict(r) for r in self._db.query(sql, (symbol,) if symbol else ())]
 
     def last_closed_ms(self, symbol: str) -> int | None:
-        """When the newest closed trade of `symbol` closed (the re-entry cooldown starts there)."""
-        rows = self._db.query("SELECT MAX(closed_ms) FROM trades WHERE symbol=? AND status='closed'", (symbol,))
+        """When the newest closed trade of `symbol` the agent took part in closed (the re-entry
+        cooldown starts there; a manual trade's close starts none)."""
+        rows = self._db.query("SELECT MAX(closed_ms) FROM trades WHERE symbol=? AND status='closed'"
+                              " AND source!='manual'", (symbol,))
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def closed_between(self, from_ms: int, to_ms: int) -> list[dict]:
@@ -361,7 +409,9 @@ class KnowledgeStore:
         return d
 
     def closed_samples(self) -> list[tuple[dict[str, float], float]]:
-        """(feature values at entry, R multiple) for every closed trade: the learner's input.
+        """(feature values at entry, R multiple) for every closed trade of the agent's own
+        (source 'agent': a manual or mixed trade says nothing about the agent's choices): the
+        learner's input.
 
         Cached between closes (the learner asks after every close; re-reading every trade
         each time would make a long backtest quadratic)."""
@@ -373,7 +423,8 @@ class KnowledgeStore:
     def _read_samples(self) -> list[tuple[dict[str, float], float]]:
         rows = self._db.query(
             "SELECT t.id, t.r_multiple, f.feature, f.value FROM trades t"
-            " LEFT JOIN trade_features f ON f.trade_id=t.id WHERE t.status='closed' ORDER BY t.id")
+            " LEFT JOIN trade_features f ON f.trade_id=t.id WHERE t.status='closed' AND t.source='agent'"
+            " ORDER BY t.id")
         by_id: dict[int, tuple[dict[str, float], float]] = {}
         for r in rows:
             feats, _ = by_id.setdefault(int(r["id"]), ({}, float(r["r_multiple"] or 0.0)))
@@ -468,10 +519,11 @@ class KnowledgeStore:
 
     # ------------------------------------------------------------------ statistics
     def get_trade_count(self) -> int:
-        """Closed trades: the number the phases and the learner count."""
+        """Closed trades of the agent's own (source 'agent'): the number the phases and the
+        learner count."""
         with self._db.lock:
             if self._count_cache is None:
                 self._count_cache = int(self._db.conn.execute(
-                    "SELECT COUNT(*) FROM trades WHERE status='closed'").fetchone()[0])
+                    "SELECT COUNT(*) FROM trades WHERE status='closed' AND source='agent'").fetchone()[0])
             return self._count_cache
 

@@ -123,11 +123,15 @@ def build_action(*, side: str, price: float, quantity: float, stop: float | None
 
 
 def build_reward(*, realized_pnl: float, fees: float, r_multiple: float, exit_reason: str,
-                 weight_change: Mapping[str, Any] | None = None, **extra: Any) -> dict:
-    """What came of it; `weight_change` is WeightUpdate.to_dict() when learning ran."""
+                 weight_change: Mapping[str, Any] | None = None, funding: float = 0.0,
+                 **extra: Any) -> dict:
+    """What came of it; `weight_change` is WeightUpdate.to_dict() when learning ran; `funding`
+    (received > 0, paid < 0 while open) is part of the net PnL and listed when not 0."""
     out = {"realized_pnl": _num(realized_pnl), "fees": _num(fees),
-           "net_pnl": _num(realized_pnl - fees), "r_multiple": _num(r_multiple),
+           "net_pnl": _num(realized_pnl - fees + funding), "r_multiple": _num(r_multiple),
            "exit_reason": exit_reason, "weight_change": json_safe(weight_change)}
+    if funding:
+        out["funding"] = _num(funding)
     out.update(json_safe(extra))
     return out
 

@@ -26,6 +26,7 @@ from rl.execution.port import (
     AccountMode,
     AccountSnapshot,
     Fill,
+    FundingPayment,
     OrderResult,
     PositionSnapshot,
     StopOrderInfo,
@@ -174,10 +175,12 @@ class PaperExchange:
         with self._lock:
             return self._account.fills_since(symbol, since_ms)
 
-    def funding_since(self, symbol: str, since_ms: int) -> list[dict]:
-        """Funding payments (amount > 0 received, < 0 paid): paper-only extra for reports."""
+    def funding_since(self, symbol: str, since_ms: int) -> list[FundingPayment]:
+        """Funding payments (amount > 0 received, < 0 paid) at their funding times, oldest
+        first: the ledger the trades' funding is taken from (rl.agent.journal)."""
         with self._lock:
-            return self._account.funding_since(symbol, since_ms)
+            return [FundingPayment(symbol, int(f["time_ms"]), float(f["amount"]))
+                    for f in self._account.funding_since(symbol, since_ms)]
 
     def account_mode(self, symbols: Sequence[str]) -> AccountMode:
         """The simulated account: one-way, single-asset, isolated, at its leverage settings."""

@@ -211,11 +211,12 @@ def test_manual_close_and_order_are_recorded(tmp_path):
     assert w.agent.close_position(SYMBOL)["closed"] is False
     order = w.agent.manual_order(SYMBOL, "SELL", "MARKET", 3)
     assert order["status"] == "FILLED"
-    # the agent adopted the position the trader opened, with a protective stop and a note
+    # the position the trader opened is a manual trade of its own: no stop the trader did
+    # not ask for (issue 13 #11; tests/agent/test_manual_trades.py)
     st = w.state
-    assert st is not None and st.side == "SHORT" and st.qty == 3
-    assert w.store.trade(st.trade_id)["note"].startswith("adopted")
-    assert len(w.exchange.open_stops(SYMBOL)) == 1
+    assert st is not None and st.side == "SHORT" and st.qty == 3 and st.manual
+    assert w.store.trade(st.trade_id)["source"] == "manual"
+    assert w.exchange.open_stops(SYMBOL) == []
     with pytest.raises(ValueError, match="quantity"):
         w.agent.manual_order(SYMBOL, "BUY", "MARKET", -1)
     w.close()

@@ -102,7 +102,9 @@ def test_runner_trades_and_serves_json_views(tmp_path):
     order = r.manual_order(SYMBOL, "BUY", "MARKET", 2)
     assert order["status"] == "FILLED"
     pos = r.positions()
-    assert pos[0]["symbol"] == SYMBOL and pos[0]["amount"] == 2 and pos[0]["stop"] is not None
+    # a manual trade of its own: shown as manual, with no stop of the agent's (issue 13 #11)
+    assert pos[0]["symbol"] == SYMBOL and pos[0]["amount"] == 2 and pos[0]["stop"] is None
+    assert pos[0]["source"] == "manual"
     assert r.close_position(SYMBOL)["closed"]
     assert r.positions() == []
     w.close()

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 import pytest
 import responses
 
-from client import BinanceClient, BinanceError, UnknownOrderStatus
+from client import BinanceClient, BinanceError, OrderRejected, UnknownOrderStatus
 from rl.execution.binance import BinanceExchange
 from rl.execution.port import SymbolMode
 from tests.support.fake_binance import BASE, FakeBinance
@@ -87,8 +88,6 @@ def test_position_reads_one_way_rows_and_refuses_hedge_legs():
     ex.account_mode(["BTCUSDT"])                           # symbolConfig: the real leverage
     p = ex.position("BTCUSDT")
     assert p.amount == pytest.approx(0.1) and p.leverage == 20
-def _exchange():
-    return BinanceExchange(BinanceClient(trade_url=BASE, api_key="k", api_secret="s", sleep=lambda s: None))
 
 
 @responses.activate
@@ -136,3 +135,161 @@ def test_an_order_answer_without_avg_price_is_priced_from_the_order_or_its_fills
     fake.omit_avg_next_order = fake.omit_avg_in_query = True
     o = ex.place_order("BTCUSDT", "BUY", "LIMIT", 0.1, 50_025.0, "IOC", client_order_id="e-2")
     assert o.avg_price == 50_000.0 and o.commission == pytest.approx(2.5)    # from userTrades
+
+
+# ------------------------------------------------------------------ accounting (issue 13 #10)
+from urllib.parse import parse_qs, urlparse  # noqa: E402
+
+from tests.support.fake_binance import EXCHANGE_INFO  # noqa: E402
+
+DAY = 86_400_000
+NOW_MS = 1_700_000_000_000
+
+
+def _q(req) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlparse(req.url).query).items()}
+
+
+def _trade(i: int, t: int, order_id: int = 77, commission: str = "-0.02000000", asset: str = "USDT") -> dict:
+    """A /fapi/v1/userTrades row as Binance's docs show it."""
+    return {"buyer": False, "commission": commission, "commissionAsset": asset, "id": i, "maker": False,
+            "orderId": order_id, "price": "40000.0", "qty": "0.001", "quoteQty": "40.0",
+            "realizedPnl": "0.10000000", "side": "SELL", "positionSide": "BOTH", "symbol": "BTCUSDT",
+            "time": t}
+
+
+def _exchange(now_ms: int = NOW_MS) -> BinanceExchange:
+    clock = {"t": now_ms / 1000}
+    ex = BinanceExchange(BinanceClient(trade_url=BASE, api_key="k", api_secret="s", sleep=lambda s: None,
+                                       now=lambda: clock["t"]))
+    ex.clock = clock                                   # the tests move it
+    return ex
+
+
+@responses.activate
+def test_fills_since_asks_userTrades_in_windows_of_at_most_7_days():
+    """Binance refuses a userTrades window over 7 days and, given only a start, answers 7 days:
+    fills older than that were lost. Now the span is asked window by window, each paged."""
+    since = NOW_MS - 20 * DAY
+    rows = [_trade(i, since + i * (DAY // 2)) for i in range(40)]        # one every 12 h for 20 days
+    asked = []
+
+    def user_trades(req):
+        p = _q(req)
+        start = int(p["startTime"])
+        end = int(p.get("endTime", start + 7 * DAY))                      # Binance: 7 days without one
+        if end - start > 7 * DAY:
+            return 400, {}, json.dumps({"code": -1127, "msg": "More than 7 days between startTime and endTime."})
+        asked.append((start, end))
+        hit = [r for r in rows if start <= r["time"] <= end][: int(p["limit"])]
+        return 200, {}, json.dumps(hit)
+
+    responses.add_callback(responses.GET, BASE + "/fapi/v1/userTrades", callback=user_trades)
+    fills = _exchange().fills_since("BTCUSDT", since)
+    assert [f.trade_id for f in fills] == [str(r["id"]) for r in rows]
+    assert len(asked) == 3 and all(e - s < 7 * DAY for s, e in asked)
+    assert asked[0][0] == since and asked[-1][1] == NOW_MS
+
+
+@responses.activate
+def test_fills_since_pages_a_full_window_on_by_time():
+    rows = [_trade(i, NOW_MS - DAY + i // 2) for i in range(1500)]      # two fills per ms
+
+    def user_trades(req):
+        p = _q(req)
+        hit = [r for r in rows if int(p["startTime"]) <= r["time"] <= int(p["endTime"])]
+        return 200, {}, json.dumps(hit[: int(p["limit"])])
+
+    responses.add_callback(responses.GET, BASE + "/fapi/v1/userTrades", callback=user_trades)
+    fills = _exchange().fills_since("BTCUSDT", NOW_MS - DAY)
+    assert sorted(int(f.trade_id) for f in fills) == list(range(1500))
+
+
+@responses.activate
+def test_a_commission_paid_in_bnb_is_counted_at_the_bnb_price_of_its_minute():
+    t = NOW_MS - 3_600_000 + 12_345
+    responses.add(responses.GET, BASE + "/fapi/v1/userTrades",
+                  json=[_trade(1, t, commission="-0.00005000", asset="BNB"), _trade(2, t + 1)])
+    minute = t // 60_000 * 60_000
+    responses.add(responses.GET, "https://fapi.binance.com/fapi/v1/klines",
+                  match=[responses.matchers.query_param_matcher(
+                      {"symbol": "BNBUSDT", "interval": "1m", "startTime": str(minute), "limit": "1"})],
+                  json=[[minute, "600.00", "601.00", "599.00", "600.50", "100", minute + 59_999, "60000",
+                         10, "50", "30000", "0"]])
+    bnb, usdt = _exchange().fills_since("BTCUSDT", t - 1000)
+    assert (bnb.commission_asset, bnb.asset_commission) == ("BNB", pytest.approx(0.00005))
+    assert bnb.commission == pytest.approx(0.00005 * 600.0)            # in USDT, not 0.00005
+    assert (usdt.commission_asset, usdt.asset_commission, usdt.commission) == ("USDT", None, pytest.approx(0.02))
+
+
+@responses.activate
+def test_a_stops_fills_are_found_by_its_actual_order_id():
+    algo = {"algoId": 2146760, "clientAlgoId": "s-1", "algoType": "CONDITIONAL", "orderType": "STOP_MARKET",
+            "symbol": "BTCUSDT", "side": "SELL", "positionSide": "BOTH", "timeInForce": "GTC",
+            "quantity": "0.002", "algoStatus": "FINISHED", "actualOrderId": "991", "actualPrice": "39990.00",
+            "triggerPrice": "40000.00", "price": "0.00", "closePosition": False, "reduceOnly": True,
+            "createTime": NOW_MS - DAY, "updateTime": NOW_MS - 10, "triggerTime": NOW_MS - 20}
+    responses.add(responses.GET, BASE + "/fapi/v1/algoOrder", json=algo)
+    responses.add(responses.GET, BASE + "/fapi/v1/userTrades",
+                  match=[responses.matchers.query_param_matcher({"symbol": "BTCUSDT", "orderId": "991",
+                                                                 "limit": "1000"}, strict_match=False)],
+                  json=[_trade(5, NOW_MS - 20, order_id=991), _trade(6, NOW_MS - 19, order_id=991)])
+    ex = _exchange()
+    fills = ex.stop_fills("BTCUSDT", "s-1")
+    assert [(f.trade_id, f.order_id) for f in fills] == [("5", "991"), ("6", "991")]
+    responses.replace(responses.GET, BASE + "/fapi/v1/algoOrder", json={**algo, "algoStatus": "NEW",
+                                                                       "actualOrderId": ""})
+    assert ex.stop_fills("BTCUSDT", "s-1") == []                        # not triggered: no fills
+
+
+@responses.activate
+def test_funding_since_reads_the_funding_fees_of_the_income_history():
+    """/fapi/v1/income FUNDING_FEE rows, paged on by time while full (the journal folds them
+    into the closing trade's net PnL)."""
+    start = NOW_MS - 400 * 8 * 3_600_000
+    rows = [{"symbol": "BTCUSDT", "incomeType": "FUNDING_FEE", "income": "-0.01000000", "asset": "USDT",
+             "info": "FUNDING_FEE", "time": start + i * 8 * 3_600_000, "tranId": 9689322392 + i, "tradeId": ""}
+            for i in range(1200)]
+    asked = []
+
+    def income(req):
+        p = _q(req)
+        asked.append(p)
+        hit = [r for r in rows if int(p["startTime"]) <= r["time"] <= int(p["endTime"])]
+        return 200, {}, json.dumps(hit[: int(p["limit"])])
+
+    responses.add_callback(responses.GET, BASE + "/fapi/v1/income", callback=income)
+    got = _exchange().funding_since("BTCUSDT", start)
+    assert len(got) == len([r for r in rows if r["time"] <= NOW_MS]) == 401
+    assert sum(f.amount for f in got) == pytest.approx(-4.01) and got[0].time_ms == start
+    assert all(p["incomeType"] == "FUNDING_FEE" and p["symbol"] == "BTCUSDT" for p in asked)
+    assert len(asked) == 1                                               # 401 rows: one page
+
+
+@responses.activate
+def test_exchange_info_is_read_again_hourly_and_after_a_tick_size_reject():
+    reads = []
+    new_tick = {**EXCHANGE_INFO, "symbols": [{**EXCHANGE_INFO["symbols"][0], "filters": [
+        {**f, "tickSize": "1.00"} if f["filterType"] == "PRICE_FILTER" else f
+        for f in EXCHANGE_INFO["symbols"][0]["filters"]]}]}
+
+    def info(req):
+        reads.append(1)
+        return 200, {}, json.dumps(EXCHANGE_INFO if len(reads) < 3 else new_tick)
+
+    responses.add_callback(responses.GET, BASE + "/fapi/v1/exchangeInfo", callback=info)
+    responses.add(responses.POST, BASE + "/fapi/v1/order", status=400,
+                  json={"code": -4014, "msg": "Price not increased by tick size."})
+    ex = _exchange()
+    ex.filters("BTCUSDT")
+    ex.clock["t"] += 1800
+    ex.filters("BTCUSDT")
+    assert len(reads) == 1                                               # cached within the hour
+    ex.clock["t"] += 1801
+    ex.filters("BTCUSDT")
+    assert len(reads) == 2                                               # an hour old: read again
+    with pytest.raises(OrderRejected):
+        ex.place_order("BTCUSDT", "BUY", "LIMIT", 0.1, 50_000.1, "GTC", client_order_id="e-2")
+    assert str(ex.filters("BTCUSDT").tick_size) == "1.00" and len(reads) == 3
+    ex.filters("BTCUSDT")
+    assert len(reads) == 3

@@ -39,7 +39,7 @@ def open_one(store, cid="e1", side="LONG", entry=100.0, stop=98.0, qty=1.0, feat
 
 
 def test_schema_version_and_wal(store):
-    assert store.schema_version == 2
+    assert store.schema_version == 3
     other = sqlite3.connect(store.path)                 # WAL is a property of the file
     assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     other.close()
@@ -243,7 +243,7 @@ def test_a_version_1_file_upgrades_in_place_and_keeps_its_trades(tmp_path):
     migrate(conn, COMPONENT, MIGRATIONS[:1])
     conn.close()
     s = KnowledgeStore(tmp_path / "old.db", default_weights=W)
-    assert s.schema_version == 2 and s.equity_marks.count() == 0
+    assert s.schema_version == 3 and s.equity_marks.count() == 0
     open_one(s)
     s.equity_marks.record(1_000, 10_000.0)
     s.close()
@@ -282,3 +282,75 @@ def test_closed_between_lists_closes_by_close_time(store):
     assert [(r["id"], r["closed_ms"], r["exit_reason"]) for r in rows] == [(2, 5_000, "stop"), (1, 9_000, "stop")]
     assert rows[0]["net_pnl"] == pytest.approx(-2.1) and rows[0]["symbol"] == "BTCUSDT"
     assert [r["id"] for r in store.closed_between(6_000, 10_000)] == [1]
+
+
+def test_a_version_2_file_with_trades_opens_and_its_trades_stay_the_agents(tmp_path):
+    """Migration 3 (funding, source, trade_additions) on a file an older version wrote: its
+    open and closed trades read back as the agent's with no funding, and still close/learn."""
+    from rl.db import connect, migrate
+    from rl.knowledge.schema import COMPONENT, MIGRATIONS
+
+    conn = connect(tmp_path / "v2.db")
+    migrate(conn, COMPONENT, MIGRATIONS[:2])
+    conn.execute("INSERT INTO trades(symbol, side, status, entry_client_order_id, opened_ms, closed_ms,"
+                 " entry_price, quantity, remaining_qty, stop_price, initial_stop, leverage, risk_amount,"
+                 " entry_fee, exit_price, realized_pnl, fees, net_pnl, r_multiple, exit_reason)"
+                 " VALUES('BTCUSDT','LONG','closed','old-1',1,2,100,1,0,98,98,10,2,0.05,102,2,0.1,1.9,0.95,'target')")
+    conn.execute("INSERT INTO trades(symbol, side, status, entry_client_order_id, opened_ms, entry_price,"
+                 " quantity, remaining_qty, stop_price, initial_stop, leverage, risk_amount)"
+                 " VALUES('BTCUSDT','LONG','open','old-2',3,100,1,1,98,98,10,2)")
+    conn.close()
+    s = KnowledgeStore(tmp_path / "v2.db", default_weights=W)
+    assert s.schema_version == len(MIGRATIONS) == 3
+    old = s.trade(1)
+    assert (old["source"], old["funding"], old["net_pnl"], old["additions"]) == ("agent", 0.0, 1.9, [])
+    assert s.get_trade_count() == 1 and len(s.closed_samples()) == 1
+    s.record_exit(2, client_order_id="x2", time_ms=4, kind="stop", price=98, quantity=1, pnl=-2, fee=0.05)
+    closed = s.close_trade(2, closed_ms=4, exit_reason="stop", reward={}, summary_zh="", summary_en="",
+                           funding=-0.3)
+    assert closed["funding"] == -0.3 and closed["net_pnl"] == pytest.approx(-2 - 0.05 - 0.3)
+    assert closed["r_multiple"] == pytest.approx(closed["net_pnl"] / 2)
+    assert s.get_trade_count() == 2
+    s.close()
+
+
+def test_funding_is_part_of_a_trades_net_pnl_and_r(store):
+    tid = open_one(store)
+    store.record_exit(tid, client_order_id="x", time_ms=2000, kind="target", price=104, quantity=1, pnl=4.0,
+                      fee=0.05)
+    t = store.close_trade(tid, closed_ms=2000, exit_reason="target", reward={}, summary_zh="", summary_en="",
+                          funding=-1.25)
+    assert t["funding"] == -1.25 and t["net_pnl"] == pytest.approx(4.0 - 0.1 - 1.25)
+    assert t["r_multiple"] == pytest.approx((4.0 - 0.1 - 1.25) / 2.0)
+    assert store.thought_chain(tid)["reward"]["funding"] == -1.25
+    assert store.trade_logger.summary()["funding"] == -1.25
+
+
+def test_manual_and_mixed_trades_stay_out_of_the_learning_and_the_agents_statistics(store):
+    store.set_state("initial_balance", 1000.0)
+    agent = open_one(store, cid="a", feats={k: 0.9 for k in W})
+    manual = store.open_trade(symbol="BTCUSDT", side="LONG", entry_client_order_id="man-1", opened_ms=1000,
+                              entry_price=100.0, quantity=1.0, stop_price=None, target_price=None, leverage=10,
+                              features={}, perception={}, action={}, source="manual")
+    mixed = open_one(store, cid="m", feats={k: 0.1 for k in W})
+    assert store.record_addition(mixed, client_order_id="man-2", time_ms=1500, price=102.0, quantity=1.0, fee=0.1)
+    assert not store.record_addition(mixed, client_order_id="man-2", time_ms=1500, price=102.0, quantity=1.0,
+                                     fee=0.1)                                   # idempotent
+    m = store.trade(mixed)
+    assert (m["source"], m["quantity"], m["remaining_qty"], m["entry_price"]) == ("mixed", 2.0, 2.0, 101.0)
+    assert m["entry_fee"] == pytest.approx(0.15) and [a["client_order_id"] for a in m["additions"]] == ["man-2"]
+    with pytest.raises(KnowledgeError, match="source"):
+        store.open_trade(symbol="BTCUSDT", side="LONG", entry_client_order_id="bad", opened_ms=1, entry_price=1.0,
+                         quantity=1.0, stop_price=None, target_price=None, leverage=1, features={}, perception={},
+                         action={}, source="user")
+    for tid, qty, pnl, at in ((agent, 1, 2.0, 3001), (mixed, 2, 3.0, 3002), (manual, 1, -5.0, 3009)):
+        store.record_exit(tid, client_order_id=f"x{tid}", time_ms=at, kind="manual", price=100.0, quantity=qty,
+                          pnl=pnl, fee=0.0)
+        store.close_trade(tid, closed_ms=at, exit_reason="manual", reward={}, summary_zh="", summary_en="")
+    assert store.get_trade_count() == 1
+    assert [f["volume_density"] for f, _ in store.closed_samples()] == [0.9]   # the agent's only
+    s = store.trade_logger.summary()
+    assert s["trades"] == 1 and s["net_pnl"] == pytest.approx(2.0 - 0.05)
+    assert s["manual"] == {"trades": 2, "net_pnl": pytest.approx(-5.0 + 3.0 - 0.15)}
+    assert store.trade_logger.equity_curve()[-1]["equity"] == pytest.approx(1000 + 1.95 - 5.0 + 2.85)
+    assert store.last_closed_ms("BTCUSDT") == 3002                  # a manual close starts no cooldown

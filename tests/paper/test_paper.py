@@ -461,3 +461,36 @@ def test_no_percent_price_filter_means_no_band():
     plain = dataclasses.replace(default_filters(SYM, 50_000.0), multiplier_up=0, multiplier_down=0)
     ex = make(filters={SYM: plain})
     assert ex.place_order(SYM, "BUY", "LIMIT", 0.01, price=90_000.0, time_in_force="IOC").status == "FILLED"
+
+
+def test_trades_net_pnl_adds_up_to_the_wallet_across_funding_times(tmp_path):
+    """The agent's trades on a paper account that pays funding every 2 minutes: each closed
+    trade carries the funding its position saw, so the store's trades add up to the wallet's
+    change exactly (before, the trades left out the funding and the two drifted apart)."""
+    from tests.support.scripted_world import ENTRY_PARTIAL_TARGET_STOP_PATH, SYMBOL, World
+
+    w = World(tmp_path, ENTRY_PARTIAL_TARGET_STOP_PATH,
+              paper={"funding_rate": 0.002, "funding_interval_ms": 120_000})
+    w.script.long = 60.0
+    w.cycle()                                     # enter long at 100
+    w.script.long = 0.0
+    w.cycle(6)                                    # partial, break-even, target: closed
+    w.to_15m_close()
+    w.script.support, w.script.resistance, w.script.long = 102.5, 110.0, 60.0
+    w.cycle()                                     # second long at 103.2
+    w.script.long = 0.0
+    w.cycle(4)                                    # stopped out on the exchange
+    trades = w.store.trades(status="closed")
+    assert len(trades) == 2 and w.state is None
+    paid = [f.amount for f in w.exchange.funding_since(SYMBOL, 0)]
+    assert len(paid) >= 3 and sum(paid) < 0       # longs pay a positive rate
+    for t in trades:                              # each trade carries the funding of its own time
+        own = sum(f.amount for f in w.exchange.funding_since(SYMBOL, t["opened_ms"])
+                  if f.time_ms <= t["closed_ms"])
+        assert t["funding"] == pytest.approx(own, abs=1e-12)
+        assert t["net_pnl"] == pytest.approx(t["realized_pnl"] - t["fees"] + t["funding"], abs=1e-12)
+    assert sum(t["funding"] for t in trades) == pytest.approx(sum(paid), abs=1e-12)
+    wallet_change = w.exchange.account().wallet_balance - 10_000.0
+    assert abs(wallet_change - sum(t["net_pnl"] for t in trades)) < 1e-9
+    assert w.store.trade_logger.summary()["funding"] == pytest.approx(sum(paid), abs=1e-12)
+    w.close()

@@ -91,7 +91,7 @@ class World:
     """Agent + paper exchange + store on a ManualClock over the given candles."""
 
     def __init__(self, tmp_path, prices, *, min_trades: int = 30, start_bar: int = 60, persist: bool = False,
-                 script: Script | None = None, **settings) -> None:
+                 script: Script | None = None, paper: dict | None = None, **settings) -> None:
         self.script = script or Script()
         self.clock = ManualClock(T0 + start_bar * MIN)
         self.market = ReplayMarketData({SYMBOL: candles(prices)}, self.clock)
@@ -99,8 +99,9 @@ class World:
         # test); `settings`: more Settings fields (the risk protections' tests set their limits)
         self.settings = Settings(db_path=tmp_path / "agent.db", min_trades_for_adjust=min_trades,
                                  reentry_cooldown_minutes=0, **settings)
+        # `paper`: more PaperExchange options (funding_rate, funding_interval_ms, ...)
         self.exchange = PaperExchange(tmp_path / "paper.db" if persist else None, balance=10_000.0,
-                                      clock=self.clock.now_ms)
+                                      clock=self.clock.now_ms, **(paper or {}))
         self.store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
         self.agent = TradingAgent(self.settings, self.market, self.exchange, self.store, self.clock,
                                   feed=self.exchange, analyzer_factory=lambda sym, w: ScriptedAnalyzer(self.script, sym, w))

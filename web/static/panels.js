@@ -267,7 +267,9 @@ export function renderTrades(trades) {
     const row = el("tr", { class: "clickable", dataset: { tradeId: tr.id, status: tr.status } },
       el("td", {}, `#${tr.id}`),
       el("td", {}, shortTime(tr.opened_ms)),
-      el("td", {}, tr.symbol || ""),
+      el("td", {}, tr.symbol || "",
+        // a trade a dashboard order made or changed: the account's, not the agent's lesson
+        tr.source === "manual" || tr.source === "mixed" ? el("span", { class: "muted" }, ` · ${t(`source_${tr.source}`)}`) : null),
       el("td", {}, el("span", { class: isLong(tr) ? "up" : "down" }, isLong(tr) ? t("long") : t("short"))),
       el("td", {}, priceText(tr.entry_price)),
       el("td", {}, priceText(tr.exit_price)),
