@@ -64,7 +64,8 @@ def market_frame(path=PATH) -> pd.DataFrame:
 
 def new_server(frame: pd.DataFrame, **kw) -> FakeBinanceServer:
     m = CandleMarket(frame)
-    kw.setdefault("funding_interval_ms", 5 * MIN)
+    kw.setdefault("funding_interval_ms", 5 * MIN)     # funding while the short trades are open
+    kw.setdefault("client_timeout", 1.5)              # Rig's default: timeout faults hang past it
     return FakeBinanceServer(m.price_at, m.bars_between, start_ms=T0 + START_BAR * MIN, **kw)
 
 
@@ -82,7 +83,7 @@ class Rig:
     """One agent process' worth of parts (a restart builds a new Rig on the same files)."""
 
     def __init__(self, db: Path, url: str, frame: pd.DataFrame, clock: ManualClock,
-                 script: Script | None = None, timeout: float = 1.0) -> None:
+                 script: Script | None = None, timeout: float = 1.5) -> None:
         self.clock = clock
         self.script = script or Script()
         self.script.long = 60.0
