@@ -26,12 +26,13 @@ Kill hooks (`KillHook`): when a matching request arrives ("before" processing), 
 ("next"), the server calls `callback` (a test SIGKILLs the agent's process there) and drops the
 connection. That is how a kill lands at an exact point of the entry sequence.
 
-Protection watch: every time the world's time moves on (a new timestamp: the agent's next
-cycle), the server checks that each open position has a reduce-only stop for its whole size on
-the close side. `unprotected` counts, per position episode, how many consecutive cycle
-boundaries it was crossed without one (`max_unprotected` is the worst seen; `stop_missing`
-counts the boundaries crossed unprotected for the second time or more in a row: a position
-whose stop is not back within one cycle).
+Protection watch: after every request the server notes since when each open position has been
+without a reduce-only stop for its whole size on the close side, and every time the world's
+time moves on (a new timestamp: the agent's next cycle) it records a position still without
+one (`unprotected_events`; `max_unprotected`: the longest such time in ms). `stop_missing`
+counts the boundaries at which a position had gone without its stop for more than `cycle_ms`
+(one agent cycle): time is measured, not requests, so an agent that sends nothing (blocked by
+a rate limit) is not excused.
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ class _Drop(Exception):
 class _Position:
     amount: float = 0.0
     entry: float = 0.0
-    unprotected_streak: int = 0
+    unprotected_since: int | None = None     # world time it was first seen without its stop
 
 
 def _s(x: float, nd: int = 8) -> str:
@@ -122,7 +123,7 @@ class FakeBinanceServer:
                  bars_between: Callable[[int, int], Iterable[Bar]] | None = None, *,
                  balance: float = 10_000.0, taker_fee: float = 0.0005, maker_fee: float = 0.0002,
                  funding_rate: float = 0.0001, funding_interval_ms: int = EIGHT_HOURS,
-                 start_ms: int = 0, client_timeout: float = 1.0,
+                 start_ms: int = 0, client_timeout: float = 1.0, cycle_ms: int = 60_000,
                  faults: list[Fault] | None = None, hooks: list[KillHook] | None = None,
                  symbols: Iterable[str] = ("BTCUSDT",)) -> None:
         self.price_at = price_at
@@ -146,8 +147,9 @@ class FakeBinanceServer:
         self.requests: list[str] = []             # "METHOD /path" of every request
         self.duplicate_entries = 0                # entry fills added to an open position
         self.stale_stops_at_entry = 0             # entries sent while flat with a stop still live
-        self.max_unprotected = 0                  # worst run of unprotected cycle boundaries
-        self.stop_missing = 0                     # boundaries crossed unprotected a 2nd time or more
+        self.cycle_ms = int(cycle_ms)
+        self.max_unprotected = 0                  # longest a position went without its stop (ms)
+        self.stop_missing = 0                     # boundaries crossed more than a cycle unprotected
         self.unprotected_events: list[tuple[int, str]] = []    # (time_ms, symbol)
         self._late: list[tuple[int, dict]] = []   # (requests to go, params) of late orders
         self._hidden: set[str] = set()            # client ids of late orders lookups cannot see
@@ -247,6 +249,7 @@ class FakeBinanceServer:
             if pre is not None:
                 return pre
             status, payload = self._route(endpoint, params, fault)
+            self._note_protection()
             hook_after = self._hook(endpoint, params, "after")
             if hook_after is not None:
                 hook_after.callback()
@@ -354,32 +357,37 @@ class FakeBinanceServer:
         """The world's time moved to `ts`: apply the bars closed since, funding, protection watch."""
         if ts <= self.now:
             return
-        self._watch_protection()
+        self._watch_protection(ts)
         for bar in self.bars_between(self._bars_done, ts):
+            self._fund_until(bar[0])            # funding and bars in the order they happened
             self._on_bar(bar)
         self._bars_done = max(self._bars_done, ts - ts % 60_000)
+        self._fund_until(ts)
         self.now = ts
-        while (self._funded + 1) * self.funding_interval_ms <= ts:
-            self._funded += 1
-            self._fund(self._funded * self.funding_interval_ms)
         self._trigger_stops(self.price(), None)
+        self._note_protection()
 
     def price(self, symbol: str = "") -> float:
         return float(self.price_at(self.now))
 
-    def _watch_protection(self) -> None:
+    def _note_protection(self) -> None:
+        """After every request: since when has each open position been without its stop?"""
         for sym, pos in self.ledger.positions.items():
-            if pos.amount == 0:
-                pos.unprotected_streak = 0
+            if pos.amount == 0 or self.protected(sym):
+                pos.unprotected_since = None
+            elif pos.unprotected_since is None:
+                pos.unprotected_since = self.now
+
+    def _watch_protection(self, ts: int) -> None:
+        """The world's time moves from `now` to `ts` (the agent's next cycle)."""
+        self._note_protection()
+        for sym, pos in self.ledger.positions.items():
+            if pos.unprotected_since is None:
                 continue
-            if self.protected(sym):
-                pos.unprotected_streak = 0
-            else:
-                pos.unprotected_streak += 1
-                self.unprotected_events.append((self.now, sym))
-                self.max_unprotected = max(self.max_unprotected, pos.unprotected_streak)
-                if pos.unprotected_streak >= 2:
-                    self.stop_missing += 1
+            self.unprotected_events.append((self.now, sym))
+            self.max_unprotected = max(self.max_unprotected, ts - pos.unprotected_since)
+            if ts - pos.unprotected_since > self.cycle_ms:
+                self.stop_missing += 1
 
     def protected(self, symbol: str) -> bool:
         """Does a live reduce-only stop for the whole open size sit on the close side?"""
@@ -440,11 +448,16 @@ class FakeBinanceServer:
             od["status"] = "EXPIRED"
             a.update(algoStatus="EXPIRED", updateTime=at)
 
+    def _fund_until(self, ts: int) -> None:
+        while (self._funded + 1) * self.funding_interval_ms <= ts:
+            self._funded += 1
+            self._fund(self._funded * self.funding_interval_ms)
+
     def _fund(self, at: int) -> None:
         for sym, pos in self.ledger.positions.items():
             if pos.amount == 0:
                 continue
-            amount = -pos.amount * self.price(sym) * self.funding_rate
+            amount = -pos.amount * float(self.price_at(at)) * self.funding_rate
             self.ledger.wallet += amount
             self._income(sym, "FUNDING_FEE", amount, at)
 
