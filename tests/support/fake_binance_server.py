@@ -24,7 +24,7 @@ stays). `injected` counts what was injected, per kind.
 Kill hooks (`KillHook`): when a matching request arrives ("before" processing), was processed
 ("after", no reply is sent), or on the first request after a matching one was answered
 ("next"), the server calls `callback` (a test SIGKILLs the agent's process there) and drops the
-connection. That is how a kill lands at an exact point of the entry sequence.
+connection (with drop=False the request goes on: a callback that changes the exchange). That is how a kill lands at an exact point of the entry sequence.
 
 Protection watch: after every request the server notes since when each open position has been
 without a reduce-only stop for its whole size on the close side, and every time the world's
@@ -84,6 +84,7 @@ class KillHook:
     callback: Callable[[], None]
     when: Callable[[dict], bool] | None = None
     nth: int = 1                        # fire on the nth matching request
+    drop: bool = True                   # False: after the callback the request goes on
     fired: bool = False
     _seen: int = 0
     _armed_next: bool = False
@@ -238,7 +239,8 @@ class FakeBinanceServer:
             hook_before = self._hook(endpoint, params, "before")
             if hook_before is not None:
                 hook_before.callback()
-                raise _Drop()
+                if hook_before.drop:
+                    raise _Drop()
             fault = self._fault(endpoint, params)
         kind = fault.kind if fault is not None else None
         if kind == "timeout_before":
@@ -253,7 +255,8 @@ class FakeBinanceServer:
             hook_after = self._hook(endpoint, params, "after")
             if hook_after is not None:
                 hook_after.callback()
-                raise _Drop()
+                if hook_after.drop:
+                    raise _Drop()
             self._arm_next_hooks(endpoint, params)
         if kind == "timeout_after":
             time.sleep(fault.hang or self.client_timeout + 0.3)
@@ -808,6 +811,14 @@ class FakeBinanceServer:
         if p.get("endTime"):
             rows = [r for r in rows if r["time"] <= int(p["endTime"])]
         return 200, rows[: int(p.get("limit") or 100)]
+
+    # ------------------------------------------------------------------ test actions
+    def add_foreign_stop(self, symbol: str, side: str, trigger: float, qty: float) -> dict:
+        """A reduce-only STOP_MARKET someone else placed (the trader in the app, an old run)."""
+        _, a = self._new_algo({"symbol": symbol, "side": side, "type": "STOP_MARKET",
+                               "triggerPrice": _s(trigger), "quantity": _s(qty), "reduceOnly": "true",
+                               "clientAlgoId": f"web_{self._id()}", "workingType": "MARK_PRICE"}, None)
+        return a
 
     # ------------------------------------------------------------------ test views
     def funding_total(self) -> float:
