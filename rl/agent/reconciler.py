@@ -63,6 +63,8 @@ class Reconciler:
         self._log = log
         self._publish = publish
         self._exchange_ok = exchange_ok
+        # symbol -> whether the store holds unreconciled trades of it (absent: not read yet)
+        self._unreconciled: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ start-up
     def restore(self, sym: str, slot: PositionSlot, now: int) -> list[Note]:
@@ -234,17 +236,23 @@ class Reconciler:
             self._log("INFO", st.symbol, f"部分平仓 {out.qty:g} @ {out.exit_price:g}：{out.reason_zh or '分批止盈'}",
                       f"partial exit {out.qty:g} @ {out.exit_price:g}: {out.reason}", now)
 
-    def _record_exit_fills(self, trade: Mapping[str, Any], kind_default: str) -> float:
+    def _record_exit_fills(self, trade: Mapping[str, Any], kind_default: str,
+                           until_ms: int | None = None) -> BinanceError | None:
         """Record every closing fill of this trade the store does not know yet (stop filled on
-        the exchange, or an exit made just before a kill); returns the quantity added."""
+        the exchange, or an exit made just before a kill). `until_ms`: when the position was
+        seen gone (an unreconciled trade's retry: later closing-side fills are a later trade's).
+        Returns the error when the exchange's fill history could not be read, else None."""
         sym = trade["symbol"]
         close_side = "SELL" if trade["side"] == "LONG" else "BUY"
         sign = 1.0 if trade["side"] == "LONG" else -1.0
+        try:
+            history = self.exchange.fills_since(sym, int(trade["opened_ms"]))
+        except BinanceError as exc:
+            return exc
         groups: dict[str, list] = {}
-        for f in self.exchange.fills_since(sym, int(trade["opened_ms"])):
-            if f.side == close_side:
+        for f in history:
+            if f.side == close_side and (until_ms is None or f.time_ms <= until_ms):
                 groups.setdefault(str(f.order_id), []).append(f)
-        added = 0.0
         remaining = float(trade["remaining_qty"])
         for oid, fills in groups.items():
             if remaining <= EPS:
@@ -259,9 +267,54 @@ class Reconciler:
             if self.store.record_exit(trade["id"], client_order_id=f"{sym}:{oid}",
                                       time_ms=max(f.time_ms for f in fills), kind=kind, price=price,
                                       quantity=qty, pnl=pnl, fee=sum(f.commission for f in fills)):
-                added += qty
                 remaining -= qty
-        return added
+        return None
+
+    def _book_vanished(self, trade_id: int, sym: str, kind: str, now: int) -> None:
+        """The position of open trade `trade_id` is gone: its exits from the exchange's fills,
+        then the close (and the learning) - or, when fills are missing, the explicit
+        'unreconciled' state instead of a guessed exit price (retried every cycle by
+        `_retry_unreconciled`)."""
+        trade = self.store.trade_row(trade_id, with_position=False)
+        if trade is None or trade["status"] != "open":
+            return
+        failed = self._record_exit_fills(trade, kind)
+        trade = self.store.trade_row(trade_id, with_position=False)
+        if trade is not None and trade["remaining_qty"] > EPS:
+            if self.store.mark_unreconciled(trade_id, time_ms=now):
+                self._unreconciled[sym] = True
+                why_zh = "找不到" if failed is None else f"无法读取成交记录（{error_detail(failed)}），缺少"
+                why_en = ("no fill closing" if failed is None else
+                          f"the fill history could not be read ({failed}): no fill for")
+                self._log("WARNING", sym,
+                          f"交易 #{trade_id} 的持仓已在交易所消失，但{why_zh} {trade['remaining_qty']:g} 的平仓成交："
+                          f"标记为“未对账”（盈亏未知，不计入学习和统计），之后每轮继续查找其成交",
+                          f"trade #{trade_id}: the position is gone on the exchange but {why_en} "
+                          f"{trade['remaining_qty']:g} of it was found: marked 'unreconciled' (PnL unknown, "
+                          f"kept out of learning and statistics); its fills are looked for again every cycle", now)
+            return
+        exits = self.store.exit_totals(trade_id)["exits"]
+        self.journal.finalize(trade_id, now, exits[-1]["kind"] if exits else kind)
+
+    def _retry_unreconciled(self, sym: str, now: int) -> None:
+        """Look again for the closing fills of `sym`'s unreconciled trades; a trade whose fills
+        all turned up is recorded from them and closed as any other (learning included)."""
+        if self._unreconciled.get(sym) is False:
+            return                                   # none in the store (checked once a process)
+        trades = self.store.unreconciled_trades(sym)
+        self._unreconciled[sym] = bool(trades)
+        for trade in trades:
+            seen_gone = int(trade["closed_ms"] or now)
+            if self._record_exit_fills(trade, "stop", until_ms=seen_gone) is not None:
+                continue
+            row = self.store.trade_row(trade["id"], with_position=False)
+            if row is None or row["remaining_qty"] > EPS:
+                continue
+            exits = self.store.exit_totals(trade["id"])["exits"]
+            self.journal.finalize(trade["id"], seen_gone, exits[-1]["kind"] if exits else "stop")
+            self._log("INFO", sym, f"交易 #{trade['id']} 的平仓成交已找到：对账完成并已结算",
+                      f"trade #{trade['id']}: its exit fills turned up: reconciled and closed", now)
+            self._unreconciled[sym] = bool(self.store.unreconciled_trades(sym))
 
     # ------------------------------------------------------------------ every cycle
     def sync(self, sym: str, slot: PositionSlot, now: int, *, restart: bool = False) -> list[Note]:
@@ -269,6 +322,7 @@ class Reconciler:
         the trade; smaller than remembered → record the missing exit; unknown position → adopt
         it with a note; missing protective stop → re-place it. Logs the notes (unless
         `restart`: restore returns them) and returns them."""
+        self._retry_unreconciled(sym, now)
         before = slot.state
         before_qty = before.qty if before is not None else 0.0
         res = self.router.sync(sym, before)
@@ -279,22 +333,15 @@ class Reconciler:
             ended = res.state is not before
             reduced = not ended and res.state is not None and res.state.qty < before_qty - EPS
             if ended or reduced:
-                trade = self.store.trade_row(before.trade_id, with_position=False)
                 kind = ("trailing" if before.breakeven_done else "stop") if ended else "reconcile"
-                if trade is not None and trade["status"] == "open":
-                    self._record_exit_fills(trade, kind)
+                if ended:
+                    self._book_vanished(before.trade_id, sym, kind, now)
+                else:
                     trade = self.store.trade_row(before.trade_id, with_position=False)
-                    if ended and trade is not None and trade["remaining_qty"] > EPS and res.closed is not None:
-                        # no fill to be found (exchange history unavailable): use the router's estimate
-                        self.store.record_exit(before.trade_id, client_order_id=f"{sym}:outside-{before.trade_id}",
-                                               time_ms=now, kind=kind, price=res.closed.exit_price or before.stop,
-                                               quantity=trade["remaining_qty"], pnl=res.closed.realized_pnl,
-                                               fee=res.closed.fees)
-                    if ended:
-                        exits = self.store.exit_totals(before.trade_id)["exits"]
-                        self.journal.finalize(before.trade_id, now, exits[-1]["kind"] if exits else kind)
-                    elif res.state is not None:
-                        self.store.update_trade(before.trade_id, position=state_copy(res.state))
+                    if trade is not None and trade["status"] == "open":
+                        self._record_exit_fills(trade, kind)
+                        if res.state is not None:
+                            self.store.update_trade(before.trade_id, position=state_copy(res.state))
         slot.state = res.state
         # an entry of unknown outcome stays "pending" in the router until a sync resolves it
         slot.pending = res.state is None and self.router.has_pending(sym)

@@ -25,7 +25,7 @@ from rl.knowledge.database import KnowledgeDb
 from rl.knowledge.decision_log import LOG_LIMIT, DecisionLog, checked_log_limit
 from rl.knowledge.equity_marks import EquityMarks
 from rl.knowledge.orders import OrderBook
-from rl.knowledge.schema import SIDES, KnowledgeError, finite
+from rl.knowledge.schema import SIDES, TRADE_STATUSES, KnowledgeError, finite
 from rl.knowledge.stats import TradeLogger
 from rl.strategy.learning import WeightUpdate, validate_weight_map
 
@@ -215,6 +215,22 @@ class KnowledgeStore:
                                          pnl=pnl_v, fee=fee_v)
         return True
 
+    def mark_unreconciled(self, trade_id: int, *, time_ms: int) -> bool:
+        """The open trade's position is gone on the exchange and the fills that closed it
+        were not found: status 'unreconciled' (out of the learning and the statistics, which
+        read closed trades only; not restored as a position), `closed_ms` = when it was seen
+        gone (its closing fills lie before it). Returns False if the trade was not open.
+        close_trade closes it once its fills are recorded."""
+        with self._db.transaction() as conn:
+            cur = conn.execute("UPDATE trades SET status='unreconciled', closed_ms=?, exit_reason='unreconciled'"
+                               " WHERE id=? AND status='open'", (int(time_ms), int(trade_id)))
+            return cur.rowcount == 1
+
+    def unreconciled_trades(self, symbol: str | None = None) -> list[dict]:
+        """The trades whose exit fills are still missing (see mark_unreconciled), oldest first."""
+        sql = "SELECT * FROM trades WHERE status='unreconciled'" + (" AND symbol=?" if symbol else "") + " ORDER BY id"
+        return [self._trade_dict(r) for r in self._db.query(sql, (symbol,) if symbol else ())]
+
     def close_trade(self, trade_id: int, *, closed_ms: int, exit_reason: str,
                     reward: Mapping[str, Any], summary_zh: str, summary_en: str,
                     weight_update: WeightUpdate | None = None) -> dict:
@@ -323,8 +339,8 @@ class KnowledgeStore:
 
     def trades(self, limit: int = 100, status: str | None = None) -> list[dict]:
         """Newest first."""
-        if status is not None and status not in ("open", "closed"):
-            raise KnowledgeError(f"status={status!r} is invalid: it must be 'open' or 'closed'")
+        if status is not None and status not in TRADE_STATUSES:
+            raise KnowledgeError(f"status={status!r} is invalid: it must be one of {', '.join(TRADE_STATUSES)}")
         sql = "SELECT * FROM trades" + (" WHERE status=?" if status else "") + " ORDER BY id DESC LIMIT ?"
         params = ((status,) if status else ()) + (max(0, int(limit)),)
         return [self._trade_dict(r) for r in self._db.query(sql, params)]
