@@ -482,6 +482,17 @@ class KnowledgeStore:
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM agent_state WHERE key=?", (key,))
 
+    def last_event_ms(self) -> int | None:
+        """The latest world time anything in this store carries (trades, exits, orders, the
+        decision log, equity marks, weights), None for an empty store: a replay resumed on
+        this store must not start before it (web.world)."""
+        rows = self._db.query(
+            "SELECT MAX(t) FROM (SELECT MAX(opened_ms) t FROM trades UNION ALL SELECT MAX(closed_ms) FROM trades"
+            " UNION ALL SELECT MAX(time_ms) FROM trade_exits UNION ALL SELECT MAX(time_ms) FROM orders"
+            " UNION ALL SELECT MAX(time_ms) FROM decision_log UNION ALL SELECT MAX(time_ms) FROM equity_marks"
+            " UNION ALL SELECT MAX(time_ms) FROM weight_history)")
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
     # ------------------------------------------------------------------ statistics
     def get_trade_count(self) -> int:
         """Closed trades: the number the phases and the learner count."""
