@@ -177,7 +177,9 @@ def last_time_ms(path: str | Path) -> int | None:
     p = Path(path)
     if not p.is_file():
         return None
-    conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    # read-write, though it only reads: after a kill -9 the WAL may need the recovery that a
+    # read-only connection cannot run
+    conn = sqlite3.connect(str(p), timeout=30.0)
     try:
         if conn.execute("SELECT 1 FROM sqlite_master WHERE name='paper_account'").fetchone() is None:
             return None

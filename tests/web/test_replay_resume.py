@@ -120,3 +120,36 @@ def test_a_store_with_history_after_the_data_and_no_data_set_row_is_refused(arch
     store.close()
     with pytest.raises(SettingsError, match="after this replay's data ends"):
         build_world(settings_for(archive, db))
+
+
+def test_the_paper_files_latest_time_is_read_without_creating_anything(tmp_path):
+    from rl.paper.exchange import PaperExchange
+    from rl.paper.store import last_time_ms
+
+    assert last_time_ms(tmp_path / "none.db") is None and not (tmp_path / "none.db").exists()
+    ex = PaperExchange(tmp_path / "paper.db", funding_rate=0.0, clock=lambda: 1_000 * MIN)
+    ex.on_price(SYMBOL, 100.0, 1_000 * MIN)
+    ex.place_order(SYMBOL, "BUY", "MARKET", 1.0)
+    ex.on_bar(SYMBOL, 100.0, 101.0, 99.0, 100.5, 1_001 * MIN - 1)
+    ex.close()
+    # the fill's time: a bar that changes nothing is not written (why the replay's own clock
+    # row in the knowledge store is the primary resume point, and this only a floor)
+    assert last_time_ms(tmp_path / "paper.db") == 1_000 * MIN
+
+
+def test_the_recording_clock_shows_a_time_only_once_it_is_recorded():
+    from rl.clock import ManualClock, RecordingClock
+
+    seen: list[tuple[int, int]] = []
+    clock: RecordingClock
+
+    def record(ms: int) -> None:
+        seen.append((ms, clock.now_ms()))          # what the world sees while it is written
+        if ms == 3 * MIN:
+            raise OSError("disk full")
+
+    clock = RecordingClock(ManualClock(MIN), record)
+    clock.sleep(60)
+    clock.sleep(60)                                 # a failed record is logged, not raised
+    clock.sleep(60)
+    assert seen == [(2 * MIN, MIN), (3 * MIN, 2 * MIN), (4 * MIN, 3 * MIN)] and clock.now_ms() == 4 * MIN
