@@ -37,6 +37,16 @@ from rl.knowledge.store import KnowledgeStore
 EPS = 1e-12
 
 Note = tuple[str, str]      # (Chinese, English): every reconcile note goes to the log in both
+# how far before a trade's opening its closing fills may be stamped (a cycle catching up at most
+# a day of 1m bars, see _record_exit_fills); only searched when order ids tell the trades apart
+CATCH_UP_MS = 2 * 86_400_000
+
+
+def _order_number(order_id: Any) -> int | None:
+    try:
+        return int(str(order_id))
+    except ValueError:
+        return None
 
 
 class PositionSlot(Protocol):
@@ -239,19 +249,36 @@ class Reconciler:
     def _record_exit_fills(self, trade: Mapping[str, Any], kind_default: str,
                            until_ms: int | None = None) -> BinanceError | None:
         """Record every closing fill of this trade the store does not know yet (stop filled on
-        the exchange, or an exit made just before a kill). `until_ms`: when the position was
-        seen gone (an unreconciled trade's retry: later closing-side fills are a later trade's).
-        Returns the error when the exchange's fill history could not be read, else None."""
+        the exchange, or an exit made just before a kill). Returns the error when the
+        exchange's fill history could not be read, else None.
+
+        Which fills are the trade's: by the exchange's order ids when its entry order's id is
+        known (ids only grow, on Binance as on paper): the closing-side fills of orders after
+        its entry and before the next trade's entry. Fill times cannot say it: a cycle that
+        catches up several bars stamps its entry with the cycle's time but a stop that fired
+        on one of those bars with the bar's, i.e. earlier. Without the ids: the closing-side
+        fills from its opening to `until_ms` (when an unreconciled trade was seen gone)."""
         sym = trade["symbol"]
         close_side = "SELL" if trade["side"] == "LONG" else "BUY"
         sign = 1.0 if trade["side"] == "LONG" else -1.0
+        first = self._entry_order_id(trade)
+        nxt = self.store.trade_after(sym, int(trade["id"]))
+        last = self._entry_order_id(nxt) if nxt is not None else None
+        since = int(trade["opened_ms"]) - (CATCH_UP_MS if first is not None else 0)
         try:
-            history = self.exchange.fills_since(sym, int(trade["opened_ms"]))
+            history = self.exchange.fills_since(sym, since)
         except BinanceError as exc:
             return exc
         groups: dict[str, list] = {}
         for f in history:
-            if f.side == close_side and (until_ms is None or f.time_ms <= until_ms):
+            if f.side != close_side:
+                continue
+            num = _order_number(f.order_id)
+            if first is not None and num is not None:
+                mine = num > first and (last is None or num < last)
+            else:
+                mine = f.time_ms >= int(trade["opened_ms"]) and (until_ms is None or f.time_ms <= until_ms)
+            if mine:
                 groups.setdefault(str(f.order_id), []).append(f)
         remaining = float(trade["remaining_qty"])
         for oid, fills in groups.items():
@@ -269,6 +296,14 @@ class Reconciler:
                                       quantity=qty, pnl=pnl, fee=sum(f.commission for f in fills)):
                 remaining -= qty
         return None
+
+    def _entry_order_id(self, trade: Mapping[str, Any]) -> int | None:
+        """The exchange's (numeric) order id of the trade's entry, None when not known."""
+        sym, cid = str(trade["symbol"]), str(trade["entry_client_order_id"])
+        known = self.store.orders.get(cid)
+        if known is not None and known.get("order_id"):
+            return _order_number(known["order_id"])
+        return _order_number(cid.removeprefix(f"{sym}:")) if cid.startswith(f"{sym}:") else None
 
     def _book_vanished(self, trade_id: int, sym: str, kind: str, now: int) -> None:
         """The position of open trade `trade_id` is gone: its exits from the exchange's fills,

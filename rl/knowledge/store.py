@@ -362,6 +362,12 @@ class KnowledgeStore:
                               " ORDER BY closed_ms, id", (int(from_ms), int(to_ms)))
         return [dict(r) for r in rows]
 
+    def trade_after(self, symbol: str, trade_id: int) -> dict | None:
+        """The row of `symbol`'s first trade recorded after trade `trade_id` (None: the latest)."""
+        rows = self._db.query("SELECT * FROM trades WHERE symbol=? AND id>? ORDER BY id LIMIT 1",
+                              (symbol, int(trade_id)))
+        return self._trade_dict(rows[0]) if rows else None
+
     def open_trade_for(self, symbol: str) -> dict | None:
         rows = self.open_trades(symbol)
         return rows[-1] if rows else None

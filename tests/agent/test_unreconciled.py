@@ -121,3 +121,22 @@ def test_a_restart_keeps_looking_and_never_takes_a_later_trades_fills(world):
     a = store.trade(first.trade_id)
     assert a["status"] == "closed" and [e["time_ms"] for e in a["exits"]] == [T0 + 2 * MIN - 1]
     assert exchange.account().wallet_balance == pytest.approx(10_000.0 + a["net_pnl"] + b["net_pnl"], abs=1e-9)
+
+
+def test_a_stop_fill_stamped_before_the_entry_is_still_the_trades(world):
+    """A cycle that catches up several bars stamps the entry with the cycle's time and a stop
+    that fired on one of those bars with the bar's (earlier): the order ids say it is this
+    trade's exit, so it is booked from the fill (with its fee), neither guessed nor lost."""
+    exchange, store, clock = world
+    parts, slot = Parts(exchange, store, clock), Slot()
+    clock.set(T0 + 10 * MIN)
+    st = _enter(parts, slot)
+    assert store.trade(st.trade_id)["opened_ms"] == T0 + 10 * MIN
+    exchange.on_bar(SYM, 99.0, 99.5, 97.0, 97.5, T0 + 5 * MIN - 1)      # a bar of the catch-up
+    parts.reconciler.sync(SYM, slot, T0 + 5 * MIN)
+    trade = store.trade(st.trade_id)
+    (fill,) = [f for f in exchange.fills_since(SYM, 0) if f.side == "SELL"]
+    assert fill.time_ms < trade["opened_ms"]
+    assert trade["status"] == "closed"
+    assert [(e["price"], e["fee"]) for e in trade["exits"]] == [(fill.price, fill.commission)]
+    assert exchange.account().wallet_balance == pytest.approx(10_000.0 + trade["net_pnl"], abs=1e-9)
