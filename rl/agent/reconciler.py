@@ -8,7 +8,9 @@ between them:
   sync;
 - `sync` (every cycle, and on any bar where the position does not match memory): record exits
   the exchange made (stop fills), adopt an unknown position with a note, re-place a missing
-  protective stop, close the record of a position the exchange no longer has;
+  protective stop, close the record of a position the exchange no longer has - or, when its
+  closing fills cannot be found, mark it 'unreconciled' (never a guessed exit price) and look
+  for them again every cycle until they turn up;
 - `record_exit`: record an exit the router just made, under the key the fill-based recovery
   uses;
 - `settle_entry`: what an entry's outcome means for memory and the store (record the trade,
