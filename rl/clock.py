@@ -5,9 +5,11 @@ replay and backtest drive the very same code faster than real time (parity with 
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -83,3 +85,34 @@ class ManualClock:
             return True
         self.advance(seconds)
         return False
+
+
+class RecordingClock:
+    """Another clock that shows each new time only once `record` has taken it: a replay writes
+    it to its store, so whatever the world did (and whoever read the time) a restart resumes
+    from there or later instead of rewinding (web.world). A failed record is logged, never
+    raised: the runner's loop sleeps on this clock and must go on (the store's own times are
+    a floor for the resume anyway). Other attributes (finished, end_ms, speed) are the
+    wrapped clock's."""
+
+    def __init__(self, inner: Clock, record: Callable[[int], None]) -> None:
+        self._inner = inner
+        self._record = record
+        self._shown = inner.now_ms()
+
+    def now_ms(self) -> int:
+        return self._shown
+
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
+        woke = self._inner.sleep(seconds, stop)
+        now = self._inner.now_ms()
+        if now != self._shown:
+            try:
+                self._record(now)
+            except Exception:       # noqa: BLE001 - see the class doc
+                logging.getLogger(__name__).warning("could not record the world time %d", now, exc_info=True)
+            self._shown = now
+        return woke
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)

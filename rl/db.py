@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,12 +48,17 @@ def transaction(conn: sqlite3.Connection, lock: threading.RLock | None = None) -
         conn.execute("COMMIT")
 
 
-def migrate(conn: sqlite3.Connection, component: str, migrations: Sequence[str]) -> int:
+# A migration step: an SQL script, or a function of the connection for a change plain SQL
+# cannot say (one that needs a value read from the file, e.g. PRAGMA schema_version).
+Migration = str | Callable[[sqlite3.Connection], None]
+
+
+def migrate(conn: sqlite3.Connection, component: str, migrations: Sequence[Migration]) -> int:
     """Apply the numbered migrations of `component` that have not run yet; return the version.
 
-    migrations[i] is the SQL script that takes the component from version i to i+1. Each runs
-    in its own transaction together with the version bump, so a crash mid-migration leaves
-    the previous version intact.
+    migrations[i] is the SQL script (or function) that takes the component from version i to
+    i+1. Each runs in its own transaction together with the version bump, so a crash
+    mid-migration leaves the previous version intact.
     """
     conn.execute("CREATE TABLE IF NOT EXISTS schema_versions ("
                  "component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
@@ -63,9 +68,13 @@ def migrate(conn: sqlite3.Connection, component: str, migrations: Sequence[str])
         raise RuntimeError(f"database schema for {component!r} is version {current}, newer than this "
                            f"program knows ({len(migrations)}): update the program or use another DB_PATH")
     for version in range(current, len(migrations)):
+        step = migrations[version]
         with transaction(conn):
-            for statement in _split_sql(migrations[version]):
-                conn.execute(statement)
+            if callable(step):
+                step(conn)
+            else:
+                for statement in _split_sql(step):
+                    conn.execute(statement)
             conn.execute("INSERT INTO schema_versions(component, version) VALUES(?, ?) "
                          "ON CONFLICT(component) DO UPDATE SET version=excluded.version",
                          (component, version + 1))

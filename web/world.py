@@ -3,18 +3,28 @@
 Replay (`--replay PATH`): archive 1m klines stepped bar by bar by a BarClock, PaperExchange.
 Paper: live Binance klines (LiveMarketData), PaperExchange.  Testnet/live: BinanceExchange.
 
+A replay resumes where its store left off (see docs/backtest.md "Replay restarts"): the
+replay clock's every step is written to the knowledge store (agent_state `replay_clock_ms`)
+before the agent acts at it, and a restart starts at the latest of that row and every time
+the two stores hold (trades, exits, orders, logs; paper fills, funding, the account clock),
+never earlier. Each replay data set has its own store by default
+(data/agent-replay-<symbols>-<data set id>.db); a store of another data set is refused.
+
 A missing market or agent is not fatal: the dashboard still serves the page and says why
 (`market_note`, `runner_note`), so a trader sees the reason instead of a dead port. Only bad
 configuration (SettingsError, e.g. an unusable --replay path) stops start-up.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+from bisect import bisect_left
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from config import Settings
-from rl.clock import Clock, SystemClock
+from rl.clock import Clock, RecordingClock, SystemClock
 from rl.errors import AgentError, SettingsError
 from web.service import internal_error_message
 
@@ -27,6 +37,9 @@ REPLAY_WARMUP_MS = 30 * DAY_MS
 # Why the agent could not be built, in words the trader can act on: a refused setting or store
 # write, a missing package, an unwritable database path. Their messages are shown as they are.
 _FIXABLE_BUILD_FAILURES = (AgentError, ImportError, OSError)
+# the replay's rows in the knowledge store's agent_state
+REPLAY_CLOCK_KEY = "replay_clock_ms"        # the world time the replay clock last reached
+REPLAY_DATASET_KEY = "replay_dataset"       # which data the store's replay is of
 
 
 @dataclass
@@ -80,27 +93,110 @@ def load_replay_frames(settings: Settings, symbol_given: bool) -> dict[str, Any]
         raise SettingsError(f"--replay={str(path)!r} is invalid: {exc}") from None
 
 
-def build_market(settings: Settings, symbol_given: bool) -> tuple[Settings, Any, Clock, dict | None]:
-    """(settings with the replayed symbols, market port, clock, replay facts or None)."""
+def replay_dataset(datas: dict[str, Any]) -> dict[str, Any]:
+    """What a replay store is a replay of: the symbols and archive file names (and the span),
+    with a short `id` over them (another symbol, month or file set -> another id)."""
+    symbols = sorted(datas)
+    files = sorted({Path(f).name for d in datas.values() for f in d.files})
+    start = min(d.start_ms for d in datas.values())
+    end = max(d.end_ms for d in datas.values())
+    key = "|".join([",".join(symbols), ",".join(files), str(start), str(end)])
+    return {"id": hashlib.sha256(key.encode()).hexdigest()[:12], "symbols": symbols, "files": files,
+            "data_start_ms": start, "data_end_ms": end}
+
+
+def replay_db_path(settings: Settings, dataset: dict[str, Any]) -> Path:
+    """DB_PATH left at its default: one store per replay data set beside it, so a replay never
+    shares trades, weights or the paper account with paper mode or another data set."""
+    if settings.db_path != Settings().db_path:
+        return settings.db_path
+    syms = dataset["symbols"]
+    name = "-".join(syms) if len(syms) <= 3 else f"{syms[0]}-and-{len(syms) - 1}-more"
+    return settings.db_path.with_name(f"agent-replay-{name}-{dataset['id']}{settings.db_path.suffix}")
+
+
+def paper_db_path(settings: Settings) -> Path:
+    return settings.db_path.with_name(settings.db_path.stem + "-paper" + settings.db_path.suffix)
+
+
+def replay_resume_ms(store: Any, paper_db: Path, dataset: dict[str, Any]) -> int | None:
+    """The world time a replay on `store` resumes from (None: a fresh store), or SettingsError
+    (one line) when the store is another data set's."""
+    from rl.paper.store import last_time_ms
+
+    stored = store.get_state(REPLAY_DATASET_KEY)
+    if stored is not None and stored.get("id") != dataset["id"]:
+        raise SettingsError(
+            f"DB_PATH={str(store.path)!r} holds the replay of another data set "
+            f"({', '.join(stored.get('symbols', []))}, {len(stored.get('files', []))} files, "
+            f"id {stored.get('id')}; this one: "
+            f"{', '.join(dataset['symbols'])}, {len(dataset['files'])} files, id {dataset['id']}): give "
+            f"another --db, or leave DB_PATH unset for a store per data set")
+    times = [t for t in (store.get_state(REPLAY_CLOCK_KEY), store.last_event_ms(), last_time_ms(paper_db))
+             if t is not None]
+    if not times:
+        return None
+    last = max(int(t) for t in times)
+    if stored is None and last > dataset["data_end_ms"]:
+        # no data-set row (a store of paper mode, or of a version before this one) with history
+        # after this data ends: resuming there would finish the replay at once
+        raise SettingsError(
+            f"DB_PATH={str(store.path)!r} holds history up to {_iso(last)}, after this replay's data ends "
+            f"({_iso(dataset['data_end_ms'])}): it is another mode's or data set's store; give another "
+            f"--db, or leave DB_PATH unset for a store per data set")
+    return last
+
+
+def _iso(ms: int) -> str:
+    import pandas as pd
+
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+
+
+def build_market(settings: Settings, symbol_given: bool, store: Any | None = None,
+                 datas: dict[str, Any] | None = None) -> tuple[Settings, Any, Clock, dict | None]:
+    """(settings with the replayed symbols, market port, clock, replay facts or None).
+
+    Replay with a knowledge `store` (for `settings.db_path`): the clock resumes from it and
+    records every step in it (see the module doc). `datas`: the replay frames if loaded."""
     if settings.replaying:
-        from rl.backtest.data import replay_clock
+        from rl.backtest.data import BarSchedule, replay_clock
         from rl.market.ports import ReplayMarketData
 
-        datas = load_replay_frames(settings, symbol_given)
+        if datas is None:
+            datas = load_replay_frames(settings, symbol_given)
         symbols = tuple(datas)
         if symbols != tuple(settings.symbols):
             settings = settings.with_overrides(symbols=symbols)
         start = min(d.start_ms for d in datas.values())
         end = max(d.end_ms for d in datas.values())
         frames = {s: d.frame for s, d in datas.items()}
+        dataset = replay_dataset(datas)
+        first = replay_start_ms(start, end)
+        resumed = None
+        if store is not None:
+            resumed = replay_resume_ms(store, paper_db_path(settings), dataset)
+            if resumed is not None:
+                # the first step at or after it (the step a kill interrupted runs again, as
+                # the first cycle of any start steps its newest bar); past the data: the last
+                steps = BarSchedule(frames).times
+                first = steps[min(bisect_left(steps, max(first, resumed)), len(steps) - 1)]
         # BarClock steps exactly the closed 1m bars a backtest steps (a ScaledClock drifts to
         # mid-minute times by however long each cycle took), so replay trades = backtest trades.
-        clock: Clock = replay_clock(frames, replay_start_ms(start, end), settings.replay_speed)
+        clock: Clock = replay_clock(frames, first, settings.replay_speed)
+        if store is not None:
+            store.set_state(REPLAY_DATASET_KEY, dataset, clock.now_ms())
+            store.set_state(REPLAY_CLOCK_KEY, clock.now_ms(), clock.now_ms())
+            clock = RecordingClock(clock, lambda ms: store.set_state(REPLAY_CLOCK_KEY, ms, ms))
         market = ReplayMarketData(frames, clock)
         gaps = sum(len(d.gaps) for d in datas.values())
         replay = {"path": str(settings.replay_dir), "symbols": list(symbols), "speed": settings.replay_speed,
                   "data_start_ms": start, "data_end_ms": end, "clock_start_ms": clock.now_ms(),
-                  "gaps": gaps}
+                  "gaps": gaps, "dataset_id": dataset["id"], "resumed_from_ms": resumed,
+                  "db_path": str(settings.db_path)}
+        if resumed is not None:
+            log.info("replay resumes on %s at %s (the store's last world time %s)", settings.db_path,
+                     _iso(clock.now_ms()), _iso(resumed))
         log.info("replaying %s from %s at %gx (%d gaps)", ",".join(symbols), settings.replay_dir,
                  settings.replay_speed, gaps)
         return settings, market, clock, replay
@@ -119,7 +215,7 @@ def build_exchange(settings: Settings, market: Any) -> Any:
     if settings.trading_mode == "paper" or settings.replaying:
         from rl.paper.exchange import PaperExchange
 
-        db = settings.db_path.with_name(settings.db_path.stem + "-paper" + settings.db_path.suffix)
+        db = paper_db_path(settings)
         # live paper reads Binance's real symbol filters (tick, step, min notional) from the
         # public exchangeInfo; replay has no network and derives them from the price
         live_client = getattr(market, "client", None)
@@ -135,16 +231,25 @@ def build_exchange(settings: Settings, market: Any) -> Any:
     return BinanceExchange(market.client, name=settings.trading_mode)
 
 
-def build_runner(settings: Settings, market: Any, clock: Clock) -> tuple[Any | None, str | None]:
-    """The real AgentRunner, or (None, why) when a piece of the core cannot be built."""
+def open_store(settings: Settings) -> Any:
+    """The knowledge store at settings.db_path (creating its folder)."""
+    from rl.analysis.levels.finder import DEFAULT_WEIGHTS
+    from rl.knowledge.store import KnowledgeStore
+
+    settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+    return KnowledgeStore(settings.db_path, default_weights=DEFAULT_WEIGHTS)
+
+
+def build_runner(settings: Settings, market: Any, clock: Clock,
+                 store: Any | None = None) -> tuple[Any | None, str | None]:
+    """The real AgentRunner (on `store` if given), or (None, why) when a piece of the core
+    cannot be built."""
     try:
         from rl.agent.runner import AgentRunner
-        from rl.analysis.levels.finder import DEFAULT_WEIGHTS
-        from rl.knowledge.store import KnowledgeStore
         from rl.paper.exchange import PaperExchange
 
-        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-        store = KnowledgeStore(settings.db_path, default_weights=DEFAULT_WEIGHTS)
+        if store is None:
+            store = open_store(settings)
         exchange = build_exchange(settings, market)
         # paper and replay: nobody else shows the simulated exchange the market, the agent does
         feed = exchange if isinstance(exchange, PaperExchange) else None
@@ -162,7 +267,23 @@ def build_runner(settings: Settings, market: Any, clock: Clock) -> tuple[Any | N
 
 
 def build_world(settings: Settings, replay_symbol: str | None = None) -> World:
-    settings, market, clock, replay = build_market(settings, symbol_given=replay_symbol is not None)
-    runner, note = build_runner(settings, market, clock)
+    store, datas = None, None
+    if settings.replaying:
+        # the replay's store first: the clock resumes from it (and the data set picks its path)
+        datas = load_replay_frames(settings, replay_symbol is not None)
+        settings = settings.with_overrides(symbols=tuple(datas),
+                                           db_path=replay_db_path(settings, replay_dataset(datas)))
+        try:
+            store = open_store(settings)
+        except _FIXABLE_BUILD_FAILURES:
+            store = None               # build_runner tries again and says why
+    try:
+        settings, market, clock, replay = build_market(settings, symbol_given=replay_symbol is not None,
+                                                       store=store, datas=datas)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    runner, note = build_runner(settings, market, clock, store)
     return World(settings=settings, market=market, runner=runner, clock=clock,
                  runner_note=note, replay=replay)

@@ -30,7 +30,7 @@ EPS = 1e-12
 LOOKBACK_MS = 7 * 86_400_000      # how far back the fills that built an adopted position are sought
 
 Note = tuple[str, str]
-RecordExitFills = Callable[[Mapping[str, Any], str], float]
+RecordExitFills = Callable[[Mapping[str, Any], str], object]   # returns the lookup's error or None
 
 
 class ManualTrades:

@@ -8,7 +8,9 @@ between them:
   sync;
 - `sync` (every cycle, and on any bar where the position does not match memory): record exits
   the exchange made (stop fills), adopt an unknown position with a note, re-place a missing
-  protective stop, close the record of a position the exchange no longer has;
+  protective stop, close the record of a position the exchange no longer has - or, when its
+  closing fills cannot be found, mark it 'unreconciled' (never a guessed exit price) and look
+  for them again every cycle until they turn up;
 - `record_exit`: record an exit the router just made, under the key the fill-based recovery
   uses;
 - `settle_entry`: what an entry's outcome means for memory and the store (record the trade,
@@ -26,12 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from client import BinanceError
 from rl.agent.journal import LogFn, TradeJournal, state_copy
 from rl.agent.manual_trades import ManualTrades
 from rl.execution.actions import exit_kind, reason_zh_for
 from rl.execution.port import ExchangePort
 from rl.execution.position import PositionState
-from rl.execution.router import CloseOutcome, EntryOutcome, OrderRouter
+from rl.execution.router import CloseOutcome, EntryOutcome, OrderRouter, error_detail
 from rl.knowledge.store import KnowledgeStore
 
 EPS = 1e-12
@@ -40,6 +43,16 @@ EPS = 1e-12
 RESTART_LOOKUP_MS = 10 * 60_000
 
 Note = tuple[str, str]      # (Chinese, English): every reconcile note goes to the log in both
+# how far before a trade's opening its closing fills may be stamped (a cycle catching up at most
+# a day of 1m bars, see _record_exit_fills); only searched when order ids tell the trades apart
+CATCH_UP_MS = 2 * 86_400_000
+
+
+def _order_number(order_id: Any) -> int | None:
+    try:
+        return int(str(order_id))
+    except ValueError:
+        return None
 
 
 class PositionSlot(Protocol):
@@ -69,6 +82,8 @@ class Reconciler:
         # the dashboard's orders: trades of their own, or marked on the agent's (manual_trades.py)
         self.manual = ManualTrades(exchange, store, journal, leverage=leverage, log=log, publish=publish,
                                    record_exit_fills=self._record_exit_fills)
+        # symbol -> whether the store holds unreconciled trades of it (absent: not read yet)
+        self._unreconciled: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ start-up
     def restore(self, sym: str, slot: PositionSlot, now: int) -> list[Note]:
@@ -271,17 +286,40 @@ class Reconciler:
             self._log("INFO", st.symbol, f"部分平仓 {out.qty:g} @ {out.exit_price:g}：{out.reason_zh or '分批止盈'}",
                       f"partial exit {out.qty:g} @ {out.exit_price:g}: {out.reason}", now)
 
-    def _record_exit_fills(self, trade: Mapping[str, Any], kind_default: str) -> float:
+    def _record_exit_fills(self, trade: Mapping[str, Any], kind_default: str,
+                           until_ms: int | None = None) -> BinanceError | None:
         """Record every closing fill of this trade the store does not know yet (stop filled on
-        the exchange, or an exit made just before a kill); returns the quantity added."""
+        the exchange, or an exit made just before a kill). Returns the error when the
+        exchange's fill history could not be read, else None.
+
+        Which fills are the trade's: by the exchange's order ids when its entry order's id is
+        known (ids only grow, on Binance as on paper): the closing-side fills of orders after
+        its entry and before the next trade's entry. Fill times cannot say it: a cycle that
+        catches up several bars stamps its entry with the cycle's time but a stop that fired
+        on one of those bars with the bar's, i.e. earlier. Without the ids: the closing-side
+        fills from its opening to `until_ms` (when an unreconciled trade was seen gone)."""
         sym = trade["symbol"]
         close_side = "SELL" if trade["side"] == "LONG" else "BUY"
         sign = 1.0 if trade["side"] == "LONG" else -1.0
+        first = self._entry_order_id(trade)
+        nxt = self.store.trade_after(sym, int(trade["id"]))
+        last = self._entry_order_id(nxt) if nxt is not None else None
+        since = int(trade["opened_ms"]) - (CATCH_UP_MS if first is not None else 0)
+        try:
+            history = self.exchange.fills_since(sym, since)
+        except BinanceError as exc:
+            return exc
         groups: dict[str, list] = {}
-        for f in self.exchange.fills_since(sym, int(trade["opened_ms"])):
-            if f.side == close_side:
+        for f in history:
+            if f.side != close_side:
+                continue
+            num = _order_number(f.order_id)
+            if first is not None and num is not None:
+                mine = num > first and (last is None or num < last)
+            else:
+                mine = f.time_ms >= int(trade["opened_ms"]) and (until_ms is None or f.time_ms <= until_ms)
+            if mine:
                 groups.setdefault(str(f.order_id), []).append(f)
-        added = 0.0
         remaining = float(trade["remaining_qty"])
         for oid, fills in groups.items():
             if remaining <= EPS:
@@ -296,9 +334,63 @@ class Reconciler:
             if self.store.record_exit(trade["id"], client_order_id=f"{sym}:{oid}",
                                       time_ms=max(f.time_ms for f in fills), kind=kind, price=price,
                                       quantity=qty, pnl=pnl, fee=self._fee_share(fills, qty)):
-                added += qty
                 remaining -= qty
-        return added
+        return None
+
+    def _entry_order_id(self, trade: Mapping[str, Any]) -> int | None:
+        """The exchange's (numeric) order id of the trade's entry, None when not known."""
+        sym, cid = str(trade["symbol"]), str(trade["entry_client_order_id"])
+        known = self.store.orders.get(cid)
+        if known is not None and known.get("order_id"):
+            return _order_number(known["order_id"])
+        return _order_number(cid.removeprefix(f"{sym}:")) if cid.startswith(f"{sym}:") else None
+
+    def _book_vanished(self, trade_id: int, sym: str, kind: str, now: int) -> None:
+        """The position of open trade `trade_id` is gone: its exits from the exchange's fills,
+        then the close (and the learning) - or, when fills are missing, the explicit
+        'unreconciled' state instead of a guessed exit price (retried every cycle by
+        `_retry_unreconciled`)."""
+        trade = self.store.trade_row(trade_id, with_position=False)
+        if trade is None or trade["status"] != "open":
+            return
+        failed = self._record_exit_fills(trade, kind)
+        self.manual.note_exits(trade)
+        trade = self.store.trade_row(trade_id, with_position=False)
+        if trade is not None and trade["remaining_qty"] > EPS:
+            if self.store.mark_unreconciled(trade_id, time_ms=now):
+                self._unreconciled[sym] = True
+                why_zh = "找不到" if failed is None else f"无法读取成交记录（{error_detail(failed)}），缺少"
+                why_en = ("no fill closing" if failed is None else
+                          f"the fill history could not be read ({failed}): no fill for")
+                self._log("WARNING", sym,
+                          f"交易 #{trade_id} 的持仓已在交易所消失，但{why_zh} {trade['remaining_qty']:g} 的平仓成交："
+                          f"标记为“未对账”（盈亏未知，不计入学习和统计），之后每轮继续查找其成交",
+                          f"trade #{trade_id}: the position is gone on the exchange but {why_en} "
+                          f"{trade['remaining_qty']:g} of it was found: marked 'unreconciled' (PnL unknown, "
+                          f"kept out of learning and statistics); its fills are looked for again every cycle", now)
+            return
+        exits = self.store.exit_totals(trade_id)["exits"]
+        self.journal.finalize(trade_id, now, exits[-1]["kind"] if exits else kind)
+
+    def _retry_unreconciled(self, sym: str, now: int) -> None:
+        """Look again for the closing fills of `sym`'s unreconciled trades; a trade whose fills
+        all turned up is recorded from them and closed as any other (learning included)."""
+        if self._unreconciled.get(sym) is False:
+            return                                   # none in the store (checked once a process)
+        trades = self.store.unreconciled_trades(sym)
+        self._unreconciled[sym] = bool(trades)
+        for trade in trades:
+            seen_gone = int(trade["closed_ms"] or now)
+            if self._record_exit_fills(trade, "stop", until_ms=seen_gone) is not None:
+                continue
+            row = self.store.trade_row(trade["id"], with_position=False)
+            if row is None or row["remaining_qty"] > EPS:
+                continue
+            exits = self.store.exit_totals(trade["id"])["exits"]
+            self.journal.finalize(trade["id"], seen_gone, exits[-1]["kind"] if exits else "stop")
+            self._log("INFO", sym, f"交易 #{trade['id']} 的平仓成交已找到：对账完成并已结算",
+                      f"trade #{trade['id']}: its exit fills turned up: reconciled and closed", now)
+            self._unreconciled[sym] = bool(self.store.unreconciled_trades(sym))
 
     @staticmethod
     def _fee_share(fills: list, qty: float) -> float:
@@ -314,6 +406,7 @@ class Reconciler:
         it with a note; missing protective stop → re-place it. Logs the notes (unless
         `restart`: restore returns them) and returns them. A manual trade's position is only
         watched (ManualTrades.sync): no stop, no management."""
+        self._retry_unreconciled(sym, now)
         if slot.state is not None and slot.state.manual:
             manual_notes, flipped = self.manual.sync(sym, slot, now)
             self._exchange_ok()
@@ -338,23 +431,16 @@ class Reconciler:
                 if grown is not None and grown["status"] == "open":
                     self.manual.took_in(grown, res.state, before_qty)
             if ended or reduced:
-                trade = self.store.trade_row(before.trade_id, with_position=False)
                 kind = ("trailing" if before.breakeven_done else "stop") if ended else "reconcile"
-                if trade is not None and trade["status"] == "open":
-                    self._record_exit_fills(trade, kind)
-                    self.manual.note_exits(trade)
+                if ended:
+                    self._book_vanished(before.trade_id, sym, kind, now)
+                else:
                     trade = self.store.trade_row(before.trade_id, with_position=False)
-                    if ended and trade is not None and trade["remaining_qty"] > EPS and res.closed is not None:
-                        # no fill to be found (exchange history unavailable): use the router's estimate
-                        self.store.record_exit(before.trade_id, client_order_id=f"{sym}:outside-{before.trade_id}",
-                                               time_ms=now, kind=kind, price=res.closed.exit_price or before.stop,
-                                               quantity=trade["remaining_qty"], pnl=res.closed.realized_pnl,
-                                               fee=res.closed.fees)
-                    if ended:
-                        exits = self.store.exit_totals(before.trade_id)["exits"]
-                        self.journal.finalize(before.trade_id, now, exits[-1]["kind"] if exits else kind)
-                    elif res.state is not None:
-                        self.store.update_trade(before.trade_id, position=state_copy(res.state))
+                    if trade is not None and trade["status"] == "open":
+                        self._record_exit_fills(trade, kind)
+                        self.manual.note_exits(trade)
+                        if res.state is not None:
+                            self.store.update_trade(before.trade_id, position=state_copy(res.state))
         slot.state = res.state
         # an entry of unknown outcome stays "pending" in the router until a sync resolves it
         slot.pending = res.state is None and self.router.has_pending(sym)

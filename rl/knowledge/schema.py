@@ -7,15 +7,47 @@ and upgrades in place. A migration is appended, never edited: files in the field
 from __future__ import annotations
 
 import math
+import sqlite3
 from typing import Any, Literal, overload
 
+from rl.db import Migration
 from rl.errors import KnowledgeError
 
 COMPONENT = "knowledge"
 SIDES = ("LONG", "SHORT")
 SOURCES = ("agent", "manual", "mixed")   # who made a trade (see migration 3)
+# 'unreconciled': the position is gone on the exchange but the fills that closed it were not
+# found, so its PnL is unknown; it is neither open (no position) nor closed (no result to
+# learn from) until its fills turn up (rl.agent.reconciler)
+TRADE_STATUSES = ("open", "closed", "unreconciled")
+_STATUS_CHECK_V1 = "CHECK (status IN ('open','closed'))"
+_STATUS_CHECK_V3 = "CHECK (status IN ('open','closed','unreconciled'))"
 
-MIGRATIONS: list[str] = [
+
+def _allow_unreconciled(conn: sqlite3.Connection) -> None:
+    """Migration 3: widen the trades.status CHECK by the value 'unreconciled'.
+
+    SQLite cannot ALTER a CHECK, and rebuilding `trades` would cascade-delete its features,
+    exits and thought chains (foreign keys are on). Loosening a constraint leaves every stored
+    row valid, which is the case SQLite documents for editing the schema text in place
+    (sqlite.org/lang_altertable.html, "other kinds of table schema changes"): the table's SQL
+    is edited and the schema version bumped so every connection re-reads it."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='trades'").fetchone()
+    if row is None or _STATUS_CHECK_V3 in row[0]:
+        return
+    if _STATUS_CHECK_V1 not in row[0]:
+        raise RuntimeError("trades.status has an unknown CHECK constraint: cannot add 'unreconciled'")
+    version = int(conn.execute("PRAGMA schema_version").fetchone()[0])
+    conn.execute("PRAGMA writable_schema=ON")
+    try:
+        conn.execute("UPDATE sqlite_master SET sql=replace(sql, ?, ?) WHERE type='table' AND name='trades'",
+                     (_STATUS_CHECK_V1, _STATUS_CHECK_V3))
+        conn.execute(f"PRAGMA schema_version={version + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema=OFF")
+
+
+MIGRATIONS: list[Migration] = [
     # 1: the initial schema
     """
     CREATE TABLE trades (
@@ -148,6 +180,8 @@ MIGRATIONS: list[str] = [
         fee REAL NOT NULL
     );
     """,
+    # 4: trades.status may be 'unreconciled' (see TRADE_STATUSES)
+    _allow_unreconciled,
 ]
 
 

@@ -25,7 +25,7 @@ from rl.knowledge.database import KnowledgeDb
 from rl.knowledge.decision_log import LOG_LIMIT, DecisionLog, checked_log_limit
 from rl.knowledge.equity_marks import EquityMarks
 from rl.knowledge.orders import OrderBook
-from rl.knowledge.schema import SIDES, SOURCES, KnowledgeError, finite
+from rl.knowledge.schema import SIDES, SOURCES, TRADE_STATUSES, KnowledgeError, finite
 from rl.knowledge.stats import TradeLogger
 from rl.strategy.learning import WeightUpdate, validate_weight_map
 
@@ -253,6 +253,22 @@ class KnowledgeStore:
                                          pnl=pnl_v, fee=fee_v)
         return True
 
+    def mark_unreconciled(self, trade_id: int, *, time_ms: int) -> bool:
+        """The open trade's position is gone on the exchange and the fills that closed it
+        were not found: status 'unreconciled' (out of the learning and the statistics, which
+        read closed trades only; not restored as a position), `closed_ms` = when it was seen
+        gone (its closing fills lie before it). Returns False if the trade was not open.
+        close_trade closes it once its fills are recorded."""
+        with self._db.transaction() as conn:
+            cur = conn.execute("UPDATE trades SET status='unreconciled', closed_ms=?, exit_reason='unreconciled'"
+                               " WHERE id=? AND status='open'", (int(time_ms), int(trade_id)))
+            return cur.rowcount == 1
+
+    def unreconciled_trades(self, symbol: str | None = None) -> list[dict]:
+        """The trades whose exit fills are still missing (see mark_unreconciled), oldest first."""
+        sql = "SELECT * FROM trades WHERE status='unreconciled'" + (" AND symbol=?" if symbol else "") + " ORDER BY id"
+        return [self._trade_dict(r) for r in self._db.query(sql, (symbol,) if symbol else ())]
+
     def close_trade(self, trade_id: int, *, closed_ms: int, exit_reason: str,
                     reward: Mapping[str, Any], summary_zh: str, summary_en: str,
                     weight_update: WeightUpdate | None = None, funding: float = 0.0) -> dict:
@@ -369,8 +385,8 @@ class KnowledgeStore:
 
     def trades(self, limit: int = 100, status: str | None = None) -> list[dict]:
         """Newest first."""
-        if status is not None and status not in ("open", "closed"):
-            raise KnowledgeError(f"status={status!r} is invalid: it must be 'open' or 'closed'")
+        if status is not None and status not in TRADE_STATUSES:
+            raise KnowledgeError(f"status={status!r} is invalid: it must be one of {', '.join(TRADE_STATUSES)}")
         sql = "SELECT * FROM trades" + (" WHERE status=?" if status else "") + " ORDER BY id DESC LIMIT ?"
         params = ((status,) if status else ()) + (max(0, int(limit)),)
         return [self._trade_dict(r) for r in self._db.query(sql, params)]
@@ -393,6 +409,12 @@ class KnowledgeStore:
                               " WHERE status='closed' AND closed_ms>=? AND closed_ms<=?"
                               " ORDER BY closed_ms, id", (int(from_ms), int(to_ms)))
         return [dict(r) for r in rows]
+
+    def trade_after(self, symbol: str, trade_id: int) -> dict | None:
+        """The row of `symbol`'s first trade recorded after trade `trade_id` (None: the latest)."""
+        rows = self._db.query("SELECT * FROM trades WHERE symbol=? AND id>? ORDER BY id LIMIT 1",
+                              (symbol, int(trade_id)))
+        return self._trade_dict(rows[0]) if rows else None
 
     def open_trade_for(self, symbol: str) -> dict | None:
         rows = self.open_trades(symbol)
@@ -516,6 +538,17 @@ class KnowledgeStore:
     def delete_state(self, key: str) -> None:
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM agent_state WHERE key=?", (key,))
+
+    def last_event_ms(self) -> int | None:
+        """The latest world time anything in this store carries (trades, exits, orders, the
+        decision log, equity marks, weights), None for an empty store: a replay resumed on
+        this store must not start before it (web.world)."""
+        rows = self._db.query(
+            "SELECT MAX(t) FROM (SELECT MAX(opened_ms) t FROM trades UNION ALL SELECT MAX(closed_ms) FROM trades"
+            " UNION ALL SELECT MAX(time_ms) FROM trade_exits UNION ALL SELECT MAX(time_ms) FROM orders"
+            " UNION ALL SELECT MAX(time_ms) FROM decision_log UNION ALL SELECT MAX(time_ms) FROM equity_marks"
+            " UNION ALL SELECT MAX(time_ms) FROM weight_history)")
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     # ------------------------------------------------------------------ statistics
     def get_trade_count(self) -> int:

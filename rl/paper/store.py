@@ -168,3 +168,24 @@ class PaperStore:
             c.executemany(f"INSERT INTO paper_funding({', '.join(FUNDING_COLS)}) "
                           f"VALUES({', '.join('?' * len(FUNDING_COLS))})",
                           [tuple(f[k] for k in FUNDING_COLS) for f in funding])
+
+
+def last_time_ms(path: str | Path) -> int | None:
+    """The latest market time a paper account file holds (its clock, its fills, its funding),
+    None when there is no such file or account: read without creating or migrating anything
+    (a replay resumed on this file must not start before it, see web.world)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    # read-write, though it only reads: after a kill -9 the WAL may need the recovery that a
+    # read-only connection cannot run
+    conn = sqlite3.connect(str(p), timeout=30.0)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name='paper_account'").fetchone() is None:
+            return None
+        row = conn.execute("SELECT MAX(t) FROM (SELECT MAX(time_ms) t FROM paper_account"
+                           " UNION ALL SELECT MAX(time_ms) FROM paper_fills"
+                           " UNION ALL SELECT MAX(time_ms) FROM paper_funding)").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+    finally:
+        conn.close()

@@ -39,7 +39,9 @@ def open_one(store, cid="e1", side="LONG", entry=100.0, stop=98.0, qty=1.0, feat
 
 
 def test_schema_version_and_wal(store):
-    assert store.schema_version == 3
+    from rl.knowledge.schema import MIGRATIONS
+
+    assert store.schema_version == len(MIGRATIONS)
     other = sqlite3.connect(store.path)                 # WAL is a property of the file
     assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     other.close()
@@ -243,7 +245,7 @@ def test_a_version_1_file_upgrades_in_place_and_keeps_its_trades(tmp_path):
     migrate(conn, COMPONENT, MIGRATIONS[:1])
     conn.close()
     s = KnowledgeStore(tmp_path / "old.db", default_weights=W)
-    assert s.schema_version == 3 and s.equity_marks.count() == 0
+    assert s.schema_version == len(MIGRATIONS) and s.equity_marks.count() == 0
     open_one(s)
     s.equity_marks.record(1_000, 10_000.0)
     s.close()
@@ -301,7 +303,7 @@ def test_a_version_2_file_with_trades_opens_and_its_trades_stay_the_agents(tmp_p
                  " VALUES('BTCUSDT','LONG','open','old-2',3,100,1,1,98,98,10,2)")
     conn.close()
     s = KnowledgeStore(tmp_path / "v2.db", default_weights=W)
-    assert s.schema_version == len(MIGRATIONS) == 3
+    assert s.schema_version == len(MIGRATIONS) == 4
     old = s.trade(1)
     assert (old["source"], old["funding"], old["net_pnl"], old["additions"]) == ("agent", 0.0, 1.9, [])
     assert s.get_trade_count() == 1 and len(s.closed_samples()) == 1
@@ -354,3 +356,39 @@ def test_manual_and_mixed_trades_stay_out_of_the_learning_and_the_agents_statist
     assert s["manual"] == {"trades": 2, "net_pnl": pytest.approx(-5.0 + 3.0 - 0.15)}
     assert store.trade_logger.equity_curve()[-1]["equity"] == pytest.approx(1000 + 1.95 - 5.0 + 2.85)
     assert store.last_closed_ms("BTCUSDT") == 3002                  # a manual close starts no cooldown
+
+
+def test_a_version_2_file_upgrades_to_unreconciled_and_keeps_every_child_row(tmp_path):
+    """Migration 3 widens trades.status by 'unreconciled' in place: a trade's features, exits
+    and thought chain survive (a table rebuild would cascade-delete them), and the file still
+    refuses a status outside the list."""
+    from rl.db import connect, migrate
+    from rl.knowledge.schema import COMPONENT, MIGRATIONS
+
+    conn = connect(tmp_path / "v2.db")                   # as the version before this one left it
+    migrate(conn, COMPONENT, MIGRATIONS[:2])
+    conn.execute("INSERT INTO trades(id, symbol, side, status, entry_client_order_id, opened_ms, entry_price,"
+                 " quantity, remaining_qty, leverage, risk_amount) VALUES(1,'BTCUSDT','LONG','open','e1',1000,"
+                 " 100.0, 1.0, 0.5, 10, 2.0)")
+    conn.execute("INSERT INTO trade_features VALUES(1, 'touches', 0.5)")
+    conn.execute("INSERT INTO trade_exits(trade_id, client_order_id, time_ms, kind, price, quantity, pnl, fee)"
+                 " VALUES(1, 'BTCUSDT:7', 2000, 'partial', 103.0, 0.5, 1.5, 0.01)")
+    conn.execute("INSERT INTO thought_chains(trade_id, perception_json, action_json) VALUES(1, '{}', '{}')")
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("UPDATE trades SET status='unreconciled' WHERE id=1")
+    conn.close()
+    s = KnowledgeStore(tmp_path / "v2.db", default_weights=W)
+    assert s.schema_version == len(MIGRATIONS)
+    assert s.mark_unreconciled(1, time_ms=3000) and not s.mark_unreconciled(1, time_ms=4000)
+    t = s.trade(1)
+    assert (t["status"], t["closed_ms"], t["features"]) == ("unreconciled", 3000, {"touches": 0.5})
+    assert len(t["exits"]) == 1 and t["thought_chain"] is not None
+    assert [x["id"] for x in s.unreconciled_trades("BTCUSDT")] == [1] and s.open_trades() == []
+    assert s.trades(status="unreconciled")[0]["id"] == 1
+    assert s.get_trade_count() == 0 and s.closed_samples() == []     # out of the learning
+    assert s.integrity_check() == "ok"
+    s.close()
+    raw = sqlite3.connect(tmp_path / "v2.db")               # another connection reads the new CHECK
+    with pytest.raises(sqlite3.IntegrityError):
+        raw.execute("UPDATE trades SET status='lost' WHERE id=1")
+    raw.close()

@@ -273,8 +273,11 @@ export function renderTrades(trades) {
       el("td", {}, el("span", { class: isLong(tr) ? "up" : "down" }, isLong(tr) ? t("long") : t("short"))),
       el("td", {}, priceText(tr.entry_price)),
       el("td", {}, priceText(tr.exit_price)),
-      el("td", {}, tr.status === "open" ? t("open") : signed(tr.net_pnl),
-        tr.status !== "open" && tr.exit_reason ? el("span", { class: "muted" }, ` · ${exitReason(tr.exit_reason)}`) : null));
+      // unreconciled: the position is gone but its exit fills were not found yet (PnL unknown)
+      tr.status === "unreconciled"
+        ? el("td", { class: "down", title: t("unreconciled_hint") }, t("unreconciled"))
+        : el("td", {}, tr.status === "open" ? t("open") : signed(tr.net_pnl),
+          tr.status !== "open" && tr.exit_reason ? el("span", { class: "muted" }, ` · ${exitReason(tr.exit_reason)}`) : null));
     row.addEventListener("click", () => openThought(tr.id));
     return row;
   }));
