@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from rl.agent.journal import LogFn, TradeJournal, state_copy
+from rl.agent.late_fees import LateFees
 from rl.agent.manual_trades import ManualTrades
 from rl.execution.actions import exit_kind, reason_zh_for
 from rl.execution.port import ExchangePort
@@ -69,6 +70,8 @@ class Reconciler:
         # the dashboard's orders: trades of their own, or marked on the agent's (manual_trades.py)
         self.manual = ManualTrades(exchange, store, journal, leverage=leverage, log=log, publish=publish,
                                    record_exit_fills=self._record_exit_fills)
+        # fees that could not be read when their order filled (late_fees.py)
+        self.fees = LateFees(exchange, store, log)
 
     # ------------------------------------------------------------------ start-up
     def restore(self, sym: str, slot: PositionSlot, now: int) -> list[Note]:
@@ -83,6 +86,8 @@ class Reconciler:
             trade = self.store.trade(trade["id"])
         if trade is not None:
             if trade["remaining_qty"] <= EPS:
+                self.fees.park_owed(int(trade["id"]), sym, (trade.get("position") or {}).get("unpriced_fees") or {},
+                                    int(trade["opened_ms"]), now)
                 self.journal.finalize(trade["id"], now, trade["exits"][-1]["kind"] if trade["exits"] else "reconcile")
                 notes.append((f"{sym}：交易 #{trade['id']} 在重启前已全部平仓：关闭其记录",
                               f"{sym}: trade #{trade['id']} was fully exited before the restart: closed its record"))
@@ -325,6 +330,9 @@ class Reconciler:
             return manual_notes
         before = slot.state
         before_qty = before.qty if before is not None else 0.0
+        if before is not None:
+            self.fees.settle(before, now)
+        self.fees.settle_parked(sym, now)
         res = self.router.sync(sym, before)
         self._exchange_ok()
         zh = list(res.notes_zh)
@@ -351,6 +359,7 @@ class Reconciler:
                                                quantity=trade["remaining_qty"], pnl=res.closed.realized_pnl,
                                                fee=res.closed.fees)
                     if ended:
+                        self.fees.park(before, now)
                         exits = self.store.exit_totals(before.trade_id)["exits"]
                         self.journal.finalize(before.trade_id, now, exits[-1]["kind"] if exits else kind)
                     elif res.state is not None:
