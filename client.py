@@ -4,9 +4,14 @@ Why it is built the way it is:
 - One code path (`_request`) owns signing, timeouts, retries, rate-limit blocks and error
   mapping, so every endpoint behaves the same under failure.
 - GETs are idempotent and retried with backoff; order POSTs are NEVER blindly re-sent. Every
-  order carries a client id, and when its outcome is unknown (timeout, 5xx, -1006, -1007) we look the
-  id up: found → return it, -2013 → it was not placed (safe to retry), lookup failed →
-  `UnknownOrderStatus`. This is what keeps a flaky network from doubling a position.
+  order carries a client id. A request that never left (connect timeout, connection refused,
+  DNS: requests' ConnectTimeout / urllib3's NewConnectionError) is a plain `NetworkError`: it
+  cannot have reached Binance. Once the request was sent, its outcome is unknown on a read
+  timeout, a dropped connection (RemoteDisconnected, reset), a 5xx, -1006 or -1007; we look the
+  id up: found → return it; not found (-2013) or the lookup failed → `UnknownOrderStatus`
+  (Binance may show a new order late: one lookup a second later proves nothing). A cancel of
+  unknown outcome is `UnknownOrderStatus` too: cancel again, or look the order up. This is
+  what keeps a flaky network from doubling a position.
 - Numbers are handled as Decimal and sent as plain strings, so float noise (0.1+0.2) never
   reaches Binance as a -1111 precision reject.
 - Secrets live in `_Secret` wrappers whose repr is redacted; messages never include them.
@@ -33,6 +38,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+import urllib3
 
 from rl.errors import AuthError, BinanceError, NetworkError, OrderRejected, RateLimitError, UnknownOrderStatus
 
@@ -158,6 +164,27 @@ def _flag(body: Any, field: str) -> bool:
 def _decimals(d: Decimal) -> int:
     exp = d.normalize().as_tuple().exponent
     return max(0, -exp) if isinstance(exp, int) else 0
+
+
+def never_sent(exc: BaseException | None) -> bool:
+    """Did this transport error happen before the request left? Only when the connection never
+    opened: requests' ConnectTimeout, or urllib3's NewConnectionError (refused, DNS) inside a
+    ConnectionError. A read timeout or a connection dropped after sending (RemoteDisconnected,
+    reset) is not: the request may have been processed."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    stack, seen = [exc], 0
+    while stack and seen < 20:
+        e = stack.pop()
+        seen += 1
+        if e is None:
+            continue
+        if isinstance(e, urllib3.exceptions.NewConnectionError):
+            return True
+        reason = getattr(e, "reason", None)
+        stack += [a for a in (reason, *getattr(e, "args", ())) if isinstance(a, BaseException)]
+        stack.append(e.__cause__)
+    return False
 
 
 # ----------------------------------------------------------------------------- rate limits
@@ -427,12 +454,14 @@ class BinanceClient:
         url = (self.trade_url if trade else self.market_url) + path + ("?" + query if query else "")
         try:
             resp = self.session.request(method, url, headers=headers, timeout=self.timeout)
-        except requests.exceptions.ConnectTimeout as exc:
-            # Never connected: the request cannot have reached Binance.
-            raise NetworkError(f"{method} {path}: connect timeout") from exc
         except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+            if never_sent(exc):
+                # never connected: the request cannot have reached Binance
+                raise NetworkError(f"{method} {path}: not sent ({type(exc).__name__}: the "
+                                   f"connection never opened)") from exc
+            # sent, then no answer (read timeout, connection dropped): it may have been processed
             cls = _OutcomeUnknown if order else NetworkError
-            raise cls(f"{method} {path}: {type(exc).__name__}") from exc
+            raise cls(f"{method} {path}: {type(exc).__name__} after sending") from exc
         self._track(resp.headers)
         status = resp.status_code
         try:
@@ -536,9 +565,11 @@ class BinanceClient:
             found = lookup()
         except BinanceError as exc:
             if exc.code == NOT_FOUND:
-                raise NetworkError(f"order {client_id} was not placed ({cause}); safe to retry",
-                                   getattr(cause, "code", None),
-                                   getattr(cause, "status", None)) from cause
+                # not proof that it was never placed: Binance may show a new order late
+                raise UnknownOrderStatus(f"order {client_id}: outcome unknown ({cause}); not found "
+                                         f"by its id {self.lookup_delay:g} s later",
+                                         getattr(cause, "code", None), getattr(cause, "status", None),
+                                         client_order_id=client_id) from cause
             raise UnknownOrderStatus(f"order {client_id}: outcome unknown and lookup failed "
                                      f"({exc})", exc.code, exc.status,
                                      client_order_id=client_id) from exc
@@ -674,9 +705,16 @@ class BinanceClient:
 
     def cancel_order(self, symbol: str, order_id: int | None = None,
                      orig_client_order_id: str | None = None) -> dict:
-        return self._request("DELETE", "/fapi/v1/order",
-                             self._order_ref(symbol, order_id, orig_client_order_id),
-                             signed=True, order=True)
+        """DELETE /fapi/v1/order; a cancel of unknown outcome (5xx, timeout after sending) is
+        UnknownOrderStatus: cancel again (-2011 then) or look the order up."""
+        try:
+            return self._request("DELETE", "/fapi/v1/order",
+                                 self._order_ref(symbol, order_id, orig_client_order_id),
+                                 signed=True, order=True)
+        except _OutcomeUnknown as exc:
+            name = orig_client_order_id or str(order_id)
+            raise UnknownOrderStatus(f"cancel of order {name}: outcome unknown ({exc.msg})",
+                                     exc.code, exc.status, client_order_id=orig_client_order_id or "") from exc
 
     @staticmethod
     def _order_ref(symbol: str, order_id: int | None, client_id: str | None) -> dict:
@@ -755,8 +793,15 @@ class BinanceClient:
 
     def cancel_algo_order(self, algo_id: int | None = None,
                           client_algo_id: str | None = None) -> dict:
-        return self._request("DELETE", "/fapi/v1/algoOrder",
-                             self._algo_ref(algo_id, client_algo_id), signed=True, order=True)
+        """DELETE /fapi/v1/algoOrder; a cancel of unknown outcome is UnknownOrderStatus (as
+        cancel_order): the caller cancels again or confirms with query_algo_order."""
+        try:
+            return self._request("DELETE", "/fapi/v1/algoOrder",
+                                 self._algo_ref(algo_id, client_algo_id), signed=True, order=True)
+        except _OutcomeUnknown as exc:
+            name = client_algo_id or str(algo_id)
+            raise UnknownOrderStatus(f"cancel of stop {name}: outcome unknown ({exc.msg})",
+                                     exc.code, exc.status, client_order_id=client_algo_id or "") from exc
 
     def open_algo_orders(self, symbol: str | None = None) -> list[dict]:
         return self._request("GET", "/fapi/v1/openAlgoOrders", {"symbol": symbol}, signed=True)

@@ -52,7 +52,7 @@ from rl.analysis.analyzer import Analysis, IncrementalAnalyzer
 from rl.analysis.levels.book import LevelScan
 from rl.analysis.levels.candidates import Bars
 from rl.clock import Clock
-from rl.errors import AgentError
+from rl.errors import AgentError, RateLimitError
 from rl.execution.account_mode import ModeCheck, check_account_mode
 from rl.execution.actions import exit_kind
 from rl.execution.port import ExchangePort, SimulatedExchange
@@ -412,8 +412,14 @@ class TradingAgent:
 
     def _amount_differs(self, sym: str, qty: float) -> bool:
         """Does the exchange's position size differ from the remembered `qty` (or is it gone)?
-        Asked on every bar in a position (position_amount: no full snapshot)."""
-        amt = self.exchange.position_amount(sym)
+        Asked on every bar in a position (position_amount: no full snapshot). While weighted
+        reads are rate limited it cannot be asked: the position is managed from memory (its
+        exits are reduce-only and its stop moves go through a 429; one for a position that is
+        gone meanwhile is refused or expires), and the next sync that can read reconciles."""
+        try:
+            amt = self.exchange.position_amount(sym)
+        except RateLimitError:
+            return False
         return amt is None or abs(abs(amt) - qty) > EPS
 
     def _sync(self, sym: str, now: int) -> None:
@@ -668,6 +674,8 @@ class TradingAgent:
             if out.qty > 0 and out.order is not None:
                 self.reconciler.record_exit(st, out, now)
         if new_state is None:
+            self.reconciler.fees.settle(st, now)     # a fee the close could not read yet
+            self.reconciler.fees.park(st, now)
             self.journal.finalize(st.trade_id, now, exit_kind(outcomes[-1].reason) if outcomes else "reconcile")
             self._rt[sym].state = None
         else:
@@ -742,6 +750,8 @@ class TradingAgent:
             if out.qty > 0:
                 self.reconciler.record_exit(st, out, now)
             if out.closed:
+                self.reconciler.fees.settle(st, now)
+                self.reconciler.fees.park(st, now)
                 self.journal.finalize(st.trade_id, now, "manual")
                 self._rt[symbol].state = None
             elif st.trade_id is not None:

@@ -30,6 +30,7 @@ def state_copy(st: PositionState) -> dict:
     dicts/strings that are never mutated after being appended)."""
     d = dict(vars(st))
     d["partial_exits"] = list(st.partial_exits)
+    d["unpriced_fees"] = dict(st.unpriced_fees)
     d["exit_reasons"] = list(st.exit_reasons)
     d["exit_reasons_zh"] = list(st.exit_reasons_zh)
     return d

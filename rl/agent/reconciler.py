@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from client import BinanceError
 from rl.agent.journal import LogFn, TradeJournal, state_copy
+from rl.agent.late_fees import LateFees
 from rl.agent.manual_trades import ManualTrades
 from rl.execution.actions import exit_kind, reason_zh_for
 from rl.execution.port import ExchangePort
@@ -84,6 +85,8 @@ class Reconciler:
                                    record_exit_fills=self._record_exit_fills)
         # symbol -> whether the store holds unreconciled trades of it (absent: not read yet)
         self._unreconciled: dict[str, bool] = {}
+        # fees that could not be read when their order filled (late_fees.py)
+        self.fees = LateFees(exchange, store, log)
 
     # ------------------------------------------------------------------ start-up
     def restore(self, sym: str, slot: PositionSlot, now: int) -> list[Note]:
@@ -98,6 +101,8 @@ class Reconciler:
             trade = self.store.trade(trade["id"])
         if trade is not None:
             if trade["remaining_qty"] <= EPS:
+                self.fees.park_owed(int(trade["id"]), sym, (trade.get("position") or {}).get("unpriced_fees") or {},
+                                    int(trade["opened_ms"]), now)
                 self.journal.finalize(trade["id"], now, trade["exits"][-1]["kind"] if trade["exits"] else "reconcile")
                 notes.append((f"{sym}：交易 #{trade['id']} 在重启前已全部平仓：关闭其记录",
                               f"{sym}: trade #{trade['id']} was fully exited before the restart: closed its record"))
@@ -418,6 +423,9 @@ class Reconciler:
             return manual_notes
         before = slot.state
         before_qty = before.qty if before is not None else 0.0
+        if before is not None:
+            self.fees.settle(before, now)
+        self.fees.settle_parked(sym, now)
         res = self.router.sync(sym, before)
         self._exchange_ok()
         zh = list(res.notes_zh)
@@ -433,6 +441,7 @@ class Reconciler:
             if ended or reduced:
                 kind = ("trailing" if before.breakeven_done else "stop") if ended else "reconcile"
                 if ended:
+                    self.fees.park(before, now)
                     self._book_vanished(before.trade_id, sym, kind, now)
                 else:
                     trade = self.store.trade_row(before.trade_id, with_position=False)

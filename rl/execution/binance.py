@@ -7,9 +7,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-import requests
-
-from client import FILTER_CODES, BinanceClient, BinanceError, NetworkError, SymbolFilters, UnknownOrderStatus
+from client import (
+    FILTER_CODES,
+    BinanceClient,
+    BinanceError,
+    NetworkError,
+    SymbolFilters,
+    UnknownOrderStatus,
+    never_sent,
+)
 from rl.execution.port import (
     ALGO_NOT_FOUND_CODES,
     NOT_FOUND,
@@ -208,11 +214,13 @@ class BinanceExchange:
             raw = self.client.new_order(symbol, side, type, quantity=quantity, price=price,
                                         time_in_force=time_in_force, reduce_only=reduce_only,
                                         new_client_order_id=client_order_id)
+        except UnknownOrderStatus:
+            raise
         except NetworkError as exc:
-            if isinstance(exc.__cause__, requests.exceptions.ConnectTimeout):
+            if never_sent(exc.__cause__):
                 raise                   # never connected: it cannot have reached Binance
-            # 5xx / timeout / -1006 / -1007, then one lookup 1 s later that answered -2013:
-            # that proves nothing yet (the router keeps looking, on a schedule)
+            # any other transport failure once the request may have left: it proves nothing
+            # yet (the router keeps looking, on a schedule)
             raise UnknownOrderStatus(f"order {client_order_id}: outcome unknown ({exc.msg})",
                                      exc.code, exc.status,
                                      client_order_id=client_order_id or "") from exc

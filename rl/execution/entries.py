@@ -29,17 +29,30 @@ log = logging.getLogger(__name__)
 ENTRY_TYPES = ("ioc", "maker")
 
 
-def order_fees(exchange: ExchangePort, order: OrderResult, since_ms: int | None = None) -> float:
+def order_fees(exchange: ExchangePort, order: OrderResult, since_ms: int | None = None) -> float | None:
     """The order's commission; Binance's order answer has none, so from its fills since
-    `since_ms` (default: a minute before its last update, enough for an IOC)."""
+    `since_ms` (default: a minute before its last update, enough for an IOC). None when the
+    fills could not be read (reads rate limited, 5xx): not known yet, never a silent 0."""
     if order.commission > 0 or order.executed_qty <= 0:
         return order.commission
     since = order.update_time_ms - 60_000 if since_ms is None else since_ms
     try:
         return sum(f.commission for f in exchange.fills_since(order.symbol, max(0, since))
                    if f.order_id == order.order_id)
-    except BinanceError:
-        return 0.0
+    except BinanceError as exc:
+        log.warning("fees of order %s not known yet (%s): looked up later", order.order_id, exc)
+        return None
+
+
+def take_fees(state: PositionState, order: OrderResult, fees: float | None, counted: float = 0.0) -> float:
+    """The fees to book for `order` now: `fees`, or (not known yet) `counted` with the order
+    remembered in state.unpriced_fees, for the reconciler to read later."""
+    if fees is not None:
+        state.unpriced_fees.pop(order.order_id, None)
+        return fees
+    if order.order_id:
+        state.unpriced_fees[order.order_id] = counted
+    return counted
 
 
 def priced(order: OrderResult, fallback: float) -> OrderResult:
@@ -224,7 +237,7 @@ class EntryDesk:
                                           f"（{STATUS_ZH.get(order.status, order.status)}）：未开仓")
         state = self._filled_state(order, side, stop, target, trade_id, order.commission)
         ok = self.stops.protect(state, stop)             # the stop first: fees can wait
-        state.fees = order_fees(self.exchange, order)
+        state.fees = take_fees(state, order, order_fees(self.exchange, order), order.commission)
         return self._entered(state, order, ok)
 
     @staticmethod
@@ -385,4 +398,6 @@ class EntryDesk:
             st.qty = st.initial_qty = filled
             st.entry_price = st.best_price = order.avg_price
         r.protection = self.stops.protect(st, r.stop)
-        st.fees = order_fees(self.exchange, order, r.placed_ms - 60_000)     # a maker order may rest for long
+        # a maker order may rest for long: its fills since it was placed (all of them: the
+        # fees so far stay counted when the read fails)
+        st.fees = take_fees(st, order, order_fees(self.exchange, order, r.placed_ms - 60_000), st.fees)

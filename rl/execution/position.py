@@ -40,6 +40,10 @@ class PositionState:
     # a position a dashboard order opened (trade source "manual"): the agent records its
     # fills but neither protects nor manages it (stop 0: none asked for)
     manual: bool = False
+    # orders of this position whose commission could not be read when they filled (the fills
+    # read failed: reads rate limited, 5xx): exchange order id -> the fee already counted for
+    # it; the reconciler reads them later and adds what is missing to the trade's record
+    unpriced_fees: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.side not in ("LONG", "SHORT"):

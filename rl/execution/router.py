@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from client import BinanceError, new_client_order_id
+from client import BinanceError, RateLimitError, new_client_order_id
 from rl.execution.actions import CloseAll, ExitAction, MoveStop, PartialClose, reason_zh_for
-from rl.execution.entries import EntryDesk, order_fees
+from rl.execution.entries import EntryDesk, order_fees, take_fees
 from rl.execution.outcomes import (
     CloseOutcome,
     EntryOutcome,
@@ -166,7 +166,7 @@ class OrderRouter:
                                 reason_zh=f"平仓未完成（{reason_zh}）：{error_detail(exc)}")
         self._record(order, "exit" if full else "partial_exit", state.trade_id)
         done = order.executed_qty
-        fees = order_fees(self.exchange, order)
+        fees = take_fees(state, order, order_fees(self.exchange, order))
         pnl = (order.avg_price - state.entry_price) * done * state.sign
         state.realized_pnl += pnl
         state.fees += fees
@@ -227,7 +227,10 @@ class OrderRouter:
             # a maker entry rests: the position its fills make is the entry's (poll_entry)
             # until it ends, not one to adopt
             return SyncOutcome(state, None, notes, zh, entry)
-        pos = self.exchange.position(symbol)
+        try:
+            pos = self.exchange.position(symbol)
+        except RateLimitError as exc:
+            return self._sync_unread(symbol, state, exc, notes, zh, entry)
         try:
             stops = self.exchange.open_stops(symbol)
         except BinanceError as exc:
@@ -258,6 +261,28 @@ class OrderRouter:
         # the position is protected (or that failed and is handled below): now the others
         keep = state.stop_client_algo_id
         self.stops.sweep(symbol, plan.cancel_stops, keep=keep)
+        return self._protected(state, ok, notes, zh, entry)
+
+    def _sync_unread(self, symbol: str, state: PositionState | None, exc: RateLimitError,
+                     notes: list[str], zh: list[str], entry: EntryOutcome | None) -> SyncOutcome:
+        """sync while weighted reads are rate limited (429; the position and the open stops
+        cannot be read): a remembered position whose stop is not confirmed on the exchange
+        gets it from memory now. Stops carry no IP weight and go through a 429, while every
+        read sent during one counts towards the IP ban (418) that would block the stops too;
+        so nothing is read, the reduce-only stop is placed for the remembered size (on a
+        position gone meanwhile it can only expire: reduce-only never opens one), and the
+        full reconcile waits for the reads to come back. Flat, or protected: nothing to do."""
+        if state is None or (state.stop_client_algo_id and state.unprotected_cycles == 0):
+            return SyncOutcome(state, None, notes, zh, entry)
+        notes.append(f"reads rate limited ({exc.msg}): the stop is placed from memory")
+        zh.append(f"查询受限流限制（{error_detail(exc)}）：按内存中的持仓补挂止损单")
+        return self._protected(state, self.stops.protect(state, state.stop), notes, zh, entry)
+
+    def _protected(self, state: PositionState, ok: str, notes: list[str], zh: list[str],
+                   entry: EntryOutcome | None) -> SyncOutcome:
+        """The end of a sync once the stop placement said `ok` ("ok", "crossed" or an error):
+        crossed closes now; a failure counts an unprotected cycle, and past the limit the
+        position is closed for safety (reduce-only: it goes through a 429 too)."""
         if ok == "crossed":
             out = self.close(state, reason="protective stop already crossed",
                              reason_zh="价格已越过保护性止损价")

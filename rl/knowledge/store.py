@@ -219,6 +219,31 @@ class KnowledgeStore:
             self.orders.link(int(trade_id), [client_order_id])
         return True
 
+    def add_fee(self, trade_id: int, fee: float, *, order_key: str,
+                position: Mapping[str, Any] | None = None) -> None:
+        """A commission found after its order filled (its fills could not be read then): added
+        to the exit recorded under `order_key`, else to the entry fee; on a closed trade its
+        fees, net PnL and R follow (its reward and the learning it caused stay as they were).
+        With `position`, the position state is saved in the same transaction (the state that
+        no longer owes this fee: a restart never adds it twice)."""
+        fee_v = finite("fee", fee)
+        with self._db.transaction() as conn:
+            t = conn.execute("SELECT * FROM trades WHERE id=?", (int(trade_id),)).fetchone()
+            if t is None:
+                raise KnowledgeError(f"trade_id={trade_id} is invalid: no such trade")
+            cur = conn.execute("UPDATE trade_exits SET fee=fee+? WHERE trade_id=? AND client_order_id=?",
+                               (fee_v, int(trade_id), order_key))
+            if cur.rowcount == 0:
+                conn.execute("UPDATE trades SET entry_fee=entry_fee+? WHERE id=?", (fee_v, int(trade_id)))
+            if t["status"] == "closed":
+                risk = float(t["risk_amount"])
+                net = float(t["net_pnl"] or 0.0) - fee_v
+                conn.execute("UPDATE trades SET fees=fees+?, net_pnl=?, r_multiple=? WHERE id=?",
+                             (fee_v, net, net / risk if risk > 0 else 0.0, int(trade_id)))
+                self._samples_cache = None          # its R changed
+            if position is not None:
+                conn.execute("UPDATE trades SET position_json=? WHERE id=?", (dumps(dict(position)), int(trade_id)))
+
     def mark_mixed(self, trade_id: int) -> None:
         """A manual order changed this agent trade (sold part of it): it leaves the learning."""
         with self._db.transaction() as conn:

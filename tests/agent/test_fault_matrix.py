@@ -87,24 +87,8 @@ def plan(kind: str, server: FakeBinanceServer) -> list[Fault]:
 KINDS = ["timeout_before", "timeout_after", "5xx_before", "5xx_after", "late_execution", "429", "429_long", "418",
          "-1021", "-2019", "partial_ioc", "reject", "missing_avgPrice", "failing_cancels", "failing_cancel_in_sync",
          "failing_stop_list"]
-XFAIL: dict[str, str] = {
-    "late_execution": "#13 item 2: an entry answered -1007 whose lookup says -2013 is taken as never "
-                      "placed and its plan deleted; the fill is then adopted with the default 2% stop, "
-                      "no entry fee, no thought chain",
-    "missing_avgPrice": "#13 item 3: an entry reply without avgPrice/cumQuote raises ValueError "
-                        "(entry_price 0) before the stop is placed; the next sync adopts the fill with "
-                        "the default 2% stop and no entry fee",
-    "failing_cancels": "#13 item 9: a cancel answered -2011 is taken as 'already gone' although the stop "
-                       "is still live: the next entry goes out with the old position's reduce-only stop "
-                       "still on the exchange",
-    "429_long": "#13 item 8: a 429 blocks every call for its Retry-After, the stop and the reconcile "
-                "reads too: the new position stays unprotected for two cycles",
-    "failing_cancel_in_sync": "#13 item 1: OrderRouter.sync cancels a wrong-side stop unguarded before "
-                              "re-placing the missing stop; the failed cancel raises out of sync and the "
-                              "position stays unprotected a second cycle",
-    "failing_stop_list": "#13 item 1: OrderRouter.sync raises when listing the open stops fails, before "
-                         "re-placing the missing stop: the position stays unprotected a second cycle",
-}
+# kind -> the issue item that still fails it (none left: every kind survives since #13's fixes)
+XFAIL: dict[str, str] = {}
 ROWS: dict[str, tuple] = {}
 
 
@@ -172,8 +156,6 @@ def test_fault_kind_then_restart_keeps_money_safe(tmp_path, kind):
     assert not problems
 
 
-@pytest.mark.xfail(strict=True, reason="#13 item 10: trade PnL leaves out funding (FUNDING_FEE income on "
-                                        "the exchange is in the wallet, in no trade)")
 def test_funding_is_attributed_to_the_trades(tmp_path):
     frame = market_frame()
     with new_server(frame) as server:

@@ -41,15 +41,15 @@ from tests.support.scripted_world import MIN, T0
 
 d, url, end_bar, mutant = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 if mutant == "no_stop":          # the router never places the protective stop after an entry fill
-    from rl.execution.router import OrderRouter
-    real = OrderRouter._after_entry
+    from rl.execution.entries import EntryDesk
+    real = EntryDesk._after_entry
     def _after_entry(self, *a, **k):
-        self._protect = lambda state, trigger: "ok"
+        self.stops.protect = lambda state, trigger: "ok"
         try:
             return real(self, *a, **k)
         finally:
-            del self._protect
-    OrderRouter._after_entry = _after_entry
+            del self.stops.protect
+    EntryDesk._after_entry = _after_entry
 elif mutant == "no_plan":        # the agent never writes the entry plan (intent) before sending
     from rl.knowledge.store import KnowledgeStore
     real_set = KnowledgeStore.set_state
@@ -144,11 +144,18 @@ def run_kill_and_restart(tmp_path: Path, point: str | None, mutant: str = "none"
     return server, problems
 
 
+# entries filled over the whole run: the scenario's three, except after a kill before the first
+# entry was processed (plan_written): that one never reached the exchange, and the restarted
+# agent does not take the signal at its restart bar while that entry's outcome is still being
+# found out (#13 item 2: a sent entry stays pending, with its plan, for its lookup window)
+ENTRIES = {"plan_written": 2}
+
+
 @pytest.mark.parametrize("point", list(POINTS))
 def test_kill_inside_the_entry_sequence_then_restart(tmp_path, point):
     server, problems = run_kill_and_restart(tmp_path, point)
     assert not problems
-    assert len(server.entry_orders()) >= 3          # the run went on trading after the restart
+    assert len(server.entry_orders()) >= ENTRIES.get(point, 3)   # the run went on trading after the restart
 
 
 @pytest.mark.parametrize("mutant, point, expect", [
