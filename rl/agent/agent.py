@@ -651,15 +651,20 @@ class TradingAgent:
     def _manage(self, sym: str, st: PositionState, a: Analysis, price: float, hi: float, lo: float,
                 now: int) -> None:
         st.observe(hi, lo)
+        if self.settings.take_profit_order == "maker":
+            self._rest_targets(sym, st, now)
         opposite = a.short_score if st.side == "LONG" else a.long_score
         if holding_quietly(st, hi, lo, opposite, self.params.exits):
             return                            # evaluate_exit would return [] (most bars)
         f = self.exchange.filters(sym)
         step, min_qty = self._market_sizes(sym, f)
         atr = a.atr_15m
+        tp = self.router.targets
         actions = evaluate_exit(st, price, hi, lo, atr if atr == atr else 0.0, opposite, self.params.exits,
                                 step=step, min_qty=min_qty, round_stop=f.round_price,
-                                taker_fee=self.settings.taker_fee)
+                                taker_fee=self.settings.taker_fee,
+                                resting_target=bool(st.take_profits) and tp.resting(st, "target"),
+                                resting_partial=bool(st.take_profits) and tp.resting(st, "partial"))
         if not actions:
             return
         new_state, outcomes = self.router.apply(st, actions)
@@ -676,6 +681,19 @@ class TradingAgent:
             for a_ in actions:
                 self._log("INFO", sym, f"持仓调整：{a_.reason_zh or '止损调整'}", f"position update: {a_.reason}", now)
         self._publish(sym)
+
+    def _rest_targets(self, sym: str, st: PositionState, now: int) -> None:
+        """TAKE_PROFIT_ORDER=maker: the take-profits the position lacks go on as resting
+        reduce-only maker limits (rl.execution.targets), saved with the trade at once so a
+        restart finds them."""
+        ex = self.params.exits
+        notes = self.router.targets.place(st, ex.partial_at_r, ex.partial_fraction)
+        if not notes:
+            return
+        if st.trade_id is not None:
+            self.store.update_trade(st.trade_id, position=state_copy(st))
+        for en, zh in notes:
+            self._log("INFO", sym, f"挂单止盈：{zh}", f"resting take-profit: {en}", now, pylog=False)
 
     def _market_sizes(self, sym: str, f: SymbolFilters) -> tuple[float, float]:
         """(market step, market min qty) of filters `f` as floats for the exit manager,

@@ -40,6 +40,10 @@ class PositionState:
     # a position a dashboard order opened (trade source "manual"): the agent records its
     # fills but neither protects nor manages it (stop 0: none asked for)
     manual: bool = False
+    # take-profits resting on the exchange (TAKE_PROFIT_ORDER=maker, rl.execution.targets):
+    # one dict per level (kind, client_order_id, price, qty, filled, status); replaced, never
+    # changed in place (readers hold shallow copies)
+    take_profits: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.side not in ("LONG", "SHORT"):
