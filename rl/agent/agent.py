@@ -593,6 +593,7 @@ class TradingAgent:
             return
         self.reconciler.settle_entry(sym, self._rt[sym], out, intent, now)
         self._log_entry(sym, out, now)
+        self._rest_targets_after_entry(sym, now)
 
     def _log_entry(self, sym: str, out: EntryOutcome, now: int) -> None:
         """The run log's line for an entry that ended (an IOC at once, a maker entry when it
@@ -631,6 +632,7 @@ class TradingAgent:
         rt.entry_note = ""
         self.reconciler.settle_entry(sym, rt, out, self.store.get_state(f"intent:{sym}") or {}, now)
         self._log_entry(sym, out, now)
+        self._rest_targets_after_entry(sym, now)
         return rt.state is not None
 
     def _setup_holds(self, rt: _SymbolRuntime, entry: RestingEntry, high: float, low: float,
@@ -681,6 +683,12 @@ class TradingAgent:
             for a_ in actions:
                 self._log("INFO", sym, f"持仓调整：{a_.reason_zh or '止损调整'}", f"position update: {a_.reason}", now)
         self._publish(sym)
+
+    def _rest_targets_after_entry(self, sym: str, now: int) -> None:
+        """The take-profits of a position just opened go on at once (not a bar later)."""
+        st = self._rt[sym].state
+        if st is not None and not st.manual and self.settings.take_profit_order == "maker":
+            self._rest_targets(sym, st, now)
 
     def _rest_targets(self, sym: str, st: PositionState, now: int) -> None:
         """TAKE_PROFIT_ORDER=maker: the take-profits the position lacks go on as resting
