@@ -55,7 +55,7 @@ from rl.clock import Clock
 from rl.errors import AgentError
 from rl.execution.account_mode import ModeCheck, check_account_mode
 from rl.execution.actions import exit_kind
-from rl.execution.port import ExchangePort, SimulatedExchange
+from rl.execution.port import ExchangePort, OrderResult, SimulatedExchange
 from rl.execution.position import PositionState
 from rl.execution.router import EntryOutcome, OrderRouter, RestingEntry
 from rl.knowledge.codec import Encoded
@@ -98,6 +98,8 @@ class _SymbolRuntime:
     pending: bool = False                    # an entry of unknown outcome awaits the next sync
     resting: bool = False                    # a maker entry rests on the book: polled every bar
     entry_note: str = ""                     # the resting entry's last logged state
+    # the resting entry's order as last seen, while part of it has filled (shown as a position)
+    entry_order: OrderResult | None = None
     last_1m_ms: int | None = None            # open time of the newest closed 1m bar handled
     cursor: KlineCursor = field(default_factory=KlineCursor)   # run_cycle(): the market port's klines
     append_1m: OneMinuteAppender | None = None   # step(): the analyzer's cheaper 1m push, if any
@@ -628,8 +630,12 @@ class TradingAgent:
             if out.reason != rt.entry_note:           # a new fill, or a cancel that failed
                 rt.entry_note = out.reason
                 self._log("INFO", sym, f"挂单入场：{out.reason_zh}", f"maker entry: {out.reason}", now)
+                if out.state is not None and out.order is not None:
+                    rt.entry_order = out.order
+                    self._publish(sym)                # its filled part is a position now
             return False
         rt.entry_note = ""
+        rt.entry_order = None
         self.reconciler.settle_entry(sym, rt, out, self.store.get_state(f"intent:{sym}") or {}, now)
         self._log_entry(sym, out, now)
         self._rest_targets_after_entry(sym, now)
@@ -812,8 +818,16 @@ class TradingAgent:
         """Show readers the symbol's analysis and a copy of its position. `analysis`: a
         display-only re-score at the current price (run_cycle's status)."""
         rt = self._rt[sym]
-        self.board.publish(sym, analysis if analysis is not None else rt.analysis,
-                           state_copy(rt.state) if rt.state is not None else None)
+        position = state_copy(rt.state) if rt.state is not None else None
+        r = self.router.resting_entry(sym) if rt.resting and position is None else None
+        if r is not None and r.state is not None and rt.entry_order is not None:
+            # a maker entry partly filled and still resting: its filled part is a position on
+            # the exchange, protected by its stop; readers see it with the entry beside it
+            o = rt.entry_order
+            position = {**state_copy(r.state), "entry_resting": {
+                "client_order_id": r.client_order_id, "price": o.price, "filled": o.executed_qty,
+                "quantity": o.orig_qty, "expires_ms": r.expires_ms}}
+        self.board.publish(sym, analysis if analysis is not None else rt.analysis, position)
 
     def _use_weights(self, weights: dict[str, float]) -> None:
         """Learning moved the weights: every symbol's analysis scores levels with them next."""
@@ -832,9 +846,11 @@ class TradingAgent:
 
     def managed_position(self, symbol: str) -> PositionState | None:
         """The position the agent manages in `symbol` as last published (a copy), None when
-        flat."""
+        flat or while the position is the filled part of a maker entry still resting."""
         pos = self.board.symbol(symbol).get("position")
-        return PositionState.from_dict(copy.deepcopy(pos)) if pos is not None else None
+        if pos is None or pos.get("entry_resting"):    # a resting entry's part: not managed yet
+            return None
+        return PositionState.from_dict(copy.deepcopy(pos))
 
     def positions(self) -> list[dict]:
         """The exchange's positions in the agent's symbols, with the agent's stop, target,
