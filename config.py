@@ -22,6 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 
 MODES = ("paper", "testnet", "live")
 ENTRY_ORDERS = ("ioc", "maker")
+TAKE_PROFIT_ORDERS = ("market", "maker")
 MAINNET_FAPI = "https://fapi.binance.com"
 TESTNET_FAPI = "https://demo-fapi.binance.com"
 DEFAULT_TRADE_URL = {"paper": MAINNET_FAPI, "testnet": TESTNET_FAPI, "live": MAINNET_FAPI}
@@ -72,6 +73,10 @@ class Settings:
     # entry_timeout_seconds (default: one 15m decision interval, when the agent re-decides)
     entry_order: str = "ioc"
     entry_timeout_seconds: float = 900.0
+    # how take-profits go out: "market" = a reduce-only MARKET exit on the bar that reaches
+    # the target / partial level (taker fee); "maker" = reduce-only post-only LIMITs (GTX)
+    # resting at those prices from the entry on (maker fee; fill only when traded through)
+    take_profit_order: str = "market"
     reentry_cooldown_minutes: int = 60
     # risk protections: pauses on new entries after losses (rl.risk; reasons in rl/risk/config.py)
     max_drawdown_percent: float = 10.0
@@ -270,6 +275,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TAKER_FEE": ("taker_fee", lambda n, r: _float(n, r, 0.0, 0.01)),
     "IOC_OFFSET_BPS": ("ioc_offset_bps", lambda n, r: _float(n, r, 0.0, 500.0)),
     "ENTRY_ORDER": ("entry_order", lambda n, r: _choice(n, r, ENTRY_ORDERS)),
+    "TAKE_PROFIT_ORDER": ("take_profit_order", lambda n, r: _choice(n, r, TAKE_PROFIT_ORDERS)),
     "ENTRY_TIMEOUT_SECONDS": ("entry_timeout_seconds", lambda n, r: _float(n, r, 60.0, 86400.0)),
     "REENTRY_COOLDOWN_MINUTES": ("reentry_cooldown_minutes", lambda n, r: _int(n, r, 0, 10080)),
     "PHASE_RISK_SCALE": ("phase_risk_scale", _risk_scales),
@@ -308,6 +314,9 @@ def _validate(s: Settings) -> Settings:
     if s.entry_order not in ENTRY_ORDERS:
         raise SettingsError(f"ENTRY_ORDER={s.entry_order!r} is invalid: ENTRY_ORDER must be one of "
                             f"{', '.join(ENTRY_ORDERS)}")
+    if s.take_profit_order not in TAKE_PROFIT_ORDERS:
+        raise SettingsError(f"TAKE_PROFIT_ORDER={s.take_profit_order!r} is invalid: TAKE_PROFIT_ORDER must "
+                            f"be one of {', '.join(TAKE_PROFIT_ORDERS)}")
     if not 60.0 <= s.entry_timeout_seconds <= 86400.0:
         raise SettingsError(f"ENTRY_TIMEOUT_SECONDS={s.entry_timeout_seconds!r} is invalid: "
                             "ENTRY_TIMEOUT_SECONDS must be a number >= 60 and <= 86400")

@@ -16,6 +16,9 @@ then the median month per variant. The variants:
 - `maker`: only post-only maker entries (ENTRY_ORDER=maker).
 - `defaults`: everything at its default (sizing + protections, IOC entries).
 - `defaults+maker`: the defaults with maker entries.
+- `maker_tp`: only resting maker take-profits (TAKE_PROFIT_ORDER=maker).
+- `defaults+maker_tp`: the defaults with resting maker take-profits.
+- `defaults+maker+maker_tp`: the defaults with maker entries and maker take-profits.
 Nothing here is tuned: the variants are the settings' defaults switched on and off.
 """
 from __future__ import annotations
@@ -42,6 +45,9 @@ VARIANTS: dict[str, dict[str, str]] = {
     "maker": {**PROTECTIONS_OFF, **SIZING_OFF, "ENTRY_ORDER": "maker"},
     "defaults": {},
     "defaults+maker": {"ENTRY_ORDER": "maker"},
+    "maker_tp": {**PROTECTIONS_OFF, **SIZING_OFF, "TAKE_PROFIT_ORDER": "maker"},
+    "defaults+maker_tp": {"TAKE_PROFIT_ORDER": "maker"},
+    "defaults+maker+maker_tp": {"ENTRY_ORDER": "maker", "TAKE_PROFIT_ORDER": "maker"},
 }
 
 

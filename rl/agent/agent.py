@@ -55,7 +55,7 @@ from rl.clock import Clock
 from rl.errors import AgentError, RateLimitError
 from rl.execution.account_mode import ModeCheck, check_account_mode
 from rl.execution.actions import exit_kind
-from rl.execution.port import ExchangePort, SimulatedExchange
+from rl.execution.port import ExchangePort, OrderResult, SimulatedExchange
 from rl.execution.position import PositionState
 from rl.execution.router import EntryOutcome, OrderRouter, RestingEntry
 from rl.knowledge.codec import Encoded
@@ -98,6 +98,8 @@ class _SymbolRuntime:
     pending: bool = False                    # an entry of unknown outcome awaits the next sync
     resting: bool = False                    # a maker entry rests on the book: polled every bar
     entry_note: str = ""                     # the resting entry's last logged state
+    # the resting entry's order as last seen, while part of it has filled (shown as a position)
+    entry_order: OrderResult | None = None
     last_1m_ms: int | None = None            # open time of the newest closed 1m bar handled
     cursor: KlineCursor = field(default_factory=KlineCursor)   # run_cycle(): the market port's klines
     append_1m: OneMinuteAppender | None = None   # step(): the analyzer's cheaper 1m push, if any
@@ -599,6 +601,7 @@ class TradingAgent:
             return
         self.reconciler.settle_entry(sym, self._rt[sym], out, intent, now)
         self._log_entry(sym, out, now)
+        self._rest_targets_after_entry(sym, now)
 
     def _log_entry(self, sym: str, out: EntryOutcome, now: int) -> None:
         """The run log's line for an entry that ended (an IOC at once, a maker entry when it
@@ -633,10 +636,15 @@ class TradingAgent:
             if out.reason != rt.entry_note:           # a new fill, or a cancel that failed
                 rt.entry_note = out.reason
                 self._log("INFO", sym, f"挂单入场：{out.reason_zh}", f"maker entry: {out.reason}", now)
+                if out.state is not None and out.order is not None:
+                    rt.entry_order = out.order
+                    self._publish(sym)                # its filled part is a position now
             return False
         rt.entry_note = ""
+        rt.entry_order = None
         self.reconciler.settle_entry(sym, rt, out, self.store.get_state(f"intent:{sym}") or {}, now)
         self._log_entry(sym, out, now)
+        self._rest_targets_after_entry(sym, now)
         return rt.state is not None
 
     def _setup_holds(self, rt: _SymbolRuntime, entry: RestingEntry, high: float, low: float,
@@ -657,15 +665,20 @@ class TradingAgent:
     def _manage(self, sym: str, st: PositionState, a: Analysis, price: float, hi: float, lo: float,
                 now: int) -> None:
         st.observe(hi, lo)
+        if self.settings.take_profit_order == "maker":
+            self._rest_targets(sym, st, now)
         opposite = a.short_score if st.side == "LONG" else a.long_score
         if holding_quietly(st, hi, lo, opposite, self.params.exits):
             return                            # evaluate_exit would return [] (most bars)
         f = self.exchange.filters(sym)
         step, min_qty = self._market_sizes(sym, f)
         atr = a.atr_15m
+        tp = self.router.targets
         actions = evaluate_exit(st, price, hi, lo, atr if atr == atr else 0.0, opposite, self.params.exits,
                                 step=step, min_qty=min_qty, round_stop=f.round_price,
-                                taker_fee=self.settings.taker_fee)
+                                taker_fee=self.settings.taker_fee,
+                                resting_target=bool(st.take_profits) and tp.resting(st, "target"),
+                                resting_partial=bool(st.take_profits) and tp.resting(st, "partial"))
         if not actions:
             return
         new_state, outcomes = self.router.apply(st, actions)
@@ -684,6 +697,25 @@ class TradingAgent:
             for a_ in actions:
                 self._log("INFO", sym, f"持仓调整：{a_.reason_zh or '止损调整'}", f"position update: {a_.reason}", now)
         self._publish(sym)
+
+    def _rest_targets_after_entry(self, sym: str, now: int) -> None:
+        """The take-profits of a position just opened go on at once (not a bar later)."""
+        st = self._rt[sym].state
+        if st is not None and not st.manual and self.settings.take_profit_order == "maker":
+            self._rest_targets(sym, st, now)
+
+    def _rest_targets(self, sym: str, st: PositionState, now: int) -> None:
+        """TAKE_PROFIT_ORDER=maker: the take-profits the position lacks go on as resting
+        reduce-only maker limits (rl.execution.targets), saved with the trade at once so a
+        restart finds them."""
+        ex = self.params.exits
+        notes = self.router.targets.place(st, ex.partial_at_r, ex.partial_fraction)
+        if not notes:
+            return
+        if st.trade_id is not None:
+            self.store.update_trade(st.trade_id, position=state_copy(st))
+        for en, zh in notes:
+            self._log("INFO", sym, f"挂单止盈：{zh}", f"resting take-profit: {en}", now, pylog=False)
 
     def _market_sizes(self, sym: str, f: SymbolFilters) -> tuple[float, float]:
         """(market step, market min qty) of filters `f` as floats for the exit manager,
@@ -796,8 +828,16 @@ class TradingAgent:
         """Show readers the symbol's analysis and a copy of its position. `analysis`: a
         display-only re-score at the current price (run_cycle's status)."""
         rt = self._rt[sym]
-        self.board.publish(sym, analysis if analysis is not None else rt.analysis,
-                           state_copy(rt.state) if rt.state is not None else None)
+        position = state_copy(rt.state) if rt.state is not None else None
+        r = self.router.resting_entry(sym) if rt.resting and position is None else None
+        if r is not None and r.state is not None and rt.entry_order is not None:
+            # a maker entry partly filled and still resting: its filled part is a position on
+            # the exchange, protected by its stop; readers see it with the entry beside it
+            o = rt.entry_order
+            position = {**state_copy(r.state), "entry_resting": {
+                "client_order_id": r.client_order_id, "price": o.price, "filled": o.executed_qty,
+                "quantity": o.orig_qty, "expires_ms": r.expires_ms}}
+        self.board.publish(sym, analysis if analysis is not None else rt.analysis, position)
 
     def _use_weights(self, weights: dict[str, float]) -> None:
         """Learning moved the weights: every symbol's analysis scores levels with them next."""
@@ -816,9 +856,11 @@ class TradingAgent:
 
     def managed_position(self, symbol: str) -> PositionState | None:
         """The position the agent manages in `symbol` as last published (a copy), None when
-        flat."""
+        flat or while the position is the filled part of a maker entry still resting."""
         pos = self.board.symbol(symbol).get("position")
-        return PositionState.from_dict(copy.deepcopy(pos)) if pos is not None else None
+        if pos is None or pos.get("entry_resting"):    # a resting entry's part: not managed yet
+            return None
+        return PositionState.from_dict(copy.deepcopy(pos))
 
     def positions(self) -> list[dict]:
         """The exchange's positions in the agent's symbols, with the agent's stop, target,

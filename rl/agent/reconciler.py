@@ -334,7 +334,8 @@ class Reconciler:
             known = self.store.orders.find(sym, oid)
             kind = kind_default
             if known is not None:
-                kind = {"partial_exit": "partial", "manual": "manual"}.get(known["purpose"], kind_default)
+                kind = {"partial_exit": "partial", "manual": "manual",
+                        "take_profit": "target"}.get(known["purpose"], kind_default)
             pnl = sum(f.realized_pnl for f in fills) or (price - trade["entry_price"]) * qty * sign
             if self.store.record_exit(trade["id"], client_order_id=f"{sym}:{oid}",
                                       time_ms=max(f.time_ms for f in fills), kind=kind, price=price,

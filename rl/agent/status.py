@@ -108,7 +108,9 @@ def agent_status(view: Mapping[str, Any], trade_count: int, weights: dict[str, f
 def merged_positions(symbols: Sequence[str], exchange: ExchangePort,
                      published: Mapping[str, Mapping[str, Any]]) -> list[dict]:
     """The exchange's positions in `symbols` as dicts, each completed with the agent's stop,
-    target, partial exits and trade id from its `published` snapshots where it manages it."""
+    target, partial exits and trade id from its `published` snapshots where it manages it. The
+    filled part of a maker entry still resting is the agent's position too (with its stop), and
+    carries `entry_resting` (the order's id, price, filled and total quantity, expiry)."""
     out = []
     for sym in symbols:
         pos = exchange.position(sym)
@@ -122,6 +124,8 @@ def merged_positions(symbols: Sequence[str], exchange: ExchangePort,
                      partial_exits=mine.get("partial_exits", []), trade_id=mine.get("trade_id"),
                      initial_stop=None if manual else mine.get("initial_stop"),
                      source="manual" if manual else "agent")
+            if mine.get("entry_resting"):            # a maker entry still resting, part filled
+                d["entry_resting"] = dict(mine["entry_resting"])
         out.append(d)
     return out
 

@@ -44,6 +44,10 @@ class PositionState:
     # read failed: reads rate limited, 5xx): exchange order id -> the fee already counted for
     # it; the reconciler reads them later and adds what is missing to the trade's record
     unpriced_fees: dict[str, float] = field(default_factory=dict)
+    # take-profits resting on the exchange (TAKE_PROFIT_ORDER=maker, rl.execution.targets):
+    # one dict per level (kind, client_order_id, price, qty, filled, status); replaced, never
+    # changed in place (readers hold shallow copies)
+    take_profits: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.side not in ("LONG", "SHORT"):

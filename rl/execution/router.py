@@ -35,6 +35,7 @@ from rl.execution.outcomes import (
 from rl.execution.port import ExchangePort, OrderResult, StopOrderInfo
 from rl.execution.position import PositionState, reconcile
 from rl.execution.stops import StopKeeper
+from rl.execution.targets import TargetKeeper
 from rl.execution.unknown_entry import PendingEntry
 
 __all__ = ["CloseOutcome", "EntryOutcome", "OrderRecorder", "OrderRouter", "PendingEntry",
@@ -64,6 +65,10 @@ class OrderRouter:
         # write the same orders and thought chains byte for byte
         self._new_id = id_factory or new_client_order_id
         self.stops = StopKeeper(exchange, self._record, self._cid)
+        self.targets = TargetKeeper(exchange, self._record, self._cid, id_prefix,
+                                    # an unreadable take-profit fee counts 0 for now: the late-fee
+                                    # path (rl/agent/late_fees.py) covers entries and stops only
+                                    lambda o, since: order_fees(exchange, o, since) or 0.0)
         self.entries = EntryDesk(exchange, self.stops, self._record, self._cid, self._now, self.close,
                                  self.ioc_offset_bps)
 
@@ -178,9 +183,12 @@ class OrderRouter:
                                         "reason_zh": reason_zh, "time_ms": order.update_time_ms,
                                         "pnl": pnl})
             self.stops.protect(state, state.stop)     # resize the stop: new first, then cancel old
+            if state.take_profits:
+                self.targets.fit(state)               # the resting target covers the rest
         closed = state.qty <= 1e-12
         if closed:
             self.stops.cancel_all(state.symbol)
+            self.targets.cancel_all(state)
         return CloseOutcome(closed, done, order.avg_price, pnl, fees, reason, order, reason_zh)
 
     def apply(self, state: PositionState, actions: list[ExitAction]) -> tuple[PositionState | None, list[CloseOutcome]]:
@@ -227,6 +235,24 @@ class OrderRouter:
             # a maker entry rests: the position its fills make is the entry's (poll_entry)
             # until it ends, not one to adopt
             return SyncOutcome(state, None, notes, zh, entry)
+        if state is not None and state.take_profits:
+            try:
+                tp = self.targets.take_fills(state)   # resting take-profits that filled
+            except RateLimitError:
+                tp = None                             # reads held back: looked at next sync
+            if tp is not None:
+                notes.extend(tp.notes)
+                zh.extend(tp.notes_zh)
+                if tp.closed:
+                    self.stops.cancel_all(symbol)
+                    self.targets.cancel_all(state)
+                    last = tp.outcomes[-1]
+                    return SyncOutcome(None, CloseOutcome(True, sum(o.qty for o in tp.outcomes), last.exit_price,
+                                                          sum(o.realized_pnl for o in tp.outcomes),
+                                                          sum(o.fees for o in tp.outcomes), last.reason,
+                                                          last.order, last.reason_zh), notes, zh, entry)
+                if tp.outcomes:
+                    self.stops.protect(state, state.stop)    # the stop follows the smaller size
         try:
             pos = self.exchange.position(symbol)
         except RateLimitError as exc:
@@ -243,6 +269,8 @@ class OrderRouter:
         zh.extend(plan.reasons_zh)
         if pos is None:
             self.stops.sweep(symbol, plan.cancel_stops)
+            if state is not None:
+                self.targets.cancel_all(state)        # stopped out: the take-profits go too
             if plan.drop and state is not None:     # reconcile drops only a remembered position
                 return SyncOutcome(None, self._closed_outside(state), notes, zh, entry)
             return SyncOutcome(None, None, notes, zh, entry)

@@ -7,7 +7,11 @@ Rules, in priority order (the numbers are `ExitParams`, defaults in brackets):
 3. at `partial_at_r` (1R) take `partial_fraction` (half) off and, from then on, the stop goes
    to break-even plus the taker fees of both legs, so the trade can no longer lose;
 4. after that the rest trails `trail_atr` (2) ATRs behind the best price seen.
-A stop only ever moves in the position's favour. Every action carries its reason in English
+A stop only ever moves in the position's favour. With take-profits resting on the exchange
+(TAKE_PROFIT_ORDER=maker: `resting_target` / `resting_partial`) rules 2 and 3 do not close
+anything themselves - the resting order does, when the price trades through it; only the
+stop move of rule 3 stays. Without its resting order (refused with -5022: the price was already
+through) a rule closes at market as before. Every action carries its reason in English
 (`reason`, which `exit_kind` maps to the stored exit key) and in Chinese
 (`reason_zh`, for the run log and the dashboard's Chinese view).
 """
@@ -58,9 +62,11 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
                   opposite_score: float = 0.0, rules: ExitParams = ExitParams(),
                   step: float = 0.0, min_qty: float = 0.0,
                   round_stop: Callable[[float, str], float] | None = None,
-                  taker_fee: float = 0.0005) -> list[ExitAction]:
+                  taker_fee: float = 0.0005, resting_target: bool = False,
+                  resting_partial: bool = False) -> list[ExitAction]:
     """Actions for this bar/tick. `step`/`min_qty` keep partial sizes tradeable; `taker_fee`
-    (per leg) is what the break-even stop pays back.
+    (per leg) is what the break-even stop pays back. `resting_target`/`resting_partial`: a
+    take-profit order rests at that level on the exchange, so no CloseAll/PartialClose for it.
 
     `round_stop(price, "down"|"up")`: the price grid stops are placed on (the symbol's tick;
     `SymbolFilters.round_price`). With it, a stop move that, so rounded, would not tighten a
@@ -81,7 +87,7 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
                          f"强烈反向信号：评分 {opposite_score:.0f} ≥ {rules.opposite_score_exit:.0f}")]
     favourable = high if long else low
     target = state.target
-    if target is not None and (favourable - target) * sign >= 0:
+    if target is not None and (favourable - target) * sign >= 0 and not resting_target:
         return [CloseAll(f"target {target:g} reached", f"到达止盈价 {target:g}")]
     partial_done = bool(state.partial_exits)
     reached_r = 0.0 if partial_done else _reached_r(state, favourable, sign)
@@ -91,7 +97,7 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
     if not partial_done and reached_r >= rules.partial_at_r:
         qty = _floor(state.qty * rules.partial_fraction, step)
         rest = state.qty - qty
-        if qty >= max(min_qty, 1e-12) and rest >= max(min_qty, 1e-12):
+        if qty >= max(min_qty, 1e-12) and rest >= max(min_qty, 1e-12) and not resting_partial:
             actions.append(PartialClose(qty, f"partial take-profit: {rules.partial_fraction:.0%} "
                                              f"at {rules.partial_at_r:g}R",
                                         f"分批止盈：在 {rules.partial_at_r:g}R 平掉 {rules.partial_fraction:.0%}"))

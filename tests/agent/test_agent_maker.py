@@ -221,3 +221,21 @@ def test_restart_protects_a_part_filled_while_away_and_cancels_after_the_timeout
     w3 = MakerWorld(tmp_path, prices, script=w.script, start_bar=81, fill_qty=10.0)   # and again
     assert len(w3.store.trades()) == 1 and w3.state.trade_id == st.trade_id
     w3.close()
+
+
+def test_a_partly_filled_resting_entry_is_shown_as_the_agents_position(tmp_path):
+    w = MakerWorld(tmp_path, FLAT + [THROUGH] + [TOUCH] * 20, fill_qty=10.0)
+    w.script.long = 60.0
+    w.cycle()
+    order = _resting(w)
+    assert w.agent.positions() == []              # nothing filled yet: no position
+    w.script.long = 0.0
+    w.cycle()                                     # 10 of it fills, the rest still rests
+    (pos,) = w.agent.positions()
+    assert pos["amount"] == pytest.approx(10.0) and pos["source"] == "agent"
+    assert pos["stop"] == pytest.approx(98.5) and pos["target"] == pytest.approx(103.0)
+    assert pos["entry_resting"] == {"client_order_id": order.client_order_id, "price": 100.0,
+                                    "filled": pytest.approx(10.0), "quantity": pytest.approx(order.orig_qty),
+                                    "expires_ms": order.update_time_ms + 900_000}
+    assert w.state is None                        # not managed yet: the entry is still open
+    w.close()

@@ -135,3 +135,53 @@ def test_equity_marks_are_written_at_15m_closes_and_read_back_at_start_up(tmp_pa
     w2 = World(tmp_path, [100.0] * 400, persist=True, start_bar=300)
     assert w2.agent.protections.state(T0 + 300 * MIN).drawdown.peak_equity == pytest.approx(10_000.0)
     w2.close()
+
+
+# The child: the same path as above, in its own process, trading until the stop-loss guard has
+# paused entries; then it says so and waits, to be killed by a signal (no close, no clean exit).
+PAUSED_CHILD = r"""
+import json, sys, pathlib
+from tests.support.protection_paths import ONLY_STOPS, run_to, stop_outs
+from tests.support.scripted_world import MIN, T0, World
+w = World(pathlib.Path(sys.argv[1]), stop_outs(3, 700), persist=True, **ONLY_STOPS)
+w.script.long = 60.0
+w.cycle()
+run_to(w, T0 + 120 * MIN)
+print(json.dumps(w.agent.status()["protections"]["active"]), flush=True)
+sys.stdin.read()                  # paused and idle until the signal comes
+"""
+
+
+def test_an_agent_killed_by_a_signal_during_a_pause_resumes_with_that_pause(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.paths import REPO_ROOT
+    from tests.support.protection_paths import stop_outs
+    from tests.support.scripted_world import Script, World
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    with open(tmp_path / "child.err", "w") as err:
+        p = subprocess.Popen([sys.executable, "-c", PAUSED_CHILD, str(tmp_path)], cwd=REPO_ROOT, env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+        line = p.stdout.readline()
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+    assert p.returncode == -signal.SIGKILL
+    (before,) = json.loads(line or "null") or [(tmp_path / "child.err").read_text()[-2000:]]
+    assert before["rule"] == "stoploss_guard" and before["until_ms"] == T0 + (91 + 480) * MIN
+
+    script = Script()
+    script.long = 60.0
+    w = World(tmp_path, stop_outs(3, 700), persist=True, script=script, start_bar=120, **ONLY_STOPS)
+    (active,) = w.agent.status()["protections"]["active"]       # restored at start-up
+    assert (active["rule"], active["until_ms"]) == (before["rule"], before["until_ms"])
+    w.cycle()
+    run_to(w, T0 + 9 * 60 * MIN)
+    assert len(trades(w)) == 3                                   # still no entry: the pause holds
+    run_to(w, T0 + 10 * 60 * MIN)
+    assert len(trades(w)) == 4                                   # and it lifts when it said it would
+    assert len(lines(w, "⛔ 止损保护")) == 1 and len(lines(w, "✅ 止损保护解除")) == 1
+    w.close()

@@ -577,3 +577,146 @@ def test_a_resumed_maker_entry_not_visible_yet_is_followed_until_the_window_ends
     assert router.poll_entry(SYM, 20_000).resting                  # Binance may show it late
     end = router.poll_entry(SYM, 40_000)                           # 30 s on: it is not there
     assert not end.resting and end.state is None and "not on the exchange" in end.reason
+
+
+# ------------------------------------------------------------------ resting maker take-profits
+def _ioc_long(router: OrderRouter):
+    out = router.open_position(SYM, "LONG", 0.1, 50_000.0, stop=49_000.0, target=53_000.0, trade_id=4)
+    assert out.state is not None and out.state.qty == pytest.approx(0.1)
+    return out.state
+
+
+def _through(v, cid: str, qty: float, price: float) -> None:
+    """The market trades strictly through the resting take-profit `cid` at `price`."""
+    if isinstance(v, PaperVenue):
+        v.ex.on_bar(SYM, price - 50.0, price + 100.0, price - 50.0, price + 50.0, v.t)
+        v.t += 60_000
+    else:
+        v.fake.price = price + 50.0
+        v.fake.maker_fill(cid, qty)
+
+
+def _set_price(v, price: float) -> None:
+    if isinstance(v, PaperVenue):
+        v.ex.on_price(SYM, price, v.t)
+    else:
+        v.fake.price = price
+
+
+def _tp(state, kind):
+    return next(t for t in state.take_profits if t["kind"] == kind)
+
+
+def test_resting_take_profits_fill_as_maker_and_the_stop_follows(venue_of):
+    v = venue_of(None)
+    rec = Recorder()
+    router = OrderRouter(v.ex, rec)
+    st = _ioc_long(router)
+    notes = router.targets.place(st, 1.0, 0.5)
+    assert len(notes) == 2 and all(en and zh for en, zh in notes)
+    rest = sorted((o.price, o.orig_qty, o.reduce_only, o.time_in_force, o.side) for o in v.ex.open_orders(SYM))
+    assert rest == [(51_000.0, pytest.approx(0.05), True, "GTX", "SELL"),
+                    (53_000.0, pytest.approx(0.05), True, "GTX", "SELL")]
+    assert all(t["client_order_id"].startswith("agt") for t in st.take_profits)
+    assert router.targets.resting(st, "partial") and router.targets.resting(st, "target")
+    assert router.targets.place(st, 1.0, 0.5) == []                   # nothing twice
+    entry_fees = st.fees
+    _through(v, _tp(st, "partial")["client_order_id"], 0.05, 51_000.0)
+    out = router.sync(SYM, st)
+    st = out.state
+    assert st is not None and st.qty == pytest.approx(0.05)
+    assert st.partial_exits[0]["price"] == 51_000.0 and st.realized_pnl == pytest.approx(50.0)
+    assert st.fees - entry_fees == pytest.approx(0.05 * 51_000 * 0.0002)     # the maker fee
+    assert not router.targets.resting(st, "partial") and router.targets.resting(st, "target")
+    assert v.stops() == [(pytest.approx(0.05), 49_000.0)]                   # the stop follows
+    _through(v, _tp(st, "target")["client_order_id"], 0.05, 53_000.0)
+    out = router.sync(SYM, st)
+    assert out.state is None and out.closed is not None and "target 53000 reached" in out.closed.reason
+    assert out.closed.exit_price == 53_000.0
+    assert v.position() == 0 and v.stops() == [] and v.open_orders() == []
+    purposes = [p for p, *_ in rec.summary()]
+    assert purposes.count("partial_exit") == 2 and purposes.count("take_profit") == 2
+
+
+def test_paper_take_profit_touched_but_not_traded_through_does_not_fill():
+    v = PaperVenue(None)
+    router = OrderRouter(v.ex)
+    st = _ioc_long(router)
+    router.targets.place(st, 1.0, 0.5)
+    v.ex.on_bar(SYM, 50_900.0, 51_000.0, 50_900.0, 50_990.0, v.t)      # high = the level: a touch
+    assert v.position() == pytest.approx(0.1) and len(v.open_orders()) == 2
+    v.ex.on_bar(SYM, 50_990.0, 51_000.5, 50_990.0, 50_995.0, 2 * v.t)   # strictly through
+    assert v.position() == pytest.approx(0.05)
+    fill = v.ex.fills_since(SYM, 0)[-1]
+    assert (fill.price, fill.maker) == (51_000.0, True)
+
+
+def test_take_profit_already_through_is_refused_and_the_market_exit_stands_in(venue_of):
+    v = venue_of(None)
+    router = OrderRouter(v.ex)
+    st = _ioc_long(router)
+    _set_price(v, 51_500.0)                          # beyond 1R already: a sell at 51000 would take
+    notes = router.targets.place(st, 1.0, 0.5)
+    assert any("-5022" in en and "market exit instead" in en for en, _ in notes)
+    assert _tp(st, "partial")["status"] == "declined" and not router.targets.resting(st, "partial")
+    assert router.targets.resting(st, "target")
+    assert router.targets.place(st, 1.0, 0.5) == []                 # a refused level is not retried
+    st, closes = router.apply(st, [PartialClose(0.05, "partial take-profit: 50% at 1R")])
+    assert closes[0].qty == pytest.approx(0.05) and st.qty == pytest.approx(0.05)
+    assert [(o.price, o.orig_qty) for o in v.ex.open_orders(SYM)] == [(53_000.0, pytest.approx(0.05))]
+
+
+def test_a_market_partial_resizes_the_resting_target(venue_of):
+    v = venue_of(None)
+    router = OrderRouter(v.ex)
+    st = _ioc_long(router)
+    router.targets.place(st, 1.0, 0.0)              # no partial level: the target for all of it
+    assert [(o.price, o.orig_qty) for o in v.ex.open_orders(SYM)] == [(53_000.0, pytest.approx(0.1))]
+    st, _ = router.apply(st, [PartialClose(0.04, "manual partial")])
+    assert [(o.price, o.orig_qty) for o in v.ex.open_orders(SYM)] == [(53_000.0, pytest.approx(0.06))]
+    assert router.targets.resting(st, "target")
+
+
+def test_a_market_close_cancels_the_resting_take_profits(venue_of):
+    v = venue_of(None)
+    router = OrderRouter(v.ex)
+    st = _ioc_long(router)
+    router.targets.place(st, 1.0, 0.5)
+    st, closes = router.apply(st, [CloseAll("strong opposite signal")])
+    assert st is None and closes[0].closed
+    assert v.open_orders() == [] and v.stops() == [] and v.position() == 0
+
+
+def test_a_stop_out_cancels_the_resting_take_profits():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
+        v = BinanceVenue(rs)
+        router = OrderRouter(v.ex)
+        st = _ioc_long(router)
+        router.targets.place(st, 1.0, 0.5)
+        # the stop fires on the exchange: its market order closes the position
+        v.fake.algos.clear()
+        v.fake.price = 49_000.0
+        v.fake.execute({"side": "SELL", "quantity": "0.1", "type": "MARKET", "reduceOnly": "true",
+                        "newClientOrderId": "autoclose-stop"})
+        out = router.sync(SYM, st)
+        assert out.state is None and out.closed is not None
+        assert v.open_orders() == []                  # both take-profits cancelled
+
+
+def test_a_restart_adopts_its_take_profits_and_cancels_the_unknown_one(venue_of):
+    from rl.execution.position import PositionState
+    v = venue_of(None)
+    router = OrderRouter(v.ex)
+    st = _ioc_long(router)
+    router.targets.place(st, 1.0, 0.5)
+    known = sorted(t["client_order_id"] for t in st.take_profits)
+    saved = st.to_dict()                               # as the store keeps it with the trade
+    # sent just before a kill, never saved: an extra take-profit of ours on the book
+    v.ex.place_order(SYM, "SELL", "LIMIT", 0.05, 52_000.0, "GTX", reduce_only=True,
+                     client_order_id="agt-stray")
+    again = OrderRouter(v.ex)                         # the restarted agent's router
+    st2 = PositionState.from_dict(saved)
+    notes = again.targets.place(st2, 1.0, 0.5)
+    assert [en for en, _ in notes] == ["stray take-profit agt-stray cancelled"]
+    assert sorted(o.client_order_id for o in v.ex.open_orders(SYM)) == known
+    assert again.targets.resting(st2, "partial") and again.targets.resting(st2, "target")

@@ -494,3 +494,40 @@ def test_trades_net_pnl_adds_up_to_the_wallet_across_funding_times(tmp_path):
     assert abs(wallet_change - sum(t["net_pnl"] for t in trades)) < 1e-9
     assert w.store.trade_logger.summary()["funding"] == pytest.approx(sum(paid), abs=1e-12)
     w.close()
+
+
+# ------------------------------------------------------------------ resting maker take-profits
+def test_reduce_only_post_only_take_profit_fills_only_through_at_the_maker_fee():
+    ex = make()
+    ex.place_order(SYM, "BUY", "MARKET", 0.1)                         # long 0.1 @ 50_000
+    with pytest.raises(OrderRejected) as err:                         # already through: would take
+        ex.place_order(SYM, "SELL", "LIMIT", 0.05, price=49_900.0, time_in_force="GTX",
+                       reduce_only=True, client_order_id="tp0")
+    assert err.value.code == -5022 and ex.get_order(SYM, "tp0") is None
+    tp = ex.place_order(SYM, "SELL", "LIMIT", 0.05, price=51_000.0, time_in_force="GTX",
+                        reduce_only=True, client_order_id="tp1")
+    assert (tp.status, tp.reduce_only, tp.time_in_force) == ("NEW", True, "GTX")
+    assert ex.account().initial_margin == pytest.approx(0.1 * 50_000 / 10)   # no margin reserved
+    wallet = ex.account().wallet_balance
+    ex.on_bar(SYM, 50_500.0, 51_000.0, 50_500.0, 50_900.0, 60_000)   # a touch: no fill
+    assert ex.get_order(SYM, "tp1").executed_qty == 0 and ex.position(SYM).amount == pytest.approx(0.1)
+    ex.on_bar(SYM, 50_900.0, 51_300.0, 50_900.0, 51_200.0, 120_000)   # through: at its price
+    o = ex.get_order(SYM, "tp1")
+    assert (o.status, o.executed_qty, o.avg_price) == ("FILLED", pytest.approx(0.05), 51_000.0)
+    fill = ex.fills_since(SYM, 0)[-1]
+    assert fill.maker and fill.commission == pytest.approx(0.05 * 51_000 * 0.0002)
+    assert fill.realized_pnl == pytest.approx(0.05 * 1_000)
+    assert ex.account().wallet_balance - wallet == pytest.approx(50.0 - 0.05 * 51_000 * 0.0002)
+    assert ex.position(SYM).amount == pytest.approx(0.05)
+
+
+def test_a_resting_take_profit_expires_when_the_stop_closes_the_position_first():
+    ex = make()
+    ex.place_order(SYM, "BUY", "MARKET", 0.1)
+    ex.place_stop(SYM, "SELL", "STOP_MARKET", 49_000.0, 0.1, "st")
+    ex.place_order(SYM, "SELL", "LIMIT", 0.1, price=51_000.0, time_in_force="GTX",
+                   reduce_only=True, client_order_id="tp")
+    ex.on_bar(SYM, 50_000.0, 51_500.0, 48_500.0, 50_000.0, 60_000)   # both in one bar: stop first
+    assert ex.position(SYM) is None
+    assert ex.get_order(SYM, "tp").status == "EXPIRED" and ex.get_order(SYM, "tp").executed_qty == 0
+    assert ex.open_orders(SYM) == []

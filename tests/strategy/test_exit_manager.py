@@ -84,3 +84,19 @@ def test_stop_moves_the_tick_grid_cannot_place_tighter_are_left_out():
     assert [type(a) for a in acts(108.0004)] == [MoveStop]                     # no live stop
     st = long_state(stop=105.0, partial_exits=[{"qty": 0.5}], best_price=108.0004, stop_client_algo_id="ags-1")
     assert [type(a) for a in evaluate_exit(st, 108.0, 108.0004, 107.9, atr=1.5)] == [MoveStop]   # no grid
+
+
+def test_resting_take_profits_are_not_closed_twice_and_absent_ones_fall_back_to_market():
+    rules = ExitParams(trail_atr=10)
+    # 1R reached with the partial resting: no PartialClose, the break-even move stays
+    acts = evaluate_exit(long_state(), 102.1, 102.2, 101.0, atr=0.5, step=0.001, rules=rules,
+                         resting_partial=True)
+    assert [type(a) for a in acts] == [MoveStop]
+    # the target reached with the target resting: no CloseAll (the order closes it)
+    s = long_state(qty=0.5, stop=100.1, partial_exits=[{"qty": 0.5}], breakeven_done=True)
+    assert not any(isinstance(a, CloseAll) for a in
+                   evaluate_exit(s, 110.0, 110.5, 109.0, atr=0.5, rules=rules, resting_target=True))
+    # without the resting order (refused at placement, -5022): the market exit as before
+    assert isinstance(evaluate_exit(s, 110.0, 110.5, 109.0, atr=0.5, rules=rules)[0], CloseAll)
+    assert isinstance(evaluate_exit(long_state(), 102.1, 102.2, 101.0, atr=0.5, step=0.001,
+                                    rules=rules)[0], PartialClose)

@@ -64,6 +64,7 @@ class FakeBinance:
         rs.add_callback(responses.POST, BASE + "/fapi/v1/order", callback=self.new_order)
         rs.add_callback(responses.GET, BASE + "/fapi/v1/order", callback=self.query_order)
         rs.add_callback(responses.DELETE, BASE + "/fapi/v1/order", callback=self.cancel_order)
+        rs.add_callback(responses.GET, BASE + "/fapi/v1/openOrders", callback=self.open_orders)
         rs.add_callback(responses.POST, BASE + "/fapi/v1/algoOrder", callback=self.new_algo)
         rs.add_callback(responses.DELETE, BASE + "/fapi/v1/algoOrder", callback=self.cancel_algo)
         rs.add_callback(responses.GET, BASE + "/fapi/v1/algoOrder", callback=self.query_algo)
@@ -135,15 +136,19 @@ class FakeBinance:
         return (200, {}, json.dumps(body))
 
     def new_post_only(self, p):
-        """A GTX order: refused if it would take (-5022, no record kept), else it rests."""
+        """A GTX order: refused if it would take (-5022, no record kept), else it rests. A
+        reduce-only one (a resting take-profit) needs a position on the other side (-2022)."""
         price = float(p["price"])
         if (price > self.price) if p["side"] == "BUY" else (price < self.price):
             return (400, {}, json.dumps({"code": -5022, "msg": "Due to the order could not be executed "
                                          "as maker, the Post Only order will be rejected."}))
+        reduce_only = p.get("reduceOnly") == "true"
+        if reduce_only and self.amount * (1 if p["side"] == "BUY" else -1) >= 0:
+            return (400, {}, json.dumps({"code": -2022, "msg": "ReduceOnly Order is rejected."}))
         self.next_id += 1
         body = {"clientOrderId": p["newClientOrderId"], "cumQty": "0", "cumQuote": "0.00000",
                 "executedQty": "0", "orderId": self.next_id, "avgPrice": "0.00", "origQty": p["quantity"],
-                "price": p["price"], "reduceOnly": False, "side": p["side"], "positionSide": "BOTH",
+                "price": p["price"], "reduceOnly": reduce_only, "side": p["side"], "positionSide": "BOTH",
                 "status": "NEW", "stopPrice": "0", "closePosition": False, "symbol": SYM,
                 "timeInForce": "GTX", "type": "LIMIT", "origType": "LIMIT", "updateTime": 1000 + self.next_id,
                 "workingType": "CONTRACT_PRICE", "priceProtect": False, "priceMatch": "NONE",
@@ -157,13 +162,17 @@ class FakeBinance:
         price, sign = float(o["price"]), 1 if o["side"] == "BUY" else -1
         done = float(o["executedQty"]) + qty
         new = self.amount + sign * qty
-        self.entry = (abs(self.amount) * self.entry + qty * price) / abs(new)
+        pnl = 0.0
+        if self.amount * sign < 0:            # a reduce-only take-profit: the position shrinks
+            pnl = qty * (price - self.entry) * (1 if self.amount > 0 else -1)
+        else:
+            self.entry = (abs(self.amount) * self.entry + qty * price) / abs(new)
         self.amount = round(new, 9)
         self.next_id += 1
         self.trades.append({"buyer": sign > 0, "commission": f"{-qty * price * 0.0002:.8f}",
                             "commissionAsset": "USDT", "id": self.next_id + 500000, "maker": True,
                             "orderId": o["orderId"], "price": f"{price}", "qty": f"{qty}",
-                            "quoteQty": f"{qty * price}", "realizedPnl": "0", "side": o["side"],
+                            "quoteQty": f"{qty * price}", "realizedPnl": f"{pnl:.8f}", "side": o["side"],
                             "positionSide": "BOTH", "symbol": SYM, "time": 1000 + self.next_id})
         o.update(executedQty=f"{done:.3f}", cumQty=f"{done:.3f}", cumQuote=f"{done * price:.5f}",
                  avgPrice=f"{price:.5f}", updateTime=1000 + self.next_id,
@@ -178,6 +187,11 @@ class FakeBinance:
         self.next_id += 1
         o.update(status="CANCELED", updateTime=1000 + self.next_id)
         return (200, {}, json.dumps({k: v for k, v in o.items() if k != "avgPrice"}))
+
+    def open_orders(self, req):
+        """GET /fapi/v1/openOrders: the orders still resting, as the order query shows them."""
+        return (200, {}, json.dumps([o for o in self.orders.values()
+                                     if o["status"] in ("NEW", "PARTIALLY_FILLED")]))
 
     def query_order(self, req):
         p = self.q(req)
