@@ -217,3 +217,76 @@ def probability_of_backtest_overfitting(
     return OverfitResult(pbo=sum(1 for x in logits if x <= 0) / k, logits=logits, n_splits=k,
                          n_trials=n, partitions=partitions, rows_used=size * partitions,
                          prob_oos_loss=losses / k)
+
+
+# ----------------------------------------------------------------------------- a study's trials
+
+def returns_matrix(curves: Sequence[Sequence[float]]) -> np.ndarray:
+    """Simple period returns (T x N) of N equity curves sampled at the same T + 1 times (e.g.
+    every trial's daily curve over one training window). ValueError if they differ in length
+    or an equity is not > 0."""
+    if len(curves) < 1:
+        raise ValueError("curves: need at least one equity curve")
+    lengths = {len(c) for c in curves}
+    if len(lengths) != 1:
+        raise ValueError(f"curves: all curves must have the same points (same times), got lengths {sorted(lengths)}")
+    e = np.asarray(curves, dtype=float).T
+    if e.shape[0] < 2 or not np.all(np.isfinite(e)) or np.any(e <= 0):
+        raise ValueError("curves: need at least 2 points each, every equity finite and > 0")
+    return e[1:] / e[:-1] - 1.0
+
+
+def default_partitions(rows: int) -> int:
+    """CSCV's S for `rows` periods: the even S in 16..8 that drops the fewest rows (the larger
+    on ties), or the largest even S <= rows / 2 for shorter samples (at least 2)."""
+    if rows >= 16:
+        return min(range(16, 7, -2), key=lambda s: (rows % s, -s))
+    return max(2, rows // 2 // 2 * 2)
+
+
+def trial_overfitting(curves: Sequence[Sequence[float]], chosen: int, periods_per_year: float = 365.0,
+                      partitions: int | None = None) -> dict:
+    """Both statistics for a study: `curves` are the trials' equity curves over the same
+    window and times (one per trial, e.g. rl.optimize's daily curves), `chosen` the index of
+    the trial the study picked. The deflated Sharpe ratio uses the chosen trial's daily
+    returns and the variance of all trials' Sharpe estimates (per period); PBO runs CSCV over
+    every trial's returns (`default_partitions` unless given). Figures per period unless
+    named `_annualised` (x sqrt(periods_per_year))."""
+    r = returns_matrix(curves)
+    t, n = r.shape
+    if not 0 <= chosen < n:
+        raise ValueError(f"chosen={chosen!r} is invalid: it must index one of the {n} curves")
+    srs = sharpe_columns(r) if t >= 2 else np.zeros(n)
+    finite = srs[np.isfinite(srs)]
+    var = float(np.var(finite, ddof=1)) if finite.size >= 2 else 0.0
+    out: dict = {"n_trials": n, "n_obs": t, "var_trials_sharpe": var,
+                 "expected_max_sharpe": expected_max_sharpe(n, var), "sharpe": None, "sharpe_annualised": None,
+                 "skew": None, "kurt": None, "deflated_sharpe": None, "pbo": None}
+    try:
+        m = return_moments(r[:, chosen])
+        out.update(sharpe=m.sharpe, sharpe_annualised=m.sharpe * math.sqrt(periods_per_year), skew=m.skew,
+                   kurt=m.kurt, deflated_sharpe=deflated_sharpe_ratio(m.sharpe, n, var, m.n_obs, m.skew, m.kurt))
+    except ValueError:
+        pass                 # flat or too short a curve: no Sharpe ratio, so no deflated one
+    if n >= 2 and t >= 2:
+        s = partitions if partitions is not None else default_partitions(t)
+        out["pbo"] = probability_of_backtest_overfitting(r, s).to_dict()
+    return out
+
+
+def overfit_sentence(stats: dict) -> tuple[str, str]:
+    """(English, Chinese) plain reading of trial_overfitting's figures for a report."""
+    dsr, pbo = stats.get("deflated_sharpe"), (stats.get("pbo") or {}).get("pbo")
+    n = stats.get("n_trials")
+    en, zh = [], []
+    if dsr is not None:
+        en.append(f"Deflated Sharpe ratio {dsr:.2f}: the probability that the chosen trial's Sharpe ratio is "
+                  f"real rather than the luck of the best of {n} trials (0.95 or more is strong evidence).")
+        zh.append(f"紧缩夏普比率 {dsr:.2f}：所选参数的夏普比率并非 {n} 次试验中择优的运气、而是真实存在的概率"
+                  "（0.95 以上才算有力证据）。")
+    if pbo is not None:
+        en.append(f"Probability of backtest overfitting {pbo:.2f}: how often the trial best on one half of the "
+                  "days ranks in the bottom half on the other half (0.5 means the choice is as good as random).")
+        zh.append(f"回测过拟合概率 {pbo:.2f}：在一半日期上最好的参数，在另一半日期上排名落入后一半的频率"
+                  "（0.5 表示选择与随机无异）。")
+    return " ".join(en), "".join(zh)

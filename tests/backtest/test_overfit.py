@@ -10,11 +10,15 @@ import numpy as np
 import pytest
 
 from rl.backtest.overfit import (
+    default_partitions,
     deflated_sharpe_ratio,
     expected_max_sharpe,
+    overfit_sentence,
     probabilistic_sharpe_ratio,
     probability_of_backtest_overfitting,
     return_moments,
+    returns_matrix,
+    trial_overfitting,
 )
 
 
@@ -130,3 +134,31 @@ def test_rows_beyond_a_whole_number_of_blocks_are_dropped_from_the_start() -> No
 def test_pbo_bad_input_names_the_rule(matrix, s, message) -> None:
     with pytest.raises(ValueError, match=message):
         probability_of_backtest_overfitting(matrix, s)
+
+
+def test_trial_overfitting_on_curves_matches_the_pure_functions() -> None:
+    rng = np.random.default_rng(3)
+    rets = rng.normal(0.0, 0.01, (48, 6))
+    rets[:, 2] += 0.004
+    curves = [list(np.concatenate([[1.0], np.cumprod(1 + rets[:, j])])) for j in range(6)]
+    stats = trial_overfitting(curves, chosen=2)
+    back = returns_matrix(curves)
+    assert back == pytest.approx(rets)
+    srs = back.mean(axis=0) / back.std(axis=0, ddof=1)
+    m = return_moments(back[:, 2])
+    assert stats["var_trials_sharpe"] == pytest.approx(np.var(srs, ddof=1))
+    assert stats["deflated_sharpe"] == pytest.approx(
+        deflated_sharpe_ratio(m.sharpe, 6, float(np.var(srs, ddof=1)), 48, m.skew, m.kurt))
+    assert stats["pbo"] == probability_of_backtest_overfitting(back, 16).to_dict()
+    en, zh = overfit_sentence(stats)
+    assert "Deflated Sharpe ratio" in en and "回测过拟合概率" in zh
+
+
+def test_default_partitions_drop_few_rows() -> None:
+    assert default_partitions(59) == 14 and default_partitions(64) == 16 and default_partitions(30) == 10
+    assert default_partitions(9) == 4 and default_partitions(3) == 2
+
+
+def test_curves_of_different_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="same points"):
+        returns_matrix([[1.0, 1.1], [1.0, 1.1, 1.2]])
