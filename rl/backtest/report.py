@@ -118,20 +118,22 @@ def price_chart(times: Sequence[int], closes: Sequence[float], trades: Sequence[
 
 
 def line_chart(times: Sequence[int], series: dict[str, Sequence[float]], label: str,
-               height: int = HEIGHT, fill_zero: bool = False) -> str:
+               height: int = HEIGHT, fill_zero: bool = False, colors: Sequence[str] | None = None) -> str:
+    """`colors`: one per series (default: the palette in order); later series draw on top."""
     all_y = [v for ys in series.values() for v in ys]
     sc = _Scale(list(times), all_y, height)
     body = []
+    palette = list(colors) if colors else PALETTE
     for i, ys in enumerate(series.values()):
         xs2, ys2 = _downsample(times, ys)
-        color = PALETTE[i % len(PALETTE)]
+        color = palette[i % len(palette)]
         if fill_zero:
             pts = " ".join(f"{sc.x(x):.1f},{sc.y(y):.1f}" for x, y in zip(xs2, ys2))
             body.append(f'<polygon fill="{color}33" stroke="{color}" points="{sc.x(xs2[0]):.1f},{sc.y(0):.1f} '
                         f'{pts} {sc.x(xs2[-1]):.1f},{sc.y(0):.1f}"/>')
         else:
             body.append(_polyline(sc, xs2, ys2, color))
-    legend = "".join(f'<span style="color:{PALETTE[i % len(PALETTE)]}">■ {html.escape(n)}</span> '
+    legend = "".join(f'<span style="color:{palette[i % len(palette)]}">■ {html.escape(n)}</span> '
                      for i, n in enumerate(series)) if len(series) > 1 else ""
     return (f'<div class="legend">{legend}</div><svg viewBox="0 0 {WIDTH} {height}" class="chart">'
             f'{_axis(sc, label)}{"".join(body)}</svg>')
@@ -226,11 +228,15 @@ def _baselines_section(b: dict | None) -> str:
     chart = ""
     band = rand.get("equity_band") or {}
     if band.get("day_ms"):
-        series = {"agent": agent["equity"]["equity"]}
+        # the agent last so it draws on top (frozen learning often makes the very same trades)
+        series = {"random p25": band["p25"], "random median": band["median"], "random p75": band["p75"]}
+        colors = ["#787b86", "#b2b5be", "#787b86"]
         if frozen is not None and frozen["equity"]["day_ms"] == band["day_ms"]:
             series["frozen learning"] = frozen["equity"]["equity"]
-        series.update({"random p25": band["p25"], "random median": band["median"], "random p75": band["p75"]})
-        chart = line_chart(band["day_ms"], series, "End-of-day equity vs baselines / 每日权益与基准")
+            colors.append("#42a5f5")
+        series["agent"] = agent["equity"]["equity"]
+        colors.append(PALETTE[0])
+        chart = line_chart(band["day_ms"], series, "End-of-day equity vs baselines / 每日权益与基准", colors=colors)
     return (f"<h2>Baselines / 基准 (random entries: {rand['runs']} runs from seed {rand['seed']}, "
             f"{rand.get('entries_drawn')} entries drawn each)</h2>"
             f"<table><tr>{head}</tr>{''.join(rows)}</table>{sentence}{chart}")
