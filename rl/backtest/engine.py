@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from config import _PARSERS, Settings, SettingsError, load_settings
-from rl.agent.agent import KLINE_LIMITS, EntryPolicy, TradingAgent
+from rl.agent.agent import KLINE_LIMITS, TradingAgent
 from rl.analysis.levels.candidates import Bars
 from rl.backtest.data import BacktestData, load_backtest_data
 from rl.backtest.metrics import TradeOutcome, drawdown_curve, exposure, summarize
@@ -328,9 +328,9 @@ def prime_frames(frame: Any, first: int, week_start_bar: int) -> tuple[dict, flo
     return frames, price, cut
 
 
-def run_backtest(data: BacktestData, settings: Settings, *, entry_policy: EntryPolicy | None = None,
-                 trace: IO[str] | None = None,
+def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | None = None,
                  progress: bool | None = None, store_path: str | Path = ":memory:",
+                 entry_policy: Callable[[Any, str, int, bool], Any] | None = None,
                  on_step: Callable[[int, int], None] | None = None,
                  params: StrategyParams | None = None) -> BacktestResult:
     """Run the agent over every tested bar of `data` (see rl.backtest.data for the walk).
