@@ -72,6 +72,8 @@ from rl.strategy.phases import Decision, decide, phase_for
 from rl.strategy.trade_plan import plan_trade
 
 log = logging.getLogger("rl.agent.agent")
+# (decision, symbol, time_ms, entries paused) -> the decision acted on (TradingAgent.entry_policy)
+EntryPolicy = Callable[[Decision, str, int, bool], Decision]
 
 _SIDE_ZH = {"BUY": "买入", "SELL": "卖出"}
 _TYPE_ZH = {"MARKET": "市价", "LIMIT": "限价"}
@@ -166,6 +168,11 @@ class TradingAgent:
         # Called with one dict per entry decision (time_ms, symbol, long_score, short_score,
         # min_score, score_gap, phase, trade_count, action, price): the backtest's --trace.
         self.decision_listeners: list[Callable[[dict], None]] = []
+        # Called at every entry decision (flat, 15m close, no cooldown) with (decision, symbol,
+        # time_ms, paused) and returns the decision to act on; None: the scores decide. A
+        # baseline's entry source (rl.backtest.baselines: random entries) plugs in here so it
+        # keeps the agent's plan, sizing, exits and protections.
+        self.entry_policy: EntryPolicy | None = None
         self.board = StatusBoard()
         if store.default_weights is None:
             store.default_weights = self.params.levels.weights.as_dict()
@@ -497,6 +504,8 @@ class TradingAgent:
         d = decide(min(100.0, max(0.0, a.long_score)), min(100.0, max(0.0, a.short_score)), count,
                    self.params.phases)
         paused = self.protections.blocking(now)
+        if self.entry_policy is not None:
+            d = self.entry_policy(d, sym, now, bool(paused))
         if self.decision_listeners:
             record = {"time_ms": now, "symbol": sym, "long_score": d.long_score,
                       "short_score": d.short_score, "min_score": d.phase.min_score,

@@ -330,6 +330,7 @@ def prime_frames(frame: Any, first: int, week_start_bar: int) -> tuple[dict, flo
 
 def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | None = None,
                  progress: bool | None = None, store_path: str | Path = ":memory:",
+                 entry_policy: Callable[[Any, str, int, bool], Any] | None = None,
                  on_step: Callable[[int, int], None] | None = None,
                  params: StrategyParams | None = None) -> BacktestResult:
     """Run the agent over every tested bar of `data` (see rl.backtest.data for the walk).
@@ -341,6 +342,7 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
     terminal; on_step(step, T) is called after each bar (tests). The agent's level scans are
     prepared a chunk of 15m closes ahead (rl.backtest.scans); the trades are the same as
     with scans computed one close at a time.
+    entry_policy: the agent's TradingAgent.entry_policy (rl.backtest.baselines; None: its scores).
     params: the strategy's numbers (None: `StrategyParams.from_settings(settings)`).
     """
     symbol = data.symbol
@@ -361,6 +363,7 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
     writer = TraceWriter(trace)
     exchange, store, agent = build_backtest_world(settings, clock, price_source, store_path,
                                                   writer, params)
+    agent.entry_policy = entry_policy
     eq = [0.0] * n                   # a list: storing a float is cheaper than into numpy
     show = sys.stderr.isatty() if progress is None else progress
     bar = None
@@ -506,6 +509,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per decision")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting by its env-var name (repeatable), e.g. --set LEVERAGE=5")
+    p.add_argument("--baselines", type=int, default=0, metavar="N",
+                   help="also run frozen learning and N random-entry runs (20 or more for a "
+                        "distribution) and report the agent against them (default 0: off)")
+    p.add_argument("--seed", type=int, default=0, help="first random-entry run's seed (run i: seed + i)")
+    p.add_argument("--jobs", type=int, default=1, help="processes for the baseline runs")
     return p
 
 
@@ -518,17 +526,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.baselines < 0 or args.jobs < 1:
+        print(f"error: --baselines={args.baselines} / --jobs={args.jobs} is invalid: "
+              "--baselines must be >= 0 and --jobs >= 1", file=sys.stderr)
+        return 2
     trace = open(args.trace, "w", encoding="utf-8") if args.trace else None
+    baselines = None
     try:
-        result = run_backtest(data, settings, trace=trace)
+        if args.baselines:
+            from rl.backtest.baselines import run_with_baselines  # it imports this module
+            result, baselines = run_with_baselines(data, settings, runs=args.baselines, seed=args.seed,
+                                                   jobs=args.jobs, trace=trace)
+        else:
+            result = run_backtest(data, settings, trace=trace)
     finally:
         if trace is not None:
             trace.close()
     print(format_summary(result))
+    doc, report = result.to_json(), result.to_report()
+    if baselines is not None:
+        from rl.backtest.baselines import format_baselines
+        print(format_baselines(baselines))
+        doc["baselines"] = report["baselines"] = baselines
     if args.json:
-        Path(args.json).write_text(dumps_json(result.to_json()) + "\n", encoding="utf-8")
+        Path(args.json).write_text(dumps_json(doc) + "\n", encoding="utf-8")
     if args.report:
-        Path(args.report).write_text(render_report(result.to_report()), encoding="utf-8")
+        Path(args.report).write_text(render_report(report), encoding="utf-8")
     return 0
 
 

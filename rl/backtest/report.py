@@ -118,20 +118,22 @@ def price_chart(times: Sequence[int], closes: Sequence[float], trades: Sequence[
 
 
 def line_chart(times: Sequence[int], series: dict[str, Sequence[float]], label: str,
-               height: int = HEIGHT, fill_zero: bool = False) -> str:
+               height: int = HEIGHT, fill_zero: bool = False, colors: Sequence[str] | None = None) -> str:
+    """`colors`: one per series (default: the palette in order); later series draw on top."""
     all_y = [v for ys in series.values() for v in ys]
     sc = _Scale(list(times), all_y, height)
     body = []
+    palette = list(colors) if colors else PALETTE
     for i, ys in enumerate(series.values()):
         xs2, ys2 = _downsample(times, ys)
-        color = PALETTE[i % len(PALETTE)]
+        color = palette[i % len(palette)]
         if fill_zero:
             pts = " ".join(f"{sc.x(x):.1f},{sc.y(y):.1f}" for x, y in zip(xs2, ys2))
             body.append(f'<polygon fill="{color}33" stroke="{color}" points="{sc.x(xs2[0]):.1f},{sc.y(0):.1f} '
                         f'{pts} {sc.x(xs2[-1]):.1f},{sc.y(0):.1f}"/>')
         else:
             body.append(_polyline(sc, xs2, ys2, color))
-    legend = "".join(f'<span style="color:{PALETTE[i % len(PALETTE)]}">■ {html.escape(n)}</span> '
+    legend = "".join(f'<span style="color:{palette[i % len(palette)]}">■ {html.escape(n)}</span> '
                      for i, n in enumerate(series)) if len(series) > 1 else ""
     return (f'<div class="legend">{legend}</div><svg viewBox="0 0 {WIDTH} {height}" class="chart">'
             f'{_axis(sc, label)}{"".join(body)}</svg>')
@@ -185,10 +187,59 @@ pre{{text-align:left;white-space:pre-wrap;max-height:400px;overflow:auto;color:#
 <h1>{html.escape(title)}</h1>
 <div class="grid"><div><h2>Summary / 摘要</h2><table>{rows}</table></div>
 <div><h2>Final weights / 最终权重</h2><table>{wrows}</table></div></div>
+{_baselines_section(result.get("baselines"))}
 <h2>Charts / 图表</h2>{''.join(charts)}
 {_pauses_table(pauses)}
 <h2>Trades / 交易 ({len(trades)})</h2><table><tr>{head}</tr>{''.join(trade_rows)}</table>
 </body></html>"""
+
+
+def _baselines_section(b: dict | None) -> str:
+    """The agent against buy & hold, frozen learning and the random-entry distribution
+    (rl.backtest.baselines.baseline_report); empty when the run had no baselines."""
+    if not b:
+        return ""
+    agent, frozen, rand = b["agent"], b.get("frozen_learning"), b["random_entries"]
+    keys = ("return_pct", "max_drawdown_pct", "fees", "trades")
+    head = "".join(f"<th>{h}</th>" for h in ("", "return / 收益", "max DD / 最大回撤", "fees / 手续费",
+                                              "trades / 交易数"))
+
+    def row(label: str, fig: dict) -> str:
+        return f"<tr><th>{html.escape(label)}</th>" + "".join(
+            f"<td>{_fmt_figure(k, fig.get(k))}</td>" for k in keys) + "</tr>"
+    rows = [row("agent / 智能体", agent)]
+    if frozen is not None:
+        rows.append(row("frozen learning / 冻结学习", frozen))
+    rows.append(row("buy & hold / 持有", {"return_pct": b.get("buy_hold_return_pct")}))
+    figs = rand.get("figures") or {}
+    for q in ("min", "p25", "median", "p75", "max"):
+        rows.append(row(f"random {q} / 随机 {q}", {k: (figs.get(k) or {}).get(q) for k in keys}))
+    pct = rand.get("agent_percentile") or {}
+    ret_p, med = pct.get("return_pct"), (figs.get("return_pct") or {}).get("median")
+    sentence = ""
+    if ret_p is not None and med is not None:
+        sentence = (f"<p>The agent's return {_fmt_figure('return_pct', agent['return_pct'])} beats "
+                    f"{ret_p:.0f} % of {rand['runs']} random-entry runs (median "
+                    f"{_fmt_figure('return_pct', med)}) that used its plan, sizing, exits and protections. "
+                    f"Max drawdown percentile {pct.get('max_drawdown_pct', 0):.0f} (higher = deeper than "
+                    f"random).<br>智能体收益 {_fmt_figure('return_pct', agent['return_pct'])}，高于 "
+                    f"{rand['runs']} 次随机入场（中位数 {_fmt_figure('return_pct', med)}）中的 {ret_p:.0f} %；"
+                    f"随机入场使用相同的交易计划、仓位、出场与风控。</p>")
+    chart = ""
+    band = rand.get("equity_band") or {}
+    if band.get("day_ms"):
+        # the agent last so it draws on top (frozen learning often makes the very same trades)
+        series = {"random p25": band["p25"], "random median": band["median"], "random p75": band["p75"]}
+        colors = ["#787b86", "#b2b5be", "#787b86"]
+        if frozen is not None and frozen["equity"]["day_ms"] == band["day_ms"]:
+            series["frozen learning"] = frozen["equity"]["equity"]
+            colors.append("#42a5f5")
+        series["agent"] = agent["equity"]["equity"]
+        colors.append(PALETTE[0])
+        chart = line_chart(band["day_ms"], series, "End-of-day equity vs baselines / 每日权益与基准", colors=colors)
+    return (f"<h2>Baselines / 基准 (random entries: {rand['runs']} runs from seed {rand['seed']}, "
+            f"{rand.get('entries_drawn')} entries drawn each)</h2>"
+            f"<table><tr>{head}</tr>{''.join(rows)}</table>{sentence}{chart}")
 
 
 def _pauses_table(pauses: Sequence[dict]) -> str:
