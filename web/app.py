@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from config import Settings, load_settings
 from rl.errors import SettingsError
+from rl.strategy.params import ParamsError, StrategyParams
 from web.api import api
 from web.pages import pages
 from web.service import DashboardService, ServiceError, internal_error_message
@@ -136,6 +137,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="replay Binance archive klines from PATH (a data root, directory or zip)")
     p.add_argument("--speed", help="replay speed: world seconds per wall second (default 60)")
     p.add_argument("--symbol", help="symbol to replay when PATH holds several")
+    p.add_argument("--profile", metavar="NAME",
+                   help="strategy profile profiles/NAME.json from python -m rl.optimize (default STRATEGY_PROFILE)")
     p.add_argument("--debug", action="store_true",
                    help="Flask development server with debug (no reloader)")
     return p.parse_args(argv)
@@ -164,6 +167,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         env["REPLAY_SPEED"] = args.speed
     if args.symbol is not None:
         env["SYMBOLS"] = args.symbol
+    if getattr(args, "profile", None) is not None:
+        env["STRATEGY_PROFILE"] = args.profile
     return load_settings(env)
 
 
@@ -174,9 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         settings = settings_from_args(args)
+        StrategyParams.from_settings(settings)      # a bad STRATEGY_PROFILE stops start-up here
         logging.getLogger().setLevel(settings.log_level)
         world = build_world(settings, replay_symbol=args.symbol)
-    except SettingsError as exc:
+    except (SettingsError, ParamsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     settings = world.settings
@@ -196,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("bound to %s, NOT loopback: anyone who can reach this address can see the "
                     "dashboard; POSTs still need the page's token. Use --host 127.0.0.1 unless "
                     "you know why.", settings.host)
+    if settings.strategy_profile:
+        log.info("strategy profile %s: %d parameter(s) from it", settings.strategy_profile,
+                 len(settings.strategy_overrides))
     url_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     log.info("dashboard on http://%s:%d  (mode: %s)", url_host, settings.port, settings.mode_label)
     try:
