@@ -13,6 +13,7 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from config import SettingsError
 from rl.optimize.folds import months_by_symbol
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anchored", action="store_true", help="anchored folds: training always starts at the first month")
     p.add_argument("--min-trades", type=int, default=5,
                    help="least closed trades per symbol-month of a window before it scores (default 5)")
+    p.add_argument("--out", metavar="DIR", help="where NAME.json and NAME.walkforward.json go (default profiles/)")
     p.add_argument("--balance", type=float, help="starting balance per symbol-month (default PAPER_BALANCE)")
     return p
 
@@ -85,8 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"time {result.seconds:.0f} s (preparing months {result.prepare_seconds:.0f} s); "
           f"{result.month_trials} month-trials in {result.optimize_seconds:.0f} s"
           + (f" = {rate:.1f} month-trials/min" if rate is not None else ""))
-    prof = write_profile(result, cfg.study)
-    res = write_result(result, cfg.study)
+    out = Path(args.out).expanduser() if args.out else None
+    prof = write_profile(result, cfg.study, out)
+    res = write_result(result, cfg.study, out)
     print(f"profile: {prof}\nwalk-forward result: {res}")
     return 0
 

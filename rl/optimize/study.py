@@ -40,6 +40,7 @@ from rl.strategy.params import ParamsError, StrategyParams
 
 log = logging.getLogger(__name__)
 STUDY_ATTR_SPACE = "search_space"
+SEED_ATTR = "seed"
 RUN_ATTR = "runs"              # trial user attr: the month runs (no curves)
 CURVE_ATTR = "curve"           # trial user attr: the window's daily portfolio curve
 SCORE_ATTR = "window"          # trial user attr: WindowScore.to_dict()
@@ -94,7 +95,10 @@ class Evaluator:
     def submit(self, tag: int, params: StrategyParams, pairs: Sequence[tuple[str, str]]) -> None:
         self.pending += 1
         if self._pool is None:
-            self._done.put(("ok", (tag, evaluate(self.bank, params, list(pairs)))))
+            try:
+                self._done.put(("ok", (tag, evaluate(self.bank, params, list(pairs)))))
+            except Exception as exc:  # noqa: BLE001 - a failed run fails its trial, not the study
+                self._done.put(("error", (tag, exc)))
             return
         self._pool.apply_async(_work, ((tag, params, list(pairs)),),
                                callback=lambda r: self._done.put(("ok", r)),
@@ -161,15 +165,39 @@ def _counts(study: optuna.Study) -> tuple[int, int]:
     return done, len(trials) - done
 
 
+def connect(url: str, attempts: int = 5) -> optuna.storages.BaseStorage:
+    """Optuna's RDB storage at `url`. Workers started together on an empty database race to
+    create its tables; the loser's CREATE fails, and on a retry it finds them made."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except sqlalchemy.exc.SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))        # backoff before the retry, not synchronisation
+    raise AssertionError("unreachable")
+
+
 def open_study(name: str, storage: str | optuna.storages.BaseStorage, seed: int | None) -> optuna.Study:
     """The fold's study, created or continued (resume), maximizing the score."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler_for(seed, 0),
                                 direction="maximize", load_if_exists=True)
     study.set_user_attr(STUDY_ATTR_SPACE, space.describe())
+    study.set_user_attr(SEED_ATTR, seed)
     return study
+
+
+def sampler_for(seed: int | None, number: int) -> optuna.samplers.BaseSampler:
+    """The TPE sampler that draws trial `number`: seeded with (seed, number), so workers on
+    one study (same --seed) never draw the same parameters, and a rerun draws trial n as
+    before given the same history. constant_liar: trials still running elsewhere count as
+    bad, so parallel workers spread out instead of piling onto one spot."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=None if seed is None else seed * 100_003 + number,
+                                          constant_liar=True)
 
 
 def optimize_fold(study: optuna.Study, evaluator: Evaluator, base: StrategyParams,
@@ -197,6 +225,8 @@ def optimize_fold(study: optuna.Study, evaluator: Evaluator, base: StrategyParam
             if done_now + running_now >= trials:
                 return
             trial = study.ask()
+            # independent TPE samples at suggest time: the sampler seeded for this number draws it
+            study.sampler = sampler_for(study.user_attrs.get(SEED_ATTR), trial.number)
             overrides = space.suggest(trial, base)
             try:
                 params = space.apply(base, overrides)
@@ -204,6 +234,7 @@ def optimize_fold(study: optuna.Study, evaluator: Evaluator, base: StrategyParam
                 study.tell(trial, state=TrialState.FAIL)
                 log.warning("trial %d: invalid parameters: %s", trial.number, exc)
                 continue
+            trial.set_user_attr("worker", worker_id())
             in_flight[trial.number] = trial
             evaluator.submit(trial.number, params, pairs)
 

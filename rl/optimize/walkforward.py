@@ -33,6 +33,7 @@ from rl.optimize.objective import (
 from rl.optimize.study import (
     Evaluator,
     FoldOutcome,
+    connect,
     fold_outcome,
     fold_study_name,
     open_study,
@@ -63,7 +64,7 @@ class WalkForwardConfig:
     def storage_url(self) -> str:
         """--storage, or the study's SQLite file data/optimize/NAME.db (created)."""
         if self.storage:
-            return self.storage
+            return rdb_url(self.storage)
         path = PROJECT_ROOT / "data" / "optimize" / f"{self.study}.db"
         path.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{path}"
@@ -74,6 +75,15 @@ class WalkForwardConfig:
                 "trials": self.trials, "jobs": self.jobs, "storage": masked(self.storage_url()),
                 "seed": self.seed, "anchored": self.anchored,
                 "min_trades_per_run": self.min_trades_per_run, "balance": self.balance}
+
+
+def rdb_url(url: str) -> str:
+    """`url` with the PostgreSQL driver named: SQLAlchemy 2.1 reads a bare postgresql:// as
+    psycopg 3, while the requirements install psycopg2 (psycopg2-binary)."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare):]
+    return url
 
 
 def masked(url: str) -> str:
@@ -165,7 +175,7 @@ def run_walk_forward(cfg: WalkForwardConfig, show: bool | None = None,
         f"{len(needed)} symbol-months; preparing them once ...")
     bank.prepare(needed)                      # before the workers fork: they share it
     prepare_s = time.perf_counter() - t0
-    url = storage if storage is not None else cfg.storage_url()
+    url = storage if storage is not None else connect(cfg.storage_url())
     evaluator = Evaluator(bank, cfg.jobs)
     outcomes: list[FoldOutcome] = []
     records: dict[str, list[dict]] = {}
@@ -199,7 +209,8 @@ def run_walk_forward(cfg: WalkForwardConfig, show: bool | None = None,
             out.out_of_sample = score_window(out.out_of_sample_runs, cfg.min_trades_per_run * len(test))
             outcomes.append(out)
             records[name] = trial_records(study)
-            log(f"fold {fold.index}: best trial {out.best_trial} of {out.trials_complete}, "
+            log(f"fold {fold.index}: {n} trial(s) run by this worker; best trial {out.best_trial} of "
+                f"{out.trials_complete}, "
                 f"in-sample score {out.in_sample.score:.3f} ({out.in_sample.return_pct:+.2f} %), "
                 f"out-of-sample {fold.test[0]}..{fold.test[-1]}: score {out.out_of_sample.score:.3f} "
                 f"({out.out_of_sample.return_pct:+.2f} %)")

@@ -7,8 +7,7 @@ import pytest
 
 from rl.optimize import space
 from rl.optimize.folds import Fold, consecutive, make_folds, month_days, months_by_symbol
-from rl.optimize.objective import (DD_PENALTY, SORTINO_CAP, MonthRun, daily_curve, score_window,
-                                   window_curve)
+from rl.optimize.objective import DD_PENALTY, SORTINO_CAP, MonthRun, daily_curve, score_window, window_curve
 from rl.strategy.params import StrategyParams
 
 DAY = 86_400_000
