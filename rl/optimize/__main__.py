@@ -79,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"{exc}; rerun the same command to continue the study", file=sys.stderr)
         return 130
+    except KeyboardInterrupt:            # while preparing months or running a fold's test months
+        print("stopped by Ctrl-C: finished trials are kept; rerun the same command to continue",
+              file=sys.stderr)
+        return 130
     except (SettingsError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,8 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import optuna
+
 from config import PROFILES_DIR
 from rl.optimize import space
 from rl.optimize.walkforward import WalkForwardResult, objective_doc
@@ -42,7 +44,7 @@ def profile_doc(result: WalkForwardResult, name: str) -> dict:
         "params": dict(last.params), "full_params": chosen.to_flat(),
         "provenance": {
             "study": cfg.study, "storage": cfg.public()["storage"], "sampler": "optuna TPESampler",
-            "optuna": _optuna_version(), "seed": cfg.seed, "trials_per_fold": cfg.trials,
+            "optuna": str(optuna.__version__), "seed": cfg.seed, "trials_per_fold": cfg.trials,
             "walk_forward": "anchored" if cfg.anchored else "rolling",
             "train_months": cfg.train_months, "test_months": cfg.test_months,
             "objective": objective_doc(cfg.min_trades_per_run), "search_space": space.describe(),
@@ -76,7 +78,3 @@ def write_result(result: WalkForwardResult, name: str, directory: Path | None = 
     os.replace(tmp, path)
     return path
 
-
-def _optuna_version() -> str:
-    import optuna
-    return str(optuna.__version__)

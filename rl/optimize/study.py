@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import TrialState
 from tqdm import tqdm
 
@@ -168,8 +169,6 @@ def _counts(study: optuna.Study) -> tuple[int, int]:
 def connect(url: str, attempts: int = 5) -> optuna.storages.BaseStorage:
     """Optuna's RDB storage at `url`. Workers started together on an empty database race to
     create its tables; the loser's CREATE fails, and on a retry it finds them made."""
-    import sqlalchemy.exc
-
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url)
