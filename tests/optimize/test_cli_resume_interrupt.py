@@ -28,7 +28,7 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_continues(tmp_path) -> None:
     two_months()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    proc = start(command("cli", url, tmp_path, trials=50), tmp_path / "first.log")
+    proc = start(command("cli", url, tmp_path, trials=50, jobs=2), tmp_path / "first.log")
     try:
         # wait for the first finished trial (the process would end on its own only after 50)
         while not any(t.state == TrialState.COMPLETE for t in _trials(url)):
