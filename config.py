@@ -6,6 +6,8 @@ trader who mistyped `.env` learns what to fix instead of reading a traceback.
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -37,6 +39,8 @@ _HOST_LIST = ", ".join(f"https://{h}" for h in BINANCE_HOSTS)
 _PASSWORD_HASH_RE = re.compile(r"^(scrypt:\d+:\d+:\d+|pbkdf2_sha256:\d+):[A-Za-z0-9_-]{16,}:[A-Za-z0-9_-]{32,}$")
 LIVE_CONFIRM_PHRASE = "I_UNDERSTAND_REAL_MONEY"
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}USDT$|^[A-Z0-9]{2,20}USDC$")
+PROFILES_DIR = PROJECT_ROOT / "profiles"
+_PROFILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,12 @@ class Settings:
     # risk multiplier per learning phase (exploration, learning, stable): early trades are for
     # collecting evidence with a low entry bar, so they stake less of MAX_RISK_PERCENT
     phase_risk_scale: tuple[float, float, float] = (0.5, 0.75, 1.0)
+    # STRATEGY_PROFILE: an optimizer's result (profiles/NAME.json, written by rl.optimize) whose
+    # strategy numbers replace the defaults; "" = none. strategy_overrides: the dotted
+    # StrategyParams keys and values it sets, read from the file at load (from_settings
+    # applies them, after the numbers above).
+    strategy_profile: str = ""
+    strategy_overrides: tuple[tuple[str, float], ...] = field(default=(), repr=False)
     replay_dir: Path | None = None
     replay_speed: float = 60.0
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
@@ -110,7 +120,7 @@ class Settings:
 
     def public_dict(self) -> dict[str, Any]:
         """Settings safe to show in the dashboard / API: never keys or secrets."""
-        hidden = {"api_key", "api_secret", "live_confirm", "dashboard_password_hash"}
+        hidden = {"api_key", "api_secret", "live_confirm", "dashboard_password_hash", "strategy_overrides"}
         out: dict[str, Any] = {}
         for f in fields(self):
             if f.name in hidden:
@@ -250,6 +260,39 @@ def _path(name: str, raw: str) -> Path:
     return p if p.is_absolute() else (PROJECT_ROOT / p)
 
 
+def profile_path(name: str) -> Path:
+    """Where the profile named `name` lives: profiles/NAME.json, or `name` itself when it is
+    a path to a .json file."""
+    raw = name.strip()
+    if raw.endswith(".json"):
+        p = Path(raw).expanduser()
+        return p if p.is_absolute() else Path.cwd() / p
+    return PROFILES_DIR / f"{raw}.json"
+
+
+def read_profile(name: str, var: str = "STRATEGY_PROFILE") -> tuple[tuple[str, float], ...]:
+    """The strategy overrides of the profile `name` (its "params": dotted StrategyParams key ->
+    number), or SettingsError naming `var` and what is wrong. Whether each key exists and each
+    value is within its rule is checked by StrategyParams.from_settings (rl.strategy.params)."""
+    raw = name.strip()
+    if not raw.endswith(".json") and not _PROFILE_NAME_RE.match(raw):
+        raise _fail(var, name, f"{var} must be a profile name (letters, digits, _ . -) or a .json path")
+    path = profile_path(raw)
+    if not path.is_file():
+        raise _fail(var, name, f"no profile file {path} (write one with python -m rl.optimize --study NAME)")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise _fail(var, name, f"profile {path} is not readable JSON ({exc})") from None
+    params = doc.get("params") if isinstance(doc, dict) else None
+    if not isinstance(params, dict) or not params:
+        raise _fail(var, name, f"profile {path} has no \"params\" object of strategy numbers")
+    for key, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _fail(var, name, f"profile {path}: params[{key!r}]={value!r} is not a finite number")
+    return tuple((str(k), v) for k, v in params.items())
+
+
 # variable name -> (field name, parser)
 _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TRADING_MODE": ("trading_mode", lambda n, r: _choice(n, r, MODES)),
@@ -287,6 +330,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
                                     lambda n, r: _float(n, r, 0.0, 720.0, lo_open=True)),
     "STOPLOSS_GUARD_PAUSE_HOURS": ("stoploss_guard_pause_hours",
                                    lambda n, r: _float(n, r, 0.0, 720.0, lo_open=True)),
+    "STRATEGY_PROFILE": ("strategy_profile", lambda n, r: r.strip()),
     "REPLAY_DIR": ("replay_dir", _path),
     "REPLAY_SPEED": ("replay_speed", lambda n, r: _float(n, r, 0.0, 1e9, lo_open=True)),
     "BINANCE_DATA_DIR": ("data_dir", _path),
@@ -365,6 +409,8 @@ def load_settings(environ: Mapping[str, str] | None = None,
         if raw is None or (raw.strip() == "" and var not in ("HOST",)):
             continue
         values[attr] = parse(var, raw)
+    if values.get("strategy_profile"):
+        values["strategy_overrides"] = read_profile(values["strategy_profile"])
     mode = values.get("trading_mode", "paper")
     values.setdefault("trade_url", DEFAULT_TRADE_URL[mode])
     return _validate(Settings(**values))

@@ -30,6 +30,7 @@ from werkzeug.exceptions import HTTPException
 
 from config import Settings, load_settings
 from rl.errors import SettingsError
+from rl.strategy.params import ParamsError, StrategyParams
 from web import auth
 from web.api import api
 from web.pages import pages
@@ -182,6 +183,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="replay Binance archive klines from PATH (a data root, directory or zip)")
     p.add_argument("--speed", help="replay speed: world seconds per wall second (default 60)")
     p.add_argument("--symbol", help="symbol to replay when PATH holds several")
+    p.add_argument("--profile", metavar="NAME",
+                   help="strategy profile profiles/NAME.json from python -m rl.optimize (default STRATEGY_PROFILE)")
     p.add_argument("--debug", action="store_true",
                    help="Flask development server with debug (no reloader)")
     return p.parse_args(argv)
@@ -210,6 +213,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         env["REPLAY_SPEED"] = args.speed
     if args.symbol is not None:
         env["SYMBOLS"] = args.symbol
+    if getattr(args, "profile", None) is not None:
+        env["STRATEGY_PROFILE"] = args.profile
     return load_settings(env)
 
 
@@ -220,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         settings = settings_from_args(args)
+        StrategyParams.from_settings(settings)      # a bad STRATEGY_PROFILE stops start-up here
         logging.getLogger().setLevel(settings.log_level)
         check_bind(settings, debug=args.debug)
         check_db_path(settings.db_path)
@@ -228,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = create_app(settings, market=world.market, runner=world.runner,
                          market_note=world.market_note, runner_note=world.runner_note,
                          replay=world.replay)
-    except SettingsError as exc:
+    except (SettingsError, ParamsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     svc: DashboardService = app.extensions["dashboard_service"]
@@ -245,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "bound to %s, NOT loopback: every page needs the login; the password crosses the "
                     "network in plain HTTP, so use a trusted network, an SSH tunnel or an HTTPS "
                     "reverse proxy", settings.host, settings.host)
+    if settings.strategy_profile:
+        log.info("strategy profile %s: %d parameter(s) from it", settings.strategy_profile,
+                 len(settings.strategy_overrides))
     url_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     log.info("dashboard on http://%s:%d  (mode: %s)", url_host, settings.port, settings.mode_label)
     try:

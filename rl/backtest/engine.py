@@ -22,20 +22,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from tqdm import tqdm
 
-from config import _PARSERS, Settings, SettingsError, load_settings
+from config import _PARSERS, Settings, SettingsError, load_settings, read_profile
 from rl.agent.agent import KLINE_LIMITS, TradingAgent
 from rl.analysis.levels.candidates import Bars
 from rl.backtest.data import BacktestData, load_backtest_data
 from rl.backtest.metrics import TradeOutcome, drawdown_curve, exposure, summarize
 from rl.backtest.report import render_report
-from rl.backtest.scans import PreparedScans
+from rl.backtest.scans import PreparedScans, prepared_scans
 from rl.execution.router import OrderRouter, sequential_ids
 from rl.knowledge.store import KnowledgeStore
 from rl.market.candles import DETAIL_SUM_COLUMNS, INTERVAL_MS, MINUTE_MS, bucket_start, index_to_ms
@@ -43,10 +43,10 @@ from rl.market.ports import ReplayMarketData
 from rl.paper.exchange import PaperExchange
 from rl.risk import ProtectionState
 from rl.risk.records import RULES
-from rl.strategy.params import StrategyParams
+from rl.strategy.params import LevelParams, LevelWeights, StrategyParams
 
 # Settings a backtest decides itself; --set on them would be silently ignored, so refuse.
-_NOT_SETTABLE = {"TRADING_MODE", "API_KEY", "API_SECRET", "LIVE_TRADING_CONFIRM", "SYMBOLS",
+_NOT_SETTABLE = {"TRADING_MODE", "API_KEY", "API_SECRET", "LIVE_TRADING_CONFIRM", "SYMBOLS", "STRATEGY_PROFILE",
                  "DB_PATH", "HOST", "PORT", "REPLAY_DIR", "REPLAY_SPEED", "MARKET_DATA_URL",
                  "TRADE_URL"}
 TIMING_FIELDS = ("seconds", "bars_per_second")
@@ -67,6 +67,8 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
         if key not in _PARSERS:
             raise SettingsError(f"--set {key}={value!r} is invalid: {key} is not a setting; "
                                 f"settable: {', '.join(sorted(set(_PARSERS) - _NOT_SETTABLE))}")
+        if key == "STRATEGY_PROFILE":
+            raise SettingsError(f"--set {key}={value!r} is invalid: use --profile {value or 'NAME'}")
         if key in _NOT_SETTABLE:
             raise SettingsError(f"--set {key}={value!r} is invalid: a backtest fixes {key} itself "
                                 "(paper exchange, in-memory store, --symbol)")
@@ -328,11 +330,64 @@ def prime_frames(frame: Any, first: int, week_start_bar: int) -> tuple[dict, flo
     return frames, price, cut
 
 
+def _columns(frame: Any) -> tuple[list, ...]:
+    """(open time, open, high, low, close, volume) of every 1m bar as plain lists."""
+    return (index_to_ms(frame.index).tolist(), *(frame[k].to_numpy(dtype=np.float64).tolist()
+                                                 for k in ("open", "high", "low", "close", "volume")))
+
+
+def _scan_rules(levels: LevelParams) -> LevelParams:
+    """The part of the level parameters a prepared scan depends on: not the weights (applied
+    by `rank`, and moved by learning anyway) nor the proximity (read by the level book)."""
+    return replace(levels, weights=LevelWeights(), proximity_atr=0.0)
+
+
+@dataclass(frozen=True)
+class PreparedMonth:
+    """What a run over `data` computes before its first step and that no trade, weight or
+    entry/exit/risk number changes: the bar columns, the prime frames and every level scan
+    (candidates, merges, touch statistics, the six features). An optimizer builds it once per
+    month and runs every trial on it (rl.optimize); a run with it makes exactly the trades of
+    a run without it. Only the level-feature rules (`levels` minus weights and proximity)
+    must be the ones the scans were prepared with (`check`)."""
+
+    data: BacktestData
+    columns: tuple[list, ...]
+    frames: dict
+    price0: float
+    cut: int
+    m1: Bars
+    scans: list
+    levels: LevelParams
+
+    def check(self, params: StrategyParams) -> None:
+        """Raise ValueError if `params` scores level features differently from the scans."""
+        if _scan_rules(params.levels) != self.levels:
+            raise ValueError("params.levels is invalid for this prepared month: its feature rules "
+                             "differ from those the scans were prepared with (only levels.weights "
+                             "and levels.proximity_atr may change)")
+
+
+def prepare_month(data: BacktestData, params: StrategyParams | None = None) -> PreparedMonth:
+    """The parameter-free inputs of `run_backtest(data, ...)` (see PreparedMonth); `params`:
+    whose level-feature rules the scans use (default: the defaults)."""
+    params = params or StrategyParams()
+    frame, first = data.frame, data.first_bar
+    columns = _columns(frame)
+    open_ms = index_to_ms(frame.index)
+    week0 = int(np.searchsorted(open_ms, int(bucket_start(columns[0][first], "1w")), side="left"))
+    frames, price0, cut = prime_frames(frame, first, week0)
+    scans = prepared_scans(frame, data.symbol, first, data.tested_bars, frames, params)
+    return PreparedMonth(data=data, columns=columns, frames=frames, price0=price0, cut=cut,
+                         m1=Bars.from_frame(frame), scans=scans, levels=_scan_rules(params.levels))
+
+
 def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | None = None,
                  progress: bool | None = None, store_path: str | Path = ":memory:",
                  entry_policy: Callable[[Any, str, int, bool], Any] | None = None,
                  on_step: Callable[[int, int], None] | None = None,
-                 params: StrategyParams | None = None) -> BacktestResult:
+                 params: StrategyParams | None = None,
+                 month: PreparedMonth | None = None) -> BacktestResult:
     """Run the agent over every tested bar of `data` (see rl.backtest.data for the walk).
 
     Per bar i (close time T): the paper exchange is shown the bar (`on_bar`: fills against
@@ -344,16 +399,19 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
     with scans computed one close at a time.
     entry_policy: the agent's TradingAgent.entry_policy (rl.backtest.baselines; None: its scores).
     params: the strategy's numbers (None: `StrategyParams.from_settings(settings)`).
+    month: `prepare_month(data, ...)`, the run's parameter-free inputs computed once (an
+    optimizer runs the same month with many params); `data` is then month.data. Same
+    results as without it (tests/backtest/test_prepared_month.py).
     """
+    if month is not None:
+        data = month.data
     symbol = data.symbol
     frame = data.frame
     first = data.first_bar
     n = data.tested_bars
     open_ms = index_to_ms(frame.index)
     # plain Python lists: indexing them per bar is ~10x cheaper than numpy scalars
-    t_l = open_ms.tolist()
-    o_l, h_l, l_l, c_l, v_l = (frame[k].to_numpy(dtype=np.float64).tolist()
-                               for k in ("open", "high", "low", "close", "volume"))
+    t_l, o_l, h_l, l_l, c_l, v_l = month.columns if month is not None else _columns(frame)
     clock = StepClock(t_l[first] + MINUTE_MS)
     cur = [first]                                   # the bar whose close is "now"
 
@@ -369,13 +427,19 @@ def run_backtest(data: BacktestData, settings: Settings, *, trace: IO[str] | Non
     bar = None
     started = time.perf_counter()
     try:
-        week0 = int(np.searchsorted(open_ms, int(bucket_start(t_l[first], "1w")), side="left"))
-        frames, price0, cut = prime_frames(frame, first, week0)
-        scans = PreparedScans(frame, symbol, first, n, frames, agent.params)
+        if month is None:
+            week0 = int(np.searchsorted(open_ms, int(bucket_start(t_l[first], "1w")), side="left"))
+            frames, price0, cut = prime_frames(frame, first, week0)
+            scans = PreparedScans(frame, symbol, first, n, frames, agent.params)
+        else:
+            month.check(agent.params)
+            frames, price0, cut = month.frames, month.price0, month.cut
+            scans = PreparedScans.replay(month.scans)
         if show:
             bar = tqdm(total=n, unit="bar", file=sys.stderr, mininterval=0.5, desc=f"backtest {symbol}")
         agent.startup()                              # what the replay runner does first
-        agent.prime(symbol, frames, price0, cut, scan_source=scans, m1_source=(Bars.from_frame(frame), first))
+        m1 = month.m1 if month is not None else Bars.from_frame(frame)
+        agent.prime(symbol, frames, price0, cut, scan_source=scans, m1_source=(m1, first))
         del frames
         on_bar, on_price, step_fn = exchange.on_bar, exchange.on_price, agent.step
         margin_balance = exchange.margin_balance      # = account().margin_balance, no snapshot
@@ -507,6 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     p.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report")
     p.add_argument("--trace", metavar="FILE.jsonl", help="write one JSON line per decision")
+    p.add_argument("--profile", metavar="NAME",
+                   help="strategy profile profiles/NAME.json (python -m rl.optimize); default STRATEGY_PROFILE")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting by its env-var name (repeatable), e.g. --set LEVERAGE=5")
     p.add_argument("--baselines", type=int, default=0, metavar="N",
@@ -521,7 +587,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         symbol = args.symbol.strip().upper()
-        settings = backtest_settings(symbol, args.balance, parse_overrides(args.overrides))
+        overrides = parse_overrides(args.overrides)
+        if args.profile is not None:
+            overrides.update(strategy_profile=args.profile.strip(),
+                             strategy_overrides=read_profile(args.profile, "--profile"))
+        settings = backtest_settings(symbol, args.balance, overrides)
+        StrategyParams.from_settings(settings)      # a bad profile: one line, before loading data
         data = load_backtest_data(args.data, symbol, args.date_from, args.date_to)
     except (SettingsError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -52,7 +52,19 @@ class PreparedScans:
         """frame bars [first, first + n) are the backtest's; `primed`: the frames the agent
         is primed with (`rl.backtest.engine.prime_frames`); `params`: the agent's (a scan's
         features and score parts depend on them)."""
-        self._chunks = level_scans(frame, symbol, first, n, primed, params, chunk)
+        self._start(level_scans(frame, symbol, first, n, primed, params, chunk))
+
+    @classmethod
+    def replay(cls, items: list[ScanItem]) -> PreparedScans:
+        """A source over scans prepared earlier (`prepared_scans`, e.g. once per month for
+        every trial of an optimizer): the list is read, never changed, so many runs can
+        share it."""
+        self = cls.__new__(cls)
+        self._start(iter((items,)))
+        return self
+
+    def _start(self, chunks: Iterator[list[ScanItem]]) -> None:
+        self._chunks = chunks
         self._held: deque[ScanItem] = deque()
         self.hits = 0
         self.misses = 0
@@ -110,6 +122,13 @@ def level_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, primed: di
             todo = []
     if todo:
         yield _prepared(an.finder, series, todo)
+
+
+def prepared_scans(frame: pd.DataFrame, symbol: str, first: int, n: int, primed: dict[str, pd.DataFrame],
+                   params: StrategyParams) -> list[ScanItem]:
+    """Every (scan_key, prepared scan) of the backtest, in time order (`level_scans`, all
+    chunks): for a caller that runs the same bars many times with different weights."""
+    return [item for chunk in level_scans(frame, symbol, first, n, primed, params) for item in chunk]
 
 
 class _Archive:

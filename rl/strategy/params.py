@@ -330,8 +330,9 @@ class StrategyParams:
     def from_settings(cls, settings: Settings) -> StrategyParams:
         """Defaults, with the numbers `Settings` holds (MAX_RISK_PERCENT, MAX_NOTIONAL_PERCENT,
         MIN_REWARD_R, PHASE_RISK_SCALE, MIN_TRADES_FOR_ADJUST, REENTRY_COOLDOWN_MINUTES and the
-        six protection limits) taken from it; validated. The one place a ProtectionConfig is
-        built from Settings."""
+        six protection limits) taken from it, then the STRATEGY_PROFILE's numbers
+        (`settings.strategy_overrides`, an optimizer's profile) over them; validated. The one
+        place a ProtectionConfig is built from Settings."""
         d = cls()
         _need(len(settings.phase_risk_scale) == len(PHASE_KEYS), "phase_risk_scale",
               settings.phase_risk_scale, f"one number per phase ({', '.join(PHASE_KEYS)})")
@@ -340,7 +341,7 @@ class StrategyParams:
         # mypy matches a ** dict's values against every field of PhaseParams (the ints too),
         # not only the PhaseRule fields its keys (PHASE_KEYS) name
         phases = replace(d.phases, **rules)  # type: ignore[arg-type]
-        return replace(d, phases=phases,
+        built = replace(d, phases=phases,
                        entry=replace(d.entry, reentry_cooldown_minutes=int(settings.reentry_cooldown_minutes)),
                        plan=replace(d.plan, max_risk_percent=float(settings.max_risk_percent),
                                     max_notional_percent=float(settings.max_notional_percent),
@@ -354,6 +355,13 @@ class StrategyParams:
                            stoploss_guard_window_hours=float(settings.stoploss_guard_window_hours),
                            stoploss_guard_pause_hours=float(settings.stoploss_guard_pause_hours)))
                        ).validate()
+        overrides = settings.strategy_overrides
+        if not overrides:
+            return built
+        try:
+            return built.replace_flat(dict(overrides))
+        except ParamsError as exc:
+            raise ParamsError(f"STRATEGY_PROFILE={settings.strategy_profile!r}: {exc}") from None
 
     def validate(self) -> StrategyParams:
         """Raise ParamsError (a ValueError) naming the first bad field and its rule; returns self.

@@ -1,0 +1,1 @@
+"""Walk-forward Bayesian optimization of the strategy (docs/optimize.md)."""

@@ -1,0 +1,68 @@
+"""The months a study runs, each prepared once and run with any trial's parameters.
+
+`MonthBank` loads a (symbol, month)'s bars (with the 30 days before as warm-up history) and
+computes what no strategy number changes (rl.backtest.engine.prepare_month: bar columns,
+prime frames, every level scan with its six features) the first time it is asked, then runs
+the agent over it with the given StrategyParams. A run with a prepared month makes exactly
+the trades of a plain backtest of that month (tests/optimize/test_bank.py).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from config import Settings
+from rl.backtest.data import load_backtest_data
+from rl.backtest.engine import PreparedMonth, backtest_settings, prepare_month, run_backtest
+from rl.optimize.folds import month_days
+from rl.optimize.objective import MonthRun, daily_curve
+from rl.strategy.params import StrategyParams
+
+
+def quiet_agent_logs() -> None:
+    """The agent explains every skipped entry in the log; thousands of runs would bury the
+    progress bar, so only errors are shown while optimizing."""
+    logging.getLogger("rl").setLevel(logging.ERROR)
+
+
+class MonthBank:
+    """Prepared months by (symbol, month), built on first use, and runs over them."""
+
+    def __init__(self, data: Sequence[str | Path], settings: Mapping[str, Settings],
+                 scan_params: StrategyParams | None = None) -> None:
+        """`data`: the archive paths (--data); `settings`: per symbol, the backtest settings
+        (fees, leverage, balance); `scan_params`: whose level-feature rules the scans use."""
+        self.data = [str(p) for p in data]
+        self.settings = dict(settings)
+        self.scan_params = scan_params or StrategyParams()
+        self._months: dict[tuple[str, str], PreparedMonth] = {}
+
+    @classmethod
+    def for_symbols(cls, data: Sequence[str | Path], symbols: Sequence[str],
+                    balance: float | None = None) -> MonthBank:
+        return cls(data, {s: backtest_settings(s, balance) for s in symbols})
+
+    def month(self, symbol: str, month: str) -> PreparedMonth:
+        key = (symbol, month)
+        if key not in self._months:
+            lo, hi = month_days(month)
+            data = load_backtest_data(self.data, symbol, lo, hi)
+            self._months[key] = prepare_month(data, self.scan_params)
+        return self._months[key]
+
+    def prepare(self, pairs: Sequence[tuple[str, str]]) -> None:
+        for sym, m in pairs:
+            self.month(sym, m)
+
+    def run(self, symbol: str, month: str, params: StrategyParams) -> MonthRun:
+        """The agent over (symbol, month) with `params`, as the objective reads it."""
+        pm = self.month(symbol, month)
+        settings = self.settings[symbol]
+        r = run_backtest(pm.data, settings, progress=False, params=params, month=pm)
+        s = r.summary
+        day_ms, equity = daily_curve(r.equity_time_ms, r.equity, settings.paper_balance)
+        return MonthRun(symbol=symbol, month=month, trades=int(s["trades"]),
+                        return_pct=float(s["return_pct"]), max_drawdown_pct=float(s["max_drawdown_pct"]),
+                        sortino=s.get("sortino"), buy_hold_return_pct=s.get("buy_hold_return_pct"),
+                        day_ms=day_ms, equity=equity)
