@@ -22,9 +22,12 @@ import os
 import queue
 import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +89,7 @@ class Evaluator:
         self.jobs = max(1, int(jobs))
         self._done: queue.Queue = queue.Queue()
         self._pool: Any = None
+        self._inline: deque[tuple[int, StrategyParams, list[tuple[str, str]]]] = deque()
         self.pending = 0
         if self.jobs > 1:
             # fork shares the prepared months copy-on-write; spawn (Windows, macOS) makes each
@@ -95,17 +99,21 @@ class Evaluator:
 
     def submit(self, tag: int, params: StrategyParams, pairs: Sequence[tuple[str, str]]) -> None:
         self.pending += 1
-        if self._pool is None:
-            try:
-                self._done.put(("ok", (tag, evaluate(self.bank, params, list(pairs)))))
-            except Exception as exc:  # noqa: BLE001 - a failed run fails its trial, not the study
-                self._done.put(("error", (tag, exc)))
+        if self._pool is None:          # run in next_done(), where Ctrl-C is let in
+            self._inline.append((tag, params, list(pairs)))
             return
         self._pool.apply_async(_work, ((tag, params, list(pairs)),),
                                callback=lambda r: self._done.put(("ok", r)),
                                error_callback=lambda e, t=tag: self._done.put(("error", (t, e))))
 
     def next_done(self) -> tuple[int, list[MonthRun] | BaseException]:
+        if self._inline:
+            tag, params, pairs = self._inline.popleft()
+            self.pending -= 1
+            try:
+                return tag, evaluate(self.bank, params, pairs)
+            except Exception as exc:  # noqa: BLE001 - a failed run fails its trial, not the study
+                return tag, exc
         while True:
             try:
                 kind, payload = self._done.get(timeout=0.5)     # a timeout keeps Ctrl-C responsive
@@ -188,6 +196,24 @@ def open_study(name: str, storage: str | optuna.storages.BaseStorage, seed: int 
     return study
 
 
+@contextmanager
+def held_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise it (KeyboardInterrupt). Around storage
+    calls: interrupted between ask() and recording the trial as in flight, a trial would stay
+    RUNNING in the storage, failed by nobody and counted against `trials`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield                          # signals reach only the main thread
+        return
+    hit: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: hit.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if hit:
+        raise KeyboardInterrupt
+
+
 def sampler_for(seed: int | None, number: int) -> optuna.samplers.BaseSampler:
     """The TPE sampler that draws trial `number`: seeded with (seed, number), so workers on
     one study (same --seed) never draw the same parameters, and a rerun draws trial n as
@@ -224,6 +250,7 @@ def optimize_fold(study: optuna.Study, evaluator: Evaluator, base: StrategyParam
             if done_now + running_now >= trials:
                 return
             trial = study.ask()
+            in_flight[trial.number] = trial
             # independent TPE samples at suggest time: the sampler seeded for this number draws it
             study.sampler = sampler_for(study.user_attrs.get(SEED_ATTR), trial.number)
             overrides = space.suggest(trial, base)
@@ -231,35 +258,40 @@ def optimize_fold(study: optuna.Study, evaluator: Evaluator, base: StrategyParam
                 params = space.apply(base, overrides)
             except ParamsError as exc:       # the space keeps the rules; say so if it did not
                 study.tell(trial, state=TrialState.FAIL)
+                del in_flight[trial.number]
                 log.warning("trial %d: invalid parameters: %s", trial.number, exc)
                 continue
             trial.set_user_attr("worker", worker_id())
-            in_flight[trial.number] = trial
             evaluator.submit(trial.number, params, pairs)
 
     try:
-        bar.set_postfix_str(f"best {best()}")
-        fill()
+        # Ctrl-C is let in only while waiting for a result: a KeyboardInterrupt inside a
+        # storage call could leave a trial RUNNING that nobody fails, or the storage's session
+        # unusable for failing the ones in flight
+        with held_interrupt():
+            bar.set_postfix_str(f"best {best()}")
+            fill()
         while in_flight:
             number, runs = evaluator.next_done()
-            trial = in_flight.pop(number)
-            if isinstance(runs, BaseException):
-                trial.set_user_attr("error", repr(runs)[:500])
-                study.tell(trial, state=TrialState.FAIL)
-                log.warning("trial %d failed: %r", number, runs)
-            else:
-                ws = score_window(runs, min_trades)
-                times, curve = window_curve(runs)
-                trial.set_user_attr(SCORE_ATTR, ws.to_dict())
-                trial.set_user_attr(RUN_ATTR, [r.to_dict() for r in runs])
-                trial.set_user_attr(CURVE_ATTR, {"day_ms": times, "equity": curve})
-                frozen = study.tell(trial, ws.score)
-                finished += 1
-                bar.update(1)
-                bar.set_postfix_str(f"best {best()}")
-                if on_told is not None:
-                    on_told(frozen)
-            fill()
+            with held_interrupt():
+                trial = in_flight.pop(number)
+                if isinstance(runs, BaseException):
+                    trial.set_user_attr("error", repr(runs)[:500])
+                    study.tell(trial, state=TrialState.FAIL)
+                    log.warning("trial %d failed: %r", number, runs)
+                else:
+                    ws = score_window(runs, min_trades)
+                    times, curve = window_curve(runs)
+                    trial.set_user_attr(SCORE_ATTR, ws.to_dict())
+                    trial.set_user_attr(RUN_ATTR, [r.to_dict() for r in runs])
+                    trial.set_user_attr(CURVE_ATTR, {"day_ms": times, "equity": curve})
+                    frozen = study.tell(trial, ws.score)
+                    finished += 1
+                    bar.update(1)
+                    bar.set_postfix_str(f"best {best()}")
+                    if on_told is not None:
+                        on_told(frozen)
+                fill()
     except KeyboardInterrupt:
         for trial in in_flight.values():
             trial.set_user_attr("interrupted", True)

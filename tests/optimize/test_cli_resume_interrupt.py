@@ -35,7 +35,7 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_continues(tmp_path) -> None:
             assert proc.poll() is None, (tmp_path / "first.log").read_text()
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=300) == 130
+        assert proc.wait(timeout=300) == 130, (tmp_path / "first.log").read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
