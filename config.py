@@ -25,6 +25,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 MODES = ("paper", "testnet", "live")
 ENTRY_ORDERS = ("ioc", "maker")
 TAKE_PROFIT_ORDERS = ("market", "maker")
+TRADE_FILTER_MODES = ("off", "on")
 MAINNET_FAPI = "https://fapi.binance.com"
 TESTNET_FAPI = "https://demo-fapi.binance.com"
 DEFAULT_TRADE_URL = {"paper": MAINNET_FAPI, "testnet": TESTNET_FAPI, "live": MAINNET_FAPI}
@@ -98,6 +99,11 @@ class Settings:
     # applies them, after the numbers above).
     strategy_profile: str = ""
     strategy_overrides: tuple[tuple[str, float], ...] = field(default=(), repr=False)
+    # the learned trade filter (rl.strategy.trade_filter, docs/learning.md): "on" lets a model
+    # of net R learned from closed trades skip signals and scale stakes; "off" (default) is
+    # today's agent. Off by default: on the shared months it beat the frozen agent only by trading
+    # less, not by picking better trades (docs/learning.md "Measured")
+    trade_filter: str = "off"
     replay_dir: Path | None = None
     replay_speed: float = 60.0
     data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
@@ -322,6 +328,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "ENTRY_TIMEOUT_SECONDS": ("entry_timeout_seconds", lambda n, r: _float(n, r, 60.0, 86400.0)),
     "REENTRY_COOLDOWN_MINUTES": ("reentry_cooldown_minutes", lambda n, r: _int(n, r, 0, 10080)),
     "PHASE_RISK_SCALE": ("phase_risk_scale", _risk_scales),
+    "TRADE_FILTER": ("trade_filter", lambda n, r: _choice(n, r, TRADE_FILTER_MODES)),
     "MAX_DRAWDOWN_PERCENT": ("max_drawdown_percent", _limit_percent),
     "DRAWDOWN_LOOKBACK_DAYS": ("drawdown_lookback_days", lambda n, r: _float(n, r, 1.0, 365.0)),
     "DAILY_LOSS_LIMIT_PERCENT": ("daily_loss_limit_percent", _limit_percent),
@@ -364,6 +371,9 @@ def _validate(s: Settings) -> Settings:
     if not 60.0 <= s.entry_timeout_seconds <= 86400.0:
         raise SettingsError(f"ENTRY_TIMEOUT_SECONDS={s.entry_timeout_seconds!r} is invalid: "
                             "ENTRY_TIMEOUT_SECONDS must be a number >= 60 and <= 86400")
+    if s.trade_filter not in TRADE_FILTER_MODES:
+        raise SettingsError(f"TRADE_FILTER={s.trade_filter!r} is invalid: TRADE_FILTER must be one of "
+                            f"{', '.join(TRADE_FILTER_MODES)}")
     if s.maker_fee > s.taker_fee:
         raise SettingsError(f"MAKER_FEE={s.maker_fee:g} is invalid: it must not exceed TAKER_FEE={s.taker_fee:g}")
     return s

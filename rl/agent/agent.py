@@ -41,6 +41,7 @@ import pandas as pd
 from client import BinanceError, SymbolFilters, new_client_order_id
 from config import Settings
 from rl.agent.analyzer_port import OneMinuteAppender, SymbolAnalyzer
+from rl.agent.filter_gate import PERCEPTION_KEY, FilterGate
 from rl.agent.journal import TradeJournal, state_copy
 
 # KLINE_LIMITS: what a first cycle reads, also imported from here by rl.backtest to prime alike
@@ -180,10 +181,14 @@ class TradingAgent:
         # start-up; the journal tells them of every close
         self.protections = AccountProtections(self.params.protections, store, log=self._log,
                                               publish=self.board.protections, now_ms=clock.now_ms())
+        # the learned trade filter (TRADE_FILTER=on): None keeps today's agent exactly
+        self.trade_filter = (FilterGate(store, self.params.filter)
+                             if getattr(settings, "trade_filter", "off") == "on" else None)
         self.journal = TradeJournal(store, leverage=settings.leverage,
                                     learning=self.params.learning,
                                     log=self._log, on_weights=self._use_weights,
-                                    on_close=self.protections.trade_closed, funding=self._funding)
+                                    on_close=self.protections.trade_closed, funding=self._funding,
+                                    filter_gate=self.trade_filter)
         self.reconciler = Reconciler(exchange, self.router, store, self.journal, leverage=settings.leverage,
                                      log=self._log, publish=self._publish,
                                      exchange_ok=lambda: self.board.connect("exchange", "ok"))
@@ -211,6 +216,8 @@ class TradingAgent:
         """Reload state and reconcile every symbol with the exchange; returns what was done."""
         now = self.clock.now_ms()
         self.journal.reload_weights(now)
+        if self.trade_filter is not None:
+            self.trade_filter.reload()
         # before the reconcile: a trade it closes is told to the rebuilt protections
         with self.lock:
             self.protections.restore(now)
@@ -560,13 +567,19 @@ class TradingAgent:
             self._log("WARNING", sym, f"无可用{'支撑' if side == 'LONG' else '阻力'}位或ATR，放弃入场",
                       f"no {'support' if side == 'LONG' else 'resistance'} level or ATR: entry skipped", now)
             return
+        stake, judged = 1.0, None
+        if self.trade_filter is not None:          # the learned filter may skip it or stake less
+            judged = self._filter_entry(sym, side, a, d, dict(level.features), now)
+            if judged is None:
+                return
+            stake = float(judged["stake"])
         acct = self.exchange.account()
         filters = self.exchange.filters(sym)
         maker = self.settings.entry_order == "maker"
         plan = plan_trade(side, price, level.price, a.atr_15m, acct.margin_balance, acct.available_balance,
                           opposing_level=opposing.price if opposing is not None else None,
                           params=self.params.plan,
-                          risk_percent=self.params.plan.max_risk_percent * self._risk_scale(d.phase.key),
+                          risk_percent=self.params.plan.max_risk_percent * self._risk_scale(d.phase.key) * stake,
                           leverage=self.settings.leverage, taker_fee=self.settings.taker_fee,
                           # a maker entry fills at its limit (the price) at the maker fee; the
                           # IOC limit may fill up to its offset beyond the price, as taker
@@ -582,6 +595,8 @@ class TradingAgent:
                                       level=level, phase=vars(phase), decision=vars(d) | {"phase": vars(phase)},
                                       weights=self.journal.weights,
                                       protections=self.protections.context(now))
+        if judged is not None:
+            perception[PERCEPTION_KEY] = judged
         plan_d = plan.to_dict()                                 # reasons and reasons_zh
         plan_d["reasons_en"] = list(plan.reasons)               # the dashboard shows either language
         # the perception is encoded once, for the intent and for the thought chain
@@ -611,6 +626,37 @@ class TradingAgent:
         self.reconciler.settle_entry(sym, self._rt[sym], out, intent, now)
         self._log_entry(sym, out, now)
         self._rest_targets_after_entry(sym, now)
+
+    def _filter_entry(self, sym: str, side: str, a: Analysis, d: Decision, level_features: dict[str, float],
+                      now: int) -> dict | None:
+        """Ask the learned trade filter about this signal: None (and a log line) when it skips
+        it, else what the thought chain keeps (features, prediction, decision, stake)."""
+        gate = self.trade_filter
+        assert gate is not None
+        x = gate.features(side, a, level_features, now)
+        fd = gate.judge(sym, side, x, now)
+        p = fd.prediction
+        side_zh, side_en = ("做多", "long") if side == "LONG" else ("做空", "short")
+        score = d.long_score if side == "LONG" else d.short_score
+        top = ", ".join(f"{k} {v:+.2f}" for k, v in p.top())
+        if not fd.take:
+            self._log("INFO", sym,
+                      f"⏭ 跳过 | {side_zh}:{score:.0f} 预期 {p.mean:+.2f}R ±{p.spread:.2f} "
+                      f"P(>0) {p.p_positive:.0%}（学习过滤器，已学 {gate.model.learned} 笔）| 主要因素 {top}",
+                      f"⏭ skipped | {side_en}:{score:.0f} expected {p.mean:+.2f}R ±{p.spread:.2f} "
+                      f"P(>0) {p.p_positive:.0%} (learned filter, {gate.model.learned} trades learned) "
+                      f"| drivers {top}", now)
+            return None
+        if fd.reason != "warmup":
+            why_zh = "探索" if fd.reason == "explore" else "预期为正"
+            why_en = "exploring" if fd.reason == "explore" else "positive edge"
+            self._log("INFO", sym,
+                      f"🧠 过滤器放行（{why_zh}）| {side_zh}:{score:.0f} 预期 {p.mean:+.2f}R ±{p.spread:.2f} "
+                      f"P(>0) {p.p_positive:.0%}，风险 {fd.stake:.0%} | 主要因素 {top}",
+                      f"🧠 filter takes it ({why_en}) | {side_en}:{score:.0f} expected {p.mean:+.2f}R "
+                      f"±{p.spread:.2f} P(>0) {p.p_positive:.0%}, stake {fd.stake:.0%} of the risk budget "
+                      f"| drivers {top}", now)
+        return gate.record(fd, x)
 
     def _log_entry(self, sym: str, out: EntryOutcome, now: int) -> None:
         """The run log's line for an entry that ended (an IOC at once, a maker entry when it
@@ -857,7 +903,8 @@ class TradingAgent:
         """Phase, last scores, weights, last error, last cycle time, connectivity and the risk
         protections (their newest state: active pauses, history, figures, limits)."""
         return agent_status(self.board.view(), self.store.get_trade_count(), self.store.current_weights(),
-                            self.params.phases, self.params.protections.to_dict())
+                            self.params.phases, self.params.protections.to_dict(),
+                            trade_filter=self.trade_filter.view() if self.trade_filter is not None else None)
 
     def levels(self, symbol: str) -> list[dict]:
         a = self.board.symbol(symbol).get("analysis")

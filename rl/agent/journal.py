@@ -10,13 +10,16 @@ symbol's last trade closed (the re-entry cooldown).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rl.execution.position import PositionState
 from rl.knowledge.store import KnowledgeStore
 from rl.knowledge.thought import build_action, build_reward, features_zh, summarize
 from rl.strategy.learning import EvidenceStats, update_weights
 from rl.strategy.params import LearningParams
+
+if TYPE_CHECKING:
+    from rl.agent.filter_gate import FilterGate
 
 # (level, symbol, Chinese, English, time_ms): a line of the decision log
 LogFn = Callable[[str, str, str, str, int], None]
@@ -48,9 +51,11 @@ class TradeJournal:
     def __init__(self, store: KnowledgeStore, *, leverage: int, learning: LearningParams,
                  log: LogFn, on_weights: Callable[[dict[str, float]], None],
                  on_close: Callable[[dict], None] | None = None,
-                 funding: FundingFn | None = None) -> None:
+                 funding: FundingFn | None = None,
+                 filter_gate: FilterGate | None = None) -> None:
         self.store = store
         self._funding = funding
+        self._filter = filter_gate          # the learned trade filter (TRADE_FILTER=on), learns at closes
         self._leverage = leverage
         self._learning = learning
         self._log = log
@@ -159,9 +164,15 @@ class TradeJournal:
             chain = self.store.thought_chain(trade_id) or {}
             perception, action = chain.get("perception") or {}, chain.get("action") or {}
         zh, en = summarize(perception, action, reward)
+        model = self._filter.learned(perception, r) if self._filter is not None else None
+        if model is not None:
+            reward["trade_filter"] = {"learned": model.learned, "r_learned": r}
         with self.store.batch():
             row = self.store.close_trade(trade_id, closed_ms=now, exit_reason=kind, reward=reward,
-                                         summary_zh=zh, summary_en=en, weight_update=upd, funding=funding)
+                                         summary_zh=zh, summary_en=en, weight_update=upd, funding=funding,
+                                         filter_state=model.to_state() if model is not None else None)
+        if model is not None and self._filter is not None:
+            self._filter.adopt(model)
         self._evidence = stats                      # = every closed trade's sample, this one too
         self._last_close[t["symbol"]] = now
         if upd.applied:

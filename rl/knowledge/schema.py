@@ -182,6 +182,15 @@ MIGRATIONS: list[Migration] = [
     """,
     # 4: trades.status may be 'unreconciled' (see TRADE_STATUSES)
     _allow_unreconciled,
+    # 5: the learned trade filter's state (rl.strategy.trade_filter), one row, written in the
+    # transaction of the close it learned from
+    """
+    CREATE TABLE trade_filter (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        state_json TEXT NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    """,
 ]
 
 

@@ -296,9 +296,11 @@ class KnowledgeStore:
 
     def close_trade(self, trade_id: int, *, closed_ms: int, exit_reason: str,
                     reward: Mapping[str, Any], summary_zh: str, summary_en: str,
-                    weight_update: WeightUpdate | None = None, funding: float = 0.0) -> dict:
+                    weight_update: WeightUpdate | None = None, funding: float = 0.0,
+                    filter_state: Mapping[str, Any] | None = None) -> dict:
         """Close a trade in ONE transaction: totals from its exits, the reward and summary of its
-        thought chain, and (when learning ran) the new weights with their evidence. `funding`:
+        thought chain, (when learning ran) the new weights with their evidence, and (when the
+        trade filter learned from it) the filter's new state. `funding`:
         what the position received (> 0) or paid (< 0) in funding while open; it is part of
         the net PnL (net = realized - fees + funding), so the closed trades add up to the
         wallet's change.
@@ -312,6 +314,8 @@ class KnowledgeStore:
                 self._write_close(conn, t, closed_ms=int(closed_ms), exit_reason=exit_reason,
                                   reward=reward, summary_zh=summary_zh, summary_en=summary_en,
                                   weight_update=weight_update, funding=finite("funding", funding))
+                if filter_state is not None:
+                    self._write_filter_state(conn, filter_state, int(closed_ms))
                 t = conn.execute("SELECT * FROM trades WHERE id=?", (int(trade_id),)).fetchone()
             closed = self._trade_dict(t)
         if self._listener is not None:
@@ -547,6 +551,23 @@ class KnowledgeStore:
                  "trade_count": r["trade_count"], "weights": json.loads(r["weights_json"]),
                  "reason": r["reason_en"], "reason_zh": r["reason_zh"], "reason_en": r["reason_en"],
                  "evidence": json.loads(r["evidence_json"])} for r in rows]
+
+    # ------------------------------------------------------------------ trade filter
+    def filter_state(self) -> dict | None:
+        """The learned trade filter's newest state (None before it learned or counted anything)."""
+        rows = self._db.query("SELECT state_json FROM trade_filter WHERE id=1")
+        return json.loads(rows[0][0]) if rows else None
+
+    def set_filter_state(self, state: Mapping[str, Any], time_ms: int) -> None:
+        """Store the filter's state outside a close (its decision counts)."""
+        with self._db.transaction() as conn:
+            self._write_filter_state(conn, state, int(time_ms))
+
+    @staticmethod
+    def _write_filter_state(conn: sqlite3.Connection, state: Mapping[str, Any], time_ms: int) -> None:
+        conn.execute("INSERT INTO trade_filter(id, state_json, updated_ms) VALUES(1,?,?)"
+                     " ON CONFLICT(id) DO UPDATE SET state_json=excluded.state_json,"
+                     " updated_ms=excluded.updated_ms", (dumps(dict(state)), time_ms))
 
     # ------------------------------------------------------------------ agent state
     def get_state(self, key: str, default: Any = None) -> Any:

@@ -309,6 +309,45 @@ class LearningParams:
         _positive(f"{at}.significance_z", self.significance_z)
 
 
+@dataclass(frozen=True)
+class FilterParams:
+    """The trade filter (rl.strategy.trade_filter): a Bayesian online regression of a trade's
+    net R on what was known at its entry decides whether a signal is taken and at what stake.
+    Whether it runs at all is the TRADE_FILTER setting (off by default)."""
+
+    prior_strength: float = 10.0   # prior precision per weight: counts like this many trades at 0R
+    forgetting: float = 0.995      # per learned trade; 1 = never forget (half-life ~140 trades)
+    threshold: float = 0.0         # a signal is taken when its draw of expected net R exceeds this
+    thompson: float = 1.0          # spread multiple of the Thompson draw (0 = the posterior mean)
+    explore_rate: float = 0.10     # least share of the judged signals it trades (exploration budget)
+    min_stake: float = 0.25        # share of the risk budget an exploration (or least confident) trade stakes
+    full_stake_p: float = 0.80     # P(expected net R > 0) at which a trade stakes the whole budget
+    warmup_trades: int = 30        # trades learned before the filter refuses anything
+    r_clip: float = 5.0            # |R| beyond this is learned as this (one outlier never rules)
+    max_weight: float = 2.0        # largest |weight| (R per standard deviation of a feature) used
+    seed: int = 0                  # of the draws (Thompson, exploration): deterministic decisions
+    # 0: the model ignores every feature and learns only the average net R (a control arm: does
+    # it help by picking trades, or only by trading less when the agent loses on average?)
+    use_features: int = 1
+
+    def validate(self, at: str = "filter") -> None:
+        _positive(f"{at}.prior_strength", self.prior_strength)
+        _number(f"{at}.forgetting", self.forgetting)
+        _need(0.5 <= self.forgetting <= 1, f"{at}.forgetting", self.forgetting, "in [0.5, 1]")
+        _within(f"{at}.threshold", self.threshold, -5.0, 5.0)
+        _within(f"{at}.thompson", self.thompson, 0.0, 10.0)
+        _within(f"{at}.explore_rate", self.explore_rate, 0.0, 1.0)
+        _number(f"{at}.min_stake", self.min_stake)
+        _need(0 < self.min_stake <= 1, f"{at}.min_stake", self.min_stake, "in (0, 1]")
+        _number(f"{at}.full_stake_p", self.full_stake_p)
+        _need(0.5 < self.full_stake_p <= 1, f"{at}.full_stake_p", self.full_stake_p, "in (0.5, 1]")
+        _count(f"{at}.warmup_trades", self.warmup_trades, 0, 100000)
+        _positive(f"{at}.r_clip", self.r_clip)
+        _positive(f"{at}.max_weight", self.max_weight)
+        _count(f"{at}.seed", self.seed, 0, 2**31 - 1)
+        _count(f"{at}.use_features", self.use_features, 0, 1)
+
+
 # ------------------------------------------------------------------------------ all of it
 @dataclass(frozen=True)
 class StrategyParams:
@@ -322,6 +361,7 @@ class StrategyParams:
     plan: TradePlanParams = TradePlanParams()   # stop, target, size
     exits: ExitParams = ExitParams()            # partial, break-even, trailing, opposite signal
     learning: LearningParams = LearningParams()  # weight learning
+    filter: FilterParams = FilterParams()       # the learned trade filter (TRADE_FILTER=on)
     # pauses on new entries after losses (rl.risk): validated on construction, so a bad value
     # raises as soon as replace_flat builds it
     protections: ProtectionConfig = ProtectionConfig()

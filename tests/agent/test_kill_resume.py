@@ -9,6 +9,7 @@ the recorded net PnL, learning ran once per close, and both files pass PRAGMA in
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -58,8 +59,13 @@ clock = ManualClock(store.get_state("test_clock") or t0 + 3000 * 60_000)
 market = ReplayMarketData({"BTCUSDT": candles}, clock)
 ex = PaperExchange(d / "paper.db", balance=10_000.0, clock=clock.now_ms, funding_rate=0.0)
 # no least reward: the crash points need trades to close on these generated candles
-agent = TradingAgent(Settings(db_path=d / "agent.db", min_trades_for_adjust=MIN_TRADES, min_reward_r=0.0),
-                     market, ex, store, clock, feed=ex)
+# TRADE_FILTER=on (env TF_ON): the learned filter judges from the first signal (no warm-up)
+import os
+from rl.strategy.params import StrategyParams
+settings = Settings(db_path=d / "agent.db", min_trades_for_adjust=MIN_TRADES, min_reward_r=0.0,
+                    trade_filter="on" if os.environ.get("TF_ON") else "off")
+params = StrategyParams.from_settings(settings).replace_flat({"filter.warmup_trades": 0})
+agent = TradingAgent(settings, market, ex, store, clock, feed=ex, params=params)
 agent.startup()
 print("started", flush=True)
 end = t0 + end_bar * 60_000
@@ -71,8 +77,11 @@ print("finished", flush=True)
 """.replace("MIN_TRADES", str(MIN_TRADES))
 
 
-def spawn(tmp_path, end_bar: int, crash_at: str | None = None) -> subprocess.Popen:
+def spawn(tmp_path, end_bar: int, crash_at: str | None = None, filter_on: bool = False) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("TF_ON", None)
+    if filter_on:
+        env["TF_ON"] = "1"
     err = open(tmp_path / "child.err", "a")     # a file, not a pipe: a full pipe would block the child
     return subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), str(end_bar)] + ([crash_at] if crash_at else []),
                             cwd=REPO_ROOT,
@@ -116,6 +125,26 @@ def test_kill_at_each_write_then_restart(tmp_path, crash_at):
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0 and "finished" in out, (tmp_path / "child.err").read_text()[-3000:]
     check_consistency(tmp_path, min_trades=1)
+
+
+@pytest.mark.parametrize("crash_at", ["close_trade:2", "set_filter_state:3"])
+def test_kill_with_the_trade_filter_then_restart_keeps_it_in_step(tmp_path, crash_at):
+    """The filter's state is written in the close's transaction: killed just before a close
+    (or before a decision's count is stored) and restarted, it has learned from exactly the
+    closed trades, each once, and resumes from the stored state."""
+    end_bar = 3800
+    p = spawn(tmp_path, end_bar, crash_at, filter_on=True)
+    p.communicate(timeout=120)
+    assert p.returncode == -signal.SIGKILL, "the crash point was never reached"
+    p = spawn(tmp_path, end_bar, filter_on=True)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0 and "finished" in out, (tmp_path / "child.err").read_text()[-3000:]
+    check_consistency(tmp_path, min_trades=1)
+    db = sqlite3.connect(tmp_path / "agent.db")
+    state = json.loads(db.execute("SELECT state_json FROM trade_filter").fetchone()[0])
+    closed = db.execute("SELECT COUNT(*) FROM trades WHERE status='closed'").fetchone()[0]
+    assert closed >= 1 and state["learned"] == closed
+    assert state["seen"] == state["taken"] + state["skipped"] >= closed
 
 
 def check_consistency(tmp_path, min_trades: int = 5) -> None:

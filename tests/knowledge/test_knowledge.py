@@ -303,7 +303,7 @@ def test_a_version_2_file_with_trades_opens_and_its_trades_stay_the_agents(tmp_p
                  " VALUES('BTCUSDT','LONG','open','old-2',3,100,1,1,98,98,10,2)")
     conn.close()
     s = KnowledgeStore(tmp_path / "v2.db", default_weights=W)
-    assert s.schema_version == len(MIGRATIONS) == 4
+    assert s.schema_version == len(MIGRATIONS) == 5
     old = s.trade(1)
     assert (old["source"], old["funding"], old["net_pnl"], old["additions"]) == ("agent", 0.0, 1.9, [])
     assert s.get_trade_count() == 1 and len(s.closed_samples()) == 1
@@ -392,3 +392,31 @@ def test_a_version_2_file_upgrades_to_unreconciled_and_keeps_every_child_row(tmp
     with pytest.raises(sqlite3.IntegrityError):
         raw.execute("UPDATE trades SET status='lost' WHERE id=1")
     raw.close()
+
+
+def test_the_trade_filter_state_is_written_with_the_close_or_not_at_all(tmp_path):
+    """Migration 5 (trade_filter) on a version-4 file; the state goes in the close's
+    transaction: a close that fails leaves the old state, a close that commits the new one."""
+    from rl.db import connect, migrate
+    from rl.knowledge.schema import COMPONENT, MIGRATIONS
+
+    conn = connect(tmp_path / "v4.db")
+    migrate(conn, COMPONENT, MIGRATIONS[:4])
+    conn.close()
+    s = KnowledgeStore(tmp_path / "v4.db", default_weights=W)
+    assert s.schema_version == len(MIGRATIONS) and s.filter_state() is None
+    s.set_filter_state({"learned": 0}, 1)
+    tid = open_one(s)
+    s.record_exit(tid, client_order_id="x1", time_ms=2, kind="stop", price=98, quantity=1, pnl=-2, fee=0.05)
+    with pytest.raises(RuntimeError):
+        with s.batch():
+            s.close_trade(tid, closed_ms=3, exit_reason="stop", reward={}, summary_zh="", summary_en="",
+                          filter_state={"learned": 1})
+            raise RuntimeError("killed before the commit")
+    assert s.filter_state() == {"learned": 0} and s.trade(tid)["status"] == "open"
+    s.close_trade(tid, closed_ms=3, exit_reason="stop", reward={}, summary_zh="", summary_en="",
+                  filter_state={"learned": 1})
+    s.close()
+    again = KnowledgeStore(tmp_path / "v4.db", default_weights=W)
+    assert again.filter_state() == {"learned": 1} and again.trade(tid)["status"] == "closed"
+    again.close()

@@ -48,6 +48,11 @@ TODAY = {
     "exits.trail_atr": 2.0,
     "learning.min_trades": 30, "learning.step": 0.05, "learning.min_weight": 0.02, "learning.max_weight": 0.50,
     "learning.min_correlation": 0.05, "learning.significance_z": 1.645,
+    # the learned trade filter (rl.strategy.trade_filter; runs only with TRADE_FILTER=on)
+    "filter.prior_strength": 10.0, "filter.forgetting": 0.995, "filter.threshold": 0.0,
+    "filter.thompson": 1.0, "filter.explore_rate": 0.1, "filter.min_stake": 0.25,
+    "filter.full_stake_p": 0.8, "filter.warmup_trades": 30, "filter.r_clip": 5.0,
+    "filter.max_weight": 2.0, "filter.seed": 0, "filter.use_features": 1,
     # the risk protections (rl.risk.config.ProtectionConfig, new with them)
     "protections.max_drawdown_percent": 10.0, "protections.drawdown_lookback_days": 30.0,
     "protections.daily_loss_limit_percent": 4.0, "protections.stoploss_guard_trades": 3,

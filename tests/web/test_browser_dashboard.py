@@ -290,3 +290,47 @@ def test_order_form_retry_after_a_lost_answer_places_one_order(shared_data_dir, 
         expect(page.locator("#order-form input[name=quantity]")).to_have_value("", timeout=10_000)
         assert len(sent) == 3 and sent[2]["clientOrderId"] != sent[0]["clientOrderId"]
         assert runner.exchange.position("FILUSDT").amount == 20
+
+
+
+def _seed_filter(runner) -> None:
+    """A stored trade-filter model that learned 40 trades in which the level's volume density
+    predicted R (TRADE_FILTER=on reloads it at start-up)."""
+    import numpy as np
+
+    from rl.strategy.filter_features import FILTER_FEATURES
+    from rl.strategy.trade_filter import TradeFilter
+
+    rng = np.random.default_rng(0)
+    f = TradeFilter(FILTER_FEATURES, runner.agent.params.filter)
+    for _ in range(40):
+        x = {k: float(rng.uniform()) for k in FILTER_FEATURES}
+        f.learn(x, 3.0 * (x["level_volume_density"] - 0.5) + float(rng.normal(0, 0.2)))
+    f.seen, f.taken, f.skipped = 20, 15, 5
+    runner.store.set_filter_state(f.to_state(), 0)
+
+
+def test_dashboard_shows_the_trade_filter_next_to_the_weights(shared_data_dir, browser, tmp_path):
+    with _serve(shared_data_dir, tmp_path, before_start=_seed_filter, replay_speed=60.0,
+                trade_filter="on") as (base, runner):
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(base + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        page.click("#btn-start")
+        box = page.locator("#filter-box")
+        expect(box).to_be_visible(timeout=10_000)
+        expect(page.locator("#weights .wrow")).to_have_count(6)          # the six weight bars stay
+        expect(box.locator(".wrow")).to_have_count(6)
+        expect(box.locator(".wrow").first).to_have_attribute("data-feature", "level_volume_density")
+        expect(page.locator("#filter-head")).to_contain_text("已学 40 笔")
+        # (the running agent may judge a signal meanwhile: 20 seeded decisions, or a few more)
+        expect(page.locator("#filter-head")).to_contain_text(re.compile(r"评估 2\d 次信号，拒绝 \d+%"))
+        page.click("#btn-lang")
+        expect(page.locator("#filter-head")).to_contain_text("learned from 40 trades")
+        shot = tmp_path / "dashboard-filter.png"
+        page.screenshot(path=str(shot))
+        print(f"screenshot: {shot}")
+        assert errors == [], errors

@@ -192,6 +192,7 @@ export function renderTraining(status) {
       el("span", { class: "wbar" }, el("span", { class: "wfill", style: `width:${Math.min(100, pct * 2.5).toFixed(1)}%` })),
       el("span", { class: "wpct" }, `${pct.toFixed(1)}%`));
   }));
+  renderFilter(status.trade_filter);
   // last_scores: {symbol: {long, short, ...}} from the agent's newest analysis.
   const scores = Object.entries(status.last_scores || {}).map(([sym, sc]) =>
     `${sym} ${t("long")} ${num(sc.long, 0)} / ${t("short")} ${num(sc.short, 0)}`);
@@ -200,6 +201,32 @@ export function renderTraining(status) {
   const le = status.last_error;
   $("last-error").textContent = le
     ? `${t("last_error")} ${formatDateTime(le.time_ms)} ${le.symbol || ""}: ${pick(le, "message") || le.message || ""}` : "";
+}
+
+// status.trade_filter: the learned trade filter's view (TRADE_FILTER=on) or null: trades learned
+// from, its baseline expectation, each feature's weight (R per standard deviation) with its sd,
+// and how often it said no. The six features that move its prediction most, as bars around 0.
+function renderFilter(tf) {
+  const box = $("filter-box");
+  box.hidden = !tf;
+  if (!tf) return;
+  const skip = tf.skip_rate == null ? "—" : `${Math.round(tf.skip_rate * 100)}%`;
+  $("filter-head").textContent = t("filter_head", { learned: tf.learned ?? 0, warmup: tf.warmup_trades ?? "—",
+    base: (Number(tf.baseline_r) >= 0 ? "+" : "") + num(tf.baseline_r, 2), seen: tf.seen ?? 0, skip });
+  const entries = Object.entries(tf.weights || {})
+    .sort((a, b) => Math.abs(Number(b[1].weight)) - Math.abs(Number(a[1].weight))).slice(0, 6);
+  const scale = Math.max(0.25, ...entries.map(([, v]) => Math.abs(Number(v.weight))));
+  $("filter-weights").replaceChildren(el("div", { class: "muted small" }, t("filter_view")), ...entries.map(([k, v]) => {
+    const w = Number(v.weight);
+    const pct = Math.min(50, (Math.abs(w) / scale) * 50);
+    const style = w >= 0 ? `left:50%;width:${pct.toFixed(1)}%` : `left:${(50 - pct).toFixed(1)}%;width:${pct.toFixed(1)}%`;
+    const base = k.replace(/^level_/, "");
+    const name = t(`w_${base}`) === `w_${base}` ? k : t(`w_${base}`);
+    return el("div", { class: "wrow", dataset: { feature: k } },
+      el("span", { class: "wname", title: k }, name),
+      el("span", { class: "wbar fbar" }, el("span", { class: `ffill ${w >= 0 ? "up-bg" : "down-bg"}`, style })),
+      el("span", { class: "wpct" }, `${w >= 0 ? "+" : ""}${num(w, 2)}`));
+  }));
 }
 
 // ---- risk protections ---------------------------------------------------------------------------
