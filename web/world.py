@@ -8,7 +8,10 @@ replay clock's every step is written to the knowledge store (agent_state `replay
 before the agent acts at it, and a restart starts at the latest of that row and every time
 the two stores hold (trades, exits, orders, logs; paper fills, funding, the account clock),
 never earlier. Each replay data set has its own store by default
-(data/agent-replay-<symbols>-<data set id>.db); a store of another data set is refused.
+(data/agent-replay-<symbols>-<data set id>.db); a store of another data set is refused. Paper,
+testnet and live have their own too (data/<mode>/agent.db, config.default_db_path), so no mode
+shows another's trades or wallet; an explicit DB_PATH is used as given. In paper mode the
+dashboard can start the account over (reset_paper_runner: the old files are moved aside).
 
 A missing market or agent is not fatal: the dashboard still serves the page and says why
 (`market_note`, `runner_note`), so a trader sees the reason instead of a dead port. Only bad
