@@ -326,7 +326,13 @@ class DashboardService:
             if self.runner is not None and getattr(self.runner, "running", False):
                 raise ServiceError(409, "the agent is running: stop it before resetting the paper account")
             reset = self._reset_paper
-            fresh = self._runner_call(lambda: reset(self.runner), "paper reset")
+            try:
+                fresh = self._runner_call(lambda: reset(self.runner), "paper reset")
+            except ServiceError as exc:
+                # the old runner's files may be closed or moved by now: say so instead of
+                # serving a runner whose store is gone (a retry of the reset can still succeed)
+                self.runner, self.runner_note = None, exc.message
+                raise
             self.runner, self.runner_note = fresh, None
         return {"reset": True, "account": self._runner_call(fresh.account, "account")}
 

@@ -236,3 +236,26 @@ def test_reset_needs_the_token_and_an_empty_body(store_root):
             assert resp.status_code == 400 and resp.get_json()["field"] == "body"
             assert svc.runner is world.runner
             assert len(client.get("/api/trades").get_json()["trades"]) == 1
+
+
+def test_a_failed_reset_says_why_and_serves_no_half_closed_agent(store_root):
+    """The fresh account cannot be built (here: the builder refuses): 500 with its reason, and
+    the page then says the agent is unavailable instead of reading a closed store."""
+    from rl.errors import AgentError
+
+    def broken(old):
+        old.store.close()
+        old.exchange.close()
+        raise AgentError("the new store cannot be written (disk full)")
+
+    with binance():
+        world = build_world(settings())
+        app = create_app(world.settings, market=world.market, runner=world.runner, token=TOKEN,
+                         reset_paper=broken)
+        client = app.test_client()
+        resp = post_reset(client)
+        assert resp.status_code == 500
+        assert resp.get_json()["error"] == "paper reset: the new store cannot be written (disk full)"
+        meta = client.get("/api/meta").get_json()
+        assert meta["agent_available"] is False and "disk full" in meta["agent_note"]
+        assert client.get("/api/account").status_code == 503

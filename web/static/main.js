@@ -55,7 +55,8 @@ function renderAgentState() {
   $("btn-start").disabled = running || !state.meta.agent_available;
   $("btn-stop").disabled = !running;
   $("btn-reset").hidden = state.meta.mode !== "paper";
-  $("btn-reset").disabled = running || !state.meta.agent_available;
+  // also without an agent: a fresh store is how a broken paper store is recovered
+  $("btn-reset").disabled = running;
 }
 
 // The paper account starts over (server: POST /api/agent/reset, paper mode, agent stopped)
