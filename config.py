@@ -41,6 +41,12 @@ _PASSWORD_HASH_RE = re.compile(r"^(scrypt:\d+:\d+:\d+|pbkdf2_sha256:\d+):[A-Za-z
 LIVE_CONFIRM_PHRASE = "I_UNDERSTAND_REAL_MONEY"
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}USDT$|^[A-Z0-9]{2,20}USDC$")
 PROFILES_DIR = PROJECT_ROOT / "profiles"
+# Where the default stores live. Each mode has its own folder, so paper never shows a replay's
+# trades or a testnet wallet (and the paper account beside a store is that mode's alone).
+STORE_ROOT = PROJECT_ROOT / "data"
+# The one store all modes shared before; DB_PATH=data/agent.db (the line older copies of
+# .env.example carry) is read as "unset", so those copies get per-mode stores too.
+LEGACY_DB_PATH = PROJECT_ROOT / "data" / "agent.db"
 _PROFILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -66,7 +72,10 @@ class Settings:
     min_trades_for_adjust: int = 30
     check_interval_flat: float = 60.0
     check_interval_position: float = 30.0
-    db_path: Path = PROJECT_ROOT / "data" / "agent.db"
+    # the knowledge store. Unset (db_path_explicit False): one store per mode, see
+    # default_db_path(); replay keys it by its data set (web.world.replay_db_path)
+    db_path: Path = LEGACY_DB_PATH
+    db_path_explicit: bool = False
     host: str = "127.0.0.1"
     port: int = 5000
     paper_balance: float = 10000.0
@@ -118,6 +127,13 @@ class Settings:
     @property
     def replaying(self) -> bool:
         return self.replay_dir is not None
+
+    @property
+    def db_path_is_default(self) -> bool:
+        """DB_PATH was not chosen: the store is the mode's own (default_db_path), and a replay
+        gets one per data set. A path given any way (DB_PATH, --db, a constructor) is kept."""
+        return not self.db_path_explicit and self.db_path in (LEGACY_DB_PATH,
+                                                             default_db_path(self.trading_mode))
 
     @property
     def mode_label(self) -> str:
@@ -264,6 +280,14 @@ def _path(name: str, raw: str) -> Path:
         raise _fail(name, raw, f"{name} must be a file or directory path")
     p = Path(raw.strip()).expanduser()
     return p if p.is_absolute() else (PROJECT_ROOT / p)
+
+
+def default_db_path(mode: str, root: Path | None = None) -> Path:
+    """The store a mode uses when DB_PATH is unset: <root>/<mode>/agent.db (root: STORE_ROOT,
+    read at call time so tests can point it elsewhere)."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is invalid: it must be one of {', '.join(MODES)}")
+    return (root if root is not None else STORE_ROOT) / mode / "agent.db"
 
 
 def profile_path(name: str) -> Path:
@@ -423,4 +447,8 @@ def load_settings(environ: Mapping[str, str] | None = None,
         values["strategy_overrides"] = read_profile(values["strategy_profile"])
     mode = values.get("trading_mode", "paper")
     values.setdefault("trade_url", DEFAULT_TRADE_URL[mode])
+    if "db_path" in values and values["db_path"] != LEGACY_DB_PATH:
+        values["db_path_explicit"] = True
+    else:
+        values["db_path"] = default_db_path(mode)
     return _validate(Settings(**values))

@@ -97,6 +97,14 @@ def agent_stop() -> Any:
     return jsonify(service().agent_stop())
 
 
+@api.post("/agent/reset")
+def agent_reset() -> Any:
+    """Paper mode, agent stopped: a fresh paper account, trades and learning (else 409)."""
+    if _json_body():
+        raise InputError("body", "it must be empty or {}: the reset takes no fields", shown=False)
+    return jsonify(service().reset_paper_account())
+
+
 @api.get("/agent/status")
 def agent_status() -> Any:
     return jsonify(service().agent_status())

@@ -2,7 +2,7 @@
 
     python -m web.app                                   # paper trading on live Binance klines
     python -m web.app --replay ../shared/data --symbol FILUSDT --speed 60
-    python -m web.app --host 127.0.0.1 --port 5000 --db data/agent.db [--debug]
+    python -m web.app --host 127.0.0.1 --port 5000 --db data/paper/agent.db [--debug]
 
 The agent never starts by itself: the page (or POST /api/agent/start) starts it in one
 background thread. `--debug` uses Flask's development server WITHOUT the reloader, because the
@@ -20,7 +20,7 @@ import logging
 import secrets
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,8 @@ def is_loopback(host: str) -> bool:
 def create_app(settings: Settings, *, market: Any | None = None, runner: Any | None = None,
                service: DashboardService | None = None, token: str | None = None,
                market_note: str | None = None, runner_note: str | None = None,
-               replay: dict[str, Any] | None = None) -> Flask:
+               replay: dict[str, Any] | None = None,
+               reset_paper: Callable[[Any], Any] | None = None) -> Flask:
     """Build the dashboard app over one DashboardService.
 
     `market` is a MarketDataPort, `runner` an AgentRunner (or anything with its interface);
@@ -78,7 +79,8 @@ def create_app(settings: Settings, *, market: Any | None = None, runner: Any | N
     app.config["DASHBOARD_TOKEN"] = token or secrets.token_urlsafe(32)
     app.json = _JSONProvider(app)
     svc = service or DashboardService(settings, market, runner, market_note=market_note,
-                                      runner_note=runner_note, replay=replay)
+                                      runner_note=runner_note, replay=replay,
+                                      reset_paper=reset_paper)
     app.extensions["dashboard_service"] = svc
     app.register_blueprint(api)
     app.register_blueprint(pages)
@@ -233,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = world.settings
         app = create_app(settings, market=world.market, runner=world.runner,
                          market_note=world.market_note, runner_note=world.runner_note,
-                         replay=world.replay)
+                         replay=world.replay, reset_paper=world.reset_paper)
     except (SettingsError, ParamsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -268,8 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     finally:
-        if world.runner is not None and getattr(world.runner, "running", False):
-            world.runner.stop()
+        # svc.runner: a paper reset replaces the world's runner
+        if svc.runner is not None and getattr(svc.runner, "running", False):
+            svc.runner.stop()
     return 0
 
 

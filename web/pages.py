@@ -15,4 +15,6 @@ def index() -> Any:
         "index.html",
         token=current_app.config["DASHBOARD_TOKEN"],
         meta=svc.meta(),
+        # what a paper reset starts over with (the reset button's confirm dialog says it)
+        paper_balance=f"{svc.settings.paper_balance:,.2f}",
     )

@@ -162,8 +162,10 @@ class DashboardService:
     def __init__(self, settings: Settings, market: MarketPort | None = None,
                  runner: Any | None = None, *, market_note: str | None = None,
                  runner_note: str | None = None, replay: dict[str, Any] | None = None,
-                 wall_ms: Callable[[], int] | None = None) -> None:
-        """`market_note`/`runner_note` explain why a piece is missing (shown in page and API)."""
+                 wall_ms: Callable[[], int] | None = None,
+                 reset_paper: Callable[[Any], Any] | None = None) -> None:
+        """`market_note`/`runner_note` explain why a piece is missing (shown in page and API).
+        `reset_paper` (paper mode): the stopped runner -> a runner on a fresh account."""
         self.settings = settings
         self.market = market
         self.runner = runner
@@ -171,6 +173,7 @@ class DashboardService:
         self.runner_note = runner_note
         self.replay = replay
         self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
+        self._reset_paper = reset_paper
         self._lock = threading.Lock()
         # Connectivity as last observed by a market call: "unknown" until the first one.
         self._connectivity = "unknown" if market is not None else "unreachable"
@@ -311,6 +314,27 @@ class DashboardService:
                 raise ServiceError(409, "agent is not running")
             self._runner_call(runner.stop, "agent stop")
         return self._runner_call(runner.status, "agent status")
+
+    def reset_paper_account(self) -> dict[str, Any]:
+        """Start the paper account over: a fresh store (trades, learning, log) and PAPER_BALANCE.
+        409 outside paper mode or while the agent runs; the old files are kept aside."""
+        mode = self.settings.mode_label
+        if mode != "paper" or self._reset_paper is None:
+            raise ServiceError(409, f"only the paper account can be reset; this dashboard runs in "
+                                    f"{mode} mode")
+        with self._lock:       # against a concurrent start: the check and the swap are one step
+            if self.runner is not None and getattr(self.runner, "running", False):
+                raise ServiceError(409, "the agent is running: stop it before resetting the paper account")
+            reset = self._reset_paper
+            try:
+                fresh = self._runner_call(lambda: reset(self.runner), "paper reset")
+            except ServiceError as exc:
+                # the old runner's files may be closed or moved by now: say so instead of
+                # serving a runner whose store is gone (a retry of the reset can still succeed)
+                self.runner, self.runner_note = None, exc.message
+                raise
+            self.runner, self.runner_note = fresh, None
+        return {"reset": True, "account": self._runner_call(fresh.account, "account")}
 
     def agent_status(self) -> dict[str, Any]:
         return self._runner_call(self._need_runner().status, "agent status")

@@ -8,7 +8,10 @@ replay clock's every step is written to the knowledge store (agent_state `replay
 before the agent acts at it, and a restart starts at the latest of that row and every time
 the two stores hold (trades, exits, orders, logs; paper fills, funding, the account clock),
 never earlier. Each replay data set has its own store by default
-(data/agent-replay-<symbols>-<data set id>.db); a store of another data set is refused.
+(data/agent-replay-<symbols>-<data set id>.db); a store of another data set is refused. Paper,
+testnet and live have their own too (data/<mode>/agent.db, config.default_db_path), so no mode
+shows another's trades or wallet; an explicit DB_PATH is used as given. In paper mode the
+dashboard can start the account over (reset_paper_runner: the old files are moved aside).
 
 A missing market or agent is not fatal: the dashboard still serves the page and says why
 (`market_note`, `runner_note`), so a trader sees the reason instead of a dead port. Only bad
@@ -19,10 +22,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import config
 from config import Settings
 from rl.clock import Clock, RecordingClock, SystemClock
 from rl.errors import AgentError, SettingsError
@@ -51,6 +57,8 @@ class World:
     market_note: str | None = None
     runner_note: str | None = None
     replay: dict[str, Any] | None = None
+    # paper mode only: (the stopped runner) -> a runner on a fresh store and account
+    reset_paper: Callable[[Any], Any] | None = None
 
 
 def replay_start_ms(start_ms: int, end_ms: int) -> int:
@@ -106,13 +114,21 @@ def replay_dataset(datas: dict[str, Any]) -> dict[str, Any]:
 
 
 def replay_db_path(settings: Settings, dataset: dict[str, Any]) -> Path:
-    """DB_PATH left at its default: one store per replay data set beside it, so a replay never
+    """DB_PATH left unset: one store per replay data set in the store folder, so a replay never
     shares trades, weights or the paper account with paper mode or another data set."""
-    if settings.db_path != Settings().db_path:
+    if not settings.db_path_is_default:
         return settings.db_path
     syms = dataset["symbols"]
     name = "-".join(syms) if len(syms) <= 3 else f"{syms[0]}-and-{len(syms) - 1}-more"
-    return settings.db_path.with_name(f"agent-replay-{name}-{dataset['id']}{settings.db_path.suffix}")
+    return config.STORE_ROOT / f"agent-replay-{name}-{dataset['id']}.db"
+
+
+def mode_db_path(settings: Settings) -> Path:
+    """The store of paper, testnet or live: DB_PATH when given, else the mode's own
+    (config.default_db_path), so one mode never shows another's trades or wallet."""
+    if not settings.db_path_is_default:
+        return settings.db_path
+    return config.default_db_path(settings.trading_mode)
 
 
 def paper_db_path(settings: Settings) -> Path:
@@ -266,6 +282,46 @@ def build_runner(settings: Settings, market: Any, clock: Clock,
         return None, note
 
 
+def _store_files(settings: Settings) -> list[Path]:
+    """Every file of this mode's store and paper account (SQLite's -wal and -shm included)."""
+    out = []
+    for db in (settings.db_path, paper_db_path(settings)):
+        out += [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    return [p for p in out if p.exists()]
+
+
+def move_store_aside(settings: Settings, now: datetime | None = None) -> list[Path]:
+    """Rename the store and the paper account to <name>.reset-<UTC time>.bak (nothing is
+    deleted: a reset clicked by mistake can be undone by renaming back). The files must be
+    closed. Returns the new paths."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+    moved = []
+    for path in _store_files(settings):
+        target = path.with_name(f"{path.name}.reset-{stamp}.bak")
+        path.rename(target)
+        moved.append(target)
+    return moved
+
+
+def reset_paper_runner(settings: Settings, market: Any, clock: Clock, runner: Any) -> Any:
+    """A new runner on a fresh store and paper account (PAPER_BALANCE), after moving the
+    stopped `runner`'s files aside. AgentError when the new one cannot be built."""
+    if settings.mode_label != "paper":
+        raise AgentError(f"only a paper account can be reset, not {settings.mode_label}")
+    if getattr(runner, "running", False):
+        raise AgentError("the agent is running: stop it before resetting the paper account")
+    if runner is not None:
+        runner.store.close()
+        runner.exchange.close()
+    moved = move_store_aside(settings)
+    fresh, note = build_runner(settings, market, clock)
+    if fresh is None:
+        raise AgentError(f"the fresh paper account could not be built: {note}")
+    log.warning("模拟账户已重置，旧文件已移走 / paper account reset, old files moved aside: %s",
+                ", ".join(p.name for p in moved) or "-")
+    return fresh
+
+
 def build_world(settings: Settings, replay_symbol: str | None = None) -> World:
     store, datas = None, None
     if settings.replaying:
@@ -277,6 +333,14 @@ def build_world(settings: Settings, replay_symbol: str | None = None) -> World:
             store = open_store(settings)
         except _FIXABLE_BUILD_FAILURES:
             store = None               # build_runner tries again and says why
+    else:
+        if settings.db_path_is_default and config.LEGACY_DB_PATH.exists() \
+                and not mode_db_path(settings).exists():
+            log.warning("旧的共用数据库 %s 不再默认使用；要继续使用请设置 DB_PATH / the store all modes "
+                        "shared, %s, is no longer the default (each mode has its own now); set "
+                        "DB_PATH to keep using it", config.LEGACY_DB_PATH, config.LEGACY_DB_PATH)
+        if settings.db_path != mode_db_path(settings):
+            settings = settings.with_overrides(db_path=mode_db_path(settings))
     try:
         settings, market, clock, replay = build_market(settings, symbol_given=replay_symbol is not None,
                                                        store=store, datas=datas)
@@ -285,5 +349,11 @@ def build_world(settings: Settings, replay_symbol: str | None = None) -> World:
             store.close()
         raise
     runner, note = build_runner(settings, market, clock, store)
+    reset = None
+    if settings.mode_label == "paper":
+        built = settings
+
+        def reset(old: Any) -> Any:
+            return reset_paper_runner(built, market, clock, old)
     return World(settings=settings, market=market, runner=runner, clock=clock,
-                 runner_note=note, replay=replay)
+                 runner_note=note, replay=replay, reset_paper=reset)

@@ -85,18 +85,18 @@ def test_the_stores_own_times_are_a_floor_when_the_clock_row_is_behind(archive, 
         close(again)
 
 
-def test_each_data_set_gets_its_own_store_by_default(archive, tmp_path):
-    default = Settings().db_path
+def test_each_data_set_gets_its_own_store_by_default(archive, tmp_path, monkeypatch):
+    import config
+
+    monkeypatch.setattr(config, "STORE_ROOT", tmp_path / "data")     # not the project's data/
     world = build_world(settings_for(archive, None))
     try:
         path = world.settings.db_path
-        assert path.parent == default.parent and path != default
+        assert path.parent == tmp_path / "data" and path != config.default_db_path("paper")
         assert path.name.startswith(f"agent-replay-{SYMBOL}-") and world.replay["dataset_id"] in path.name
         assert world.runner is not None and world.runner.store.path == path
     finally:
         close(world)
-        for p in path.parent.glob(path.stem + "*"):
-            p.unlink()
 
 
 def test_a_store_of_another_data_set_is_refused_with_one_line(archive, tmp_path):

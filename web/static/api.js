@@ -39,6 +39,7 @@ export const api = {
   status: () => call("GET", "/api/agent/status"),
   start: () => call("POST", "/api/agent/start"),
   stop: () => call("POST", "/api/agent/stop"),
+  resetPaper: () => call("POST", "/api/agent/reset"),
   logs: (afterId) => call("GET", `/api/agent/logs?limit=200${afterId != null ? `&after_id=${afterId}` : ""}`),
   levels: (symbol) => call("GET", `/api/agent/levels?symbol=${encodeURIComponent(symbol)}`),
   account: () => call("GET", "/api/account"),

@@ -109,6 +109,8 @@ const DICT = {
     still_open: "持仓中，尚无奖励",
     levels_none: "暂无支撑阻力位",
     confirm_close: "确定平掉 {symbol} 的持仓？",
+    reset_paper: "重置模拟账户",
+    confirm_reset_paper: "确定重置模拟账户？所有模拟成交、交易记录和学习到的权重都将清空，余额恢复为 {balance} USDT（旧文件保留为 .bak）。",
     // exit keys the agent stores with trades and exits (rl/strategy/exits.py exit_kind)
     exit_stop: "止损",
     exit_target: "止盈",
@@ -227,6 +229,8 @@ const DICT = {
     still_open: "Still open: no reward yet",
     levels_none: "No support/resistance levels yet",
     confirm_close: "Close the {symbol} position?",
+    reset_paper: "Reset paper account",
+    confirm_reset_paper: "Reset the paper account? All paper fills, trades and learned weights are cleared and the balance goes back to {balance} USDT (the old files are kept as .bak).",
     exit_stop: "stop",
     exit_target: "target",
     exit_partial: "partial take-profit",

@@ -54,6 +54,25 @@ function renderAgentState() {
   setBadge("badge-agent", running ? t("running") : t("stopped"), running ? "on" : "off");
   $("btn-start").disabled = running || !state.meta.agent_available;
   $("btn-stop").disabled = !running;
+  $("btn-reset").hidden = state.meta.mode !== "paper";
+  // also without an agent: a fresh store is how a broken paper store is recovered
+  $("btn-reset").disabled = running;
+}
+
+// The paper account starts over (server: POST /api/agent/reset, paper mode, agent stopped)
+async function resetPaper() {
+  const btn = $("btn-reset");
+  if (!window.confirm(t("confirm_reset_paper", { balance: btn.dataset.balance }))) return;
+  btn.disabled = true;
+  try {
+    await api.resetPaper();
+  } catch (e) {
+    panels.toast(e.message, "error");
+    renderAgentState();
+    return;
+  }
+  // a new store restarts log ids, trades and charts: the page starts over with it
+  window.location.reload();
 }
 
 async function refreshMeta() {
@@ -171,6 +190,7 @@ function init() {
   $("btn-lang").addEventListener("click", () => setLang(lang() === "zh" ? "en" : "zh"));
   $("btn-start").addEventListener("click", () => agentAction("start"));
   $("btn-stop").addEventListener("click", () => agentAction("stop"));
+  $("btn-reset").addEventListener("click", resetPaper);
   $("thought-close").addEventListener("click", () => $("thought-dialog").close());
   panels.bindOrderForm(() => state.symbol, refreshAccount);
   onLangChange(() => {
