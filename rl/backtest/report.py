@@ -246,11 +246,15 @@ def _breakdowns(closed: Sequence[dict]) -> str:
 def _settings_table(settings: dict) -> str:
     if not settings:
         return ""
-    rows = "".join(f"<tr><th>{word(SETTINGS, k)}</th><td>{_fmt(v)}</td></tr>" for k, v in settings.items())
+    rows = "".join(f"<tr><th>{word(SETTINGS, k)}</th><td>{f'{v:g}' if isinstance(v, float) else _fmt(v)}</td></tr>"
+                   for k, v in settings.items())
     return f'<div><h2>{t("回测设置", "Settings used")}</h2><table id="settings">{rows}</table></div>'
 
 
 def _summary_value(key: str, v: Any) -> str:
+    """Percentages as _fmt_figure shows them; ratios and money with 2 decimals."""
+    if isinstance(v, float) and math.isfinite(v) and key != "win_rate" and not key.endswith("_pct"):
+        return f"{v:,.2f}"
     return _fmt_figure(key, v)
 
 
@@ -470,16 +474,21 @@ def _baselines_section(b: dict | None) -> str:
             f"<table><tr>{head}</tr>{''.join(rows)}</table>{sentence}{chart}")
 
 
+RULE_WORDS = {"daily_loss": ("日亏损保护", "Daily loss limit"), "drawdown": ("回撤保护", "Drawdown guard"),
+              "stoploss_guard": ("连续止损保护", "Stop-loss streak guard")}
+
+
 def _pauses_table(pauses: Sequence[dict]) -> str:
     """The risk protections' pauses of new entries (rl.backtest.engine.pause_records)."""
-    title = f"<h2>Protections / 风控暂停 ({len(pauses)})</h2>"
+    title = f'<h2>{t("风控暂停", "Protections")} ({len(pauses)})</h2>'
     if not pauses:
-        return title + "<p>No pauses / 无暂停</p>"
-    head = "".join(f"<th>{h}</th>" for h in ("rule / 规则", "started / 开始 (UTC)", "until / 至 (UTC)",
-                                              "reason / 原因"))
+        return title + f"<p>{t('无暂停', 'No pauses')}</p>"
+    head = "".join(f"<th>{t(zh, en)}</th>" for zh, en in (("规则", "Rule"), ("开始 (UTC)", "Started (UTC)"),
+                                                          ("至 (UTC)", "Until (UTC)"), ("原因", "Reason")))
     rows = "".join(
-        "<tr>" + f"<td>{_fmt(p.get('rule'))}</td><td>{_fmt(p.get('started'))}</td>"
-        f"<td>{_fmt(p.get('until'))}{' (active / 进行中)' if p.get('active') else ''}</td>"
-        f'<td class="reason">{_fmt(p.get("reason_en"))}<br>{_fmt(p.get("reason_zh"))}</td></tr>'
+        "<tr>" + f"<td>{word(RULE_WORDS, p.get('rule'))}</td><td>{_fmt(p.get('started'))}</td>"
+        f"<td>{_fmt(p.get('until'))}{' (' + t('进行中', 'active') + ')' if p.get('active') else ''}</td>"
+        f'<td class="reason">{t(str(p.get("reason_zh") or p.get("reason_en") or ""), str(p.get("reason_en") or ""))}'
+        "</td></tr>"
         for p in pauses)
-    return f"{title}<table><tr>{head}</tr>{rows}</table>"
+    return f'{title}<table id="pauses"><tr>{head}</tr>{rows}</table>'

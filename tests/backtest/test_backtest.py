@@ -142,6 +142,7 @@ def test_determinism_byte_identical_json_and_trace(day_data, day_run) -> None:
         return render_report(doc)
 
     assert first.trades and "-000001" in report(first)
+    assert "candles" not in first.to_json() and first.to_report()["candles"]["time_s"]
     assert report(first) == report(second)
 
 
@@ -266,7 +267,7 @@ def test_cli_writes_json_report_and_trace(tmp_path: Path, capsys, monkeypatch) -
     page = out_html.read_text()
     assert "<svg" in page and "TSTUSDT" in page and 'id="price-chart"' in page
     assert "<script src" not in page
-    assert doc["protections"]["pauses"] == [] and "Protections / 风控暂停 (0)" in page
+    assert doc["protections"]["pauses"] == [] and 'data-en="Protections">风控暂停</span> (0)' in page
 
 
 def test_cli_reports_the_protections_pauses(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -290,7 +291,7 @@ def test_cli_reports_the_protections_pauses(tmp_path: Path, capsys, monkeypatch)
     assert pause["until_ms"] > pause["started_ms"] and pause["active"] is False
     assert pause["reason_en"].startswith("Drawdown guard") and pause["reason_zh"].startswith("回撤保护")
     page = out_html.read_text()
-    assert "Protections / 风控暂停 (1)" in page and "2024-01-02T12:30:00Z" in page
+    assert 'data-en="Protections">风控暂停</span> (1)' in page and "2024-01-02T12:30:00Z" in page
     assert "回撤保护" in page
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', page)      # scripts inline, nothing fetched
 

@@ -42,6 +42,7 @@ def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_opens_in_chromium_with_chart_figures_and_both_languages(report_file: Path, tmp_path: Path) -> None:
     html = report_file.read_text(encoding="utf-8")
+    assert report_file.stat().st_size < 1_000_000        # candles merged (10 days of 1m -> 5m), not 14,400
     assert "http://" not in html.split("<script>")[0] and 'src="' not in html   # self-contained
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
@@ -66,6 +67,15 @@ def test_report_opens_in_chromium_with_chart_figures_and_both_languages(report_f
             expect(page.locator('#summary tr[data-key="profit_factor"] th')).to_have_text("利润因子")
             expect(perf.locator('tr[data-key="sqn"] th')).to_have_text("系统质量数 (SQN)")
             expect(page.locator("#by-exit")).to_contain_text("止损")
+            # zoom with the wheel over the chart: fewer candles in view afterwards
+            width = "(() => { const r = window.reportChart.timeScale().getVisibleLogicalRange(); return r.to - r.from; })()"
+            before = page.evaluate(width)
+            page.locator("#price-chart").scroll_into_view_if_needed()
+            box = page.locator("#price-chart").bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.wheel(0, -600)
+            page.wait_for_function(f"{width} < {before} * 0.95")
+            page.evaluate("window.reportChart.timeScale().fitContent(); window.scrollTo(0, 0)")
             page.screenshot(path=str(tmp_path / "report_zh.png"), full_page=False)
             page.locator("#price-chart").screenshot(path=str(tmp_path / "report_chart.png"))
 
@@ -81,6 +91,7 @@ def test_report_opens_in_chromium_with_chart_figures_and_both_languages(report_f
             expect(first.locator(".chain-body")).to_contain_text("Plan")
             assert '"perception"' not in first.inner_text()
             first.screenshot(path=str(tmp_path / "report_chain_en.png"))
+            page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(tmp_path / "report_en.png"))
             page.click("#lang")
             expect(page.locator('#summary tr[data-key="profit_factor"] th')).to_have_text("利润因子")

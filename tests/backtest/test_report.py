@@ -104,11 +104,12 @@ def test_report_lists_the_protections_pauses() -> None:
         {"rule": "drawdown", "started": "2023-09-02T10:00:00Z", "until": "2023-10-01T00:00:00Z",
          "started_ms": 3, "until_ms": 4, "active": True, "reason_en": "Drawdown guard", "reason_zh": "回撤保护"}]}
     page = render_report(r)
-    assert "Protections / 风控暂停 (2)" in page
-    assert "<td>daily_loss</td><td>2023-09-01T09:00:00Z</td><td>2023-09-02T00:00:00Z</td>" in page
-    assert "2023-10-01T00:00:00Z (active / 进行中)" in page
+    assert 'data-en="Protections">风控暂停</span> (2)' in page
+    assert ('<td><span data-zh="日亏损保护" data-en="Daily loss limit">日亏损保护</span></td>'
+            "<td>2023-09-01T09:00:00Z</td><td>2023-09-02T00:00:00Z</td>") in page
+    assert '2023-10-01T00:00:00Z (<span data-zh="进行中" data-en="active">进行中</span>)' in page
     assert "Daily loss limit &lt;4 %&gt;" in page and "日亏损保护" in page
-    assert "No pauses / 无暂停" in render_report(_result())
+    assert 'data-en="No pauses">无暂停' in render_report(_result())
 
 
 def test_report_escapes_text_from_the_store() -> None:
