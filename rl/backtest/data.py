@@ -20,6 +20,7 @@ fill times) would follow.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from bisect import bisect_left
@@ -35,6 +36,7 @@ from rl.market.archive import ArchiveData, Gap, find_archive_files, load_archive
 from rl.market.candles import MINUTE_MS, index_to_ms
 
 DAY_MS = 86_400_000
+_PERIOD = re.compile(r"-(\d{4}-\d{2}(?:-\d{2})?)\.(?:zip|csv)$")
 # History loaded before --from so the 15m/8h indicators have data at the first step (the 1w
 # trend needs more than any backtest can wait for; it says so in its notes and scores 0).
 WARMUP_DAYS = 30
@@ -114,7 +116,12 @@ def load_backtest_data(paths: Sequence[str | Path], symbol: str, date_from: str 
     # The step at --to's last close (midnight after it) needs the next bar's open, the price at
     # that instant; load the next day and keep only that one bar of it.
     load_to = None if hi is None else (hi + timedelta(days=1)).strftime("%Y-%m-%d")
-    data: ArchiveData = load_archive(files, symbol=symbol, start=load_from, end=load_to)
+    try:
+        data: ArchiveData = load_archive(files, symbol=symbol, start=load_from, end=load_to)
+    except FileNotFoundError:
+        # load_archive names every file it looked at; the user needs the range they can ask for
+        raise ValueError(f"--from/--to {date_from or '...'}..{date_to or '...'} is invalid: "
+                         f"the {symbol} files under --data cover {_file_span(files)}") from None
     frame = data.frame
     if hi is not None:
         keep = int(np.searchsorted(index_to_ms(frame.index), _ms(hi + timedelta(days=1)), side="right"))
@@ -130,6 +137,12 @@ def load_backtest_data(paths: Sequence[str | Path], symbol: str, date_from: str 
     return BacktestData(symbol=symbol, frame=frame, gaps=gaps, files=list(data.files),
                         start_ms=int(open_ms[first]) + MINUTE_MS, first_bar=first,
                         end_ms=int(open_ms[-1]) + MINUTE_MS - 1)
+
+
+def _file_span(files: Sequence[Path]) -> str:
+    """'2023-08..2023-11' from archive names like FILUSDT-1m-2023-08.zip (days kept when named)."""
+    periods = sorted(m.group(1) for p in files if (m := _PERIOD.search(p.name)))
+    return f"{periods[0]}..{periods[-1]}" if periods else f"{len(files)} file(s) with no month in their names"
 
 
 def _iso(ms: int) -> str:

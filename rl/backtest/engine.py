@@ -32,6 +32,7 @@ from tqdm import tqdm
 from config import _PARSERS, Settings, SettingsError, load_settings, read_profile
 from rl.agent.agent import KLINE_LIMITS, TradingAgent
 from rl.analysis.levels.candidates import Bars
+from rl.backtest.candles import bucket_minutes, resample_ohlc
 from rl.backtest.data import BacktestData, load_backtest_data
 from rl.backtest.metrics import TradeOutcome, drawdown_curve, exposure, summarize
 from rl.backtest.report import render_report
@@ -187,6 +188,8 @@ class BacktestResult:
     stats: dict = field(default_factory=dict)
     # {config: the limits, pauses: every pause of new entries (pause_records)}
     protections: dict = field(default_factory=dict)
+    # the tested bars as coarser candles for the report's chart (rl.backtest.candles); not in --json
+    candles: dict = field(default_factory=dict)
 
     @property
     def bars_per_second(self) -> float:
@@ -213,7 +216,8 @@ class BacktestResult:
                 "equity": {"time_ms": self.equity_time_ms.tolist(), "equity": self.equity.tolist(),
                            "drawdown": drawdown_curve(self.equity)},
                 "trades": self.trades + self.open_trades, "weight_history": self.weight_history,
-                "protections": self.protections}
+                "protections": self.protections, "settings": self.settings, "candles": self.candles,
+                "open_trades": len(self.open_trades)}
 
 
 def _iso_day(ms: int) -> str:
@@ -515,7 +519,15 @@ def _collect(data: BacktestData, settings: Settings, store: Any, n: int, eq_t: n
                         for w in history],
         equity_time_ms=times_with_start, equity=equity_with_start,
         price_time_ms=open_ms[lo:hi] + MINUTE_MS, price_close=frame["close"].to_numpy()[lo:hi],
-        bars=n, decisions=decisions, gaps=len(data.gaps), seconds=seconds)
+        candles=_report_candles(frame, open_ms, lo, hi), bars=n, decisions=decisions, gaps=len(data.gaps),
+        seconds=seconds)
+
+
+def _report_candles(frame: Any, open_ms: np.ndarray, lo: int, hi: int) -> dict:
+    minutes = bucket_minutes(hi - lo)
+    o, h, low, c = (frame[col].to_numpy()[lo:hi] for col in ("open", "high", "low", "close"))
+    out = resample_ohlc(open_ms[lo:hi], o, h, low, c, minutes=minutes)
+    return {"minutes": minutes, **out}
 
 
 # ----------------------------------------------------------------------------- output
@@ -524,7 +536,7 @@ _ROWS = (("trades", "Trades / 交易数", "{:d}"), ("win_rate", "Win rate / 胜�
          ("net_pnl", "Net PnL / 净盈亏", "{:,.2f}"), ("return_pct", "Return / 收益率", "{:+.2f} %"),
          ("fees", "Fees / 手续费", "{:,.2f}"), ("max_drawdown_pct", "Max drawdown / 最大回撤", "{:.2f} %"),
          ("sharpe", "Sharpe", "{:.2f}"), ("sortino", "Sortino", "{:.2f}"),
-         ("profit_factor", "Profit factor / 盈亏比", "{:.2f}"), ("expectancy", "Expectancy / 期望", "{:,.2f}"),
+         ("profit_factor", "Profit factor / 利润因子", "{:.2f}"), ("expectancy", "Expectancy / 期望", "{:,.2f}"),
          ("average_r", "Average R / 平均R", "{:+.2f}"), ("exposure_pct", "Exposure / 持仓时间", "{:.1f} %"),
          ("buy_hold_return_pct", "Buy & hold / 持有收益", "{:+.2f} %"))
 

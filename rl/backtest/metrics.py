@@ -165,3 +165,145 @@ def summarize(trades: Sequence[TradeOutcome], times_ms: Sequence[int] | np.ndarr
         buy_hold_return_pct=bh,
         start_balance=start_balance, end_balance=end_balance,
     )
+
+
+# ----------------------------------------------------------------------------- report figures
+# More figures for the HTML report, pure like the above. Conventions:
+# - A loss is a trade with net PnL <= 0 (as `summarize` counts losses), so a break-even trade
+#   extends a losing streak.
+# - CAGR is compounded over the calendar span of the equity curve (first to last point, years of
+#   365.25 days): (end / start) ** (1 / years) - 1. A wiped-out account (end <= 0) is -100 %.
+# - Calmar = CAGR / max drawdown (both fractions); undefined (None) without a drawdown.
+# - SQN (Van Tharp, as backtesting.py computes it) = sqrt(n) * mean(R) / std(R), with the sample
+#   standard deviation (ddof=1) of the trades' R multiples; None with fewer than 2 R values or
+#   when they are all equal.
+# - Breakdowns put each trade in the UTC month it closed in.
+
+YEAR_MS = 365.25 * DAY_MS
+
+
+def cagr(start_balance: float, end_balance: float, start_ms: int, end_ms: int) -> float | None:
+    """Compound annual growth rate as a fraction over [start_ms, end_ms] (None: no span)."""
+    if end_ms <= start_ms or start_balance <= 0:
+        return None
+    if end_balance <= 0:
+        return -1.0
+    years = (end_ms - start_ms) / YEAR_MS
+    return float((end_balance / start_balance) ** (1.0 / years) - 1.0)
+
+
+def calmar_ratio(cagr_fraction: float | None, max_drawdown_fraction: float) -> float | None:
+    """CAGR / max drawdown, both fractions (None when either is missing or there was no drawdown)."""
+    if cagr_fraction is None or max_drawdown_fraction <= 0:
+        return None
+    return cagr_fraction / max_drawdown_fraction
+
+
+def sqn(r_multiples: Sequence[float]) -> float | None:
+    """System quality number: sqrt(n) * mean(R) / sample std(R)."""
+    rs = np.asarray([r for r in r_multiples if r is not None and math.isfinite(r)], dtype=float)
+    if rs.size < 2:
+        return None
+    sd = float(np.std(rs, ddof=1))
+    if sd == 0.0:
+        return None
+    return float(math.sqrt(rs.size) * float(np.mean(rs)) / sd)
+
+
+def longest_streak(pnls: Sequence[float], losing: bool = True) -> int:
+    """Most consecutive losses (pnl <= 0), or wins (pnl > 0) with losing=False, in trade order."""
+    best = cur = 0
+    for p in pnls:
+        hit = (p <= 0) if losing else (p > 0)
+        cur = cur + 1 if hit else 0
+        best = max(best, cur)
+    return best
+
+
+@dataclass(frozen=True)
+class DrawdownPeriod:
+    """The deepest fall: from the peak before it to its trough, and when equity regained the peak
+    (None: not by the end of the run). `depth` is a fraction of the peak."""
+
+    depth: float
+    peak_ms: int
+    trough_ms: int
+    recovered_ms: int | None
+
+
+def max_drawdown_period(times_ms: Sequence[int], equity: Sequence[float]) -> DrawdownPeriod | None:
+    """Dates of the max drawdown (None without one: empty curve or equity never fell)."""
+    e = np.asarray(equity, dtype=float)
+    if e.size == 0:
+        return None
+    peaks = np.maximum.accumulate(e)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = np.where(peaks > 0, (peaks - e) / peaks, 0.0)
+    trough = int(np.argmax(dd))
+    if dd[trough] <= 0:
+        return None
+    peak = int(np.flatnonzero(e[: trough + 1] == peaks[trough])[-1])
+    after = np.flatnonzero(e[trough:] >= peaks[trough])
+    recovered = int(times_ms[trough + int(after[0])]) if after.size else None
+    return DrawdownPeriod(float(dd[trough]), int(times_ms[peak]), int(times_ms[trough]), recovered)
+
+
+@dataclass(frozen=True)
+class TradeStats:
+    """Per-trade figures over closed trades (durations in ms; None without trades)."""
+
+    avg_duration_ms: float | None
+    max_duration_ms: int | None
+    best_pnl: float | None
+    worst_pnl: float | None
+    longest_losing_streak: int
+    longest_winning_streak: int
+
+
+def trade_stats(trades: Sequence[TradeOutcome]) -> TradeStats:
+    """Durations, best/worst trade and streaks, in the order the trades are given (close order)."""
+    if not trades:
+        return TradeStats(None, None, None, None, 0, 0)
+    durations = [t.closed_ms - t.opened_ms for t in trades]
+    pnls = [t.pnl for t in trades]
+    return TradeStats(avg_duration_ms=float(np.mean(durations)), max_duration_ms=int(max(durations)),
+                      best_pnl=max(pnls), worst_pnl=min(pnls),
+                      longest_losing_streak=longest_streak(pnls, True),
+                      longest_winning_streak=longest_streak(pnls, False))
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    """One row of a breakdown (by exit reason, side or month)."""
+
+    key: str
+    trades: int
+    wins: int
+    win_rate: float
+    net_pnl: float
+    average_r: float | None
+    profit_factor: float | None
+
+
+def breakdown(keyed: Iterable[tuple[str, TradeOutcome]]) -> list[GroupFigures]:
+    """Figures per key, keys in first-seen order; profit factor as in `summarize`."""
+    groups: dict[str, list[TradeOutcome]] = {}
+    for key, t in keyed:
+        groups.setdefault(key, []).append(t)
+    rows = []
+    for key, ts in groups.items():
+        pnls = [t.pnl for t in ts]
+        wins = sum(1 for p in pnls if p > 0)
+        loss = -sum(p for p in pnls if p < 0)
+        rs = [t.r_multiple for t in ts if t.r_multiple is not None and math.isfinite(t.r_multiple)]
+        rows.append(GroupFigures(key=key, trades=len(ts), wins=wins, win_rate=wins / len(ts),
+                                 net_pnl=float(sum(pnls)), average_r=float(np.mean(rs)) if rs else None,
+                                 profit_factor=(sum(p for p in pnls if p > 0) / loss) if loss > 0 else None))
+    return rows
+
+
+def month_key(ms: int) -> str:
+    """'YYYY-MM' of a UTC instant."""
+    days = ms // DAY_MS
+    y, m, _ = np.datetime64(int(days), "D").astype(object).timetuple()[:3]
+    return f"{y:04d}-{m:02d}"

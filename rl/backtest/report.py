@@ -1,8 +1,11 @@
-"""One self-contained HTML report of a backtest: charts as inline SVG, no scripts, no network.
+"""One self-contained HTML report of a backtest: no network, everything inline.
 
-Inline SVG keeps the file readable anywhere (mail it, open it offline, archive it) and needs no
-JavaScript library. Charts: price with entries/exits, equity, drawdown, weight history; then the
-summary table and every trade with its thought chain in a collapsible row.
+The price chart is the vendored lightweight-charts (web/static/vendor/, inlined as a script, so
+the file still opens offline and can be mailed or archived): candles with zoom and pan, each
+trade as a line from entry to exit, and the S/R levels the trades were taken at. Equity,
+drawdown and weight history stay inline SVG. Every label carries Chinese and English
+(data-zh / data-en) and a button switches them; Chinese is the default, as on the dashboard.
+Figures beyond the run's summary come from rl.backtest.metrics (pure, tested by hand).
 """
 from __future__ import annotations
 
@@ -11,9 +14,32 @@ import json
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from rl.backtest.metrics import (
+    GroupFigures,
+    TradeOutcome,
+    breakdown,
+    cagr,
+    calmar_ratio,
+    max_drawdown_period,
+    month_key,
+    sqn,
+    trade_stats,
+)
+from rl.backtest.report_chain import chain_html
+from rl.backtest.report_labels import EXITS, FIGURES, SETTINGS, SIDES, WEIGHTS, duration, t, word
+
 WIDTH, HEIGHT, PAD = 1100, 260, 48
+VENDOR_JS = (Path(__file__).resolve().parents[2] / "web" / "static" / "vendor" / "lightweight-charts"
+             / "lightweight-charts.standalone.production.js")
+HINT = t("滚轮缩放，拖动平移；线段连接入场与出场（绿色盈利，红色亏损）；虚线为交易依据的支撑/阻力位。",
+         "Wheel to zoom, drag to pan; each line joins a trade's entry to its exit (green won, red lost); "
+         "dashed lines are the support/resistance levels the trades were taken at.")
+LEVEL_MERGE = 0.004     # levels closer than 0.4 % of price are drawn once (the better scored)
+LABELLED_TRADES = 20    # more entry markers than this drop their "#id" text, which would overlap
+MAX_LEVELS = 8          # the best-scored levels drawn; more stack into an unreadable band
 PALETTE = ["#f0b90b", "#26a69a", "#ef5350", "#42a5f5", "#ab47bc", "#8d6e63"]
 
 
@@ -96,23 +122,23 @@ def price_chart(times: Sequence[int], closes: Sequence[float], trades: Sequence[
     xs, ys = _downsample(times, closes)
     sc = _Scale(xs, ys)
     marks = []
-    for t in trades:
+    for tr in trades:
         for key, price_key, color, shape in (("opened_ms", "entry_price", None, "entry"),
                                              ("closed_ms", "exit_price", "#bbbbbb", "exit")):
-            ts, px = t.get(key), t.get(price_key)
+            ts, px = tr.get(key), tr.get(price_key)
             if ts is None or px is None:
                 continue
-            long = t.get("side") in ("LONG", "BUY", "long")
+            long = tr.get("side") in ("LONG", "BUY", "long")
             c = color or ("#26a69a" if long else "#ef5350")
             cx, cy = sc.x(ts), sc.y(px)
             if shape == "entry":
                 tip = -7 if long else 7
                 marks.append(f'<path d="M{cx:.1f},{cy:.1f} l-5,{-tip} l10,0 z" fill="{c}">'
-                             f'<title>#{t.get("id")} {html.escape(str(t.get("side")))} @ {_fmt(px)}</title></path>')
+                             f'<title>#{tr.get("id")} {html.escape(str(tr.get("side")))} @ {_fmt(px)}</title></path>')
             else:
-                why = html.escape(str(t.get("exit_reason", "")))
+                why = html.escape(str(tr.get("exit_reason", "")))
                 marks.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{c}">'
-                             f'<title>#{t.get("id")} exit @ {_fmt(px)} ({why})</title></circle>')
+                             f'<title>#{tr.get("id")} exit @ {_fmt(px)} ({why})</title></circle>')
     return (f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" class="chart">{_axis(sc, "Price / 价格")}'
             f'{_polyline(sc, xs, ys, "#d1d4dc")}{"".join(marks)}</svg>')
 
@@ -139,18 +165,151 @@ def line_chart(times: Sequence[int], series: dict[str, Sequence[float]], label: 
             f'{_axis(sc, label)}{"".join(body)}</svg>')
 
 
+def _vendored_chart_library() -> str:
+    """The dashboard's vendored lightweight-charts, read at render time (rl never imports web/;
+    this only reads a static file). '</' is escaped so the script cannot close its own tag."""
+    return VENDOR_JS.read_text(encoding="utf-8").replace("</", "<\\/")
+
+
+def _json_script(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
+
+
+def _outcomes(trades: Sequence[dict]) -> list[TradeOutcome]:
+    return [TradeOutcome(pnl=float(x.get("pnl") or 0.0), fees=float(x.get("fees") or 0.0),
+                         r_multiple=x.get("r_multiple"), opened_ms=int(x["opened_ms"]), closed_ms=int(x["closed_ms"]))
+            for x in trades]
+
+
+def _figure_row(key: str, value: str) -> str:
+    return f'<tr data-key="{html.escape(key)}"><th>{word(FIGURES, key)}</th><td>{value}</td></tr>'
+
+
+def _money(v: float | None) -> str:
+    return "—" if v is None else f"{v:+,.2f}"
+
+
+def _ratio(v: float | None) -> str:
+    return "—" if v is None or not math.isfinite(v) else f"{v:.2f}"
+
+
+def _day(ms: int | None) -> str:
+    return "—" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _performance(summary: dict, closed: Sequence[dict], equity: dict) -> str:
+    """CAGR, Calmar, SQN, trade durations, best/worst, streaks and the max drawdown's dates."""
+    outs = _outcomes(closed)
+    ts = trade_stats(outs)
+    times, eq = equity.get("time_ms") or [], equity.get("equity") or []
+    growth = cagr(float(eq[0]), float(eq[-1]), int(times[0]), int(times[-1])) if eq else None
+    ddp = max_drawdown_period(times, eq) if eq else None
+    calmar = calmar_ratio(growth, ddp.depth if ddp else 0.0)
+    rows = [("cagr", "—" if growth is None else f"{growth * 100:+.2f} %"), ("calmar", _ratio(calmar)),
+            ("sqn", _ratio(sqn([x.r_multiple for x in outs if x.r_multiple is not None]))),
+            ("avg_duration", duration(ts.avg_duration_ms)), ("max_duration", duration(ts.max_duration_ms)),
+            ("best_trade", _money(ts.best_pnl)), ("worst_trade", _money(ts.worst_pnl)),
+            ("losing_streak", str(ts.longest_losing_streak)), ("winning_streak", str(ts.longest_winning_streak)),
+            ("dd_peak", _day(ddp.peak_ms if ddp else None)), ("dd_trough", _day(ddp.trough_ms if ddp else None)),
+            ("dd_recovered", (_day(ddp.recovered_ms) if ddp.recovered_ms is not None
+                              else t("未修复", "not recovered")) if ddp else "—")]
+    return ('<table id="performance">' + "".join(_figure_row(k, v) for k, v in rows) + "</table>")
+
+
+def _breakdown_table(table_id: str, first_col: tuple[str, str], rows: Sequence[GroupFigures],
+                     labels: dict[str, tuple[str, str]] | None) -> str:
+    head = "".join(f"<th>{t(zh, en)}</th>" for zh, en in (
+        first_col, ("交易数", "Trades"), ("胜率", "Win rate"), ("净盈亏", "Net PnL"), ("平均 R", "Average R"),
+        ("利润因子", "Profit factor")))
+    body = "".join(
+        f"<tr><th>{word(labels, r.key) if labels else html.escape(r.key)}</th><td>{r.trades}</td>"
+        f"<td>{r.win_rate * 100:.1f} %</td><td>{_money(r.net_pnl)}</td>"
+        f"<td>{'—' if r.average_r is None else f'{r.average_r:+.2f}'}</td><td>{_ratio(r.profit_factor)}</td></tr>"
+        for r in rows)
+    return f'<table id="{table_id}"><tr>{head}</tr>{body}</table>'
+
+
+def _breakdowns(closed: Sequence[dict]) -> str:
+    outs = _outcomes(closed)
+    by_reason = breakdown((str(x.get("exit_reason")), o) for x, o in zip(closed, outs))
+    by_side = breakdown((str(x.get("side")), o) for x, o in zip(closed, outs))
+    by_month = breakdown((month_key(o.closed_ms), o) for o in outs)
+    return ('<div class="grid">'
+            f'<div><h3>{t("按出场原因", "By exit reason")}</h3>'
+            f'{_breakdown_table("by-exit", ("出场原因", "Exit reason"), by_reason, EXITS)}</div>'
+            f'<div><h3>{t("按方向", "By side")}</h3>'
+            f'{_breakdown_table("by-side", ("方向", "Side"), by_side, SIDES)}</div>'
+            f'<div><h3>{t("按月份 (平仓月, UTC)", "By month (month closed, UTC)")}</h3>'
+            f'{_breakdown_table("by-month", ("月份", "Month"), by_month, None)}</div></div>')
+
+
+def _settings_table(settings: dict) -> str:
+    if not settings:
+        return ""
+    rows = "".join(f"<tr><th>{word(SETTINGS, k)}</th><td>{f'{v:g}' if isinstance(v, float) else _fmt(v)}</td></tr>"
+                   for k, v in settings.items())
+    return f'<div><h2>{t("回测设置", "Settings used")}</h2><table id="settings">{rows}</table></div>'
+
+
+def _summary_value(key: str, v: Any) -> str:
+    """Percentages as _fmt_figure shows them; ratios and money with 2 decimals."""
+    if isinstance(v, float) and math.isfinite(v) and key != "win_rate" and not key.endswith("_pct"):
+        return f"{v:,.2f}"
+    return _fmt_figure(key, v)
+
+
+def _chart_data(result: dict, trades: Sequence[dict]) -> dict | None:
+    """What the candlestick chart draws: candles, trades snapped to candle times, the best levels."""
+    c = result.get("candles") or {}
+    if not c.get("time_s"):
+        return None
+    span_s = int(c.get("minutes", 1)) * 60
+
+    def snap(ms: int) -> int:
+        return int(ms // 1000 // span_s * span_s)
+    lines: list[dict] = []
+    levels: dict[float, dict[str, Any]] = {}
+    for x in trades:
+        chain = x.get("thought_chain") or {}
+        lv = (chain.get("perception") or {}).get("level") or {}
+        if isinstance(lv.get("price"), int | float):
+            key = round(float(lv["price"]), 6)
+            if key not in levels or (lv.get("score") or 0) > (levels[key].get("score") or 0):
+                levels[key] = {"price": key, "kind": lv.get("kind"), "score": lv.get("score") or 0}
+        lines.append({"id": x.get("id"), "side": x.get("side"), "entry_t": snap(int(x["opened_ms"])),
+                      "entry": x.get("entry_price"),
+                      "exit_t": snap(int(x["closed_ms"])) if x.get("closed_ms") is not None else None,
+                      "exit": x.get("exit_price"), "pnl": x.get("pnl"), "reason": x.get("exit_reason")})
+    best: list[dict] = []
+    for cand in sorted(levels.values(), key=lambda lv: -float(lv["score"])):
+        # a level within LEVEL_MERGE of a better one is the same zone; drawing both stacks labels
+        if all(abs(cand["price"] - b["price"]) > LEVEL_MERGE * b["price"] for b in best):
+            best.append(cand)
+    best = best[:MAX_LEVELS]
+    return {"candles": [[s, o, h, lo, cl] for s, o, h, lo, cl in
+                        zip(c["time_s"], c["open"], c["high"], c["low"], c["close"])],
+            "minutes": int(c.get("minutes", 1)), "trades": lines, "levels": best,
+            "label_trades": len(lines) <= LABELLED_TRADES}
+
+
 def render_report(result: dict) -> str:
-    """HTML for a backtest result dict (see rl.backtest.engine.BacktestResult.to_dict)."""
+    """HTML for a backtest result dict (see rl.backtest.engine.BacktestResult.to_report)."""
     summary = result.get("summary", {})
-    title = f'Backtest {result.get("symbol", "")} {result.get("from", "")} → {result.get("to", "")}'
+    title = f'{result.get("symbol", "")} {result.get("from", "")} → {result.get("to", "")}'
     prices = result.get("prices", {"time_ms": [], "close": []})
     equity = result.get("equity", {"time_ms": [], "equity": [], "drawdown": []})
     trades = result.get("trades", [])
+    closed = [x for x in trades if x.get("closed_ms") is not None and x.get("status", "closed") == "closed"]
     weights = result.get("weight_history", [])
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt_figure(k, v)}</td></tr>" for k, v in summary.items())
+    rows = "".join(_figure_row(k, _summary_value(k, v)) for k, v in summary.items())
+    if result.get("open_trades"):
+        rows += _figure_row("open_trades", str(result["open_trades"]))
     final_w = result.get("final_weights", {})
-    wrows = "".join(f"<tr><th>{html.escape(k)}</th><td>{v * 100:.1f}%</td></tr>" for k, v in final_w.items())
-    charts = [price_chart(prices["time_ms"], prices["close"], trades)] if prices["time_ms"] else []
+    wrows = "".join(f"<tr><th>{word(WEIGHTS, k)}</th><td>{v * 100:.1f}%</td></tr>" for k, v in final_w.items())
+    chart = _chart_data(result, trades)
+    charts = []
+    if chart is None and prices["time_ms"]:
+        charts.append(price_chart(prices["time_ms"], prices["close"], trades))
     if equity["time_ms"]:
         charts.append(line_chart(equity["time_ms"], {"equity": equity["equity"]}, "Equity / 权益"))
         charts.append(line_chart(equity["time_ms"], {"drawdown %": [d * 100 for d in equity["drawdown"]]},
@@ -161,38 +320,111 @@ def render_report(result: dict) -> str:
         charts.append(line_chart(wt, {n: [w["weights"][n] for w in weights] for n in names},
                                  "Feature weights / 特征权重"))
     trade_rows = []
-    for t in trades:
-        chain = t.get("thought_chain")
-        summary = html.escape(str(t.get("summary_en") or "thought chain"))
-        body = html.escape(json.dumps(chain, ensure_ascii=False, indent=1))
-        detail = (f'<tr class="chain"><td colspan="9"><details><summary>{summary}'
-                  f'</summary><pre>{body}</pre></details></td></tr>' if chain else "")
-        trade_rows.append(
-            "<tr>" + "".join(f"<td>{_fmt(t.get(k))}</td>" for k in (
-                "id", "side", "entry_time", "entry_price", "exit_time", "exit_price", "pnl", "r_multiple",
-                "exit_reason")) + "</tr>" + detail)
-    head = "".join(f"<th>{h}</th>" for h in ("#", "side", "entry", "price", "exit", "price", "PnL", "R", "reason"))
+    for x in trades:
+        chain = x.get("thought_chain")
+        detail = ""
+        if chain:
+            summ = t(str(x.get("summary_zh") or chain.get("summary_zh") or "思维链"),
+                     str(x.get("summary_en") or chain.get("summary_en") or "thought chain"))
+            detail = (f'<tr class="chain"><td colspan="9"><details><summary>{summ}</summary>'
+                      f"{chain_html(chain)}</details></td></tr>")
+        cells = [_fmt(x.get("id")), word(SIDES, x.get("side")), _fmt(x.get("entry_time")), _fmt(x.get("entry_price")),
+                 _fmt(x.get("exit_time")), _fmt(x.get("exit_price")), _fmt(x.get("pnl")), _fmt(x.get("r_multiple")),
+                 word(EXITS, x.get("exit_reason")) if x.get("exit_reason") else t("持仓中", "open")]
+        trade_rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" + detail)
+    head = "".join(f"<th>{t(zh, en)}</th>" for zh, en in (
+        ("#", "#"), ("方向", "Side"), ("入场 (UTC)", "Entry (UTC)"), ("入场价", "Entry price"),
+        ("出场 (UTC)", "Exit (UTC)"), ("出场价", "Exit price"), ("净盈亏", "Net PnL"), ("R", "R"),
+        ("出场原因", "Exit reason")))
     pauses = (result.get("protections") or {}).get("pauses") or []
+    chart_html = ""
+    if chart is not None:
+        chart_html = (
+            f'<h2>{t("K线与交易", "Candles and trades")} ({chart["minutes"]}m)</h2>'
+            f'<p class="hint">{HINT}</p>'
+            '<div id="price-chart" class="lw"></div>'
+            f'<script type="application/json" id="chart-data">{_json_script(chart)}</script>'
+            f"<script>{_vendored_chart_library()}</script><script>{CHART_JS}</script>")
     return f"""<!doctype html>
-<html lang="zh"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<html lang="zh"><head><meta charset="utf-8"><title>Backtest {html.escape(title)}</title>
 <style>
 body{{background:#131722;color:#d1d4dc;font:13px system-ui,sans-serif;margin:20px}}
-h1{{font-size:18px}} h2{{font-size:15px;margin-top:28px}}
+h1{{font-size:18px}} h2{{font-size:15px;margin-top:28px}} h3{{font-size:13px;color:#9598a1}} h4{{margin:8px 0 4px}}
 table{{border-collapse:collapse}} td,th{{padding:3px 8px;border-bottom:1px solid #2a2e39;text-align:right}}
 th{{color:#9598a1;text-align:left}} .chart{{width:100%;max-width:{WIDTH}px;background:#1e222d;display:block}}
+.lw{{width:100%;max-width:{WIDTH}px;height:440px}} .hint{{color:#787b86}}
 .tick{{fill:#787b86;font-size:10px}} .lbl{{fill:#d1d4dc;font-size:12px}} .legend span{{margin-right:12px}}
-pre{{text-align:left;white-space:pre-wrap;max-height:400px;overflow:auto;color:#b2b5be}}
-.grid{{display:flex;gap:40px;flex-wrap:wrap}} td.reason{{text-align:left}}
+.grid{{display:flex;gap:40px;flex-wrap:wrap}} td.reason,td.l,tr.chain td{{text-align:left}}
+.chain-body{{text-align:left;padding:6px 12px;background:#1a1e29}} .cs{{margin-bottom:8px}}
+#lang{{position:fixed;top:12px;right:16px;background:#2a2e39;color:#d1d4dc;border:1px solid #434651;
+padding:4px 10px;cursor:pointer}}
 </style></head><body>
-<h1>{html.escape(title)}</h1>
-<div class="grid"><div><h2>Summary / 摘要</h2><table>{rows}</table></div>
-<div><h2>Final weights / 最终权重</h2><table>{wrows}</table></div></div>
+<button id="lang" type="button">English</button>
+<h1>{t("回测报告", "Backtest report")} {html.escape(title)}</h1>
+<div class="grid"><div><h2>{t("摘要", "Summary")}</h2><table id="summary">{rows}</table></div>
+<div><h2>{t("交易表现", "Trade performance")}</h2>{_performance(summary, closed, equity)}</div>
+{_settings_table(result.get("settings") or {})}
+<div><h2>{t("最终权重", "Final weights")}</h2><table>{wrows}</table></div></div>
+<h2>{t("分类统计", "Breakdowns")}</h2>{_breakdowns(closed)}
+{chart_html}
 {_baselines_section(result.get("baselines"))}
-<h2>Charts / 图表</h2>{''.join(charts)}
+<h2>{t("图表", "Charts")}</h2>{''.join(charts)}
 {_pauses_table(pauses)}
-<h2>Trades / 交易 ({len(trades)})</h2><table><tr>{head}</tr>{''.join(trade_rows)}</table>
+<h2>{t("交易", "Trades")} ({len(trades)})</h2><table id="trades"><tr>{head}</tr>{''.join(trade_rows)}</table>
+<script>{LANG_JS}</script>
 </body></html>"""
 
+
+# Switches every data-zh/data-en label; the button names the other language.
+LANG_JS = """
+(function(){
+  var lang = 'zh', btn = document.getElementById('lang');
+  function apply(){
+    document.documentElement.lang = lang;
+    document.querySelectorAll('[data-zh]').forEach(function(e){ e.textContent = e.dataset[lang]; });
+    btn.textContent = lang === 'zh' ? 'English' : '中文';
+  }
+  btn.addEventListener('click', function(){ lang = lang === 'zh' ? 'en' : 'zh'; apply(); });
+})();
+"""
+
+# The candlestick chart: candles, a two-point line per trade (entry -> exit), entry/exit markers
+# and the levels as dashed price lines. Times are UTC seconds snapped to the candle grid, so the
+# trade lines add no extra slots to the time scale.
+CHART_JS = """
+(function(){
+  var D = JSON.parse(document.getElementById('chart-data').textContent);
+  var LC = LightweightCharts, el = document.getElementById('price-chart');
+  var chart = LC.createChart(el, {autoSize: true,
+    layout: {background: {color: '#1e222d'}, textColor: '#d1d4dc'},
+    grid: {vertLines: {color: '#2a2e39'}, horzLines: {color: '#2a2e39'}},
+    timeScale: {timeVisible: true, secondsVisible: false, minBarSpacing: 0.05}, handleScroll: true, handleScale: true});
+  var candles = chart.addSeries(LC.CandlestickSeries, {upColor: '#26a69a', downColor: '#ef5350',
+    borderVisible: false, wickUpColor: '#26a69a', wickDownColor: '#ef5350'});
+  candles.setData(D.candles.map(function(c){ return {time: c[0], open: c[1], high: c[2], low: c[3], close: c[4]}; }));
+  var markers = [];
+  D.trades.forEach(function(tr){
+    var long = tr.side === 'LONG' || tr.side === 'BUY';
+    markers.push({time: tr.entry_t, position: long ? 'belowBar' : 'aboveBar', shape: long ? 'arrowUp' : 'arrowDown',
+                  color: long ? '#26a69a' : '#ef5350', text: D.label_trades ? '#' + tr.id : ''});
+    if (tr.exit_t === null || tr.exit === null) return;
+    markers.push({time: tr.exit_t, position: 'inBar', shape: 'circle', color: '#bbbbbb', size: 0.6});
+    if (tr.exit_t <= tr.entry_t) return;
+    var line = chart.addSeries(LC.LineSeries, {color: (tr.pnl || 0) > 0 ? '#26a69a' : '#ef5350', lineWidth: 2,
+      priceLineVisible: false, lastValueVisible: false, crosshairMarkerVisible: false});
+    line.setData([{time: tr.entry_t, value: tr.entry}, {time: tr.exit_t, value: tr.exit}]);
+  });
+  markers.sort(function(a, b){ return a.time - b.time; });
+  LC.createSeriesMarkers(candles, markers);
+  D.levels.forEach(function(lv){
+    candles.createPriceLine({price: lv.price, color: lv.kind === 'support' ? '#42a5f5' : '#ab47bc',
+      lineWidth: 1, lineStyle: LC.LineStyle.Dashed, axisLabelVisible: true,
+      title: (lv.kind === 'support' ? 'S ' : 'R ') + Math.round(lv.score)});
+  });
+  chart.timeScale().fitContent();
+  window.reportChart = chart;
+})();
+"""
 
 def _baselines_section(b: dict | None) -> str:
     """The agent against buy & hold, frozen learning and the random-entry distribution
@@ -242,16 +474,21 @@ def _baselines_section(b: dict | None) -> str:
             f"<table><tr>{head}</tr>{''.join(rows)}</table>{sentence}{chart}")
 
 
+RULE_WORDS = {"daily_loss": ("日亏损保护", "Daily loss limit"), "drawdown": ("回撤保护", "Drawdown guard"),
+              "stoploss_guard": ("连续止损保护", "Stop-loss streak guard")}
+
+
 def _pauses_table(pauses: Sequence[dict]) -> str:
     """The risk protections' pauses of new entries (rl.backtest.engine.pause_records)."""
-    title = f"<h2>Protections / 风控暂停 ({len(pauses)})</h2>"
+    title = f'<h2>{t("风控暂停", "Protections")} ({len(pauses)})</h2>'
     if not pauses:
-        return title + "<p>No pauses / 无暂停</p>"
-    head = "".join(f"<th>{h}</th>" for h in ("rule / 规则", "started / 开始 (UTC)", "until / 至 (UTC)",
-                                              "reason / 原因"))
+        return title + f"<p>{t('无暂停', 'No pauses')}</p>"
+    head = "".join(f"<th>{t(zh, en)}</th>" for zh, en in (("规则", "Rule"), ("开始 (UTC)", "Started (UTC)"),
+                                                          ("至 (UTC)", "Until (UTC)"), ("原因", "Reason")))
     rows = "".join(
-        "<tr>" + f"<td>{_fmt(p.get('rule'))}</td><td>{_fmt(p.get('started'))}</td>"
-        f"<td>{_fmt(p.get('until'))}{' (active / 进行中)' if p.get('active') else ''}</td>"
-        f'<td class="reason">{_fmt(p.get("reason_en"))}<br>{_fmt(p.get("reason_zh"))}</td></tr>'
+        "<tr>" + f"<td>{word(RULE_WORDS, p.get('rule'))}</td><td>{_fmt(p.get('started'))}</td>"
+        f"<td>{_fmt(p.get('until'))}{' (' + t('进行中', 'active') + ')' if p.get('active') else ''}</td>"
+        f'<td class="reason">{t(str(p.get("reason_zh") or p.get("reason_en") or ""), str(p.get("reason_en") or ""))}'
+        "</td></tr>"
         for p in pauses)
-    return f"{title}<table><tr>{head}</tr>{rows}</table>"
+    return f'{title}<table id="pauses"><tr>{head}</tr>{rows}</table>'

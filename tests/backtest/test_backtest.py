@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -141,6 +142,7 @@ def test_determinism_byte_identical_json_and_trace(day_data, day_run) -> None:
         return render_report(doc)
 
     assert first.trades and "-000001" in report(first)
+    assert "candles" not in first.to_json() and first.to_report()["candles"]["time_s"]
     assert report(first) == report(second)
 
 
@@ -263,8 +265,9 @@ def test_cli_writes_json_report_and_trace(tmp_path: Path, capsys, monkeypatch) -
     decisions = [json.loads(x) for x in lines if json.loads(x)["event"] == "decision"]
     assert len(decisions) == doc["decisions"] > 0 and decisions[0]["min_score"] == 35.0
     page = out_html.read_text()
-    assert "<svg" in page and "TSTUSDT" in page and "<script" not in page
-    assert doc["protections"]["pauses"] == [] and "Protections / 风控暂停 (0)" in page
+    assert "<svg" in page and "TSTUSDT" in page and 'id="price-chart"' in page
+    assert "<script src" not in page
+    assert doc["protections"]["pauses"] == [] and 'data-en="Protections">风控暂停</span> (0)' in page
 
 
 def test_cli_reports_the_protections_pauses(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -278,7 +281,7 @@ def test_cli_reports_the_protections_pauses(tmp_path: Path, capsys, monkeypatch)
                  "--set", "MAX_DRAWDOWN_PERCENT=0.2", "--set", "STOPLOSS_GUARD_TRADES=0",
                  "--json", str(out_json), "--report", str(out_html)]) == 0
     printed = capsys.readouterr().out
-    assert "Pauses / 风控暂停        drawdown 1, daily_loss 0, stoploss_guard 0" in printed
+    assert re.search(r"Pauses / 风控暂停 +drawdown 1, daily_loss 0, stoploss_guard 0", printed)
     doc = json.loads(out_json.read_text())
     assert doc["protections"]["config"]["max_drawdown_percent"] == 0.2
     assert doc["protections"]["config"]["stoploss_guard_trades"] == 0
@@ -288,8 +291,18 @@ def test_cli_reports_the_protections_pauses(tmp_path: Path, capsys, monkeypatch)
     assert pause["until_ms"] > pause["started_ms"] and pause["active"] is False
     assert pause["reason_en"].startswith("Drawdown guard") and pause["reason_zh"].startswith("回撤保护")
     page = out_html.read_text()
-    assert "Protections / 风控暂停 (1)" in page and "2024-01-02T12:30:00Z" in page
-    assert "回撤保护" in page and "<script" not in page
+    assert 'data-en="Protections">风控暂停</span> (1)' in page and "2024-01-02T12:30:00Z" in page
+    assert "回撤保护" in page
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', page)      # scripts inline, nothing fetched
+
+
+def test_cli_date_range_outside_the_data_is_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("rl.backtest.engine.load_settings", lambda: Settings())
+    src = write_archive(tmp_path / "d", "TSTUSDT", "2024-01", 100, "2024-01-01")
+    assert main(["--data", str(src), "--symbol", "TSTUSDT", "--from", "2030-01-01", "--to", "2030-01-05"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "PosixPath" not in err
+    assert "--from/--to 2030-01-01..2030-01-05 is invalid" in err and "cover 2024-01..2024-01" in err
 
 
 @pytest.mark.parametrize("args, message", [

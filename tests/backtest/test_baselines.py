@@ -168,7 +168,7 @@ def test_cli_baselines_in_json_and_report_only_when_asked(tmp_path: Path, capsys
     b = doc["baselines"]
     assert [r["seed"] for r in b["random_entries"]["per_run"]] == [9, 10] and b["frozen_learning"] is not None
     page = (tmp_path / "b.html").read_text()
-    assert "Baselines / 基准" in page and "random median / 随机 median" in page and "<script" not in page
+    assert "Baselines / 基准" in page and "random median / 随机 median" in page and "<script src" not in page
 
 
 @pytest.mark.parametrize("args", [["--baselines", "-1"], ["--baselines", "2", "--jobs", "0"]])

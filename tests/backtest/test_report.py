@@ -1,6 +1,7 @@
 """The HTML report: one self-contained file with the charts, the summary and every trade."""
 from __future__ import annotations
 
+import json
 import re
 
 from rl.backtest.report import price_chart, render_report
@@ -35,15 +36,63 @@ def _result(n: int = 3000) -> dict:
 def test_report_is_self_contained_with_all_sections() -> None:
     page = render_report(_result())
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
-    # nothing fetched from anywhere: no scripts, no external links or sources
-    assert "<script" not in page.lower()
-    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', page)
-    assert page.count("<svg") == 4                   # price, equity, drawdown, weights
+    # nothing fetched from anywhere: scripts are inline, no external links or sources
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', page) and "<script src" not in page
+    assert page.count("<svg") == 4                   # no candles given: SVG price, equity, drawdown, weights
     assert "#1 LONG @ 4.0100" in page               # entry marker on the price chart
     assert "exit @ 4.0400 (target)" in page          # exit marker with its reason
     assert "做多获利" in page and "25.0%" in page and "75.0%" in page
-    assert "Trades / 交易 (2)" in page
-    assert "<th>win_rate</th><td>100.0 %</td>" in page and "+0.12 %" in page
+    assert 'data-zh="交易" data-en="Trades">交易</span> (2)' in page
+    assert ('<tr data-key="win_rate"><th><span data-zh="胜率" data-en="Win rate">胜率</span></th>'
+            "<td>100.0 %</td></tr>") in page and "+0.12 %" in page
+    assert ">win_rate<" not in page                  # words, not raw keys
+
+
+def _candles(r: dict) -> dict:
+    t = r["prices"]["time_ms"]
+    step = 15
+    keys = list(range(0, len(t), step))
+    return {"minutes": 15, "time_s": [t[i] // 1000 // 900 * 900 for i in keys],
+            "open": [4.0] * len(keys), "high": [4.1] * len(keys), "low": [3.9] * len(keys),
+            "close": [4.05] * len(keys)}
+
+
+def test_report_with_candles_inlines_the_chart_library_and_levels() -> None:
+    r = _result()
+    r["candles"] = _candles(r)
+    lv = {"price": 4.0, "kind": "support", "score": 70.0}
+    r["trades"][0]["thought_chain"]["perception"]["level"] = lv
+    r["trades"][1]["thought_chain"] = {"perception": {"level": {**lv, "price": 4.001, "score": 50.0}}}
+    page = render_report(r)
+    body = re.sub(r"<script.*?</script>", "", page, flags=re.S)
+    assert body.count("<svg") == 3                   # the price is the candlestick chart now
+    assert "LightweightCharts" in page and 'id="price-chart"' in page
+    data = json.loads(re.search(r'<script type="application/json" id="chart-data">(.*?)</script>', page).group(1))
+    assert data["minutes"] == 15 and len(data["candles"]) == 200
+    assert data["levels"] == [lv]                    # 4.001 is within 0.4 % of the better 4.0: drawn once
+    (t1, t2) = data["trades"]
+    assert (t1["entry_t"], t1["exit_t"]) == (1_693_526_400, 1_693_526_400 + 900 * 6)   # snapped to 15m
+    assert t2["exit_t"] is None
+
+
+def test_report_figures_breakdowns_and_settings() -> None:
+    r = _result()
+    r["settings"] = {"leverage": 10, "taker_fee": 0.0005}
+    page = render_report(r)
+    perf = re.search(r'<table id="performance">(.*?)</table>', page).group(1)
+    assert "最长连亏" in perf and "1小时 20分" in perf and "+12.50" in perf           # duration 80 min
+    assert '<span data-zh="杠杆" data-en="Leverage">杠杆</span></th><td>10</td>' in page
+    by_exit = re.search(r'<table id="by-exit">(.*?)</table>', page).group(1)
+    assert 'data-en="Take profit">止盈</span></th><td>1</td><td>100.0 %</td><td>+12.50</td>' in by_exit
+    assert "2023-09" in re.search(r'<table id="by-month">(.*?)</table>', page).group(1)
+    assert "利润因子" in page and "盈亏比" not in page
+
+
+def test_thought_chain_is_readable_not_json() -> None:
+    page = render_report(_result())
+    chain = re.search(r'<div class="chain-body">(.*?)</div></details>', page, re.S).group(1)
+    assert "{" not in chain and '"perception"' not in chain
+    assert 'data-en="Outcome"' in chain or 'data-en="Plan"' in chain
 
 
 def test_report_lists_the_protections_pauses() -> None:
@@ -55,11 +104,12 @@ def test_report_lists_the_protections_pauses() -> None:
         {"rule": "drawdown", "started": "2023-09-02T10:00:00Z", "until": "2023-10-01T00:00:00Z",
          "started_ms": 3, "until_ms": 4, "active": True, "reason_en": "Drawdown guard", "reason_zh": "回撤保护"}]}
     page = render_report(r)
-    assert "Protections / 风控暂停 (2)" in page
-    assert "<td>daily_loss</td><td>2023-09-01T09:00:00Z</td><td>2023-09-02T00:00:00Z</td>" in page
-    assert "2023-10-01T00:00:00Z (active / 进行中)" in page
+    assert 'data-en="Protections">风控暂停</span> (2)' in page
+    assert ('<td><span data-zh="日亏损保护" data-en="Daily loss limit">日亏损保护</span></td>'
+            "<td>2023-09-01T09:00:00Z</td><td>2023-09-02T00:00:00Z</td>") in page
+    assert '2023-10-01T00:00:00Z (<span data-zh="进行中" data-en="active">进行中</span>)' in page
     assert "Daily loss limit &lt;4 %&gt;" in page and "日亏损保护" in page
-    assert "No pauses / 无暂停" in render_report(_result())
+    assert 'data-en="No pauses">无暂停' in render_report(_result())
 
 
 def test_report_escapes_text_from_the_store() -> None:
@@ -70,7 +120,7 @@ def test_report_escapes_text_from_the_store() -> None:
 
 def test_report_of_an_empty_run_still_renders() -> None:
     page = render_report({"symbol": "X", "summary": {"trades": 0, "sharpe": None}, "trades": []})
-    assert "Trades / 交易 (0)" in page and "<svg" not in page
+    assert 'data-en="Trades">交易</span> (0)' in page and "<svg" not in page
 
 
 def test_a_long_chart_is_thinned_but_keeps_its_extremes() -> None:
