@@ -101,10 +101,14 @@ def cancel(exchange: ExchangePort, book: OrderBook, symbol: str, order_id: str, 
                             "confirm_unprotected=true to cancel it anyway")
     exchange.cancel_stop(symbol, stop.client_algo_id)
     if view["protective"]:
+        # the agent re-places the stop of a position it manages at its next check (reconcile):
+        # say so, rather than let the trader believe the stop is gone for good
+        again_zh = "；Agent 管理的持仓会在下次检查时重新挂出止损" if view["placed_by"] == "agent" else ""
+        again_en = "; the agent places it again at its next check" if view["placed_by"] == "agent" else ""
         log("WARNING", symbol, f"应交易者确认撤销止损单 {stop.side} @ {stop.trigger_price:g}（{stop.algo_id}）："
-            "持仓现在没有止损保护",
+            f"持仓现在没有止损保护{again_zh}",
             f"stop-loss {stop.side} @ {stop.trigger_price:g} ({stop.algo_id}) cancelled on the "
-            "trader's confirmation: the position is now unprotected")
+            f"trader's confirmation: the position is now unprotected{again_en}")
     else:
         log("INFO", symbol, f"已撤销条件单 {stop.type} {stop.side} @ {stop.trigger_price:g}（{stop.algo_id}）",
             f"cancelled stop order {stop.type} {stop.side} @ {stop.trigger_price:g} ({stop.algo_id})")

@@ -83,6 +83,7 @@ def test_a_resting_order_is_shown_and_cancelled_and_a_stop_needs_the_warning(sha
         srow.locator("button[data-cancel]").click()
         expect(page.locator("#cancel-warn")).to_be_visible()
         expect(page.locator("#cancel-warn")).to_contain_text("unprotected")
+        expect(page.locator("#cancel-warn")).to_contain_text("places its stop again")
         expect(page.locator("#cancel-yes")).to_contain_text("Cancel anyway")
         page.screenshot(path=str(tmp_path / "open-orders-stop-warning.png"), full_page=True)
         page.locator("#cancel-yes").click()

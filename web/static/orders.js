@@ -16,6 +16,7 @@ addStrings({
     ot_LIMIT: "限价", ot_MARKET: "市价", ot_STOP_MARKET: "止损", ot_TAKE_PROFIT_MARKET: "止盈",
     oo_confirm_title: "撤销挂单？", oo_confirm_text: "撤销 {symbol} {side} {type} {qty} @ {price}（订单 {id}）",
     oo_confirm_protective: "这是当前持仓的止损单。撤销后持仓将没有止损保护，价格不利时可能亏损远超计划。",
+    oo_confirm_agent_stop: "这是 Agent 管理的持仓：Agent 会在下次检查时重新挂出止损；要彻底去掉请平仓。",
     oo_confirm_yes: "确认撤单", oo_confirm_yes_unprotected: "仍然撤销（持仓无保护）", oo_confirm_no: "返回",
     oo_cancelled: "已撤单：{id}", oo_not_cancelled: "未撤销：订单状态 {status}",
     fills_title: "成交记录", fill_fee: "手续费", fill_pnl: "已实现", fills_none: "暂无成交",
@@ -28,6 +29,7 @@ addStrings({
     ot_LIMIT: "limit", ot_MARKET: "market", ot_STOP_MARKET: "stop", ot_TAKE_PROFIT_MARKET: "take profit",
     oo_confirm_title: "Cancel this order?", oo_confirm_text: "Cancel {symbol} {side} {type} {qty} @ {price} (order {id})",
     oo_confirm_protective: "This is the stop-loss of the open position. Without it the position is unprotected and can lose far more than planned.",
+    oo_confirm_agent_stop: "The agent manages this position and places its stop again at its next check; close the position to remove it for good.",
     oo_confirm_yes: "Cancel order", oo_confirm_yes_unprotected: "Cancel anyway (position unprotected)", oo_confirm_no: "Back",
     oo_cancelled: "Cancelled: {id}", oo_not_cancelled: "Not cancelled: the order is {status}",
     fills_title: "Fills", fill_fee: "Fee", fill_pnl: "Realized", fills_none: "No fills yet",
@@ -125,7 +127,8 @@ function askCancel(o) {
   $("cancel-title").textContent = t("oo_confirm_title");
   $("cancel-text").textContent = t("oo_confirm_text", { symbol: o.symbol, side: sideText(o.side),
     type: typeText(o.type), qty: o.close_position ? "—" : fmt(o.qty), price: fmt(priceOf(o)), id: o.order_id });
-  $("cancel-warn").textContent = t("oo_confirm_protective");
+  $("cancel-warn").textContent = t("oo_confirm_protective")
+    + (o.placed_by === "agent" ? ` ${t("oo_confirm_agent_stop")}` : "");
   $("cancel-warn").hidden = !o.protective;
   $("cancel-no").textContent = t("oo_confirm_no");
   const yes = $("cancel-yes");
