@@ -38,7 +38,10 @@ addStrings({
 });
 
 const $ = (id) => document.getElementById(id);
-const state = { orders: [], fills: [], available: true };
+const boot = JSON.parse(document.getElementById("boot-data")?.textContent || "{}");
+// no agent in this process (offline without replay): nothing to list, so nothing is asked
+const state = { orders: [], fills: [], available: boot.agent_available !== false, polls: 0 };
+const FILLS_EVERY = 5;     // polls: fills cost Binance userTrades calls (weight 5 per 7-day window)
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -150,22 +153,28 @@ function askCancel(o) {
   d.showModal();
 }
 
-export async function refresh() {
+export async function refresh(withFills = true) {
   if (!state.available) return;
+  let changed = false;
   try {
-    state.orders = (await api.openOrders()).orders;
+    const orders = (await api.openOrders()).orders;
+    const key = (list) => list.map((o) => `${o.order_id}:${o.filled_qty}`).join(",");
+    changed = key(orders) !== key(state.orders);
+    state.orders = orders;
     renderOrders();
-  } catch (e) {
-    if (e.status === 503) state.available = false;     // no agent in this process: stop asking
-  }
+  } catch (e) { /* Binance unreachable: the badge says so; the next poll retries */ }
+  // an order that filled (or went) changed the list: its fills are asked for at once
+  if (!withFills && !changed) return;
   try {
     state.fills = (await api.fills(100)).fills;
     renderFills();
-  } catch (e) { /* the next poll retries */ }
+  } catch (e) { /* idem */ }
 }
 
 function loop() {
-  refresh().finally(() => setTimeout(loop, 3000));
+  const withFills = state.polls % FILLS_EVERY === 0;
+  state.polls += 1;
+  refresh(withFills).finally(() => setTimeout(loop, 3000));
 }
 
 onLangChange(() => { renderOrders(); renderFills(); });
