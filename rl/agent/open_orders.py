@@ -24,7 +24,7 @@ def _placed_by(book: OrderBook, client_id: str) -> str:
     neither of them sent (placed on the exchange's own site, say)."""
     row = book.get(client_id) if client_id else None
     if row is not None:
-        return "manual" if row.get("purpose") == "manual" else "agent"
+        return "manual" if str(row.get("purpose") or "").startswith("manual") else "agent"
     if client_id.startswith("man-"):
         return "manual"
     return "agent" if client_id.startswith("ag") else "unknown"
@@ -80,7 +80,8 @@ def cancel(exchange: ExchangePort, book: OrderBook, symbol: str, order_id: str, 
     if order is not None:
         done = exchange.cancel_order(symbol, order.client_order_id)
         if done is None:
-            raise OrderNotOpen(f"order {oid} of {symbol} is no longer known to the exchange")
+            raise OrderNotOpen(f"order_id={oid!r} of {symbol} is no longer known to the exchange "
+                               "(filled or cancelled meanwhile): reload the list")
         book.record(done, _purpose(book, done.client_order_id) or "unknown")
         cancelled = done.status == "CANCELED"
         view = order_view(done, book)

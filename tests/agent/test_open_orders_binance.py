@@ -103,7 +103,7 @@ def test_cancel_of_an_order_gone_meanwhile_is_not_open(world):
     _serve()
     responses.add(responses.DELETE, BASE + "/fapi/v1/order", json=UNKNOWN_ORDER, status=400)
     responses.add(responses.GET, BASE + "/fapi/v1/order", json=NO_SUCH_ORDER, status=400)
-    with pytest.raises(OrderNotOpen, match="1917641"):
+    with pytest.raises(OrderNotOpen, match="order_id='1917641'"):
         _cancel(world, "1917641")
     assert world[2] == []
 
