@@ -15,7 +15,9 @@
     ├── DownloadError                   an archive month could not be downloaded
     │   ├── NotPublished                HTTP 404: Binance has not published that month
     │   └── ChecksumMismatch            the bytes do not match Binance's sha256
-    └── AgentAlreadyRunning             start() while the agent thread is alive
+    ├── AgentAlreadyRunning             start() while the agent thread is alive
+    ├── OrderNotOpen                    the order to cancel is not open on the exchange
+    └── CancelRefused                   cancelling would leave a position without its stop
 
 The validation errors stay ValueErrors because callers (and the dashboard's 400 mapping)
 catch ValueError for "bad input". Messages are written for the trader: callers may show
@@ -110,3 +112,12 @@ class ChecksumMismatch(DownloadError):
 # ----------------------------------------------------------------------------- agent
 class AgentAlreadyRunning(AgentError):
     """start() was called while the agent thread is alive."""
+
+
+# ----------------------------------------------------------------------------- orders
+class OrderNotOpen(AgentError):
+    """The order to cancel is not (or no longer) open on the exchange."""
+
+
+class CancelRefused(AgentError):
+    """Cancelling would leave an open position without its stop-loss; the trader must confirm."""

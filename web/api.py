@@ -143,6 +143,23 @@ def close() -> Any:
     return jsonify(service().close_position(_json_body()))
 
 
+@api.get("/agent/orders")
+def agent_orders() -> Any:
+    return jsonify({"orders": service().open_orders()})
+
+
+@api.post("/agent/orders/cancel")
+def agent_orders_cancel() -> Any:
+    return jsonify(service().cancel_order(_json_body()))
+
+
+@api.get("/agent/fills")
+def agent_fills() -> Any:
+    limit = _int_arg("limit", 100, 1, 1000)
+    svc = service()
+    return jsonify({"fills": svc.fills(limit=limit), "orders": svc.order_history(limit=limit)})
+
+
 # ---- market data -----------------------------------------------------------------------------
 @api.get("/klines/<symbol>/<interval>")
 def klines(symbol: str, interval: str) -> Any:

@@ -32,8 +32,10 @@ from rl.errors import (
     AgentAlreadyRunning,
     AgentError,
     AuthError,
+    CancelRefused,
     MarketUnavailable,
     NetworkError,
+    OrderNotOpen,
     OrderRejected,
     RateLimitError,
     UnknownOrderStatus,
@@ -52,6 +54,7 @@ ORDER_SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT")
 ORDER_FIELDS = ("symbol", "side", "type", "quantity", "price", "clientOrderId")
 CLOSE_FIELDS = ("symbol",)
+CANCEL_FIELDS = ("symbol", "order_id", "confirm_unprotected")
 IDEMPOTENCY_MEMORY = 1000        # answered clientOrderIds the service remembers (oldest go first)
 T = TypeVar("T")
 
@@ -60,6 +63,8 @@ T = TypeVar("T")
 # maps like its parent. Anything else is a 500.
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (AgentAlreadyRunning, 409),
+    (CancelRefused, 409),         # a protective stop of an open position: confirm first
+    (OrderNotOpen, 404),
     (MarketUnavailable, 503),
     (NetworkError, 503),
     (RateLimitError, 503),        # Binance asked us to back off: try again later
@@ -410,6 +415,37 @@ class DashboardService:
         sym = self.check_symbol(payload["symbol"])
         runner = self._need_runner()
         return self._runner_call(lambda: runner.close_position(sym), f"close {sym}")
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        return self._runner_call(self._need_runner().open_orders, "open orders")
+
+    def cancel_order(self, payload: Any) -> dict[str, Any]:
+        """Cancel one open order or stop: {"symbol", "order_id", "confirm_unprotected"?}.
+
+        The agent refuses (409) to cancel the stop-loss of an open position unless
+        confirm_unprotected is true; an order not open any more is a 404."""
+        check_fields(payload, CANCEL_FIELDS)
+        if payload.get("symbol") in (None, ""):
+            raise InputError("symbol", "it is required: the symbol of the order to cancel", shown=False)
+        sym = self.check_symbol(payload["symbol"])
+        order_id = parse_client_id("order_id", payload.get("order_id"))
+        if order_id is None:
+            raise InputError("order_id", "it is required: the exchange's id of the order to cancel",
+                             shown=False)
+        confirm = payload.get("confirm_unprotected", False)
+        if not isinstance(confirm, bool):
+            raise InputError("confirm_unprotected", "it must be true or false", confirm)
+        runner = self._need_runner()
+        return self._runner_call(lambda: runner.cancel_order(sym, order_id, confirm),
+                                 f"cancel {sym} {order_id}")
+
+    def fills(self, limit: int = 100) -> list[dict[str, Any]]:
+        runner = self._need_runner()
+        return self._runner_call(lambda: runner.fills(limit=limit), "fills")
+
+    def order_history(self, limit: int = 100) -> list[dict[str, Any]]:
+        runner = self._need_runner()
+        return self._runner_call(lambda: runner.order_history(limit=limit), "order history")
 
     # ---- history -------------------------------------------------------------------------------
     def trades(self, limit: int = 100) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ import pandas as pd
 
 from client import BinanceError, SymbolFilters, new_client_order_id
 from config import Settings
+from rl.agent import open_orders
 from rl.agent.analyzer_port import OneMinuteAppender, SymbolAnalyzer
 from rl.agent.filter_gate import PERCEPTION_KEY, FilterGate
 from rl.agent.journal import TradeJournal, state_copy
@@ -847,6 +848,22 @@ class TradingAgent:
             return {"symbol": symbol, "closed": out.closed, "qty": out.qty, "price": out.exit_price,
                     "realized_pnl": out.realized_pnl, "fees": out.fees, "reason": out.reason,
                     "reason_zh": out.reason_zh, "reason_en": out.reason}
+
+    def open_orders(self) -> list[dict]:
+        """Every open order and stop in the agent's symbols (rl.agent.open_orders)."""
+        return open_orders.open_orders(self.exchange, self.store.orders, self.symbols)
+
+    def cancel_order(self, symbol: str, order_id: str, confirm_unprotected: bool = False) -> dict:
+        """Cancel one open order or stop from the dashboard, serialized with the agent's cycle;
+        a stop-loss of an open position only with `confirm_unprotected`."""
+        with self.lock:
+            return open_orders.cancel(self.exchange, self.store.orders, symbol, order_id,
+                                      confirm_unprotected=confirm_unprotected,
+                                      log=lambda lv, sym, zh, en: self._log(lv, sym, zh, en))
+
+    def fills(self, since_ms: int, limit: int = 100) -> list[dict]:
+        """The account's fills in the agent's symbols since `since_ms`, newest first."""
+        return open_orders.fills(self.exchange, self.store.orders, self.symbols, since_ms, limit)
 
     # ================================================================== status / logs
     def _log(self, level: str, sym: str, zh: str, en: str, now: int | None = None, pylog: bool = True) -> None:

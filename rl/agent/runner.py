@@ -130,6 +130,20 @@ class AgentRunner:
     def close_position(self, symbol: str) -> dict:
         return self.agent.close_position(self._symbol(symbol))
 
+    def open_orders(self) -> list[dict]:
+        return self.agent.open_orders()
+
+    def cancel_order(self, symbol: str, order_id: str, confirm_unprotected: bool = False) -> dict:
+        return self.agent.cancel_order(self._symbol(symbol), order_id,
+                                       confirm_unprotected=confirm_unprotected)
+
+    def fills(self, limit: int = 100, days: int = 7) -> list[dict]:
+        """Fills of the last `days` (Binance keeps userTrades queryable in 7-day windows)."""
+        return self.agent.fills(self.clock.now_ms() - days * 86_400_000, limit)
+
+    def order_history(self, limit: int = 100) -> list[dict]:
+        return [{k: v for k, v in o.items() if k != "raw"} for o in self.store.orders.recent(limit)]
+
     def _symbol(self, symbol: str) -> str:
         s = str(symbol).upper()
         if s not in self.settings.symbols:

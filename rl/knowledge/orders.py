@@ -71,6 +71,12 @@ class OrderBook:
                               (symbol, str(order_id)))
         return _order_dict(rows[0]) if rows else None
 
+    def recent(self, limit: int = 100) -> list[dict]:
+        """The newest orders the store knows (any status), newest first: the order history."""
+        return [_order_dict(r) for r in
+                self._db.query("SELECT * FROM orders ORDER BY COALESCE(time_ms, 0) DESC, id DESC LIMIT ?",
+                               (int(limit),))]
+
     def for_trade(self, trade_id: int) -> list[dict]:
         return [_order_dict(r) for r in
                 self._db.query("SELECT * FROM orders WHERE trade_id=? ORDER BY id", (int(trade_id),))]

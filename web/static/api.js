@@ -51,4 +51,8 @@ export const api = {
   trade: (id) => call("GET", `/api/trades/${encodeURIComponent(id)}`),
   equity: () => call("GET", "/api/equity"),
   weightHistory: () => call("GET", "/api/weights/history"),
+  openOrders: () => call("GET", "/api/agent/orders"),
+  cancelOrder: (symbol, orderId, confirmUnprotected = false) => call("POST", "/api/agent/orders/cancel",
+    { symbol, order_id: orderId, confirm_unprotected: confirmUnprotected }),
+  fills: (limit = 100) => call("GET", `/api/agent/fills?limit=${limit}`),
 };

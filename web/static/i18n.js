@@ -307,3 +307,10 @@ export function pick(obj, base) {
   if (!obj) return "";
   return obj[`${base}_${current}`] ?? obj[`${base}_zh`] ?? obj[base] ?? "";
 }
+
+// A module's own strings (orders.js, ...), merged into the dictionary so t() finds them and
+// the module's text stays next to its code.
+export function addStrings(extra) {
+  for (const [code, strings] of Object.entries(extra)) Object.assign(DICT[code] ??= {}, strings);
+  applyStatic();
+}

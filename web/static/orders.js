@@ -1,0 +1,183 @@
+// The open-orders panel (resting maker entries, resting targets, manual limits and the stops
+// on the Algo Order API, each with a cancel button behind a confirmation) and the fills list.
+// A resting order holds margin while the positions say "no position": this panel is where the
+// trader sees it. Cancelling the stop-loss of an open position takes a second, explicit
+// confirmation (the server refuses it otherwise: it never leaves a position unprotected silently).
+
+import { api } from "./api.js";
+import { t, addStrings, onLangChange } from "./i18n.js";
+import { formatDateTime } from "./charts.js";
+
+addStrings({
+  zh: {
+    oo_title: "当前挂单", oo_kind: "类型", oo_qty: "数量/已成交", oo_by: "来源", oo_none: "无挂单",
+    oo_cancel: "撤单", oo_by_agent: "Agent", oo_by_manual: "手动", oo_by_unknown: "其他",
+    oo_reduce: "只减仓", oo_protective: "保护止损", oo_stop: "触发",
+    ot_LIMIT: "限价", ot_MARKET: "市价", ot_STOP_MARKET: "止损", ot_TAKE_PROFIT_MARKET: "止盈",
+    oo_confirm_title: "撤销挂单？", oo_confirm_text: "撤销 {symbol} {side} {type} {qty} @ {price}（订单 {id}）",
+    oo_confirm_protective: "这是当前持仓的止损单。撤销后持仓将没有止损保护，价格不利时可能亏损远超计划。",
+    oo_confirm_agent_stop: "这是 Agent 管理的持仓：Agent 会在下次检查时重新挂出止损；要彻底去掉请平仓。",
+    oo_confirm_yes: "确认撤单", oo_confirm_yes_unprotected: "仍然撤销（持仓无保护）", oo_confirm_no: "返回",
+    oo_cancelled: "已撤单：{id}", oo_not_cancelled: "未撤销：订单状态 {status}",
+    fills_title: "成交记录", fill_fee: "手续费", fill_pnl: "已实现", fills_none: "暂无成交",
+    side_BUY: "买入", side_SELL: "卖出",
+  },
+  en: {
+    oo_title: "Open orders", oo_kind: "Type", oo_qty: "Qty / filled", oo_by: "By", oo_none: "No open orders",
+    oo_cancel: "Cancel", oo_by_agent: "agent", oo_by_manual: "manual", oo_by_unknown: "other",
+    oo_reduce: "reduce-only", oo_protective: "protective stop", oo_stop: "trigger",
+    ot_LIMIT: "limit", ot_MARKET: "market", ot_STOP_MARKET: "stop", ot_TAKE_PROFIT_MARKET: "take profit",
+    oo_confirm_title: "Cancel this order?", oo_confirm_text: "Cancel {symbol} {side} {type} {qty} @ {price} (order {id})",
+    oo_confirm_protective: "This is the stop-loss of the open position. Without it the position is unprotected and can lose far more than planned.",
+    oo_confirm_agent_stop: "The agent manages this position and places its stop again at its next check; close the position to remove it for good.",
+    oo_confirm_yes: "Cancel order", oo_confirm_yes_unprotected: "Cancel anyway (position unprotected)", oo_confirm_no: "Back",
+    oo_cancelled: "Cancelled: {id}", oo_not_cancelled: "Not cancelled: the order is {status}",
+    fills_title: "Fills", fill_fee: "Fee", fill_pnl: "Realized", fills_none: "No fills yet",
+    side_BUY: "buy", side_SELL: "sell",
+  },
+});
+
+const $ = (id) => document.getElementById(id);
+const boot = JSON.parse(document.getElementById("boot-data")?.textContent || "{}");
+// no agent in this process (offline without replay): nothing to list, so nothing is asked
+const state = { orders: [], fills: [], available: boot.agent_available !== false, polls: 0 };
+const FILLS_EVERY = 5;     // polls: fills cost Binance userTrades calls (weight 5 per 7-day window)
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  children.flat().forEach((c) => { if (c != null) node.append(c instanceof Node ? c : String(c)); });
+  return node;
+}
+
+const fmt = (v, max = 6) => (v == null || !Number.isFinite(Number(v)) ? "—"
+  : Number(v).toLocaleString("en-US", { maximumFractionDigits: max }));
+const typeText = (type) => t(`ot_${type}`);
+const sideText = (side) => t(`side_${side}`);
+const byText = (by) => t(`oo_by_${by || "unknown"}`);
+const priceOf = (o) => (o.kind === "stop" ? o.stop_price : o.price);
+const shortTime = (ms) => (ms ? formatDateTime(ms).slice(5, 16) : "—");
+
+function renderOrders() {
+  const body = $("open-orders-body");
+  if (!body) return;
+  if (!state.orders.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "empty" }, t("oo_none"))));
+    return;
+  }
+  body.replaceChildren(...state.orders.map((o) => el("tr",
+    { class: o.protective ? "protective" : "", dataset: { orderId: o.order_id, kind: o.kind } },
+    el("td", {}, o.symbol),
+    el("td", {}, el("span", { class: o.side === "BUY" ? "up" : "down" }, sideText(o.side)), " ", typeText(o.type),
+      o.protective ? el("span", { class: "oo-tag" }, t("oo_protective"))
+        : o.reduce_only ? el("span", { class: "oo-tag" }, t("oo_reduce")) : null),
+    el("td", { title: o.kind === "stop" ? t("oo_stop") : "" }, (o.kind === "stop" ? "⚑ " : "") + fmt(priceOf(o))),
+    el("td", {}, o.close_position ? "—" : `${fmt(o.qty)} / ${fmt(o.filled_qty)}`),
+    el("td", { title: shortTime(o.time_ms) }, byText(o.placed_by)),
+    el("td", {}, el("button", { class: "btn", type: "button", "data-cancel": o.order_id,
+      onclick: () => askCancel(o) }, t("oo_cancel"))))));
+}
+
+function renderFills() {
+  const body = $("fills-body");
+  if (!body) return;
+  if (!state.fills.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 8, class: "empty" }, t("fills_none"))));
+    return;
+  }
+  body.replaceChildren(...state.fills.map((f) => el("tr", { dataset: { tradeId: f.trade_id } },
+    el("td", {}, shortTime(f.time_ms)),
+    el("td", {}, f.symbol),
+    el("td", {}, el("span", { class: f.side === "BUY" ? "up" : "down" }, sideText(f.side))),
+    el("td", {}, fmt(f.price)),
+    el("td", {}, fmt(f.qty)),
+    el("td", {}, fmt(f.commission, 4)),
+    el("td", { class: f.realized_pnl > 0 ? "up" : f.realized_pnl < 0 ? "down" : "" }, fmt(f.realized_pnl, 4)),
+    el("td", {}, byText(f.placed_by)))));
+}
+
+function toast(message, kind) {
+  const box = $("toast");
+  if (!box) return;
+  box.textContent = message;
+  box.className = `toast show ${kind}`;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { box.className = "toast"; }, 5000);
+}
+
+// One dialog for every cancel; a protective stop gets the warning and the stronger button.
+function dialog() {
+  let d = $("cancel-dialog");
+  if (d) return d;
+  d = el("dialog", { id: "cancel-dialog", class: "dialog cancel-dialog" },
+    el("h3", { id: "cancel-title" }), el("p", { id: "cancel-text" }),
+    el("p", { id: "cancel-warn", class: "warn" }),
+    el("div", { class: "actions" },
+      el("button", { id: "cancel-no", class: "btn ghost", type: "button" }),
+      el("button", { id: "cancel-yes", class: "btn primary", type: "button" })));
+  document.body.append(d);
+  $("cancel-no").addEventListener("click", () => d.close());
+  return d;
+}
+
+function askCancel(o) {
+  const d = dialog();
+  $("cancel-title").textContent = t("oo_confirm_title");
+  $("cancel-text").textContent = t("oo_confirm_text", { symbol: o.symbol, side: sideText(o.side),
+    type: typeText(o.type), qty: o.close_position ? "—" : fmt(o.qty), price: fmt(priceOf(o)), id: o.order_id });
+  $("cancel-warn").textContent = t("oo_confirm_protective")
+    + (o.placed_by === "agent" ? ` ${t("oo_confirm_agent_stop")}` : "");
+  $("cancel-warn").hidden = !o.protective;
+  $("cancel-no").textContent = t("oo_confirm_no");
+  const yes = $("cancel-yes");
+  yes.textContent = o.protective ? t("oo_confirm_yes_unprotected") : t("oo_confirm_yes");
+  yes.onclick = async () => {
+    yes.disabled = true;
+    try {
+      const res = await api.cancelOrder(o.symbol, o.order_id, !!o.protective);
+      toast(res.cancelled ? t("oo_cancelled", { id: o.order_id }) : t("oo_not_cancelled", { status: res.status }),
+        res.cancelled ? "ok" : "error");
+      d.close();
+    } catch (e) {
+      toast(e.message, "error");
+    } finally {
+      yes.disabled = false;
+      await refresh();
+    }
+  };
+  d.showModal();
+}
+
+export async function refresh(withFills = true) {
+  if (!state.available) return;
+  let changed = false;
+  try {
+    const orders = (await api.openOrders()).orders;
+    const key = (list) => list.map((o) => `${o.order_id}:${o.filled_qty}`).join(",");
+    changed = key(orders) !== key(state.orders);
+    state.orders = orders;
+    renderOrders();
+  } catch (e) { /* Binance unreachable: the badge says so; the next poll retries */ }
+  // an order that filled (or went) changed the list: its fills are asked for at once
+  if (!withFills && !changed) return;
+  try {
+    state.fills = (await api.fills(100)).fills;
+    renderFills();
+  } catch (e) { /* idem */ }
+}
+
+function loop() {
+  const withFills = state.polls % FILLS_EVERY === 0;
+  state.polls += 1;
+  refresh(withFills).finally(() => setTimeout(loop, 3000));
+}
+
+onLangChange(() => { renderOrders(); renderFills(); });
+renderOrders();
+renderFills();
+loop();
