@@ -435,3 +435,9 @@ export function renderWeightHistory(history) {
   const last = history && history.length ? history[history.length - 1] : null;
   $("weights-reason").textContent = last ? `${formatDateTime(last.time_ms)} · ${featureNames(pick(last, "reason") || last.reason || "")}` : "";
 }
+
+// The time zone changed (charts.js setTimeZone): the mini charts redraw their time axis.
+export function refreshTime() {
+  if (equityChart) equityChart.refreshTime();
+  if (weightChart) weightChart.refreshTime();
+}
