@@ -32,6 +32,7 @@ from rl.errors import (
     AgentAlreadyRunning,
     AgentError,
     AuthError,
+    BinanceError,
     MarketUnavailable,
     NetworkError,
     OrderRejected,
@@ -79,10 +80,11 @@ class ServiceError(AgentError):
     those. It is an AgentError so that it, too, hangs off the project's one error tree.
     """
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code          # Binance's error code (-2019 ...): the page explains it in its language
 
 
 class MarketPort(Protocol):
@@ -104,7 +106,8 @@ def translate_error(exc: BaseException, context: str) -> ServiceError:
         return ServiceError(exc.status, str(exc))
     status = next((code for cls, code in ERROR_STATUS if isinstance(exc, cls)), None)
     if status is not None:
-        return ServiceError(status, f"{context}: {exc}")
+        code = exc.code if isinstance(exc, BinanceError) else None
+        return ServiceError(status, f"{context}: {exc}", code)
     if isinstance(exc, AgentError):
         return ServiceError(500, f"{context}: {exc}")
     log.error("%s failed unexpectedly", context, exc_info=exc)
@@ -280,6 +283,7 @@ class DashboardService:
             "agent_note": self.runner_note,
             "replay": self.replay,
             "world_time_ms": world_ms,
+            "leverage": self.settings.leverage,     # the order form's margin estimate
             "replay_hint": "python -m web.app --replay ../shared/data --symbol FILUSDT --speed 60",
         }
 

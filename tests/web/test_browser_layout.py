@@ -34,7 +34,9 @@ def _no_sideways_scroll(page) -> None:
 
 
 def _open_paper_position(page) -> None:
-    """A market BUY of 10 through the page's own order form (the paper exchange fills it)."""
+    """A market BUY of 10 through the page's own order form (the paper exchange fills it),
+    saying yes to the market-order confirmation."""
+    page.once("dialog", lambda d: d.accept())
     page.fill("#order-form input[name=quantity]", "10")
     page.click("#order-form button[type=submit]")
     expect(page.locator("#order-form input[name=quantity]")).to_have_value("", timeout=10_000)
@@ -142,3 +144,47 @@ def test_desktop_chart_shows_position_lines_ohlc_and_time_zone(shared_data_dir, 
         page.screenshot(path=str(tmp_path / "desktop-utc-en.png"))
         assert errors == [], errors
         print(f"screenshots: {tmp_path}")
+
+
+def test_order_form_shows_notional_asks_before_market_and_explains_refusals(shared_data_dir, browser, tmp_path):  # noqa: F811
+    with _serve(shared_data_dir, tmp_path, replay_speed=60.0) as (base, runner):
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        expect(page.locator("#order-qty-label")).to_have_text("数量（FIL）")
+        estimate = page.locator("#order-estimate")
+        expect(estimate).to_contain_text("输入数量")
+        page.fill("#order-form input[name=quantity]", "10")
+        expect(estimate).to_contain_text(re.compile(r"名义价值 ≈ 3\d\.\d\d USDT · 需保证金 ≈ \d+\.\d\d USDT（\d+倍）"))
+
+        # A market order asks first; saying no sends nothing.
+        asked: list[str] = []
+
+        def say_no(d):
+            asked.append(d.message)
+            d.dismiss()
+        page.once("dialog", say_no)
+        page.click("#order-form button[type=submit]")
+        expect(page.locator("#order-form button[type=submit]")).to_be_enabled()
+        assert asked and "确认市价" in asked[0] and "FILUSDT" in asked[0], asked
+        assert runner.exchange.position("FILUSDT") is None
+
+        # A refused order (far more margin than the paper account has): Binance's code explained.
+        page.once("dialog", lambda d: d.accept())
+        page.fill("#order-form input[name=quantity]", "1000000")
+        page.click("#order-form button[type=submit]")
+        toast = page.locator("#toast")
+        expect(toast).to_contain_text("币安拒绝了订单（-2019）：保证金不足", timeout=10_000)
+        assert "Margin is insufficient" in (toast.get_attribute("title") or "")
+        assert runner.exchange.position("FILUSDT") is None
+        page.screenshot(path=str(tmp_path / "phone-order-refused.png"))
+        page.once("dialog", lambda d: d.accept())               # -4005, as the issue saw it
+        page.fill("#order-form input[name=quantity]", "10000000")
+        page.click("#order-form button[type=submit]")
+        expect(toast).to_contain_text("数量超过该交易对的最大下单量", timeout=10_000)
+        page.click("#btn-lang")
+        expect(page.locator("#order-qty-label")).to_have_text("Quantity (FIL)")
+        expect(estimate).to_contain_text("margin needed")
+        assert errors == [], errors

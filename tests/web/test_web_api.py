@@ -502,3 +502,17 @@ def test_frame_to_candles_units():
     ms_frame = frame.copy()
     ms_frame.index = ms_frame.index.as_unit("ms")
     assert frame_to_candles(ms_frame) == rows
+
+
+def test_a_refused_order_carries_binances_code_for_the_page(client, world):
+    # The page explains Binance's refusals in its language by code (issue 17 #10): the JSON
+    # says the code next to the English text; input errors (no exchange involved) have none.
+    refused = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 1_000_000})
+    body = refused.get_json()
+    assert refused.status_code == 400 and body["code"] == -2019, body
+    assert "Margin is insufficient" in body["error"]
+    too_big = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 10_000_000}).get_json()
+    assert too_big["code"] == -4005 and "maximum quantity" in too_big["error"], too_big
+    bad = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": -1})
+    assert bad.status_code == 400 and "code" not in bad.get_json()
+    assert client.get("/api/meta").get_json()["leverage"] == world[1].settings.leverage

@@ -121,6 +121,9 @@ async function refreshKlines() {
       $(`last-${itv}`).textContent = res.klines[itv].length
         ? String(res.klines[itv][res.klines[itv].length - 1].close) : "";
     });
+    const rows15 = res.klines["15m"] || [];
+    state.lastClose = rows15.length ? rows15[rows15.length - 1].close : null;
+    $("order-form").refreshEstimate?.();
     state.klinesFailing = false;
     $("charts-error").hidden = true;
   } catch (e) {
@@ -212,7 +215,8 @@ function init() {
   $("btn-start").addEventListener("click", () => agentAction("start"));
   $("btn-stop").addEventListener("click", () => agentAction("stop"));
   $("thought-close").addEventListener("click", () => $("thought-dialog").close());
-  panels.bindOrderForm(() => state.symbol, refreshAccount);
+  panels.bindOrderForm(() => state.symbol, refreshAccount, () => ({
+    price: state.lastClose, leverage: Number(state.meta.leverage) || 1 }));
   onLangChange(() => {
     renderTimeZone();
     INTERVALS.forEach((itv) => state.charts[itv].setLabels(chartLabels()));
