@@ -39,7 +39,16 @@ from rl.errors import (
     RateLimitError,
     UnknownOrderStatus,
 )
-from web.inputs import InputError, check_fields, parse_choice, parse_client_id, parse_int, parse_number, parse_symbol
+from web.inputs import (
+    InputError,
+    check_fields,
+    parse_choice,
+    parse_client_id,
+    parse_flag,
+    parse_int,
+    parse_number,
+    parse_symbol,
+)
 
 log = logging.getLogger("web.service")
 
@@ -51,7 +60,7 @@ MAX_KLINES_LIMIT = 1500          # Binance's own cap on /fapi/v1/klines
 DEFAULT_KLINES_LIMIT = 500
 ORDER_SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT")
-ORDER_FIELDS = ("symbol", "side", "type", "quantity", "price", "clientOrderId")
+ORDER_FIELDS = ("symbol", "side", "type", "quantity", "price", "reduceOnly", "clientOrderId")
 CLOSE_FIELDS = ("symbol",)
 IDEMPOTENCY_MEMORY = 1000        # answered clientOrderIds the service remembers (oldest go first)
 T = TypeVar("T")
@@ -347,9 +356,10 @@ class DashboardService:
         if otype == "MARKET" and price is not None:
             raise InputError("price", "a MARKET order has no price: leave it empty or use LIMIT",
                              payload.get("price"))
+        reduce_only = parse_flag("reduceOnly", payload.get("reduceOnly"))
         client_id = parse_client_id("clientOrderId", payload.get("clientOrderId"))
         return {"symbol": sym, "side": side, "type": otype, "quantity": quantity, "price": price,
-                "client_order_id": client_id}
+                "reduce_only": reduce_only, "client_order_id": client_id}
 
     def place_order(self, payload: Any) -> dict[str, Any]:
         """Place a manual order; with a clientOrderId, at most one order per id.
@@ -365,8 +375,8 @@ class DashboardService:
         context = f"order {order['symbol']}"
         if given is None:
             return self._runner_call(lambda: runner.manual_order(
-                order["symbol"], order["side"], order["type"], order["quantity"], order["price"]),
-                context)
+                order["symbol"], order["side"], order["type"], order["quantity"], order["price"],
+                reduce_only=order["reduce_only"]), context)
         with self._orders_lock:
             seen = self._answered.get(given)
             if seen is not None:
@@ -376,7 +386,7 @@ class DashboardService:
                 return seen[1]
             result = self._runner_call(lambda: runner.manual_order(
                 order["symbol"], order["side"], order["type"], order["quantity"], order["price"],
-                client_order_id=exchange_client_id(given)), context)
+                client_order_id=exchange_client_id(given), reduce_only=order["reduce_only"]), context)
             self._answered[given] = (order, result)
             while len(self._answered) > IDEMPOTENCY_MEMORY:
                 self._answered.popitem(last=False)

@@ -180,6 +180,12 @@ def test_order_form_shows_notional_asks_before_market_and_explains_refusals(shar
         assert "Margin is insufficient" in (toast.get_attribute("title") or "")
         assert runner.exchange.position("FILUSDT") is None
         page.screenshot(path=str(tmp_path / "phone-order-refused.png"))
+        page.fill("#order-form input[name=quantity]", "10")        # reduce-only while flat: -2022
+        page.check("#order-form input[name=reduceOnly]")
+        page.once("dialog", lambda d: d.accept())
+        page.click("#order-form button[type=submit]")
+        expect(toast).to_contain_text("只减仓单被拒绝：没有可减少的持仓", timeout=10_000)
+        page.uncheck("#order-form input[name=reduceOnly]")
         page.once("dialog", lambda d: d.accept())               # -4005, as the issue saw it
         page.fill("#order-form input[name=quantity]", "10000000")
         page.click("#order-form button[type=submit]")

@@ -61,6 +61,7 @@ const DICT = {
     // order form (issue 17 #10): units, live notional/margin, market-order confirmation, and
     // Binance's refusals explained (bnc_<code>; the raw text stays in the tooltip)
     quantity_coins: "数量（{asset}）",
+    reduce_only: "只减仓",
     order_estimate: "名义价值 ≈ {notional} USDT · 需保证金 ≈ {margin} USDT（{lev}倍）",
     order_estimate_none: "输入数量后显示名义价值和所需保证金",
     confirm_market: "确认市价{side} {qty} {symbol}？名义价值约 {notional} USDT，按当前价立即成交。",
@@ -207,6 +208,7 @@ const DICT = {
     submit: "Place order",
     order_ok: "Order sent: {status}",
     quantity_coins: "Quantity ({asset})",
+    reduce_only: "Reduce only",
     order_estimate: "Notional ≈ {notional} USDT · margin needed ≈ {margin} USDT ({lev}x)",
     order_estimate_none: "Enter a quantity to see the notional and the margin it needs",
     confirm_market: "Send a market {side} of {qty} {symbol}? Notional about {notional} USDT, filled now at the market price.",

@@ -118,7 +118,9 @@ export function validateOrder(form) {
   } else if (priceRaw) {
     errors.price = t("err_price_market");
   }
-  return { errors, order: { side: form.side.value, type, quantity: qty, price } };
+  const order = { side: form.side.value, type, quantity: qty, price };
+  if (form.reduceOnly && form.reduceOnly.checked) order.reduceOnly = true;   // only shrinks a position
+  return { errors, order };
 }
 
 // One idempotency key per order the trader means: the server places at most one order per
@@ -198,7 +200,7 @@ export function bindOrderForm(getSymbol, onPlaced, getQuote = () => ({ price: nu
       // A 4xx is a definite answer (nothing was placed): the next submit is a new order.
       if (e.status >= 400 && e.status < 500) unsettled = null;
       // The server names the field ("quantity=... is invalid: ...", and `field` in the body).
-      const field = e.field || ["quantity", "price", "side", "type", "symbol"].find((f) => e.message.startsWith(f));
+      const field = e.field || ["quantity", "price", "side", "type", "symbol", "reduceOnly"].find((f) => e.message.startsWith(f));
       const text = orderErrorText(e);
       showErrors(field ? { [field]: text } : {});
       toast(text, "error", e.code != null ? e.message : "");
