@@ -112,6 +112,8 @@ def create_app(settings: Settings, *, market: Any | None = None, runner: Any | N
     def _service_error(exc: ServiceError) -> Any:
         if exc.status >= 500:
             log.warning("%s %s -> %d %s", request.method, request.path, exc.status, exc.message)
+        if exc.code is not None:                # Binance's code: the page translates it
+            return jsonify({"error": exc.message, "code": exc.code}), exc.status
         return _error(exc.status, exc.message)
 
     @app.errorhandler(HTTPException)

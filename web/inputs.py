@@ -135,6 +135,16 @@ def parse_client_id(field: str, raw: Any) -> str | None:
     return raw
 
 
+def parse_flag(field: str, raw: Any) -> bool:
+    """An optional JSON boolean (absent/null = false); "yes", 1 and the like are refused, so a
+    typo never turns into a reduce-only order or away from one."""
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        raise InputError(field, "it must be true or false (a JSON boolean)", raw)
+    return raw
+
+
 # ---------------------------------------------------------------------------- bodies
 def parse_json_object(data: bytes, *, is_json: bool) -> dict[str, Any]:
     """The request body as a flat JSON object; an empty body is {}.

@@ -32,6 +32,7 @@ from rl.errors import (
     AgentAlreadyRunning,
     AgentError,
     AuthError,
+    BinanceError,
     CancelRefused,
     MarketUnavailable,
     NetworkError,
@@ -40,7 +41,16 @@ from rl.errors import (
     RateLimitError,
     UnknownOrderStatus,
 )
-from web.inputs import InputError, check_fields, parse_choice, parse_client_id, parse_int, parse_number, parse_symbol
+from web.inputs import (
+    InputError,
+    check_fields,
+    parse_choice,
+    parse_client_id,
+    parse_flag,
+    parse_int,
+    parse_number,
+    parse_symbol,
+)
 
 log = logging.getLogger("web.service")
 
@@ -52,7 +62,7 @@ MAX_KLINES_LIMIT = 1500          # Binance's own cap on /fapi/v1/klines
 DEFAULT_KLINES_LIMIT = 500
 ORDER_SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT")
-ORDER_FIELDS = ("symbol", "side", "type", "quantity", "price", "clientOrderId")
+ORDER_FIELDS = ("symbol", "side", "type", "quantity", "price", "reduceOnly", "clientOrderId")
 CLOSE_FIELDS = ("symbol",)
 CANCEL_FIELDS = ("symbol", "order_id", "confirm_unprotected")
 IDEMPOTENCY_MEMORY = 1000        # answered clientOrderIds the service remembers (oldest go first)
@@ -84,10 +94,11 @@ class ServiceError(AgentError):
     those. It is an AgentError so that it, too, hangs off the project's one error tree.
     """
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code          # Binance's error code (-2019 ...): the page explains it in its language
 
 
 class MarketPort(Protocol):
@@ -109,7 +120,8 @@ def translate_error(exc: BaseException, context: str) -> ServiceError:
         return ServiceError(exc.status, str(exc))
     status = next((code for cls, code in ERROR_STATUS if isinstance(exc, cls)), None)
     if status is not None:
-        return ServiceError(status, f"{context}: {exc}")
+        code = exc.code if isinstance(exc, BinanceError) else None
+        return ServiceError(status, f"{context}: {exc}", code)
     if isinstance(exc, AgentError):
         return ServiceError(500, f"{context}: {exc}")
     log.error("%s failed unexpectedly", context, exc_info=exc)
@@ -288,6 +300,7 @@ class DashboardService:
             "agent_note": self.runner_note,
             "replay": self.replay,
             "world_time_ms": world_ms,
+            "leverage": self.settings.leverage,     # the order form's margin estimate
             "replay_hint": "python -m web.app --replay ../shared/data --symbol FILUSDT --speed 60",
         }
 
@@ -372,9 +385,10 @@ class DashboardService:
         if otype == "MARKET" and price is not None:
             raise InputError("price", "a MARKET order has no price: leave it empty or use LIMIT",
                              payload.get("price"))
+        reduce_only = parse_flag("reduceOnly", payload.get("reduceOnly"))
         client_id = parse_client_id("clientOrderId", payload.get("clientOrderId"))
         return {"symbol": sym, "side": side, "type": otype, "quantity": quantity, "price": price,
-                "client_order_id": client_id}
+                "reduce_only": reduce_only, "client_order_id": client_id}
 
     def place_order(self, payload: Any) -> dict[str, Any]:
         """Place a manual order; with a clientOrderId, at most one order per id.
@@ -390,8 +404,8 @@ class DashboardService:
         context = f"order {order['symbol']}"
         if given is None:
             return self._runner_call(lambda: runner.manual_order(
-                order["symbol"], order["side"], order["type"], order["quantity"], order["price"]),
-                context)
+                order["symbol"], order["side"], order["type"], order["quantity"], order["price"],
+                reduce_only=order["reduce_only"]), context)
         with self._orders_lock:
             seen = self._answered.get(given)
             if seen is not None:
@@ -401,7 +415,7 @@ class DashboardService:
                 return seen[1]
             result = self._runner_call(lambda: runner.manual_order(
                 order["symbol"], order["side"], order["type"], order["quantity"], order["price"],
-                client_order_id=exchange_client_id(given)), context)
+                client_order_id=exchange_client_id(given), reduce_only=order["reduce_only"]), context)
             self._answered[given] = (order, result)
             while len(self._answered) > IDEMPOTENCY_MEMORY:
                 self._answered.popitem(last=False)

@@ -785,8 +785,11 @@ class TradingAgent:
 
     # ================================================================== manual actions
     def manual_order(self, symbol: str, side: str, type: str, quantity: float,
-                     price: float | None = None, client_order_id: str | None = None) -> dict:
+                     price: float | None = None, client_order_id: str | None = None,
+                     reduce_only: bool = False) -> dict:
         """A trader's order from the dashboard, serialized with the agent's own by the lock.
+        `reduce_only` orders can only shrink a position (the exchange refuses one on a flat
+        symbol with -2022), so they never open a manual trade.
 
         With `client_order_id` the call is idempotent: an order the exchange already knows by
         that id is answered as it stands, never placed again (Binance only refuses a duplicate
@@ -815,14 +818,17 @@ class TradingAgent:
             q = f.floor_qty(q, market=type == "MARKET")
             p = f.round_price(float(price), "nearest") if type == "LIMIT" and price is not None else None
             order = self.exchange.place_order(symbol, side, type, q, p, "GTC" if type == "LIMIT" else None,
+                                              reduce_only=reduce_only,
                                               client_order_id=client_order_id or new_client_order_id("man"))
             self.store.orders.record(order, "manual")
             rt = self._rt[symbol]
-            if rt.state is None and not rt.pending and not rt.resting:
+            if rt.state is None and not rt.pending and not rt.resting and not reduce_only:
                 self.reconciler.manual.open(symbol, rt, order, now)
+            ro_zh, ro_en = ("（只减仓）", " (reduce-only)") if reduce_only else ("", "")
             self._log("INFO", symbol, f"手动下单 {_SIDE_ZH[side]} {_TYPE_ZH[type]} {q:g}" + (f" @ {p:g}" if p else "")
-                      + f"：{_STATUS_ZH.get(order.status, order.status)}",
-                      f"manual order {side} {type} {q:g}" + (f" @ {p:g}" if p else "") + f": {order.status}", now)
+                      + f"{ro_zh}：{_STATUS_ZH.get(order.status, order.status)}",
+                      f"manual order {side} {type} {q:g}" + (f" @ {p:g}" if p else "")
+                      + f"{ro_en}: {order.status}", now)
             self._sync(symbol, now)
             return order.to_dict()
 

@@ -123,9 +123,10 @@ class AgentRunner:
 
     # ------------------------------------------------------------------ manual actions
     def manual_order(self, symbol: str, side: str, type: str, quantity: float,
-                     price: float | None = None, client_order_id: str | None = None) -> dict:
+                     price: float | None = None, client_order_id: str | None = None,
+                     reduce_only: bool = False) -> dict:
         return self.agent.manual_order(self._symbol(symbol), side, type, quantity, price,
-                                       client_order_id=client_order_id)
+                                       client_order_id=client_order_id, reduce_only=reduce_only)
 
     def close_position(self, symbol: str) -> dict:
         return self.agent.close_position(self._symbol(symbol))

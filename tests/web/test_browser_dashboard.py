@@ -275,6 +275,7 @@ def test_order_form_retry_after_a_lost_answer_places_one_order(shared_data_dir, 
                 route.continue_()
 
         page.route("**/api/order", lose_first_answer)
+        page.on("dialog", lambda d: d.accept())      # the market-order confirmation: yes
         page.goto(base + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=20_000)
         page.fill("#order-form input[name=quantity]", "10")

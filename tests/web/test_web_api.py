@@ -502,3 +502,34 @@ def test_frame_to_candles_units():
     ms_frame = frame.copy()
     ms_frame.index = ms_frame.index.as_unit("ms")
     assert frame_to_candles(ms_frame) == rows
+
+
+def test_a_refused_order_carries_binances_code_for_the_page(client, world):
+    # The page explains Binance's refusals in its language by code (issue 17 #10): the JSON
+    # says the code next to the English text; input errors (no exchange involved) have none.
+    refused = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 1_000_000})
+    body = refused.get_json()
+    assert refused.status_code == 400 and body["code"] == -2019, body
+    assert "Margin is insufficient" in body["error"]
+    too_big = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 10_000_000}).get_json()
+    assert too_big["code"] == -4005 and "maximum quantity" in too_big["error"], too_big
+    bad = post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": -1})
+    assert bad.status_code == 400 and "code" not in bad.get_json()
+    assert client.get("/api/meta").get_json()["leverage"] == world[1].settings.leverage
+
+
+def test_reduce_only_orders_only_shrink_a_position(client, world):
+    runner = world[1]
+    flat = post(client, "/api/order", {"symbol": SYMBOL, "side": "SELL", "quantity": 10, "reduceOnly": True})
+    assert flat.status_code == 400 and flat.get_json()["code"] == -2022, flat.get_json()
+    assert runner.exchange.position(SYMBOL) is None                   # nothing opened
+    typo = post(client, "/api/order", {"symbol": SYMBOL, "side": "SELL", "quantity": 10, "reduceOnly": "yes"})
+    assert typo.status_code == 400 and typo.get_json()["field"] == "reduceOnly"
+    assert post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 250}).status_code == 200
+    cut = post(client, "/api/order", {"symbol": SYMBOL, "side": "SELL", "quantity": 100, "reduceOnly": True})
+    assert cut.status_code == 200 and cut.get_json()["reduce_only"] is True, cut.get_json()
+    assert runner.exchange.position(SYMBOL).amount == 150
+    # More than the position: the exchange does not flip it short.
+    post(client, "/api/order", {"symbol": SYMBOL, "side": "SELL", "quantity": 400, "reduceOnly": True})
+    pos = runner.exchange.position(SYMBOL)
+    assert pos is None or pos.amount >= 0

@@ -4,10 +4,11 @@
 const TOKEN = document.querySelector('meta[name="dashboard-token"]')?.content || "";
 
 export class ApiError extends Error {
-  constructor(status, message, field = null) {
+  constructor(status, message, field = null, code = null) {
     super(message);
     this.status = status;
     this.field = field;   // the refused field, when the server names one (400 bad input)
+    this.code = code;     // Binance's error code when the exchange refused (-2019 ...)
   }
 }
 
@@ -29,7 +30,8 @@ async function call(method, path, body) {
   // 401: the login (web/auth.py) expired or the password changed; the server says why
   if (resp.status === 401) window.location.assign("/login");
   if (!resp.ok) {
-    throw new ApiError(resp.status, (data && data.error) || `HTTP ${resp.status}`, data && data.field);
+    throw new ApiError(resp.status, (data && data.error) || `HTTP ${resp.status}`, data && data.field,
+      data && data.code != null ? data.code : null);
   }
   return data;
 }

@@ -1,5 +1,5 @@
 // Charts over the vendored lightweight-charts (global LightweightCharts, standalone build).
-// Times arrive as UTC seconds and are shown in the browser's local time, formatted per
+// Times arrive as UTC seconds and are shown in the browser's local time or UTC (switchable), formatted per
 // interval as design §5.1 asks: 1m/15m -> HH:mm (the date, MM-DD, on ticks that start a day),
 // 8h -> MM-DD HH:mm, 1w -> YYYY-MM-DD; the crosshair label always carries the date.
 
@@ -9,6 +9,8 @@ const THEME = {
   bg: "#131722", text: "#b2b5be", grid: "#1e222d", border: "#2a2e39",
   up: "#26a69a", down: "#ef5350", support: "#26a69a", resistance: "#ef5350",
 };
+
+const LABELLED = 3;     // S/R levels with an axis label; the others are named on hover
 
 const INTERVAL_SEC = { "1m": 60, "15m": 900, "8h": 28800, "1w": 604800 };
 // Binance weeks open on Monday 00:00 UTC; the epoch was a Thursday (4 days later in the week).
@@ -22,13 +24,49 @@ const pad = (n) => String(n).padStart(2, "0");
 // three days reads "11-23 … 06:00 … 12:00 … 11-24" instead of "00:00" repeated.
 const TICK = { Year: 0, Month: 1, DayOfMonth: 2, Time: 3, TimeWithSeconds: 4 };
 
+// Time zone of every chart axis, crosshair and timestamp on the page: the browser's local time
+// (default) or UTC, switchable and remembered; the page labels which one it shows.
+const TZ_KEY = "dashboard.tz";
+let tzMode = (() => { try { return localStorage.getItem(TZ_KEY) === "utc" ? "utc" : "local"; } catch (e) { return "local"; } })();
+const tzListeners = [];
+
+export function timeZone() { return tzMode; }
+
+export function setTimeZone(mode) {
+  tzMode = mode === "utc" ? "utc" : "local";
+  try { localStorage.setItem(TZ_KEY, tzMode); } catch (e) { /* private mode: not remembered */ }
+  tzListeners.forEach((fn) => fn(tzMode));
+}
+
+export function onTimeZoneChange(fn) { tzListeners.push(fn); }
+
+// "UTC" or the local offset ("UTC+8", "UTC-3:30") so the label says what the clock means.
+export function timeZoneLabel() {
+  if (tzMode === "utc") return "UTC";
+  const off = -new Date().getTimezoneOffset();
+  const sign = off >= 0 ? "+" : "-";
+  const h = Math.floor(Math.abs(off) / 60);
+  const m = Math.abs(off) % 60;
+  return `UTC${sign}${h}${m ? ":" + pad(m) : ""}`;
+}
+
+function parts(ms) {
+  const d = new Date(ms);
+  const u = tzMode === "utc";
+  return {
+    y: u ? d.getUTCFullYear() : d.getFullYear(), mo: (u ? d.getUTCMonth() : d.getMonth()) + 1,
+    d: u ? d.getUTCDate() : d.getDate(), h: u ? d.getUTCHours() : d.getHours(),
+    mi: u ? d.getUTCMinutes() : d.getMinutes(), s: u ? d.getUTCSeconds() : d.getSeconds(),
+  };
+}
+
 export function formatTick(sec, tickType, interval) {
-  const d = new Date(sec * 1000);
-  const ymd = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-  const md = `${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-  const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  if (interval === "1w") return tickType === TICK.Year ? String(d.getFullYear()) : ymd;
-  if (tickType === TICK.Year) return String(d.getFullYear());
+  const p = parts(sec * 1000);
+  const ymd = `${p.y}-${pad(p.mo)}-${pad(p.d)}`;
+  const md = `${pad(p.mo)}-${pad(p.d)}`;
+  const hm = `${pad(p.h)}:${pad(p.mi)}`;
+  if (interval === "1w") return tickType === TICK.Year ? String(p.y) : ymd;
+  if (tickType === TICK.Year) return String(p.y);
   if (tickType === TICK.Month || tickType === TICK.DayOfMonth) return interval === "" ? ymd : md;
   if (interval === "8h") return `${md} ${hm}`;
   return hm;
@@ -36,15 +74,15 @@ export function formatTick(sec, tickType, interval) {
 
 // Crosshair label: the full moment (an intraday time alone does not say which day).
 function formatCrosshair(sec, interval) {
-  const d = new Date(sec * 1000);
-  const ymd = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-  return interval === "1w" ? ymd : `${ymd} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const p = parts(sec * 1000);
+  const ymd = `${p.y}-${pad(p.mo)}-${pad(p.d)}`;
+  return interval === "1w" ? ymd : `${ymd} ${pad(p.h)}:${pad(p.mi)}`;
 }
 
 export function formatDateTime(ms) {
   if (ms == null) return "—";
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  const p = parts(ms);
+  return `${p.y}-${pad(p.mo)}-${pad(p.d)} ${pad(p.h)}:${pad(p.mi)}:${pad(p.s)}`;
 }
 
 function barOpen(sec, interval) {
@@ -90,13 +128,101 @@ export class KlineChart {
     this.candles.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: 0.22 } });
     this.markers = LW.createSeriesMarkers(this.candles, []);
     this.priceLines = [];
+    this.positionLines = [];
+    this.hoverLevels = [];      // levels drawn without a label: named in the readout on hover
+    this.tradeCounts = new Map();   // bar time -> {entries, exits}: the readout's marker tooltip
     this.data = [];
+    this.byTime = new Map();
     this.precision = null;
     this.fitted = false;
+    // OHLC readout over the chart's top-left corner: the bar under the crosshair, else the last.
+    this.container = container;
+    this.readout = document.createElement("div");
+    this.readout.className = "ohlc";
+    this.readout.dataset.interval = interval;
+    container.append(this.readout);
+    this.chart.subscribeCrosshairMove((param) => this.showReadout(param));
+  }
+
+  // Labels come from the page (i18n) so this module stays free of the dictionary.
+  setLabels(labels) { this.labels = labels; this.showReadout(null); }
+
+  showReadout(param) {
+    const L = this.labels || {};
+    const bar = param && param.time != null ? this.byTime.get(param.time) : this.data[this.data.length - 1];
+    if (!bar) { this.readout.replaceChildren(); return; }
+    const prec = this.precision ?? 2;
+    const f = (v) => Number(v).toFixed(prec);
+    const cls = bar.close >= bar.open ? "up" : "down";
+    const item = (k, v) => {
+      const s = document.createElement("span");
+      s.append(`${k} `);
+      const b = document.createElement("b");
+      b.className = cls;
+      b.textContent = v;
+      s.append(b);
+      return s;
+    };
+    const row = [
+      Object.assign(document.createElement("span"), { className: "ohlc-time", textContent: formatCrosshair(bar.time, this.interval) }),
+      item(L.o || "O", f(bar.open)), item(L.h || "H", f(bar.high)), item(L.l || "L", f(bar.low)), item(L.c || "C", f(bar.close)),
+    ];
+    const tc = this.tradeCounts.get(bar.time);
+    if (tc) {
+      row.push(Object.assign(document.createElement("span"), { className: "ohlc-trades",
+        textContent: (L.trades_in_bar || "{e} in / {x} out").replace("{e}", tc.entries).replace("{x}", tc.exits) }));
+    }
+    // A level drawn without a label, near the crosshair's price: name it here.
+    if (param && param.point && this.hoverLevels.length) {
+      const price = this.candles.coordinateToPrice(param.point.y);
+      const near = this.hoverLevels.find((lv) => {
+        const y = this.candles.priceToCoordinate(lv.price);
+        return y != null && Math.abs(y - param.point.y) <= 4;
+      });
+      if (near && price != null) {
+        row.push(Object.assign(document.createElement("span"), { className: "ohlc-level", textContent: `${near.title} @ ${f(near.price)}` }));
+      }
+    }
+    this.readout.replaceChildren(...row);
+  }
+
+  // The open position: entry, stop and target as price lines (none drawn when flat).
+  setPosition(pos) {
+    this.positionLines.forEach((l) => this.candles.removePriceLine(l));
+    this.positionLines = [];
+    this.container.dataset.positionLines = "0";    // how many lines are drawn, for tests
+    if (!pos) return;
+    const L = this.labels || {};
+    const lines = [
+      [pos.entry_price, "#d1d4dc", L.entry || "entry", 0],
+      [pos.stop, THEME.down, L.stop || "stop", 0],
+      [pos.target, THEME.up, L.target || "target", 0],
+    ];
+    lines.forEach(([v, color, title, style]) => {
+      const price = Number(v);
+      if (v == null || !Number.isFinite(price) || price <= 0) return;
+      this.positionLines.push(this.candles.createPriceLine({
+        price, color, lineWidth: 2, lineStyle: style, axisLabelVisible: true, title }));
+    });
+    this.container.dataset.positionLines = String(this.positionLines.length);
+  }
+
+  // What the chart shows now (for tests and the page): price lines by purpose.
+  describe() {
+    return { position: this.positionLines.map((l) => ({ title: l.options().title, price: l.options().price })),
+      levels: this.priceLines.map((l) => ({ title: l.options().title, price: l.options().price })),
+      bars: this.data.length };
+  }
+
+  refreshTime() {
+    // Same formatters, re-applied: the chart redraws its axis in the new time zone.
+    this.chart.applyOptions(baseOptions(this.interval));
+    this.showReadout(null);
   }
 
   setCandles(rows) {
     this.data = rows || [];
+    this.byTime = new Map(this.data.map((c) => [c.time, c]));
     if (!this.data.length) {
       this.candles.setData([]);
       this.volume.setData([]);
@@ -116,6 +242,7 @@ export class KlineChart {
       this.chart.timeScale().fitContent();
       this.fitted = true;
     }
+    this.showReadout(null);
   }
 
   // levels: ScoredLevel.to_dict() rows, best first (from /api/agent/levels):
@@ -123,8 +250,11 @@ export class KlineChart {
   setLevels(levels) {
     this.priceLines.forEach((l) => this.candles.removePriceLine(l));
     this.priceLines = [];
+    this.hoverLevels = [];
     const last = this.data.length ? this.data[this.data.length - 1].close : null;
-    (levels || []).slice(0, 6).forEach((lv) => {
+    // The best LABELLED levels carry a label; the rest are thin lines named in the readout on
+    // hover, so labels of nearby levels do not stack over each other on the axis.
+    (levels || []).slice(0, 6).forEach((lv, i) => {
       const price = Number(lv.price);
       if (!Number.isFinite(price)) return;
       // `kind` is relative to the price when the agent analysed; the price may have crossed
@@ -134,9 +264,12 @@ export class KlineChart {
       const score = lv.score != null ? Number(lv.score) : null;
       const scoreText = score == null ? "" : ` ${Math.round(score)}`;
       const tf = lv.timeframe ? ` ${lv.timeframe}` : "";
+      const title = `${isSupport ? "S" : "R"}${scoreText}${tf}`;
+      const labelled = i < LABELLED;
+      if (!labelled) this.hoverLevels.push({ price, title });
       this.priceLines.push(this.candles.createPriceLine({
         price, color: isSupport ? THEME.support : THEME.resistance, lineWidth: 1, lineStyle: 2,
-        axisLabelVisible: true, title: `${isSupport ? "S" : "R"}${scoreText}${tf}`,
+        axisLabelVisible: labelled, title: labelled ? title : "",
       }));
     });
   }
@@ -145,7 +278,7 @@ export class KlineChart {
   // Several trades inside one bar (common on 8h/1w) become one marker with a count ("S×5")
   // instead of a tower of arrows.
   setTrades(trades) {
-    if (!this.data.length) { this.markers.setMarkers([]); return; }
+    if (!this.data.length) { this.markers.setMarkers([]); this.tradeCounts = new Map(); return; }
     const first = this.data[0].time;
     const lastT = this.data[this.data.length - 1].time;
     const groups = new Map();
@@ -162,6 +295,12 @@ export class KlineChart {
       const long = isLong(tr);
       add(tr.opened_ms, "entry", long);      // knowledge-store trade rows
       add(tr.closed_ms, "exit", long);
+    });
+    this.tradeCounts = new Map();
+    groups.forEach((g) => {
+      const c = this.tradeCounts.get(g.time) || { entries: 0, exits: 0 };
+      if (g.kind === "entry") c.entries += g.n; else c.exits += g.n;
+      this.tradeCounts.set(g.time, c);
     });
     const out = [...groups.values()].map((g) => {
       const count = g.n > 1 ? `×${g.n}` : "";
@@ -208,4 +347,6 @@ export class LineChart {
   }
 
   fit() { this.chart.timeScale().fitContent(); }
+
+  refreshTime() { this.chart.applyOptions(baseOptions("")); }
 }

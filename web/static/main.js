@@ -3,7 +3,8 @@
 
 import { api } from "./api.js";
 import { t, initLang, setLang, lang, onLangChange } from "./i18n.js";
-import { KlineChart, formatDateTime } from "./charts.js";
+import { KlineChart, formatDateTime, setTimeZone, timeZone, timeZoneLabel, onTimeZoneChange } from "./charts.js";
+import { bindChartTabs } from "./layout.js";
 import * as panels from "./panels.js";
 
 const $ = (id) => document.getElementById(id);
@@ -103,7 +104,30 @@ async function refreshLogs() {
 async function refreshAccount() {
   if (!state.meta.agent_available) return;
   try { panels.renderAccount(await api.account()); } catch (e) { /* e.g. 503 while offline */ }
-  try { panels.renderPositions((await api.positions()).positions, refreshAccount); } catch (e) { /* idem */ }
+  try {
+    const list = (await api.positions()).positions;
+    panels.renderPositions(list, refreshAccount);
+    state.positions = list;
+    drawPosition();
+  } catch (e) { /* idem */ }
+}
+
+// The open position in the shown symbol: its entry, stop and target as lines on every chart.
+function drawPosition() {
+  const pos = (state.positions || []).find((p) => p.symbol === state.symbol && Number(p.amount ?? 0) !== 0);
+  INTERVALS.forEach((itv) => state.charts[itv].setPosition(pos || null));
+}
+
+function chartLabels() {
+  return { o: t("ohlc_o"), h: t("ohlc_h"), l: t("ohlc_l"), c: t("ohlc_c"), trades_in_bar: t("trades_in_bar"),
+    entry: t("line_entry"), stop: t("line_stop"), target: t("line_target") };
+}
+
+function renderTimeZone() {
+  const btn = $("btn-tz");
+  btn.textContent = timeZone() === "utc" ? t("tz_utc") : t("tz_local", { zone: timeZoneLabel() });
+  btn.title = t("tz_switch");
+  btn.dataset.tz = timeZone();
 }
 
 async function refreshKlines() {
@@ -116,6 +140,9 @@ async function refreshKlines() {
       $(`last-${itv}`).textContent = res.klines[itv].length
         ? String(res.klines[itv][res.klines[itv].length - 1].close) : "";
     });
+    const rows15 = res.klines["15m"] || [];
+    state.lastClose = rows15.length ? rows15[rows15.length - 1].close : null;
+    $("order-form").refreshEstimate?.();
     state.klinesFailing = false;
     $("charts-error").hidden = true;
   } catch (e) {
@@ -185,15 +212,35 @@ function init() {
     INTERVALS.forEach((itv) => { state.charts[itv].fitted = false; });
     refreshKlines();
     refreshLevels();
+    drawPosition();
   });
-  INTERVALS.forEach((itv) => { state.charts[itv] = new KlineChart($(`chart-${itv}`), itv); });
+  INTERVALS.forEach((itv) => {
+    state.charts[itv] = new KlineChart($(`chart-${itv}`), itv);
+    state.charts[itv].setLabels(chartLabels());
+  });
+  window.dashboardCharts = state.charts;    // read by the browser tests (describe())
+  bindChartTabs();
+  $("btn-tz").addEventListener("click", () => setTimeZone(timeZone() === "utc" ? "local" : "utc"));
+  onTimeZoneChange(() => {
+    renderTimeZone();
+    renderMeta();
+    INTERVALS.forEach((itv) => state.charts[itv].refreshTime());
+    panels.refreshTime();
+    panels.renderLogs();
+    panels.renderTrades(state.trades);
+  });
+  renderTimeZone();
   $("btn-lang").addEventListener("click", () => setLang(lang() === "zh" ? "en" : "zh"));
   $("btn-start").addEventListener("click", () => agentAction("start"));
   $("btn-stop").addEventListener("click", () => agentAction("stop"));
   $("btn-reset").addEventListener("click", resetPaper);
   $("thought-close").addEventListener("click", () => $("thought-dialog").close());
-  panels.bindOrderForm(() => state.symbol, refreshAccount);
+  panels.bindOrderForm(() => state.symbol, refreshAccount, () => ({
+    price: state.lastClose, leverage: Number(state.meta.leverage) || 1 }));
   onLangChange(() => {
+    renderTimeZone();
+    INTERVALS.forEach((itv) => state.charts[itv].setLabels(chartLabels()));
+    drawPosition();
     renderMeta();
     renderAgentState();
     if (state.status) {

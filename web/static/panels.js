@@ -3,7 +3,7 @@
 // API data and redraws its panel; none of them fetch except the user actions.
 
 import { api } from "./api.js";
-import { t, lang, pick, exitReason, featureNames } from "./i18n.js";
+import { t, has, lang, pick, exitReason, featureNames, onLangChange } from "./i18n.js";
 import { formatDateTime, isLong, LineChart } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
@@ -52,9 +52,10 @@ function signed(v, digits = 2) {
   return el("span", { class: x > 0 ? "up" : x < 0 ? "down" : "" }, (x > 0 ? "+" : "") + num(x, digits));
 }
 
-export function toast(message, kind = "info") {
+export function toast(message, kind = "info", detail = "") {
   const box = $("toast");
   box.textContent = message;
+  box.title = detail;       // e.g. Binance's own English text behind a translated refusal
   box.className = `toast show ${kind}`;
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => { box.className = "toast"; }, 5000);
@@ -117,7 +118,9 @@ export function validateOrder(form) {
   } else if (priceRaw) {
     errors.price = t("err_price_market");
   }
-  return { errors, order: { side: form.side.value, type, quantity: qty, price } };
+  const order = { side: form.side.value, type, quantity: qty, price };
+  if (form.reduceOnly && form.reduceOnly.checked) order.reduceOnly = true;   // only shrinks a position
+  return { errors, order };
 }
 
 // One idempotency key per order the trader means: the server places at most one order per
@@ -128,12 +131,42 @@ function newClientOrderId() {
   return "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export function bindOrderForm(getSymbol, onPlaced) {
+// Binance's refusal in the page's language ("-2019" -> "margin is insufficient ..."); the raw
+// English text stays available as the toast's tooltip. Unknown codes keep the server's text.
+export function orderErrorText(e) {
+  if (e && e.code != null && has(`bnc_${e.code}`)) {
+    return t("order_refused", { code: e.code, reason: t(`bnc_${e.code}`) });
+  }
+  return e.message;
+}
+
+// Live under the form: what the quantity (in coins) is worth in USDT and the margin it ties up
+// at the configured leverage. getQuote() -> {price, leverage} (price: the last close shown).
+function renderEstimate(form, getSymbol, getQuote) {
+  const asset = getSymbol().replace(/USDT$/, "") || getSymbol();
+  $("order-qty-label").textContent = t("quantity_coins", { asset });
+  const qty = Number(form.quantity.value.trim());
+  const { price: last, leverage } = getQuote();
+  const price = form.type.value === "LIMIT" && Number(form.price.value) > 0 ? Number(form.price.value) : last;
+  const box = $("order-estimate");
+  if (!(qty > 0) || !(price > 0)) { box.textContent = t("order_estimate_none"); return null; }
+  const notional = qty * price;
+  const lev = leverage > 0 ? leverage : 1;
+  box.textContent = t("order_estimate", { notional: num(notional), margin: num(notional / lev), lev });
+  return notional;
+}
+
+export function bindOrderForm(getSymbol, onPlaced, getQuote = () => ({ price: null, leverage: 1 })) {
   const form = $("order-form");
   let unsettled = null;   // {key, clientOrderId}: the last order whose outcome is unknown
   const showErrors = (errors) => {
     form.querySelectorAll(".field-error").forEach((n) => { n.textContent = errors[n.dataset.for] || ""; });
   };
+  const estimate = () => renderEstimate(form, getSymbol, getQuote);
+  ["input", "change"].forEach((ev) => form.addEventListener(ev, estimate));
+  onLangChange(estimate);
+  form.refreshEstimate = estimate;        // the page calls it when the price or symbol changes
+  estimate();
   form.type.addEventListener("change", () => {
     form.price.disabled = form.type.value !== "LIMIT";
     if (form.price.disabled) form.price.value = "";
@@ -145,6 +178,13 @@ export function bindOrderForm(getSymbol, onPlaced) {
     showErrors(errors);
     if (Object.keys(errors).length) return;
     const submit = form.querySelector("button[type=submit]");
+    // A market order fills at once at whatever the price is: ask before sending it.
+    if (order.type === "MARKET") {
+      const notional = estimate();
+      const question = t("confirm_market", { side: order.side === "BUY" ? t("buy") : t("sell"), qty: order.quantity,
+        symbol: getSymbol(), notional: notional == null ? "—" : num(notional) });
+      if (!window.confirm(question)) return;
+    }
     submit.disabled = true;
     const body = { symbol: getSymbol(), ...order };
     const key = JSON.stringify(body);
@@ -160,9 +200,10 @@ export function bindOrderForm(getSymbol, onPlaced) {
       // A 4xx is a definite answer (nothing was placed): the next submit is a new order.
       if (e.status >= 400 && e.status < 500) unsettled = null;
       // The server names the field ("quantity=... is invalid: ...", and `field` in the body).
-      const field = e.field || ["quantity", "price", "side", "type", "symbol"].find((f) => e.message.startsWith(f));
-      showErrors(field ? { [field]: e.message } : {});
-      toast(e.message, "error");
+      const field = e.field || ["quantity", "price", "side", "type", "symbol", "reduceOnly"].find((f) => e.message.startsWith(f));
+      const text = orderErrorText(e);
+      showErrors(field ? { [field]: text } : {});
+      toast(text, "error", e.code != null ? e.message : "");
     } finally {
       submit.disabled = false;
     }
@@ -434,4 +475,10 @@ export function renderWeightHistory(history) {
   if (n) weightChart.fit();
   const last = history && history.length ? history[history.length - 1] : null;
   $("weights-reason").textContent = last ? `${formatDateTime(last.time_ms)} · ${featureNames(pick(last, "reason") || last.reason || "")}` : "";
+}
+
+// The time zone changed (charts.js setTimeZone): the mini charts redraw their time axis.
+export function refreshTime() {
+  if (equityChart) equityChart.refreshTime();
+  if (weightChart) weightChart.refreshTime();
 }
