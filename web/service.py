@@ -72,6 +72,12 @@ ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
 _NETWORK_FAILURES = (MarketUnavailable, NetworkError, RateLimitError)
 
 
+# What an offline newcomer can run in their own clone: fetch archive zips while online (or
+# point --replay at any folder of them, a symbol folder .../klines/FILUSDT too), then replay.
+REPLAY_HINT = ("python -m rl.data download --symbol FILUSDT --from 2023-08 --to 2023-09 --dest data; "
+               "python -m web.app --replay data --symbol FILUSDT --speed 60")
+
+
 class ServiceError(AgentError):
     """A failure the API reports as JSON `{"error": message}` with `status`.
 
@@ -280,7 +286,7 @@ class DashboardService:
             "agent_note": self.runner_note,
             "replay": self.replay,
             "world_time_ms": world_ms,
-            "replay_hint": "python -m web.app --replay ../shared/data --symbol FILUSDT --speed 60",
+            "replay_hint": REPLAY_HINT,
         }
 
     # ---- agent ----------------------------------------------------------------------------
