@@ -1,7 +1,7 @@
 """Flask app factory and `python -m web.app`, served by waitress.
 
     python -m web.app                                   # paper trading on live Binance klines
-    python -m web.app --replay ../shared/data --symbol FILUSDT --speed 60
+    python -m web.app --replay data --symbol FILUSDT --speed 60   (python -m rl.data download first)
     python -m web.app --host 127.0.0.1 --port 5000 --db data/paper/agent.db [--debug]
 
 The agent never starts by itself: the page (or POST /api/agent/start) starts it in one
@@ -34,7 +34,7 @@ from rl.strategy.params import ParamsError, StrategyParams
 from web import auth
 from web.api import api
 from web.pages import pages
-from web.service import DashboardService, ServiceError, internal_error_message
+from web.service import REPLAY_HINT, DashboardService, ServiceError, internal_error_message
 
 log = logging.getLogger("web")
 
@@ -245,9 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if world.market is not None and not settings.replaying:
         if not svc.probe_market():
             log.warning("Binance is unreachable (%s). The dashboard still serves the page; to "
-                        "work offline replay archive data: python -m web.app --replay "
-                        "../shared/data --symbol FILUSDT --speed 60",
-                        svc.meta()["connectivity"]["error"])
+                        "work offline replay archive data: %s",
+                        svc.meta()["connectivity"]["error"], REPLAY_HINT)
     if world.runner is None:
         log.warning("agent unavailable: %s", world.runner_note)
     if not is_loopback(settings.host):

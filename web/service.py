@@ -87,6 +87,12 @@ ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
 _NETWORK_FAILURES = (MarketUnavailable, NetworkError, RateLimitError)
 
 
+# What an offline newcomer can run in their own clone: fetch archive zips while online (or
+# point --replay at any folder of them, a symbol folder .../klines/FILUSDT too), then replay.
+REPLAY_HINT = ("python -m rl.data download --symbol FILUSDT --from 2023-08 --to 2023-09 --dest data; "
+               "python -m web.app --replay data --symbol FILUSDT --speed 60")
+
+
 class ServiceError(AgentError):
     """A failure the API reports as JSON `{"error": message}` with `status`.
 
@@ -301,7 +307,7 @@ class DashboardService:
             "replay": self.replay,
             "world_time_ms": world_ms,
             "leverage": self.settings.leverage,     # the order form's margin estimate
-            "replay_hint": "python -m web.app --replay ../shared/data --symbol FILUSDT --speed 60",
+            "replay_hint": REPLAY_HINT,
         }
 
     # ---- agent ----------------------------------------------------------------------------

@@ -66,6 +66,12 @@ def replay_start_ms(start_ms: int, end_ms: int) -> int:
     return start_ms + min(REPLAY_WARMUP_MS, max(0, (end_ms - start_ms) // 2))
 
 
+def _interval_folder(path: Path) -> Path:
+    """`.../klines/FILUSDT` holds `1m/` (and maybe other intervals): replay its 1m folder."""
+    one_minute = path / "1m"
+    return one_minute if path.is_dir() and one_minute.is_dir() else path
+
+
 def load_replay_frames(settings: Settings, symbol_given: bool) -> dict[str, Any]:
     """symbol -> ArchiveData for the replay; SettingsError (one line) when the path is unusable."""
     from rl.market.archive import archive_symbols, load_archive, load_symbols
@@ -73,24 +79,17 @@ def load_replay_frames(settings: Settings, symbol_given: bool) -> dict[str, Any]
     path = settings.replay_dir
     assert path is not None
     try:
+        there = archive_symbols(path)
         if symbol_given:
-            return load_symbols(path, settings.symbols)
-        try:
-            data = load_archive(path)
-        except (FileNotFoundError, ValueError) as first:
-            # An archive root: the configured SYMBOLS if it holds them, else its first symbol
-            # (a newcomer's `--replay ../shared/data` should just work; --symbol picks another).
-            try:
-                return load_symbols(path, settings.symbols)
-            except (FileNotFoundError, ValueError):
-                there = archive_symbols(path)
-                if there:
-                    log.warning("SYMBOLS=%s not in %s: replaying %s (also there: %s; choose with --symbol)",
-                                ",".join(settings.symbols), path, there[0], ", ".join(there[1:]) or "-")
-                    return load_symbols(path, (there[0],))
-                raise SettingsError(f"--replay={str(path)!r} is invalid: "
-                                    f"{str(first).replace('pass symbol=', 'choose one with --symbol SYMBOL')}"
-                                    ) from None
+            return load_symbols(path if there else _interval_folder(path), settings.symbols)
+        if len(there) > 1:
+            # several symbols and none chosen: say which, never pick one silently
+            raise SettingsError(f"--replay={str(path)!r} holds several symbols ({', '.join(there)}): "
+                                "choose one with --symbol SYMBOL")
+        if there:
+            return load_symbols(path, there)
+        # a symbol folder (.../klines/FILUSDT), an interval folder, a folder of zips or a file
+        data = load_archive(_interval_folder(path))
         if data.symbol is None:
             raise SettingsError(f"--replay={str(path)!r} is invalid: cannot tell the symbol from "
                                 "the file names; give it with --symbol SYMBOL")

@@ -257,6 +257,7 @@ class TradingAgent:
         exactly as `step()` does in a backtest, then (only while in a position) show a paper
         exchange the current price so its stop can trigger between bars, and publish status.
         """
+        self.board.cycle_start()
         for sym in self.symbols:
             if stop is not None and stop.is_set():
                 break

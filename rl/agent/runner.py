@@ -80,6 +80,7 @@ class AgentRunner:
                 interval = self.agent.run_cycle(stop)
             except Exception as exc:   # run_cycle already isolates symbols; this is the last net
                 self.agent.note_error("cycle", exc)
+                self.agent.board.cycle_done(self.clock.now_ms())   # counted as a failed cycle
                 interval = self.settings.check_interval_flat
             if stop.is_set():
                 break

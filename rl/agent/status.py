@@ -31,6 +31,11 @@ class StatusBoard:
         self._protections: ProtectionState | None = None
         self._last_error: dict[str, Any] | None = None
         self._last_cycle_ms: int | None = None
+        # errors seen so far, and at the start of the running cycle: a cycle that logged one
+        # failed; the dashboard shows a run of them instead of a plain "running"
+        self._errors = 0
+        self._errors_at_start = 0
+        self._failed_cycles = 0
         self._connectivity = {"market": "unknown", "exchange": "unknown"}
         self._account_mode: dict[str, Any] | None = None
 
@@ -49,6 +54,7 @@ class StatusBoard:
         """The newest failed step: time_ms, symbol, message, message_zh, message_en."""
         with self._lock:
             self._last_error = record
+            self._errors += 1
 
     def protections(self, state: ProtectionState) -> None:
         """The protections' newest state (frozen: readers may hold it)."""
@@ -60,16 +66,27 @@ class StatusBoard:
         with self._lock:
             self._account_mode = check
 
+    def cycle_start(self) -> None:
+        """A cycle begins: an error() from here to cycle_done() makes it a failed cycle."""
+        with self._lock:
+            self._errors_at_start = self._errors
+
     def cycle_done(self, time_ms: int) -> None:
+        """A cycle ended: count it failed (one more in a row) or clean (the run is over)."""
         with self._lock:
             self._last_cycle_ms = time_ms
+            failed = self._errors != self._errors_at_start
+            self._failed_cycles = self._failed_cycles + 1 if failed else 0
+            self._errors_at_start = self._errors
 
     def view(self) -> dict[str, Any]:
-        """{symbols: {symbol: {analysis, position}}, last_error, last_cycle_ms, connectivity,
+        """{symbols: {symbol: {analysis, position}}, last_error, last_cycle_ms, failed_cycles
+        (consecutive cycles that logged an error, 0 after a clean one), connectivity,
         protections (a ProtectionState or None), account_mode (a ModeCheck dict or None)}."""
         with self._lock:
             return {"symbols": dict(self._symbols), "last_error": self._last_error,
                     "last_cycle_ms": self._last_cycle_ms, "connectivity": dict(self._connectivity),
+                    "failed_cycles": self._failed_cycles,
                     "protections": self._protections, "account_mode": self._account_mode}
 
     def symbol(self, symbol: str) -> dict[str, Any]:
@@ -104,6 +121,7 @@ def agent_status(view: Mapping[str, Any], trade_count: int, weights: dict[str, f
                       "min_score": ph.min_score, "score_gap": ph.score_gap},
             "last_scores": last_scores, "weights": weights,
             "last_error": view["last_error"], "last_cycle_ms": view["last_cycle_ms"],
+            "failed_cycles": int(view.get("failed_cycles") or 0),
             "connectivity": view["connectivity"], "protections": protections,
             "account_mode": view.get("account_mode"),
             "trade_filter": dict(trade_filter) if trade_filter is not None else None}

@@ -125,15 +125,3 @@ def test_bad_setting_exits_2_with_one_line(tmp_path: Path, args, env_extra, need
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
-
-
-def test_replay_of_an_archive_root_without_the_configured_symbol_picks_one(shared_data_dir: Path):
-    """A newcomer's `--replay ../shared/data` (SYMBOLS=BTCUSDT, not in the archive) still runs."""
-    from config import load_settings
-    from rl.market.archive import archive_symbols
-    from web.world import load_replay_frames
-
-    settings = load_settings({"REPLAY_DIR": str(shared_data_dir)}, dotenv_path="/nonexistent")
-    datas = load_replay_frames(settings, symbol_given=False)
-    assert list(datas) == archive_symbols(shared_data_dir)[:1]
-    assert len(next(iter(datas.values())).frame) > 40_000

@@ -52,7 +52,12 @@ function renderMeta() {
 
 function renderAgentState() {
   const running = !!(state.status && state.status.running);
-  setBadge("badge-agent", running ? t("running") : t("stopped"), running ? "on" : "off");
+  // every recent cycle failing is not "running": say how many in a row, the error on hover
+  const failed = running ? Number(state.status.failed_cycles || 0) : 0;
+  setBadge("badge-agent", failed > 0 ? t("running_failing", { n: failed }) : running ? t("running") : t("stopped"),
+           failed > 0 ? "conn-unreachable" : running ? "on" : "off");
+  const lastErr = failed > 0 && state.status.last_error;
+  $("badge-agent").title = lastErr ? (lastErr[`message_${lang()}`] || lastErr.message || "") : "";
   $("btn-start").disabled = running || !state.meta.agent_available;
   $("btn-stop").disabled = !running;
   $("btn-reset").hidden = state.meta.mode !== "paper";
