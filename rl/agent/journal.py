@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rl.execution.position import PositionState
 from rl.knowledge.store import KnowledgeStore
 from rl.knowledge.thought import build_action, build_reward, features_zh, summarize
-from rl.strategy.learning import EvidenceStats, update_weights
+from rl.strategy.learning import EvidenceStats, moved_features, update_weights
 from rl.strategy.params import LearningParams
 
 if TYPE_CHECKING:
@@ -178,6 +178,8 @@ class TradeJournal:
         if upd.applied:
             self._weights = dict(upd.new)
             self._on_weights(self._weights)
+        if upd.applied and any(moved_features(upd.old, upd.new)):
+            # logged only when a weight really changed: an unchanged step is no news
             self._log("INFO", t["symbol"], "权重更新：" + features_zh(upd.reason_zh),
                       "weights updated: " + upd.reason_en, now)
         self._log("INFO", t["symbol"], "🏁 " + zh, "🏁 " + en, now)

@@ -32,7 +32,7 @@ from client import BinanceError
 from rl.agent.journal import LogFn, TradeJournal, state_copy
 from rl.agent.late_fees import LateFees
 from rl.agent.manual_trades import ManualTrades
-from rl.execution.actions import exit_kind, reason_zh_for
+from rl.execution.actions import EXIT_KIND_EN, EXIT_KIND_ZH, exit_kind, reason_zh_for
 from rl.execution.port import ExchangePort
 from rl.execution.position import PositionState
 from rl.execution.router import CloseOutcome, EntryOutcome, OrderRouter, error_detail
@@ -351,14 +351,15 @@ class Reconciler:
             return _order_number(known["order_id"])
         return _order_number(cid.removeprefix(f"{sym}:")) if cid.startswith(f"{sym}:") else None
 
-    def _book_vanished(self, trade_id: int, sym: str, kind: str, now: int) -> None:
+    def _book_vanished(self, trade_id: int, sym: str, kind: str, now: int) -> Note | None:
         """The position of open trade `trade_id` is gone: its exits from the exchange's fills,
         then the close (and the learning) - or, when fills are missing, the explicit
         'unreconciled' state instead of a guessed exit price (retried every cycle by
-        `_retry_unreconciled`)."""
+        `_retry_unreconciled`). Returns the note that says what happened (an ordinary exit
+        booked from its fills), None when nothing or the 'unreconciled' warning was logged."""
         trade = self.store.trade_row(trade_id, with_position=False)
         if trade is None or trade["status"] != "open":
-            return
+            return None
         failed = self._record_exit_fills(trade, kind)
         self.manual.note_exits(trade)
         trade = self.store.trade_row(trade_id, with_position=False)
@@ -374,9 +375,13 @@ class Reconciler:
                           f"trade #{trade_id}: the position is gone on the exchange but {why_en} "
                           f"{trade['remaining_qty']:g} of it was found: marked 'unreconciled' (PnL unknown, "
                           f"kept out of learning and statistics); its fills are looked for again every cycle", now)
-            return
+            return None
         exits = self.store.exit_totals(trade_id)["exits"]
-        self.journal.finalize(trade_id, now, exits[-1]["kind"] if exits else kind)
+        last = exits[-1]["kind"] if exits else kind
+        self.journal.finalize(trade_id, now, last)
+        price = f" @ {float(exits[-1]['price']):g}" if exits and exits[-1].get("price") is not None else ""
+        return (f"{sym}：交易 #{trade_id} 的{EXIT_KIND_ZH.get(last, '平仓')}单在交易所成交{price}，持仓已平",
+                f"{sym}: trade #{trade_id} closed on the exchange by its {EXIT_KIND_EN.get(last, 'exit')}{price}")
 
     def _retry_unreconciled(self, sym: str, now: int) -> None:
         """Look again for the closing fills of `sym`'s unreconciled trades; a trade whose fills
@@ -443,7 +448,13 @@ class Reconciler:
                 kind = ("trailing" if before.breakeven_done else "stop") if ended else "reconcile"
                 if ended:
                     self.fees.park(before, now)
-                    self._book_vanished(before.trade_id, sym, kind, now)
+                    booked = self._book_vanished(before.trade_id, sym, kind, now)
+                    # the router can only guess why the position is gone ("stop, liquidation or
+                    # manual close while away"); the fills say it: an ordinary exit is reported
+                    # as one, and a truly vanished one was just logged as a warning, once
+                    notes = [n for n in notes if "position gone" not in n[1]]
+                    if booked is not None:
+                        notes.insert(0, booked)
                 else:
                     trade = self.store.trade_row(before.trade_id, with_position=False)
                     if trade is not None and trade["status"] == "open":
@@ -487,9 +498,8 @@ class Reconciler:
             self.store.update_trade(res.state.trade_id, stop_price=res.state.stop, position=state_copy(res.state))
         if notes and not restart:
             for n_zh, n_en in notes:
-                gone = "position gone" in n_en
+                gone = "closed on the exchange" in n_en or "position gone" in n_en
                 self._log("INFO" if gone else "WARNING", sym,
-                          ("持仓已在交易所平仓：" if gone else "对账：") + n_zh,
-                          ("closed on the exchange: " if gone else "reconcile: ") + n_en, now)
+                          n_zh if gone else "对账：" + n_zh, n_en if gone else "reconcile: " + n_en, now)
         self._publish(sym)
         return notes

@@ -36,6 +36,9 @@ _REASON_KEYWORDS = (("manual", "manual"), ("opposite", "signal"), ("target", "ta
                     ("liquidat", "liquidation"), ("stop", "stop"))
 EXIT_KIND_ZH = {"manual": "手动平仓", "signal": "反向信号", "target": "止盈", "partial": "分批止盈",
                 "trailing": "移动止损", "break_even": "保本止损", "liquidation": "强平", "stop": "止损"}
+EXIT_KIND_EN = {"manual": "manual close", "signal": "reverse signal", "target": "take-profit",
+                "partial": "partial take-profit", "trailing": "trailing stop", "break_even": "break-even stop",
+                "liquidation": "liquidation", "stop": "stop"}
 
 
 def exit_kind(reason: str) -> str:

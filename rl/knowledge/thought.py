@@ -16,6 +16,7 @@ from collections.abc import Mapping as _AbcMapping
 from typing import Any
 
 from rl.execution.actions import EXIT_KIND_ZH
+from rl.strategy.learning import FeatureEvidence, moved_features
 
 PARTS = ("perception", "action", "reward", "summary")
 
@@ -172,12 +173,13 @@ def summarize(perception: Mapping[str, Any], action: Mapping[str, Any],
     moved = ""
     moved_en = ""
     if wc.get("applied"):
-        delta = wc.get("delta") or {}
-        if delta:
-            up = max(delta, key=lambda k: delta[k])
-            down = min(delta, key=lambda k: delta[k])
-            moved = f"；权重调整：{FEATURE_ZH.get(up, up)}↑ {FEATURE_ZH.get(down, down)}↓"
-            moved_en = f"; weights moved: {up} up, {down} down"
+        # the features this close really moved (not max/min of a delta that may be all zero)
+        evidence = {k: FeatureEvidence(**v) for k, v in (wc.get("evidence") or {}).items()}
+        up, down = moved_features(wc.get("old") or {}, wc.get("new") or {}, evidence)
+        if up or down:
+            moved = "；权重调整：" + " ".join([f"{FEATURE_ZH.get(k, k)}↑" for k in up]
+                                          + [f"{FEATURE_ZH.get(k, k)}↓" for k in down])
+            moved_en = "; weights moved: " + ", ".join([f"{k} up" for k in up] + [f"{k} down" for k in down])
     zh = (f"{phase['name_zh'] + '：' if phase.get('name_zh') else ''}"
           f"{sym} 在 {lv_s} 附近以 {score_s} 分{_SIDE_ZH.get(side, side)}，"
           f"{_EXIT_ZH.get(reason, reason)}出场，净盈亏 {net_s} USDT（{r_s}）{moved}。")

@@ -246,12 +246,48 @@ def update_weights(weights: Mapping[str, float],
         elif ev.verdict == "did_not_help":
             raw[f] = old[f] * (1 - step)
     new = project_to_bounds(raw, params.min_weight, params.max_weight)
-    helped = [f for f, e in evidence.items() if e.verdict == "helped"]
-    hurt = [f for f, e in evidence.items() if e.verdict == "did_not_help"]
-    return WeightUpdate(
-        old=old, new=new, evidence=evidence, trade_count=n, applied=True,
-        reason_zh=(f"基于 {n} 笔已平仓交易：有效特征 {', '.join(helped) or '无'} 权重+{step:.0%}；"
-                   f"反向特征 {', '.join(hurt) or '无'} 权重-{step:.0%}；其余证据不足、不变；归一化后总和为1"),
-        reason_en=(f"from {n} closed trades: predictive features {', '.join(helped) or 'none'} "
-                   f"+{step:.0%}; counter-predictive {', '.join(hurt) or 'none'} -{step:.0%}; "
-                   "the rest inconclusive, unchanged; renormalized to sum 1"))
+    reason_zh, reason_en = describe_change(n, old, new, evidence)
+    return WeightUpdate(old=old, new=new, evidence=evidence, trade_count=n, applied=True,
+                        reason_zh=reason_zh, reason_en=reason_en)
+
+
+# A weight that moved less than this did not move (renormalization leaves float dust).
+MOVE_EPS = 1e-9
+
+
+def moved_features(old: Mapping[str, float], new: Mapping[str, float],
+                   evidence: Mapping[str, FeatureEvidence] | None = None) -> tuple[list[str], list[str]]:
+    """(raised, lowered): the features whose weight really rose / fell. With `evidence`, only
+    those the evidence moved (helped up, did_not_help down): renormalization nudges every
+    other weight too, and listing those would bury the cause."""
+    up = [k for k in new if new[k] - old.get(k, 0.0) > MOVE_EPS]
+    down = [k for k in new if new[k] - old.get(k, 0.0) < -MOVE_EPS]
+    if evidence:
+        up = [k for k in up if k in evidence and evidence[k].verdict == "helped"]
+        down = [k for k in down if k in evidence and evidence[k].verdict == "did_not_help"]
+    return up, down
+
+
+def describe_change(n: int, old: Mapping[str, float], new: Mapping[str, float],
+                    evidence: Mapping[str, FeatureEvidence]) -> tuple[str, str]:
+    """What this learning step actually did, in words (zh, en): which weights rose and fell
+    and from what to what, or that none moved and why. Never 'none +5 %' for no change."""
+    up, down = moved_features(old, new, evidence)
+    if not up and not down:
+        judged = [k for k, e in evidence.items() if e.verdict in ("helped", "did_not_help")]
+        if judged:                                   # evidence, but the bounds held the weights
+            return (f"基于 {n} 笔已平仓交易：{', '.join(judged)} 有显著证据，但权重已在上下限，均未改变",
+                    f"from {n} closed trades: {', '.join(judged)} cleared the bar but sit at their "
+                    "bounds: no weight changed")
+        return (f"基于 {n} 笔已平仓交易：没有特征的证据达到显著水平，权重均未改变",
+                f"from {n} closed trades: no feature's evidence cleared the bar: no weight changed")
+    parts_zh: list[str] = []
+    parts_en: list[str] = []
+    for k in up:
+        parts_zh.append(f"{k} 预示盈利，权重 {old[k]:.3f}→{new[k]:.3f}")
+        parts_en.append(f"{k} predicted profit, weight {old[k]:.3f} -> {new[k]:.3f}")
+    for k in down:
+        parts_zh.append(f"{k} 预示亏损，权重 {old[k]:.3f}→{new[k]:.3f}")
+        parts_en.append(f"{k} predicted losses, weight {old[k]:.3f} -> {new[k]:.3f}")
+    return (f"基于 {n} 笔已平仓交易：{'；'.join(parts_zh)}；其余按比例归一化（总和为1）",
+            f"from {n} closed trades: {'; '.join(parts_en)}; the rest rescaled to sum 1")

@@ -77,7 +77,8 @@ def test_a_stop_filled_on_the_exchange_is_recorded_once(world):
     exchange.on_bar(SYM, 99.0, 99.5, 97.0, 97.5, T0 + 2 * MIN - 1)      # the stop at 98 fills
     notes = parts.reconciler.sync(SYM, slot, clock.now_ms())
     assert slot.state is None and not slot.pending and SYM in parts.published
-    assert any("position gone" in en for _, en in notes)
+    assert any("closed on the exchange by its stop @ " in en for _, en in notes)
+    assert not any("position gone" in en for _, en in notes)   # an ordinary exit, not an alarm
     trade = store.trade(st.trade_id)
     assert trade["status"] == "closed" and trade["exit_reason"] == "stop"
     assert [(e["kind"], e["quantity"]) for e in trade["exits"]] == [("stop", 2.0)]

@@ -49,9 +49,9 @@ def test_entry_partial_target_stop_lines_are_one_language_each(tmp_path):
     assert w.store.trade(1)["exit_reason"] == "target" and w.store.trade(2)["exit_reason"] == "stop"
     lines = w.store.decisions.recent(500)
     zh = " | ".join(ln["message_zh"] for ln in lines)
-    assert "开仓" in zh and "分批止盈" in zh and "保本" in zh and "持仓已在交易所平仓" in zh
+    assert "开仓" in zh and "分批止盈" in zh and "保本" in zh and "单在交易所成交" in zh and "持仓已平" in zh and "已无此持仓" not in zh
     en = " | ".join(ln["message_en"] for ln in lines)
-    assert "partial take-profit" in en and "position gone" in en
+    assert "partial take-profit" in en and "closed on the exchange by its stop" in en and "position gone" not in en
     assert_pure(lines)
     # the partial exit keeps its Chinese reason next to the English one
     part = w.store.trade(1)["position"]
