@@ -41,7 +41,8 @@ class BinanceWorld:
         client = BinanceClient(trade_url=BASE, api_key="k", api_secret="s", sleep=lambda s: None)
         self.exchange = BinanceExchange(client, name="testnet")
         self.settings = Settings(trading_mode="testnet", api_key="k", api_secret="s", trade_url=BASE,
-                                 db_path=tmp_path / "agent.db", reentry_cooldown_minutes=0, leverage=10)
+                                 db_path=tmp_path / "agent.db", reentry_cooldown_minutes=0, leverage=10,
+                                 entry_order="ioc", take_profit_order="market")
         self.store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
         self.agent = TradingAgent(self.settings, self.market, self.exchange, self.store, self.clock,
                                   analyzer_factory=lambda sym, w: ScriptedAnalyzer(self.script, sym, w))

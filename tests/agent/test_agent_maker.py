@@ -36,7 +36,7 @@ def test_entry_order_settings_default_to_ioc_and_name_the_rule():
 
 
 class MakerWorld:
-    """Agent (ENTRY_ORDER=maker) + paper exchange + store in SQLite files, on a ManualClock."""
+    """Agent (ENTRY_ORDER=maker, market take-profits) + paper exchange + store in SQLite files, on a ManualClock."""
 
     def __init__(self, tmp_path, prices, *, timeout: float = 900.0, fill_qty: float | None = None,
                  start_bar: int = 60, script: Script | None = None) -> None:
@@ -44,7 +44,8 @@ class MakerWorld:
         self.clock = ManualClock(T0 + start_bar * MIN)
         self.market = ReplayMarketData({SYMBOL: candles(prices)}, self.clock)
         self.settings = Settings(db_path=tmp_path / "agent.db", reentry_cooldown_minutes=0,
-                                 entry_order="maker", entry_timeout_seconds=timeout)
+                                 entry_order="maker", entry_timeout_seconds=timeout,
+                                 take_profit_order="market")
         self.exchange = PaperExchange(tmp_path / "paper.db", balance=10_000.0, clock=self.clock.now_ms,
                                       max_fill_qty=fill_qty)
         self.store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)

@@ -227,7 +227,7 @@ def test_backtest_step_aggregates_like_the_market_module_and_trades(tmp_path):
     clock = ManualClock(T0)
     ex = PaperExchange(None, balance=10_000.0, clock=clock.now_ms)
     store = KnowledgeStore(tmp_path / "bt.db", default_weights=DEFAULT_WEIGHTS)
-    settings = Settings(db_path=tmp_path / "bt.db")
+    settings = Settings(db_path=tmp_path / "bt.db", entry_order="ioc", take_profit_order="market")
     agent = TradingAgent(settings, None, ex, store, clock,
                          analyzer_factory=lambda s, wts: ScriptedAnalyzer(script, s, wts))
     script.long = 60.0

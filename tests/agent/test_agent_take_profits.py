@@ -40,7 +40,7 @@ class TpWorld:
         self.clock = ManualClock(T0 + start_bar * MIN)
         self.market = ReplayMarketData({SYMBOL: candles(prices)}, self.clock)
         self.settings = Settings(db_path=tmp_path / "agent.db", reentry_cooldown_minutes=0,
-                                 take_profit_order="maker")
+                                 entry_order="ioc", take_profit_order="maker")
         self.exchange = PaperExchange(tmp_path / "paper.db", balance=10_000.0, clock=self.clock.now_ms)
         self.store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
         self.agent = TradingAgent(self.settings, self.market, self.exchange, self.store, self.clock,

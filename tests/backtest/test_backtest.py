@@ -11,6 +11,7 @@ import json
 import re
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -85,10 +86,16 @@ def test_the_run_trades_and_traces_decisions_and_trade_events(day_run) -> None:
     everything = result.trades + result.open_trades
     entries = [x for x in lines if x["event"] == "entry"]
     assert [x["time_ms"] for x in entries] == [t["opened_ms"] for t in everything]
-    # every entry follows a decision to enter on that side at that very close
-    by_time = {x["time_ms"]: x for x in decisions}
+    # every entry follows a decision to enter on that side: at that very close (ioc) or, for a
+    # resting maker entry, at the last decision before its fill, within ENTRY_TIMEOUT_SECONDS
+    settings = _settings()
     for e in entries:
-        assert by_time[e["time_ms"]]["action"] == ("enter_long" if e["side"] == "LONG" else "enter_short")
+        before = [x for x in decisions if x["time_ms"] <= e["time_ms"]]
+        assert before, e
+        d = before[-1]
+        assert d["action"] == ("enter_long" if e["side"] == "LONG" else "enter_short")
+        waited_s = (e["time_ms"] - d["time_ms"]) / 1000
+        assert waited_s == 0 if settings.entry_order == "ioc" else waited_s <= settings.entry_timeout_seconds
     closes = [x for x in lines if x["event"] == "close"]
     assert [(x["time_ms"], x["net_pnl"]) for x in closes] == [
         (t["closed_ms"], round(t["pnl"], 6)) for t in result.trades]
@@ -286,12 +293,14 @@ def test_cli_reports_the_protections_pauses(tmp_path: Path, capsys, monkeypatch)
     assert doc["protections"]["config"]["max_drawdown_percent"] == 0.2
     assert doc["protections"]["config"]["stoploss_guard_trades"] == 0
     (pause,) = doc["protections"]["pauses"]
-    assert pause["rule"] == "drawdown" and pause["started"] == "2024-01-02T12:30:00Z"
-    assert pause["started_ms"] == 1704198600000 and pause["until"].endswith("Z")
-    assert pause["until_ms"] > pause["started_ms"] and pause["active"] is False
+    assert pause["rule"] == "drawdown" and pause["started"].startswith("2024-01-02T")
+    assert pause["started"] == datetime.fromtimestamp(pause["started_ms"] / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert pause["until"].endswith("Z")
+    day_end_ms = int(datetime(2024, 1, 3, tzinfo=UTC).timestamp() * 1000)
+    assert pause["until_ms"] > pause["started_ms"] and pause["active"] is (pause["until_ms"] > day_end_ms - 1)
     assert pause["reason_en"].startswith("Drawdown guard") and pause["reason_zh"].startswith("回撤保护")
     page = out_html.read_text()
-    assert 'data-en="Protections">风控暂停</span> (1)' in page and "2024-01-02T12:30:00Z" in page
+    assert 'data-en="Protections">风控暂停</span> (1)' in page and pause["started"] in page
     assert "回撤保护" in page
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', page)      # scripts inline, nothing fetched
 

@@ -94,7 +94,8 @@ class Rig:
         # Settings are built directly (not load_settings): TRADE_URL is a loopback test server
         self.settings = Settings(trading_mode="testnet", api_key=API_KEY, api_secret=API_SECRET,
                                  trade_url=url, market_data_url=url, db_path=db,
-                                 reentry_cooldown_minutes=0, request_timeout=timeout)
+                                 reentry_cooldown_minutes=0, request_timeout=timeout,
+                                 entry_order="ioc", take_profit_order="market")
         self.store = KnowledgeStore(db, default_weights=DEFAULT_WEIGHTS)
         self.market = ReplayMarketData({SYMBOL: frame}, clock)
         self.agent = TradingAgent(self.settings, self.market, self.exchange, self.store, clock,

@@ -96,7 +96,10 @@ class World:
         self.clock = ManualClock(T0 + start_bar * MIN)
         self.market = ReplayMarketData({SYMBOL: candles(prices)}, self.clock)
         # cooldown 0: these scripts test entry/exit mechanics back to back (cooldown has its own
-        # test); `settings`: more Settings fields (the risk protections' tests set their limits)
+        # test); `settings`: more Settings fields (the risk protections' tests set their limits).
+        # Taker entries and exits unless a test asks for maker ones: the scripts expect a fill
+        # at the bar they enter on (the maker paths have their own tests).
+        settings = {"entry_order": "ioc", "take_profit_order": "market", **settings}
         self.settings = Settings(db_path=tmp_path / "agent.db", min_trades_for_adjust=min_trades,
                                  reentry_cooldown_minutes=0, **settings)
         # `paper`: more PaperExchange options (funding_rate, funding_interval_ms, ...)
