@@ -9,7 +9,7 @@ import { t, addStrings, onLangChange, pick } from "./i18n.js";
 addStrings({
   zh: {
     ev_title: "证据", ev_profile: "策略配置", ev_none: "无（默认参数）", ev_oos: "本配置（样本外）",
-    ev_random: "随机入场中位数", ev_band: "随机入场 10–90 %", ev_bh: "买入持有", ev_pct: "在随机入场中的百分位",
+    ev_random: "随机入场中位数", ev_band: "随机入场 10–90 %", ev_bh: "买入持有", ev_pct: "在随机入场中的百分位（100 = 胜过全部）",
     ev_fold: "第 {n} 折 {test}：样本内 {is} → 样本外 {oos}", ev_months: "测试月份", ev_error: "证据不可用：{error}",
     ev_gate_overridden: "实盘在没有证据的情况下运行（LIVE_WITHOUT_EVIDENCE=I_ACCEPT_THE_RISK）。",
     ev_gate_passed: "实盘：此配置的样本外收益高于随机入场中位数。",
@@ -17,7 +17,7 @@ addStrings({
   en: {
     ev_title: "Evidence", ev_profile: "Strategy profile", ev_none: "none (default parameters)",
     ev_oos: "This profile (out-of-sample)", ev_random: "Random entries, median", ev_band: "Random entries 10–90 %",
-    ev_bh: "Buy & hold", ev_pct: "Percentile among random entries",
+    ev_bh: "Buy & hold", ev_pct: "Percentile among random entries (100 = beat all)",
     ev_fold: "Fold {n} {test}: in-sample {is} → out-of-sample {oos}", ev_months: "Test months",
     ev_error: "Evidence unavailable: {error}",
     ev_gate_overridden: "Live trading runs without evidence (LIVE_WITHOUT_EVIDENCE=I_ACCEPT_THE_RISK).",
