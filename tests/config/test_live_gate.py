@@ -79,3 +79,15 @@ def test_overrides_recheck_the_gate(tmp_path: Path) -> None:
     s = load(**{**LIVE, "LIVE_WITHOUT_EVIDENCE": "I_ACCEPT_THE_RISK"})
     with pytest.raises(SettingsError, match="refuses to start: no STRATEGY_PROFILE"):
         s.with_overrides(live_without_evidence="")
+
+
+def test_web_app_refuses_live_on_a_negative_profile_with_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    from web.app import main
+    for k, v in LIVE.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("LIVE_WITHOUT_EVIDENCE", raising=False)
+    monkeypatch.delenv("STRATEGY_PROFILE", raising=False)
+    neg = write(tmp_path, "neg", profile(-9.18, -6.42))
+    assert main(["--profile", neg, "--db", str(tmp_path / "live.db")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: TRADING_MODE=live refuses to start: on unseen months profile") and "\n" not in err

@@ -96,3 +96,10 @@ def test_the_report_opens_in_chromium_without_errors(result, tmp_path: Path) -> 
         page.screenshot(path="/tmp/evidence-report-test-en.png", full_page=True)
         browser.close()
     assert errors == [] and foreign == []
+
+
+def test_a_result_without_baselines_renders_and_says_what_is_missing() -> None:
+    bare = small_result(trials=4, baselines=False)
+    page = render_optimize_report(json.loads(json.dumps(bare.to_json())))
+    assert "there is no random-entry baseline to compare with" in page and "random median" not in page
+    assert "this profile" in page          # the stitched curve alone
