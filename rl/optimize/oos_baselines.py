@@ -93,6 +93,8 @@ def compute(doc: dict, bank: MonthBank, runs: int = DEFAULT_RUNS, seed: int = 0,
     if not pairs:
         raise ValueError("the walk-forward result has no test month: nothing to compare")
     log(f"out-of-sample baselines: {len(pairs)} test month(s), the agent and {runs} random-entry runs each")
+    if jobs > 1:
+        bank.prepare(sorted({(s, m) for _f, s, m in pairs}))     # once, before the workers fork
     firsts = _run_all(bank, [("agent", s, m, params[f], None) for f, s, m in pairs], jobs)
     tested: dict[tuple[str, str], OosMonth] = {(k[1], k[2]): v for k, v in firsts}
     tasks = [("random", s, m, params[f], (tested[(s, m)].opened, tested[(s, m)].span, seed + i))

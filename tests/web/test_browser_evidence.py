@@ -59,3 +59,27 @@ def test_evidence_panel_says_the_profile_lost_more_than_random_entries(shared_da
             page.screenshot(path="/tmp/evidence-dashboard-en.png")
             browser.close()
             assert errors == [], errors
+
+
+def test_evidence_panel_without_a_profile_says_how_to_make_one(shared_data_dir, tmp_path: Path):
+    with _serve(shared_data_dir, tmp_path) as (base, _runner):
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update"])
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(base + "/")
+            page.wait_for_selector("#evidence-panel[data-ready='1']", timeout=20_000)
+            sentence = page.locator("#evidence-sentence")
+            expect(sentence).to_have_attribute("data-state", "none")
+            expect(sentence).to_contain_text("默认参数没有任何样本外证据")
+            expect(sentence).to_contain_text("python -m rl.optimize")
+            expect(page.locator("#evidence-panel")).to_contain_text("无（默认参数）")
+            page.locator("#evidence-panel").screenshot(path="/tmp/evidence-panel-none-zh.png")
+            page.click("#btn-lang")
+            expect(sentence).to_contain_text("the default parameters have no out-of-sample evidence")
+            browser.close()
+            assert errors == [], errors
