@@ -39,6 +39,8 @@ _HOST_LIST = ", ".join(f"https://{h}" for h in BINANCE_HOSTS)
 # Checked here so a plain password pasted into DASHBOARD_PASSWORD_HASH stops start-up.
 _PASSWORD_HASH_RE = re.compile(r"^(scrypt:\d+:\d+:\d+|pbkdf2_sha256:\d+):[A-Za-z0-9_-]{16,}:[A-Za-z0-9_-]{32,}$")
 LIVE_CONFIRM_PHRASE = "I_UNDERSTAND_REAL_MONEY"
+# LIVE_WITHOUT_EVIDENCE: live trading without a profile whose unseen months beat random entries
+LIVE_RISK_PHRASE = "I_ACCEPT_THE_RISK"
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}USDT$|^[A-Z0-9]{2,20}USDC$")
 PROFILES_DIR = PROJECT_ROOT / "profiles"
 # Where the default stores live. Each mode has its own folder, so paper never shows a replay's
@@ -58,6 +60,9 @@ class Settings:
     api_key: str = field(default="", repr=False)
     api_secret: str = field(default="", repr=False)
     live_confirm: str = field(default="", repr=False)
+    # LIVE_WITHOUT_EVIDENCE=I_ACCEPT_THE_RISK lets live start although the active profile's
+    # out-of-sample return does not beat the random-entry median (rl.optimize.evidence)
+    live_without_evidence: str = ""
     # salted scrypt hash of the dashboard password (python -m web.auth hash); "" = no login,
     # which web.app allows only on loopback
     dashboard_password_hash: str = field(default="", repr=False)
@@ -329,6 +334,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "API_KEY": ("api_key", lambda n, r: r.strip()),
     "API_SECRET": ("api_secret", lambda n, r: r.strip()),
     "LIVE_TRADING_CONFIRM": ("live_confirm", lambda n, r: r.strip()),
+    "LIVE_WITHOUT_EVIDENCE": ("live_without_evidence", lambda n, r: _choice(n, r, (LIVE_RISK_PHRASE.lower(),)).upper()),
     "DASHBOARD_PASSWORD_HASH": ("dashboard_password_hash", _password_hash),
     "MARKET_DATA_URL": ("market_data_url", _url),
     "TRADE_URL": ("trade_url", _url),
@@ -381,6 +387,7 @@ def _validate(s: Settings) -> Settings:
         raise SettingsError(
             "TRADING_MODE='live' trades real money and refuses to start: set "
             f"LIVE_TRADING_CONFIRM={LIVE_CONFIRM_PHRASE} in .env if you really mean it")
+    _check_live_evidence(s)
     _check_hosts(s)
     if s.check_interval_position > s.check_interval_flat:
         raise SettingsError(
@@ -401,6 +408,18 @@ def _validate(s: Settings) -> Settings:
     if s.maker_fee > s.taker_fee:
         raise SettingsError(f"MAKER_FEE={s.maker_fee:g} is invalid: it must not exceed TAKER_FEE={s.taker_fee:g}")
     return s
+
+
+def _check_live_evidence(s: Settings) -> None:
+    """Live trading starts only on a profile whose stitched out-of-sample return beats the
+    random-entry median, unless the trader accepts the risk (paper and testnet: no gate)."""
+    if s.trading_mode != "live" or s.live_without_evidence == LIVE_RISK_PHRASE:
+        return
+    from rl.optimize.evidence import live_gate, read_doc  # late: config is imported by rl/
+    doc = read_doc(profile_path(s.strategy_profile)) if s.strategy_profile else None
+    reason = live_gate(doc, s.strategy_profile)
+    if reason is not None:
+        raise SettingsError(reason)
 
 
 def _check_hosts(s: Settings) -> None:

@@ -110,6 +110,12 @@ def agent_status() -> Any:
     return jsonify(service().agent_status())
 
 
+@api.get("/agent/evidence")
+def agent_evidence() -> Any:
+    """The active strategy profile's out-of-sample figures against the baselines."""
+    return jsonify(service().evidence())
+
+
 @api.get("/agent/logs")
 def agent_logs() -> Any:
     limit = _int_arg("limit", 200, 1, 2000)

@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
-from config import Settings
+from config import LIVE_RISK_PHRASE, Settings
 from rl.errors import (
     AgentAlreadyRunning,
     AgentError,
@@ -41,6 +41,7 @@ from rl.errors import (
     RateLimitError,
     UnknownOrderStatus,
 )
+from rl.optimize.evidence import profile_evidence
 from web.inputs import (
     InputError,
     check_fields,
@@ -362,6 +363,11 @@ class DashboardService:
 
     def agent_status(self) -> dict[str, Any]:
         return self._runner_call(self._need_runner().status, "agent status")
+
+    def evidence(self) -> dict[str, Any]:
+        """The active profile's out-of-sample evidence (rl.optimize.evidence), as computed there."""
+        s = self.settings
+        return profile_evidence(s.strategy_profile, s.trading_mode, s.live_without_evidence == LIVE_RISK_PHRASE)
 
     def agent_logs(self, limit: int = 200, after_id: int | None = None) -> list[dict[str, Any]]:
         runner = self._need_runner()

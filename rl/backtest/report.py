@@ -347,18 +347,7 @@ def render_report(result: dict) -> str:
             f"<script>{_vendored_chart_library()}</script><script>{CHART_JS}</script>")
     return f"""<!doctype html>
 <html lang="zh"><head><meta charset="utf-8"><title>Backtest {html.escape(title)}</title>
-<style>
-body{{background:#131722;color:#d1d4dc;font:13px system-ui,sans-serif;margin:20px}}
-h1{{font-size:18px}} h2{{font-size:15px;margin-top:28px}} h3{{font-size:13px;color:#9598a1}} h4{{margin:8px 0 4px}}
-table{{border-collapse:collapse}} td,th{{padding:3px 8px;border-bottom:1px solid #2a2e39;text-align:right}}
-th{{color:#9598a1;text-align:left}} .chart{{width:100%;max-width:{WIDTH}px;background:#1e222d;display:block}}
-.lw{{width:100%;max-width:{WIDTH}px;height:440px}} .hint{{color:#787b86}}
-.tick{{fill:#787b86;font-size:10px}} .lbl{{fill:#d1d4dc;font-size:12px}} .legend span{{margin-right:12px}}
-.grid{{display:flex;gap:40px;flex-wrap:wrap}} td.reason,td.l,tr.chain td{{text-align:left}}
-.chain-body{{text-align:left;padding:6px 12px;background:#1a1e29}} .cs{{margin-bottom:8px}}
-#lang{{position:fixed;top:12px;right:16px;background:#2a2e39;color:#d1d4dc;border:1px solid #434651;
-padding:4px 10px;cursor:pointer}}
-</style></head><body>
+<style>{STYLE}</style></head><body>
 <button id="lang" type="button">English</button>
 <h1>{t("回测报告", "Backtest report")} {html.escape(title)}</h1>
 <div class="grid"><div><h2>{t("摘要", "Summary")}</h2><table id="summary">{rows}</table></div>
@@ -373,6 +362,20 @@ padding:4px 10px;cursor:pointer}}
 <h2>{t("交易", "Trades")} ({len(trades)})</h2><table id="trades"><tr>{head}</tr>{''.join(trade_rows)}</table>
 <script>{LANG_JS}</script>
 </body></html>"""
+
+
+# The report pages' style (also the optimization report's, rl.optimize.report).
+STYLE = ("""body{background:#131722;color:#d1d4dc;font:13px system-ui,sans-serif;margin:20px}
+h1{font-size:18px} h2{font-size:15px;margin-top:28px} h3{font-size:13px;color:#9598a1} h4{margin:8px 0 4px}
+table{border-collapse:collapse} td,th{padding:3px 8px;border-bottom:1px solid #2a2e39;text-align:right}
+th{color:#9598a1;text-align:left} .chart{width:100%;max-width:@W@px;background:#1e222d;display:block}
+.lw{width:100%;max-width:@W@px;height:440px} .hint{color:#787b86}
+.tick{fill:#787b86;font-size:10px} .lbl{fill:#d1d4dc;font-size:12px} .legend span{margin-right:12px}
+.grid{display:flex;gap:40px;flex-wrap:wrap} td.reason,td.l,tr.chain td{text-align:left}
+.chain-body{text-align:left;padding:6px 12px;background:#1a1e29} .cs{margin-bottom:8px}
+#lang{position:fixed;top:12px;right:16px;background:#2a2e39;color:#d1d4dc;border:1px solid #434651;
+padding:4px 10px;cursor:pointer}
+""").replace("@W@", str(WIDTH))
 
 
 # Switches every data-zh/data-en label; the button names the other language.

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from config import Settings
+from rl.backtest.baselines import RandomEntries
 from rl.backtest.data import load_backtest_data
-from rl.backtest.engine import PreparedMonth, backtest_settings, prepare_month, run_backtest
+from rl.backtest.engine import BacktestResult, PreparedMonth, backtest_settings, prepare_month, run_backtest
 from rl.optimize.folds import month_days
 from rl.optimize.objective import MonthRun, daily_curve
 from rl.strategy.params import StrategyParams
@@ -24,6 +26,26 @@ def quiet_agent_logs() -> None:
     """The agent explains every skipped entry in the log; thousands of runs would bury the
     progress bar, so only errors are shown while optimizing."""
     logging.getLogger("rl").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class OosMonth:
+    """A test month's run with what its random-entry baseline needs: the entries the agent
+    opened, the tested span, and buy & hold's daily curve over the same bars."""
+
+    run: MonthRun
+    opened: int
+    span: tuple[int, int]
+    buy_hold: MonthRun            # price / first open at each UTC day end, as a MonthRun
+
+
+def month_run(symbol: str, month: str, r: BacktestResult, balance: float) -> MonthRun:
+    s = r.summary
+    day_ms, equity = daily_curve(r.equity_time_ms, r.equity, balance)
+    return MonthRun(symbol=symbol, month=month, trades=int(s["trades"]),
+                    return_pct=float(s["return_pct"]), max_drawdown_pct=float(s["max_drawdown_pct"]),
+                    sortino=s.get("sortino"), buy_hold_return_pct=s.get("buy_hold_return_pct"),
+                    day_ms=day_ms, equity=equity)
 
 
 class MonthBank:
@@ -60,9 +82,28 @@ class MonthBank:
         pm = self.month(symbol, month)
         settings = self.settings[symbol]
         r = run_backtest(pm.data, settings, progress=False, params=params, month=pm)
-        s = r.summary
-        day_ms, equity = daily_curve(r.equity_time_ms, r.equity, settings.paper_balance)
-        return MonthRun(symbol=symbol, month=month, trades=int(s["trades"]),
-                        return_pct=float(s["return_pct"]), max_drawdown_pct=float(s["max_drawdown_pct"]),
-                        sortino=s.get("sortino"), buy_hold_return_pct=s.get("buy_hold_return_pct"),
-                        day_ms=day_ms, equity=equity)
+        return month_run(symbol, month, r, settings.paper_balance)
+
+    def oos_month(self, symbol: str, month: str, params: StrategyParams) -> OosMonth:
+        """`run` plus the entries opened, the span and buy & hold (rl.optimize.oos_baselines)."""
+        pm = self.month(symbol, month)
+        settings = self.settings[symbol]
+        r = run_backtest(pm.data, settings, progress=False, params=params, month=pm)
+        first_open = float(pm.data.frame["open"].iloc[pm.data.first_bar])
+        bh_t, bh_e = daily_curve(r.price_time_ms, r.price_close, first_open)
+        bh = MonthRun(symbol=symbol, month=month, trades=0, return_pct=(bh_e[-1] - 1.0) * 100.0 if bh_e else 0.0,
+                      max_drawdown_pct=0.0, sortino=None, buy_hold_return_pct=r.summary.get("buy_hold_return_pct"),
+                      day_ms=bh_t, equity=bh_e)
+        return OosMonth(run=month_run(symbol, month, r, settings.paper_balance),
+                         opened=len(r.trades) + len(r.open_trades),
+                         span=(int(r.equity_time_ms[0]), int(r.equity_time_ms[-1])), buy_hold=bh)
+
+    def random_month(self, symbol: str, month: str, params: StrategyParams, count: int,
+                     span: tuple[int, int], seed: int) -> MonthRun:
+        """The same month with the agent's entry decisions replaced by `count` seeded random
+        entries (rl.backtest.baselines.RandomEntries: same plan, sizing, exits, protections)."""
+        pm = self.month(symbol, month)
+        settings = self.settings[symbol]
+        policy = RandomEntries.scheduled(count, span[0], span[1], seed)
+        r = run_backtest(pm.data, settings, progress=False, params=params, month=pm, entry_policy=policy)
+        return month_run(symbol, month, r, settings.paper_balance)

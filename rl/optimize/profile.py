@@ -26,6 +26,7 @@ import optuna
 
 from config import PROFILES_DIR
 from rl.optimize import space
+from rl.optimize.oos_baselines import compact
 from rl.optimize.walkforward import WalkForwardResult, objective_doc
 
 FORMAT = 1
@@ -49,7 +50,8 @@ def profile_doc(result: WalkForwardResult, name: str) -> dict:
             "train_months": cfg.train_months, "test_months": cfg.test_months,
             "objective": objective_doc(cfg.min_trades_per_run), "search_space": space.describe(),
             "chosen_from_fold": last.fold.index, "folds": result.fold_table(),
-            "symbols": list(cfg.symbols), "months": result.months, "data_files": result.data_files},
+            "symbols": list(cfg.symbols), "months": result.months, "data_files": result.data_files,
+            "out_of_sample_baselines": None if result.baselines is None else compact(result.baselines)},
         "objective": {"in_sample": last.in_sample.to_dict(), "out_of_sample": result.out_of_sample.to_dict()},
     }
 
@@ -78,3 +80,33 @@ def write_result(result: WalkForwardResult, name: str, directory: Path | None = 
     os.replace(tmp, path)
     return path
 
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_suffix(f".json.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def profile_path_for(result_path: Path) -> Path:
+    """profiles/NAME.json beside profiles/NAME.walkforward.json."""
+    name = result_path.name.removesuffix(".walkforward.json")
+    return result_path.with_name(f"{name}.json")
+
+
+def save_baselines(result_path: Path, result_doc: dict, section: dict) -> list[Path]:
+    """Store an out-of-sample baseline section (rl.optimize.oos_baselines.compute) in a saved
+    walk-forward result and, compacted, in its profile's provenance (when the profile is there
+    and was made from the same study). Returns the files written."""
+    result_doc["out_of_sample_baselines"] = section
+    _write_json(result_path, result_doc)
+    written = [result_path]
+    prof = profile_path_for(result_path)
+    if prof.is_file():
+        doc = json.loads(prof.read_text(encoding="utf-8"))
+        same = (doc.get("provenance") or {}).get("study") == (result_doc.get("config") or {}).get("study")
+        if same:
+            doc["provenance"]["out_of_sample_baselines"] = compact(section)
+            _write_json(prof, doc)
+            written.append(prof)
+    return written

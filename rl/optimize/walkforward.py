@@ -112,6 +112,8 @@ class WalkForwardResult:
     prepare_seconds: float = 0.0
     month_trials: int = 0                        # month runs of trials finished by this call
     optimize_seconds: float = 0.0                # wall time of those
+    # the stitched test months against random entries and buy & hold (rl.optimize.oos_baselines)
+    baselines: dict | None = None
 
     @property
     def month_trials_per_minute(self) -> float | None:
@@ -133,6 +135,7 @@ class WalkForwardResult:
                 "in_sample_runs": [[r.to_dict() for r in f.in_sample_runs] for f in self.folds],
                 "out_of_sample_runs": [r.to_dict(curve=True) for r in self.test_runs()],
                 "out_of_sample": self.out_of_sample.to_dict(), "stitched": self.stitched,
+                "out_of_sample_baselines": self.baselines,
                 "trials": self.trials, "started": self.started, "seconds": round(self.seconds, 1),
                 "prepare_seconds": round(self.prepare_seconds, 1), "month_trials": self.month_trials,
                 "optimize_seconds": round(self.optimize_seconds, 1),

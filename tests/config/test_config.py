@@ -111,7 +111,8 @@ def test_live_requires_explicit_confirmation() -> None:
         load(TRADING_MODE="live", **keys)
     with pytest.raises(SettingsError, match="refuses to start"):
         load(TRADING_MODE="live", LIVE_TRADING_CONFIRM="yes", **keys)
-    s = load(TRADING_MODE="live", LIVE_TRADING_CONFIRM=config.LIVE_CONFIRM_PHRASE, **keys)
+    s = load(TRADING_MODE="live", LIVE_TRADING_CONFIRM=config.LIVE_CONFIRM_PHRASE,
+             LIVE_WITHOUT_EVIDENCE=config.LIVE_RISK_PHRASE, **keys)
     assert s.trade_url == "https://fapi.binance.com"
 
 
@@ -160,7 +161,9 @@ def test_protection_settings_default_and_zero_turns_a_rule_off() -> None:
 
 # ---- item 4 of issue 13: orders go only where the mode says -------------------------------
 KEYS = {"API_KEY": "k" * 64, "API_SECRET": "s" * 64}
-LIVE = {"TRADING_MODE": "live", "LIVE_TRADING_CONFIRM": config.LIVE_CONFIRM_PHRASE, **KEYS}
+# the evidence gate (tests/config/test_live_gate.py) is passed here: these tests are about hosts
+LIVE = {"TRADING_MODE": "live", "LIVE_TRADING_CONFIRM": config.LIVE_CONFIRM_PHRASE,
+        "LIVE_WITHOUT_EVIDENCE": config.LIVE_RISK_PHRASE, **KEYS}
 NOT_MAINNET = [
     "https://fapi.binance.com.evil.io",     # passed the old substring test
     "https://evil.example/binance.com",

@@ -125,7 +125,7 @@ def test_paper_testnet_and_live_each_default_to_their_own_folder(store_root):
     assert settings().db_path == store_root / "paper" / "agent.db"
     assert settings(TRADING_MODE="testnet", **keys).db_path == store_root / "testnet" / "agent.db"
     assert settings(TRADING_MODE="live", LIVE_TRADING_CONFIRM=config.LIVE_CONFIRM_PHRASE,
-                    **keys).db_path == store_root / "live" / "agent.db"
+                    LIVE_WITHOUT_EVIDENCE=config.LIVE_RISK_PHRASE, **keys).db_path == store_root / "live" / "agent.db"
     # the line older .env.example copies carry means "unset": per-mode stores for them too
     assert settings(DB_PATH="data/agent.db").db_path == store_root / "paper" / "agent.db"
     assert settings(DB_PATH="data/agent.db").db_path_is_default
