@@ -25,7 +25,11 @@ def account_curve(store: KnowledgeStore, equity_now: float | None, now_ms: int) 
     if store.get_state("initial_balance") is None:
         return []
     realized = store.trade_logger.equity_curve()
-    since = min((int(p["time_ms"]) for p in realized), default=0)
+    began = store.get_state("initial_balance_ms")
+    if began is not None and realized:
+        # the starting balance is there from the agent's first start, not its first trade
+        realized[0] = {**realized[0], "time_ms": min(int(began), int(realized[0]["time_ms"]))}
+    since = int(realized[0]["time_ms"]) if realized else 0
     marks = store.equity_marks.between(since, int(now_ms))
     first_mark = marks[0][0] if marks else None
     by_time: dict[int, float] = {}

@@ -81,3 +81,19 @@ def test_equity_marks_carry_the_unrealized_part_between_trades(client, world):
                                                                    (t0 + 1_800_000, 10_010.0)]
     assert curve[-1]["time_ms"] == t0 + 2_000_000
     assert curve[-1]["equity"] == pytest.approx(_equity(client))
+
+
+def test_the_curve_starts_at_the_first_start_not_the_first_trade(client, world):
+    """Marks observed before the first trade are part of the curve, from the starting balance."""
+    runner = world[1]
+    runner.agent.startup()
+    began = runner.store.get_state("initial_balance_ms")
+    runner.store.equity_marks.record(began + 900_000, 10_000.0)
+    runner.clock.set(began + 3_600_000)
+    assert post(client, "/api/order", {"symbol": SYMBOL, "side": "BUY", "quantity": 100}).status_code == 200
+    runner.clock.set(began + 4_000_000)
+    assert post(client, "/api/close", {"symbol": SYMBOL}).status_code == 200
+    curve = _curve(client)
+    assert curve[0] == {"time_ms": began, "equity": pytest.approx(runner.settings.paper_balance)}
+    assert (began + 900_000) in [p["time_ms"] for p in curve]
+    assert curve[-1]["equity"] == pytest.approx(_equity(client))
