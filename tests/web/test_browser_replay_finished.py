@@ -130,6 +130,7 @@ def test_a_short_replay_reaches_the_finished_state_in_the_page(replay_world, bro
     # Start again: the page says the replay is done (and the server refuses it too)
     page.click("#btn-start")
     expect(page.locator("#toast")).to_contain_text("回放已结束", timeout=5_000)
+    assert "回放已结束" in page.locator("#btn-start").get_attribute("title")
     expect(badge).to_have_text("回放结束")
     page.screenshot(path="/tmp/h-replayend-finished-1440.png")
 

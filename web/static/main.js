@@ -66,6 +66,7 @@ function renderAgentState() {
     setBadge("badge-agent", t("replay_finished"), "finished");
     $("badge-agent").title = t("replay_finished_hint");
   }
+  $("btn-start").title = replayFinished(state.status) ? t("replay_done_start") : "";
   renderReplayEnd(state.status, state.meta);
   $("btn-start").disabled = running || !state.meta.agent_available;
   $("btn-stop").disabled = !running;
