@@ -16,6 +16,7 @@
     │   ├── NotPublished                HTTP 404: Binance has not published that month
     │   └── ChecksumMismatch            the bytes do not match Binance's sha256
     ├── AgentAlreadyRunning             start() while the agent thread is alive
+    ├── ReplayFinished                  start() of a replay whose data has all been played
     ├── OrderNotOpen                    the order to cancel is not open on the exchange
     └── CancelRefused                   cancelling would leave a position without its stop
 
@@ -112,6 +113,10 @@ class ChecksumMismatch(DownloadError):
 # ----------------------------------------------------------------------------- agent
 class AgentAlreadyRunning(AgentError):
     """start() was called while the agent thread is alive."""
+
+
+class ReplayFinished(AgentError):
+    """start() of a replay that has played its data to the end: nothing is left to replay."""
 
 
 # ----------------------------------------------------------------------------- orders

@@ -39,6 +39,7 @@ from rl.errors import (
     OrderNotOpen,
     OrderRejected,
     RateLimitError,
+    ReplayFinished,
     UnknownOrderStatus,
 )
 from rl.optimize.evidence import profile_evidence
@@ -74,6 +75,7 @@ T = TypeVar("T")
 # maps like its parent. Anything else is a 500.
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (AgentAlreadyRunning, 409),
+    (ReplayFinished, 409),        # the replay's data is all played: another data set, or start over
     (CancelRefused, 409),         # a protective stop of an open position: confirm first
     (OrderNotOpen, 404),
     (MarketUnavailable, 503),

@@ -12,7 +12,9 @@ import logging
 import threading
 
 from config import Settings
+from rl.agent import replay_end
 from rl.agent.agent import TradingAgent
+from rl.agent.equity_curve import account_curve
 from rl.clock import Clock
 from rl.errors import AgentAlreadyRunning
 from rl.execution.port import ExchangePort, SimulatedExchange
@@ -40,6 +42,9 @@ class AgentRunner:
         self._stop = threading.Event()
         self._control = threading.Lock()      # start/stop against each other, not the cycle
         self._fatal: str | None = None
+        # a replay played to the end of its data (rl.agent.replay_end): its summary, also
+        # after a restart on its store; start() refuses then and says what to do instead
+        self._finished: dict | None = replay_end.finished_summary(store)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -52,6 +57,8 @@ class AgentRunner:
         with self._control:
             if self.running:
                 raise AgentAlreadyRunning("the agent is already running: stop it first")
+            if self._finished is not None:
+                raise replay_end.refuse_start(self._finished, self.store.path)
             self._stop = threading.Event()
             self._fatal = None
             self._thread = threading.Thread(target=self._loop, args=(self._stop,),
@@ -70,7 +77,8 @@ class AgentRunner:
                                 "current exchange call returns", timeout)
 
     def _loop(self, stop: threading.Event) -> None:
-        """The thread body: nothing a cycle raises ends it; only `stop` does."""
+        """The thread body: nothing a cycle raises ends it; only `stop` does, or a replay's
+        clock running out of data (then the replay is finished: `_finish`)."""
         try:
             self.agent.startup(stop)
         except Exception as exc:       # reconcile failing must not keep the agent from trading later
@@ -89,11 +97,30 @@ class AgentRunner:
             # a manual clock "sleeps" instantly: give other threads (and stop) a turn
             if stop.wait(0.001):
                 break
+        if not stop.is_set() and replay_end.clock_exhausted(self.clock):
+            self._finish()
+
+    def _finish(self) -> None:
+        """The replay's data is played: keep its summary in the store and say it in the log."""
+        end_ms = self.clock.now_ms()
+        summary = replay_end.build_summary(self.store, self.exchange, end_ms, self.agent.positions)
+        zh, en = replay_end.finished_lines(summary)
+        log.info("%s", en)
+        try:
+            self.store.set_state(replay_end.FINISHED_KEY, summary, end_ms)
+            self.store.decisions.log(end_ms, "INFO", "", zh, en)
+        except Exception:   # noqa: BLE001 - the status still says finished; a restart replays the end
+            log.exception("could not record the end of the replay")
+        self._finished = summary
 
     # ------------------------------------------------------------------ reads
     def status(self) -> dict:
         s = self.agent.status()
-        s["running"] = self.running
+        running = self.running
+        s["running"] = running and self._finished is None
+        # "finished": a replay played to its end (with `replay_finished`, its summary)
+        s["state"] = "finished" if self._finished is not None else "running" if running else "stopped"
+        s["replay_finished"] = dict(self._finished) if self._finished is not None else None
         s["mode"] = self.settings.mode_label
         s["symbols"] = list(self.settings.symbols)
         return s
@@ -117,7 +144,13 @@ class AgentRunner:
         return self.store.trade(int(trade_id))
 
     def equity_curve(self) -> list[dict]:
-        return self.store.trade_logger.equity_curve()
+        """The account's equity over time; its last point is the account now (see
+        rl.agent.equity_curve)."""
+        try:
+            now_equity: float | None = float(self.exchange.account().margin_balance)
+        except Exception:   # noqa: BLE001 - e.g. Binance unreachable: the stored curve still shows
+            now_equity = None
+        return account_curve(self.store, now_equity, self.clock.now_ms())
 
     def weight_history(self) -> list[dict]:
         return self.store.weight_history()

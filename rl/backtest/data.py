@@ -187,8 +187,10 @@ class BarClock:
     now_ms() is the current step time. sleep(seconds) moves to the first step at or after
     now + seconds (with the agent's 60 s / 30 s: the next closed bar), having waited
     (world time) / speed of wall time since the replay began; when the agent is slower than
-    that, no bar is skipped, the replay just runs behind. Past the last bar, sleep only waits
-    for `stop`: the replay has finished.
+    that, no bar is skipped, the replay just runs behind. When no step is due before the
+    data ends, the replay has finished: the clock stands at the last step, `exhausted`
+    turns True and sleep returns True at once (the caller's loop ends as if stopped, and
+    the runner reports the replay finished instead of waiting on a frozen clock).
     """
 
     def __init__(self, schedule: BarSchedule, speed: float = 60.0) -> None:
@@ -201,10 +203,16 @@ class BarClock:
         self._step = 0
         self._lock = threading.Lock()
         self._wall0 = time.monotonic()
+        self._exhausted = False
 
     @property
     def speed(self) -> float:
         return self._speed
+
+    @property
+    def exhausted(self) -> bool:
+        """True once a sleep found no step left to wait for: the replay has finished."""
+        return self._exhausted
 
     @property
     def finished(self) -> bool:
@@ -223,9 +231,7 @@ class BarClock:
         times = self._times
         due = times[self._step] + int(max(0.0, seconds) * 1000)
         if self.finished:
-            if stop is None:
-                return False
-            stop.wait()
+            self._exhausted = True
             return True
         nxt = bisect_left(times, due, self._step + 1)
         beyond = nxt >= len(times)          # no step is due before the data ends
@@ -238,8 +244,8 @@ class BarClock:
             time.sleep(wait)
         with self._lock:
             self._step = nxt
-        if beyond and stop is not None:     # the backtest would not cycle here either
-            stop.wait()
+        if beyond:                          # the backtest would not cycle here either
+            self._exhausted = True
             return True
         return False
 

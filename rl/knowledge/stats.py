@@ -67,11 +67,14 @@ class TradeLogger:
 
     def equity_curve(self, initial_balance: float | None = None) -> list[dict]:
         """[{time_ms, equity}]: the starting balance, then one point per closed trade (net PnL,
-        funding included; manual trades too: the curve is the account's)."""
+        funding included; manual trades too: the curve is the account's). Nothing (an empty
+        list) before the agent has run: no balance and no trade is no point, not 0 at 1970."""
         start = initial_balance if initial_balance is not None else self._trades.get_state("initial_balance")
-        start = float(start) if start is not None else 0.0
         rows = self._db.query("SELECT opened_ms, closed_ms, net_pnl FROM trades WHERE status='closed'"
                               " ORDER BY closed_ms, id")
+        if start is None and not rows:
+            return []
+        start = float(start) if start is not None else 0.0
         if not rows:
             return [{"time_ms": int(self._trades.get_state("initial_balance_ms", 0) or 0), "equity": start}]
         out = [{"time_ms": int(min(r["opened_ms"] for r in rows)), "equity": start}]

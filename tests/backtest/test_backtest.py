@@ -176,7 +176,8 @@ def _replay_trades(data: BacktestData, tmp_path: Path) -> tuple[list[dict], dict
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
-            if clock.finished and runner.status().get("last_cycle_ms") == clock.end_ms:
+            st = runner.status()
+            if st.get("state") == "finished" or (clock.finished and st.get("last_cycle_ms") == clock.end_ms):
                 break
             time.sleep(0.05)
     finally:

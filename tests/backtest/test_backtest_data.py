@@ -123,17 +123,28 @@ def test_bar_clock_moves_to_the_first_due_close() -> None:
     assert clock.sleep(60, stop) is True and clock.now_ms() == t0 + 7 * MINUTE_MS
 
 
-def test_bar_clock_paces_by_speed_and_ends_waiting_for_stop() -> None:
+def test_bar_clock_paces_by_speed_and_says_when_the_data_ends() -> None:
     f = _frame(4)
     clock = BarClock(BarSchedule({"AAAUSDT": f}), speed=60.0 * 20)    # one bar = 1/20 s
     stop = threading.Event()
     t_wall = time.monotonic()
-    clock.sleep(60, stop)
-    clock.sleep(60, stop)
+    assert clock.sleep(60, stop) is False
+    assert clock.sleep(60, stop) is False
     assert time.monotonic() - t_wall >= 0.09          # waited for the world to get there
-    assert clock.finished
-    threading.Timer(0.05, stop.set).start()
-    assert clock.sleep(60, stop) is True              # past the end: only stop wakes it
+    assert clock.finished and not clock.exhausted
+    end = clock.now_ms()
+    # past the end: nothing to wait for, the loop ends at once (never blocks on `stop`)
+    assert clock.sleep(60, stop) is True and clock.exhausted and not stop.is_set()
+    assert clock.now_ms() == end == clock.end_ms
+
+
+def test_bar_clock_is_exhausted_when_no_step_is_due_before_the_data_ends() -> None:
+    f = _frame(10)
+    clock = BarClock(BarSchedule({"AAAUSDT": f}), speed=1e9)
+    assert clock.sleep(60) is False and not clock.finished
+    # 300 s asked with 7 steps left: the clock moves to the last one and says it is done
+    assert clock.sleep(3000) is True and clock.finished and clock.exhausted
+    assert clock.now_ms() == clock.end_ms
     with pytest.raises(ValueError, match="speed"):
         BarClock(BarSchedule({"AAAUSDT": f}), speed=0)
 

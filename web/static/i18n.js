@@ -20,7 +20,7 @@ const DICT = {
     mode_live: "实盘",
     mode_replay: "回放",
     conn_ok: "币安已连接",
-    conn_unreachable: "币安不可达",
+    conn_unreachable: "离线·币安不可达",
     conn_unknown: "连接未知",
     world_time: "行情时间",
     // charts (issue 17 #9): time zone switch, OHLC readout, position lines
@@ -173,7 +173,7 @@ const DICT = {
     mode_live: "LIVE",
     mode_replay: "replay",
     conn_ok: "Binance reachable",
-    conn_unreachable: "Binance unreachable",
+    conn_unreachable: "Offline · Binance unreachable",
     conn_unknown: "connectivity unknown",
     world_time: "Market time",
     tz_local: "local {zone}",

@@ -6,6 +6,7 @@ import { t, initLang, setLang, lang, onLangChange } from "./i18n.js";
 import { KlineChart, formatDateTime, setTimeZone, timeZone, timeZoneLabel, onTimeZoneChange } from "./charts.js";
 import { bindChartTabs } from "./layout.js";
 import * as panels from "./panels.js";
+import { replayConnectivity, replayFinished, renderReplayEnd } from "./run_state.js";
 
 const $ = (id) => document.getElementById(id);
 const INTERVALS = ["1m", "15m", "8h", "1w"];
@@ -36,7 +37,10 @@ function renderMeta() {
   let conn = (m.connectivity && m.connectivity.state) || "unknown";
   if (Object.values(agentConn).includes("down")) conn = "unreachable";
   else if (conn === "unknown" && agentConn.market === "ok") conn = "ok";
-  setBadge("badge-conn", t(`conn_${conn}`), `conn-${conn}`);
+  // replay plays archive files: say which, never "Binance reachable"
+  const replayConn = replayConnectivity(m);
+  setBadge("badge-conn", replayConn ? replayConn.text : t(`conn_${conn}`), replayConn ? replayConn.cls : `conn-${conn}`);
+  $("badge-conn").title = replayConn ? replayConn.title : "";
   $("world-time").textContent = m.world_time_ms ? formatDateTime(m.world_time_ms) : "—";
   const banner = $("banner");
   const parts = [];
@@ -58,6 +62,12 @@ function renderAgentState() {
            failed > 0 ? "conn-unreachable" : running ? "on" : "off");
   const lastErr = failed > 0 && state.status.last_error;
   $("badge-agent").title = lastErr ? (lastErr[`message_${lang()}`] || lastErr.message || "") : "";
+  if (replayFinished(state.status)) {          // the data is played: not "running", not "stopped"
+    setBadge("badge-agent", t("replay_finished"), "finished");
+    $("badge-agent").title = t("replay_finished_hint");
+  }
+  $("btn-start").title = replayFinished(state.status) ? t("replay_done_start") : "";
+  renderReplayEnd(state.status, state.meta);
   $("btn-start").disabled = running || !state.meta.agent_available;
   $("btn-stop").disabled = !running;
   $("btn-reset").hidden = state.meta.mode !== "paper";
@@ -91,8 +101,13 @@ async function refreshMeta() {
 async function refreshStatus() {
   if (!state.meta.agent_available) return;
   try {
+    const wasFinished = replayFinished(state.status);
     state.status = await api.status();
     renderAgentState();
+    // the replay just ended: show its last bars, trades and equity now, not a tick later
+    if (!wasFinished && replayFinished(state.status)) {
+      Promise.all([refreshKlines(), refreshAccount(), refreshHistory()]);
+    }
     panels.renderTraining(state.status);
     panels.renderProtections(state.status.protections, state.status.account_mode);
   } catch (e) { /* shown via last_error / banner */ }
@@ -195,6 +210,10 @@ function loop() {
 
 async function agentAction(which) {
   const btn = $(which === "start" ? "btn-start" : "btn-stop");
+  if (which === "start" && replayFinished(state.status)) {   // the server refuses too (409)
+    panels.toast(t("replay_done_start"), "error");
+    return;
+  }
   btn.disabled = true;
   try {
     state.status = await (which === "start" ? api.start() : api.stop());

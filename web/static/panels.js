@@ -5,6 +5,7 @@
 import { api } from "./api.js";
 import { t, has, lang, pick, exitReason, featureNames, onLangChange } from "./i18n.js";
 import { formatDateTime, isLong, LineChart } from "./charts.js";
+import { chartEmptyState } from "./run_state.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -457,6 +458,7 @@ export function renderEquity(points) {
   if (!equityChart) equityChart = new LineChart($("equity-chart"), [{ key: "equity", color: "#2962ff" }]);
   const n = equityChart.setSeries("equity", (points || []).map((p) => ({ time_ms: p.time_ms, value: p.equity })));
   if (n) equityChart.fit();
+  chartEmptyState($("equity-chart"), !n, "equity_empty");   // no point yet: say why, draw none
 }
 
 export function renderWeightHistory(history) {
