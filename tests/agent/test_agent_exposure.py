@@ -127,3 +127,43 @@ def test_too_few_shared_candles_say_so_once_and_do_not_refuse(tmp_path):
     assert note["symbol"] == B
     assert "only 50 closed 15m candle returns shared with BTCUSDT (at least 96 needed)" in note["message_en"]
     w.close()
+
+
+# ------------------------------------------------------------------ what the helper counts
+def test_positions_count_agent_positions_at_their_stop_and_entries_under_way_not_manual_ones(tmp_path):
+    from types import SimpleNamespace
+
+    from rl.agent.exposure import AccountExposure
+    from rl.execution.position import PositionState
+    from rl.knowledge.store import KnowledgeStore
+    from rl.risk.exposure import ExposureConfig
+
+    store = KnowledgeStore(tmp_path / "a.db")
+    store.set_state("intent:CUSDT", {"side": "SHORT", "plan": {"risk": 42.0}}, 1)
+    store.set_state("intent:DUSDT", {"side": "LONG", "plan": {"risk": 7.0}}, 1)
+
+    def slot(state=None, resting=False, pending=False):
+        return SimpleNamespace(analyzer=None, state=state, resting=resting, pending=pending)
+
+    mine = PositionState("AUSDT", "LONG", 100.0, 2.0, 2.0, 98.0, 98.0)
+    manual = PositionState("BUSDT", "SHORT", 50.0, 1.0, 1.0, 0.0, 0.0, manual=True)
+    ex = AccountExposure(ExposureConfig(), store, taker_fee=0.0005)
+    got = ex.positions({"AUSDT": slot(mine), "BUSDT": slot(manual), "CUSDT": slot(resting=True),
+                        "DUSDT": slot(pending=True), "EUSDT": slot()})
+    assert [(p.symbol, p.side) for p in got] == [("AUSDT", "LONG"), ("CUSDT", "SHORT"), ("DUSDT", "LONG")]
+    assert got[0].risk == pytest.approx(2 * 2.0 + 0.0005 * 98.0 * 2) and got[1].risk == 42.0
+    # alone: nothing read (the equity reader would raise), nothing refused
+    refusal, notes = ex.check("AUSDT", "LONG", {"AUSDT": slot()}, 2.0, lambda: 1 / 0, 0)
+    assert (refusal, notes) == (None, [])
+    store.close()
+
+
+def test_the_real_analyzer_hands_out_its_closed_15m_candles():
+    from rl.analysis.analyzer import IncrementalAnalyzer
+
+    an = IncrementalAnalyzer(A)
+    assert an.closed_candles("15m") is None
+    for i in range(3):
+        an.push_candle("15m", T0 + i * 15 * MIN, 1.0, 2.0, 0.5, 1.5 + i, 10.0)
+    b = an.closed_candles("15m")
+    assert list(b.t) == [T0, T0 + 15 * MIN, T0 + 30 * MIN] and list(b.c) == [1.5, 2.5, 3.5]
