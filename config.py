@@ -104,6 +104,10 @@ class Settings:
     stoploss_guard_trades: int = 3
     stoploss_guard_window_hours: float = 6.0
     stoploss_guard_pause_hours: float = 8.0
+    # exposure caps: what the positions open together may risk (rl.risk.exposure; reasons there)
+    max_open_positions: int = 3
+    max_total_risk_percent: float = 4.0
+    max_correlation: float = 0.8
     # risk multiplier per learning phase (exploration, learning, stable): early trades are for
     # collecting evidence with a low entry bar, so they stake less of MAX_RISK_PERCENT
     phase_risk_scale: tuple[float, float, float] = (0.5, 0.75, 1.0)
@@ -213,6 +217,18 @@ def _count_or_off(name: str, raw: str, hi: int) -> int:
     except ValueError:
         raise _fail(name, raw, rule) from None
     if not 0 <= value <= hi:
+        raise _fail(name, raw, rule)
+    return value
+
+
+def _correlation(name: str, raw: str) -> float:
+    """A correlation threshold: 0 (the rule off) up to 1."""
+    rule = f"{name} must be a number >= 0 and <= 1 (0 turns the rule off)"
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise _fail(name, raw, rule) from None
+    if not 0 <= value <= 1:           # NaN fails this too
         raise _fail(name, raw, rule)
     return value
 
@@ -367,6 +383,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
                                     lambda n, r: _float(n, r, 0.0, 720.0, lo_open=True)),
     "STOPLOSS_GUARD_PAUSE_HOURS": ("stoploss_guard_pause_hours",
                                    lambda n, r: _float(n, r, 0.0, 720.0, lo_open=True)),
+    "MAX_OPEN_POSITIONS": ("max_open_positions", lambda n, r: _count_or_off(n, r, 1000)),
+    "MAX_TOTAL_RISK_PERCENT": ("max_total_risk_percent", _limit_percent),
+    "MAX_CORRELATION": ("max_correlation", _correlation),
     "STRATEGY_PROFILE": ("strategy_profile", lambda n, r: r.strip()),
     "REPLAY_DIR": ("replay_dir", _path),
     "REPLAY_SPEED": ("replay_speed", lambda n, r: _float(n, r, 0.0, 1e9, lo_open=True)),
@@ -405,6 +424,10 @@ def _validate(s: Settings) -> Settings:
     if s.trade_filter not in TRADE_FILTER_MODES:
         raise SettingsError(f"TRADE_FILTER={s.trade_filter!r} is invalid: TRADE_FILTER must be one of "
                             f"{', '.join(TRADE_FILTER_MODES)}")
+    if 0 < s.max_total_risk_percent < s.max_risk_percent:
+        raise SettingsError(f"MAX_TOTAL_RISK_PERCENT={s.max_total_risk_percent:g} is invalid: it must be 0 "
+                            f"(off) or at least MAX_RISK_PERCENT={s.max_risk_percent:g} (one full-risk "
+                            "trade must fit)")
     if s.maker_fee > s.taker_fee:
         raise SettingsError(f"MAKER_FEE={s.maker_fee:g} is invalid: it must not exceed TAKER_FEE={s.taker_fee:g}")
     return s

@@ -42,6 +42,7 @@ from client import BinanceError, SymbolFilters, new_client_order_id
 from config import Settings
 from rl.agent import open_orders
 from rl.agent.analyzer_port import OneMinuteAppender, SymbolAnalyzer
+from rl.agent.exposure import AccountExposure, exposure_config
 from rl.agent.filter_gate import PERCEPTION_KEY, FilterGate
 from rl.agent.journal import TradeJournal, state_copy
 
@@ -67,6 +68,9 @@ from rl.market.candle_former import CandleFormer
 from rl.market.candles import MINUTE_MS, index_to_ms
 from rl.market.ports import MarketDataPort, MarketUnavailable
 from rl.risk import Pause
+from rl.risk.exposure import RULE_NAMES_EN as RULE_NAMES_EN_EXPOSURE
+from rl.risk.exposure import RULE_NAMES_ZH as RULE_NAMES_ZH_EXPOSURE
+from rl.risk.exposure import Refusal
 from rl.risk.records import RULE_NAMES_EN, RULE_NAMES_ZH, format_utc
 from rl.strategy.exits import evaluate_exit, holding_quietly
 from rl.strategy.params import StrategyParams
@@ -182,6 +186,8 @@ class TradingAgent:
         # start-up; the journal tells them of every close
         self.protections = AccountProtections(self.params.protections, store, log=self._log,
                                               publish=self.board.protections, now_ms=clock.now_ms())
+        # caps on what the positions open together risk (rl.risk.exposure): asked at entry signals
+        self.exposure = AccountExposure(exposure_config(settings), store, taker_fee=settings.taker_fee)
         # the learned trade filter (TRADE_FILTER=on): None keeps today's agent exactly
         self.trade_filter = (FilterGate(store, self.params.filter)
                              if getattr(settings, "trade_filter", "off") == "on" else None)
@@ -424,7 +430,9 @@ class TradingAgent:
         if not self.protections.needs_mark(now):
             return
         try:
-            self.protections.mark_equity(now, self.exchange.account().margin_balance)
+            equity = self.exchange.account().margin_balance
+            self.protections.mark_equity(now, equity)
+            self.exposure.equity = equity        # what the status's open risk % is of
         except Exception as exc:
             self.note_error("", exc)
 
@@ -515,11 +523,21 @@ class TradingAgent:
         paused = self.protections.blocking(now)
         if self.entry_policy is not None:
             d = self.entry_policy(d, sym, now, bool(paused))
+        refusal = None
+        if d.action != "wait" and not paused:      # the exposure caps (nothing read when alone)
+            refusal, notes = self.exposure.check(
+                sym, "LONG" if d.action == "enter_long" else "SHORT", self._rt,
+                self.params.plan.max_risk_percent * self._risk_scale(d.phase.key),
+                lambda: self.exchange.account().margin_balance, now)
+            for zh, en in notes:
+                self._log("INFO", sym, zh, en, now)
         if self.decision_listeners:
             record = {"time_ms": now, "symbol": sym, "long_score": d.long_score,
                       "short_score": d.short_score, "min_score": d.phase.min_score,
                       "score_gap": d.phase.score_gap, "phase": d.phase.key, "trade_count": count,
                       "action": d.action, "price": price, "paused": [p.rule for p in paused]}
+            if refusal is not None:                 # (only then: a lone symbol's trace is unchanged)
+                record["exposure"] = refusal.to_dict()
             for listener in self.decision_listeners:
                 listener(record)
         if d.action == "wait":
@@ -529,6 +547,9 @@ class TradingAgent:
             return
         if paused:
             self._skip_paused(sym, rt, d, paused, now)
+            return
+        if refusal is not None:
+            self._skip_exposure(sym, rt, d, refusal, now)
             return
         rt.last_log = ""
         self._log("INFO", sym, d.log_zh + " " + d.reason_zh, d.log_en + " " + d.reason_en, now)
@@ -549,6 +570,19 @@ class TradingAgent:
                   f"（最早 {format_utc(until)} 解除）| {d.reason_zh}",
                   f"⏸ {side_en} signal skipped: the {' and the '.join(RULE_NAMES_EN[p.rule] for p in paused)} "
                   f"pauses entries (until {format_utc(until)} at the earliest) | {d.reason_en}", now)
+
+    def _skip_exposure(self, sym: str, rt: _SymbolRuntime, d: Decision, refusal: Refusal, now: int) -> None:
+        """An entry signal an exposure cap refuses: no order, one log line per symbol and
+        reason (the same refusal at the next 15m closes is counted, not logged again)."""
+        key = "exposure:" + refusal.key
+        if key == rt.last_log:
+            return
+        rt.last_log = key
+        side_zh, side_en = ("做多", "long") if d.action == "enter_long" else ("做空", "short")
+        self._log("INFO", sym, f"⏭ 跳过 | {side_zh}信号未入场：{RULE_NAMES_ZH_EXPOSURE[refusal.rule]}，"
+                  f"{refusal.reason_zh} | {d.reason_zh}",
+                  f"⏭ skipped | {side_en} signal not taken: the {RULE_NAMES_EN_EXPOSURE[refusal.rule]}, "
+                  f"{refusal.reason_en} | {d.reason_en}", now)
 
     def _risk_scale(self, phase_key: str) -> float:
         return self.params.phases.rule(phase_key).risk_scale
@@ -926,9 +960,11 @@ class TradingAgent:
     def status(self) -> dict:
         """Phase, last scores, weights, last error, last cycle time, connectivity and the risk
         protections (their newest state: active pauses, history, figures, limits)."""
-        return agent_status(self.board.view(), self.store.get_trade_count(), self.store.current_weights(),
+        view = self.board.view()
+        return agent_status(view, self.store.get_trade_count(), self.store.current_weights(),
                             self.params.phases, self.params.protections.to_dict(),
-                            trade_filter=self.trade_filter.view() if self.trade_filter is not None else None)
+                            trade_filter=self.trade_filter.view() if self.trade_filter is not None else None,
+                            exposure=self.exposure.view(view["symbols"]))
 
     def levels(self, symbol: str) -> list[dict]:
         a = self.board.symbol(symbol).get("analysis")

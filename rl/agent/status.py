@@ -97,13 +97,15 @@ class StatusBoard:
 
 def agent_status(view: Mapping[str, Any], trade_count: int, weights: dict[str, float],
                  phases: PhaseParams, protection_limits: Mapping[str, Any] | None = None,
-                 trade_filter: Mapping[str, Any] | None = None) -> dict:
+                 trade_filter: Mapping[str, Any] | None = None,
+                 exposure: Mapping[str, Any] | None = None) -> dict:
     """The dashboard's status of the agent from a board `view`: learning phase and progress,
     last scores per symbol, weights, last error, last cycle time, connectivity, and the risk
     protections (ProtectionState.to_dict() with the `config` limits beside it, or None), and the
     account-mode check (ok, problems with zh/en, what was read; None before the first), and
     the learned trade filter's view (`trade_filter`: trades learned from, weight and sd per
-    feature, how often it says no; None when TRADE_FILTER is off)."""
+    feature, how often it says no; None when TRADE_FILTER is off), and the exposure caps
+    (`exposure`: rl.agent.exposure.AccountExposure.view(); None when not given)."""
     ph = phase_for(trade_count, phases)
     prev = phases.starts_at(ph.key)
     progress = 1.0 if ph.next_at is None else (trade_count - prev) / (ph.next_at - prev)
@@ -124,7 +126,8 @@ def agent_status(view: Mapping[str, Any], trade_count: int, weights: dict[str, f
             "failed_cycles": int(view.get("failed_cycles") or 0),
             "connectivity": view["connectivity"], "protections": protections,
             "account_mode": view.get("account_mode"),
-            "trade_filter": dict(trade_filter) if trade_filter is not None else None}
+            "trade_filter": dict(trade_filter) if trade_filter is not None else None,
+            "exposure": dict(exposure) if exposure is not None else None}
 
 
 def merged_positions(symbols: Sequence[str], exchange: ExchangePort,

@@ -323,6 +323,12 @@ class IncrementalAnalyzer:
         ring = self.rings.get("1m")
         return None if ring is None else ring.push
 
+    def closed_candles(self, tf: str) -> Bars | None:
+        """The closed candles of `tf` held (a view nobody changes), None before the first: what
+        the agent's exposure caps read their correlations from (rl/agent/exposure.py)."""
+        ring = self.rings.get(tf)
+        return ring.bars() if ring is not None and ring.n else None
+
     def set_weights(self, weights: dict[str, float]) -> None:
         """New level-feature weights (from learning); levels are rescored on the next call."""
         finder = BestLevelFinder(weights, self.finder.params)
