@@ -77,7 +77,13 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
 
 
 def _symbol_arg() -> str:
-    return _query("symbol") or service().symbols[0]
+    """`?symbol=` (a configured symbol, else 400), the first configured one when absent."""
+    return _symbol_filter() or service().symbols[0]
+
+
+def _symbol_filter() -> str | None:
+    """`?symbol=` as a filter: None (every symbol) when absent; 400 unless configured."""
+    return service().query_symbol(_query("symbol"))
 
 
 # ---- meta -------------------------------------------------------------------------------
@@ -136,7 +142,12 @@ def account() -> Any:
 
 @api.get("/positions")
 def positions() -> Any:
-    return jsonify({"positions": service().positions()})
+    return jsonify({"positions": service().positions(_symbol_filter())})
+
+
+@api.get("/pnl/symbols")
+def symbol_pnl() -> Any:
+    return jsonify(service().symbol_pnl(_symbol_filter()))
 
 
 @api.post("/order")
@@ -151,7 +162,7 @@ def close() -> Any:
 
 @api.get("/agent/orders")
 def agent_orders() -> Any:
-    return jsonify({"orders": service().open_orders()})
+    return jsonify({"orders": service().open_orders(_symbol_filter())})
 
 
 @api.post("/agent/orders/cancel")

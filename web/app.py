@@ -186,7 +186,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--replay", metavar="PATH",
                    help="replay Binance archive klines from PATH (a data root, directory or zip)")
     p.add_argument("--speed", help="replay speed: world seconds per wall second (default 60)")
-    p.add_argument("--symbol", help="symbol to replay when PATH holds several")
+    p.add_argument("--symbol", help="symbol(s) to replay when PATH holds several: FILUSDT or FILUSDT,NEARUSDT")
     p.add_argument("--profile", metavar="NAME",
                    help="strategy profile profiles/NAME.json from python -m rl.optimize (default STRATEGY_PROFILE)")
     p.add_argument("--debug", action="store_true",

@@ -222,6 +222,17 @@ class DashboardService:
                                     f"{', '.join(self.symbols)}")
         return sym
 
+    def query_symbol(self, raw: str | None) -> str | None:
+        """A `?symbol=` filter: None when absent, else one of the configured symbols (any
+        case); anything else is a 400 naming the field and the rule."""
+        if raw is None:
+            return None
+        sym = parse_symbol("symbol", raw)
+        if sym not in self.symbols:
+            raise InputError("symbol", f"it must be one of the configured symbols "
+                                       f"({', '.join(self.symbols)})", raw)
+        return sym
+
     @staticmethod
     def check_interval(interval: Any) -> str:
         # case matters: "1m" is a minute, "1M" a month
@@ -385,8 +396,16 @@ class DashboardService:
     def account(self) -> dict[str, Any]:
         return self._runner_call(self._need_runner().account, "account")
 
-    def positions(self) -> list[dict[str, Any]]:
-        return self._runner_call(self._need_runner().positions, "positions")
+    def positions(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        rows = self._runner_call(self._need_runner().positions, "positions")
+        return [p for p in rows if symbol is None or p.get("symbol") == symbol]
+
+    def symbol_pnl(self, symbol: str | None = None) -> dict[str, Any]:
+        """Per-symbol PnL rows and the account total (computed in rl.knowledge.symbol_pnl)."""
+        out = self._runner_call(self._need_runner().symbol_pnl, "symbol pnl")
+        if symbol is not None:
+            out = {**out, "symbols": [r for r in out["symbols"] if r["symbol"] == symbol]}
+        return out
 
     def validate_order(self, payload: Any) -> dict[str, Any]:
         """Check a manual order; every problem names the field and the rule (400)."""
@@ -444,8 +463,9 @@ class DashboardService:
         runner = self._need_runner()
         return self._runner_call(lambda: runner.close_position(sym), f"close {sym}")
 
-    def open_orders(self) -> list[dict[str, Any]]:
-        return self._runner_call(self._need_runner().open_orders, "open orders")
+    def open_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        rows = self._runner_call(self._need_runner().open_orders, "open orders")
+        return [o for o in rows if symbol is None or o.get("symbol") == symbol]
 
     def cancel_order(self, payload: Any) -> dict[str, Any]:
         """Cancel one open order or stop: {"symbol", "order_id", "confirm_unprotected"?}.

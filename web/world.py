@@ -81,11 +81,19 @@ def load_replay_frames(settings: Settings, symbol_given: bool) -> dict[str, Any]
     try:
         there = archive_symbols(path)
         if symbol_given:
+            missing = [s for s in settings.symbols if there and s not in there]
+            if missing:
+                # `--symbol FILUSDT,XRPUSDT` on a root without XRPUSDT: say what it does hold
+                raise SettingsError(f"--symbol={','.join(settings.symbols)!r} is invalid: "
+                                    f"--replay={str(path)!r} has no {', '.join(missing)} "
+                                    f"(it holds {', '.join(there)})")
+            # one archive root, one or several symbols (a comma list): one replay, one account
             return load_symbols(path if there else _interval_folder(path), settings.symbols)
         if len(there) > 1:
             # several symbols and none chosen: say which, never pick one silently
             raise SettingsError(f"--replay={str(path)!r} holds several symbols ({', '.join(there)}): "
-                                "choose one with --symbol SYMBOL")
+                                "choose one with --symbol SYMBOL, or several with --symbol "
+                                f"{','.join(there[:2])}")
         if there:
             return load_symbols(path, there)
         # a symbol folder (.../klines/FILUSDT), an interval folder, a folder of zips or a file

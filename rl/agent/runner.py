@@ -19,6 +19,7 @@ from rl.clock import Clock
 from rl.errors import AgentAlreadyRunning
 from rl.execution.port import ExchangePort, SimulatedExchange
 from rl.knowledge.store import KnowledgeStore
+from rl.knowledge.symbol_pnl import store_symbol_pnl
 from rl.market.ports import MarketDataPort
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,10 @@ class AgentRunner:
 
     def trades(self, limit: int = 100) -> list[dict]:
         return self.store.trades(limit=limit)
+
+    def symbol_pnl(self) -> dict:
+        """Per-symbol realized net, unrealized, trades and win rate (rl.knowledge.symbol_pnl)."""
+        return store_symbol_pnl(self.store, self.settings.symbols, self.positions())
 
     def trade(self, trade_id: int) -> dict | None:
         return self.store.trade(int(trade_id))

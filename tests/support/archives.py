@@ -11,9 +11,9 @@ from tests.support.candles import make_candles
 
 
 def write_archive(dirpath: Path, symbol: str, month: str, n: int, start: str, seed: int = 3,
-                  header: bool = True) -> Path:
-    """A Binance-layout monthly zip of generated 1m candles."""
-    df = make_candles(n, start=start, seed=seed, price=5.0)
+                  header: bool = True, price: float = 5.0) -> Path:
+    """A Binance-layout monthly zip of generated 1m candles (a random walk from `price`)."""
+    df = make_candles(n, start=start, seed=seed, price=price)
     open_ms = index_to_ms(df.index)
     lines = ["open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
              "taker_buy_quote_volume,ignore"] if header else []

@@ -46,6 +46,7 @@ export const api = {
   levels: (symbol) => call("GET", `/api/agent/levels?symbol=${encodeURIComponent(symbol)}`),
   account: () => call("GET", "/api/account"),
   positions: () => call("GET", "/api/positions"),
+  symbolPnl: () => call("GET", "/api/pnl/symbols"),
   order: (order) => call("POST", "/api/order", order),
   close: (symbol) => call("POST", "/api/close", { symbol }),
   klinesAll: (symbol, limit = 300) => call("GET", `/api/klines_all/${encodeURIComponent(symbol)}?limit=${limit}`),

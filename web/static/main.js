@@ -7,13 +7,14 @@ import { KlineChart, formatDateTime, setTimeZone, timeZone, timeZoneLabel, onTim
 import { bindChartTabs } from "./layout.js";
 import * as panels from "./panels.js";
 import { replayConnectivity, replayFinished, renderReplayEnd } from "./run_state.js";
+import { initialSymbol, rememberSymbol, labelCharts, renderSymbolPnl } from "./symbols.js";
 
 const $ = (id) => document.getElementById(id);
 const INTERVALS = ["1m", "15m", "8h", "1w"];
 const boot = JSON.parse($("boot-data").textContent);
 
 const state = {
-  symbol: boot.symbols[0],
+  symbol: initialSymbol(boot.symbols),
   meta: boot,
   status: null,
   trades: [],
@@ -151,8 +152,10 @@ function renderTimeZone() {
 }
 
 async function refreshKlines() {
+  const symbol = state.symbol;
   try {
-    const res = await api.klinesAll(state.symbol, 300);
+    const res = await api.klinesAll(symbol, 300);
+    if (symbol !== state.symbol) return;     // switched meanwhile: the new symbol's call draws
     INTERVALS.forEach((itv) => {
       const chart = state.charts[itv];
       chart.setCandles(res.klines[itv]);
@@ -175,7 +178,9 @@ async function refreshKlines() {
 async function refreshLevels() {
   if (!state.meta.agent_available) return;
   try {
-    const res = await api.levels(state.symbol);
+    const symbol = state.symbol;
+    const res = await api.levels(symbol);
+    if (symbol !== state.symbol) return;
     INTERVALS.forEach((itv) => state.charts[itv].setLevels(res.levels));
   } catch (e) { /* levels appear once the agent has analysed */ }
 }
@@ -188,6 +193,7 @@ async function refreshHistory() {
     const mine = state.trades.filter((tr) => tr.symbol === state.symbol);
     INTERVALS.forEach((itv) => state.charts[itv].setTrades(mine));
   } catch (e) { /* idem */ }
+  try { renderSymbolPnl(await api.symbolPnl(), state.symbol, switchSymbol); } catch (e) { /* idem */ }
   try { panels.renderEquity((await api.equity()).equity); } catch (e) { /* idem */ }
   try { panels.renderWeightHistory((await api.weightHistory()).history); } catch (e) { /* idem */ }
 }
@@ -227,17 +233,34 @@ async function agentAction(which) {
   }
 }
 
+// Show another symbol: its candles, levels, trade markers and position lines on all four
+// charts. The old symbol's levels go at once (the new ones may not exist yet), and the choice
+// is kept for the next visit (symbols.js).
+function switchSymbol(symbol) {
+  if (!boot.symbols.includes(symbol)) return;
+  state.symbol = symbol;
+  $("symbol").value = symbol;
+  rememberSymbol(symbol);
+  labelCharts(symbol);
+  INTERVALS.forEach((itv) => {
+    state.charts[itv].fitted = false;
+    state.charts[itv].setLevels([]);
+  });
+  drawPosition();
+  renderSymbolPnl(undefined, symbol, switchSymbol);
+  state.lastClose = null;                  // the order estimate waits for this symbol's price
+  $("order-form").refreshEstimate?.();
+  refreshKlines();
+  refreshLevels();
+}
+
 function init() {
   initLang(boot.language);
   const select = $("symbol");
   boot.symbols.forEach((s) => select.append(new Option(s, s)));
-  select.addEventListener("change", () => {
-    state.symbol = select.value;
-    INTERVALS.forEach((itv) => { state.charts[itv].fitted = false; });
-    refreshKlines();
-    refreshLevels();
-    drawPosition();
-  });
+  select.value = state.symbol;
+  labelCharts(state.symbol);
+  select.addEventListener("change", () => switchSymbol(select.value));
   INTERVALS.forEach((itv) => {
     state.charts[itv] = new KlineChart($(`chart-${itv}`), itv);
     state.charts[itv].setLabels(chartLabels());
@@ -273,6 +296,8 @@ function init() {
     }
     panels.renderLogs();
     panels.renderTrades(state.trades);
+    if (state.positions) panels.renderPositions(state.positions, refreshAccount);
+    renderSymbolPnl(undefined, state.symbol, switchSymbol);
   });
   renderMeta();
   renderAgentState();

@@ -93,7 +93,7 @@ export function renderPositions(list, onChanged) {
         btn.disabled = false;
       }
     });
-    return el("tr", {},
+    return el("tr", { dataset: { symbol: p.symbol } },
       el("td", {}, p.symbol, " ", el("span", { class: amount >= 0 ? "up" : "down" }, amount >= 0 ? t("long") : t("short"))),
       el("td", {}, priceText(p.entry_price)),
       el("td", {}, qtyText(Math.abs(amount))),
