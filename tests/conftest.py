@@ -22,3 +22,12 @@ def shared_data_dir() -> Path:
 @pytest.fixture
 def candles() -> pd.DataFrame:
     return make_candles()
+
+
+@pytest.fixture
+def browser():
+    """One real Chromium for a page test (tests/support/browser.py); skipped without one."""
+    from tests.support.browser import chromium
+
+    with chromium() as b:
+        yield b

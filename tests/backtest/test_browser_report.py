@@ -7,25 +7,15 @@ to the test's tmp dir for a human to look at.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from rl.backtest.engine import main
+from tests.support.browser import chromium, expect, require_browser
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data]   # ~4 s: kept in the routine suite
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
-
-if sync_playwright is None:
-    pytest.skip("playwright (python package) is not installed", allow_module_level=True)
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)", allow_module_level=True)
+require_browser()
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +34,7 @@ def test_report_opens_in_chromium_with_chart_figures_and_both_languages(report_f
     html = report_file.read_text(encoding="utf-8")
     assert report_file.stat().st_size < 1_000_000        # candles merged (10 days of 1m -> 5m), not 14,400
     assert "http://" not in html.split("<script>")[0] and 'src="' not in html   # self-contained
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+    with chromium() as browser:
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             errors: list[str] = []

@@ -4,7 +4,6 @@ real Chromium without console errors."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from rl.optimize.profile import write_profile, write_result
 from rl.optimize.report import fold_overfitting, importances, render_optimize_report
 from tests.optimize.wf_support import small_result
 
-CHROMIUM = "/usr/bin/chromium"
 TRIALS = 12
 
 
@@ -68,33 +66,23 @@ def test_the_report_subcommand_renders_a_saved_result_without_trials(result, tmp
 
 
 @pytest.mark.browser
-def test_the_report_opens_in_chromium_without_errors(result, tmp_path: Path) -> None:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - depends on the machine
-        pytest.skip("playwright (python package) is not installed")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
+def test_the_report_opens_in_chromium_without_errors(result, browser, tmp_path: Path) -> None:
     path = tmp_path / "report.html"
     path.write_text(render_optimize_report(result.to_json()), encoding="utf-8")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        foreign: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("request", lambda r: None if r.url.startswith("file://") else foreign.append(r.url))
-        page.goto(path.as_uri())
-        assert page.locator("h1").inner_text().startswith("优化报告")
-        assert "此配置" in page.locator("#verdict").inner_text()
-        page.screenshot(path="/tmp/evidence-report-test-zh.png", full_page=True)
-        page.click("#lang")
-        assert page.locator("h1").inner_text().startswith("Optimization report")
-        assert re.search(r"this profile (gained|lost) \d", page.locator("#verdict").inner_text())
-        page.screenshot(path="/tmp/evidence-report-test-en.png", full_page=True)
-        browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    foreign: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("request", lambda r: None if r.url.startswith("file://") else foreign.append(r.url))
+    page.goto(path.as_uri())
+    assert page.locator("h1").inner_text().startswith("优化报告")
+    assert "此配置" in page.locator("#verdict").inner_text()
+    page.screenshot(path="/tmp/evidence-report-test-zh.png", full_page=True)
+    page.click("#lang")
+    assert page.locator("h1").inner_text().startswith("Optimization report")
+    assert re.search(r"this profile (gained|lost) \d", page.locator("#verdict").inner_text())
+    page.screenshot(path="/tmp/evidence-report-test-en.png", full_page=True)
     assert errors == [] and foreign == []
 
 

@@ -8,76 +8,25 @@ seconds. Screenshots are saved under the test's tmp dir for a human to look at.
 """
 from __future__ import annotations
 
-import os
 import re
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from config import Settings
-from web.app import create_app
-from web.world import build_world
+from tests.support.browser import expect, require_browser, serve_replay_dashboard
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
-
-if sync_playwright is None:
-    pytest.skip("playwright (python package) is not installed", allow_module_level=True)
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)", allow_module_level=True)
+require_browser()
 
 
-SPEED = 3000.0       # replay seconds per wall second: a 15m candle every 0.3 s
-
-
-@contextmanager
-def _serve(shared_data_dir: Path, tmp_path: Path, before_start=None, **settings):
-    """The app as `python -m web.app --replay` wires it, on a free port; `before_start(runner)`
-    runs before the server does (a test seeds the store there)."""
-    from waitress.server import create_server
-
-    config = Settings(symbols=("FILUSDT",), replay_dir=shared_data_dir, db_path=tmp_path / "agent.db",
-                      **{"replay_speed": SPEED, **settings})
-    world = build_world(config, replay_symbol="FILUSDT")
-    assert world.runner is not None, world.runner_note
-    if before_start is not None:
-        before_start(world.runner)
-    app = create_app(world.settings, market=world.market, runner=world.runner, replay=world.replay)
-    srv = create_server(app, host="127.0.0.1", port=0, threads=6)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.effective_port}", world.runner
-    finally:
-        world.runner.stop()
-        srv.close()
-        thread.join(5)
-        world.runner.store.close()
-        world.runner.exchange.close()
 
 
 @pytest.fixture
 def server(shared_data_dir: Path, tmp_path: Path):
-    with _serve(shared_data_dir, tmp_path) as served:
+    with serve_replay_dashboard(shared_data_dir, tmp_path) as served:
         yield served
 
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update"])
-        yield b
-        b.close()
 
 
 def test_dashboard_end_to_end(server, browser, tmp_path: Path):
@@ -192,7 +141,7 @@ def _seed_stop_outs(runner) -> None:
 
 
 def test_dashboard_shows_an_active_pause_with_its_reason_and_lift_time(shared_data_dir, browser, tmp_path):
-    with _serve(shared_data_dir, tmp_path, before_start=_seed_stop_outs, replay_speed=60.0,
+    with serve_replay_dashboard(shared_data_dir, tmp_path, before_start=_seed_stop_outs, replay_speed=60.0,
                 stoploss_guard_pause_hours=720.0) as (base, runner):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         errors: list[str] = []
@@ -237,7 +186,7 @@ def _hedge_mode_account(runner) -> None:
 
 
 def test_dashboard_shows_an_account_mode_mismatch_that_refuses_entries(shared_data_dir, browser, tmp_path):
-    with _serve(shared_data_dir, tmp_path, before_start=_hedge_mode_account) as (base, runner):
+    with serve_replay_dashboard(shared_data_dir, tmp_path, before_start=_hedge_mode_account) as (base, runner):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -262,7 +211,7 @@ def test_order_form_retry_after_a_lost_answer_places_one_order(shared_data_dir, 
     # The first answer is lost on the way back (the server placed the order; the page sees a
     # network error); the trader submits again: the same clientOrderId goes out, the server
     # answers the first result, and one order exists. A changed order gets a new id.
-    with _serve(shared_data_dir, tmp_path, replay_speed=60.0) as (base, runner):
+    with serve_replay_dashboard(shared_data_dir, tmp_path, replay_speed=60.0) as (base, runner):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         sent: list[dict] = []
 
@@ -312,7 +261,7 @@ def _seed_filter(runner) -> None:
 
 
 def test_dashboard_shows_the_trade_filter_next_to_the_weights(shared_data_dir, browser, tmp_path):
-    with _serve(shared_data_dir, tmp_path, before_start=_seed_filter, replay_speed=60.0,
+    with serve_replay_dashboard(shared_data_dir, tmp_path, before_start=_seed_filter, replay_speed=60.0,
                 trade_filter="on") as (base, runner):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         errors: list[str] = []

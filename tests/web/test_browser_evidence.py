@@ -2,7 +2,6 @@
 profile's negative out-of-sample evidence in Chinese, then English; no console errors."""
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -10,32 +9,19 @@ import pytest
 
 import config
 from config import read_profile
+from tests.support.browser import chromium, expect, require_browser, serve_replay_dashboard
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
+require_browser()
 
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
-
-if sync_playwright is None:
-    pytest.skip("playwright (python package) is not installed", allow_module_level=True)
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)", allow_module_level=True)
-
-from tests.web.test_browser_dashboard import _serve  # noqa: E402 - after the skips
 
 
 def test_evidence_panel_says_the_profile_lost_more_than_random_entries(shared_data_dir, tmp_path: Path):
     path = tmp_path / "wf200.json"
     shutil.copy(config.PROFILES_DIR / "wf200.json", path)
-    with _serve(shared_data_dir, tmp_path, strategy_profile=str(path),
+    with serve_replay_dashboard(shared_data_dir, tmp_path, strategy_profile=str(path),
                 strategy_overrides=read_profile(str(path))) as (base, _runner):
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update"])
+        with chromium() as browser:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
@@ -62,11 +48,8 @@ def test_evidence_panel_says_the_profile_lost_more_than_random_entries(shared_da
 
 
 def test_evidence_panel_without_a_profile_says_how_to_make_one(shared_data_dir, tmp_path: Path):
-    with _serve(shared_data_dir, tmp_path) as (base, _runner):
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update"])
+    with serve_replay_dashboard(shared_data_dir, tmp_path) as (base, _runner):
+        with chromium() as browser:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))

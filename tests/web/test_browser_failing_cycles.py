@@ -2,25 +2,15 @@
 runs but its cycles fail, how many in a row, in both languages; never a plain "运行中"."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.support.browser import chromium, expect, require_browser, serve_replay_dashboard
+
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
+require_browser()
 
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
-
-if sync_playwright is None:
-    pytest.skip("playwright (python package) is not installed", allow_module_level=True)
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)", allow_module_level=True)
-
-from tests.web.test_browser_dashboard import _serve  # noqa: E402 - after the skips
 
 
 def _every_cycle_fails(runner) -> None:
@@ -35,11 +25,8 @@ def test_badge_counts_failing_cycles(shared_data_dir, tmp_path: Path):
 
     import requests
 
-    with _serve(shared_data_dir, tmp_path, before_start=_every_cycle_fails) as (base, _runner):
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update"])
+    with serve_replay_dashboard(shared_data_dir, tmp_path, before_start=_every_cycle_fails) as (base, _runner):
+        with chromium() as browser:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))

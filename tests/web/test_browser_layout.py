@@ -8,15 +8,11 @@ import re
 
 import pytest
 
-from tests.web.test_browser_dashboard import (
-    _seed_stop_outs,
-    _serve,
-    browser,  # noqa: F401  (the fixture)
-)
+from tests.support.browser import expect, require_browser, serve_replay_dashboard
+from tests.web.test_browser_dashboard import _seed_stop_outs
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
-
-from playwright.sync_api import expect  # noqa: E402  (after the skip in the module above)
+require_browser()
 
 
 def _inside(page, selector: str) -> None:
@@ -47,7 +43,7 @@ def _position_lines(page) -> list[dict]:
 
 
 def test_phone_layout_stacks_panels_and_keeps_controls_on_screen(shared_data_dir, browser, tmp_path):  # noqa: F811
-    with _serve(shared_data_dir, tmp_path, before_start=_seed_stop_outs, replay_speed=60.0) as (base, runner):
+    with serve_replay_dashboard(shared_data_dir, tmp_path, before_start=_seed_stop_outs, replay_speed=60.0) as (base, runner):
         page = browser.new_page(viewport={"width": 390, "height": 844})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -95,7 +91,7 @@ def test_phone_layout_stacks_panels_and_keeps_controls_on_screen(shared_data_dir
 
 
 def test_desktop_chart_shows_position_lines_ohlc_and_time_zone(shared_data_dir, browser, tmp_path):  # noqa: F811
-    with _serve(shared_data_dir, tmp_path, replay_speed=60.0) as (base, runner):
+    with serve_replay_dashboard(shared_data_dir, tmp_path, replay_speed=60.0) as (base, runner):
         page = browser.new_page(viewport={"width": 1440, "height": 900}, timezone_id="Asia/Shanghai")
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -147,7 +143,7 @@ def test_desktop_chart_shows_position_lines_ohlc_and_time_zone(shared_data_dir, 
 
 
 def test_order_form_shows_notional_asks_before_market_and_explains_refusals(shared_data_dir, browser, tmp_path):  # noqa: F811
-    with _serve(shared_data_dir, tmp_path, replay_speed=60.0) as (base, runner):
+    with serve_replay_dashboard(shared_data_dir, tmp_path, replay_speed=60.0) as (base, runner):
         page = browser.new_page(viewport={"width": 390, "height": 844})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))

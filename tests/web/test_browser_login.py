@@ -7,25 +7,15 @@ cookie is out of the page's scripts' reach (HttpOnly), and logging out ends it.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.support.browser import chromium, expect, require_browser
 from tests.web.test_auth import ORDER, PASSWORD, SYMBOL, dashboard
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
-
-if sync_playwright is None:
-    pytest.skip("playwright (python package) is not installed", allow_module_level=True)
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)", allow_module_level=True)
+require_browser()
 
 POST_ORDER = """async (order) => {
   const token = document.querySelector('meta[name="dashboard-token"]').content;
@@ -36,10 +26,7 @@ POST_ORDER = """async (order) => {
 
 
 def test_login_in_chromium(tmp_path: Path) -> None:
-    with dashboard(tmp_path) as (base, app, runner), sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update"])
+    with dashboard(tmp_path) as (base, app, runner), chromium() as browser:
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             errors: list[str] = []

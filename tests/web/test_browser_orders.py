@@ -9,23 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.test_browser_dashboard import CHROMIUM, _serve, sync_playwright
+from tests.support.browser import expect, require_browser, serve_replay_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
-
-from playwright.sync_api import expect  # noqa: E402 - after the module's skip checks
+require_browser()
 
 SYMBOL = "FILUSDT"
 
-
-@pytest.fixture
-def chromium():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update"])
-        yield b
-        b.close()
 
 
 def _tick_price(runner, factor: float) -> float:
@@ -33,10 +23,10 @@ def _tick_price(runner, factor: float) -> float:
     return f.round_price(runner.market.last_price(SYMBOL) * factor, "nearest")
 
 
-def test_a_resting_order_is_shown_and_cancelled_and_a_stop_needs_the_warning(shared_data_dir, chromium,
+def test_a_resting_order_is_shown_and_cancelled_and_a_stop_needs_the_warning(shared_data_dir, browser,
                                                                               tmp_path: Path):
-    with _serve(shared_data_dir, tmp_path) as (base, runner):
-        page = chromium.new_page(viewport={"width": 1440, "height": 900})
+    with serve_replay_dashboard(shared_data_dir, tmp_path) as (base, runner):
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

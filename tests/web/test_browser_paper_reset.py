@@ -8,39 +8,20 @@ PAPER_BALANCE. Screenshots are saved under the test's tmp dir.
 """
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 import pytest
 
 import config
+from tests.support.browser import expect, require_browser
 from tests.web.test_mode_stores import SYMBOL, binance, settings
 from web.app import create_app
 from web.world import build_world
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+require_browser()
 
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
-
-if sync_playwright is None:
-    pytest.skip("playwright (python package) is not installed", allow_module_level=True)
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)", allow_module_level=True)
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update"])
-        yield b
-        b.close()
 
 
 def test_reset_button_confirms_then_shows_the_fresh_balance(browser, tmp_path: Path,

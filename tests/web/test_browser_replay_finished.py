@@ -9,9 +9,6 @@ is empty. Screenshots at 1440x900 and 390x844 go to /tmp/h-replayend-*.png.
 """
 from __future__ import annotations
 
-import os
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,38 +16,15 @@ import requests
 
 from config import Settings
 from tests.support.archives import write_archive
+from tests.support.browser import expect, require_browser, serve_app
 from web.app import create_app
 from web.world import build_world
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
-
-if sync_playwright is None:
-    pytest.skip("playwright (python package) is not installed", allow_module_level=True)
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)", allow_module_level=True)
+require_browser()
 
 SYMBOL = "BTCUSDT"
 SPEED = 1e7          # the replayed day takes as long as the agent's cycles, a few seconds
-
-
-@contextmanager
-def _serve(app):
-    from waitress.server import create_server
-
-    srv = create_server(app, host="127.0.0.1", port=0, threads=6)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.effective_port}"
-    finally:
-        srv.close()
-        thread.join(5)
 
 
 @pytest.fixture
@@ -61,21 +35,12 @@ def replay_world(tmp_path: Path):
     world = build_world(settings, replay_symbol=SYMBOL)
     assert world.runner is not None, world.runner_note
     app = create_app(world.settings, market=world.market, runner=world.runner, replay=world.replay)
-    with _serve(app) as base:
+    with serve_app(app) as base:
         yield base, world
     world.runner.stop(30)
     world.runner.store.close()
     world.runner.exchange.close()
 
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update"])
-        yield b
-        b.close()
 
 
 def _page(browser, width: int, height: int, errors: list[str]):
@@ -159,7 +124,7 @@ def test_offline_paper_says_offline_plainly(browser, tmp_path: Path):
     settings = Settings(symbols=("FILUSDT",), db_path=tmp_path / "paper.db")
     app = create_app(settings, market=None, runner=None, market_note="Binance unreachable: connection refused")
     errors: list[str] = []
-    with _serve(app) as base:
+    with serve_app(app) as base:
         page = _page(browser, 1440, 900, errors)
         page.goto(base + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=20_000)

@@ -10,7 +10,6 @@ and the page fits a desktop and a phone. Screenshots: /tmp/switcher-*.png.
 """
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,13 +17,12 @@ import pytest
 
 from config import load_settings
 from tests.support.archives import write_archive
-from tests.web.test_browser_dashboard import CHROMIUM, sync_playwright
+from tests.support.browser import expect, require_browser, serve_app
 from web.app import create_app
 from web.world import build_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-from playwright.sync_api import expect  # noqa: E402 - after the module's skip checks
+require_browser()
 
 KLINES = "binance/futures/um/monthly/klines"
 SYMBOLS = ("FILUSDT", "NEARUSDT")
@@ -41,35 +39,20 @@ def two_symbol_root(root: Path) -> Path:
 
 @contextmanager
 def serve_two_symbols(tmp_path: Path):
-    from waitress.server import create_server
-
     settings = load_settings({"REPLAY_DIR": str(two_symbol_root(tmp_path / "archive")),
                               "SYMBOLS": ",".join(SYMBOLS), "DB_PATH": str(tmp_path / "agent.db"),
                               "REPLAY_SPEED": "1"}, dotenv_path="/nonexistent")
     world = build_world(settings, replay_symbol=",".join(SYMBOLS))
     assert world.runner is not None, world.runner_note
     app = create_app(world.settings, market=world.market, runner=world.runner, replay=world.replay)
-    srv = create_server(app, host="127.0.0.1", port=0, threads=6)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{srv.effective_port}", world.runner
+        with serve_app(app) as base:
+            yield base, world.runner
     finally:
         world.runner.stop()
-        srv.close()
-        thread.join(5)
         world.runner.store.close()
         world.runner.exchange.close()
 
-
-@pytest.fixture
-def chromium():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update"])
-        yield b
-        b.close()
 
 
 def _entry_line(page) -> float | None:
@@ -87,7 +70,7 @@ def _no_sideways_scroll(page) -> None:
     assert width <= inner, (width, inner)
 
 
-def test_the_switcher_moves_all_four_charts_and_the_panels_list_both_symbols(chromium, tmp_path: Path):
+def test_the_switcher_moves_all_four_charts_and_the_panels_list_both_symbols(browser, tmp_path: Path):
     with serve_two_symbols(tmp_path) as (base, runner):
         fil = runner.manual_order("FILUSDT", "BUY", "MARKET", 100)
         near = runner.manual_order("NEARUSDT", "SELL", "MARKET", 300)
@@ -95,7 +78,7 @@ def test_the_switcher_moves_all_four_charts_and_the_panels_list_both_symbols(chr
         positions = {p["symbol"]: p for p in runner.positions() if p["amount"]}
         assert set(positions) == set(SYMBOLS)
 
-        page = chromium.new_page(viewport={"width": 1440, "height": 900})
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -169,7 +152,7 @@ def test_the_switcher_moves_all_four_charts_and_the_panels_list_both_symbols(chr
         _no_sideways_scroll(page)
 
         # A phone: no sideways scroll, the switcher on screen and working
-        phone = chromium.new_page(viewport={"width": 390, "height": 844})
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
         phone.on("pageerror", lambda e: errors.append(str(e)))
         phone.goto(base + "/?symbol=NEARUSDT")
         phone.wait_for_selector("body[data-ready='1']", timeout=20_000)

@@ -3,27 +3,16 @@ in the trades table of the real page (Chromium via Playwright), in both language
 open position, never with a made-up PnL."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from rl.analysis.levels.finder import FEATURES
+from tests.support.browser import chromium, expect, require_browser, serve_replay_dashboard
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
+require_browser()
 
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
-
-if sync_playwright is None:
-    pytest.skip("playwright (python package) is not installed", allow_module_level=True)
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)", allow_module_level=True)
-
-from tests.web.test_browser_dashboard import _serve  # noqa: E402 - after the skips
 
 
 def _seed_unreconciled(runner) -> None:
@@ -37,11 +26,10 @@ def _seed_unreconciled(runner) -> None:
 def test_an_unreconciled_trade_is_shown_as_unreconciled(shared_data_dir, tmp_path: Path):
     import requests
 
-    with _serve(shared_data_dir, tmp_path, before_start=_seed_unreconciled) as (base, _runner):
+    with serve_replay_dashboard(shared_data_dir, tmp_path, before_start=_seed_unreconciled) as (base, _runner):
         trades = requests.get(base + "/api/trades", timeout=10).json()["trades"]
         assert [(t["status"], t["net_pnl"]) for t in trades] == [("unreconciled", None)]
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        with chromium() as browser:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
