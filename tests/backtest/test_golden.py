@@ -94,3 +94,29 @@ def test_shared_month_one_symbol_is_the_golden_run(shared_month) -> None:
     result = run_backtest(shared_month, golden_settings("FILUSDT"), progress=False)
     assert result.summary["trades"] >= 10
     check_golden("FILUSDT-2023-09", golden_doc(result))
+
+
+def one_symbol_view(doc: dict) -> dict:
+    """A portfolio document of one symbol as a one-symbol document: without the portfolio
+    part and the trades' symbol (the only keys a portfolio adds)."""
+    out = {k: v for k, v in doc.items() if k not in ("symbols", "per_symbol", "spans", "steps")}
+    out["trades"] = [{k: v for k, v in t.items() if k != "symbol"} for t in doc["trades"]]
+    out["open_trades"] = [{k: v for k, v in t.items() if k != "symbol"} for t in doc["open_trades"]]
+    return out
+
+
+def test_the_portfolio_engine_with_one_symbol_is_the_golden_run(synthetic) -> None:
+    from rl.backtest.portfolio import run_portfolio
+
+    result = run_portfolio([synthetic], golden_settings(synthetic.symbol), progress=False)
+    doc = golden_doc(result)
+    assert doc["per_symbol"][synthetic.symbol]["trades"] == doc["trades"].__len__()
+    check_golden("synthetic-2024-02", one_symbol_view(doc))
+
+
+@pytest.mark.shared_data
+def test_the_portfolio_engine_with_one_shared_symbol_is_the_golden_run(shared_month) -> None:
+    from rl.backtest.portfolio import run_portfolio
+
+    result = run_portfolio([shared_month], golden_settings("FILUSDT"), progress=False)
+    check_golden("FILUSDT-2023-09", one_symbol_view(golden_doc(result)))
