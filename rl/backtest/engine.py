@@ -650,7 +650,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                              strategy_overrides=read_profile(args.profile, "--profile"))
         settings = backtest_settings(symbols, args.balance, overrides)
         StrategyParams.from_settings(settings)      # a bad profile: one line, before loading data
-        datas = [load_backtest_data(args.data, s, args.date_from, args.date_to) for s in symbols]
+        if len(symbols) > 1:
+            from rl.backtest.portfolio import load_portfolio_data
+            datas = load_portfolio_data(args.data, symbols, args.date_from, args.date_to)
+        else:
+            datas = [load_backtest_data(args.data, symbols[0], args.date_from, args.date_to)]
         if len(datas) > 1 and args.baselines:
             raise ValueError(f"--baselines={args.baselines} is invalid with several symbols: "
                              "baselines run one symbol at a time")

@@ -32,13 +32,41 @@ from tqdm import tqdm
 
 from config import Settings
 from rl.analysis.levels.candidates import Bars
-from rl.backtest.data import BacktestData
+from rl.backtest.data import WARMUP_DAYS, BacktestData, load_backtest_data, parse_day
 from rl.backtest.metrics import TradeOutcome, exposure, summarize
 from rl.backtest.scans import PreparedScans
 from rl.market.candles import MINUTE_MS, bucket_start, index_to_ms
 from rl.strategy.params import StrategyParams
 
 DAY_MS = 86_400_000
+
+
+def load_portfolio_data(paths: Sequence[str | Path], symbols: Sequence[str], date_from: str | None,
+                        date_to: str | None, warmup_days: int = WARMUP_DAYS) -> list[BacktestData]:
+    """Each symbol's bars for a portfolio over [date_from, date_to]: as its one-symbol run loads
+    them, except that a symbol always joins after `warmup_days` of its own history. One whose
+    data starts less than that before date_from (or any symbol, without date_from) starts
+    trading at the first midnight `warmup_days` after its first bar, so no symbol trades blind
+    beside the others (docs/backtest.md "Portfolio")."""
+    lo = parse_day(date_from, "--from")
+    out = []
+    for sym in symbols:
+        data = load_backtest_data(paths, sym, date_from, date_to, warmup_days)
+        open_ms = index_to_ms(data.frame.index)
+        ready = (int(open_ms[0]) + DAY_MS - 1) // DAY_MS * DAY_MS + warmup_days * DAY_MS
+        if int(open_ms[data.first_bar]) < ready:
+            day = time.strftime("%Y-%m-%d", time.gmtime(ready / 1000))
+            if lo is not None and int(lo.timestamp() * 1000) > ready:
+                day = str(date_from)
+            try:
+                data = load_backtest_data(paths, sym, day, date_to, warmup_days)
+            except ValueError:
+                raise ValueError(f"--symbol {sym} is invalid for this run: its data starts "
+                                 f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(int(open_ms[0]) / 1000))} UTC "
+                                 f"and leaves nothing to test after its {warmup_days}-day warm-up "
+                                 f"up to --to={date_to or 'the end of its data'}") from None
+        out.append(data)
+    return out
 
 
 @dataclass
@@ -204,6 +232,23 @@ def run_portfolio(datas: Sequence[BacktestData], settings: Settings, *, trace: I
     return result
 
 
+def active_exposure(held: Sequence[TradeOutcome], spans_: Sequence[dict]) -> float:
+    """Fraction of the time some symbol had data (the union of the spans, so a stretch where
+    no symbol has bars, e.g. between non-overlapping months, is not counted) that a position
+    was open. With one span this is metrics.exposure over it."""
+    merged: list[list[int]] = []
+    for lo, hi in sorted((int(s["joins_ms"]) - MINUTE_MS, int(s["leaves_ms"])) for s in spans_):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    if len(merged) == 1:                  # exactly metrics.exposure (no rounding of a product)
+        return exposure(held, merged[0][0], merged[0][1])
+    total = sum(hi - lo for lo, hi in merged)
+    covered = sum(exposure(held, lo, hi) * (hi - lo) for lo, hi in merged)
+    return covered / total if total > 0 else 0.0
+
+
 def _buy_hold(leg: _Leg) -> float | None:
     c = leg.cols
     first_open, last_close = c[1][leg.first], c[4][leg.first + leg.n - 1]
@@ -244,9 +289,9 @@ def collect_portfolio(legs: Sequence[_Leg], settings: Settings, store: Any, eq_t
     times_with_start = np.concatenate(([start_ms], eq_t))
     equity_with_start = np.concatenate(([settings.paper_balance], eq))
     summary = summarize(outcomes, times_with_start, equity_with_start, settings.paper_balance).to_dict()
-    if still_open:
-        held = outcomes + [TradeOutcome(0.0, 0.0, None, t["opened_ms"], int(eq_t[-1])) for t in still_open]
-        summary["exposure_pct"] = exposure(held, int(times_with_start[0]), int(times_with_start[-1])) * 100.0
+    held = outcomes + [TradeOutcome(0.0, 0.0, None, t["opened_ms"], int(eq_t[-1])) for t in still_open]
+    the_spans = spans([leg.data for leg in legs])
+    summary["exposure_pct"] = active_exposure(held, the_spans) * 100.0
     breakdown = per_symbol(legs, closed, still_open, settings.paper_balance)
     holds = [b["buy_hold_return_pct"] for b in breakdown.values() if b["buy_hold_return_pct"] is not None]
     # buy & hold of the portfolio: the balance split equally over the symbols, each held over
@@ -263,7 +308,7 @@ def collect_portfolio(legs: Sequence[_Leg], settings: Settings, store: Any, eq_t
         price_time_ms=np.zeros(0, dtype=np.int64), price_close=np.zeros(0, dtype=np.float64),
         bars=int(sum(leg.k for leg in legs)), decisions=decisions,
         gaps=int(sum(len(leg.data.gaps) for leg in legs)), seconds=seconds,
-        symbols=[leg.symbol for leg in legs], per_symbol=breakdown, spans=spans([leg.data for leg in legs]),
+        symbols=[leg.symbol for leg in legs], per_symbol=breakdown, spans=the_spans,
         steps=int(eq_t.size))
 
 

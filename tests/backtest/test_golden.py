@@ -23,22 +23,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from config import Settings
 from rl.backtest.data import BacktestData, load_backtest_data
-from rl.backtest.engine import TIMING_FIELDS, BacktestResult, backtest_settings, dumps_json, run_backtest
+from rl.backtest.engine import TIMING_FIELDS, BacktestResult, dumps_json, run_backtest
 from tests.support.archives import write_archive
 from tests.support.paths import shared_data_root, shared_kline_files
+from tests.support.portfolio import pinned_settings
 
 GOLDEN = Path(__file__).parent / "golden"
-# pinned: the main session may change the defaults of the order types (COMMON.md)
-PINNED = {"entry_order": "ioc", "take_profit_order": "market", "leverage": 10, "max_risk_percent": 2.0,
-          "max_notional_percent": 100.0, "min_reward_r": 1.0, "maker_fee": 0.0002, "taker_fee": 0.0005,
-          "ioc_offset_bps": 5.0, "reentry_cooldown_minutes": 60, "trade_filter": "off"}
-
-
-def golden_settings(symbols: str | tuple[str, ...]) -> Settings:
-    """The pinned settings of the golden runs (one symbol or a portfolio)."""
-    return backtest_settings(symbols, 10_000.0, dict(PINNED), base=Settings())
+golden_settings = pinned_settings       # today's defaults spelled out (tests/support/portfolio.py)
 
 
 def synthetic_month(tmp: Path, symbol: str = "SYNUSDT", seed: int = 5) -> BacktestData:
