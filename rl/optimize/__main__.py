@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="least closed trades per symbol-month of a window before it scores (default 5)")
     p.add_argument("--out", metavar="DIR", help="where NAME.json and NAME.walkforward.json go (default profiles/)")
     p.add_argument("--balance", type=float, help="starting balance per symbol-month (default PAPER_BALANCE)")
+    p.add_argument("--portfolio", action="store_true",
+                   help="run each month's symbols as one portfolio on one account (rl.backtest.portfolio) "
+                        "instead of one account per symbol")
     return p
 
 
@@ -63,7 +66,8 @@ def config_from_args(args: argparse.Namespace) -> WalkForwardConfig:
     return WalkForwardConfig(data=tuple(args.data), symbols=symbols, study=args.study,
                              train_months=args.train_months, test_months=args.test_months,
                              trials=args.trials, jobs=args.jobs, storage=args.storage, seed=args.seed,
-                             anchored=args.anchored, min_trades_per_run=args.min_trades, balance=args.balance)
+                             anchored=args.anchored, min_trades_per_run=args.min_trades, balance=args.balance,
+                             portfolio=args.portfolio)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
