@@ -78,12 +78,13 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def backtest_settings(symbol: str, balance: float | None = None,
+def backtest_settings(symbol: str | Sequence[str], balance: float | None = None,
                       overrides: Mapping[str, Any] | None = None,
                       base: Settings | None = None) -> Settings:
     """The settings a backtest runs with: .env/environment defaults, then --set, validated.
 
-    Always paper mode, one symbol; keys and live confirmation are dropped (never needed).
+    Always paper mode; `symbol`: one symbol or a portfolio's (the agent trades them in this
+    order); keys and live confirmation are dropped (never needed).
     """
     if base is None:
         base = load_settings()
@@ -93,7 +94,7 @@ def backtest_settings(symbol: str, balance: float | None = None,
             raise SettingsError(f"--balance={balance!r} is invalid: it must be a number > 0")
         changes["paper_balance"] = float(balance)
     changes.update(trading_mode="paper", api_key="", api_secret="", live_confirm="",
-                   symbols=(symbol,), replay_dir=None)
+                   symbols=(symbol,) if isinstance(symbol, str) else tuple(symbol), replay_dir=None)
     return base.with_overrides(**changes)
 
 
@@ -190,14 +191,28 @@ class BacktestResult:
     protections: dict = field(default_factory=dict)
     # the tested bars as coarser candles for the report's chart (rl.backtest.candles); not in --json
     candles: dict = field(default_factory=dict)
+    # a portfolio run (rl.backtest.portfolio): its symbols, each one's figures and span; the
+    # JSON and report carry them only then, so a one-symbol document is unchanged
+    symbols: list[str] = field(default_factory=list)
+    per_symbol: dict = field(default_factory=dict)
+    spans: list = field(default_factory=list)
+    steps: int = 0
 
     @property
     def bars_per_second(self) -> float:
         return self.bars / self.seconds if self.seconds > 0 else float("inf")
 
+    @property
+    def portfolio(self) -> dict:
+        """The portfolio part of the documents ({} for a one-symbol run)."""
+        if not self.per_symbol:
+            return {}
+        return {"symbols": self.symbols, "per_symbol": self.per_symbol, "spans": self.spans,
+                "steps": self.steps}
+
     def to_json(self) -> dict:
         """The --json document: summary figures, final weights, trades, bars and timing."""
-        return {"symbol": self.symbol, "from": self.date_from, "to": self.date_to,
+        return {"symbol": self.symbol, **self.portfolio, "from": self.date_from, "to": self.date_to,
                 **self.summary, "final_weights": self.final_weights,
                 "bars": self.bars, "decisions": self.decisions, "gaps": self.gaps,
                 "seconds": round(self.seconds, 3),
@@ -209,7 +224,7 @@ class BacktestResult:
 
     def to_report(self) -> dict:
         """The dict rl.backtest.report.render_report draws."""
-        return {"symbol": self.symbol, "from": self.date_from, "to": self.date_to,
+        return {"symbol": self.symbol, **self.portfolio, "from": self.date_from, "to": self.date_to,
                 "summary": {**self.summary, "bars": self.bars, "seconds": round(self.seconds, 2)},
                 "final_weights": self.final_weights,
                 "prices": {"time_ms": self.price_time_ms.tolist(), "close": self.price_close.tolist()},
@@ -510,10 +525,7 @@ def _collect(data: BacktestData, settings: Settings, store: Any, n: int, eq_t: n
     final = store.current_weights()
     return BacktestResult(
         symbol=data.symbol, date_from=_iso_day(int(open_ms[lo])), date_to=_iso_day(int(open_ms[hi - 1])),
-        settings={k: v for k, v in settings.public_dict().items()
-                  if k in ("leverage", "max_risk_percent", "min_trades_for_adjust", "check_interval_flat",
-                           "check_interval_position", "paper_balance", "maker_fee", "taker_fee",
-                           "ioc_offset_bps")},
+        settings=public_settings(settings),
         summary=summary, final_weights=final, trades=closed, open_trades=still_open,
         weight_history=[{"time_ms": w["time_ms"], "weights": w["weights"], "reason": w["reason"]}
                         for w in history],
@@ -521,6 +533,14 @@ def _collect(data: BacktestData, settings: Settings, store: Any, n: int, eq_t: n
         price_time_ms=open_ms[lo:hi] + MINUTE_MS, price_close=frame["close"].to_numpy()[lo:hi],
         candles=_report_candles(frame, open_ms, lo, hi), bars=n, decisions=decisions, gaps=len(data.gaps),
         seconds=seconds)
+
+
+def public_settings(settings: Settings) -> dict:
+    """The settings a result shows."""
+    return {k: v for k, v in settings.public_dict().items()
+            if k in ("leverage", "max_risk_percent", "min_trades_for_adjust", "check_interval_flat",
+                     "check_interval_position", "paper_balance", "maker_fee", "taker_fee",
+                     "ioc_offset_bps")}
 
 
 def _report_candles(frame: Any, open_ms: np.ndarray, lo: int, hi: int) -> dict:
@@ -546,6 +566,8 @@ def format_summary(result: BacktestResult) -> str:
     s = result.summary
     lines = [f"Backtest {result.symbol} {result.date_from} → {result.date_to}: {result.bars:,} bars "
              f"in {result.seconds:.1f} s ({result.bars_per_second:,.0f} bars/s)"]
+    if result.per_symbol:
+        lines[0] += f", {result.steps:,} steps, one account / 同一账户"
     width = max(len(label) for _, label, _ in _ROWS) + 2
     for key, label, fmt in _ROWS:
         v = s.get(key)
@@ -560,6 +582,13 @@ def format_summary(result: BacktestResult) -> str:
         lines.append(f"  {'Open at end / 未平仓':<{width}}{len(result.open_trades)} (in equity, not in trades)")
     counts = pause_counts(result.protections.get("pauses", []))
     lines.append(f"  {'Pauses / 风控暂停':<{width}}" + ", ".join(f"{r} {n}" for r, n in counts.items()))
+    if result.per_symbol:
+        from rl.backtest.portfolio import per_symbol_lines, span_lines
+        lines.append("  Per symbol / 分品种:")
+        lines += per_symbol_lines(result.per_symbol)
+        lines.append("  Spans / 时段 (each symbol joins after its own warm-up and leaves when its data "
+                     "ends / 各品种预热后加入，数据结束即退出):")
+        lines += span_lines(result.spans)
     lines.append("  Final weights / 最终权重:")
     for k, w in result.final_weights.items():
         lines.append(f"    {k:<24}{w * 100:5.1f} %")
@@ -576,7 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Run the trading agent over Binance archive 1m klines.")
     p.add_argument("--data", nargs="+", required=True, metavar="PATH",
                    help="archive .zip/.csv files, their folder, or the archive root (../shared/data)")
-    p.add_argument("--symbol", required=True, help="symbol to test, e.g. FILUSDT")
+    p.add_argument("--symbol", required=True,
+                   help="symbol to test, e.g. FILUSDT; several, comma-separated (FILUSDT,NEARUSDT): "
+                        "one portfolio on one account")
     p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day tested (UTC)")
     p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day tested (UTC, inclusive)")
     p.add_argument("--balance", type=float, help="starting balance in USDT (default PAPER_BALANCE)")
@@ -595,20 +626,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_symbols(raw: str) -> tuple[str, ...]:
+    """--symbol A or A,B,C -> ("A", "B", "C"), upper case, each once, in the order given."""
+    out: list[str] = []
+    for part in str(raw).split(","):
+        sym = part.strip().upper()
+        if not sym:
+            raise ValueError(f"--symbol={raw!r} is invalid: give symbols like FILUSDT or "
+                             "FILUSDT,NEARUSDT (no empty entries)")
+        if sym in out:
+            raise ValueError(f"--symbol={raw!r} is invalid: {sym} is given twice")
+        out.append(sym)
+    return tuple(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        symbol = args.symbol.strip().upper()
+        symbols = parse_symbols(args.symbol)
         overrides = parse_overrides(args.overrides)
         if args.profile is not None:
             overrides.update(strategy_profile=args.profile.strip(),
                              strategy_overrides=read_profile(args.profile, "--profile"))
-        settings = backtest_settings(symbol, args.balance, overrides)
+        settings = backtest_settings(symbols, args.balance, overrides)
         StrategyParams.from_settings(settings)      # a bad profile: one line, before loading data
-        data = load_backtest_data(args.data, symbol, args.date_from, args.date_to)
+        if len(symbols) > 1:
+            from rl.backtest.portfolio import load_portfolio_data
+            datas = load_portfolio_data(args.data, symbols, args.date_from, args.date_to)
+        else:
+            datas = [load_backtest_data(args.data, symbols[0], args.date_from, args.date_to)]
+        if len(datas) > 1 and args.baselines:
+            raise ValueError(f"--baselines={args.baselines} is invalid with several symbols: "
+                             "baselines run one symbol at a time")
     except (SettingsError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    data = datas[0]
     if args.baselines < 0 or args.jobs < 1:
         print(f"error: --baselines={args.baselines} / --jobs={args.jobs} is invalid: "
               "--baselines must be >= 0 and --jobs >= 1", file=sys.stderr)
@@ -620,6 +673,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from rl.backtest.baselines import run_with_baselines  # it imports this module
             result, baselines = run_with_baselines(data, settings, runs=args.baselines, seed=args.seed,
                                                    jobs=args.jobs, trace=trace)
+        elif len(datas) > 1:
+            from rl.backtest.portfolio import run_portfolio
+            result = run_portfolio(datas, settings, trace=trace)
         else:
             result = run_backtest(data, settings, trace=trace)
     finally:

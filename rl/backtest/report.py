@@ -30,6 +30,7 @@ from rl.backtest.metrics import (
 )
 from rl.backtest.report_chain import chain_html
 from rl.backtest.report_labels import EXITS, FIGURES, SETTINGS, SIDES, WEIGHTS, duration, t, word
+from rl.backtest.report_portfolio import portfolio_section
 
 WIDTH, HEIGHT, PAD = 1100, 260, 48
 VENDOR_JS = (Path(__file__).resolve().parents[2] / "web" / "static" / "vendor" / "lightweight-charts"
@@ -319,6 +320,7 @@ def render_report(result: dict) -> str:
         wt = [w["time_ms"] for w in weights]
         charts.append(line_chart(wt, {n: [w["weights"][n] for w in weights] for n in names},
                                  "Feature weights / 特征权重"))
+    portfolio = bool(result.get("per_symbol"))
     trade_rows = []
     for x in trades:
         chain = x.get("thought_chain")
@@ -328,7 +330,8 @@ def render_report(result: dict) -> str:
                      str(x.get("summary_en") or chain.get("summary_en") or "thought chain"))
             detail = (f'<tr class="chain"><td colspan="9"><details><summary>{summ}</summary>'
                       f"{chain_html(chain)}</details></td></tr>")
-        cells = [_fmt(x.get("id")), word(SIDES, x.get("side")), _fmt(x.get("entry_time")), _fmt(x.get("entry_price")),
+        ident = _fmt(x.get("id")) + (f' {html.escape(str(x["symbol"]))}' if portfolio and x.get("symbol") else "")
+        cells = [ident, word(SIDES, x.get("side")), _fmt(x.get("entry_time")), _fmt(x.get("entry_price")),
                  _fmt(x.get("exit_time")), _fmt(x.get("exit_price")), _fmt(x.get("pnl")), _fmt(x.get("r_multiple")),
                  word(EXITS, x.get("exit_reason")) if x.get("exit_reason") else t("持仓中", "open")]
         trade_rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" + detail)
@@ -354,6 +357,7 @@ def render_report(result: dict) -> str:
 <div><h2>{t("交易表现", "Trade performance")}</h2>{_performance(summary, closed, equity)}</div>
 {_settings_table(result.get("settings") or {})}
 <div><h2>{t("最终权重", "Final weights")}</h2><table>{wrows}</table></div></div>
+{portfolio_section(result.get("per_symbol") or {}, result.get("spans") or [])}
 <h2>{t("分类统计", "Breakdowns")}</h2>{_breakdowns(closed)}
 {chart_html}
 {_baselines_section(result.get("baselines"))}

@@ -52,9 +52,11 @@ class MonthBank:
     """Prepared months by (symbol, month), built on first use, and runs over them."""
 
     def __init__(self, data: Sequence[str | Path], settings: Mapping[str, Settings],
-                 scan_params: StrategyParams | None = None) -> None:
+                 scan_params: StrategyParams | None = None, portfolio: bool = False) -> None:
         """`data`: the archive paths (--data); `settings`: per symbol, the backtest settings
-        (fees, leverage, balance); `scan_params`: whose level-feature rules the scans use."""
+        (fees, leverage, balance); `scan_params`: whose level-feature rules the scans use;
+        `portfolio`: a month's symbols run together on one account (`run_portfolio`)."""
+        self.portfolio = portfolio
         self.data = [str(p) for p in data]
         self.settings = dict(settings)
         self.scan_params = scan_params or StrategyParams()
@@ -62,8 +64,8 @@ class MonthBank:
 
     @classmethod
     def for_symbols(cls, data: Sequence[str | Path], symbols: Sequence[str],
-                    balance: float | None = None) -> MonthBank:
-        return cls(data, {s: backtest_settings(s, balance) for s in symbols})
+                    balance: float | None = None, portfolio: bool = False) -> MonthBank:
+        return cls(data, {s: backtest_settings(s, balance) for s in symbols}, portfolio=portfolio)
 
     def month(self, symbol: str, month: str) -> PreparedMonth:
         key = (symbol, month)
@@ -76,6 +78,22 @@ class MonthBank:
     def prepare(self, pairs: Sequence[tuple[str, str]]) -> None:
         for sym, m in pairs:
             self.month(sym, m)
+
+    def run_portfolio(self, symbols: Sequence[str], month: str, params: StrategyParams) -> MonthRun:
+        """The agent over `symbols` in `month` as ONE portfolio on one account
+        (rl.backtest.portfolio): one MonthRun named "A,B,..." with the account's curve. Its
+        scans are computed by the run (a prepared month serves one symbol's run)."""
+        from rl.backtest.portfolio import run_portfolio
+
+        datas = [self.month(s, month).data for s in symbols]
+        settings = self.settings[symbols[0]].with_overrides(symbols=tuple(symbols))
+        r = run_portfolio(datas, settings, progress=False, params=params)
+        s = r.summary
+        day_ms, equity = daily_curve(r.equity_time_ms, r.equity, settings.paper_balance)
+        return MonthRun(symbol=",".join(symbols), month=month, trades=int(s["trades"]),
+                        return_pct=float(s["return_pct"]), max_drawdown_pct=float(s["max_drawdown_pct"]),
+                        sortino=s.get("sortino"), buy_hold_return_pct=s.get("buy_hold_return_pct"),
+                        day_ms=day_ms, equity=equity)
 
     def run(self, symbol: str, month: str, params: StrategyParams) -> MonthRun:
         """The agent over (symbol, month) with `params`, as the objective reads it."""

@@ -71,7 +71,18 @@ def _init_worker(bank: MonthBank) -> None:
 
 
 def evaluate(bank: MonthBank, params: StrategyParams, pairs: Sequence[tuple[str, str]]) -> list[MonthRun]:
+    """One run per (symbol, month); a portfolio bank: one run per month over its symbols."""
+    if bank.portfolio:
+        return [bank.run_portfolio(syms, m, params) for m, syms in by_month(pairs)]
     return [bank.run(sym, m, params) for sym, m in pairs]
+
+
+def by_month(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(month, its symbols in the order given) for each month of `pairs`, months in order."""
+    out: dict[str, list[str]] = {}
+    for sym, m in pairs:
+        out.setdefault(m, []).append(sym)
+    return sorted(out.items())
 
 
 def _work(task: tuple[int, StrategyParams, list[tuple[str, str]]]) -> tuple[int, list[MonthRun]]:

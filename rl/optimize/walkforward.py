@@ -33,6 +33,7 @@ from rl.optimize.objective import (
 from rl.optimize.study import (
     Evaluator,
     FoldOutcome,
+    by_month,
     connect,
     fold_outcome,
     fold_study_name,
@@ -60,6 +61,7 @@ class WalkForwardConfig:
     anchored: bool = False
     min_trades_per_run: int = MIN_TRADES_PER_RUN
     balance: float | None = None
+    portfolio: bool = False           # each month's symbols as one portfolio on one account
 
     def storage_url(self) -> str:
         """--storage, or the study's SQLite file data/optimize/NAME.db (created)."""
@@ -74,7 +76,8 @@ class WalkForwardConfig:
                 "train_months": self.train_months, "test_months": self.test_months,
                 "trials": self.trials, "jobs": self.jobs, "storage": masked(self.storage_url()),
                 "seed": self.seed, "anchored": self.anchored,
-                "min_trades_per_run": self.min_trades_per_run, "balance": self.balance}
+                "min_trades_per_run": self.min_trades_per_run, "balance": self.balance,
+                "portfolio": self.portfolio}
 
 
 def rdb_url(url: str) -> str:
@@ -171,7 +174,7 @@ def run_walk_forward(cfg: WalkForwardConfig, show: bool | None = None,
     quiet_agent_logs()
     optuna.logging.set_verbosity(optuna.logging.WARNING)    # the progress bar says it all
     available, months, folds = plan(cfg)
-    bank = MonthBank.for_symbols(cfg.data, cfg.symbols, cfg.balance)
+    bank = MonthBank.for_symbols(cfg.data, cfg.symbols, cfg.balance, portfolio=cfg.portfolio)
     base = StrategyParams.from_settings(bank.settings[cfg.symbols[0]])
     needed = pairs_of(sorted({m for f in folds for m in f.train + f.test}), available)
     log(f"walk-forward: {len(folds)} fold(s) over {months[0]}..{months[-1]}, "
@@ -200,8 +203,11 @@ def run_walk_forward(cfg: WalkForwardConfig, show: bool | None = None,
             out = fold_outcome(study, fold, base)
             test = pairs_of(fold.test, available)
             params = space.apply(base, out.params)
-            for k, pair in enumerate(test):
-                evaluator.submit(k, params, [pair])
+            # one task per (symbol, month), or per month when its symbols run as a portfolio
+            tasks = ([[(s, m) for s in syms] for m, syms in by_month(test)] if cfg.portfolio
+                     else [[pair] for pair in test])
+            for k, task in enumerate(tasks):
+                evaluator.submit(k, params, task)
             got: dict[int, list[MonthRun]] = {}
             while evaluator.pending:
                 tag, runs = evaluator.next_done()
@@ -228,10 +234,16 @@ def run_walk_forward(cfg: WalkForwardConfig, show: bool | None = None,
     return WalkForwardResult(
         config=cfg, months=months, available={s: list(ms) for s, ms in available.items()},
         data_files=files, base_params=base.to_flat(), folds=outcomes,
-        out_of_sample=score_window(tests, cfg.min_trades_per_run * len(tests)),
+        out_of_sample=score_window(tests, cfg.min_trades_per_run * symbol_months(tests)),
         stitched={"day_ms": times, "equity": curve}, trials=records, started=started,
         seconds=time.perf_counter() - t0, prepare_seconds=prepare_s, month_trials=month_trials,
         optimize_seconds=opt_s)
+
+
+def symbol_months(runs: Sequence[MonthRun]) -> int:
+    """(symbol, month) pairs behind `runs` (a portfolio run "A,B" stands for two), so the
+    least-trades rule counts the same with and without --portfolio."""
+    return sum(len(r.symbol.split(",")) for r in runs)
 
 
 def format_fold_table(result: WalkForwardResult) -> str:

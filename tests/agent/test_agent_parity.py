@@ -251,3 +251,89 @@ def test_step_appends_1m_candles_to_the_analyzer_like_push_candle():
         assert [getattr(a, k).tolist() for k in "tohlcv"] == [getattr(b, k).tolist() for k in "tohlcv"], tf
     now = int(t_ms[end - 1]) + MIN
     assert mine.score(float(c[-1]), now).to_dict() == ref.score(float(c[-1]), now).to_dict()
+
+
+# ----------------------------------------------------------------------------- two symbols
+def run_portfolio_replay(datas, tmp_path, settings) -> tuple[list[dict], dict]:
+    """The dashboard's replay of several symbols from one archive root, as web/world.py builds
+    it: ReplayMarketData over every symbol's frame, a BarClock over their joint schedule (at a
+    huge speed), a PaperExchange on SQLite fed by the agent, AgentRunner cycling run_cycle.
+    Returns (trades as the backtest rows, final weights)."""
+    from rl.backtest.data import BarClock, BarSchedule
+
+    frames = {d.symbol: d.frame for d in datas}
+    clock = BarClock(BarSchedule(frames, start_ms=min(d.start_ms for d in datas)), speed=1e9)
+    market = ReplayMarketData(frames, clock)
+    exchange = PaperExchange(tmp_path / "paper.db", balance=settings.paper_balance,
+                             maker_fee=settings.maker_fee, taker_fee=settings.taker_fee,
+                             default_leverage=settings.leverage, clock=market.now_ms,
+                             price_source=market.last_price)
+    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
+    runner = AgentRunner(settings, market, exchange, store, clock, feed=exchange)
+    runner.start()
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            if clock.finished and runner.status().get("last_cycle_ms") == clock.end_ms:
+                break
+            time.sleep(0.05)
+    finally:
+        runner.stop()
+    assert clock.finished, "the replay did not reach the end of the data in time"
+    assert runner.status()["last_error"] is None
+    got = [portfolio_row(t) for t in reversed(store.trades(limit=10_000))]
+    weights = store.current_weights()
+    store.close()
+    exchange.close()
+    return got, weights
+
+
+PORTFOLIO_KEYS = ("symbol", "side", "opened_ms", "closed_ms", "entry_price", "exit_price", "quantity",
+                  "fees", "r_multiple", "exit_reason")
+
+
+def portfolio_row(t: dict) -> dict:
+    return {k: t[k] for k in PORTFOLIO_KEYS} | {"pnl": t.get("net_pnl", t.get("pnl"))}
+
+
+@pytest.mark.parametrize("gap", [False, True], ids=["aligned", "gap-in-one-symbol"])
+def test_two_symbol_replay_makes_the_two_symbol_backtests_trades(tmp_path, gap):
+    """Replay (run_cycle over both symbols per BarClock step) = the portfolio backtest
+    (rl.backtest.portfolio: on_bar/step/on_price symbol by symbol): same trades of both symbols
+    at the same times, prices, quantities, PnL, fees and exit reasons on the one account, and
+    the same learned weights; also when one symbol's archive has a 6-hour hole."""
+    from rl.backtest.portfolio import run_portfolio
+    from tests.support.portfolio import SYMBOLS, load_pair, pinned_settings, without_bars, write_pair
+
+    datas = load_pair(write_pair(tmp_path / "data", days=36), "2024-02-01", "2024-02-04")
+    if gap:
+        t0 = datas[1].start_ms + 86_400_000
+        datas[1] = without_bars(datas[1], t0, t0 + 6 * 3600_000)
+    settings = pinned_settings(SYMBOLS)
+    backtest = run_portfolio(datas, settings, progress=False)
+    want = [portfolio_row(t) for t in backtest.trades + backtest.open_trades]
+    assert {t["symbol"] for t in want} == set(SYMBOLS) and len(want) >= 10
+    got, weights = run_portfolio_replay(datas, tmp_path, settings)
+    assert sorted(got, key=_order) == sorted(want, key=_order)
+    assert weights == backtest.final_weights
+
+
+def _order(t: dict) -> tuple:
+    return (t["opened_ms"], t["symbol"])
+
+
+@pytest.mark.shared_data
+def test_two_symbol_replay_equals_the_portfolio_backtest_on_real_data(shared_data_dir, tmp_path):
+    """FILUSDT and NEARUSDT, 2023-09-01 .. 09-02 from the real archive, as one portfolio."""
+    from rl.backtest.portfolio import load_portfolio_data, run_portfolio
+    from tests.support.portfolio import pinned_settings
+
+    symbols = ("FILUSDT", "NEARUSDT")
+    datas = load_portfolio_data([shared_data_dir], symbols, "2023-09-01", "2023-09-02")
+    settings = pinned_settings(symbols)
+    backtest = run_portfolio(datas, settings, progress=False)
+    want = [portfolio_row(t) for t in backtest.trades + backtest.open_trades]
+    assert {t["symbol"] for t in want} == set(symbols)
+    got, weights = run_portfolio_replay(datas, tmp_path, settings)
+    assert sorted(got, key=_order) == sorted(want, key=_order)
+    assert weights == backtest.final_weights

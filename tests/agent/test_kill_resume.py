@@ -52,18 +52,23 @@ if len(sys.argv) > 3:      # deterministic crash: SIGKILL ourselves on the nth c
             os.kill(os.getpid(), signal.SIGKILL)
         return real(self, *a, **k)
     setattr(owner, name, dying)
-candles = make_candles(n=end_bar + 100, seed=3, vol=0.002)
+import os
+# KILL_SYMBOLS=A,B: a replay of several symbols on the one account (the first keeps seed 3)
+symbols = os.environ.get("KILL_SYMBOLS", "BTCUSDT").split(",")
+frames = {s: make_candles(n=end_bar + 100, seed=3 + 8 * i, vol=0.002) for i, s in enumerate(symbols)}
+candles = frames[symbols[0]]
 t0 = int(candles.index[0].value // 1_000_000)
 store = KnowledgeStore(d / "agent.db", default_weights=DEFAULT_WEIGHTS)
 clock = ManualClock(store.get_state("test_clock") or t0 + 3000 * 60_000)
-market = ReplayMarketData({"BTCUSDT": candles}, clock)
+market = ReplayMarketData(frames, clock)
 ex = PaperExchange(d / "paper.db", balance=10_000.0, clock=clock.now_ms, funding_rate=0.0)
 # no least reward: the crash points need trades to close on these generated candles
 # TRADE_FILTER=on (env TF_ON): the learned filter judges from the first signal (no warm-up)
 import os
 from rl.strategy.params import StrategyParams
 settings = Settings(db_path=d / "agent.db", min_trades_for_adjust=MIN_TRADES, min_reward_r=0.0,
-                    trade_filter="on" if os.environ.get("TF_ON") else "off")
+                    trade_filter="on" if os.environ.get("TF_ON") else "off", symbols=tuple(symbols),
+                    entry_order="ioc", take_profit_order="market")
 params = StrategyParams.from_settings(settings).replace_flat({"filter.warmup_trades": 0})
 agent = TradingAgent(settings, market, ex, store, clock, feed=ex, params=params)
 agent.startup()
@@ -77,8 +82,9 @@ print("finished", flush=True)
 """.replace("MIN_TRADES", str(MIN_TRADES))
 
 
-def spawn(tmp_path, end_bar: int, crash_at: str | None = None, filter_on: bool = False) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+def spawn(tmp_path, end_bar: int, crash_at: str | None = None, filter_on: bool = False,
+          symbols: tuple[str, ...] = (SYMBOL,)) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "KILL_SYMBOLS": ",".join(symbols)}
     env.pop("TF_ON", None)
     if filter_on:
         env["TF_ON"] = "1"
@@ -88,12 +94,15 @@ def spawn(tmp_path, end_bar: int, crash_at: str | None = None, filter_on: bool =
                             stdout=subprocess.PIPE, stderr=err, text=True, env=env)
 
 
-def test_sigkill_mid_cycle_and_restart_loses_and_duplicates_nothing(tmp_path):
+@pytest.mark.parametrize("symbols", [(SYMBOL,), (SYMBOL, "ETHUSDT")], ids=["one-symbol", "two-symbols"])
+def test_sigkill_mid_cycle_and_restart_loses_and_duplicates_nothing(tmp_path, symbols):
+    """Also for a two-symbol replay on one account (issue 18): trades of both symbols, each
+    entry fill exactly one trade, the one wallet equal to both symbols' recorded PnL."""
     end_bar = 6500
     rng = random.Random(11)
     kills = 0
     for _ in range(10):
-        p = spawn(tmp_path, end_bar)
+        p = spawn(tmp_path, end_bar, symbols=symbols)
         line = p.stdout.readline()                    # wait until it is trading
         assert line.strip() == "started", (tmp_path / "child.err").read_text()[-3000:]
         time.sleep(rng.uniform(0.05, 0.5))
@@ -101,12 +110,12 @@ def test_sigkill_mid_cycle_and_restart_loses_and_duplicates_nothing(tmp_path):
             p.send_signal(signal.SIGKILL)
             kills += 1
         p.wait(30)
-    p = spawn(tmp_path, end_bar)
-    out, _ = p.communicate(timeout=120)
+    p = spawn(tmp_path, end_bar, symbols=symbols)
+    out, _ = p.communicate(timeout=240)
     assert p.returncode == 0 and "finished" in out, (tmp_path / "child.err").read_text()[-3000:]
     assert kills >= 8
 
-    check_consistency(tmp_path)
+    check_consistency(tmp_path, symbols=symbols)
 
 
 @pytest.mark.parametrize("crash_at", [
@@ -147,7 +156,7 @@ def test_kill_with_the_trade_filter_then_restart_keeps_it_in_step(tmp_path, cras
     assert state["seen"] == state["taken"] + state["skipped"] >= closed
 
 
-def check_consistency(tmp_path, min_trades: int = 5) -> None:
+def check_consistency(tmp_path, min_trades: int = 5, symbols: tuple[str, ...] = (SYMBOL,)) -> None:
     agent_db = sqlite3.connect(tmp_path / "agent.db")
     paper_db = sqlite3.connect(tmp_path / "paper.db")
     for db in (agent_db, paper_db):
@@ -155,19 +164,20 @@ def check_consistency(tmp_path, min_trades: int = 5) -> None:
     entries = paper_db.execute("SELECT client_order_id, order_id, executed_qty FROM paper_orders "
                                "WHERE reduce_only=0 AND executed_qty>0").fetchall()
     trades = agent_db.execute("SELECT id, entry_client_order_id, quantity, status, remaining_qty, net_pnl, "
-                              "note FROM trades ORDER BY id").fetchall()
+                              "note, symbol FROM trades ORDER BY id").fetchall()
     assert len(trades) >= min_trades, "the scenario should trade"
+    assert {t[7] for t in trades} == set(symbols), "every symbol should trade"
     # every exchange entry fill is exactly one trade, and no trade is without one
     keys = [t[1] for t in trades]
     assert len(keys) == len(set(keys))
     for cid, oid, qty in entries:
-        matches = [t for t in trades if t[1] in (cid, f"{SYMBOL}:{oid}")]
+        matches = [t for t in trades if t[1] == cid or t[1] in {f"{s}:{oid}" for s in symbols}]
         assert len(matches) == 1, f"entry {cid}/{oid} recorded {len(matches)} times"
         assert matches[0][2] == pytest.approx(qty)
     assert len(entries) == len(trades)
     assert not [t for t in trades if t[6].startswith("adopted")]
     # closed trades: exits add up to the size; the wallet matches the recorded PnL
-    for tid, _, qty, status, remaining, _, _ in trades:
+    for tid, _, qty, status, remaining, _, _, _ in trades:
         exited = agent_db.execute("SELECT COALESCE(SUM(quantity),0) FROM trade_exits WHERE trade_id=?",
                                   (tid,)).fetchone()[0]
         if status == "closed":
@@ -180,13 +190,15 @@ def check_consistency(tmp_path, min_trades: int = 5) -> None:
         "SELECT COALESCE(SUM(x.pnl - x.fee), 0) - COALESCE((SELECT SUM(entry_fee) FROM trades WHERE status='open'), 0) "
         "FROM trade_exits x JOIN trades t ON t.id=x.trade_id WHERE t.status='open'").fetchone()[0]
     assert wallet == pytest.approx(10_000.0 + closed_net + open_part, abs=1e-6)
-    # open trades match the exchange position, protected by a live stop
-    open_trades = [t for t in trades if t[3] == "open"]
-    pos = paper_db.execute("SELECT amount FROM paper_positions WHERE symbol=?", (SYMBOL,)).fetchall()
-    assert len(open_trades) == len(pos) <= 1
-    if pos:
-        assert abs(pos[0][0]) == pytest.approx(open_trades[0][4])
-        assert paper_db.execute("SELECT COUNT(*) FROM paper_stops WHERE status='NEW'").fetchone()[0] == 1
+    # open trades match the exchange position of their symbol, each protected by a live stop
+    for sym in symbols:
+        open_trades = [t for t in trades if t[3] == "open" and t[7] == sym]
+        pos = paper_db.execute("SELECT amount FROM paper_positions WHERE symbol=?", (sym,)).fetchall()
+        assert len(open_trades) == len(pos) <= 1, sym
+        if pos:
+            assert abs(pos[0][0]) == pytest.approx(open_trades[0][4])
+            assert paper_db.execute("SELECT COUNT(*) FROM paper_stops WHERE status='NEW' AND symbol=?",
+                                    (sym,)).fetchone()[0] == 1
     # learning ran exactly once per close from the MIN_TRADES-th on
     n_closed = sum(1 for t in trades if t[3] == "closed")
     hist = agent_db.execute("SELECT COUNT(*) FROM weight_history").fetchone()[0]
