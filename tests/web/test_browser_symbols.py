@@ -101,6 +101,12 @@ def test_the_switcher_moves_all_four_charts_and_the_panels_list_both_symbols(bro
         expect(page.locator("#pnl-body tr[data-total]")).to_have_count(1)
         expect(page.locator("#pnl-body tr[data-symbol='FILUSDT']")).to_have_class("current clickable")
         expect(page.locator("#protections-panel .scope-tag")).to_have_text("全账户")
+        # the exposure caps under them: the agent's positions only (these two are manual)
+        exp = runner.status()["exposure"]
+        assert (exp["open_positions"], exp["max_open_positions"]) == (0, 3)
+        risk = "–" if exp["open_risk_percent"] is None else f"{exp['open_risk_percent']:.2f}"   # – before a mark
+        expect(page.locator("#exposure-line .figures")).to_have_text(
+            f"持仓 0/3 · 止损风险 {risk}/{exp['max_total_risk_percent']:.1f} % · 相关性上限 {exp['max_correlation']:.2f}")
         page.screenshot(path=str(SHOTS / "switcher-desktop-fil.png"), full_page=True)
 
         # Switch to NEARUSDT: all four charts, their position lines and the URL follow
@@ -136,6 +142,7 @@ def test_the_switcher_moves_all_four_charts_and_the_panels_list_both_symbols(bro
         page.click("#btn-lang")
         expect(page.locator("#pnl-panel h2")).to_have_text("PnL by symbol")
         expect(page.locator("#protections-panel .scope-tag")).to_have_text("account-wide")
+        expect(page.locator("#exposure-line .figures")).to_contain_text("positions 0/3 · risk at stops")
         expect(page.locator("#positions-body tr[data-symbol='NEARUSDT']")).to_contain_text("Short")
 
         # Closing one symbol's position: the positions panel keeps the other, the PnL row counts it

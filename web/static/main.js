@@ -6,6 +6,7 @@ import { t, initLang, setLang, lang, onLangChange } from "./i18n.js";
 import { KlineChart, formatDateTime, setTimeZone, timeZone, timeZoneLabel, onTimeZoneChange } from "./charts.js";
 import { bindChartTabs } from "./layout.js";
 import * as panels from "./panels.js";
+import { renderExposure } from "./exposure.js";
 import { replayConnectivity, replayFinished, renderReplayEnd } from "./run_state.js";
 import { initialSymbol, rememberSymbol, labelCharts, renderSymbolPnl } from "./symbols.js";
 
@@ -111,6 +112,7 @@ async function refreshStatus() {
     }
     panels.renderTraining(state.status);
     panels.renderProtections(state.status.protections, state.status.account_mode);
+    renderExposure(state.status.exposure);
   } catch (e) { /* shown via last_error / banner */ }
 }
 
@@ -226,6 +228,7 @@ async function agentAction(which) {
     renderAgentState();
     panels.renderTraining(state.status);
     panels.renderProtections(state.status.protections, state.status.account_mode);
+    renderExposure(state.status.exposure);
     await Promise.all([refreshLogs(), refreshHistory(), refreshLevels()]);
   } catch (e) {
     panels.toast(e.message, "error");
@@ -293,6 +296,7 @@ function init() {
     if (state.status) {
       panels.renderTraining(state.status);
       panels.renderProtections(state.status.protections, state.status.account_mode);
+      renderExposure(state.status.exposure);
     }
     panels.renderLogs();
     panels.renderTrades(state.trades);
