@@ -165,6 +165,8 @@ class TradingAgent:
         self.symbols = tuple(symbols or settings.symbols)
         self.router = router or OrderRouter(exchange, store.orders, ioc_offset_bps=settings.ioc_offset_bps,
                                             now_ms=clock.now_ms)
+        # a resting take-profit must clear the round-trip fees at the rate this account pays
+        self.router.targets.fee_rate = float(settings.taker_fee)
         self.params = params or StrategyParams.from_settings(settings)   # every strategy number
         self.lock = threading.RLock()
         # Called with one dict per entry decision (time_ms, symbol, long_score, short_score,

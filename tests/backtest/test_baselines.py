@@ -89,7 +89,7 @@ def test_percentile_and_spread() -> None:
 # ----------------------------------------------------------------------------- real runs
 
 def _settings(**extra) -> Settings:
-    return backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.0, **extra}, base=Settings())
+    return backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.01, **extra}, base=Settings())
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_cli_baselines_in_json_and_report_only_when_asked(tmp_path: Path, capsys
     monkeypatch.setattr("rl.backtest.engine.load_settings", lambda: Settings())
     src = write_archive(tmp_path / "d", "TSTUSDT", "2024-01", 3 * 1440, "2024-01-01", seed=11)
     base = ["--data", str(src), "--symbol", "TSTUSDT", "--from", "2024-01-02", "--to", "2024-01-02",
-            "--set", "MIN_REWARD_R=0"]
+            "--set", "MIN_REWARD_R=0.01"]
     assert main([*base, "--json", str(tmp_path / "plain.json"), "--report", str(tmp_path / "plain.html")]) == 0
     assert "baselines" not in json.loads((tmp_path / "plain.json").read_text())
     assert "Baselines / 基准" not in (tmp_path / "plain.html").read_text()
