@@ -125,9 +125,11 @@ class AgentRunner:
     # ------------------------------------------------------------------ manual actions
     def manual_order(self, symbol: str, side: str, type: str, quantity: float,
                      price: float | None = None, client_order_id: str | None = None,
-                     reduce_only: bool = False) -> dict:
+                     reduce_only: bool = False, stop_loss: float | None = None,
+                     take_profit: float | None = None) -> dict:
         return self.agent.manual_order(self._symbol(symbol), side, type, quantity, price,
-                                       client_order_id=client_order_id, reduce_only=reduce_only)
+                                       client_order_id=client_order_id, reduce_only=reduce_only,
+                                       stop_loss=stop_loss, take_profit=take_profit)
 
     def close_position(self, symbol: str) -> dict:
         return self.agent.close_position(self._symbol(symbol))
