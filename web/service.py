@@ -484,9 +484,10 @@ class DashboardService:
         return self._runner_call(lambda: runner.cancel_order(sym, order_id, confirm),
                                  f"cancel {sym} {order_id}")
 
-    def fills(self, limit: int = 100) -> list[dict[str, Any]]:
+    def fills(self, limit: int = 100, symbol: Any = None) -> list[dict[str, Any]]:
+        sym = None if symbol in (None, "") else self.check_symbol(symbol)
         runner = self._need_runner()
-        return self._runner_call(lambda: runner.fills(limit=limit), "fills")
+        return self._runner_call(lambda: runner.fills(limit=limit, symbol=sym), "fills")
 
     def order_history(self, limit: int = 100) -> list[dict[str, Any]]:
         runner = self._need_runner()

@@ -897,9 +897,10 @@ class TradingAgent:
                                       confirm_unprotected=confirm_unprotected,
                                       log=lambda lv, sym, zh, en: self._log(lv, sym, zh, en))
 
-    def fills(self, since_ms: int, limit: int = 100) -> list[dict]:
-        """The account's fills in the agent's symbols since `since_ms`, newest first."""
-        return open_orders.fills(self.exchange, self.store.orders, self.symbols, since_ms, limit)
+    def fills(self, since_ms: int, limit: int = 100, symbols: Sequence[str] | None = None) -> list[dict]:
+        """The account's fills in the agent's symbols (or those of `symbols`) since `since_ms`,
+        newest first."""
+        return open_orders.fills(self.exchange, self.store.orders, symbols or self.symbols, since_ms, limit)
 
     # ================================================================== status / logs
     def _log(self, level: str, sym: str, zh: str, en: str, now: int | None = None, pylog: bool = True) -> None:

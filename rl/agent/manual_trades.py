@@ -147,6 +147,8 @@ class ManualTrades:
         size = abs(pos.amount) if same and pos is not None else 0.0
         if size < st.qty - EPS:
             self._record_exit_fills(trade, "manual")
+            # the closing orders belong to the trade too (the fill history names it)
+            self.store.orders.link(int(trade["id"]), self._manual_exit_orders(trade))
             if size <= EPS:
                 left = self.store.trade_row(int(trade["id"]), with_position=False)
                 if left is not None and left["remaining_qty"] > EPS:
@@ -212,6 +214,14 @@ class ManualTrades:
     def note_exits(self, trade: Mapping[str, Any]) -> None:
         """Exits of an agent trade that a manual order made (a sell from the dashboard while
         the agent was long): the trade becomes "mixed" and the orders are linked to it."""
+        manual = self._manual_exit_orders(trade)
+        if manual:
+            with self.store.batch():
+                self.store.mark_mixed(int(trade["id"]))
+                self.store.orders.link(int(trade["id"]), manual)
+
+    def _manual_exit_orders(self, trade: Mapping[str, Any]) -> list[str]:
+        """The client ids of the dashboard orders that made exits of `trade`."""
         sym, tid = str(trade["symbol"]), int(trade["id"])
         manual = []
         for e in self.store.exit_totals(tid)["exits"]:
@@ -219,10 +229,7 @@ class ManualTrades:
             order = self.store.orders.find(sym, oid)
             if order is not None and order["purpose"] == "manual":
                 manual.append(str(order["client_order_id"]))
-        if manual:
-            with self.store.batch():
-                self.store.mark_mixed(tid)
-                self.store.orders.link(tid, manual)
+        return manual
 
     def _fills(self, sym: str, since_ms: int) -> list[Fill]:
         try:

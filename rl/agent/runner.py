@@ -141,9 +141,11 @@ class AgentRunner:
         return self.agent.cancel_order(self._symbol(symbol), order_id,
                                        confirm_unprotected=confirm_unprotected)
 
-    def fills(self, limit: int = 100, days: int = 7) -> list[dict]:
-        """Fills of the last `days` (Binance keeps userTrades queryable in 7-day windows)."""
-        return self.agent.fills(self.clock.now_ms() - days * 86_400_000, limit)
+    def fills(self, limit: int = 100, days: int = 7, symbol: str | None = None) -> list[dict]:
+        """Fills of the last `days` (Binance keeps userTrades queryable in 7-day windows), of
+        one `symbol` or all."""
+        return self.agent.fills(self.clock.now_ms() - days * 86_400_000, limit,
+                                symbols=None if symbol is None else (self._symbol(symbol),))
 
     def order_history(self, limit: int = 100) -> list[dict]:
         return [{k: v for k, v in o.items() if k != "raw"} for o in self.store.orders.recent(limit)]

@@ -56,5 +56,6 @@ export const api = {
   openOrders: () => call("GET", "/api/agent/orders"),
   cancelOrder: (symbol, orderId, confirmUnprotected = false) => call("POST", "/api/agent/orders/cancel",
     { symbol, order_id: orderId, confirm_unprotected: confirmUnprotected }),
-  fills: (limit = 100) => call("GET", `/api/agent/fills?limit=${limit}`),
+  fills: (limit = 100, symbol = "") => call("GET", `/api/agent/fills?limit=${limit}`
+    + (symbol ? `&symbol=${encodeURIComponent(symbol)}` : "")),
 };
