@@ -358,7 +358,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LEVERAGE": ("leverage", lambda n, r: _int(n, r, 1, 125)),
     "MAX_RISK_PERCENT": ("max_risk_percent", lambda n, r: _float(n, r, 0.01, 10.0)),
     "MAX_NOTIONAL_PERCENT": ("max_notional_percent", lambda n, r: _float(n, r, 1.0, 12500.0)),
-    "MIN_REWARD_R": ("min_reward_r", lambda n, r: _float(n, r, 0.0, 20.0)),
+    "MIN_REWARD_R": ("min_reward_r", lambda n, r: _float(n, r, 0.0, 20.0, lo_open=True)),
     "MIN_TRADES_FOR_ADJUST": ("min_trades_for_adjust", lambda n, r: _int(n, r, 1, 100000)),
     "CHECK_INTERVAL_FLAT": ("check_interval_flat", lambda n, r: _float(n, r, 1.0, 86400.0)),
     "CHECK_INTERVAL_POSITION": ("check_interval_position", lambda n, r: _float(n, r, 1.0, 86400.0)),

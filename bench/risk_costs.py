@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
 from bench.backtest import _bench_base, _month_bounds, data_root, months_available  # noqa: E402
 
 PROTECTIONS_OFF = {"MAX_DRAWDOWN_PERCENT": "0", "DAILY_LOSS_LIMIT_PERCENT": "0", "STOPLOSS_GUARD_TRADES": "0"}
-SIZING_OFF = {"MAX_NOTIONAL_PERCENT": "12500", "MIN_REWARD_R": "0"}
+SIZING_OFF = {"MAX_NOTIONAL_PERCENT": "12500", "MIN_REWARD_R": "0.01"}  # > 0: a target must pay the fees
 VARIANTS: dict[str, dict[str, str]] = {
     "none": {**PROTECTIONS_OFF, **SIZING_OFF},
     "sizing": dict(PROTECTIONS_OFF),

@@ -174,7 +174,8 @@ def agent_orders_cancel() -> Any:
 def agent_fills() -> Any:
     limit = _int_arg("limit", 100, 1, 1000)
     svc = service()
-    return jsonify({"fills": svc.fills(limit=limit), "orders": svc.order_history(limit=limit)})
+    return jsonify({"fills": svc.fills(limit=limit, symbol=request.args.get("symbol")),
+                    "orders": svc.order_history(limit=limit)})
 
 
 # ---- market data -----------------------------------------------------------------------------

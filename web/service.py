@@ -22,12 +22,13 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
 from config import LIVE_RISK_PHRASE, Settings
+from rl.agent.manual_stops import check_manual_stops
 from rl.errors import (
     AgentAlreadyRunning,
     AgentError,
@@ -64,7 +65,9 @@ MAX_KLINES_LIMIT = 1500          # Binance's own cap on /fapi/v1/klines
 DEFAULT_KLINES_LIMIT = 500
 ORDER_SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT")
-ORDER_FIELDS = ("symbol", "side", "type", "quantity", "price", "reduceOnly", "clientOrderId")
+ORDER_FIELDS = ("symbol", "side", "type", "quantity", "price", "reduceOnly", "clientOrderId",
+                "stopLoss", "takeProfit")
+STOP_FIELDS = ("stopLoss", "takeProfit")     # the trader's own stops of a manual order (optional)
 CLOSE_FIELDS = ("symbol",)
 CANCEL_FIELDS = ("symbol", "order_id", "confirm_unprotected")
 IDEMPOTENCY_MEMORY = 1000        # answered clientOrderIds the service remembers (oldest go first)
@@ -420,8 +423,28 @@ class DashboardService:
                              payload.get("price"))
         reduce_only = parse_flag("reduceOnly", payload.get("reduceOnly"))
         client_id = parse_client_id("clientOrderId", payload.get("clientOrderId"))
+        stop_loss = parse_number("stopLoss", payload.get("stopLoss"), required=False)
+        take_profit = parse_number("takeProfit", payload.get("takeProfit"), required=False)
+        # the side rules against a LIMIT's price here; a MARKET's against the last price (the agent)
+        self._stop_rule(lambda: check_manual_stops(side, price, stop_loss, take_profit, reduce_only=reduce_only),
+                        payload)
         return {"symbol": sym, "side": side, "type": otype, "quantity": quantity, "price": price,
-                "reduce_only": reduce_only, "client_order_id": client_id}
+                "reduce_only": reduce_only, "client_order_id": client_id,
+                "stop_loss": stop_loss, "take_profit": take_profit}
+
+    @staticmethod
+    def _stop_rule(fn: Callable[[], Any], payload: Mapping[str, Any]) -> Any:
+        """Run `fn`; a ValueError about stopLoss/takeProfit (raised, or translated by
+        `_runner_call`) becomes a 400 naming that field and the rule."""
+        try:
+            return fn()
+        except (ValueError, ServiceError) as exc:
+            cause = exc.__cause__ if isinstance(exc, ServiceError) else exc
+            text = str(cause) if isinstance(cause, ValueError) else ""
+            field = next((f for f in STOP_FIELDS if text.startswith(f)), None)
+            if field is None:
+                raise
+            raise InputError(field, text.split("is invalid: ", 1)[-1], payload.get(field)) from None
 
     def place_order(self, payload: Any) -> dict[str, Any]:
         """Place a manual order; with a clientOrderId, at most one order per id.
@@ -435,10 +458,11 @@ class DashboardService:
         runner = self._need_runner()
         given = order.pop("client_order_id")
         context = f"order {order['symbol']}"
+        stops = {"stop_loss": order["stop_loss"], "take_profit": order["take_profit"]}
         if given is None:
-            return self._runner_call(lambda: runner.manual_order(
+            return self._stop_rule(lambda: self._runner_call(lambda: runner.manual_order(
                 order["symbol"], order["side"], order["type"], order["quantity"], order["price"],
-                reduce_only=order["reduce_only"]), context)
+                reduce_only=order["reduce_only"], **stops), context), payload)
         with self._orders_lock:
             seen = self._answered.get(given)
             if seen is not None:
@@ -446,9 +470,10 @@ class DashboardService:
                     raise ServiceError(409, f"clientOrderId={given!r} is already used by another "
                                             "order: send a new id for a new order")
                 return seen[1]
-            result = self._runner_call(lambda: runner.manual_order(
+            result = self._stop_rule(lambda: self._runner_call(lambda: runner.manual_order(
                 order["symbol"], order["side"], order["type"], order["quantity"], order["price"],
-                client_order_id=exchange_client_id(given), reduce_only=order["reduce_only"]), context)
+                client_order_id=exchange_client_id(given), reduce_only=order["reduce_only"], **stops),
+                context), payload)
             self._answered[given] = (order, result)
             while len(self._answered) > IDEMPOTENCY_MEMORY:
                 self._answered.popitem(last=False)
@@ -487,9 +512,10 @@ class DashboardService:
         return self._runner_call(lambda: runner.cancel_order(sym, order_id, confirm),
                                  f"cancel {sym} {order_id}")
 
-    def fills(self, limit: int = 100) -> list[dict[str, Any]]:
+    def fills(self, limit: int = 100, symbol: Any = None) -> list[dict[str, Any]]:
+        sym = None if symbol in (None, "") else self.check_symbol(symbol)
         runner = self._need_runner()
-        return self._runner_call(lambda: runner.fills(limit=limit), "fills")
+        return self._runner_call(lambda: runner.fills(limit=limit, symbol=sym), "fills")
 
     def order_history(self, limit: int = 100) -> list[dict[str, Any]]:
         runner = self._need_runner()

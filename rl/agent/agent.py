@@ -40,7 +40,7 @@ import pandas as pd
 
 from client import BinanceError, SymbolFilters, new_client_order_id
 from config import Settings
-from rl.agent import open_orders
+from rl.agent import manual_stops, open_orders
 from rl.agent.analyzer_port import OneMinuteAppender, SymbolAnalyzer
 from rl.agent.exposure import AccountExposure, exposure_config
 from rl.agent.filter_gate import PERCEPTION_KEY, FilterGate
@@ -169,6 +169,8 @@ class TradingAgent:
         self.symbols = tuple(symbols or settings.symbols)
         self.router = router or OrderRouter(exchange, store.orders, ioc_offset_bps=settings.ioc_offset_bps,
                                             now_ms=clock.now_ms)
+        # a resting take-profit must clear the round-trip fees at the rate this account pays
+        self.router.targets.fee_rate = float(settings.taker_fee)
         self.params = params or StrategyParams.from_settings(settings)   # every strategy number
         self.lock = threading.RLock()
         # Called with one dict per entry decision (time_ms, symbol, long_score, short_score,
@@ -821,7 +823,8 @@ class TradingAgent:
     # ================================================================== manual actions
     def manual_order(self, symbol: str, side: str, type: str, quantity: float,
                      price: float | None = None, client_order_id: str | None = None,
-                     reduce_only: bool = False) -> dict:
+                     reduce_only: bool = False, stop_loss: float | None = None,
+                     take_profit: float | None = None) -> dict:
         """A trader's order from the dashboard, serialized with the agent's own by the lock.
         `reduce_only` orders can only shrink a position (the exchange refuses one on a flat
         symbol with -2022), so they never open a manual trade.
@@ -832,7 +835,11 @@ class TradingAgent:
 
         On a symbol the agent is flat in, its fill is a manual trade of its own (no stop, not
         managed, kept out of the learning); on the agent's position it is taken into the
-        agent's trade, which is then marked "mixed" (see rl/agent/manual_trades.py)."""
+        agent's trade, which is then marked "mixed" (see rl/agent/manual_trades.py).
+
+        `stop_loss` / `take_profit`: the trader's own, placed as reduce-only Algo orders for the
+        size that filled (rl/agent/manual_stops.py); only for an order that opens a manual
+        trade (a flat symbol, not reduce-only). The answer's "protection" says what was placed."""
         if side not in ("BUY", "SELL"):
             raise ValueError(f"side={side!r} is invalid: it must be BUY or SELL")
         if type not in ("LIMIT", "MARKET"):
@@ -842,7 +849,18 @@ class TradingAgent:
             raise ValueError(f"quantity={quantity!r} is invalid: it must be a number > 0")
         if type == "LIMIT" and (price is None or not float(price) > 0):
             raise ValueError(f"price={price!r} is invalid: a LIMIT order needs a price > 0")
+        manual_stops.check_manual_stops(side, price if type == "LIMIT" else None, stop_loss, take_profit,
+                                        reduce_only=reduce_only)
         with self.lock:
+            wants_stops = stop_loss is not None or take_profit is not None
+            rt = self._rt[symbol]
+            if wants_stops and (rt.state is not None or rt.pending or rt.resting):
+                field_, v = ("stopLoss", stop_loss) if stop_loss is not None else ("takeProfit", take_profit)
+                raise ValueError(f"{field_}={v!r} is invalid: {symbol} has an open agent position or entry that "
+                                 "a manual order would join; stops are only for a manual trade of its own")
+            if wants_stops and type == "MARKET":
+                manual_stops.check_manual_stops(side, float(self._market_port().last_price(symbol))
+                                                if self.market is not None else None, stop_loss, take_profit)
             if client_order_id is not None:
                 placed = self.exchange.get_order(symbol, client_order_id)
                 if placed is not None:              # (an upsert: recorded even if it was not yet)
@@ -856,16 +874,27 @@ class TradingAgent:
                                               reduce_only=reduce_only,
                                               client_order_id=client_order_id or new_client_order_id("man"))
             self.store.orders.record(order, "manual")
-            rt = self._rt[symbol]
+            protection: list[tuple[str, str]] = []
             if rt.state is None and not rt.pending and not rt.resting and not reduce_only:
-                self.reconciler.manual.open(symbol, rt, order, now)
+                if self.reconciler.manual.open(symbol, rt, order, now) is not None and rt.state is not None:
+                    protection = manual_stops.place(self.exchange, self.store, rt.state, stop_loss,
+                                                    take_profit, now)
+                    if protection and rt.state.trade_id is not None:
+                        self.store.update_trade(rt.state.trade_id, stop_price=rt.state.stop or None,
+                                                position=state_copy(rt.state))
+                if order.is_open and wants_stops:      # a resting LIMIT: placed when it fills
+                    manual_stops.remember(self.store, order.client_order_id, stop_loss, take_profit, now)
+                    protection.append((f"{symbol}：止损/止盈将在挂单成交后挂出",
+                                       f"{symbol}: the stop-loss/take-profit go on when the order fills"))
+            for zh, en in protection:
+                self._log("INFO", symbol, zh, en, now)
             ro_zh, ro_en = ("（只减仓）", " (reduce-only)") if reduce_only else ("", "")
             self._log("INFO", symbol, f"手动下单 {_SIDE_ZH[side]} {_TYPE_ZH[type]} {q:g}" + (f" @ {p:g}" if p else "")
                       + f"{ro_zh}：{_STATUS_ZH.get(order.status, order.status)}",
                       f"manual order {side} {type} {q:g}" + (f" @ {p:g}" if p else "")
                       + f"{ro_en}: {order.status}", now)
             self._sync(symbol, now)
-            return order.to_dict()
+            return {**order.to_dict(), "protection": [{"zh": zh, "en": en} for zh, en in protection]}
 
     def close_position(self, symbol: str) -> dict:
         """Close the whole position now (reduce-only market), record and learn from it."""
@@ -902,9 +931,10 @@ class TradingAgent:
                                       confirm_unprotected=confirm_unprotected,
                                       log=lambda lv, sym, zh, en: self._log(lv, sym, zh, en))
 
-    def fills(self, since_ms: int, limit: int = 100) -> list[dict]:
-        """The account's fills in the agent's symbols since `since_ms`, newest first."""
-        return open_orders.fills(self.exchange, self.store.orders, self.symbols, since_ms, limit)
+    def fills(self, since_ms: int, limit: int = 100, symbols: Sequence[str] | None = None) -> list[dict]:
+        """The account's fills in the agent's symbols (or those of `symbols`) since `since_ms`,
+        newest first."""
+        return open_orders.fills(self.exchange, self.store.orders, symbols or self.symbols, since_ms, limit)
 
     # ================================================================== status / logs
     def _log(self, level: str, sym: str, zh: str, en: str, now: int | None = None, pylog: bool = True) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from rl.execution.actions import honest_exit_kind
 from rl.execution.position import PositionState
 from rl.knowledge.store import KnowledgeStore
 from rl.knowledge.thought import build_action, build_reward, features_zh, summarize
@@ -141,6 +142,7 @@ class TradeJournal:
         fees = float(t["entry_fee"]) + totals["fee"]
         funding = self._funding_of(t, now)
         net = totals["pnl"] - fees + funding
+        kind = honest_exit_kind(kind, net)          # a take-profit that lost is not called one
         r = net / t["risk_amount"] if t["risk_amount"] > 0 else 0.0
         if t["source"] != "agent":
             self._finalize_unlearned(t, now, kind, totals, fees, funding, r)

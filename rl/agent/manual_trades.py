@@ -3,8 +3,8 @@
 The exchange holds ONE net position per symbol (one-way mode), so a manual order lands either
 on a symbol the agent is flat in or on the agent's own position:
 - flat: the fill becomes a trade of its own, source "manual", with only the stops the trader
-  asked for (none: the dashboard order has no stop). The agent records its fills and closes
-  its record when the exchange is flat again, but never protects or manages it and enters
+  asked for (rl/agent/manual_stops.py; none when the order form's fields were left empty). The agent records its fills
+  and closes its record when the exchange is flat again, but never protects or manages it and enters
   nothing on that symbol meanwhile. A manual LIMIT that fills later is found when the
   reconciler adopts the position: its fills came from a manual order, so the stop the router
   placed for the adoption is cancelled and the position is recorded the same way.
@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from client import BinanceError
+from rl.agent import manual_stops
 from rl.agent.journal import LogFn, TradeJournal, state_copy
 from rl.execution.port import ExchangePort, Fill, OrderResult
 from rl.execution.position import PositionState
@@ -94,7 +95,16 @@ class ManualTrades:
         st.opened_ms = min(f.time_ms for f in fills)
         st.fees = fee
         st.entry_client_order_id = str(manual[0]["client_order_id"])
-        tid = self._record(sym, slot, st, now, [str(o["client_order_id"]) for o in manual])
+        cids = [str(o["client_order_id"]) for o in manual]
+        tid = self._record(sym, slot, st, now, cids)
+        sl, tp = manual_stops.pending(self.store, cids)
+        if sl is not None or tp is not None:      # the stops the trader set with the LIMIT
+            for zh, en in manual_stops.place(self.exchange, self.store, st, sl, tp, now):
+                self._log("INFO", sym, zh, en, now)
+            self.store.update_trade(tid, stop_price=st.stop or None, position=state_copy(st))
+            return (f"{sym}：手动挂单已成交，记为手动交易 #{tid}（仅挂出交易者设定的止损/止盈，不参与学习）",
+                    f"{sym}: a manual order filled: recorded as manual trade #{tid} (only the trader's "
+                    "stop-loss/take-profit, kept out of the learning)")
         return (f"{sym}：手动挂单已成交，记为手动交易 #{tid}（无止损，不参与学习）",
                 f"{sym}: a manual order filled: recorded as manual trade #{tid} (no stop, kept out of the learning)")
 
@@ -116,8 +126,8 @@ class ManualTrades:
         slot.state = st
         self._publish(sym)
         self._log("INFO", sym,
-                  f"手动交易 #{tid}：{side_zh} {st.qty:g} @ {st.entry_price:g}，无止损，代理不管理、不学习",
-                  f"manual trade #{tid}: {st.side} {st.qty:g} @ {st.entry_price:g}, no stop; the agent "
+                  f"手动交易 #{tid}：{side_zh} {st.qty:g} @ {st.entry_price:g}，代理不设止损、不管理、不学习",
+                  f"manual trade #{tid}: {st.side} {st.qty:g} @ {st.entry_price:g}, no stop of the agent's; the agent "
                   f"neither manages it nor learns from it", now)
         return tid
 
@@ -137,6 +147,8 @@ class ManualTrades:
         size = abs(pos.amount) if same and pos is not None else 0.0
         if size < st.qty - EPS:
             self._record_exit_fills(trade, "manual")
+            # the closing orders belong to the trade too (the fill history names it)
+            self.store.orders.link(int(trade["id"]), self._manual_exit_orders(trade))
             if size <= EPS:
                 left = self.store.trade_row(int(trade["id"]), with_position=False)
                 if left is not None and left["remaining_qty"] > EPS:
@@ -148,6 +160,7 @@ class ManualTrades:
                                   f"{sym}: manual trade #{trade['id']}: its closing fill was not found: "
                                   f"booked at its entry price"))
                 self.journal.finalize(st.trade_id, now, "manual")
+                manual_stops.cancel_left(self.exchange, self.store, sym, trade["id"])
                 slot.state = None
                 notes.append((f"{sym}：手动交易 #{trade['id']} 已平仓", f"{sym}: manual trade #{trade['id']} closed"))
             else:
@@ -201,6 +214,14 @@ class ManualTrades:
     def note_exits(self, trade: Mapping[str, Any]) -> None:
         """Exits of an agent trade that a manual order made (a sell from the dashboard while
         the agent was long): the trade becomes "mixed" and the orders are linked to it."""
+        manual = self._manual_exit_orders(trade)
+        if manual:
+            with self.store.batch():
+                self.store.mark_mixed(int(trade["id"]))
+                self.store.orders.link(int(trade["id"]), manual)
+
+    def _manual_exit_orders(self, trade: Mapping[str, Any]) -> list[str]:
+        """The client ids of the dashboard orders that made exits of `trade`."""
         sym, tid = str(trade["symbol"]), int(trade["id"])
         manual = []
         for e in self.store.exit_totals(tid)["exits"]:
@@ -208,10 +229,7 @@ class ManualTrades:
             order = self.store.orders.find(sym, oid)
             if order is not None and order["purpose"] == "manual":
                 manual.append(str(order["client_order_id"]))
-        if manual:
-            with self.store.batch():
-                self.store.mark_mixed(tid)
-                self.store.orders.link(tid, manual)
+        return manual
 
     def _fills(self, sym: str, since_ms: int) -> list[Fill]:
         try:

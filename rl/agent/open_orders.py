@@ -123,11 +123,16 @@ def fills(exchange: ExchangePort, book: OrderBook, symbols: Sequence[str], since
     rows: list[tuple[Fill, dict | None]] = []
     for sym in symbols:
         rows += [(f, book.find(sym, f.order_id)) for f in exchange.fills_since(sym, since_ms)]
-    rows.sort(key=lambda r: r[0].time_ms, reverse=True)
+    # newest first; fills of one millisecond by the exchange's (increasing) trade id
+    rows.sort(key=lambda r: (r[0].time_ms, int(r[0].trade_id) if str(r[0].trade_id).isdigit() else 0),
+              reverse=True)
     out = []
     for f, order in rows[:limit]:
         cid = order["client_order_id"] if order else ""
         out.append({**f.to_dict(), "client_order_id": cid or None,
                     "purpose": order.get("purpose") if order else None,
+                    # the order's type and the agent's trade it belongs to (the history's columns)
+                    "order_type": order.get("type") if order else None,
+                    "agent_trade_id": order.get("trade_id") if order else None,
                     "placed_by": _placed_by(book, cid) if cid else "unknown"})
     return out

@@ -32,7 +32,7 @@ from client import BinanceError
 from rl.agent.journal import LogFn, TradeJournal, state_copy
 from rl.agent.late_fees import LateFees
 from rl.agent.manual_trades import ManualTrades
-from rl.execution.actions import EXIT_KIND_EN, EXIT_KIND_ZH, exit_kind, reason_zh_for
+from rl.execution.actions import EXIT_KIND_EN, EXIT_KIND_ZH, exit_kind, honest_exit_kind, reason_zh_for
 from rl.execution.port import ExchangePort
 from rl.execution.position import PositionState
 from rl.execution.router import CloseOutcome, EntryOutcome, OrderRouter, error_detail
@@ -283,13 +283,24 @@ class Reconciler:
         fill-based recovery uses, so a crash in between can never count an exit twice."""
         if st.trade_id is None or out.order is None or out.qty <= 0:
             return
+        kind = self._honest_kind(st.trade_id, exit_kind(out.reason), out.qty, out.realized_pnl, out.fees)
         self.store.record_exit(st.trade_id, client_order_id=f"{st.symbol}:{out.order.order_id}", time_ms=now,
-                               kind=exit_kind(out.reason), price=out.exit_price or st.entry_price,
+                               kind=kind, price=out.exit_price or st.entry_price,
                                quantity=out.qty, pnl=out.realized_pnl, fee=out.fees,
                                position=state_copy(st) if st.qty > EPS else None)
         if st.qty > EPS:
             self._log("INFO", st.symbol, f"部分平仓 {out.qty:g} @ {out.exit_price:g}：{out.reason_zh or '分批止盈'}",
                       f"partial exit {out.qty:g} @ {out.exit_price:g}: {out.reason}", now)
+
+    def _honest_kind(self, trade_id: int, kind: str, qty: float, pnl: float, fee: float) -> str:
+        """The exit's stored kind: a take-profit slice that, after its exit fee and its share of
+        the entry fee, lost money is stored as "target_loss", not as a win."""
+        if kind not in ("target", "partial"):
+            return kind
+        t = self.store.trade_row(trade_id, with_position=False)
+        size = float(t["quantity"]) if t is not None else 0.0
+        entry_fee = float(t["entry_fee"]) * qty / size if t is not None and size > 0 else 0.0
+        return honest_exit_kind(kind, pnl - fee - entry_fee)
 
     def _record_exit_fills(self, trade: Mapping[str, Any], kind_default: str,
                            until_ms: int | None = None) -> BinanceError | None:
@@ -337,6 +348,7 @@ class Reconciler:
                 kind = {"partial_exit": "partial", "manual": "manual",
                         "take_profit": "target"}.get(known["purpose"], kind_default)
             pnl = sum(f.realized_pnl for f in fills) or (price - trade["entry_price"]) * qty * sign
+            kind = self._honest_kind(int(trade["id"]), kind, qty, pnl, self._fee_share(fills, qty))
             if self.store.record_exit(trade["id"], client_order_id=f"{sym}:{oid}",
                                       time_ms=max(f.time_ms for f in fills), kind=kind, price=price,
                                       quantity=qty, pnl=pnl, fee=self._fee_share(fills, qty)):

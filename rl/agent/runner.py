@@ -163,9 +163,11 @@ class AgentRunner:
     # ------------------------------------------------------------------ manual actions
     def manual_order(self, symbol: str, side: str, type: str, quantity: float,
                      price: float | None = None, client_order_id: str | None = None,
-                     reduce_only: bool = False) -> dict:
+                     reduce_only: bool = False, stop_loss: float | None = None,
+                     take_profit: float | None = None) -> dict:
         return self.agent.manual_order(self._symbol(symbol), side, type, quantity, price,
-                                       client_order_id=client_order_id, reduce_only=reduce_only)
+                                       client_order_id=client_order_id, reduce_only=reduce_only,
+                                       stop_loss=stop_loss, take_profit=take_profit)
 
     def close_position(self, symbol: str) -> dict:
         return self.agent.close_position(self._symbol(symbol))
@@ -177,9 +179,11 @@ class AgentRunner:
         return self.agent.cancel_order(self._symbol(symbol), order_id,
                                        confirm_unprotected=confirm_unprotected)
 
-    def fills(self, limit: int = 100, days: int = 7) -> list[dict]:
-        """Fills of the last `days` (Binance keeps userTrades queryable in 7-day windows)."""
-        return self.agent.fills(self.clock.now_ms() - days * 86_400_000, limit)
+    def fills(self, limit: int = 100, days: int = 7, symbol: str | None = None) -> list[dict]:
+        """Fills of the last `days` (Binance keeps userTrades queryable in 7-day windows), of
+        one `symbol` or all."""
+        return self.agent.fills(self.clock.now_ms() - days * 86_400_000, limit,
+                                symbols=None if symbol is None else (self._symbol(symbol),))
 
     def order_history(self, limit: int = 100) -> list[dict]:
         return [{k: v for k, v in o.items() if k != "raw"} for o in self.store.orders.recent(limit)]

@@ -144,8 +144,9 @@ def merged_positions(symbols: Sequence[str], exchange: ExchangePort,
             continue
         d = pos.to_dict() if pos is not None else {"symbol": sym, "amount": 0.0}
         if mine is not None:
-            manual = bool(mine.get("manual"))          # no stop of the agent's: none shown
-            d.update(stop=None if manual else mine.get("stop"), target=mine.get("target"),
+            manual = bool(mine.get("manual"))          # a manual trade: only the trader's own stop
+            manual_stop = (mine.get("stop") or None) if mine.get("stop_client_algo_id") else None
+            d.update(stop=manual_stop if manual else mine.get("stop"), target=mine.get("target"),
                      partial_exits=mine.get("partial_exits", []), trade_id=mine.get("trade_id"),
                      initial_stop=None if manual else mine.get("initial_stop"),
                      source="manual" if manual else "agent")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,8 +102,20 @@ class _Scale:
         return self.h - PAD / 2 - (v - self.y0) / (self.y1 - self.y0) * (self.h - PAD)
 
 
-def _axis(scale: _Scale, label: str) -> str:
-    parts = [f'<text x="{PAD}" y="14" class="lbl">{html.escape(label)}</text>']
+Label = str | tuple[str, str]          # one text, or (Chinese, English): switched with the page
+
+
+def _svg_label(label: Label, x: float, y: float, cls: str) -> str:
+    """An SVG <text>; a (zh, en) pair carries both, like every label of the report."""
+    if isinstance(label, tuple):
+        zh, en = label
+        return (f'<text x="{x}" y="{y}" class="{cls}" data-zh="{html.escape(zh)}" '
+                f'data-en="{html.escape(en)}">{html.escape(zh)}</text>')
+    return f'<text x="{x}" y="{y}" class="{cls}">{html.escape(label)}</text>'
+
+
+def _axis(scale: _Scale, label: Label) -> str:
+    parts = [_svg_label(label, PAD, 14, "lbl")]
     for frac in (0.0, 0.5, 1.0):
         v = scale.y0 + frac * (scale.y1 - scale.y0)
         parts.append(f'<text x="2" y="{scale.y(v) + 4:.1f}" class="tick">{_fmt(float(v))}</text>')
@@ -140,13 +152,15 @@ def price_chart(times: Sequence[int], closes: Sequence[float], trades: Sequence[
                 why = html.escape(str(tr.get("exit_reason", "")))
                 marks.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{c}">'
                              f'<title>#{tr.get("id")} exit @ {_fmt(px)} ({why})</title></circle>')
-    return (f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" class="chart">{_axis(sc, "Price / 价格")}'
+    return (f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" class="chart">{_axis(sc, ("价格", "Price"))}'
             f'{_polyline(sc, xs, ys, "#d1d4dc")}{"".join(marks)}</svg>')
 
 
-def line_chart(times: Sequence[int], series: dict[str, Sequence[float]], label: str,
-               height: int = HEIGHT, fill_zero: bool = False, colors: Sequence[str] | None = None) -> str:
-    """`colors`: one per series (default: the palette in order); later series draw on top."""
+def line_chart(times: Sequence[int], series: dict[str, Sequence[float]], label: Label,
+               height: int = HEIGHT, fill_zero: bool = False, colors: Sequence[str] | None = None,
+               names: Mapping[str, tuple[str, str]] | None = None) -> str:
+    """`colors`: one per series (default: the palette in order); later series draw on top.
+    `names`: a series' legend as (Chinese, English); else its key."""
     all_y = [v for ys in series.values() for v in ys]
     sc = _Scale(list(times), all_y, height)
     body = []
@@ -160,7 +174,9 @@ def line_chart(times: Sequence[int], series: dict[str, Sequence[float]], label: 
                         f'{pts} {sc.x(xs2[-1]):.1f},{sc.y(0):.1f}"/>')
         else:
             body.append(_polyline(sc, xs2, ys2, color))
-    legend = "".join(f'<span style="color:{palette[i % len(palette)]}">■ {html.escape(n)}</span> '
+    def name(n: str) -> str:
+        return t(*names[n]) if names and n in names else html.escape(n)
+    legend = "".join(f'<span style="color:{palette[i % len(palette)]}">■ {name(n)}</span> '
                      for i, n in enumerate(series)) if len(series) > 1 else ""
     return (f'<div class="legend">{legend}</div><svg viewBox="0 0 {WIDTH} {height}" class="chart">'
             f'{_axis(sc, label)}{"".join(body)}</svg>')
@@ -312,14 +328,14 @@ def render_report(result: dict) -> str:
     if chart is None and prices["time_ms"]:
         charts.append(price_chart(prices["time_ms"], prices["close"], trades))
     if equity["time_ms"]:
-        charts.append(line_chart(equity["time_ms"], {"equity": equity["equity"]}, "Equity / 权益"))
+        charts.append(line_chart(equity["time_ms"], {"equity": equity["equity"]}, ("权益", "Equity")))
         charts.append(line_chart(equity["time_ms"], {"drawdown %": [d * 100 for d in equity["drawdown"]]},
-                                 "Drawdown % / 回撤", height=180, fill_zero=True))
+                                 ("回撤 %", "Drawdown %"), height=180, fill_zero=True))
     if len(weights) >= 2:
         names = list(weights[0]["weights"].keys())
         wt = [w["time_ms"] for w in weights]
         charts.append(line_chart(wt, {n: [w["weights"][n] for w in weights] for n in names},
-                                 "Feature weights / 特征权重"))
+                                 ("特征权重", "Feature weights"), names=WEIGHTS))
     portfolio = bool(result.get("per_symbol"))
     trade_rows = []
     for x in trades:
@@ -435,35 +451,37 @@ CHART_JS = """
 
 def _baselines_section(b: dict | None) -> str:
     """The agent against buy & hold, frozen learning and the random-entry distribution
-    (rl.backtest.baselines.baseline_report); empty when the run had no baselines."""
+    (rl.backtest.baselines.baseline_report); empty when the run had no baselines. Every label
+    in both languages, switched with the page like the rest of the report."""
     if not b:
         return ""
     agent, frozen, rand = b["agent"], b.get("frozen_learning"), b["random_entries"]
     keys = ("return_pct", "max_drawdown_pct", "fees", "trades")
-    head = "".join(f"<th>{h}</th>" for h in ("", "return / 收益", "max DD / 最大回撤", "fees / 手续费",
-                                              "trades / 交易数"))
+    head = "<th></th>" + "".join(f"<th>{t(zh, en)}</th>" for zh, en in (
+        ("收益", "Return"), ("最大回撤", "Max drawdown"), ("手续费", "Fees"), ("交易数", "Trades")))
 
-    def row(label: str, fig: dict) -> str:
-        return f"<tr><th>{html.escape(label)}</th>" + "".join(
+    def row(label: tuple[str, str], fig: dict) -> str:
+        return f"<tr><th>{t(*label)}</th>" + "".join(
             f"<td>{_fmt_figure(k, fig.get(k))}</td>" for k in keys) + "</tr>"
-    rows = [row("agent / 智能体", agent)]
+    rows = [row(("智能体", "Agent"), agent)]
     if frozen is not None:
-        rows.append(row("frozen learning / 冻结学习", frozen))
-    rows.append(row("buy & hold / 持有", {"return_pct": b.get("buy_hold_return_pct")}))
+        rows.append(row(("冻结学习", "Frozen learning"), frozen))
+    rows.append(row(("买入持有", "Buy & hold"), {"return_pct": b.get("buy_hold_return_pct")}))
     figs = rand.get("figures") or {}
     for q in ("min", "p25", "median", "p75", "max"):
-        rows.append(row(f"random {q} / 随机 {q}", {k: (figs.get(k) or {}).get(q) for k in keys}))
+        rows.append(row((f"随机 {QUANTILE_ZH[q]}", f"Random {q}"), {k: (figs.get(k) or {}).get(q) for k in keys}))
     pct = rand.get("agent_percentile") or {}
     ret_p, med = pct.get("return_pct"), (figs.get("return_pct") or {}).get("median")
     sentence = ""
     if ret_p is not None and med is not None:
-        sentence = (f"<p>The agent's return {_fmt_figure('return_pct', agent['return_pct'])} beats "
-                    f"{ret_p:.0f} % of {rand['runs']} random-entry runs (median "
-                    f"{_fmt_figure('return_pct', med)}) that used its plan, sizing, exits and protections. "
-                    f"Max drawdown percentile {pct.get('max_drawdown_pct', 0):.0f} (higher = deeper than "
-                    f"random).<br>智能体收益 {_fmt_figure('return_pct', agent['return_pct'])}，高于 "
-                    f"{rand['runs']} 次随机入场（中位数 {_fmt_figure('return_pct', med)}）中的 {ret_p:.0f} %；"
-                    f"随机入场使用相同的交易计划、仓位、出场与风控。</p>")
+        ret, med_s = _fmt_figure("return_pct", agent["return_pct"]), _fmt_figure("return_pct", med)
+        dd = pct.get("max_drawdown_pct", 0)
+        sentence = "<p>" + t(
+            f"智能体收益 {ret}，高于 {rand['runs']} 次随机入场（中位数 {med_s}）中的 {ret_p:.0f} %；随机入场使用相同的"
+            f"交易计划、仓位、出场与风控。最大回撤百分位 {dd:.0f}（越高 = 比随机更深）。",
+            f"The agent's return {ret} beats {ret_p:.0f} % of {rand['runs']} random-entry runs (median "
+            f"{med_s}) that used its plan, sizing, exits and protections. Max drawdown percentile "
+            f"{dd:.0f} (higher = deeper than random).") + "</p>"
     chart = ""
     band = rand.get("equity_band") or {}
     if band.get("day_ms"):
@@ -475,10 +493,18 @@ def _baselines_section(b: dict | None) -> str:
             colors.append("#42a5f5")
         series["agent"] = agent["equity"]["equity"]
         colors.append(PALETTE[0])
-        chart = line_chart(band["day_ms"], series, "End-of-day equity vs baselines / 每日权益与基准", colors=colors)
-    return (f"<h2>Baselines / 基准 (random entries: {rand['runs']} runs from seed {rand['seed']}, "
-            f"{rand.get('entries_drawn')} entries drawn each)</h2>"
-            f"<table><tr>{head}</tr>{''.join(rows)}</table>{sentence}{chart}")
+        chart = line_chart(band["day_ms"], series, ("每日权益与基准", "End-of-day equity vs baselines"),
+                           colors=colors, names=BASELINE_NAMES)
+    n_drawn = rand.get("entries_drawn")
+    title = t(f"基准（随机入场：从种子 {rand['seed']} 起 {rand['runs']} 次，每次抽取 {n_drawn} 个入场）",
+              f"Baselines (random entries: {rand['runs']} runs from seed {rand['seed']}, {n_drawn} entries drawn each)")
+    return f"<h2>{title}</h2><table id=\"baselines\"><tr>{head}</tr>{''.join(rows)}</table>{sentence}{chart}"
+
+
+QUANTILE_ZH = {"min": "最小", "p25": "25 分位", "median": "中位数", "p75": "75 分位", "max": "最大"}
+BASELINE_NAMES = {"random p25": ("随机 25 分位", "random p25"), "random median": ("随机中位数", "random median"),
+                  "random p75": ("随机 75 分位", "random p75"), "frozen learning": ("冻结学习", "frozen learning"),
+                  "agent": ("智能体", "agent")}
 
 
 RULE_WORDS = {"daily_loss": ("日亏损保护", "Daily loss limit"), "drawdown": ("回撤保护", "Drawdown guard"),

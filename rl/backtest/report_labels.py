@@ -42,6 +42,7 @@ EXITS: dict[str, tuple[str, str]] = {
     "trailing": ("移动止损", "Trailing stop"), "break_even": ("保本止损", "Break-even stop"),
     "signal": ("反向信号", "Opposite signal"), "opposite_signal": ("反向信号", "Opposite signal"),
     "manual": ("手动平仓", "Manual close"), "liquidation": ("强平", "Liquidation"),
+    "target_loss": ("止盈价（扣费后亏损）", "Take-profit price, net loss after fees"),
     "reconcile": ("交易所已平仓", "Closed on the exchange"), "end": ("回测结束", "End of test"),
 }
 

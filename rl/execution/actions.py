@@ -35,10 +35,14 @@ _REASON_KEYWORDS = (("manual", "manual"), ("opposite", "signal"), ("target", "ta
                     ("partial", "partial"), ("trailing", "trailing"), ("break-even", "break_even"),
                     ("liquidat", "liquidation"), ("stop", "stop"))
 EXIT_KIND_ZH = {"manual": "手动平仓", "signal": "反向信号", "target": "止盈", "partial": "分批止盈",
-                "trailing": "移动止损", "break_even": "保本止损", "liquidation": "强平", "stop": "止损"}
+                "trailing": "移动止损", "break_even": "保本止损", "liquidation": "强平", "stop": "止损",
+                "target_loss": "止盈价（扣费后亏损）"}
 EXIT_KIND_EN = {"manual": "manual close", "signal": "reverse signal", "target": "take-profit",
                 "partial": "partial take-profit", "trailing": "trailing stop", "break_even": "break-even stop",
-                "liquidation": "liquidation", "stop": "stop"}
+                "liquidation": "liquidation", "stop": "stop",
+                "target_loss": "take-profit price, net loss after fees"}
+# the kinds that claim a profit: an exit stored under one of them must not have lost money
+TAKE_PROFIT_KINDS = ("target", "partial")
 
 
 def exit_kind(reason: str) -> str:
@@ -48,6 +52,18 @@ def exit_kind(reason: str) -> str:
         if key in r:
             return kind
     return "reconcile"
+
+
+def honest_exit_kind(kind: str, net_pnl: float) -> str:
+    """`kind`, unless it claims a profit ("target", "partial") that the fees (or funding, or a
+    slipped fill) turned into a loss: then "target_loss", so no losing exit reads as a win."""
+    return "target_loss" if kind in TAKE_PROFIT_KINDS and net_pnl < 0 else kind
+
+
+def fee_clear_price(entry_price: float, sign: float, fee_rate: float) -> float:
+    """The exit price at which closing pays back the entry and both legs' fees at `fee_rate`
+    (the taker rate: no exit pays more). A take-profit must lie beyond it to be one."""
+    return entry_price * (1 + sign * 2 * fee_rate)
 
 
 def reason_zh_for(reason_en: str) -> str:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from client import BinanceError, OrderRejected, UnknownOrderStatus
+from rl.execution.actions import fee_clear_price
 from rl.execution.outcomes import EPS, CloseOutcome
 from rl.execution.port import POST_ONLY_REJECTED, ExchangePort, OrderResult, StopOrderInfo
 from rl.execution.position import PositionState
@@ -68,8 +69,11 @@ class TargetKeeper:
     def __init__(self, exchange: ExchangePort,
                  record: Callable[[OrderResult | StopOrderInfo, str, int | None], None],
                  new_cid: Callable[[str], str], id_prefix: str,
-                 fees: Callable[[OrderResult, int | None], float]) -> None:
+                 fees: Callable[[OrderResult, int | None], float], fee_rate: float = 0.0005) -> None:
         self.exchange = exchange
+        # the per-leg rate a take-profit level must clear (the taker rate: no leg pays more), so
+        # no order placed as a take-profit sits inside the round-trip fees of the actual fill
+        self.fee_rate = float(fee_rate)
         self._record = record
         self._cid = new_cid
         self.prefix = f"{id_prefix}t"      # every take-profit's client id starts so
@@ -84,7 +88,9 @@ class TargetKeeper:
 
     def levels(self, state: PositionState, partial_at_r: float, partial_fraction: float) -> list[TargetLevel]:
         """The take-profits `state` should have: the partial (unless taken, or the stop already
-        at break-even) and the target for the rest; sizes on the LIMIT step."""
+        at break-even) and the target for the rest; sizes on the LIMIT step. A level inside the
+        round-trip fees of the actual entry (a fill worse than planned, a tiny R) is moved out
+        to the first tick that pays them: a take-profit order never locks in a loss."""
         f = self.exchange.filters(state.symbol)
         step, min_qty = float(f.step_size), float(f.min_qty)
         mode = "up" if state.side == "LONG" else "down"       # never cheaper than the level
@@ -92,15 +98,20 @@ class TargetKeeper:
         out: list[TargetLevel] = []
         rest = state.qty
         risk = state.risk_per_unit
+        floor = f.round_price(fee_clear_price(state.entry_price, sign, self.fee_rate), mode)
+
+        def clear(px: float) -> float:
+            return px if (px - floor) * sign > 0 else f.round_price(floor + sign * float(f.tick_size), mode)
+
         if not state.partial_exits and not state.breakeven_done and risk > 0 and partial_fraction > 0:
-            px = f.round_price(state.entry_price + sign * partial_at_r * risk, mode)
+            px = clear(f.round_price(state.entry_price + sign * partial_at_r * risk, mode))
             before_target = state.target is None or (state.target - px) * sign > 0
             qty = _floor(state.qty * partial_fraction, step)
             if before_target and qty >= max(min_qty, EPS) and state.qty - qty >= max(min_qty, EPS):
                 out.append(TargetLevel(PARTIAL, px, qty))
                 rest = round(state.qty - qty, 12)
         if state.target is not None and state.target > 0:
-            out.append(TargetLevel(TARGET, f.round_price(state.target, mode), rest))
+            out.append(TargetLevel(TARGET, clear(f.round_price(state.target, mode)), rest))
         return out
 
     # ------------------------------------------------------------------ placing

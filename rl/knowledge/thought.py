@@ -138,6 +138,8 @@ def build_reward(*, realized_pnl: float, fees: float, r_multiple: float, exit_re
 
 
 _EXIT_ZH = {**EXIT_KIND_ZH, "reconcile": "交易所已无持仓"}
+# stored keys read as they are in English, except the one that corrects a take-profit's claim
+_EXIT_EN = {"target_loss": "the take-profit price (a net loss after fees)"}
 _SIDE_ZH = {"LONG": "做多", "SHORT": "做空"}
 
 # The six level features by their Chinese names (the dashboard's w_* labels say the same).
@@ -184,6 +186,7 @@ def summarize(perception: Mapping[str, Any], action: Mapping[str, Any],
           f"{sym} 在 {lv_s} 附近以 {score_s} 分{_SIDE_ZH.get(side, side)}，"
           f"{_EXIT_ZH.get(reason, reason)}出场，净盈亏 {net_s} USDT（{r_s}）{moved}。")
     en = (f"{phase.get('name_en', '').lower() + ' phase: ' if phase.get('name_en') else ''}"
-          f"{side.lower()} {sym} near {lv_s} on a score of {score_s}, exited by {reason or 'close'}, "
+          f"{side.lower()} {sym} near {lv_s} on a score of {score_s}, "
+          f"exited by {_EXIT_EN.get(reason, reason) or 'close'}, "
           f"net {net_s} USDT ({r_s}){moved_en}.")
     return zh, en

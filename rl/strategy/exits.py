@@ -20,14 +20,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from rl.execution.actions import CloseAll, ExitAction, MoveStop, PartialClose
+from rl.execution.actions import CloseAll, ExitAction, MoveStop, PartialClose, fee_clear_price
 from rl.execution.position import PositionState
 from rl.strategy.params import ExitParams
 
 
 def breakeven_stop(state: PositionState, fee_rate: float) -> float:
     """The stop price at which closing the rest pays back entry and both fees."""
-    return state.entry_price * (1 + state.sign * 2 * fee_rate)
+    return fee_clear_price(state.entry_price, state.sign, fee_rate)
 
 
 def _floor(qty: float, step: float) -> float:
@@ -87,7 +87,12 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
                          f"强烈反向信号：评分 {opposite_score:.0f} ≥ {rules.opposite_score_exit:.0f}")]
     favourable = high if long else low
     target = state.target
-    if target is not None and (favourable - target) * sign >= 0 and not resting_target:
+    be = breakeven_stop(state, taker_fee)
+    # A market take-profit fills near `price`, not at the bar's best: it fires only while that
+    # price still pays both fees, so an exit labelled take-profit never loses money. Below
+    # that the trade is held (the stop protects it) and the rules below still apply.
+    pays = (price - be) * sign > 0
+    if target is not None and (favourable - target) * sign >= 0 and not resting_target and pays:
         return [CloseAll(f"target {target:g} reached", f"到达止盈价 {target:g}")]
     partial_done = bool(state.partial_exits)
     reached_r = 0.0 if partial_done else _reached_r(state, favourable, sign)
@@ -97,12 +102,11 @@ def evaluate_exit(state: PositionState, price: float, high: float, low: float, a
     if not partial_done and reached_r >= rules.partial_at_r:
         qty = _floor(state.qty * rules.partial_fraction, step)
         rest = state.qty - qty
-        if qty >= max(min_qty, 1e-12) and rest >= max(min_qty, 1e-12) and not resting_partial:
+        if qty >= max(min_qty, 1e-12) and rest >= max(min_qty, 1e-12) and not resting_partial and pays:
             actions.append(PartialClose(qty, f"partial take-profit: {rules.partial_fraction:.0%} "
                                              f"at {rules.partial_at_r:g}R",
                                         f"分批止盈：在 {rules.partial_at_r:g}R 平掉 {rules.partial_fraction:.0%}"))
-        be = breakeven_stop(state, taker_fee)
-        if (be - stop) * sign > 0 and (price - be) * sign > 0:
+        if (be - stop) * sign > 0 and pays:
             actions.append(MoveStop(be, f"stop to break-even + fees after {rules.partial_at_r:g}R",
                                     f"达到 {rules.partial_at_r:g}R 后止损移至保本价（含手续费）"))
             stop = be

@@ -267,7 +267,10 @@ class TradePlanParams:
         _number(f"{at}.max_notional_percent", self.max_notional_percent)
         _need(0 < self.max_notional_percent <= 12500, f"{at}.max_notional_percent", self.max_notional_percent,
               "in (0, 12500] (% of equity; 125x leverage at most)")
-        _within(f"{at}.min_reward_r", self.min_reward_r, 0.0, 100.0)
+        # 0 would accept a target at the entry price: a "take profit" that loses the fees
+        _number(f"{at}.min_reward_r", self.min_reward_r)
+        _need(0 < self.min_reward_r <= 100, f"{at}.min_reward_r", self.min_reward_r,
+              "in (0, 100] (a target must pay more than the fees)")
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def test_run_cycle_with_real_analysis_trades_and_keeps_books(tmp_path):
     ex = PaperExchange(None, balance=10_000.0, clock=clock.now_ms, funding_rate=0.0)
     store = KnowledgeStore(":memory:", default_weights=DEFAULT_WEIGHTS)
     # no least reward: this checks that real analysis trades and keeps its books, so it must trade
-    agent = TradingAgent(Settings(db_path=tmp_path / "a.db", min_reward_r=0.0), market, ex, store, clock, feed=ex)
+    agent = TradingAgent(Settings(db_path=tmp_path / "a.db", min_reward_r=0.01), market, ex, store, clock, feed=ex)
     agent.startup()
     for _ in range(1500):
         clock.advance(agent.run_cycle())

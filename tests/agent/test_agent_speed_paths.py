@@ -167,7 +167,9 @@ def _evaluate_exit_reference(state, price, high, low, atr, opposite_score, rules
     if opposite_score >= rules.opposite_score_exit:
         return [CloseAll("opp")]
     favourable = high if sign > 0 else low
-    if state.target is not None and (favourable - state.target) * sign >= 0:
+    be = breakeven_stop(state, 0.0005)               # evaluate_exit's default taker fee
+    pays = (price - be) * sign > 0                   # a market take-profit must pay the fees (#17)
+    if state.target is not None and (favourable - state.target) * sign >= 0 and pays:
         return [CloseAll("target")]
     actions = []
     best = max(state.best_price, high) if sign > 0 else min(state.best_price, low)
@@ -175,10 +177,9 @@ def _evaluate_exit_reference(state, price, high, low, atr, opposite_score, rules
     if not state.partial_exits and state.r_multiple(favourable) >= rules.partial_at_r:
         qty = _floor(state.qty * rules.partial_fraction, step)
         rest = state.qty - qty
-        if qty >= max(min_qty, 1e-12) and rest >= max(min_qty, 1e-12):
+        if qty >= max(min_qty, 1e-12) and rest >= max(min_qty, 1e-12) and pays:
             actions.append(PartialClose(qty, "p"))
-        be = breakeven_stop(state, 0.0005)           # evaluate_exit's default taker fee
-        if (be - stop) * sign > 0 and (price - be) * sign > 0:
+        if (be - stop) * sign > 0 and pays:
             actions.append(MoveStop(be, "be"))
             stop = be
     if state.partial_exits or state.breakeven_done or actions:

@@ -66,7 +66,7 @@ ex = PaperExchange(d / "paper.db", balance=10_000.0, clock=clock.now_ms, funding
 # TRADE_FILTER=on (env TF_ON): the learned filter judges from the first signal (no warm-up)
 import os
 from rl.strategy.params import StrategyParams
-settings = Settings(db_path=d / "agent.db", min_trades_for_adjust=MIN_TRADES, min_reward_r=0.0,
+settings = Settings(db_path=d / "agent.db", min_trades_for_adjust=MIN_TRADES, min_reward_r=0.01,
                     trade_filter="on" if os.environ.get("TF_ON") else "off", symbols=tuple(symbols),
                     entry_order="ioc", take_profit_order="market")
 params = StrategyParams.from_settings(settings).replace_flat({"filter.warmup_trades": 0})

@@ -34,7 +34,7 @@ TRADE_KEYS = ("side", "opened_ms", "closed_ms", "entry_price", "exit_price", "qu
 def _settings() -> Settings:
     # defaults, never the developer's .env: results must not depend on who runs the test. No
     # least reward: these tests check what the engine does with trades, so one day must have some
-    return backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.0}, base=Settings())
+    return backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.01}, base=Settings())
 
 
 def _run(data: BacktestData) -> tuple[BacktestResult, list[str]]:

@@ -89,7 +89,7 @@ def test_percentile_and_spread() -> None:
 # ----------------------------------------------------------------------------- real runs
 
 def _settings(**extra) -> Settings:
-    return backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.0, **extra}, base=Settings())
+    return backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.01, **extra}, base=Settings())
 
 
 @pytest.fixture(scope="module")
@@ -152,10 +152,10 @@ def test_cli_baselines_in_json_and_report_only_when_asked(tmp_path: Path, capsys
     monkeypatch.setattr("rl.backtest.engine.load_settings", lambda: Settings())
     src = write_archive(tmp_path / "d", "TSTUSDT", "2024-01", 3 * 1440, "2024-01-01", seed=11)
     base = ["--data", str(src), "--symbol", "TSTUSDT", "--from", "2024-01-02", "--to", "2024-01-02",
-            "--set", "MIN_REWARD_R=0"]
+            "--set", "MIN_REWARD_R=0.01"]
     assert main([*base, "--json", str(tmp_path / "plain.json"), "--report", str(tmp_path / "plain.html")]) == 0
     assert "baselines" not in json.loads((tmp_path / "plain.json").read_text())
-    assert "Baselines / 基准" not in (tmp_path / "plain.html").read_text()
+    assert 'data-en="Baselines' not in (tmp_path / "plain.html").read_text()
     capsys.readouterr()
     assert main([*base, "--baselines", "2", "--seed", "9", "--json", str(tmp_path / "b.json"),
                  "--report", str(tmp_path / "b.html")]) == 0
@@ -168,7 +168,11 @@ def test_cli_baselines_in_json_and_report_only_when_asked(tmp_path: Path, capsys
     b = doc["baselines"]
     assert [r["seed"] for r in b["random_entries"]["per_run"]] == [9, 10] and b["frozen_learning"] is not None
     page = (tmp_path / "b.html").read_text()
-    assert "Baselines / 基准" in page and "random median / 随机 median" in page and "<script src" not in page
+    # bilingual like the rest of the report: Chinese shown, English switched in (#17 item 11)
+    assert 'data-zh="基准（随机入场：从种子 9 起 2 次' in page and 'data-en="Baselines (random entries: 2 runs' in page
+    assert 'data-zh="随机 中位数" data-en="Random median"' in page and "<script src" not in page
+    assert 'data-zh="每日权益与基准" data-en="End-of-day equity vs baselines"' in page
+    assert " / 随机" not in page and "Baselines / 基准" not in page
 
 
 @pytest.mark.parametrize("args", [["--baselines", "-1"], ["--baselines", "2", "--jobs", "0"]])

@@ -72,6 +72,9 @@ def test_report_opens_in_chromium_with_chart_figures_and_both_languages(report_f
             expect(page.locator('#summary tr[data-key="profit_factor"] th')).to_have_text("Profit factor")
             expect(page.locator("#by-exit")).to_contain_text("Stop loss")
             expect(page.locator("#by-exit")).not_to_contain_text("止损")
+            # the SVG charts' titles switch too (#17 item 11)
+            expect(page.locator('svg text[data-en="Equity"]')).to_have_text("Equity")
+            expect(page.locator('svg text[data-en="Drawdown %"]')).to_have_text("Drawdown %")
             # a thought chain reads as sections, not a JSON dump
             first = page.locator("#trades details").first
             first.locator("summary").click()

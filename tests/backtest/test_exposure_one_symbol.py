@@ -17,7 +17,7 @@ OFF = {"max_open_positions": 0, "max_total_risk_percent": 0.0, "max_correlation"
 
 
 def _run(data, caps: dict) -> tuple[str, str]:
-    settings = backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.0, **caps}, base=Settings())
+    settings = backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.01, **caps}, base=Settings())
     buf = io.StringIO()
     doc = run_backtest(data, settings, trace=buf, progress=False).to_json()
     for k in TIMING_FIELDS:

@@ -46,6 +46,10 @@ def test_report_is_self_contained_with_all_sections() -> None:
     assert ('<tr data-key="win_rate"><th><span data-zh="胜率" data-en="Win rate">胜率</span></th>'
             "<td>100.0 %</td></tr>") in page and "+0.12 %" in page
     assert ">win_rate<" not in page                  # words, not raw keys
+    # the SVG charts' titles and legends in both languages, switched with the page
+    assert '<text x="48" y="14" class="lbl" data-zh="权益" data-en="Equity">权益</text>' in page
+    assert 'data-zh="特征权重" data-en="Feature weights"' in page and 'data-zh="价格" data-en="Price"' in page
+    assert '<span data-zh="成交量密度" data-en="Volume density">' in page and "Equity / 权益" not in page
 
 
 def _candles(r: dict) -> dict:

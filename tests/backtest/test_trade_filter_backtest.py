@@ -32,7 +32,7 @@ pytestmark = pytest.mark.shared_data
 
 
 def _settings(mode: str = "on") -> Settings:
-    return backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.0, "trade_filter": mode}, base=Settings())
+    return backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.01, "trade_filter": mode}, base=Settings())
 
 
 def _params(settings: Settings) -> StrategyParams:
@@ -125,7 +125,7 @@ def test_the_filter_is_deterministic(day_data, filtered) -> None:
 def test_off_makes_the_frozen_agents_trades(day_data) -> None:
     """TRADE_FILTER=off is today's agent: the same trades as settings without the field set."""
     off = run_backtest(day_data, _settings("off"), progress=False)
-    plain = run_backtest(day_data, backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.0}, base=Settings()),
+    plain = run_backtest(day_data, backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.01}, base=Settings()),
                          progress=False)
     assert [{k: t[k] for k in TRADE_KEYS} for t in off.trades] == [{k: t[k] for k in TRADE_KEYS}
                                                                    for t in plain.trades]

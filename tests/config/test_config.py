@@ -52,7 +52,9 @@ def test_environment_overrides_dotenv(tmp_path: Path) -> None:
     ("MAX_RISK_PERCENT", "100", "MAX_RISK_PERCENT must be a number >= 0.01 and <= 10"),
     ("MAX_RISK_PERCENT", "1e-300", "MAX_RISK_PERCENT must be a number >= 0.01 and <= 10"),
     ("MAX_NOTIONAL_PERCENT", "0", "MAX_NOTIONAL_PERCENT must be a number >= 1"),
-    ("MIN_REWARD_R", "-1", "MIN_REWARD_R must be a number >= 0"),
+    ("MIN_REWARD_R", "-1", "MIN_REWARD_R must be a number > 0"),
+    # 0 would accept a target at the entry price: an exit labelled take-profit that loses the fees
+    ("MIN_REWARD_R", "0", "MIN_REWARD_R must be a number > 0 and <= 20"),
     ("MAX_RISK_PERCENT", "abc", "MAX_RISK_PERCENT must be a number"),
     ("PORT", "70000", "PORT must be an integer 1..65535"),
     ("SYMBOLS", "BTC-USDT", "SYMBOLS entries must be USDⓈ-M perpetual symbols"),

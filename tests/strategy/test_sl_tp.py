@@ -124,5 +124,5 @@ def test_target_inside_the_fees_is_refused_with_its_reward() -> None:
     assert any("0.33R after fees" in r for r in p.reasons)
     assert any("扣除手续费" in r for r in p.reasons_zh)
     loose = plan_trade("LONG", 100.0, 99.9, 0.0, equity=10_000, available=10_000, opposing_level=100.3,
-                       params=replace(TradePlanParams(), min_reward_r=0.0))
+                       params=replace(TradePlanParams(), min_reward_r=0.01))
     assert loose.ok

@@ -24,6 +24,12 @@ EIGHT_HOURS = 8 * 3_600_000
 Bar = tuple[int, float, float, float, float]      # open_time_ms, open, high, low, close
 
 
+def _on_fall(a: dict) -> bool:
+    """Does this conditional order trigger when the price falls to it? A SELL stop and a BUY
+    take-profit do; a BUY stop and a SELL take-profit trigger on a rise."""
+    return (a["side"] == "SELL") != str(a.get("orderType", "")).startswith("TAKE_PROFIT")
+
+
 @dataclass
 class _Position:
     amount: float = 0.0
@@ -114,9 +120,9 @@ class FakeExchange:
             if a["algoStatus"] != "NEW":
                 continue
             trig = float(a["triggerPrice"])
-            if a["side"] == "SELL" and lo <= trig:
+            if _on_fall(a) and lo <= trig:
                 self._trigger(a, min(trig, o), t + 59_999)
-            elif a["side"] == "BUY" and h >= trig:
+            elif not _on_fall(a) and h >= trig:
                 self._trigger(a, max(trig, o), t + 59_999)
 
     def _trigger_stops(self, price: float, at: int | None) -> None:
@@ -124,7 +130,7 @@ class FakeExchange:
             if a["algoStatus"] != "NEW":
                 continue
             trig = float(a["triggerPrice"])
-            if (a["side"] == "SELL" and price <= trig) or (a["side"] == "BUY" and price >= trig):
+            if (price <= trig) if _on_fall(a) else (price >= trig):
                 self._trigger(a, price, at or self.now)
 
     def _trigger(self, a: dict, price: float, at: int) -> None:
@@ -458,7 +464,7 @@ class FakeExchange:
         if any(a["clientAlgoId"] == cid for a in self.ledger.algos.values()):
             return 400, {"code": -4116, "msg": "ClientOrderId is duplicated."}
         trig, price = float(p["triggerPrice"]), self.price(sym)
-        if (p["side"] == "SELL" and price <= trig) or (p["side"] == "BUY" and price >= trig):
+        if (price <= trig) if _on_fall({"side": p["side"], "orderType": p["type"]}) else (price >= trig):
             return 400, {"code": -2021, "msg": "Order would immediately trigger."}
         aid = self._id()
         a = {"algoId": aid, "clientAlgoId": cid, "algoType": "CONDITIONAL", "orderType": p["type"],

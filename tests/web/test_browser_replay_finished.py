@@ -30,7 +30,7 @@ SPEED = 1e7          # the replayed day takes as long as the agent's cycles, a f
 @pytest.fixture
 def replay_world(tmp_path: Path):
     archive = write_archive(tmp_path / "archive", SYMBOL, "2024-01", n=2 * 1440, start="2024-01-01", seed=5)
-    settings = Settings(replay_dir=archive, replay_speed=SPEED, symbols=(SYMBOL,), min_reward_r=0.0,
+    settings = Settings(replay_dir=archive, replay_speed=SPEED, symbols=(SYMBOL,), min_reward_r=0.01,
                         db_path=tmp_path / "agent.db", entry_order="ioc", take_profit_order="market")
     world = build_world(settings, replay_symbol=SYMBOL)
     assert world.runner is not None, world.runner_note

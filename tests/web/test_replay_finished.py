@@ -31,7 +31,7 @@ def archive(tmp_path: Path) -> Path:
 
 
 def _world(archive: Path, tmp_path: Path, speed: float = 1e7) -> World:
-    settings = Settings(replay_dir=archive, replay_speed=speed, symbols=(SYMBOL,), min_reward_r=0.0,
+    settings = Settings(replay_dir=archive, replay_speed=speed, symbols=(SYMBOL,), min_reward_r=0.01,
                         db_path=tmp_path / "agent.db", entry_order="ioc", take_profit_order="market")
     return build_world(settings, replay_symbol=SYMBOL)
 

@@ -113,7 +113,7 @@ def counts(tmp_path: Path) -> tuple[int, int, int]:
 
 def test_replay_killed_again_and_again_never_rewinds_and_the_wallet_matches_the_trades(tmp_path):
     archive = write_archive(tmp_path / "archive", SYMBOL, "2024-01", n=DAYS * 1440, start="2024-01-01", seed=3)
-    env = clean_env(tmp_path, MIN_REWARD_R="0", MIN_TRADES_FOR_ADJUST="3", PAPER_BALANCE=str(BALANCE),
+    env = clean_env(tmp_path, MIN_REWARD_R="0.01", MIN_TRADES_FOR_ADJUST="3", PAPER_BALANCE=str(BALANCE),
                     LOG_LEVEL="warning")
     rng = random.Random(13)
     seen: int | None = None              # the world time last seen before a kill

@@ -29,7 +29,7 @@ def archive(tmp_path: Path) -> Path:
 
 def settings_for(archive: Path, db: Path | None, **extra) -> Settings:
     kw = {"db_path": db} if db is not None else {}
-    return Settings(replay_dir=archive, replay_speed=1e6, symbols=(SYMBOL,), min_reward_r=0.0, **kw, **extra)
+    return Settings(replay_dir=archive, replay_speed=1e6, symbols=(SYMBOL,), min_reward_r=0.01, **kw, **extra)
 
 
 def close(world: World) -> None:

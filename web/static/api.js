@@ -58,5 +58,6 @@ export const api = {
   cancelOrder: (symbol, orderId, confirmUnprotected = false) => call("POST", "/api/agent/orders/cancel",
     { symbol, order_id: orderId, confirm_unprotected: confirmUnprotected }),
   evidence: () => call("GET", "/api/agent/evidence"),
-  fills: (limit = 100) => call("GET", `/api/agent/fills?limit=${limit}`),
+  fills: (limit = 100, symbol = "") => call("GET", `/api/agent/fills?limit=${limit}`
+    + (symbol ? `&symbol=${encodeURIComponent(symbol)}` : "")),
 };

@@ -131,6 +131,7 @@ export class KlineChart {
     this.positionLines = [];
     this.hoverLevels = [];      // levels drawn without a label: named in the readout on hover
     this.tradeCounts = new Map();   // bar time -> {entries, exits}: the readout's marker tooltip
+    this.tradesByBar = new Map();   // bar time -> [{kind, long, price, pnl, id}]: the marker's trade list
     this.data = [];
     this.byTime = new Map();
     this.precision = null;
@@ -141,6 +142,11 @@ export class KlineChart {
     this.readout.className = "ohlc";
     this.readout.dataset.interval = interval;
     container.append(this.readout);
+    // the trades behind an aggregated marker, listed next to the crosshair (hover or tap)
+    this.tip = document.createElement("div");
+    this.tip.className = "trade-tip";
+    this.tip.hidden = true;
+    container.append(this.tip);
     this.chart.subscribeCrosshairMove((param) => this.showReadout(param));
   }
 
@@ -184,6 +190,27 @@ export class KlineChart {
       }
     }
     this.readout.replaceChildren(...row);
+    this.showTradeTip(param, f);
+  }
+
+  // Under the crosshair, a bar with trades: one line per entry/exit (side, price, PnL).
+  showTradeTip(param, f) {
+    const list = param && param.time != null && param.point ? this.tradesByBar.get(param.time) : null;
+    if (!list || !list.length) { this.tip.hidden = true; return; }
+    const L = this.labels || {};
+    const pnl = (v) => (v == null || !Number.isFinite(Number(v)) ? "" : ` ${Number(v) >= 0 ? "+" : ""}${Number(v).toFixed(2)}`);
+    this.tip.replaceChildren(...list.slice(0, 12).map((x) => {
+      const line = document.createElement("div");
+      line.className = x.kind === "exit" ? (Number(x.pnl) >= 0 ? "up" : "down") : (x.long ? "up" : "down");
+      const side = x.long ? (L.long || "long") : (L.short || "short");
+      const what = x.kind === "entry" ? (L.entry || "entry") : (L.exit || "exit");
+      line.textContent = `#${x.id ?? "?"} ${side} ${what} @ ${f(x.price)}${x.kind === "exit" ? pnl(x.pnl) : ""}`;
+      return line;
+    }), ...(list.length > 12 ? [Object.assign(document.createElement("div"), { textContent: `… +${list.length - 12}` })] : []));
+    const w = this.container.clientWidth;
+    this.tip.style.left = `${Math.min(param.point.x + 14, Math.max(0, w - 220))}px`;
+    this.tip.style.top = `${Math.max(18, param.point.y - 10)}px`;
+    this.tip.hidden = false;
   }
 
   // The open position: entry, stop and target as price lines (none drawn when flat).
@@ -278,14 +305,21 @@ export class KlineChart {
   // Several trades inside one bar (common on 8h/1w) become one marker with a count ("S×5")
   // instead of a tower of arrows.
   setTrades(trades) {
-    if (!this.data.length) { this.markers.setMarkers([]); this.tradeCounts = new Map(); return; }
+    if (!this.data.length) {
+      this.markers.setMarkers([]); this.tradeCounts = new Map(); this.tradesByBar = new Map(); return;
+    }
     const first = this.data[0].time;
     const lastT = this.data[this.data.length - 1].time;
     const groups = new Map();
-    const add = (ms, kind, long) => {
+    this.tradesByBar = new Map();
+    const add = (ms, kind, long, tr) => {
       if (ms == null) return;
       const t = barOpen(Math.floor(ms / 1000), this.interval);
       if (t < first || t > lastT) return;
+      const list = this.tradesByBar.get(t) || [];
+      list.push({ kind, long, id: tr.id, price: kind === "entry" ? tr.entry_price : tr.exit_price,
+        pnl: tr.net_pnl ?? tr.pnl });
+      this.tradesByBar.set(t, list);
       const key = `${t}|${kind}|${long ? "L" : "S"}`;
       const g = groups.get(key) || { time: t, kind, long, n: 0 };
       g.n += 1;
@@ -293,8 +327,8 @@ export class KlineChart {
     };
     (trades || []).forEach((tr) => {
       const long = isLong(tr);
-      add(tr.opened_ms, "entry", long);      // knowledge-store trade rows
-      add(tr.closed_ms, "exit", long);
+      add(tr.opened_ms, "entry", long, tr);      // knowledge-store trade rows
+      add(tr.closed_ms, "exit", long, tr);
     });
     this.tradeCounts = new Map();
     groups.forEach((g) => {

@@ -143,7 +143,8 @@ function drawPosition() {
 
 function chartLabels() {
   return { o: t("ohlc_o"), h: t("ohlc_h"), l: t("ohlc_l"), c: t("ohlc_c"), trades_in_bar: t("trades_in_bar"),
-    entry: t("line_entry"), stop: t("line_stop"), target: t("line_target") };
+    entry: t("line_entry"), stop: t("line_stop"), target: t("line_target"),
+    exit: t("tip_exit"), long: t("tip_long"), short: t("tip_short") };
 }
 
 function renderTimeZone() {

@@ -5,7 +5,7 @@
 // confirmation (the server refuses it otherwise: it never leaves a position unprotected silently).
 
 import { api } from "./api.js";
-import { t, addStrings, onLangChange } from "./i18n.js";
+import { t, has, addStrings, onLangChange } from "./i18n.js";
 import { formatDateTime } from "./charts.js";
 
 addStrings({
@@ -20,7 +20,10 @@ addStrings({
     oo_confirm_yes: "确认撤单", oo_confirm_yes_unprotected: "仍然撤销（持仓无保护）", oo_confirm_no: "返回",
     oo_cancelled: "已撤单：{id}", oo_not_cancelled: "未撤销：订单状态 {status}",
     fills_title: "成交记录", fill_fee: "手续费", fill_pnl: "已实现", fills_none: "暂无成交",
-    side_BUY: "买入", side_SELL: "卖出",
+    side_BUY: "买入", side_SELL: "卖出", fill_type: "类型/用途", fill_trade: "交易", fills_all: "全部交易对",
+    fills_more: "加载更多", fill_maker: "挂单成交（maker）", fill_taker: "吃单成交（taker）",
+    pu_entry: "开仓", pu_stop: "止损", pu_exit: "平仓", pu_take_profit: "止盈", pu_partial_exit: "分批止盈",
+    pu_manual: "手动单", pu_manual_stop: "手动止损", pu_manual_take_profit: "手动止盈",
   },
   en: {
     oo_title: "Open orders", oo_kind: "Type", oo_qty: "Qty / filled", oo_by: "By", oo_none: "No open orders",
@@ -33,14 +36,19 @@ addStrings({
     oo_confirm_yes: "Cancel order", oo_confirm_yes_unprotected: "Cancel anyway (position unprotected)", oo_confirm_no: "Back",
     oo_cancelled: "Cancelled: {id}", oo_not_cancelled: "Not cancelled: the order is {status}",
     fills_title: "Fills", fill_fee: "Fee", fill_pnl: "Realized", fills_none: "No fills yet",
-    side_BUY: "buy", side_SELL: "sell",
+    side_BUY: "buy", side_SELL: "sell", fill_type: "Type / purpose", fill_trade: "Trade", fills_all: "All symbols",
+    fills_more: "Load more", fill_maker: "maker fill", fill_taker: "taker fill",
+    pu_entry: "entry", pu_stop: "stop-loss", pu_exit: "exit", pu_take_profit: "take-profit", pu_partial_exit: "partial take-profit",
+    pu_manual: "manual order", pu_manual_stop: "manual stop-loss", pu_manual_take_profit: "manual take-profit",
   },
 });
 
 const $ = (id) => document.getElementById(id);
 const boot = JSON.parse(document.getElementById("boot-data")?.textContent || "{}");
 // no agent in this process (offline without replay): nothing to list, so nothing is asked
-const state = { orders: [], fills: [], available: boot.agent_available !== false, polls: 0 };
+const FILLS_PAGE = 100;   // fills asked per page; "load more" asks for one page more
+const state = { orders: [], fills: [], available: boot.agent_available !== false, polls: 0,
+  fillsLimit: FILLS_PAGE, fillsSymbol: "", symbols: new Set() };
 const FILLS_EVERY = 5;     // polls: fills cost Binance userTrades calls (weight 5 per 7-day window)
 
 function el(tag, attrs = {}, ...children) {
@@ -57,20 +65,27 @@ function el(tag, attrs = {}, ...children) {
 
 const fmt = (v, max = 6) => (v == null || !Number.isFinite(Number(v)) ? "—"
   : Number(v).toLocaleString("en-US", { maximumFractionDigits: max }));
-const typeText = (type) => t(`ot_${type}`);
+const typeText = (type) => (has(`ot_${type}`) ? t(`ot_${type}`) : String(type));
 const sideText = (side) => t(`side_${side}`);
 const byText = (by) => t(`oo_by_${by || "unknown"}`);
 const priceOf = (o) => (o.kind === "stop" ? o.stop_price : o.price);
 const shortTime = (ms) => (ms ? formatDateTime(ms).slice(5, 16) : "—");
 
-function renderOrders() {
-  const body = $("open-orders-body");
+const purposeText = (p) => (p ? (t(`pu_${p}`) === `pu_${p}` ? p : t(`pu_${p}`)) : "");
+
+// One table body: a row per item, or the one "nothing here" row spanning every column.
+function renderRows(bodyId, items, columns, emptyKey, row) {
+  const body = $(bodyId);
   if (!body) return;
-  if (!state.orders.length) {
-    body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "empty" }, t("oo_none"))));
+  if (!items.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: columns, class: "empty" }, t(emptyKey))));
     return;
   }
-  body.replaceChildren(...state.orders.map((o) => el("tr",
+  body.replaceChildren(...items.map(row));
+}
+
+function renderOrders() {
+  renderRows("open-orders-body", state.orders, 6, "oo_none", (o) => el("tr",
     { class: o.protective ? "protective" : "", dataset: { orderId: o.order_id, kind: o.kind } },
     el("td", {}, o.symbol),
     el("td", {}, el("span", { class: o.side === "BUY" ? "up" : "down" }, sideText(o.side)), " ", typeText(o.type),
@@ -80,25 +95,40 @@ function renderOrders() {
     el("td", {}, o.close_position ? "—" : `${fmt(o.qty)} / ${fmt(o.filled_qty)}`),
     el("td", { title: shortTime(o.time_ms) }, byText(o.placed_by)),
     el("td", {}, el("button", { class: "btn", type: "button", "data-cancel": o.order_id,
-      onclick: () => askCancel(o) }, t("oo_cancel"))))));
+      onclick: () => askCancel(o) }, t("oo_cancel")))));
 }
 
+// The order/fill history: time, symbol, side, order type and what it was for, price, qty, fee
+// (maker or taker), realized PnL, the agent's trade it belongs to, and who placed it.
 function renderFills() {
-  const body = $("fills-body");
-  if (!body) return;
-  if (!state.fills.length) {
-    body.replaceChildren(el("tr", {}, el("td", { colspan: 8, class: "empty" }, t("fills_none"))));
-    return;
-  }
-  body.replaceChildren(...state.fills.map((f) => el("tr", { dataset: { tradeId: f.trade_id } },
+  renderRows("fills-body", state.fills, 10, "fills_none", (f) => el("tr",
+    { dataset: { fillId: f.trade_id, tradeId: f.agent_trade_id ?? "" } },
     el("td", {}, shortTime(f.time_ms)),
     el("td", {}, f.symbol),
     el("td", {}, el("span", { class: f.side === "BUY" ? "up" : "down" }, sideText(f.side))),
+    el("td", {}, [f.order_type ? typeText(f.order_type) : "", purposeText(f.purpose)].filter(Boolean).join(" · ") || "—"),
     el("td", {}, fmt(f.price)),
     el("td", {}, fmt(f.qty)),
-    el("td", {}, fmt(f.commission, 4)),
+    el("td", { title: f.maker ? t("fill_maker") : t("fill_taker") }, `${fmt(f.commission, 4)} ${f.maker ? "M" : "T"}`),
     el("td", { class: f.realized_pnl > 0 ? "up" : f.realized_pnl < 0 ? "down" : "" }, fmt(f.realized_pnl, 4)),
-    el("td", {}, byText(f.placed_by)))));
+    el("td", {}, f.agent_trade_id != null ? `#${f.agent_trade_id}` : "—"),
+    el("td", {}, byText(f.placed_by))));
+  const more = $("fills-more");
+  if (more) more.hidden = state.fills.length < state.fillsLimit;   // a short page: nothing more
+  const pick = $("fills-symbol");
+  if (pick) {
+    state.fills.forEach((f) => state.symbols.add(f.symbol));
+    const want = [""].concat([...state.symbols].sort());
+    if ([...pick.options].map((o) => o.value).join() !== want.join()) {
+      pick.replaceChildren(...want.map((s) => el("option", { value: s }, s || t("fills_all"))));
+      pick.value = state.fillsSymbol;
+    } else if (pick.options[0]) pick.options[0].textContent = t("fills_all");
+  }
+}
+
+async function loadFills() {
+  state.fills = (await api.fills(state.fillsLimit, state.fillsSymbol)).fills;
+  renderFills();
 }
 
 function toast(message, kind) {
@@ -165,10 +195,7 @@ export async function refresh(withFills = true) {
   } catch (e) { /* Binance unreachable: the badge says so; the next poll retries */ }
   // an order that filled (or went) changed the list: its fills are asked for at once
   if (!withFills && !changed) return;
-  try {
-    state.fills = (await api.fills(100)).fills;
-    renderFills();
-  } catch (e) { /* idem */ }
+  try { await loadFills(); } catch (e) { /* idem */ }
 }
 
 function loop() {
@@ -177,6 +204,15 @@ function loop() {
   refresh(withFills).finally(() => setTimeout(loop, 3000));
 }
 
+$("fills-more")?.addEventListener("click", () => {
+  state.fillsLimit += FILLS_PAGE;
+  loadFills().catch(() => {});
+});
+$("fills-symbol")?.addEventListener("change", (ev) => {
+  state.fillsSymbol = ev.target.value;
+  state.fillsLimit = FILLS_PAGE;
+  loadFills().catch(() => {});
+});
 onLangChange(() => { renderOrders(); renderFills(); });
 renderOrders();
 renderFills();

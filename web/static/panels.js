@@ -121,6 +121,18 @@ export function validateOrder(form) {
   }
   const order = { side: form.side.value, type, quantity: qty, price };
   if (form.reduceOnly && form.reduceOnly.checked) order.reduceOnly = true;   // only shrinks a position
+  // The trader's own stops (optional): a BUY's stop below and target above the price, a SELL's
+  // the other way round. A MARKET's side is checked by the server against the last price.
+  const ref = type === "LIMIT" ? price : null;
+  for (const [name, below] of [["stopLoss", order.side === "BUY"], ["takeProfit", order.side !== "BUY"]]) {
+    const raw = form[name] ? form[name].value.trim() : "";
+    if (!raw) continue;
+    const v = Number(raw);
+    if (!Number.isFinite(v) || v <= 0) { errors[name] = t("err_price"); continue; }
+    if (order.reduceOnly) { errors[name] = t("err_stops_reduce_only"); continue; }
+    if (ref > 0 && (below ? v >= ref : v <= ref)) { errors[name] = t(below ? "err_below_price" : "err_above_price"); continue; }
+    order[name] = v;
+  }
   return { errors, order };
 }
 
@@ -196,12 +208,14 @@ export function bindOrderForm(getSymbol, onPlaced, getQuote = () => ({ price: nu
       unsettled = null;
       toast(t("order_ok", { status: res.status || res.order?.status || "OK" }), "ok");
       form.quantity.value = "";
+      if (form.stopLoss) form.stopLoss.value = "";
+      if (form.takeProfit) form.takeProfit.value = "";
       onPlaced && onPlaced();
     } catch (e) {
       // A 4xx is a definite answer (nothing was placed): the next submit is a new order.
       if (e.status >= 400 && e.status < 500) unsettled = null;
       // The server names the field ("quantity=... is invalid: ...", and `field` in the body).
-      const field = e.field || ["quantity", "price", "side", "type", "symbol", "reduceOnly"].find((f) => e.message.startsWith(f));
+      const field = e.field || ["quantity", "price", "side", "type", "symbol", "reduceOnly", "stopLoss", "takeProfit"].find((f) => e.message.startsWith(f));
       const text = orderErrorText(e);
       showErrors(field ? { [field]: text } : {});
       toast(text, "error", e.code != null ? e.message : "");
