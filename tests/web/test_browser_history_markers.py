@@ -10,23 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.test_browser_dashboard import CHROMIUM, _serve, sync_playwright
+from tests.support.browser import chromium, expect, require_browser, serve_replay_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
-
-from playwright.sync_api import expect  # noqa: E402 - after the module's skip checks
+require_browser()
 
 SYMBOL = "FILUSDT"
 
 
 def test_fills_history_and_the_aggregated_marker_tooltip(shared_data_dir, tmp_path: Path):
-    with _serve(shared_data_dir, tmp_path) as (base, runner), sync_playwright() as p:
+    with serve_replay_dashboard(shared_data_dir, tmp_path) as (base, runner), chromium() as browser:
         for side in ("BUY", "SELL", "BUY", "SELL"):
             runner.manual_order(SYMBOL, side, "MARKET", 50)
         trades = runner.store.trades(limit=10)
         assert len(trades) == 2 and all(t["status"] == "closed" for t in trades)
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -65,4 +62,3 @@ def test_fills_history_and_the_aggregated_marker_tooltip(shared_data_dir, tmp_pa
         page.click("#btn-lang")
         expect(first).to_contain_text("market · manual order")
         assert errors == []
-        browser.close()

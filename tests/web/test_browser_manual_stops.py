@@ -8,19 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.test_browser_dashboard import CHROMIUM, _serve, sync_playwright
+from tests.support.browser import chromium, expect, require_browser, serve_replay_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
-
-from playwright.sync_api import expect  # noqa: E402 - after the module's skip checks
+require_browser()
 
 SYMBOL = "FILUSDT"
 
 
 def test_a_manual_order_with_a_stop_loss_shows_it_in_open_orders(shared_data_dir, tmp_path: Path):
-    with _serve(shared_data_dir, tmp_path) as (base, runner), sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+    with serve_replay_dashboard(shared_data_dir, tmp_path) as (base, runner), chromium() as browser:
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -62,4 +59,3 @@ def test_a_manual_order_with_a_stop_loss_shows_it_in_open_orders(shared_data_dir
         page.screenshot(path="/tmp/h-honest-manual-stops.png", full_page=True)
         assert sorted(s.type for s in runner.exchange.open_stops(SYMBOL)) == ["STOP_MARKET", "TAKE_PROFIT_MARKET"]
         assert errors == []
-        browser.close()
