@@ -182,6 +182,14 @@ def summarize(perception: Mapping[str, Any], action: Mapping[str, Any],
             moved = "；权重调整：" + " ".join([f"{FEATURE_ZH.get(k, k)}↑" for k in up]
                                           + [f"{FEATURE_ZH.get(k, k)}↓" for k in down])
             moved_en = "; weights moved: " + ", ".join([f"{k} up" for k in up] + [f"{k} down" for k in down])
+    if action.get("manual"):
+        # the trader's own order: no level, no score and no stop behind it, so no R either
+        px = action.get("price")
+        px_s = f"{float(px):.6g}" if isinstance(px, (int, float)) else "?"
+        return (f"手动{_SIDE_ZH.get(side, side)} {sym} @ {px_s}，{_EXIT_ZH.get(reason, reason)}出场，"
+                f"净盈亏 {net_s} USDT。",
+                f"manual {side.lower()} {sym} at {px_s}, exited by {_EXIT_EN.get(reason, reason) or 'close'}, "
+                f"net {net_s} USDT.")
     zh = (f"{phase['name_zh'] + '：' if phase.get('name_zh') else ''}"
           f"{sym} 在 {lv_s} 附近以 {score_s} 分{_SIDE_ZH.get(side, side)}，"
           f"{_EXIT_ZH.get(reason, reason)}出场，净盈亏 {net_s} USDT（{r_s}）{moved}。")

@@ -43,6 +43,11 @@ def test_a_manual_buy_while_flat_is_its_own_trade_with_no_stop_and_no_lesson(tmp
     assert s["trades"] == 0 and s["manual"] == {"trades": 1, "net_pnl": pytest.approx(t["net_pnl"])}
     assert w.store.trade_logger.equity_curve()[-1]["equity"] == pytest.approx(10_000.0 + t["net_pnl"])
     assert w.store.thought_chain(t["id"])["reward"]["weight_change"] is None
+    # its summary says what it was: no level, score or R of the agent's (none stood behind it)
+    net = f"{t['net_pnl']:+.2f}"
+    chain = w.store.thought_chain(t["id"])
+    assert chain["summary_en"] == f"(manual trade, kept out of the learning) manual long {SYMBOL} at 100, exited by manual, net {net} USDT."
+    assert chain["summary_zh"] == f"（手动交易，不参与学习）手动做多 {SYMBOL} @ 100，手动平仓出场，净盈亏 {net} USDT。"
     w.close()
 
 
