@@ -87,20 +87,16 @@ def watch_page(page: Any, base: str | None = None) -> tuple[list[str], list[str]
 
 
 @contextmanager
-def serve_replay_dashboard(shared_data_dir: Any, tmp_path: Any, before_start: Any = None,
-                           symbol: str = "FILUSDT", **settings: Any) -> Iterator[tuple[str, Any]]:
-    """The dashboard as `python -m web.app --replay ../shared/data --symbol FILUSDT` wires it
-    (web.world.build_world: the real AgentRunner and TradingAgent, a KnowledgeStore and a
-    PaperExchange in SQLite files under tmp_path, ReplayMarketData at REPLAY_SPEED, 3000x unless
-    given), on a free loopback port; yields (base URL, runner). `before_start(runner)` runs
-    before the server does (a test seeds the store there)."""
-    from config import Settings
+def serve_world(settings: Any, replay_symbol: str | None = None,
+                before_start: Any = None) -> Iterator[tuple[str, Any]]:
+    """The app as `python -m web.app` wires it from `settings` (web.world.build_world: the real
+    AgentRunner and TradingAgent, store and paper exchange in their SQLite files), on a free
+    loopback port; yields (base URL, runner). `before_start(runner)` runs before the server does
+    (a test seeds the store there)."""
     from web.app import create_app
     from web.world import build_world
 
-    config = Settings(symbols=(symbol,), replay_dir=shared_data_dir, db_path=tmp_path / "agent.db",
-                      **{"replay_speed": 3000.0, **settings})
-    world = build_world(config, replay_symbol=symbol)
+    world = build_world(settings, replay_symbol=replay_symbol)
     assert world.runner is not None, world.runner_note
     if before_start is not None:
         before_start(world.runner)
@@ -112,3 +108,16 @@ def serve_replay_dashboard(shared_data_dir: Any, tmp_path: Any, before_start: An
         world.runner.stop()
         world.runner.store.close()
         world.runner.exchange.close()
+
+
+@contextmanager
+def serve_replay_dashboard(shared_data_dir: Any, tmp_path: Any, before_start: Any = None,
+                           symbol: str = "FILUSDT", **settings: Any) -> Iterator[tuple[str, Any]]:
+    """`python -m web.app --replay ../shared/data --symbol FILUSDT` (serve_world) with the store
+    and paper account under tmp_path and the replay at REPLAY_SPEED, 3000x unless given."""
+    from config import Settings
+
+    config = Settings(symbols=(symbol,), replay_dir=shared_data_dir, db_path=tmp_path / "agent.db",
+                      **{"replay_speed": 3000.0, **settings})
+    with serve_world(config, symbol, before_start) as served:
+        yield served

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import expect, require_browser, serve_replay_dashboard
+from tests.support.browser import expect, require_browser, serve_replay_dashboard, watch_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
 require_browser()
@@ -144,9 +144,7 @@ def test_dashboard_shows_an_active_pause_with_its_reason_and_lift_time(shared_da
     with serve_replay_dashboard(shared_data_dir, tmp_path, before_start=_seed_stop_outs, replay_speed=60.0,
                 stoploss_guard_pause_hours=720.0) as (base, runner):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors, _ = watch_page(page)
         page.goto(base + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=20_000)
         panel = page.locator("#protections-panel")
@@ -188,9 +186,7 @@ def _hedge_mode_account(runner) -> None:
 def test_dashboard_shows_an_account_mode_mismatch_that_refuses_entries(shared_data_dir, browser, tmp_path):
     with serve_replay_dashboard(shared_data_dir, tmp_path, before_start=_hedge_mode_account) as (base, runner):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors, _ = watch_page(page)
         page.goto(base + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=20_000)
         panel = page.locator("#protections-panel")
@@ -264,9 +260,7 @@ def test_dashboard_shows_the_trade_filter_next_to_the_weights(shared_data_dir, b
     with serve_replay_dashboard(shared_data_dir, tmp_path, before_start=_seed_filter, replay_speed=60.0,
                 trade_filter="on") as (base, runner):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors, _ = watch_page(page)
         page.goto(base + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=20_000)
         page.click("#btn-start")

@@ -9,7 +9,7 @@ import pytest
 
 import config
 from config import read_profile
-from tests.support.browser import chromium, expect, require_browser, serve_replay_dashboard
+from tests.support.browser import chromium, expect, require_browser, serve_replay_dashboard, watch_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
 require_browser()
@@ -23,9 +23,7 @@ def test_evidence_panel_says_the_profile_lost_more_than_random_entries(shared_da
                 strategy_overrides=read_profile(str(path))) as (base, _runner):
         with chromium() as browser:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            errors, _ = watch_page(page)
             page.goto(base + "/")
             page.wait_for_selector("#evidence-panel[data-ready='1']", timeout=20_000)
             panel = page.locator("#evidence-panel")
@@ -51,9 +49,7 @@ def test_evidence_panel_without_a_profile_says_how_to_make_one(shared_data_dir, 
     with serve_replay_dashboard(shared_data_dir, tmp_path) as (base, _runner):
         with chromium() as browser:
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            errors, _ = watch_page(page)
             page.goto(base + "/")
             page.wait_for_selector("#evidence-panel[data-ready='1']", timeout=20_000)
             sentence = page.locator("#evidence-sentence")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import chromium, expect, require_browser, serve_replay_dashboard
+from tests.support.browser import chromium, expect, require_browser, serve_replay_dashboard, watch_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
 require_browser()
@@ -25,9 +25,7 @@ def test_fills_history_and_the_aggregated_marker_tooltip(shared_data_dir, tmp_pa
         trades = runner.store.trades(limit=10)
         assert len(trades) == 2 and all(t["status"] == "closed" for t in trades)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors, _ = watch_page(page)
         page.goto(base + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=20_000)
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.support.browser import expect, require_browser, serve_replay_dashboard
+from tests.support.browser import expect, require_browser, serve_replay_dashboard, watch_page
 from tests.web.test_browser_dashboard import _seed_stop_outs
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
@@ -45,9 +45,7 @@ def _position_lines(page) -> list[dict]:
 def test_phone_layout_stacks_panels_and_keeps_controls_on_screen(shared_data_dir, browser, tmp_path):  # noqa: F811
     with serve_replay_dashboard(shared_data_dir, tmp_path, before_start=_seed_stop_outs, replay_speed=60.0) as (base, runner):
         page = browser.new_page(viewport={"width": 390, "height": 844})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors, _ = watch_page(page)
         page.goto(base + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=20_000)
 
@@ -93,9 +91,7 @@ def test_phone_layout_stacks_panels_and_keeps_controls_on_screen(shared_data_dir
 def test_desktop_chart_shows_position_lines_ohlc_and_time_zone(shared_data_dir, browser, tmp_path):  # noqa: F811
     with serve_replay_dashboard(shared_data_dir, tmp_path, replay_speed=60.0) as (base, runner):
         page = browser.new_page(viewport={"width": 1440, "height": 900}, timezone_id="Asia/Shanghai")
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors, _ = watch_page(page)
         page.goto(base + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=20_000)
         _no_sideways_scroll(page)

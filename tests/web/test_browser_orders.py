@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import expect, require_browser, serve_replay_dashboard
+from tests.support.browser import expect, require_browser, serve_replay_dashboard, watch_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data, pytest.mark.slow]
 require_browser()
@@ -27,9 +27,7 @@ def test_a_resting_order_is_shown_and_cancelled_and_a_stop_needs_the_warning(sha
                                                                               tmp_path: Path):
     with serve_replay_dashboard(shared_data_dir, tmp_path) as (base, runner):
         page = browser.new_page(viewport={"width": 1440, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors, _ = watch_page(page)
         page.goto(base + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=20_000)
         body = page.locator("#open-orders-body")

@@ -17,9 +17,7 @@ import pytest
 
 from config import load_settings
 from tests.support.archives import write_archive
-from tests.support.browser import expect, require_browser, serve_app
-from web.app import create_app
-from web.world import build_world
+from tests.support.browser import expect, require_browser, serve_world, watch_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 require_browser()
@@ -42,17 +40,8 @@ def serve_two_symbols(tmp_path: Path):
     settings = load_settings({"REPLAY_DIR": str(two_symbol_root(tmp_path / "archive")),
                               "SYMBOLS": ",".join(SYMBOLS), "DB_PATH": str(tmp_path / "agent.db"),
                               "REPLAY_SPEED": "1"}, dotenv_path="/nonexistent")
-    world = build_world(settings, replay_symbol=",".join(SYMBOLS))
-    assert world.runner is not None, world.runner_note
-    app = create_app(world.settings, market=world.market, runner=world.runner, replay=world.replay)
-    try:
-        with serve_app(app) as base:
-            yield base, world.runner
-    finally:
-        world.runner.stop()
-        world.runner.store.close()
-        world.runner.exchange.close()
-
+    with serve_world(settings, ",".join(SYMBOLS)) as served:
+        yield served
 
 
 def _entry_line(page) -> float | None:
@@ -79,9 +68,7 @@ def test_the_switcher_moves_all_four_charts_and_the_panels_list_both_symbols(bro
         assert set(positions) == set(SYMBOLS)
 
         page = browser.new_page(viewport={"width": 1440, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors, _ = watch_page(page)
         page.goto(base + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=20_000)
 
