@@ -126,7 +126,7 @@ class ManualTrades:
         slot.state = st
         self._publish(sym)
         self._log("INFO", sym,
-                  f"手动交易 #{tid}：{side_zh} {st.qty:g} @ {st.entry_price:g}，代理不设止损、不管理、不学习",
+                  f"手动交易 #{tid}：{side_zh} {st.qty:g} @ {st.entry_price:g}，代理不另设止损、不管理、不学习",
                   f"manual trade #{tid}: {st.side} {st.qty:g} @ {st.entry_price:g}, no stop of the agent's; the agent "
                   f"neither manages it nor learns from it", now)
         return tid
