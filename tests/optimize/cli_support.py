@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,4 +31,7 @@ def command(study: str, storage: str, out: Path, trials: int, jobs: int = 1) -> 
 def start(cmd: list[str], log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("STRATEGY_PROFILE", None)
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    # SIGINT at its default in the child, whatever this process inherited: a background job
+    # starts with it ignored, and Python then installs no KeyboardInterrupt for Ctrl-C
+    return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
