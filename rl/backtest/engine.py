@@ -536,11 +536,16 @@ def _collect(data: BacktestData, settings: Settings, store: Any, n: int, eq_t: n
 
 
 def public_settings(settings: Settings) -> dict:
-    """The settings a result shows."""
-    return {k: v for k, v in settings.public_dict().items()
-            if k in ("leverage", "max_risk_percent", "min_trades_for_adjust", "check_interval_flat",
-                     "check_interval_position", "paper_balance", "maker_fee", "taker_fee",
-                     "ioc_offset_bps")}
+    """The settings a result shows: those that change its trades and costs (the report's
+    "Settings used"; report_labels.SETTINGS names each)."""
+    return {k: v for k, v in settings.public_dict().items() if k in SHOWN_SETTINGS}
+
+
+SHOWN_SETTINGS = ("leverage", "max_risk_percent", "min_trades_for_adjust", "check_interval_flat",
+                  "check_interval_position", "paper_balance", "maker_fee", "taker_fee", "ioc_offset_bps",
+                  "entry_order", "take_profit_order", "max_notional_percent", "min_reward_r",
+                  "max_drawdown_percent", "daily_loss_limit_percent", "stoploss_guard_trades",
+                  "max_open_positions", "max_total_risk_percent", "max_correlation", "trade_filter")
 
 
 def _report_candles(frame: Any, open_ms: np.ndarray, lo: int, hi: int) -> dict:

@@ -33,6 +33,15 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "check_interval_position": ("持仓检查间隔 (秒)", "Check interval, in a position (s)"),
     "paper_balance": ("初始资金", "Start balance"), "maker_fee": ("挂单费率", "Maker fee"),
     "taker_fee": ("吃单费率", "Taker fee"), "ioc_offset_bps": ("IOC 偏移 (基点)", "IOC offset (bps)"),
+    "entry_order": ("入场订单", "Entry order"), "take_profit_order": ("止盈订单", "Take-profit order"),
+    "max_notional_percent": ("名义价值上限 % 权益", "Max notional % of equity"),
+    "min_reward_r": ("最低回报 (R，扣费后)", "Least reward (R, after fees)"),
+    "max_drawdown_percent": ("最大回撤保护 %", "Drawdown guard %"),
+    "daily_loss_limit_percent": ("每日亏损上限 %", "Daily loss limit %"),
+    "stoploss_guard_trades": ("止损保护次数", "Stop-loss guard stop-outs"),
+    "max_open_positions": ("最多同时持仓", "Max open positions"),
+    "max_total_risk_percent": ("总止损风险上限 %", "Max total risk at stops %"),
+    "max_correlation": ("相关性上限", "Max correlation"), "trade_filter": ("交易过滤器", "Trade filter"),
     "strategy_profile": ("策略配置", "Strategy profile"),
 }
 

@@ -22,6 +22,8 @@ def _run(data, caps: dict) -> tuple[str, str]:
     doc = run_backtest(data, settings, trace=buf, progress=False).to_json()
     for k in TIMING_FIELDS:
         doc.pop(k)
+    shown = doc.pop("settings")                     # lists the caps themselves, so it differs
+    assert {k: shown[k] for k in caps} == caps
     return dumps_json(doc), buf.getvalue()
 
 
