@@ -48,20 +48,8 @@ class Parts:
                                      publish=self.published.append, exchange_ok=lambda: None)
 
 
-@pytest.fixture
-def world(tmp_path):
-    clock = ManualClock(T0)
-    exchange = PaperExchange(tmp_path / "paper.db", balance=10_000.0, clock=clock.now_ms, funding_rate=0.0)
-    exchange.on_price(SYM, 100.0, T0)
-    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
-    store.ensure_initial_weights(T0)
-    yield exchange, store, clock
-    store.close()
-    exchange.close()
-
-
-def _enter(parts: Parts, slot: Slot, record: bool = True) -> PositionState:
-    out = parts.router.open_position(SYM, "LONG", 2.0, 100.0, stop=98.0, target=104.0)
+def _enter(parts: Parts, slot: Slot, record: bool = True, target: float = 104.0) -> PositionState:
+    out = parts.router.open_position(SYM, "LONG", 2.0, 100.0, stop=98.0, target=target)
     assert out.state is not None
     if record:
         parts.journal.record_open(SYM, out.state, INTENT)
@@ -69,8 +57,8 @@ def _enter(parts: Parts, slot: Slot, record: bool = True) -> PositionState:
     return out.state
 
 
-def test_a_stop_filled_on_the_exchange_is_recorded_once(world):
-    exchange, store, clock = world
+def test_a_stop_filled_on_the_exchange_is_recorded_once(paper_world):
+    exchange, store, clock = paper_world
     parts, slot = Parts(exchange, store, clock), Slot()
     st = _enter(parts, slot)
     clock.set(T0 + 2 * MIN)
@@ -87,8 +75,8 @@ def test_a_stop_filled_on_the_exchange_is_recorded_once(world):
     assert len(store.trade(st.trade_id)["exits"]) == 1 and store.get_trade_count() == 1
 
 
-def test_restore_rebuilds_a_trade_from_the_intent_of_an_entry_killed_before_its_record(world):
-    exchange, store, clock = world
+def test_restore_rebuilds_a_trade_from_the_intent_of_an_entry_killed_before_its_record(paper_world):
+    exchange, store, clock = paper_world
     store.set_state(f"intent:{SYM}", INTENT, T0)
     _enter(Parts(exchange, store, clock), Slot(), record=False)         # filled, then killed
     parts, slot = Parts(exchange, store, clock), Slot()                  # the restarted process
@@ -105,8 +93,8 @@ def test_restore_rebuilds_a_trade_from_the_intent_of_an_entry_killed_before_its_
     assert len(store.trades()) == 1                                      # a second restart adds nothing
 
 
-def test_an_exit_recorded_from_the_fills_is_not_counted_again_by_record_exit(world):
-    exchange, store, clock = world
+def test_an_exit_recorded_from_the_fills_is_not_counted_again_by_record_exit(paper_world):
+    exchange, store, clock = paper_world
     parts, slot = Parts(exchange, store, clock), Slot()
     st = _enter(parts, slot)
     clock.set(T0 + MIN)

@@ -15,16 +15,12 @@ from pathlib import Path
 import pytest
 
 from config import Settings
-from rl.analysis.levels.finder import DEFAULT_WEIGHTS
 from rl.backtest.data import load_backtest_data
 from rl.backtest.engine import backtest_settings, run_backtest
-from rl.clock import ManualClock
 from rl.execution.actions import CloseAll, MoveStop, PartialClose, honest_exit_kind
 from rl.execution.position import PositionState
-from rl.knowledge.store import KnowledgeStore
-from rl.paper.exchange import PaperExchange
 from rl.strategy.exits import evaluate_exit
-from tests.agent.test_agent_reconciler import INTENT, SYM, T0, Parts, Slot
+from tests.agent.test_agent_reconciler import SYM, T0, Parts, Slot, _enter
 from tests.support.archives import write_archive
 
 MIN = 60_000
@@ -62,28 +58,8 @@ def test_the_honest_kind_only_changes_take_profits_that_lost() -> None:
 
 
 # ------------------------------------------------------------------ real parts
-@pytest.fixture
-def world(tmp_path):
-    clock = ManualClock(T0)
-    exchange = PaperExchange(tmp_path / "paper.db", balance=10_000.0, clock=clock.now_ms, funding_rate=0.0)
-    exchange.on_price(SYM, 100.0, T0)
-    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
-    store.ensure_initial_weights(T0)
-    yield exchange, store, clock
-    store.close()
-    exchange.close()
-
-
-def _enter(parts: Parts, slot: Slot, target: float = 104.0) -> PositionState:
-    out = parts.router.open_position(SYM, "LONG", 2.0, 100.0, stop=98.0, target=target)
-    assert out.state is not None
-    parts.journal.record_open(SYM, out.state, INTENT)
-    slot.state = out.state
-    return out.state
-
-
-def test_a_take_profit_that_lost_after_fees_is_stored_and_summarised_as_a_loss(world) -> None:
-    exchange, store, clock = world
+def test_a_take_profit_that_lost_after_fees_is_stored_and_summarised_as_a_loss(paper_world) -> None:
+    exchange, store, clock = paper_world
     parts, slot = Parts(exchange, store, clock), Slot()
     st = _enter(parts, slot)
     clock.set(T0 + 5 * MIN)
@@ -102,8 +78,8 @@ def test_a_take_profit_that_lost_after_fees_is_stored_and_summarised_as_a_loss(w
     assert "take-profit price (a net loss after fees)" in chain["summary_en"]
 
 
-def test_a_partial_that_lost_after_fees_is_not_stored_as_a_win_but_a_winning_one_is(world) -> None:
-    exchange, store, clock = world
+def test_a_partial_that_lost_after_fees_is_not_stored_as_a_win_but_a_winning_one_is(paper_world) -> None:
+    exchange, store, clock = paper_world
     parts, slot = Parts(exchange, store, clock), Slot()
     st = _enter(parts, slot)
     clock.set(T0 + 5 * MIN)
@@ -122,8 +98,8 @@ def test_a_partial_that_lost_after_fees_is_not_stored_as_a_win_but_a_winning_one
     assert [e["kind"] for e in trade["exits"]] == ["target_loss", "target"]
 
 
-def test_a_resting_target_inside_the_fees_of_the_fill_is_placed_beyond_them(world) -> None:
-    exchange, store, clock = world
+def test_a_resting_target_inside_the_fees_of_the_fill_is_placed_beyond_them(paper_world) -> None:
+    exchange, store, clock = paper_world
     parts, slot = Parts(exchange, store, clock), Slot()
     st = _enter(parts, slot, target=100.05)              # a fill that left the target in the fees
     levels = parts.router.targets.levels(st, partial_at_r=1.0, partial_fraction=0.5)

@@ -6,24 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from rl.analysis.levels.finder import DEFAULT_WEIGHTS
-from rl.clock import ManualClock
 from rl.errors import NetworkError
-from rl.knowledge.store import KnowledgeStore
 from rl.paper.exchange import PaperExchange
 from tests.agent.test_agent_reconciler import MIN, SYM, T0, Parts, Slot, _enter
-
-
-@pytest.fixture
-def world(tmp_path):
-    clock = ManualClock(T0)
-    exchange = PaperExchange(tmp_path / "paper.db", balance=10_000.0, clock=clock.now_ms, funding_rate=0.0)
-    exchange.on_price(SYM, 100.0, T0)
-    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
-    store.ensure_initial_weights(T0)
-    yield exchange, store, clock
-    store.close()
-    exchange.close()
 
 
 class FillsHidden:
@@ -56,8 +41,8 @@ def _weights_rows(store) -> int:
 
 
 @pytest.mark.parametrize("fault", ["hide", "fail"])
-def test_a_vanished_position_without_fills_is_unreconciled_then_closed_from_its_fills(world, fault):
-    exchange, store, clock = world
+def test_a_vanished_position_without_fills_is_unreconciled_then_closed_from_its_fills(paper_world, fault):
+    exchange, store, clock = paper_world
     hidden = FillsHidden(exchange)
     parts, slot = Parts(hidden, store, clock), Slot()
     st = _enter(parts, slot)
@@ -94,8 +79,8 @@ def test_a_vanished_position_without_fills_is_unreconciled_then_closed_from_its_
     assert exchange.account().wallet_balance == pytest.approx(10_000.0 + trade["net_pnl"], abs=1e-9)
 
 
-def test_a_restart_keeps_looking_and_never_takes_a_later_trades_fills(world):
-    exchange, store, clock = world
+def test_a_restart_keeps_looking_and_never_takes_a_later_trades_fills(paper_world):
+    exchange, store, clock = paper_world
     hidden = FillsHidden(exchange)
     parts, slot = Parts(hidden, store, clock), Slot()
     first = _enter(parts, slot)
@@ -123,11 +108,11 @@ def test_a_restart_keeps_looking_and_never_takes_a_later_trades_fills(world):
     assert exchange.account().wallet_balance == pytest.approx(10_000.0 + a["net_pnl"] + b["net_pnl"], abs=1e-9)
 
 
-def test_a_stop_fill_stamped_before_the_entry_is_still_the_trades(world):
+def test_a_stop_fill_stamped_before_the_entry_is_still_the_trades(paper_world):
     """A cycle that catches up several bars stamps the entry with the cycle's time and a stop
     that fired on one of those bars with the bar's (earlier): the order ids say it is this
     trade's exit, so it is booked from the fill (with its fee), neither guessed nor lost."""
-    exchange, store, clock = world
+    exchange, store, clock = paper_world
     parts, slot = Parts(exchange, store, clock), Slot()
     clock.set(T0 + 10 * MIN)
     st = _enter(parts, slot)
