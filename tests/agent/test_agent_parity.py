@@ -21,6 +21,7 @@ from rl.market.candles import index_to_ms, resample
 from rl.market.ports import ReplayMarketData
 from rl.paper.exchange import PaperExchange
 from tests.support.candles import closed_by, make_candles
+from tests.support.replay import replay_to_end
 
 pytestmark = pytest.mark.slow          # whole agent runs over thousands of bars, twice
 
@@ -255,37 +256,10 @@ def test_step_appends_1m_candles_to_the_analyzer_like_push_candle():
 
 # ----------------------------------------------------------------------------- two symbols
 def run_portfolio_replay(datas, tmp_path, settings) -> tuple[list[dict], dict]:
-    """The dashboard's replay of several symbols from one archive root, as web/world.py builds
-    it: ReplayMarketData over every symbol's frame, a BarClock over their joint schedule (at a
-    huge speed), a PaperExchange on SQLite fed by the agent, AgentRunner cycling run_cycle.
-    Returns (trades as the backtest rows, final weights)."""
-    from rl.backtest.data import BarClock, BarSchedule
-
-    frames = {d.symbol: d.frame for d in datas}
-    clock = BarClock(BarSchedule(frames, start_ms=min(d.start_ms for d in datas)), speed=1e9)
-    market = ReplayMarketData(frames, clock)
-    exchange = PaperExchange(tmp_path / "paper.db", balance=settings.paper_balance,
-                             maker_fee=settings.maker_fee, taker_fee=settings.taker_fee,
-                             default_leverage=settings.leverage, clock=market.now_ms,
-                             price_source=market.last_price)
-    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
-    runner = AgentRunner(settings, market, exchange, store, clock, feed=exchange)
-    runner.start()
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline:
-            if clock.finished and runner.status().get("last_cycle_ms") == clock.end_ms:
-                break
-            time.sleep(0.05)
-    finally:
-        runner.stop()
-    assert clock.finished, "the replay did not reach the end of the data in time"
-    assert runner.status()["last_error"] is None
-    got = [portfolio_row(t) for t in reversed(store.trades(limit=10_000))]
-    weights = store.current_weights()
-    store.close()
-    exchange.close()
-    return got, weights
+    """The dashboard's replay of several symbols from one archive root (tests/support/replay.py):
+    (trades as the backtest rows, final weights)."""
+    trades, weights = replay_to_end(datas, tmp_path, settings)
+    return [portfolio_row(t) for t in trades], weights
 
 
 PORTFOLIO_KEYS = ("symbol", "side", "opened_ms", "closed_ms", "entry_price", "exit_price", "quantity",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,11 +18,12 @@ import pytest
 
 from config import Settings
 from rl.analysis.analyzer import IncrementalAnalyzer
-from rl.backtest.data import BacktestData, BarClock, BarSchedule, load_backtest_data
+from rl.backtest.data import BacktestData, load_backtest_data
 from rl.backtest.engine import TIMING_FIELDS, BacktestResult, backtest_settings, dumps_json, main, run_backtest
 from rl.market.candles import MINUTE_MS, index_to_ms
 from tests.support.archives import write_archive
 from tests.support.paths import shared_data_root, shared_kline_files
+from tests.support.replay import replay_to_end
 
 SYMBOL = "FILUSDT"
 DAY = "2023-09-01"
@@ -154,43 +154,13 @@ def test_determinism_byte_identical_json_and_trace(day_data, day_run) -> None:
 
 
 def _replay_trades(data: BacktestData, tmp_path: Path) -> tuple[list[dict], dict]:
-    """The dashboard's replay (AgentRunner thread, ReplayMarketData, PaperExchange on SQLite,
-    BarClock at a huge speed, everything as web/world.py builds it) over `data`: its trades
-    in the backtest's row shape, and its final weights."""
-    from rl.agent.runner import AgentRunner
-    from rl.analysis.levels.finder import DEFAULT_WEIGHTS
-    from rl.knowledge.store import KnowledgeStore
-    from rl.market.ports import ReplayMarketData
-    from rl.paper.exchange import PaperExchange
-
-    settings = _settings()
-    clock = BarClock(BarSchedule({SYMBOL: data.frame}, start_ms=data.start_ms), speed=1e9)
-    market = ReplayMarketData({SYMBOL: data.frame}, clock)
-    exchange = PaperExchange(tmp_path / "paper.db", balance=settings.paper_balance,
-                             maker_fee=settings.maker_fee, taker_fee=settings.taker_fee,
-                             default_leverage=settings.leverage, clock=market.now_ms,
-                             price_source=market.last_price)
-    store = KnowledgeStore(tmp_path / "agent.db", default_weights=DEFAULT_WEIGHTS)
-    runner = AgentRunner(settings, market, exchange, store, clock, feed=exchange)
-    runner.start()
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            st = runner.status()
-            if st.get("state") == "finished" or (clock.finished and st.get("last_cycle_ms") == clock.end_ms):
-                break
-            time.sleep(0.05)
-    finally:
-        runner.stop()
-    assert clock.finished, "the replay did not reach the end of the data in time"
-    assert runner.status()["last_error"] is None
+    """The dashboard's replay over `data` (tests/support/replay.py): its trades in the
+    backtest's row shape, and its final weights."""
+    trades, weights = replay_to_end([data], tmp_path, _settings(), timeout_s=120)
     got = [{"side": t["side"], "opened_ms": t["opened_ms"], "closed_ms": t["closed_ms"],
             "entry_price": t["entry_price"], "exit_price": t["exit_price"], "quantity": t["quantity"],
             "pnl": t["net_pnl"], "fees": t["fees"], "r_multiple": t["r_multiple"],
-            "exit_reason": t["exit_reason"]} for t in reversed(store.trades(limit=10_000))]
-    weights = store.current_weights()
-    store.close()
-    exchange.close()
+            "exit_reason": t["exit_reason"]} for t in trades]
     return got, weights
 
 
