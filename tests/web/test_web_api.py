@@ -11,6 +11,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,24 @@ def build_runner(settings: Settings, market: Any, clock: Any) -> AgentRunner:
     return AgentRunner(settings, market, exchange, store, clock, feed=exchange)
 
 
+@contextmanager
+def paper_app(tmp_path: Path, **settings: Any) -> Iterator[tuple[Any, AgentRunner, ManualClock, Any]]:
+    """(app, runner, clock, frame): the real app over a paper runner on 45 days of generated 1m
+    candles, the clock mid-bar on day 30 so every chart has history; `settings`: more fields."""
+    frame = make_candles(n=45 * DAY_MIN, start="2024-01-01", price=4.0, vol=0.002)
+    clock = ManualClock(int(frame.index[30 * DAY_MIN].value // 1_000_000) + 30_000)
+    market = ReplayMarketData({SYMBOL: frame}, clock)
+    config = Settings(symbols=(SYMBOL,), db_path=tmp_path / "agent.db", **settings)
+    runner = build_runner(config, market, clock)
+    app = create_app(config, market=market, runner=runner, token=TOKEN)
+    try:
+        yield app, runner, clock, frame
+    finally:
+        runner.stop()
+        runner.store.close()
+        runner.exchange.close()
+
+
 def wait_for(cond, timeout: float = 15.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -58,18 +78,8 @@ def wait_for(cond, timeout: float = 15.0) -> bool:
 # ---------------------------------------------------------------------------- fixtures
 @pytest.fixture
 def world(tmp_path: Path):
-    # 45 days of 1m candles; the clock starts mid-bar on day 30 so every chart has history.
-    frame = make_candles(n=45 * DAY_MIN, start="2024-01-01", price=4.0, vol=0.002)
-    clock = ManualClock(int(frame.index[30 * DAY_MIN].value // 1_000_000) + 30_000)
-    market = ReplayMarketData({SYMBOL: frame}, clock)
-    settings = Settings(symbols=(SYMBOL,), db_path=tmp_path / "agent.db", api_key="KEY-SHOULD-NOT-LEAK",
-                        api_secret="SECRET-SHOULD-NOT-LEAK")
-    runner = build_runner(settings, market, clock)
-    app = create_app(settings, market=market, runner=runner, token=TOKEN)
-    yield app, runner, clock, frame
-    runner.stop()
-    runner.store.close()
-    runner.exchange.close()
+    with paper_app(tmp_path, api_key="KEY-SHOULD-NOT-LEAK", api_secret="SECRET-SHOULD-NOT-LEAK") as w:
+        yield w
 
 
 @pytest.fixture

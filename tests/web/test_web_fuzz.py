@@ -16,7 +16,6 @@ import http.client
 import json
 import random
 import re
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +24,8 @@ from urllib.parse import quote
 
 import pytest
 
-from config import Settings
-from rl.clock import ManualClock
-from rl.market.ports import ReplayMarketData
-from tests.support.candles import make_candles
-from tests.web.test_web_api import DAY_MIN, SYMBOL, TOKEN, build_runner
-from web.app import create_app
+from tests.support.browser import serve_app
+from tests.web.test_web_api import SYMBOL, TOKEN, paper_app
 
 REQUESTS = 1200
 SEED = 20261202
@@ -145,25 +140,8 @@ def malformed_requests(n: int, seed: int) -> Iterator[tuple[str, str, bytes, str
 
 @pytest.fixture
 def served(tmp_path: Path):
-    from waitress.server import create_server
-
-    frame = make_candles(n=45 * DAY_MIN, start="2024-01-01", price=4.0, vol=0.002)
-    clock = ManualClock(int(frame.index[30 * DAY_MIN].value // 1_000_000) + 30_000)
-    market = ReplayMarketData({SYMBOL: frame}, clock)
-    settings = Settings(symbols=(SYMBOL,), db_path=tmp_path / "agent.db")
-    runner = build_runner(settings, market, clock)
-    app = create_app(settings, market=market, runner=runner, token=TOKEN)
-    srv = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    try:
-        yield srv.effective_port, runner
-    finally:
-        srv.close()
-        thread.join(5)
-        runner.stop()
-        runner.store.close()
-        runner.exchange.close()
+    with paper_app(tmp_path) as (app, runner, _clock, _frame), serve_app(app, threads=4) as base:
+        yield int(base.rsplit(":", 1)[1]), runner
 
 
 def test_malformed_requests_get_4xx_json_without_internals(served):
