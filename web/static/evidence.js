@@ -5,6 +5,7 @@
 
 import { api } from "./api.js";
 import { t, addStrings, onLangChange, pick } from "./i18n.js";
+import { el } from "./dom.js";
 
 addStrings({
   zh: {
@@ -29,15 +30,6 @@ const $ = (id) => document.getElementById(id);
 let data = null;
 let failure = null;
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v);
-  }
-  children.flat().forEach((c) => { if (c != null) node.append(c instanceof Node ? c : String(c)); });
-  return node;
-}
 
 const pct = (v) => (v == null || !Number.isFinite(Number(v)) ? "—" : `${Number(v) > 0 ? "+" : ""}${Number(v).toFixed(2)} %`);
 const cls = (v) => (v == null ? "" : Number(v) < 0 ? "down" : Number(v) > 0 ? "up" : "");

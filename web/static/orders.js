@@ -7,6 +7,7 @@
 import { api } from "./api.js";
 import { t, has, addStrings, onLangChange } from "./i18n.js";
 import { formatDateTime } from "./charts.js";
+import { el } from "./dom.js";
 
 addStrings({
   zh: {
@@ -51,17 +52,6 @@ const state = { orders: [], fills: [], available: boot.agent_available !== false
   fillsLimit: FILLS_PAGE, fillsSymbol: "", symbols: new Set() };
 const FILLS_EVERY = 5;     // polls: fills cost Binance userTrades calls (weight 5 per 7-day window)
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k === "dataset") Object.assign(node.dataset, v);
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  children.flat().forEach((c) => { if (c != null) node.append(c instanceof Node ? c : String(c)); });
-  return node;
-}
 
 const fmt = (v, max = 6) => (v == null || !Number.isFinite(Number(v)) ? "—"
   : Number(v).toLocaleString("en-US", { maximumFractionDigits: max }));

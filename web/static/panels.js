@@ -6,6 +6,7 @@ import { api } from "./api.js";
 import { t, has, lang, pick, exitReason, featureNames, onLangChange } from "./i18n.js";
 import { formatDateTime, isLong, LineChart } from "./charts.js";
 import { chartEmptyState } from "./run_state.js";
+import { el } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -13,17 +14,6 @@ const FEATURES = ["volume_density", "touch_bounce_count", "bounce_magnitude",
   "failed_breakout_count", "duration_days", "multi_tf_confirm"];
 const FEATURE_COLORS = ["#2962ff", "#26a69a", "#f0b90b", "#ef5350", "#ab47bc", "#ff9800"];
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k === "dataset") Object.assign(node.dataset, v);
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  children.flat().forEach((c) => { if (c != null) node.append(c instanceof Node ? c : String(c)); });
-  return node;
-}
 
 export function num(v, digits = 2) {
   if (v == null || v === "" || !Number.isFinite(Number(v))) return "—";

@@ -4,6 +4,7 @@
 // switch the charts too. Positions and open orders list every symbol in their own panels.
 
 import { t, addStrings } from "./i18n.js";
+import { el } from "./dom.js";
 
 addStrings({
   zh: {
@@ -45,16 +46,6 @@ export function labelCharts(symbol) {
   document.querySelectorAll(".chart-sym").forEach((n) => { n.textContent = symbol; });
 }
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k === "dataset") Object.assign(node.dataset, v);
-    else node.setAttribute(k, v);
-  }
-  children.flat().forEach((c) => { if (c != null) node.append(c instanceof Node ? c : String(c)); });
-  return node;
-}
 
 const money = (v) => {
   if (v == null || !Number.isFinite(Number(v))) return el("span", {}, "—");
