@@ -51,13 +51,6 @@ def _json_without_timing(result: BacktestResult) -> str:
 
 
 @pytest.fixture(scope="module")
-def day_data() -> BacktestData:
-    if not shared_kline_files(SYMBOL):
-        pytest.skip(f"real Binance archive for {SYMBOL} not found under {shared_data_root()}")
-    return load_backtest_data([shared_data_root()], SYMBOL, DAY, DAY)
-
-
-@pytest.fixture(scope="module")
 def day_run(day_data: BacktestData) -> tuple[BacktestResult, list[str]]:
     return _run(day_data)
 

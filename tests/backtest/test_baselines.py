@@ -18,12 +18,10 @@ from rl.backtest.baselines import (
     run_with_baselines,
     spread,
 )
-from rl.backtest.data import BacktestData, load_backtest_data
 from rl.backtest.engine import TIMING_FIELDS, backtest_settings, dumps_json, main, run_backtest
 from rl.strategy.params import PhaseParams, StrategyParams
 from rl.strategy.phases import decide
 from tests.support.archives import write_archive
-from tests.support.paths import shared_data_root, shared_kline_files
 
 SYMBOL = "FILUSDT"
 DAY = "2023-09-01"
@@ -90,13 +88,6 @@ def test_percentile_and_spread() -> None:
 
 def _settings(**extra) -> Settings:
     return backtest_settings(SYMBOL, 10_000.0, {"min_reward_r": 0.01, **extra}, base=Settings())
-
-
-@pytest.fixture(scope="module")
-def day_data() -> BacktestData:
-    if not shared_kline_files(SYMBOL):
-        pytest.skip(f"real Binance archive for {SYMBOL} not found under {shared_data_root()}")
-    return load_backtest_data([shared_data_root()], SYMBOL, DAY, DAY)
 
 
 def _doc(result) -> str:

@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 
 from config import Settings
-from rl.backtest.data import BacktestData, load_backtest_data
+from rl.backtest.data import BacktestData
 from rl.backtest.engine import BacktestResult, backtest_settings, run_backtest
 from rl.knowledge.store import KnowledgeStore
 from rl.market.candles import MINUTE_MS, index_to_ms
 from rl.strategy.params import StrategyParams
-from tests.support.paths import shared_data_root, shared_kline_files
 
 SYMBOL = "FILUSDT"
 DAY = "2023-09-01"
@@ -44,13 +43,6 @@ def _run(data: BacktestData, store_path: str | Path = ":memory:") -> tuple[Backt
     s = _settings()
     result = run_backtest(data, s, trace=buf, progress=False, params=_params(s), store_path=store_path)
     return result, buf.getvalue().splitlines()
-
-
-@pytest.fixture(scope="module")
-def day_data() -> BacktestData:
-    if not shared_kline_files(SYMBOL):
-        pytest.skip(f"real Binance archive for {SYMBOL} not found under {shared_data_root()}")
-    return load_backtest_data([shared_data_root()], SYMBOL, DAY, DAY)
 
 
 @pytest.fixture(scope="module")
