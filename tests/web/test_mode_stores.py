@@ -8,18 +8,16 @@ mocked over HTTP with `responses` (paper mode asks it for prices and filters); t
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import responses
 
 import config
 from config import load_settings
 from tests.support.archives import write_archive
-from tests.web.test_paper_live_world import EXCHANGE_INFO, _klines, _ticker
+from tests.web.test_paper_live_world import binance
 from web.api import TOKEN_HEADER
 from web.app import create_app
 from web.world import World, build_world
@@ -38,18 +36,6 @@ def store_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def archive(tmp_path: Path) -> Path:
     return write_archive(tmp_path / "archive", SYMBOL, "2024-01", n=4 * 1440, start="2024-01-01", seed=3)
-
-
-@contextmanager
-def binance() -> Iterator[responses.RequestsMock]:
-    """Binance's public market endpoints; any other request fails (no network)."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
-        rs.add_callback(responses.GET, re.compile(r"https://fapi\.binance\.com/fapi/v1/klines.*"),
-                        callback=_klines)
-        rs.add_callback(responses.GET, re.compile(r"https://fapi\.binance\.com/fapi/v2/ticker/price.*"),
-                        callback=_ticker)
-        rs.add(responses.GET, "https://fapi.binance.com/fapi/v1/exchangeInfo", json=EXCHANGE_INFO)
-        yield rs
 
 
 def env(**extra: str) -> dict[str, str]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -64,15 +66,22 @@ def _ticker(request):
     return 200, {}, __import__("json").dumps({"symbol": "BTCUSDT", "price": f"{px:.2f}", "time": now})
 
 
-def test_default_world_paper_trades_on_live_candles(tmp_path):
-    settings = load_settings({"DB_PATH": str(tmp_path / "agent.db")}, dotenv_path="/nonexistent")
-    assert settings.trading_mode == "paper" and settings.mode_label == "paper"
+@contextmanager
+def binance() -> Iterator[responses.RequestsMock]:
+    """Binance's public market endpoints; any other request fails (no network)."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rs:
         rs.add_callback(responses.GET, re.compile(r"https://fapi\.binance\.com/fapi/v1/klines.*"),
                         callback=_klines)
         rs.add_callback(responses.GET, re.compile(r"https://fapi\.binance\.com/fapi/v2/ticker/price.*"),
                         callback=_ticker)
         rs.add(responses.GET, "https://fapi.binance.com/fapi/v1/exchangeInfo", json=EXCHANGE_INFO)
+        yield rs
+
+
+def test_default_world_paper_trades_on_live_candles(tmp_path):
+    settings = load_settings({"DB_PATH": str(tmp_path / "agent.db")}, dotenv_path="/nonexistent")
+    assert settings.trading_mode == "paper" and settings.mode_label == "paper"
+    with binance() as rs:
         world = build_world(settings)
         assert world.runner is not None, world.runner_note
         agent = world.runner.agent
