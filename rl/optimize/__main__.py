@@ -165,7 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        result = run_walk_forward(cfg, log=lambda m: print(m, file=sys.stderr))
+        # one bank for the study and the baselines after it: the test months are prepared once
+        bank = MonthBank.for_symbols(cfg.data, cfg.symbols, cfg.balance, portfolio=cfg.portfolio)
+        result = run_walk_forward(cfg, log=lambda m: print(m, file=sys.stderr), bank=bank)
     except Interrupted as exc:
         print(f"{exc}; rerun the same command to continue the study", file=sys.stderr)
         return 130
@@ -190,7 +192,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "per symbol-month, not a portfolio")
     elif args.baseline_runs > 0:
         try:
-            bank = MonthBank.for_symbols(cfg.data, cfg.symbols, cfg.balance)
             result.baselines = compute(result.to_json(), bank, runs=args.baseline_runs,
                                        seed=cfg.seed or 0, jobs=cfg.jobs, log=log)
         except KeyboardInterrupt:

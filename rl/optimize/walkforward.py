@@ -166,15 +166,17 @@ def plan(cfg: WalkForwardConfig) -> tuple[dict[str, dict[str, Path]], list[str],
 
 def run_walk_forward(cfg: WalkForwardConfig, show: bool | None = None,
                      storage: str | optuna.storages.BaseStorage | None = None,
-                     log: Any = print) -> WalkForwardResult:
+                     log: Any = print, bank: MonthBank | None = None) -> WalkForwardResult:
     """The whole walk-forward (see the module docstring). Raises study.Interrupted on Ctrl-C
-    (finished trials stay in the storage; rerun to continue)."""
+    (finished trials stay in the storage; rerun to continue). `bank`: the prepared months to
+    use (one the caller keeps, e.g. for the out-of-sample baselines after); by default its own."""
     t0 = time.perf_counter()
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     quiet_agent_logs()
     optuna.logging.set_verbosity(optuna.logging.WARNING)    # the progress bar says it all
     available, months, folds = plan(cfg)
-    bank = MonthBank.for_symbols(cfg.data, cfg.symbols, cfg.balance, portfolio=cfg.portfolio)
+    if bank is None:
+        bank = MonthBank.for_symbols(cfg.data, cfg.symbols, cfg.balance, portfolio=cfg.portfolio)
     base = StrategyParams.from_settings(bank.settings[cfg.symbols[0]])
     needed = pairs_of(sorted({m for f in folds for m in f.train + f.test}), available)
     log(f"walk-forward: {len(folds)} fold(s) over {months[0]}..{months[-1]}, "
